@@ -1,0 +1,102 @@
+"""Independent oracle for the test suite: forward + backward of the velocity network.
+
+Usage:  /usr/bin/python3 bench/pytorch/oracle.py IN.safetensors OUT.safetensors
+
+IN holds every network parameter under its docs/network.md name, plus
+`input.x` (B, D) F32, `input.t` (B) F32, `input.cond` (B, L) I32 and
+`input.dout` (B, D) F32; metadata `config` is the JSON config (camelCase fields)
+and optional metadata `dtype` is `float32` (default) or `float64`.
+
+OUT holds `output` (B, D), `grad.x` (B, D) and `grad.<name>` for every parameter,
+all F32: out = net(x, t, cond) and the gradients of sum(out * dout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Dict, List
+
+# Single-threaded: the oracle runs on tiny inputs, often from parallel test workers.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import safetensors_io  # noqa: E402
+from velocity_net import VelocityNet, VelocityNetConfig  # noqa: E402
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def run(in_path: str, out_path: str) -> None:
+    """Load inputs, run forward/backward, write outputs."""
+    tensors, meta = safetensors_io.load(in_path)
+    if "config" not in meta:
+        raise ValueError("metadata key 'config' is missing")
+    cfg_dict = json.loads(meta["config"])
+    if cfg_dict.get("arch", "mlp") != "mlp":
+        raise ValueError(f"unsupported arch {cfg_dict['arch']!r} (only 'mlp')")
+    config = VelocityNetConfig.from_dict(cfg_dict)
+    dname = meta.get("dtype", "float32")
+    if dname not in _DTYPES:
+        raise ValueError(f"unsupported dtype {dname!r} (float32 | float64)")
+    dtype = _DTYPES[dname]
+    torch.manual_seed(0)  # deterministic, though nothing below is random
+
+    net = VelocityNet(config, init=False).to(dtype)
+    state: Dict[str, torch.Tensor] = {}
+    for name, p in net.named_parameters():
+        if name not in tensors:
+            raise ValueError(f"parameter {name!r} missing from {in_path}")
+        v = tensors[name]
+        if tuple(v.shape) != tuple(p.shape):
+            raise ValueError(f"parameter {name!r}: shape {tuple(v.shape)} != {tuple(p.shape)}")
+        state[name] = v.to(dtype)
+    net.load_state_dict(state, strict=True)
+
+    x = tensors["input.x"].to(dtype).requires_grad_(True)
+    t = tensors["input.t"].to(dtype)
+    cond = tensors["input.cond"].to(torch.int64)
+    dout = tensors["input.dout"].to(dtype)
+    b = x.shape[0]
+    if x.shape != (b, config.dataDim) or t.shape != (b,) or dout.shape != x.shape:
+        raise ValueError("input shapes do not match the config")
+    if cond.shape != (b, config.condSlots):
+        raise ValueError("input.cond shape does not match (B, condSlots)")
+    if b > 0 and (int(cond.min()) < 0 or int(cond.max()) >= config.vocabSize):
+        raise ValueError("input.cond has ids outside [0, vocabSize)")
+
+    out = net(x, t, cond)
+    (out * dout).sum().backward()
+
+    result: Dict[str, torch.Tensor] = {
+        "output": out.detach().float(),
+        "grad.x": x.grad.detach().float(),
+    }
+    for name, p in net.named_parameters():
+        if p.grad is None:  # unreachable for B > 0; keep OUT complete anyway
+            result[f"grad.{name}"] = torch.zeros(p.shape, dtype=torch.float32)
+        else:
+            result[f"grad.{name}"] = p.grad.detach().float()
+    safetensors_io.save(
+        out_path,
+        result,
+        {"config": json.dumps(config.to_dict()), "dtype": dname, "torch": torch.__version__},
+    )
+
+
+def main(argv: List[str]) -> int:
+    if len(argv) != 3:
+        print(f"usage: {argv[0]} IN.safetensors OUT.safetensors", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    run(argv[1], argv[2])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,151 @@
+import { resolveNetConfig } from './config.js';
+import { CheckpointError } from './errors.js';
+import { type CreateOptions, VelocityNet } from './net.js';
+import { objectOption, rejectUnknown } from './options.js';
+import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from './safetensors.js';
+
+const FORMAT = 'diffusion-nft/1';
+const M_PREFIX = 'optimizer.m.';
+const V_PREFIX = 'optimizer.v.';
+
+/** Options of saveCheckpoint. */
+export interface SaveOptions {
+  /** Include the AdamW moments and step, so training resumes exactly (default: when the model has them). */
+  optimizer?: boolean;
+  /** Extra string metadata stored in the file's `__metadata__` (keys must not start with `dnft.`). */
+  metadata?: Record<string, string>;
+}
+
+/** Options of loadCheckpoint. */
+export interface LoadOptions extends CreateOptions {
+  /** Load into this network (same config) instead of creating one; it is unchanged if loading fails. */
+  into?: VelocityNet;
+}
+
+/** A loaded checkpoint. */
+export interface Checkpoint {
+  net: VelocityNet;
+  /** Optimiser steps recorded in the file. */
+  step: number;
+  /** The user metadata saved with the file. */
+  metadata: Record<string, string>;
+}
+
+/**
+ * Writes the network's parameters (and by default its optimiser state) as a safetensors file, with the config and
+ * step in `__metadata__`. The write is atomic: a temporary file renamed over `path`.
+ */
+export async function saveCheckpoint(path: string, net: VelocityNet, options: SaveOptions = {}): Promise<void> {
+  const opts = objectOption('options', options);
+  rejectUnknown('saveCheckpoint options', opts, ['optimizer', 'metadata']);
+  const user = objectOption('options.metadata', opts.metadata);
+  for (const [key, value] of Object.entries(user)) {
+    if (typeof value !== 'string') throw new TypeError(`metadata.${key} must be a string`);
+    if (key.startsWith('dnft.')) throw new RangeError(`metadata key '${key}' is reserved`);
+  }
+  const withOptimizer = opts.optimizer ?? net.model.hasOptimizerState();
+  if (withOptimizer && !net.model.hasOptimizerState()) {
+    throw new CheckpointError('saveCheckpoint: optimizer state requested but the model has not been trained yet');
+  }
+  const flat = net.getParameters();
+  const tensors: Record<string, SafeTensor> = {};
+  const add = (prefix: string, source: Float32Array) => {
+    for (const p of net.params) {
+      tensors[prefix + p.name] = {
+        dtype: 'F32',
+        shape: [...p.shape],
+        data: source.subarray(p.offset, p.offset + p.size),
+      };
+    }
+  };
+  add('', flat);
+  if (withOptimizer) {
+    const m = new Float32Array(flat.length);
+    const v = new Float32Array(flat.length);
+    net.model.getOptimizerState(m, v);
+    add(M_PREFIX, m);
+    add(V_PREFIX, v);
+  }
+  await writeSafetensorsFile(path, tensors, {
+    ...(user as Record<string, string>),
+    'dnft.format': FORMAT,
+    'dnft.arch': 'mlp',
+    'dnft.config': JSON.stringify(net.config),
+    'dnft.step': String(net.step),
+  });
+}
+
+function gather(tensors: Record<string, SafeTensor>, prefix: string, net: VelocityNet, path: string): Float32Array {
+  const flat = new Float32Array(net.paramCount);
+  for (const p of net.params) {
+    const name = prefix + p.name;
+    const t = tensors[name];
+    if (t === undefined) throw new CheckpointError(`${path}: tensor '${name}' is missing`);
+    if (t.dtype !== 'F32') throw new CheckpointError(`${path}: tensor '${name}' has dtype ${t.dtype}, expected F32`);
+    if (t.shape.length !== p.shape.length || t.shape.some((d: number, i: number) => d !== p.shape[i])) {
+      throw new CheckpointError(
+        `${path}: tensor '${name}' has shape [${t.shape.join(', ')}], expected [${p.shape.join(', ')}]`,
+      );
+    }
+    const data = t.data as Float32Array;
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) throw new CheckpointError(`${path}: tensor '${name}' holds a non-finite value`);
+    }
+    flat.set(data, p.offset);
+  }
+  return flat;
+}
+
+/**
+ * Reads a checkpoint written by saveCheckpoint (or any safetensors file with the same names, e.g. one written from
+ * PyTorch with `dnft.config` metadata). Validates names, shapes, dtypes and values; a corrupt file is a
+ * CheckpointError and nothing is changed.
+ */
+export async function loadCheckpoint(path: string, options: LoadOptions = {}): Promise<Checkpoint> {
+  const opts = objectOption('options', options);
+  rejectUnknown('loadCheckpoint options', opts, ['into', 'seed', 'device']);
+  let file: Awaited<ReturnType<typeof readSafetensorsFile>>;
+  try {
+    file = await readSafetensorsFile(path);
+  } catch (error) {
+    throw new CheckpointError(`cannot read checkpoint: ${(error as Error).message}`, { cause: error });
+  }
+  const meta = file.metadata;
+  if (meta['dnft.format'] !== FORMAT) {
+    throw new CheckpointError(
+      `${path}: not a diffusion-nft checkpoint (dnft.format is ${meta['dnft.format'] ?? 'missing'})`,
+    );
+  }
+  let config: ReturnType<typeof resolveNetConfig>;
+  try {
+    config = resolveNetConfig(JSON.parse(meta['dnft.config'] ?? 'null'));
+  } catch (error) {
+    throw new CheckpointError(`${path}: invalid dnft.config: ${(error as Error).message}`, { cause: error });
+  }
+  const step = Number(meta['dnft.step'] ?? '0');
+  if (!Number.isSafeInteger(step) || step < 0) throw new CheckpointError(`${path}: invalid dnft.step`);
+
+  const into = opts.into as VelocityNet | undefined;
+  if (into !== undefined && JSON.stringify(into.config) !== JSON.stringify(config)) {
+    throw new CheckpointError(
+      `${path}: config ${meta['dnft.config']} does not match the network's ${JSON.stringify(into.config)}`,
+    );
+  }
+  const net =
+    into ??
+    VelocityNet.create(config, { seed: opts.seed as number | undefined, device: opts.device as 'cpu' | undefined });
+  const params = gather(file.tensors, '', net, path);
+  const hasOptimizer = Object.keys(file.tensors).some((k) => k.startsWith(M_PREFIX));
+  const moments = hasOptimizer
+    ? [gather(file.tensors, M_PREFIX, net, path), gather(file.tensors, V_PREFIX, net, path)]
+    : [];
+  const known = new Set(net.params.flatMap((p) => [p.name, M_PREFIX + p.name, V_PREFIX + p.name]));
+  const unknown = Object.keys(file.tensors).filter((k) => !known.has(k));
+  if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
+
+  net.setParameters(params);
+  if (moments.length === 2) net.model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(meta)) if (!k.startsWith('dnft.')) metadata[k] = String(v);
+  return { net, step, metadata };
+}

@@ -1,0 +1,48 @@
+/** Base class of the errors this package throws besides TypeError/RangeError for invalid arguments. */
+export class DiffusionNftError extends Error {
+  /** A stable machine-readable code, e.g. `DNFT_DISPOSED`. */
+  readonly code: string;
+  constructor(message: string, code: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A tensor or model was used after `dispose()`. */
+export class DisposedError extends DiffusionNftError {
+  constructor(what: string) {
+    super(`${what} has been disposed`, 'DNFT_DISPOSED');
+  }
+}
+
+/** Non-finite numbers where finite ones are required (inputs, rewards, a diverged step). */
+export class NumericError extends DiffusionNftError {
+  constructor(message: string) {
+    super(message, 'DNFT_NUMERIC');
+  }
+}
+
+/** A checkpoint file is missing, corrupt, truncated or does not match the model. */
+export class CheckpointError extends DiffusionNftError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, 'DNFT_CHECKPOINT', options);
+  }
+}
+
+/** The native addon could not be loaded, or a requested backend is not available. */
+export class BackendError extends DiffusionNftError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, 'DNFT_BACKEND', options);
+  }
+}
+
+/** Translates an error raised by the native addon into this package's error classes. */
+export function fromNative(error: unknown): Error {
+  if (!(error instanceof Error) || error instanceof TypeError || error instanceof RangeError) return error as Error;
+  const code = (error as { code?: unknown }).code;
+  if (code === 'DNFT_NUMERIC') return new NumericError(error.message);
+  if (code === 'DNFT_BACKEND') return new BackendError(error.message);
+  if (typeof code === 'string' && code.startsWith('DNFT_')) return new DiffusionNftError(error.message, code);
+  return error;
+}

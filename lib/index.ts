@@ -1,0 +1,33 @@
+/**
+ * diffusion-nft: online RL post-training of flow-matching generators, with a C++/CUDA core.
+ * This module is the package's only entry point.
+ */
+import { type NativeBackendInfo, native } from './native.js';
+
+export type { Checkpoint, LoadOptions, SaveOptions } from './checkpoint.js';
+export { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+export type { NetConfig } from './config.js';
+export { CONFIG_M, CONFIG_SMALL } from './config.js';
+export { BackendError, CheckpointError, DiffusionNftError, DisposedError, NumericError } from './errors.js';
+export type { CreateOptions, ParamInfo } from './net.js';
+export { VelocityNet } from './net.js';
+export { interpolate, philox4x32 } from './ops.js';
+export type { FlowMatchingOptions, LrSchedule, OptimizerOptions, StepStats } from './pretrain.js';
+export { FlowMatchingTrainer } from './pretrain.js';
+export { SafetensorsError } from './safetensors.js';
+export { tasks } from './tasks/index.js';
+export type { Device, DType, RandomOptions } from './tensor.js';
+export { liveTensors, Tensor, USER_STREAM } from './tensor.js';
+
+/** What this build and machine offer: CUDA availability (and why not), the GPU's name, the CPU thread count. */
+export function backendInfo(): NativeBackendInfo {
+  return native().backendInfo();
+}
+
+/** Sets the number of CPU threads of the native thread pool (default: the machine's cores, or DNFT_NUM_THREADS). */
+export function setThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+    throw new RangeError(`threads must be an integer in [1, 1024], got ${threads}`);
+  }
+  native().setThreads(threads);
+}

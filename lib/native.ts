@@ -1,0 +1,118 @@
+// Loads the native addon: a local build (build/Release) when present, else the prebuilt binary shipped in
+// prebuilds/<platform>-<arch>/, both found by node-gyp-build from the package root.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BackendError } from './errors.js';
+
+/** Layout entry of one parameter tensor in the flat buffer. */
+export interface NativeParamSpec {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+  decay: boolean;
+}
+
+/** Statistics of one optimiser step. */
+export interface NativeStepStats {
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  step: number;
+}
+
+export interface NativeModel {
+  layout(): NativeParamSpec[];
+  config(): Record<string, number>;
+  paramCount(): number;
+  step(): number;
+  getParams(out: Float32Array): void;
+  setParams(src: Float32Array): void;
+  hasOptimizerState(): boolean;
+  getOptimizerState(m: Float32Array, v: Float32Array): void;
+  setOptimizerState(m: Float32Array, v: Float32Array, step: number): void;
+  velocity(x: Float32Array, t: Float32Array, cond: Int32Array, batch: number): Promise<Float32Array>;
+  forwardBackward(
+    x: Float32Array,
+    t: Float32Array,
+    cond: Int32Array,
+    dout: Float32Array,
+    batch: number,
+  ): Promise<{ out: Float32Array; dx: Float32Array; grads: Float32Array }>;
+  flowMatchingStep(
+    x0: Float32Array,
+    cond: Int32Array,
+    batch: number,
+    options: Record<string, unknown>,
+  ): Promise<NativeStepStats>;
+}
+
+export interface NativeBackendInfo {
+  cuda: boolean;
+  compiledWithCuda: boolean;
+  deviceCount: number;
+  device?: string;
+  cudaUnavailableReason?: string;
+  threads: number;
+}
+
+export interface NativeAddon {
+  Model: new (config: Record<string, number>, seed: number | bigint, device: string) => NativeModel;
+  backendInfo(): NativeBackendInfo;
+  setThreads(threads: number): void;
+  philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
+  randomFill(
+    out: Float32Array,
+    seed: number | bigint,
+    stream: number,
+    offset: number,
+    kind: 'normal' | 'uniform',
+  ): void;
+  interpolate(
+    x0: Float32Array,
+    t: Float32Array,
+    dim: number,
+    seed: number | bigint,
+    offset: number,
+  ): { xt: Float32Array; target: Float32Array };
+}
+
+/** The package root: the folder holding package.json, above dist/lib/ or lib/. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new BackendError('cannot find the diffusion-nft package root');
+    dir = parent;
+  }
+  return dir;
+}
+
+let addon: NativeAddon | undefined;
+
+/** The loaded addon; throws a BackendError that says what was looked for and how to build it. */
+export function native(): NativeAddon {
+  if (addon !== undefined) return addon;
+  const root = packageRoot();
+  const require = createRequire(import.meta.url);
+  try {
+    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+    addon = load(root);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new BackendError(
+      [
+        'diffusion-nft: could not load its native addon.',
+        `  looked in: ${join(root, 'build', 'Release')} (a local build) and ${join(root, 'prebuilds', `${process.platform}-${process.arch}`)} (prebuilt binaries)`,
+        `  platform: ${process.platform}-${process.arch}, node ${process.version}, N-API ${process.versions.napi}`,
+        `  reason: ${reason}`,
+        '  to build from source: `npm run build:native` (CMake + a C++17 compiler; adds CUDA when nvcc is found),',
+        '  or `npm run build:native:cpu` for a CPU-only build, or `npm run build:gyp` to use node-gyp instead of CMake.',
+      ].join('\n'),
+      { cause: error },
+    );
+  }
+  return addon;
+}

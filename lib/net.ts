@@ -1,0 +1,250 @@
+import { isFloat32Array } from 'node:util/types';
+import { type NetConfig, resolveNetConfig } from './config.js';
+import { DisposedError, fromNative, NumericError } from './errors.js';
+import { type NativeModel, native } from './native.js';
+import { objectOption, rejectUnknown, seedOption } from './options.js';
+import { type Device, Tensor } from './tensor.js';
+
+/** One parameter tensor of the flat buffer. */
+export interface ParamInfo {
+  /** Name, as in docs/network.md and the PyTorch reference. */
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** Position in the flat buffer, in elements. */
+  readonly offset: number;
+  readonly size: number;
+  /** Whether AdamW's weight decay applies (not to biases and embeddings). */
+  readonly decay: boolean;
+}
+
+/** Options of VelocityNet.create. */
+export interface CreateOptions {
+  /** Seed of the parameter initialisation (default 0). */
+  seed?: number | bigint;
+  /** Backend: 'cpu' (default). */
+  device?: Device;
+}
+
+function checkFinite(what: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]))
+      throw new NumericError(`${what} contains a non-finite value (${data[i]}) at index ${i}`);
+  }
+}
+
+function checkTensor(what: string, tensor: unknown, dtype: 'float32' | 'int32', shape: readonly number[]): void {
+  if (!(tensor instanceof Tensor)) throw new TypeError(`${what} must be a Tensor`);
+  if (tensor.dtype !== dtype) throw new TypeError(`${what} must be a ${dtype} tensor, got ${tensor.dtype}`);
+  if (tensor.disposed) throw new DisposedError(what);
+  if (tensor.shape.length !== shape.length || tensor.shape.some((d, i) => d !== shape[i])) {
+    throw new RangeError(`${what} must have shape [${shape.join(', ')}], got [${tensor.shape.join(', ')}]`);
+  }
+}
+
+/** The inputs of one batch, checked and converted for a native call. */
+export interface BatchInputs {
+  batch: number;
+  x: Float32Array;
+  t: Float32Array;
+  cond: Int32Array;
+}
+
+/**
+ * The conditional velocity network v(x, t, cond) of docs/network.md: a residual MLP with adaLN modulation from the
+ * time and condition embedding, computed by the native backend over one flat parameter buffer. Calls on one network
+ * are serialised in the order they were made.
+ */
+export class VelocityNet {
+  /** The resolved configuration. */
+  readonly config: Readonly<NetConfig>;
+  /** The backend holding the parameters. */
+  readonly device: Device;
+  #model: NativeModel | null;
+  #layout: readonly ParamInfo[];
+  #queue: Promise<unknown> = Promise.resolve();
+  #pending = 0;
+
+  private constructor(model: NativeModel, device: Device) {
+    this.#model = model;
+    this.device = device;
+    this.config = Object.freeze(model.config() as unknown as NetConfig);
+    this.#layout = Object.freeze(
+      model.layout().map((p) => Object.freeze({ ...p, shape: Object.freeze([...p.shape]) })),
+    );
+  }
+
+  /**
+   * Creates a network with fresh parameters. `config` fields override a preset (`preset: 'small'` for 2-D data,
+   * the default, or `'M'` for 16×16×3 images); unknown fields are rejected.
+   */
+  static create(
+    config: Partial<NetConfig> & { preset?: 'small' | 'M' } = {},
+    options: CreateOptions = {},
+  ): VelocityNet {
+    const resolved = resolveNetConfig(config);
+    const opts = objectOption('options', options);
+    rejectUnknown('options', opts, ['seed', 'device']);
+    const seed = seedOption('options.seed', opts.seed ?? 0);
+    const device = opts.device ?? 'cpu';
+    if (device !== 'cpu' && device !== 'cuda')
+      throw new RangeError(`options.device must be 'cpu' or 'cuda', got ${String(device)}`);
+    try {
+      return new VelocityNet(new (native().Model)({ ...resolved }, seed, device), device);
+    } catch (error) {
+      throw fromNative(error);
+    }
+  }
+
+  /** The parameter tensors in flat-buffer order (name, shape, offset, size, weight decay). */
+  get params(): readonly ParamInfo[] {
+    return this.#layout;
+  }
+
+  /** Total number of parameters. */
+  get paramCount(): number {
+    return this.model.paramCount();
+  }
+
+  /** Optimiser steps taken so far. */
+  get step(): number {
+    return this.model.step();
+  }
+
+  /** Whether dispose() was called. */
+  get disposed(): boolean {
+    return this.#model === null;
+  }
+
+  /** The native model, for the trainers and checkpoints of this package. @internal */
+  get model(): NativeModel {
+    if (this.#model === null) throw new DisposedError('VelocityNet');
+    return this.#model;
+  }
+
+  /** A copy of all parameters as one flat buffer, in the order of `params`. */
+  getParameters(): Float32Array {
+    this.assertIdle('getParameters');
+    const out = new Float32Array(this.paramCount);
+    this.model.getParams(out);
+    return out;
+  }
+
+  /** Replaces all parameters from a flat buffer in the order of `params`. */
+  setParameters(flat: Float32Array): void {
+    this.assertIdle('setParameters');
+    if (!isFloat32Array(flat)) throw new TypeError('setParameters expects a Float32Array');
+    if (flat.length !== this.paramCount) {
+      throw new RangeError(`setParameters expects ${this.paramCount} values, got ${flat.length}`);
+    }
+    checkFinite('parameters', flat);
+    this.model.setParams(flat);
+  }
+
+  /** Copies of the parameters by name. */
+  parameters(): Record<string, Tensor> {
+    const flat = this.getParameters();
+    const result: Record<string, Tensor> = {};
+    for (const p of this.#layout) result[p.name] = Tensor.from(flat.slice(p.offset, p.offset + p.size), p.shape);
+    return result;
+  }
+
+  /** The velocity v(x, t, cond): x (B, D), t (B) in [0, 1] or one number for all rows, cond (B, L) int32. */
+  async velocity(x: Tensor, t: Tensor | number, cond: Tensor<'int32'>): Promise<Tensor> {
+    const inputs = this.checkInputs(x, t, cond);
+    const out = await this.enqueue(() => this.model.velocity(inputs.x, inputs.t, inputs.cond, inputs.batch));
+    return Tensor.from(out, [inputs.batch, this.config.dataDim]);
+  }
+
+  /**
+   * Forward and backward for verification: the output and the gradients of Σ out·dout with respect to x and every
+   * parameter (flat, in the order of `params`).
+   */
+  async forwardBackward(
+    x: Tensor,
+    t: Tensor | number,
+    cond: Tensor<'int32'>,
+    dout: Tensor,
+  ): Promise<{ out: Tensor; dx: Tensor; grads: Float32Array }> {
+    const inputs = this.checkInputs(x, t, cond);
+    checkTensor('dout', dout, 'float32', [inputs.batch, this.config.dataDim]);
+    checkFinite('dout', dout.storage);
+    const r = await this.enqueue(() =>
+      this.model.forwardBackward(inputs.x, inputs.t, inputs.cond, dout.storage, inputs.batch),
+    );
+    const shape = [inputs.batch, this.config.dataDim];
+    return { out: Tensor.from(r.out, shape), dx: Tensor.from(r.dx, shape), grads: r.grads };
+  }
+
+  /** Validates a batch (shapes, dtypes, finite values, t in [0, 1], tokens in [0, vocabSize)). @internal */
+  checkInputs(x: Tensor, t: Tensor | number, cond: Tensor<'int32'>): BatchInputs {
+    this.model;
+    if (!(x instanceof Tensor)) throw new TypeError('x must be a Tensor');
+    const batch = x.shape[0] ?? 0;
+    if (batch < 1) throw new RangeError(`x must have shape [B, ${this.config.dataDim}] with B >= 1`);
+    checkTensor('x', x, 'float32', [batch, this.config.dataDim]);
+    checkFinite('x', x.storage);
+    let times: Float32Array;
+    if (typeof t === 'number') {
+      times = new Float32Array(batch).fill(t);
+    } else {
+      checkTensor('t', t, 'float32', [batch]);
+      times = t.storage;
+    }
+    for (let i = 0; i < times.length; i++) {
+      const v = times[i] as number;
+      if (!(v >= 0 && v <= 1)) throw new RangeError(`t must be in [0, 1], got ${v} at index ${i}`);
+    }
+    const tokens = this.checkCond(cond, batch);
+    return { batch, x: x.storage, t: times, cond: tokens };
+  }
+
+  /** Validates condition tokens (B, L) in [0, vocabSize). @internal */
+  checkCond(cond: Tensor<'int32'>, batch: number): Int32Array {
+    checkTensor('cond', cond, 'int32', [batch, this.config.condSlots]);
+    const tokens = cond.storage;
+    for (let i = 0; i < tokens.length; i++) {
+      const v = tokens[i] as number;
+      if (v < 0 || v >= this.config.vocabSize) {
+        throw new RangeError(`cond tokens must be in [0, ${this.config.vocabSize}), got ${v} at index ${i}`);
+      }
+    }
+    return tokens;
+  }
+
+  /** Runs `call` after every earlier call on this network has settled. @internal */
+  enqueue<T>(call: () => Promise<T>): Promise<T> {
+    this.#pending += 1;
+    const run = this.#queue.then(
+      () => call(),
+      () => call(),
+    );
+    this.#queue = run.catch(() => undefined);
+    return run.then(
+      (value) => {
+        this.#pending -= 1;
+        return value;
+      },
+      (error: unknown) => {
+        this.#pending -= 1;
+        throw fromNative(error);
+      },
+    );
+  }
+
+  /** Throws when an asynchronous call is in flight, so synchronous state access never races a step. @internal */
+  assertIdle(what: string): void {
+    this.model;
+    if (this.#pending > 0) {
+      throw new Error(`VelocityNet.${what}: ${this.#pending} call(s) in flight; await them first`);
+    }
+  }
+
+  /** Releases the native model once pending calls finish. Idempotent. */
+  dispose(): void {
+    this.#model = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}

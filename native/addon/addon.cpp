@@ -1,0 +1,106 @@
+// Module entry: the Model class and the stateless functions. Argument checks and conversion only; no math here.
+#include <napi.h>
+
+#include <vector>
+
+#include "addon/convert.h"
+#include "addon/model_wrap.h"
+#include "addon/promise_worker.h"
+#include "core/device.h"
+#include "core/math/philox.h"
+#include "cpu/ops.h"
+#include "cpu/thread_pool.h"
+
+namespace dnft::addon {
+
+namespace {
+
+Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const DeviceInfo device = device_info();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("cuda", device.cuda_available);
+  result.Set("compiledWithCuda", device.compiled_with_cuda);
+  result.Set("deviceCount", device.device_count);
+  if (!device.device_name.empty()) result.Set("device", device.device_name);
+  if (!device.reason.empty()) result.Set("cudaUnavailableReason", device.reason);
+  result.Set("threads", cpu::num_threads());
+  return result;
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  cpu::set_num_threads(static_cast<int>(integer_arg(info, 0, "threads", 1, 1024)));
+  return info.Env().Undefined();
+}
+
+// philox4x32(counter: Uint32Array(4), key: Uint32Array(2)) -> Uint32Array(4): the raw block function.
+Napi::Value Philox4x32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "expected Uint32Arrays");
+  Napi::Uint32Array counter = info[0].As<Napi::Uint32Array>(), key = info[1].As<Napi::Uint32Array>();
+  if (counter.ElementLength() != 4 || key.ElementLength() != 2) {
+    throw Napi::RangeError::New(env, "counter must have 4 words and key 2");
+  }
+  const PhiloxBlock out = philox4x32_10({{counter[0], counter[1], counter[2], counter[3]}}, key[0], key[1]);
+  Napi::Uint32Array result = Napi::Uint32Array::New(env, 4);
+  for (size_t i = 0; i < 4; ++i) result[i] = out.v[i];
+  return result;
+}
+
+// randomFill(out: Float32Array, seed, stream, offset, kind: 'normal' | 'uniform')
+Napi::Value RandomFill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(env, "out must be a Float32Array");
+  }
+  Napi::Float32Array out = info[0].As<Napi::Float32Array>();
+  const uint64_t seed = seed_arg(info, 1);
+  const auto stream = static_cast<uint32_t>(integer_arg(info, 2, "stream", 0, 0xffffffffLL));
+  const auto offset = static_cast<uint64_t>(integer_arg(info, 3, "offset", 0, (int64_t{1} << 53) - 1));
+  const std::string kind = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
+  if (kind == "normal") {
+    cpu::fill_normal(out.Data(), out.ElementLength(), seed, stream, offset, 1.0f);
+  } else if (kind == "uniform") {
+    cpu::fill_uniform(out.Data(), out.ElementLength(), seed, stream, offset, 0.0f, 1.0f);
+  } else {
+    throw Napi::RangeError::New(env, "kind must be 'normal' or 'uniform'");
+  }
+  return env.Undefined();
+}
+
+// interpolate(x0: Float32Array (B*D), t: Float32Array (B), D, seed, offset) -> { xt, target }
+Napi::Value Interpolate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int D = static_cast<int>(integer_arg(info, 2, "dim", 1, 1 << 24));
+  if (!info[1].IsTypedArray()) throw Napi::TypeError::New(env, "t must be a Float32Array");
+  const size_t B = info[1].As<Napi::TypedArray>().ElementLength();
+  Napi::Float32Array x0 = float32_arg(info, 0, "x0", B * D);
+  Napi::Float32Array t = float32_arg(info, 1, "t", B);
+  const uint64_t seed = seed_arg(info, 3);
+  const auto offset = static_cast<uint64_t>(integer_arg(info, 4, "offset", 0, (int64_t{1} << 53) - 1));
+  Napi::Float32Array xt = Napi::Float32Array::New(env, B * D), target = Napi::Float32Array::New(env, B * D);
+  cpu::interpolate(xt.Data(), target.Data(), x0.Data(), t.Data(), static_cast<int>(B), D, seed, offset);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("xt", xt);
+  result.Set("target", target);
+  return result;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Model", ModelWrap::Define(env));
+  exports.Set("backendInfo", Napi::Function::New<BackendInfo>(env, "backendInfo"));
+  exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
+  exports.Set("philox4x32", Napi::Function::New<Philox4x32>(env, "philox4x32"));
+  exports.Set("randomFill", Napi::Function::New<RandomFill>(env, "randomFill"));
+  exports.Set("interpolate", Napi::Function::New<Interpolate>(env, "interpolate"));
+  return exports;
+}
+
+}  // namespace
+
+}  // namespace dnft::addon
+
+// NODE_API_MODULE pastes the name into an identifier, so it needs an unqualified function.
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return dnft::addon::Init(env, exports); }
+
+NODE_API_MODULE(diffusion_nft, InitAddon)

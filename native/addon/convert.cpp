@@ -1,0 +1,132 @@
+#include "addon/convert.h"
+
+#include <cmath>
+
+namespace dnft::addon {
+
+namespace {
+
+[[noreturn]] void throw_type(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }
+[[noreturn]] void throw_range(Napi::Env env, const std::string& message) { throw Napi::RangeError::New(env, message); }
+
+template <typename Array>
+Array typed_arg(const Napi::CallbackInfo& info, size_t index, const char* name, size_t length,
+                napi_typedarray_type type, const char* type_name) {
+  if (info.Length() <= index || !info[index].IsTypedArray() ||
+      info[index].As<Napi::TypedArray>().TypedArrayType() != type) {
+    throw_type(info.Env(), std::string(name) + " must be a " + type_name);
+  }
+  Array array = info[index].As<Array>();
+  if (array.ElementLength() != length) {
+    throw_range(info.Env(), std::string(name) + " must have " + std::to_string(length) + " elements, got " +
+                                std::to_string(array.ElementLength()));
+  }
+  return array;
+}
+
+}  // namespace
+
+Napi::Float32Array float32_arg(const Napi::CallbackInfo& info, size_t index, const char* name, size_t length) {
+  return typed_arg<Napi::Float32Array>(info, index, name, length, napi_float32_array, "Float32Array");
+}
+
+Napi::Int32Array int32_arg(const Napi::CallbackInfo& info, size_t index, const char* name, size_t length) {
+  return typed_arg<Napi::Int32Array>(info, index, name, length, napi_int32_array, "Int32Array");
+}
+
+int64_t integer_arg(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t low, int64_t high) {
+  if (info.Length() <= index || !info[index].IsNumber())
+    throw_type(info.Env(), std::string(name) + " must be a number");
+  const double value = info[index].As<Napi::Number>().DoubleValue();
+  if (!(value >= static_cast<double>(low) && value <= static_cast<double>(high)) || std::floor(value) != value) {
+    throw_range(info.Env(), std::string(name) + " must be an integer in [" + std::to_string(low) + ", " +
+                                std::to_string(high) + "]");
+  }
+  return static_cast<int64_t>(value);
+}
+
+uint64_t seed_arg(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() > index && info[index].IsBigInt()) {
+    bool lossless = false;
+    const uint64_t seed = info[index].As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw_range(info.Env(), "seed must fit in 64 unsigned bits");
+    return seed;
+  }
+  return static_cast<uint64_t>(integer_arg(info, index, "seed", 0, (int64_t{1} << 53) - 1));
+}
+
+Napi::Object object_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (info.Length() <= index || !info[index].IsObject())
+    throw_type(info.Env(), std::string(name) + " must be an object");
+  return info[index].As<Napi::Object>();
+}
+
+double number_field(const Napi::Object& object, const char* field, double fallback, double low, double high) {
+  Napi::Value value = object.Get(field);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsNumber()) throw_type(object.Env(), std::string(field) + " must be a number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= low && number <= high)) {
+    throw_range(object.Env(), std::string(field) + " must be in [" + std::to_string(low) + ", " + std::to_string(high) +
+                                  "], got " + std::to_string(number));
+  }
+  return number;
+}
+
+NetConfig net_config_from(const Napi::Object& o) {
+  NetConfig c;
+  auto int_field = [&](const char* name, int fallback) {
+    const double v = number_field(o, name, fallback, -1e9, 1e9);
+    if (std::floor(v) != v) throw_range(o.Env(), std::string("config.") + name + " must be an integer");
+    return static_cast<int>(v);
+  };
+  c.data_dim = int_field("dataDim", c.data_dim);
+  c.width = int_field("width", c.width);
+  c.depth = int_field("depth", c.depth);
+  c.mlp_ratio = int_field("mlpRatio", c.mlp_ratio);
+  c.time_features = int_field("timeFeatures", c.time_features);
+  c.vocab_size = int_field("vocabSize", c.vocab_size);
+  c.cond_slots = int_field("condSlots", c.cond_slots);
+  return c;
+}
+
+Napi::Object net_config_to(Napi::Env env, const NetConfig& c) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("dataDim", c.data_dim);
+  o.Set("width", c.width);
+  o.Set("depth", c.depth);
+  o.Set("mlpRatio", c.mlp_ratio);
+  o.Set("timeFeatures", c.time_features);
+  o.Set("vocabSize", c.vocab_size);
+  o.Set("condSlots", c.cond_slots);
+  return o;
+}
+
+OptimizerConfig optimizer_config_from(const Napi::Object& o) {
+  OptimizerConfig c;
+  c.lr = number_field(o, "lr", c.lr, 0.0, 10.0);
+  c.beta1 = number_field(o, "beta1", c.beta1, 0.0, 0.999999);
+  c.beta2 = number_field(o, "beta2", c.beta2, 0.0, 0.999999999);
+  c.eps = number_field(o, "eps", c.eps, 1e-30, 1.0);
+  c.weight_decay = number_field(o, "weightDecay", c.weight_decay, 0.0, 10.0);
+  c.max_grad_norm = number_field(o, "maxGradNorm", c.max_grad_norm, 0.0, 1e30);
+  c.warmup_steps = static_cast<int64_t>(number_field(o, "warmupSteps", 0, 0, 1e15));
+  c.total_steps = static_cast<int64_t>(number_field(o, "totalSteps", 0, 0, 1e15));
+  c.min_lr = number_field(o, "minLr", c.min_lr, 0.0, 10.0);
+  Napi::Value schedule = o.Get("schedule");
+  if (!schedule.IsUndefined()) {
+    const std::string name = schedule.IsString() ? schedule.As<Napi::String>().Utf8Value() : "";
+    if (name == "constant") {
+      c.schedule = LrSchedule::kConstant;
+    } else if (name == "cosine") {
+      c.schedule = LrSchedule::kCosine;
+    } else if (name == "linear") {
+      c.schedule = LrSchedule::kLinear;
+    } else {
+      throw_range(o.Env(), "schedule must be 'constant', 'cosine' or 'linear'");
+    }
+  }
+  return c;
+}
+
+}  // namespace dnft::addon

@@ -1,0 +1,24 @@
+// Argument conversion and checks for the binding: JS values to native types, with errors that name the argument.
+#pragma once
+
+#include <napi.h>
+
+#include <string>
+
+#include "core/net_config.h"
+#include "core/optimizer.h"
+
+namespace dnft::addon {
+
+Napi::Float32Array float32_arg(const Napi::CallbackInfo& info, size_t index, const char* name, size_t length);
+Napi::Int32Array int32_arg(const Napi::CallbackInfo& info, size_t index, const char* name, size_t length);
+int64_t integer_arg(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t low, int64_t high);
+uint64_t seed_arg(const Napi::CallbackInfo& info, size_t index);
+Napi::Object object_arg(const Napi::CallbackInfo& info, size_t index, const char* name);
+
+double number_field(const Napi::Object& object, const char* field, double fallback, double low, double high);
+NetConfig net_config_from(const Napi::Object& object);
+Napi::Object net_config_to(Napi::Env env, const NetConfig& config);
+OptimizerConfig optimizer_config_from(const Napi::Object& object);
+
+}  // namespace dnft::addon

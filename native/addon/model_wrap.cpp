@@ -1,0 +1,213 @@
+#include "addon/model_wrap.h"
+
+#include "addon/convert.h"
+#include "addon/promise_worker.h"
+
+namespace dnft::addon {
+
+namespace {
+
+constexpr int kMaxBatch = 1 << 24;
+
+template <typename F>
+auto guard(Napi::Env env, F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const dnft::Error& e) {
+    throw_js_error(env, e);
+  }
+}
+
+}  // namespace
+
+Napi::Function ModelWrap::Define(Napi::Env env) {
+  return DefineClass(env, "Model",
+                     {
+                         InstanceMethod<&ModelWrap::Layout>("layout"),
+                         InstanceMethod<&ModelWrap::Config>("config"),
+                         InstanceMethod<&ModelWrap::ParamCount>("paramCount"),
+                         InstanceMethod<&ModelWrap::Step>("step"),
+                         InstanceMethod<&ModelWrap::GetParams>("getParams"),
+                         InstanceMethod<&ModelWrap::SetParams>("setParams"),
+                         InstanceMethod<&ModelWrap::HasOptimizerState>("hasOptimizerState"),
+                         InstanceMethod<&ModelWrap::GetOptimizerState>("getOptimizerState"),
+                         InstanceMethod<&ModelWrap::SetOptimizerState>("setOptimizerState"),
+                         InstanceMethod<&ModelWrap::Velocity>("velocity"),
+                         InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
+                         InstanceMethod<&ModelWrap::FlowMatchingStep>("flowMatchingStep"),
+                     });
+}
+
+// new Model(config, seed, device)
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  Napi::Env env = info.Env();
+  const NetConfig config = net_config_from(object_arg(info, 0, "config"));
+  const uint64_t seed = seed_arg(info, 1);
+  const std::string device = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "cpu";
+  if (device != "cpu") {
+    throw make_js_error(env, "device '" + device + "' has no backend in this build; use 'cpu'", "DNFT_BACKEND");
+  }
+  guard(env, [&] {
+    model_ = std::make_unique<Model>(cpu_backend(), config, seed);
+    return 0;
+  });
+}
+
+Napi::Value ModelWrap::Layout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto& layout = model_->net().layout();
+  Napi::Array result = Napi::Array::New(env, layout.size());
+  for (size_t i = 0; i < layout.size(); ++i) {
+    const ParamSpec& p = layout[i];
+    Napi::Object entry = Napi::Object::New(env);
+    Napi::Array shape = Napi::Array::New(env, p.shape.size());
+    for (size_t d = 0; d < p.shape.size(); ++d) shape.Set(d, Napi::Number::New(env, static_cast<double>(p.shape[d])));
+    entry.Set("name", p.name);
+    entry.Set("shape", shape);
+    entry.Set("offset", Napi::Number::New(env, static_cast<double>(p.offset)));
+    entry.Set("size", Napi::Number::New(env, static_cast<double>(p.size)));
+    entry.Set("decay", p.decay);
+    result.Set(i, entry);
+  }
+  return result;
+}
+
+Napi::Value ModelWrap::Config(const Napi::CallbackInfo& info) {
+  return net_config_to(info.Env(), model_->net().config());
+}
+
+Napi::Value ModelWrap::ParamCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(model_->net().param_count()));
+}
+
+Napi::Value ModelWrap::Step(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(model_->step()));
+}
+
+Napi::Value ModelWrap::GetParams(const Napi::CallbackInfo& info) {
+  Napi::Float32Array out = float32_arg(info, 0, "params", model_->net().param_count());
+  std::lock_guard<std::mutex> lock(model_->mutex());
+  model_->get_params(out.Data());
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelWrap::SetParams(const Napi::CallbackInfo& info) {
+  Napi::Float32Array src = float32_arg(info, 0, "params", model_->net().param_count());
+  std::lock_guard<std::mutex> lock(model_->mutex());
+  model_->set_params(src.Data());
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelWrap::HasOptimizerState(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), model_->has_optimizer_state());
+}
+
+Napi::Value ModelWrap::GetOptimizerState(const Napi::CallbackInfo& info) {
+  const size_t n = model_->net().param_count();
+  Napi::Float32Array m = float32_arg(info, 0, "m", n), v = float32_arg(info, 1, "v", n);
+  std::lock_guard<std::mutex> lock(model_->mutex());
+  guard(info.Env(), [&] {
+    model_->get_optimizer_state(m.Data(), v.Data());
+    return 0;
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelWrap::SetOptimizerState(const Napi::CallbackInfo& info) {
+  const size_t n = model_->net().param_count();
+  Napi::Float32Array m = float32_arg(info, 0, "m", n), v = float32_arg(info, 1, "v", n);
+  const int64_t step = integer_arg(info, 2, "step", 0, int64_t{1} << 40);
+  std::lock_guard<std::mutex> lock(model_->mutex());
+  model_->set_optimizer_state(m.Data(), v.Data(), step);
+  return info.Env().Undefined();
+}
+
+int ModelWrap::batch_arg(const Napi::CallbackInfo& info, size_t index) {
+  return static_cast<int>(integer_arg(info, index, "batch", 1, kMaxBatch));
+}
+
+// velocity(x, t, tokens, batch) -> Promise<Float32Array (B, D)>
+Napi::Value ModelWrap::Velocity(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const NetConfig& c = model_->net().config();
+  const int B = batch_arg(info, 3);
+  Napi::Float32Array x = float32_arg(info, 0, "x", static_cast<size_t>(B) * c.data_dim);
+  Napi::Float32Array t = float32_arg(info, 1, "t", B);
+  Napi::Int32Array tokens = int32_arg(info, 2, "cond", static_cast<size_t>(B) * c.cond_slots);
+  Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(B) * c.data_dim);
+  Model* model = model_.get();
+  const float *xp = x.Data(), *tp = t.Data();
+  const int32_t* tokp = tokens.Data();
+  float* outp = out.Data();
+  return PromiseWorker::Run(
+      env, {out, Value(), x, t, tokens},
+      [=] {
+        std::lock_guard<std::mutex> lock(model->mutex());
+        model->velocity(xp, tp, tokp, B, outp);
+      },
+      [](Napi::Env, const std::vector<Napi::Value>& kept) { return kept[0]; });
+}
+
+// forwardBackward(x, t, tokens, dout, batch) -> Promise<{ out, dx, grads }>
+Napi::Value ModelWrap::ForwardBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const NetConfig& c = model_->net().config();
+  const int B = batch_arg(info, 4);
+  const size_t BD = static_cast<size_t>(B) * c.data_dim;
+  Napi::Float32Array x = float32_arg(info, 0, "x", BD);
+  Napi::Float32Array t = float32_arg(info, 1, "t", B);
+  Napi::Int32Array tokens = int32_arg(info, 2, "cond", static_cast<size_t>(B) * c.cond_slots);
+  Napi::Float32Array dout = float32_arg(info, 3, "dout", BD);
+  Napi::Float32Array out = Napi::Float32Array::New(env, BD), dx = Napi::Float32Array::New(env, BD);
+  Napi::Float32Array grads = Napi::Float32Array::New(env, model_->net().param_count());
+  Model* model = model_.get();
+  const float *xp = x.Data(), *tp = t.Data(), *doutp = dout.Data();
+  const int32_t* tokp = tokens.Data();
+  float *outp = out.Data(), *dxp = dx.Data(), *gradp = grads.Data();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("out", out);
+  result.Set("dx", dx);
+  result.Set("grads", grads);
+  return PromiseWorker::Run(
+      env, {result, Value(), x, t, tokens, dout},
+      [=] {
+        std::lock_guard<std::mutex> lock(model->mutex());
+        model->forward_backward(xp, tp, tokp, doutp, B, outp, dxp, gradp);
+      },
+      [](Napi::Env, const std::vector<Napi::Value>& kept) { return kept[0]; });
+}
+
+// flowMatchingStep(x0, tokens, batch, { seed, microBatch, condDropout, ...optimizer }) -> Promise<StepStats>
+Napi::Value ModelWrap::FlowMatchingStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const NetConfig& c = model_->net().config();
+  const int B = batch_arg(info, 2);
+  Napi::Float32Array x0 = float32_arg(info, 0, "x0", static_cast<size_t>(B) * c.data_dim);
+  Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
+  Napi::Object o = object_arg(info, 3, "options");
+  FlowMatchingOptions options;
+  options.optimizer = optimizer_config_from(o);
+  options.seed = static_cast<uint64_t>(number_field(o, "seed", 0, 0, 9007199254740991.0));
+  options.micro_batch = static_cast<int>(number_field(o, "microBatch", 0, 0, kMaxBatch));
+  options.cond_dropout = number_field(o, "condDropout", 0, 0, 1);
+  Model* model = model_.get();
+  auto stats = std::make_shared<StepStats>();
+  const float* x0p = x0.Data();
+  const int32_t* tokp = tokens.Data();
+  return PromiseWorker::Run(
+      env, {Value(), x0, tokens},
+      [=] {
+        std::lock_guard<std::mutex> lock(model->mutex());
+        *stats = model->flow_matching_step(x0p, tokp, B, options);
+      },
+      [stats](Napi::Env env, const std::vector<Napi::Value>&) {
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("loss", stats->loss);
+        result.Set("gradNorm", stats->grad_norm);
+        result.Set("lr", stats->lr);
+        result.Set("step", Napi::Number::New(env, static_cast<double>(stats->step)));
+        return result;
+      });
+}
+
+}  // namespace dnft::addon

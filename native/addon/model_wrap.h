@@ -1,0 +1,37 @@
+// The JS class `Model`: a native dnft::Model behind an ObjectWrap. Long calls return Promises (PromiseWorker).
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "core/model.h"
+
+namespace dnft::addon {
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit ModelWrap(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value Layout(const Napi::CallbackInfo& info);
+  Napi::Value Config(const Napi::CallbackInfo& info);
+  Napi::Value ParamCount(const Napi::CallbackInfo& info);
+  Napi::Value Step(const Napi::CallbackInfo& info);
+  Napi::Value GetParams(const Napi::CallbackInfo& info);
+  Napi::Value SetParams(const Napi::CallbackInfo& info);
+  Napi::Value HasOptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value GetOptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value Velocity(const Napi::CallbackInfo& info);
+  Napi::Value ForwardBackward(const Napi::CallbackInfo& info);
+  Napi::Value FlowMatchingStep(const Napi::CallbackInfo& info);
+
+  // Batch inputs shared by the calls above: x (B, D), t (B), tokens (B, L) at the given argument positions.
+  int batch_arg(const Napi::CallbackInfo& info, size_t index);
+
+  std::unique_ptr<Model> model_;
+};
+
+}  // namespace dnft::addon

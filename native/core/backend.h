@@ -1,0 +1,79 @@
+// The operations a compute backend provides. The velocity network and the trainers are written once against this
+// interface; native/cpu implements it with threaded loops and our GEMM, native/cuda with kernels on one stream.
+// Every pointer is a backend pointer (host memory on the CPU, device memory on CUDA) unless its name says host_.
+// Parameter gradients accumulate (+=); activation gradients overwrite unless a comment says otherwise.
+#pragma once
+
+#include <memory>
+
+#include "core/common.h"
+#include "core/math/adamw.h"
+
+namespace dnft {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // Memory.
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void release(void* ptr) = 0;
+  virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  virtual void fill(float* dst, float value, size_t n) = 0;
+  virtual void synchronize() = 0;
+
+  // Random draws from the Philox stream (core/math/philox.h): dst[i] = draw(seed, stream, offset + i).
+  virtual void fill_normal(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float stddev) = 0;
+  virtual void fill_uniform(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float low,
+                            float high) = 0;
+
+  // out (B, N) = in (B, K) · w (N, K)^T + b (N); b may be null.
+  virtual void linear_forward(float* out, const float* in, const float* w, const float* b, int B, int K, int N) = 0;
+  // din (B, K) = dout · w (skipped when din is null); dw (N, K) += dout^T · in; db (N) += Σ_rows dout.
+  virtual void linear_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
+                               int B, int K, int N) = 0;
+
+  virtual void silu_forward(float* out, const float* in, size_t n) = 0;
+  // din = dout · silu'(in)
+  virtual void silu_backward(float* din, const float* dout, const float* in, size_t n) = 0;
+
+  // out (B, F) = [cos(1000 t f_k), sin(1000 t f_k)], f_k = 10000^(-k / (F/2)).
+  virtual void time_features(float* out, const float* t, int B, int F) = 0;
+
+  // out (B, W) = Σ_l table[l, tokens[b, l], :]; table (L, V, W).
+  virtual void cond_embed_forward(float* out, const int32_t* tokens, const float* table, int B, int L, int V,
+                                  int W) = 0;
+  // dtable (L, V, W) += scatter of dout (B, W).
+  virtual void cond_embed_backward(float* dtable, const float* dout, const int32_t* tokens, int B, int L, int V,
+                                   int W) = 0;
+
+  // Layer norm without affine (eps 1e-6) followed by the adaLN modulation n·(1 + scale) + shift, where
+  // mod (B, 2W) holds [scale | shift]; mod null means plain layer norm. Saves mean and rstd (B) for the backward.
+  virtual void adaln_forward(float* out, float* mean, float* rstd, const float* in, const float* mod, int B, int W) = 0;
+  // din (B, W) += d/din; dmod (B, 2W) = d/dmod (skipped when mod is null).
+  virtual void adaln_backward(float* din, float* dmod, const float* dout, const float* in, const float* mean,
+                              const float* rstd, const float* mod, int B, int W) = 0;
+
+  // y += x
+  virtual void add_inplace(float* y, const float* x, size_t n) = 0;
+
+  // Flow-matching interpolation with eps = normal(seed, kStreamNoise, offset + i):
+  // x_t (B, D) = (1 - t) x0 + t eps, target (B, D) = eps - x0, with t (B) per row.
+  virtual void interpolate(float* x_t, float* target, const float* x0, const float* t, int B, int D, uint64_t seed,
+                           uint64_t offset) = 0;
+  // Mean squared error over n elements; writes dpred = scale · d(mse)/dpred and returns the mse.
+  virtual double mse_loss(float* dpred, const float* pred, const float* target, size_t n, float scale) = 0;
+
+  // Σ x², accumulated in double.
+  virtual double sum_squares(const float* x, size_t n) = 0;
+  // AdamW over n parameters (core/math/adamw.h).
+  virtual void adamw(float* param, float* m, float* v, const float* grad, size_t n, const AdamWStep& step) = 0;
+};
+
+// The process-wide CPU backend.
+Backend& cpu_backend();
+
+}  // namespace dnft

@@ -1,0 +1,133 @@
+#include "core/model.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/math/philox.h"
+
+namespace dnft {
+
+namespace {
+
+template <typename T>
+void ensure(Buffer<T>& buffer, Backend& backend, size_t count) {
+  if (buffer.size() < count) buffer = Buffer<T>(backend, count);
+}
+
+// Counter offset of a per-step draw: the optimiser step in the high 32 bits, the element in the low ones.
+uint64_t step_offset(int64_t step) { return static_cast<uint64_t>(step) << 32; }
+
+}  // namespace
+
+Model::Model(Backend& backend, const NetConfig& config, uint64_t seed)
+    : backend_(backend), net_(config), params_(backend, net_.param_count()), grads_(backend, net_.param_count()) {
+  net_.init_params(backend_, params_.get(), seed);
+  backend_.fill(grads_.get(), 0.0f, net_.param_count());
+}
+
+void Model::get_params(float* host) const { params_.download(host, net_.param_count()); }
+
+void Model::set_params(const float* host) { params_.upload(host, net_.param_count()); }
+
+void Model::get_optimizer_state(float* host_m, float* host_v) const {
+  if (m_.empty()) throw Error(Error::Kind::kState, "the model has no optimiser state yet");
+  m_.download(host_m, net_.param_count());
+  v_.download(host_v, net_.param_count());
+}
+
+void Model::set_optimizer_state(const float* host_m, const float* host_v, int64_t step) {
+  const size_t n = net_.param_count();
+  ensure(m_, backend_, n);
+  ensure(v_, backend_, n);
+  m_.upload(host_m, n);
+  v_.upload(host_v, n);
+  step_ = step;
+}
+
+void Model::stage_inputs(const float* host_x, const float* host_t, const int32_t* host_tokens, int B) {
+  const NetConfig& c = net_.config();
+  const size_t BD = static_cast<size_t>(B) * c.data_dim;
+  ensure(x_, backend_, BD);
+  ensure(out_, backend_, BD);
+  ensure(target_, backend_, BD);
+  ensure(dout_, backend_, BD);
+  ensure(xt_, backend_, BD);
+  ensure(t_, backend_, static_cast<size_t>(B));
+  ensure(tokens_, backend_, static_cast<size_t>(B) * c.cond_slots);
+  if (host_x != nullptr) x_.upload(host_x, BD);
+  if (host_t != nullptr) t_.upload(host_t, static_cast<size_t>(B));
+  tokens_.upload(host_tokens, static_cast<size_t>(B) * c.cond_slots);
+}
+
+void Model::velocity(const float* host_x, const float* host_t, const int32_t* host_tokens, int B, float* host_out) {
+  stage_inputs(host_x, host_t, host_tokens, B);
+  net_.forward(backend_, workspace_, params_.get(), x_.get(), t_.get(), tokens_.get(), B, out_.get());
+  out_.download(host_out, static_cast<size_t>(B) * net_.config().data_dim);
+}
+
+void Model::forward_backward(const float* host_x, const float* host_t, const int32_t* host_tokens,
+                             const float* host_dout, int B, float* host_out, float* host_dx, float* host_grads) {
+  const size_t BD = static_cast<size_t>(B) * net_.config().data_dim;
+  stage_inputs(host_x, host_t, host_tokens, B);
+  dout_.upload(host_dout, BD);
+  net_.forward(backend_, workspace_, params_.get(), x_.get(), t_.get(), tokens_.get(), B, out_.get());
+  backend_.fill(grads_.get(), 0.0f, net_.param_count());
+  net_.backward(backend_, workspace_, params_.get(), grads_.get(), x_.get(), tokens_.get(), dout_.get(), B,
+                target_.get());
+  out_.download(host_out, BD);
+  target_.download(host_dx, BD);
+  grads_.download(host_grads, net_.param_count());
+}
+
+StepStats Model::flow_matching_step(const float* host_x0, const int32_t* host_tokens, int B,
+                                    const FlowMatchingOptions& o) {
+  const NetConfig& c = net_.config();
+  const int64_t step = step_ + 1;
+  const size_t n = net_.param_count(), D = c.data_dim, L = c.cond_slots;
+
+  // Times and condition dropout are drawn on the host (B values), so both backends see identical inputs.
+  std::vector<float> t(B);
+  std::vector<int32_t> tokens(host_tokens, host_tokens + static_cast<size_t>(B) * L);
+  for (int b = 0; b < B; ++b) {
+    t[b] = philox_uniform(o.seed, kStreamTime, step_offset(step) + b);
+    if (o.cond_dropout > 0 && philox_uniform(o.seed, kStreamDropout, step_offset(step) + b) < o.cond_dropout) {
+      std::fill(tokens.begin() + b * L, tokens.begin() + (b + 1) * L, 0);
+    }
+  }
+  stage_inputs(host_x0, t.data(), tokens.data(), B);
+
+  const int micro = o.micro_batch > 0 && o.micro_batch < B ? o.micro_batch : B;
+  backend_.fill(grads_.get(), 0.0f, n);
+  double loss = 0.0;
+  for (int start = 0; start < B; start += micro) {
+    const int rows = std::min(micro, B - start);
+    const size_t first = static_cast<size_t>(start) * D, count = static_cast<size_t>(rows) * D;
+    float* x0 = x_.get() + first;
+    float* xt = xt_.get() + first;
+    float* dout = dout_.get() + first;
+    float* target = target_.get() + first;
+    float* out = out_.get() + first;
+    const int32_t* tok = tokens_.get() + static_cast<size_t>(start) * L;
+    backend_.interpolate(xt, target, x0, t_.get() + start, rows, static_cast<int>(D), o.seed,
+                         step_offset(step) + first);
+    net_.forward(backend_, workspace_, params_.get(), xt, t_.get() + start, tok, rows, out);
+    // The batch loss is the mean over all B·D elements: weight each micro-batch by its share of the rows.
+    const float share = static_cast<float>(rows) / static_cast<float>(B);
+    loss += share * backend_.mse_loss(dout, out, target, count, share);
+    net_.backward(backend_, workspace_, params_.get(), grads_.get(), xt, tok, dout, rows, nullptr);
+  }
+  if (!std::isfinite(loss)) throw Error(Error::Kind::kNumeric, "the loss is not finite; the step was not applied");
+
+  if (m_.empty()) {
+    m_ = Buffer<float>(backend_, n);
+    v_ = Buffer<float>(backend_, n);
+    backend_.fill(m_.get(), 0.0f, n);
+    backend_.fill(v_.get(), 0.0f, n);
+  }
+  const OptimizerResult r =
+      adamw_step(backend_, net_.layout(), params_.get(), m_.get(), v_.get(), grads_.get(), n, 1.0, o.optimizer, step);
+  step_ = step;
+  return {loss, r.grad_norm, r.lr, step};
+}
+
+}  // namespace dnft

@@ -1,0 +1,68 @@
+// A velocity network with its parameters, optimiser state and scratch on one backend: the native object behind a
+// JS VelocityNet. Methods take host pointers; the model stages them on its backend. Not thread-safe by itself:
+// the binding serialises calls with mutex().
+#pragma once
+
+#include <mutex>
+
+#include "core/optimizer.h"
+#include "core/velocity_net.h"
+
+namespace dnft {
+
+struct FlowMatchingOptions {
+  uint64_t seed = 0;        // keys the Philox draws of t, noise and dropout (with the optimiser step)
+  int micro_batch = 0;      // gradient accumulation: rows per forward/backward, 0 = the whole batch
+  double cond_dropout = 0;  // probability that a sample's condition is replaced by the null condition
+  OptimizerConfig optimizer;
+};
+
+struct StepStats {
+  double loss;
+  double grad_norm;
+  double lr;
+  int64_t step;
+};
+
+class Model {
+ public:
+  Model(Backend& backend, const NetConfig& config, uint64_t seed);
+
+  const VelocityNet& net() const { return net_; }
+  Backend& backend() const { return backend_; }
+  std::mutex& mutex() { return mutex_; }
+  int64_t step() const { return step_; }
+
+  void get_params(float* host) const;
+  void set_params(const float* host);
+  // AdamW moments; absent (false) until the first optimiser step or set_optimizer_state.
+  bool has_optimizer_state() const { return !m_.empty(); }
+  void get_optimizer_state(float* host_m, float* host_v) const;
+  void set_optimizer_state(const float* host_m, const float* host_v, int64_t step);
+
+  // out (B, D) = v(x, t, tokens).
+  void velocity(const float* host_x, const float* host_t, const int32_t* host_tokens, int B, float* host_out);
+
+  // For verification: out = v(x, t, tokens), then the gradients of Σ out·dout: host_dx (B, D) and host_grads (flat).
+  void forward_backward(const float* host_x, const float* host_t, const int32_t* host_tokens, const float* host_dout,
+                        int B, float* host_out, float* host_dx, float* host_grads);
+
+  // One flow-matching optimiser step on clean samples x0 (B, D) with their condition tokens (B, L).
+  StepStats flow_matching_step(const float* host_x0, const int32_t* host_tokens, int B,
+                               const FlowMatchingOptions& options);
+
+ private:
+  void stage_inputs(const float* host_x, const float* host_t, const int32_t* host_tokens, int B);
+
+  Backend& backend_;
+  VelocityNet net_;
+  NetWorkspace workspace_;
+  Buffer<float> params_, grads_, m_, v_;
+  // staging for one batch
+  Buffer<float> x_, xt_, t_, out_, target_, dout_;
+  Buffer<int32_t> tokens_;
+  int64_t step_ = 0;
+  std::mutex mutex_;
+};
+
+}  // namespace dnft

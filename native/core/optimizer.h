@@ -1,0 +1,39 @@
+// AdamW with decoupled weight decay, global grad-norm clipping and a warm-up + decay learning-rate schedule,
+// applied to a flat parameter buffer with its layout.
+#pragma once
+
+#include <vector>
+
+#include "core/backend.h"
+#include "core/net_config.h"
+
+namespace dnft {
+
+enum class LrSchedule { kConstant, kCosine, kLinear };
+
+struct OptimizerConfig {
+  double lr = 3e-4;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double weight_decay = 1e-4;  // not applied to biases and embeddings (ParamSpec::decay)
+  double max_grad_norm = 1.0;  // 0 disables clipping
+  int64_t warmup_steps = 0;    // linear ramp from 0 to lr
+  LrSchedule schedule = LrSchedule::kConstant;
+  int64_t total_steps = 0;  // end of the cosine/linear decay
+  double min_lr = 0.0;      // reached at total_steps
+};
+
+// Learning rate for optimiser step `step` (1-based).
+double learning_rate(const OptimizerConfig& config, int64_t step);
+
+struct OptimizerResult {
+  double grad_norm;  // before clipping, of the averaged gradient
+  double lr;
+};
+
+// One AdamW step over every parameter of the layout. grads hold a sum that grad_scale turns into the mean.
+// Throws Error(kNumeric) and changes nothing when the gradient is not finite.
+OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layout, float* params, float* m, float* v,
+                           const float* grads, size_t count, double grad_scale, const OptimizerConfig& config,
+                           int64_t step);
+
+}  // namespace dnft

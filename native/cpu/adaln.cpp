@@ -1,0 +1,71 @@
+// Layer norm without affine parameters, followed by adaLN modulation n·(1 + scale) + shift.
+#include <cmath>
+
+#include "cpu/ops.h"
+#include "cpu/thread_pool.h"
+
+namespace dnft::cpu {
+
+namespace {
+constexpr float kLayerNormEps = 1e-6f;
+}
+
+void adaln_forward(float* out, float* mean, float* rstd, const float* in, const float* mod, int B, int W) {
+  global_pool().parallel_for(B, [&](int64_t begin, int64_t end, int) {
+    for (int64_t b = begin; b < end; ++b) {
+      const float* x = in + b * W;
+      double sum = 0.0, sum_sq = 0.0;
+      for (int w = 0; w < W; ++w) sum += x[w];
+      const double mu = sum / W;
+      for (int w = 0; w < W; ++w) sum_sq += (x[w] - mu) * (x[w] - mu);
+      const float r = static_cast<float>(1.0 / std::sqrt(sum_sq / W + kLayerNormEps));
+      mean[b] = static_cast<float>(mu);
+      rstd[b] = r;
+      float* y = out + b * W;
+      if (mod == nullptr) {
+        for (int w = 0; w < W; ++w) y[w] = (x[w] - mean[b]) * r;
+      } else {
+        const float* scale = mod + b * 2 * W;
+        const float* shift = scale + W;
+        for (int w = 0; w < W; ++w) y[w] = (x[w] - mean[b]) * r * (1.0f + scale[w]) + shift[w];
+      }
+    }
+  });
+}
+
+void adaln_backward(float* din, float* dmod, const float* dout, const float* in, const float* mean, const float* rstd,
+                    const float* mod, int B, int W) {
+  global_pool().parallel_for(B, [&](int64_t begin, int64_t end, int) {
+    for (int64_t b = begin; b < end; ++b) {
+      const float* x = in + b * W;
+      const float* dy = dout + b * W;
+      const float* scale = mod != nullptr ? mod + b * 2 * W : nullptr;
+      const float mu = mean[b], r = rstd[b];
+      // dn = dy·(1 + scale); din = r·(dn - mean(dn) - n·mean(dn·n)) with n the normalised input.
+      double dn_sum = 0.0, dn_n_sum = 0.0;
+      for (int w = 0; w < W; ++w) {
+        const float n = (x[w] - mu) * r;
+        const float dn = scale != nullptr ? dy[w] * (1.0f + scale[w]) : dy[w];
+        dn_sum += dn;
+        dn_n_sum += static_cast<double>(dn) * n;
+      }
+      const float dn_mean = static_cast<float>(dn_sum / W), dn_n_mean = static_cast<float>(dn_n_sum / W);
+      float* dx = din + b * W;
+      for (int w = 0; w < W; ++w) {
+        const float n = (x[w] - mu) * r;
+        const float dn = scale != nullptr ? dy[w] * (1.0f + scale[w]) : dy[w];
+        dx[w] += r * (dn - dn_mean - n * dn_n_mean);
+      }
+      if (dmod != nullptr) {
+        float* dscale = dmod + b * 2 * W;
+        float* dshift = dscale + W;
+        for (int w = 0; w < W; ++w) {
+          dscale[w] = dy[w] * (x[w] - mu) * r;
+          dshift[w] = dy[w];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace dnft::cpu

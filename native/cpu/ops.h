@@ -1,0 +1,41 @@
+// CPU kernels, one file per op family (forward and backward side by side). Shapes as in core/backend.h.
+#pragma once
+
+#include "core/math/adamw.h"
+
+namespace dnft::cpu {
+
+// linear.cpp
+void linear_forward(float* out, const float* in, const float* w, const float* b, int B, int K, int N);
+void linear_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w, int B, int K,
+                     int N);
+
+// activation.cpp
+void silu_forward(float* out, const float* in, size_t n);
+void silu_backward(float* din, const float* dout, const float* in, size_t n);
+void add_inplace(float* y, const float* x, size_t n);
+
+// embedding.cpp
+void time_features(float* out, const float* t, int B, int F);
+void cond_embed_forward(float* out, const int32_t* tokens, const float* table, int B, int L, int V, int W);
+void cond_embed_backward(float* dtable, const float* dout, const int32_t* tokens, int B, int L, int V, int W);
+
+// adaln.cpp
+void adaln_forward(float* out, float* mean, float* rstd, const float* in, const float* mod, int B, int W);
+void adaln_backward(float* din, float* dmod, const float* dout, const float* in, const float* mean, const float* rstd,
+                    const float* mod, int B, int W);
+
+// random.cpp
+void fill_normal(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float stddev);
+void fill_uniform(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float low, float high);
+
+// flow_matching.cpp
+void interpolate(float* x_t, float* target, const float* x0, const float* t, int B, int D, uint64_t seed,
+                 uint64_t offset);
+double mse_loss(float* dpred, const float* pred, const float* target, size_t n, float scale);
+
+// optimizer.cpp
+double sum_squares(const float* x, size_t n);
+void adamw(float* param, float* m, float* v, const float* grad, size_t n, const AdamWStep& step);
+
+}  // namespace dnft::cpu

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The project's two entry points, each doing its own set-up on a fresh machine (idempotent, quick when done):
+#   scripts/dev.sh demo   build, then pre-train the toy 2-D model and print its loss and a sample summary
+#   scripts/dev.sh test   install what the tests need, lint, build both native builds, run every test suite
+#   scripts/dev.sh bench  build, then run the benchmark rows beside PyTorch
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command="${1:-test}"
+shift || true
+
+log() { printf '\n== %s\n' "$*"; }
+
+ensure_debian_packages() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing Debian packages: ${missing[*]} (install them with: sudo apt-get install ${missing[*]})" >&2
+    return 1
+  fi
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_node_modules() {
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    # `npm install` rather than `npm ci`: it installs the locked versions too, and tolerates a registry mirror that
+    # lacks the optional platform binaries of other systems (biome, rollup), which `npm ci` rejects.
+    log "npm install (locked versions)"
+    npm install --no-audit --no-fund
+  fi
+}
+
+build() {
+  log "native build (cmake-js, DNFT_CUDA=${DNFT_CUDA:-AUTO})"
+  npx cmake-js compile --CDDNFT_CUDA="${DNFT_CUDA:-AUTO}" >build.log 2>&1 || { cat build.log; exit 1; }
+  tail -n 3 build.log
+  log "TypeScript build"
+  npx tsc -p tsconfig.build.json
+}
+
+case "$command" in
+  demo)
+    ensure_debian_packages cmake g++
+    ensure_node_modules
+    build
+    node dist/lib/cli.js demo "$@"
+    ;;
+  test)
+    ensure_debian_packages cmake g++ clang-format python3-torch python3-numpy libopenblas0-pthread
+    ensure_node_modules
+    log "lint: biome, clang-format, tsc --noEmit"
+    npx biome check .
+    node scripts/clang-format-check.js
+    npx tsc -p tsconfig.json --noEmit
+
+    log "node-gyp fallback build (CPU only) and a smoke test of it"
+    rm -rf build
+    npm run --silent build:gyp >gyp.log 2>&1 || { cat gyp.log; exit 1; }
+    node -e "
+      const addon = require('./build/Release/diffusion_nft.node');
+      const m = new addon.Model({ dataDim: 2, width: 16, depth: 1 }, 1, 'cpu');
+      if (!(m.paramCount() > 0) || typeof addon.backendInfo().threads !== 'number') process.exit(1);
+      console.log('node-gyp build loads: ' + m.paramCount() + ' parameters');"
+    rm -rf build
+
+    build
+    log "prebuilt binary (prebuildify)"
+    rm -rf prebuilds
+    npm run --silent prebuild >prebuild.log 2>&1 || { cat prebuild.log; exit 1; }
+    ls prebuilds/*/
+    # prebuildify rebuilt without the C++ tests; restore the full build tree.
+    npx cmake-js compile --CDDNFT_CUDA="${DNFT_CUDA:-AUTO}" >build.log 2>&1 || { cat build.log; exit 1; }
+
+    log "C++ tests"
+    cpp_passed=0; cpp_failed=0
+    for exe in build/tests/*; do
+      [ -x "$exe" ] || continue
+      out=$("$exe" 2>&1) || true
+      echo "$out" | tail -n 20
+      line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+      if [ -z "$line" ]; then cpp_failed=$((cpp_failed + 1)); continue; fi
+      cpp_passed=$((cpp_passed + $(echo "$line" | cut -d' ' -f1)))
+      cpp_failed=$((cpp_failed + $(echo "$line" | cut -d' ' -f3)))
+    done
+
+    log "vitest"
+    status=0
+    npx vitest run --reporter=default --reporter=json --outputFile=vitest-report.json "$@" || status=$?
+    read -r js_passed js_failed < <(node -e "
+      const r = JSON.parse(require('fs').readFileSync('vitest-report.json', 'utf8'));
+      console.log(r.numPassedTests, r.numFailedTests + (r.numTotalTestSuites && !r.success && !r.numFailedTests ? 1 : 0));")
+    echo
+    echo "C++: $cpp_passed passed, $cpp_failed failed; vitest: $js_passed passed, $js_failed failed"
+    echo "$((cpp_passed + js_passed)) passed, $((cpp_failed + js_failed)) failed"
+    [ "$status" -eq 0 ] && [ "$cpp_failed" -eq 0 ]
+    ;;
+  bench)
+    ensure_debian_packages cmake g++ python3-torch python3-numpy libopenblas0-pthread
+    ensure_node_modules
+    build
+    node dist/bench/run.js "$@"
+    ;;
+  *)
+    echo "usage: scripts/dev.sh demo|test|bench [args]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,165 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  CheckpointError,
+  FlowMatchingTrainer,
+  loadCheckpoint,
+  NumericError,
+  saveCheckpoint,
+  Tensor,
+  tasks,
+  VelocityNet,
+} from '../lib/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'dnft-pretrain-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const OPTIONS = { lr: 2e-3, warmupSteps: 20, seed: 3, condDropout: 0.1 } as const;
+
+async function trainSteps(trainer: FlowMatchingTrainer, from: number, to: number) {
+  const losses: number[] = [];
+  for (let i = from; i < to; i++) {
+    const { x0, cond } = tasks.toy2d.batch(128, 11, i);
+    losses.push((await trainer.step({ x0, cond })).loss);
+  }
+  return losses;
+}
+
+const mean = (xs: number[]) => xs.reduce((s, v) => s + v, 0) / xs.length;
+
+describe('flow-matching pre-training', () => {
+  it('lowers the loss clearly on the conditional 8-Gaussian mixture and learns the modes', async () => {
+    const net = VelocityNet.create(tasks.toy2d.config, { seed: 1 });
+    const trainer = new FlowMatchingTrainer(net, OPTIONS);
+    const losses = await trainSteps(trainer, 0, 300);
+    expect(net.step).toBe(300);
+    expect(mean(losses.slice(-30))).toBeLessThan(0.6 * mean(losses.slice(0, 10)));
+    const modes = Int32Array.from({ length: 256 }, (_, i) => i % tasks.toy2d.MODES);
+    const score = tasks.toy2d.score(await tasks.toy2d.eulerSample(net, modes, 24, 5), modes);
+    expect(score.modeAccuracy).toBeGreaterThan(0.8);
+  });
+
+  it('resumes from a checkpoint to exactly the parameters of an uninterrupted run', async () => {
+    const straight = VelocityNet.create(tasks.toy2d.config, { seed: 2 });
+    await trainSteps(new FlowMatchingTrainer(straight, OPTIONS), 0, 40);
+
+    const first = VelocityNet.create(tasks.toy2d.config, { seed: 2 });
+    await trainSteps(new FlowMatchingTrainer(first, OPTIONS), 0, 25);
+    const path = join(dir, 'resume.safetensors');
+    await saveCheckpoint(path, first, { metadata: { note: 'halfway' } });
+    first.dispose();
+
+    const { net: resumed, step, metadata } = await loadCheckpoint(path);
+    expect(step).toBe(25);
+    expect(metadata).toEqual({ note: 'halfway' });
+    expect(resumed.step).toBe(25);
+    await trainSteps(new FlowMatchingTrainer(resumed, OPTIONS), 25, 40);
+    expect(resumed.getParameters()).toEqual(straight.getParameters());
+  });
+
+  it('accumulates gradients over micro-batches like one large batch', async () => {
+    const a = VelocityNet.create(tasks.toy2d.config, { seed: 4 });
+    const b = VelocityNet.create(tasks.toy2d.config, { seed: 4 });
+    await trainSteps(new FlowMatchingTrainer(a, OPTIONS), 0, 5);
+    await trainSteps(new FlowMatchingTrainer(b, { ...OPTIONS, microBatch: 48 }), 0, 5);
+    const pa = a.getParameters();
+    const pb = b.getParameters();
+    let diff = 0;
+    for (let i = 0; i < pa.length; i++) diff = Math.max(diff, Math.abs((pa[i] as number) - (pb[i] as number)));
+    expect(diff).toBeLessThan(1e-5);
+  });
+
+  it('serialises concurrent steps on one model in call order', async () => {
+    const a = VelocityNet.create(tasks.toy2d.config, { seed: 6 });
+    const b = VelocityNet.create(tasks.toy2d.config, { seed: 6 });
+    const ta = new FlowMatchingTrainer(a, OPTIONS);
+    const tb = new FlowMatchingTrainer(b, OPTIONS);
+    const batches = [0, 1, 2, 3].map((i) => tasks.toy2d.batch(64, 1, i));
+    const concurrent = await Promise.all(batches.map((batch) => ta.step(batch)));
+    const sequential = [];
+    for (const batch of batches) sequential.push(await tb.step(batch));
+    expect(concurrent.map((s) => s.step)).toEqual([1, 2, 3, 4]);
+    expect(concurrent).toEqual(sequential);
+    expect(a.getParameters()).toEqual(b.getParameters());
+  });
+
+  it('keeps the event loop running during a long step', async () => {
+    const net = VelocityNet.create({ preset: 'M' });
+    const trainer = new FlowMatchingTrainer(net);
+    const x0 = Tensor.randn([512, 768], { seed: 1 });
+    const cond = Tensor.zeros([512, 8], 'int32');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const started = performance.now();
+    await trainer.step({ x0, cond });
+    const elapsed = performance.now() - started;
+    clearInterval(timer);
+    expect(elapsed).toBeGreaterThan(50);
+    expect(ticks).toBeGreaterThanOrEqual(Math.floor(elapsed / 5 / 4));
+  });
+
+  it('rejects bad options and bad batches, leaving the model unchanged', async () => {
+    const net = VelocityNet.create(tasks.toy2d.config, { seed: 7 });
+    expect(() => new FlowMatchingTrainer(net, { learningRate: 1 } as never)).toThrow(/unknown option 'learningRate'/);
+    expect(() => new FlowMatchingTrainer(net, { lr: -1 })).toThrow(RangeError);
+    expect(() => new FlowMatchingTrainer(net, { schedule: 'step' as never })).toThrow(/schedule/);
+    expect(() => new FlowMatchingTrainer(net, { condDropout: 2 })).toThrow(RangeError);
+    const trainer = new FlowMatchingTrainer(net, OPTIONS);
+    const before = net.getParameters();
+    const { x0, cond } = tasks.toy2d.batch(16, 1, 0);
+    x0.storage[5] = Number.POSITIVE_INFINITY;
+    await expect(trainer.step({ x0, cond })).rejects.toThrow(NumericError);
+    await expect(trainer.step({ x0: Tensor.zeros([16, 3]), cond })).rejects.toThrow(RangeError);
+    await expect(trainer.step(undefined as never)).rejects.toThrow(TypeError);
+    expect(net.getParameters()).toEqual(before);
+    expect(net.step).toBe(0);
+  });
+
+  it('fails a diverging step with a NumericError and applies nothing', async () => {
+    const net = VelocityNet.create(tasks.toy2d.config, { seed: 8 });
+    const trainer = new FlowMatchingTrainer(net, OPTIONS);
+    // Finite parameters so large that the forward overflows.
+    net.setParameters(new Float32Array(net.paramCount).fill(1e30));
+    const before = net.getParameters();
+    const { x0, cond } = tasks.toy2d.batch(16, 1, 0);
+    await expect(trainer.step({ x0, cond })).rejects.toThrow(NumericError);
+    expect(net.getParameters()).toEqual(before);
+    expect(net.step).toBe(0);
+  });
+});
+
+describe('checkpoints', () => {
+  it('round-trips parameters and config without optimizer state', async () => {
+    const net = VelocityNet.create({ width: 16, depth: 2, condSlots: 3 }, { seed: 9 });
+    const path = join(dir, 'plain.safetensors');
+    await saveCheckpoint(path, net);
+    const { net: loaded, step } = await loadCheckpoint(path);
+    expect(step).toBe(0);
+    expect(loaded.config).toEqual(net.config);
+    expect(loaded.getParameters()).toEqual(net.getParameters());
+  });
+
+  it('rejects missing, corrupt, truncated and mismatched files, leaving the target unchanged', async () => {
+    const net = VelocityNet.create({ width: 16 }, { seed: 10 });
+    const path = join(dir, 'good.safetensors');
+    await saveCheckpoint(path, net);
+    const bytes = readFileSync(path);
+    const target = VelocityNet.create({ width: 16 }, { seed: 11 });
+    const before = target.getParameters();
+
+    await expect(loadCheckpoint(join(dir, 'missing.safetensors'))).rejects.toThrow(/missing\.safetensors/);
+    const truncated = join(dir, 'truncated.safetensors');
+    writeFileSync(truncated, bytes.subarray(0, bytes.length - 10));
+    await expect(loadCheckpoint(truncated, { into: target })).rejects.toThrow(CheckpointError);
+    const garbage = join(dir, 'garbage.safetensors');
+    writeFileSync(garbage, Buffer.from('this is not a checkpoint at all'));
+    await expect(loadCheckpoint(garbage, { into: target })).rejects.toThrow(CheckpointError);
+    const other = VelocityNet.create({ width: 8 }, { seed: 10 });
+    const otherPath = join(dir, 'other.safetensors');
+    await saveCheckpoint(otherPath, other);
+    await expect(loadCheckpoint(otherPath, { into: target })).rejects.toThrow(/does not match/);
+    expect(target.getParameters()).toEqual(before);
+  });
+});
