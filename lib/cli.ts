@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { runToy2dDemo } from './demo.js';
 import { backendInfo } from './index.js';
+import type { SolverName } from './solvers.js';
 
 function integer(min: number) {
   return (value: string) => {
@@ -21,8 +22,9 @@ program
   .option('--steps <n>', 'optimiser steps', integer(1), 600)
   .option('--batch <n>', 'samples per step', integer(1), 256)
   .option('--seed <n>', 'random seed', integer(0), 0)
-  .option('--sample-steps <n>', 'Euler steps when sampling', integer(1), 32)
-  .action(async (opts: { steps: number; batch: number; seed: number; sampleSteps: number }) => {
+  .option('--sample-steps <n>', 'solver steps when sampling', integer(1), 10)
+  .addOption(new Option('--solver <name>', 'sampling solver').choices(['euler', 'heun', 'dpm2']).default('dpm2'))
+  .action(async (opts: { steps: number; batch: number; seed: number; sampleSteps: number; solver: SolverName }) => {
     const info = backendInfo();
     console.log(`backend: cpu (${info.threads} threads)${info.cuda ? `, CUDA device ${info.device}` : ''}`);
     await runToy2dDemo({ ...opts, log: (line) => console.log(line) });

@@ -1,5 +1,6 @@
 import { VelocityNet } from './net.js';
 import { FlowMatchingTrainer } from './pretrain.js';
+import { type SolverName, sample } from './solvers.js';
 import * as toy2d from './tasks/toy2d.js';
 
 /** Options of the built-in demo. */
@@ -8,6 +9,7 @@ export interface DemoOptions {
   batch: number;
   seed: number;
   sampleSteps: number;
+  solver: SolverName;
   log: (line: string) => void;
 }
 
@@ -30,10 +32,16 @@ export async function runToy2dDemo(o: DemoOptions): Promise<DemoResult> {
     seed: o.seed,
   });
   const evalModes = Int32Array.from({ length: 512 }, (_, i) => i % toy2d.MODES);
+  const cond = toy2d.conditions(evalModes);
+  const draw = async () =>
+    toy2d.score(
+      (await sample(net, { cond, solver: o.solver, steps: o.sampleSteps, seed: o.seed })).x.storage,
+      evalModes,
+    );
   const fmt = (s: toy2d.Toy2dScore) =>
     `mode accuracy ${(100 * s.modeAccuracy).toFixed(1)}%, within 3σ ${(100 * s.within3Std).toFixed(1)}%, mean distance ${s.meanDistance.toFixed(3)}`;
   o.log(`toy2d: ${net.paramCount} parameters, ${o.steps} steps of batch ${o.batch}`);
-  const before = toy2d.score(await toy2d.eulerSample(net, evalModes, o.sampleSteps, o.seed), evalModes);
+  const before = await draw();
   o.log(`samples before training: ${fmt(before)}`);
   const losses: number[] = [];
   const started = performance.now();
@@ -54,8 +62,8 @@ export async function runToy2dDemo(o: DemoOptions): Promise<DemoResult> {
       window = 0;
     }
   }
-  const after = toy2d.score(await toy2d.eulerSample(net, evalModes, o.sampleSteps, o.seed), evalModes);
-  o.log(`samples after training (${o.sampleSteps}-step Euler): ${fmt(after)}`);
+  const after = await draw();
+  o.log(`samples after training (${o.sampleSteps}-step ${o.solver}): ${fmt(after)}`);
   net.dispose();
   return { losses, before, after };
 }

@@ -15,6 +15,16 @@ export { interpolate, philox4x32 } from './ops.js';
 export type { FlowMatchingOptions, LrSchedule, OptimizerOptions, StepStats } from './pretrain.js';
 export { FlowMatchingTrainer } from './pretrain.js';
 export { SafetensorsError } from './safetensors.js';
+export type {
+  SampleOptions,
+  SampleResult,
+  Solver,
+  SolverContext,
+  SolverName,
+  TimeGridOptions,
+  VelocityFn,
+} from './solvers.js';
+export { SAMPLE_STREAM, sample, solvers, timeGrid } from './solvers.js';
 export { tasks } from './tasks/index.js';
 export type { Device, DType, RandomOptions } from './tensor.js';
 export { liveTensors, Tensor, USER_STREAM } from './tensor.js';

@@ -47,6 +47,13 @@ export interface NativeModel {
     batch: number,
     options: Record<string, unknown>,
   ): Promise<NativeStepStats>;
+  sample(
+    noise: Float32Array | null,
+    cond: Int32Array,
+    batch: number,
+    options: { solver: string; grid: Float64Array; cfgScale: number; seed: number; firstSample: number; chunk: number },
+    trajectory: boolean,
+  ): Promise<{ x: Float32Array; trajectory: Float32Array | null }>;
 }
 
 export interface NativeBackendInfo {

@@ -1,6 +1,7 @@
 import { isFloat32Array } from 'node:util/types';
+import { checkFinite, checkTensor } from './checks.js';
 import { type NetConfig, resolveNetConfig } from './config.js';
-import { DisposedError, fromNative, NumericError } from './errors.js';
+import { DisposedError, fromNative } from './errors.js';
 import { type NativeModel, native } from './native.js';
 import { objectOption, rejectUnknown, seedOption } from './options.js';
 import { type Device, Tensor } from './tensor.js';
@@ -23,22 +24,6 @@ export interface CreateOptions {
   seed?: number | bigint;
   /** Backend: 'cpu' (default). */
   device?: Device;
-}
-
-function checkFinite(what: string, data: Float32Array): void {
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i]))
-      throw new NumericError(`${what} contains a non-finite value (${data[i]}) at index ${i}`);
-  }
-}
-
-function checkTensor(what: string, tensor: unknown, dtype: 'float32' | 'int32', shape: readonly number[]): void {
-  if (!(tensor instanceof Tensor)) throw new TypeError(`${what} must be a Tensor`);
-  if (tensor.dtype !== dtype) throw new TypeError(`${what} must be a ${dtype} tensor, got ${tensor.dtype}`);
-  if (tensor.disposed) throw new DisposedError(what);
-  if (tensor.shape.length !== shape.length || tensor.shape.some((d, i) => d !== shape[i])) {
-    throw new RangeError(`${what} must have shape [${shape.join(', ')}], got [${tensor.shape.join(', ')}]`);
-  }
 }
 
 /** The inputs of one batch, checked and converted for a native call. */

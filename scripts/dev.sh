@@ -34,7 +34,9 @@ ensure_node_modules() {
 
 build() {
   log "native build (cmake-js, DNFT_CUDA=${DNFT_CUDA:-AUTO})"
-  npx cmake-js compile --CDDNFT_CUDA="${DNFT_CUDA:-AUTO}" --CDDNFT_BUILD_TESTS=ON >build.log 2>&1 || { cat build.log; exit 1; }
+  # configure (not just compile): a prebuild configures the same tree with the tests off.
+  { npx cmake-js configure --CDDNFT_CUDA="${DNFT_CUDA:-AUTO}" --CDDNFT_BUILD_TESTS=ON &&
+    npx cmake-js build; } >build.log 2>&1 || { cat build.log; exit 1; }
   tail -n 3 build.log
   log "TypeScript build"
   npx tsc -p tsconfig.build.json

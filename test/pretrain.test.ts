@@ -7,6 +7,7 @@ import {
   FlowMatchingTrainer,
   loadCheckpoint,
   NumericError,
+  sample,
   saveCheckpoint,
   Tensor,
   tasks,
@@ -37,7 +38,8 @@ describe('flow-matching pre-training', () => {
     expect(net.step).toBe(300);
     expect(mean(losses.slice(-30))).toBeLessThan(0.6 * mean(losses.slice(0, 10)));
     const modes = Int32Array.from({ length: 256 }, (_, i) => i % tasks.toy2d.MODES);
-    const score = tasks.toy2d.score(await tasks.toy2d.eulerSample(net, modes, 24, 5), modes);
+    const { x } = await sample(net, { cond: tasks.toy2d.conditions(modes), solver: 'dpm2', steps: 10, seed: 5 });
+    const score = tasks.toy2d.score(x.storage, modes);
     expect(score.modeAccuracy).toBeGreaterThan(0.8);
   });
 

@@ -1,5 +1,4 @@
 import { CONFIG_SMALL, type NetConfig } from '../config.js';
-import type { VelocityNet } from '../net.js';
 import { Tensor } from '../tensor.js';
 
 /** Number of mixture components. */
@@ -14,7 +13,6 @@ export const config: Readonly<NetConfig> = CONFIG_SMALL;
 // Streams of the task's own draws (any user stream ≥ 16 works; these keep them apart).
 const MODE_STREAM = 100;
 const POINT_STREAM = 101;
-const NOISE_STREAM = 102;
 
 /** Centre (x, y) of mode k (0-based). */
 export function center(mode: number): [number, number] {
@@ -90,28 +88,7 @@ export function score(samples: Float32Array, modes: Int32Array): Toy2dScore {
   return { modeAccuracy: correct / n, meanDistance: distance / n, within3Std: within / n };
 }
 
-/**
- * Draws samples for the given modes by integrating dx/dt = v(x, t, c) from t = 1 (noise) to t = 0 with the
- * first-order Euler method on a uniform grid.
- */
-export async function eulerSample(
-  net: VelocityNet,
-  modes: Int32Array,
-  steps: number,
-  seed: number,
-): Promise<Float32Array> {
-  const size = modes.length;
-  const x = Tensor.randn([size, 2], { seed, stream: NOISE_STREAM });
-  const cond = Tensor.fromInt32(modes.map(modeToken), [size, 1]);
-  for (let i = 0; i < steps; i++) {
-    const t = 1 - i / steps;
-    const dt = -1 / steps;
-    const v = await net.velocity(x, t, cond);
-    const xs = x.storage;
-    const vs = v.storage;
-    for (let j = 0; j < xs.length; j++) xs[j] = (xs[j] as number) + dt * (vs[j] as number);
-    v.dispose();
-  }
-  cond.dispose();
-  return x.storage;
+/** Condition tokens (B, 1) asking for the given modes. */
+export function conditions(modes: Int32Array): Tensor<'int32'> {
+  return Tensor.fromInt32(modes.map(modeToken), [modes.length, 1]);
 }

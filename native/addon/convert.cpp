@@ -129,4 +129,30 @@ OptimizerConfig optimizer_config_from(const Napi::Object& o) {
   return c;
 }
 
+SampleOptions sample_options_from(const Napi::Object& o) {
+  SampleOptions s;
+  const std::string solver = o.Get("solver").IsString() ? o.Get("solver").As<Napi::String>().Utf8Value() : "";
+  if (solver == "euler") {
+    s.solver = SolverKind::kEuler;
+  } else if (solver == "heun") {
+    s.solver = SolverKind::kHeun;
+  } else if (solver == "dpm2") {
+    s.solver = SolverKind::kDpm2;
+  } else {
+    throw_range(o.Env(), "solver must be 'euler', 'heun' or 'dpm2'");
+  }
+  Napi::Value grid = o.Get("grid");
+  if (!grid.IsTypedArray() || grid.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    throw_type(o.Env(), "grid must be a Float64Array");
+  }
+  Napi::Float64Array g = grid.As<Napi::Float64Array>();
+  s.grid.assign(g.Data(), g.Data() + g.ElementLength());
+  validate_grid(s.grid);
+  s.cfg_scale = number_field(o, "cfgScale", 1.0, -1e6, 1e6);
+  s.seed = static_cast<uint64_t>(number_field(o, "seed", 0, 0, 9007199254740991.0));
+  s.first_sample = static_cast<int64_t>(number_field(o, "firstSample", 0, 0, 9007199254740991.0));
+  s.chunk = static_cast<int>(number_field(o, "chunk", s.chunk, 1, 1 << 24));
+  return s;
+}
+
 }  // namespace dnft::addon

@@ -7,6 +7,7 @@
 
 #include "core/net_config.h"
 #include "core/optimizer.h"
+#include "core/sampler.h"
 
 namespace dnft::addon {
 
@@ -20,5 +21,7 @@ double number_field(const Napi::Object& object, const char* field, double fallba
 NetConfig net_config_from(const Napi::Object& object);
 Napi::Object net_config_to(Napi::Env env, const NetConfig& config);
 OptimizerConfig optimizer_config_from(const Napi::Object& object);
+// { solver: 'euler' | 'heun' | 'dpm2', grid: Float64Array, cfgScale, seed, firstSample, chunk }; validates the grid.
+SampleOptions sample_options_from(const Napi::Object& object);
 
 }  // namespace dnft::addon

@@ -35,6 +35,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Velocity>("velocity"),
                          InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
                          InstanceMethod<&ModelWrap::FlowMatchingStep>("flowMatchingStep"),
+                         InstanceMethod<&ModelWrap::Sample>("sample"),
                      });
 }
 
@@ -208,6 +209,44 @@ Napi::Value ModelWrap::FlowMatchingStep(const Napi::CallbackInfo& info) {
         result.Set("step", Napi::Number::New(env, static_cast<double>(stats->step)));
         return result;
       });
+}
+
+// sample(noise | null, tokens, batch, { solver, grid, cfgScale, seed, firstSample, chunk }, trajectory: boolean)
+//   -> Promise<{ x: Float32Array (B, D), trajectory: Float32Array (N + 1, B, D) | null }>
+Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const NetConfig& c = model_->net().config();
+  const int B = batch_arg(info, 2);
+  const size_t BD = static_cast<size_t>(B) * c.data_dim;
+  const bool has_noise = info.Length() > 0 && !info[0].IsNull() && !info[0].IsUndefined();
+  Napi::Float32Array noise = has_noise ? float32_arg(info, 0, "noise", BD) : Napi::Float32Array::New(env, 0);
+  Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
+  Napi::Object o = object_arg(info, 3, "options");
+  const bool with_trajectory = info.Length() > 4 && info[4].ToBoolean().Value();
+  SampleOptions options = guard(env, [&] { return sample_options_from(o); });
+
+  Napi::Float32Array out = Napi::Float32Array::New(env, BD);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("x", out);
+  float* trajectory = nullptr;
+  if (with_trajectory) {
+    Napi::Float32Array array = Napi::Float32Array::New(env, options.grid.size() * BD);
+    trajectory = array.Data();
+    result.Set("trajectory", array);
+  } else {
+    result.Set("trajectory", env.Null());
+  }
+  Model* model = model_.get();
+  const float* noisep = has_noise ? noise.Data() : nullptr;
+  const int32_t* tokp = tokens.Data();
+  float* outp = out.Data();
+  return PromiseWorker::Run(
+      env, {result, Value(), noise, tokens},
+      [=] {
+        std::lock_guard<std::mutex> lock(model->mutex());
+        model->sample(noisep, tokp, B, options, outp, trajectory);
+      },
+      [](Napi::Env, const std::vector<Napi::Value>& kept) { return kept[0]; });
 }
 
 }  // namespace dnft::addon

@@ -59,6 +59,9 @@ class Backend {
 
   // y += x
   virtual void add_inplace(float* y, const float* x, size_t n) = 0;
+  // out = a·x + b·y (+ c·z when z is not null); out may be x, y or z.
+  virtual void lincomb(float* out, size_t n, float a, const float* x, float b, const float* y, float c,
+                       const float* z) = 0;
 
   // Flow-matching interpolation with eps = normal(seed, kStreamNoise, offset + i):
   // x_t (B, D) = (1 - t) x0 + t eps, target (B, D) = eps - x0, with t (B) per row.

@@ -79,6 +79,11 @@ void Model::forward_backward(const float* host_x, const float* host_t, const int
   grads_.download(host_grads, net_.param_count());
 }
 
+void Model::sample(const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& options,
+                   float* host_out, float* host_trajectory) {
+  sampler_.run(params_.get(), host_noise, host_tokens, B, options, host_out, host_trajectory);
+}
+
 StepStats Model::flow_matching_step(const float* host_x0, const int32_t* host_tokens, int B,
                                     const FlowMatchingOptions& o) {
   const NetConfig& c = net_.config();

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "core/optimizer.h"
+#include "core/sampler.h"
 #include "core/velocity_net.h"
 
 namespace dnft {
@@ -47,6 +48,10 @@ class Model {
   void forward_backward(const float* host_x, const float* host_t, const int32_t* host_tokens, const float* host_dout,
                         int B, float* host_out, float* host_dx, float* host_grads);
 
+  // A rollout with the model's parameters (core/sampler.h): out (B, D), trajectory (N + 1, B, D) or null.
+  void sample(const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& options, float* host_out,
+              float* host_trajectory);
+
   // One flow-matching optimiser step on clean samples x0 (B, D) with their condition tokens (B, L).
   StepStats flow_matching_step(const float* host_x0, const int32_t* host_tokens, int B,
                                const FlowMatchingOptions& options);
@@ -57,6 +62,7 @@ class Model {
   Backend& backend_;
   VelocityNet net_;
   NetWorkspace workspace_;
+  Sampler sampler_{backend_, net_, workspace_};
   Buffer<float> params_, grads_, m_, v_;
   // staging for one batch
   Buffer<float> x_, xt_, t_, out_, target_, dout_;

@@ -27,13 +27,4 @@ void silu_backward(float* din, const float* dout, const float* in, size_t n) {
       kElementGrain);
 }
 
-void add_inplace(float* y, const float* x, size_t n) {
-  global_pool().parallel_for(
-      static_cast<int64_t>(n),
-      [&](int64_t begin, int64_t end, int) {
-        for (int64_t i = begin; i < end; ++i) y[i] += x[i];
-      },
-      kElementGrain);
-}
-
 }  // namespace dnft::cpu

@@ -63,6 +63,10 @@ class CpuBackend final : public Backend {
     cpu::adaln_backward(din, dmod, dout, in, mean, rstd, mod, B, W);
   }
   void add_inplace(float* y, const float* x, size_t n) override { cpu::add_inplace(y, x, n); }
+  void lincomb(float* out, size_t n, float a, const float* x, float b, const float* y, float c,
+               const float* z) override {
+    cpu::lincomb(out, n, a, x, b, y, c, z);
+  }
   void interpolate(float* x_t, float* target, const float* x0, const float* t, int B, int D, uint64_t seed,
                    uint64_t offset) override {
     cpu::interpolate(x_t, target, x0, t, B, D, seed, offset);

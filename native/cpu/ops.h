@@ -13,7 +13,10 @@ void linear_backward(float* din, float* dw, float* db, const float* dout, const 
 // activation.cpp
 void silu_forward(float* out, const float* in, size_t n);
 void silu_backward(float* din, const float* dout, const float* in, size_t n);
+
+// elementwise.cpp
 void add_inplace(float* y, const float* x, size_t n);
+void lincomb(float* out, size_t n, float a, const float* x, float b, const float* y, float c, const float* z);
 
 // embedding.cpp
 void time_features(float* out, const float* t, int B, int F);

@@ -65,6 +65,7 @@ enum PhiloxStream : uint32_t {
   kStreamNoise = 2,    // interpolation noise eps
   kStreamTime = 3,     // training times t
   kStreamDropout = 4,  // condition dropout
+  kStreamSample = 5,   // initial noise of rollouts: sample i uses offsets [i·D, (i + 1)·D)
   kStreamUser = 16,    // first stream free for Tensor.randn and friends
 };
 

@@ -1,0 +1,131 @@
+#include "core/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/math/philox.h"
+
+namespace dnft {
+
+namespace {
+
+// log-SNR of rectified flow, λ(t) = log((1 − t) / t): −∞ at t = 1, +∞ at t = 0.
+double log_snr(double t) { return std::log((1.0 - t) / t); }
+
+}  // namespace
+
+void validate_grid(const std::vector<double>& grid) {
+  if (grid.size() < 2) throw Error(Error::Kind::kRange, "the time grid needs at least 2 points (1 step)");
+  if (grid.front() != 1.0 || grid.back() != 0.0) {
+    throw Error(Error::Kind::kRange, "the time grid must start at t = 1 (noise) and end at t = 0 (data)");
+  }
+  for (size_t i = 1; i < grid.size(); ++i) {
+    if (!(grid[i] < grid[i - 1])) throw Error(Error::Kind::kRange, "the time grid must be strictly decreasing");
+  }
+}
+
+void Sampler::reserve(int rows) {
+  if (rows <= capacity_) return;
+  const size_t D = net_.config().data_dim, L = net_.config().cond_slots, R = static_cast<size_t>(rows);
+  x_ = Buffer<float>(backend_, R * D);
+  v_ = Buffer<float>(backend_, R * D);
+  v2_ = Buffer<float>(backend_, R * D);
+  aux_ = Buffer<float>(backend_, R * D);
+  x0_prev_ = Buffer<float>(backend_, R * D);
+  xin_ = Buffer<float>(backend_, 2 * R * D);
+  vout_ = Buffer<float>(backend_, 2 * R * D);
+  t_ = Buffer<float>(backend_, 2 * R);
+  tokens_ = Buffer<int32_t>(backend_, 2 * R * L);
+  capacity_ = rows;
+}
+
+void Sampler::velocity(const float* params, const float* x, double t, int rows, double cfg_scale, float* v) {
+  const size_t n = static_cast<size_t>(rows) * net_.config().data_dim;
+  if (cfg_scale == 1.0) {
+    backend_.fill(t_.get(), static_cast<float>(t), rows);
+    net_.forward(backend_, ws_, params, x, t_.get(), tokens_.get(), rows, v);
+    return;
+  }
+  // One pass over [x; x] with [c; null]: v = v_null + s·(v_cond − v_null).
+  backend_.copy(xin_.get(), x, n * sizeof(float));
+  backend_.copy(xin_.get() + n, x, n * sizeof(float));
+  backend_.fill(t_.get(), static_cast<float>(t), 2 * static_cast<size_t>(rows));
+  net_.forward(backend_, ws_, params, xin_.get(), t_.get(), tokens_.get(), 2 * rows, vout_.get());
+  backend_.lincomb(v, n, static_cast<float>(cfg_scale), vout_.get(), static_cast<float>(1.0 - cfg_scale),
+                   vout_.get() + n, 0.0f, nullptr);
+}
+
+void Sampler::run(const float* params, const float* host_noise, const int32_t* host_tokens, int B,
+                  const SampleOptions& o, float* host_out, float* host_trajectory) {
+  validate_grid(o.grid);
+  const NetConfig& c = net_.config();
+  const size_t D = c.data_dim, L = c.cond_slots;
+  const int steps = static_cast<int>(o.grid.size()) - 1;
+  const bool cfg = o.cfg_scale != 1.0;
+  const int chunk = std::max(1, std::min(o.chunk, B));
+  reserve(chunk);
+  std::vector<int32_t> host_chunk_tokens;
+
+  for (int start = 0; start < B; start += chunk) {
+    const int rows = std::min(chunk, B - start);
+    const size_t n = static_cast<size_t>(rows) * D, first = static_cast<size_t>(start) * D;
+    // The chunk's tokens, followed by as many null (all-zero) rows for a guided pass.
+    host_chunk_tokens.assign(host_tokens + static_cast<size_t>(start) * L,
+                             host_tokens + static_cast<size_t>(start + rows) * L);
+    if (cfg) host_chunk_tokens.resize(2 * static_cast<size_t>(rows) * L, 0);
+    tokens_.upload(host_chunk_tokens.data(), host_chunk_tokens.size());
+
+    float* x = x_.get();
+    if (host_noise != nullptr) {
+      backend_.copy_to_device(x, host_noise + first, n * sizeof(float));
+    } else {
+      backend_.fill_normal(x, n, o.seed, kStreamSample, static_cast<uint64_t>(o.first_sample + start) * D, 1.0f);
+    }
+    auto record = [&](int k) {
+      if (host_trajectory != nullptr)
+        backend_.copy_to_host(host_trajectory + static_cast<size_t>(k) * B * D + first, x, n * sizeof(float));
+    };
+    record(0);
+
+    float *v = v_.get(), *v2 = v2_.get(), *aux = aux_.get(), *x0_prev = x0_prev_.get();
+    for (int i = 1; i <= steps; ++i) {
+      const double s = o.grid[i - 1], t = o.grid[i], dt = t - s;
+      velocity(params, x, s, rows, o.cfg_scale, v);
+      switch (o.solver) {
+        case SolverKind::kEuler:
+          backend_.lincomb(x, n, 1.0f, x, static_cast<float>(dt), v, 0.0f, nullptr);
+          break;
+        case SolverKind::kHeun:
+          // Predictor x + dt·v1 into aux, corrector x + dt/2·(v1 + v2).
+          backend_.lincomb(aux, n, 1.0f, x, static_cast<float>(dt), v, 0.0f, nullptr);
+          velocity(params, aux, t, rows, o.cfg_scale, v2);
+          backend_.lincomb(x, n, 1.0f, x, static_cast<float>(dt / 2), v, static_cast<float>(dt / 2), v2);
+          break;
+        case SolverKind::kDpm2: {
+          // Data prediction x0 = x − s·v (into aux), then DPM-Solver++(2M) in data-prediction form:
+          // x_t = (t/s)·x − (1 − t)(e^{−h} − 1)·[(1 + 1/2r)·x0 − 1/2r·x0_prev], h = λ(t) − λ(s), r = h_prev/h.
+          // The first step and the step into t = 0 are first order (DDIM); a first step from t = 1 has h_prev = ∞,
+          // which also makes the second step first order (1/2r = 0).
+          backend_.lincomb(aux, n, 1.0f, x, static_cast<float>(-s), v, 0.0f, nullptr);
+          double half_inv_r = 0.0;
+          if (i > 1 && t > 0.0) {
+            const double h = log_snr(t) - log_snr(s), h_prev = log_snr(s) - log_snr(o.grid[i - 2]);
+            if (std::isfinite(h_prev)) half_inv_r = h / (2.0 * h_prev);
+          }
+          const double ratio = t / s;
+          // −(1 − t)(e^{−h} − 1) = (1 − t) − t(1 − s)/s, finite at t = 0 and s = 1.
+          const double data_coef = (1.0 - t) - t * (1.0 - s) / s;
+          backend_.lincomb(x, n, static_cast<float>(ratio), x, static_cast<float>(data_coef * (1.0 + half_inv_r)), aux,
+                           static_cast<float>(-data_coef * half_inv_r), half_inv_r != 0.0 ? x0_prev : nullptr);
+          std::swap(aux, x0_prev);
+          break;
+        }
+      }
+      record(i);
+    }
+    backend_.copy_to_host(host_out + first, x, n * sizeof(float));
+  }
+  backend_.synchronize();
+}
+
+}  // namespace dnft

@@ -1,0 +1,50 @@
+// Rollouts: integrate dx/dt = v(x, t, c) from noise at t = 1 to data at t = 0 over a time grid, with a built-in
+// solver, entirely in native code (algorithms.md sections 1 and 2.7).
+#pragma once
+
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/velocity_net.h"
+
+namespace dnft {
+
+enum class SolverKind { kEuler, kHeun, kDpm2 };
+
+struct SampleOptions {
+  SolverKind solver = SolverKind::kEuler;
+  std::vector<double> grid;  // t_0 = 1 > t_1 > ... > t_N = 0
+  double cfg_scale = 1.0;    // classifier-free guidance; 1 = off (no null-condition pass)
+  uint64_t seed = 0;         // initial noise: Philox stream kStreamSample of this seed
+  int64_t first_sample = 0;  // index of the first row in that stream, so a batch can continue another
+  int chunk = 1024;          // rows integrated at a time (doubled inside with CFG): bounds the memory
+};
+
+// Checks a grid: at least 2 points, t_0 = 1, strictly decreasing, t_N = 0. Throws kRange otherwise.
+void validate_grid(const std::vector<double>& grid);
+
+class Sampler {
+ public:
+  Sampler(Backend& backend, const VelocityNet& net, NetWorkspace& workspace)
+      : backend_(backend), net_(net), ws_(workspace) {}
+
+  // out (B, D): the samples at t = 0; trajectory (N + 1, B, D), the state at every grid point, when not null.
+  // The initial noise is host_noise (B, D) when given, else drawn from options.seed. Host pointers.
+  void run(const float* params, const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& o,
+           float* host_out, float* host_trajectory);
+
+ private:
+  void reserve(int rows);
+  // v (rows, D) = the (guided) velocity at (x, t) for the staged tokens of the chunk.
+  void velocity(const float* params, const float* x, double t, int rows, double cfg_scale, float* v);
+
+  Backend& backend_;
+  const VelocityNet& net_;
+  NetWorkspace& ws_;
+  int capacity_ = 0;
+  // (2·rows, ·) where a CFG pass stacks the conditional rows over the null-condition rows
+  Buffer<float> x_, v_, v2_, aux_, x0_prev_, xin_, vout_, t_;
+  Buffer<int32_t> tokens_;
+};
+
+}  // namespace dnft
