@@ -9,6 +9,7 @@ export { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 export type { NetConfig } from './config.js';
 export { CONFIG_M, CONFIG_SMALL } from './config.js';
 export { BackendError, CheckpointError, DiffusionNftError, DisposedError, NumericError } from './errors.js';
+export type { ParamSetName } from './native.js';
 export type { CreateOptions, ParamInfo } from './net.js';
 export { VelocityNet } from './net.js';
 export { interpolate, philox4x32 } from './ops.js';

@@ -23,17 +23,32 @@ export interface NativeStepStats {
   step: number;
 }
 
+/**
+ * The parameter sets of a network: 'theta' (trained), 'old' (DiffusionNFT's rollout policy), 'ref' (the frozen
+ * reference of KL terms), 'ema' (an exponential moving average of θ for evaluation).
+ */
+export type ParamSetName = 'theta' | 'old' | 'ref' | 'ema';
+
 export interface NativeModel {
   layout(): NativeParamSpec[];
   config(): Record<string, number>;
   paramCount(): number;
   step(): number;
-  getParams(out: Float32Array): void;
-  setParams(src: Float32Array): void;
+  getParams(out: Float32Array, which?: ParamSetName): void;
+  setParams(src: Float32Array, which?: ParamSetName): void;
+  hasParams(which: ParamSetName): boolean;
+  copyParams(dst: ParamSetName, src: ParamSetName): void;
+  blendParams(dst: ParamSetName, eta: number, src: ParamSetName): void;
   hasOptimizerState(): boolean;
   getOptimizerState(m: Float32Array, v: Float32Array): void;
   setOptimizerState(m: Float32Array, v: Float32Array, step: number): void;
-  velocity(x: Float32Array, t: Float32Array, cond: Int32Array, batch: number): Promise<Float32Array>;
+  velocity(
+    x: Float32Array,
+    t: Float32Array,
+    cond: Int32Array,
+    batch: number,
+    which?: ParamSetName,
+  ): Promise<Float32Array>;
   forwardBackward(
     x: Float32Array,
     t: Float32Array,
@@ -53,6 +68,7 @@ export interface NativeModel {
     batch: number,
     options: { solver: string; grid: Float64Array; cfgScale: number; seed: number; firstSample: number; chunk: number },
     trajectory: boolean,
+    which?: ParamSetName,
   ): Promise<{ x: Float32Array; trajectory: Float32Array | null }>;
 }
 

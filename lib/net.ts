@@ -2,9 +2,11 @@ import { isFloat32Array } from 'node:util/types';
 import { checkFinite, checkTensor } from './checks.js';
 import { type NetConfig, resolveNetConfig } from './config.js';
 import { DisposedError, fromNative } from './errors.js';
-import { type NativeModel, native } from './native.js';
+import { type NativeModel, native, type ParamSetName } from './native.js';
 import { objectOption, rejectUnknown, seedOption } from './options.js';
 import { type Device, Tensor } from './tensor.js';
+
+const PARAM_SETS: readonly ParamSetName[] = ['theta', 'old', 'ref', 'ema'];
 
 /** One parameter tensor of the flat buffer. */
 export interface ParamInfo {
@@ -133,10 +135,19 @@ export class VelocityNet {
     return result;
   }
 
-  /** The velocity v(x, t, cond): x (B, D), t (B) in [0, 1] or one number for all rows, cond (B, L) int32. */
-  async velocity(x: Tensor, t: Tensor | number, cond: Tensor<'int32'>): Promise<Tensor> {
+  /**
+   * The velocity v(x, t, cond): x (B, D), t (B) in [0, 1] or one number for all rows, cond (B, L) int32; with the
+   * parameter set `params` (default 'theta').
+   */
+  async velocity(
+    x: Tensor,
+    t: Tensor | number,
+    cond: Tensor<'int32'>,
+    params: ParamSetName = 'theta',
+  ): Promise<Tensor> {
     const inputs = this.checkInputs(x, t, cond);
-    const out = await this.enqueue(() => this.model.velocity(inputs.x, inputs.t, inputs.cond, inputs.batch));
+    this.checkParamSet(params);
+    const out = await this.enqueue(() => this.model.velocity(inputs.x, inputs.t, inputs.cond, inputs.batch, params));
     return Tensor.from(out, [inputs.batch, this.config.dataDim]);
   }
 
@@ -181,6 +192,16 @@ export class VelocityNet {
     }
     const tokens = this.checkCond(cond, batch);
     return { batch, x: x.storage, t: times, cond: tokens };
+  }
+
+  /** Throws unless the parameter set exists. @internal */
+  checkParamSet(params: ParamSetName): void {
+    if (!PARAM_SETS.includes(params)) {
+      throw new RangeError(`parameter set must be one of ${PARAM_SETS.join(', ')}, got ${String(params)}`);
+    }
+    if (!this.model.hasParams(params)) {
+      throw new RangeError(`this network has no '${params}' parameters (a DiffusionNFT trainer creates them)`);
+    }
   }
 
   /** Validates condition tokens (B, L) in [0, vocabSize). @internal */

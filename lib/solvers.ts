@@ -3,6 +3,7 @@
 // function, a solver written in TypeScript) runs here, with the built-in solvers re-expressed over the same float32
 // arithmetic so that both paths give the same samples.
 import { checkFinite, checkTensor } from './checks.js';
+import type { ParamSetName } from './native.js';
 import { VelocityNet } from './net.js';
 import { numberOption, objectOption, rejectUnknown, seedOption } from './options.js';
 import { Tensor } from './tensor.js';
@@ -193,6 +194,8 @@ export interface SampleOptions extends TimeGridOptions {
   trajectory?: boolean;
   /** Data dimension D of a velocity function, when no `noise` gives it. */
   dataDim?: number;
+  /** The parameter set of a VelocityNet to sample with (default 'theta'; a DiffusionNFT trainer adds 'old', 'ref', 'ema'). */
+  params?: ParamSetName;
 }
 
 /** The clean samples (B, D) and, when asked for, the trajectory (N + 1, B, D). */
@@ -215,6 +218,7 @@ const SAMPLE_FIELDS = [
   'chunk',
   'trajectory',
   'dataDim',
+  'params',
 ];
 
 function resolveGrid(opts: Record<string, unknown>): Float64Array {
@@ -275,18 +279,21 @@ export async function sample(model: VelocityNet | VelocityFn, options: SampleOpt
   const firstSample = numberOption('sample options', opts, 'firstSample', limit, 0);
   const chunk = numberOption('sample options', opts, 'chunk', { kind: 'int', min: 1, max: 1 << 24 }, 1024);
   const withTrajectory = opts.trajectory === true;
+  const params = (opts.params ?? 'theta') as ParamSetName;
+  if (net !== null) net.checkParamSet(params);
+  else if (opts.params !== undefined) throw new TypeError('sample options.params applies to a VelocityNet only');
 
   if (net !== null && typeof solver === 'string') {
     const nativeOptions = { solver, grid, cfgScale, seed, firstSample, chunk };
     const r = await net.enqueue(() =>
-      net.model.sample(noise?.storage ?? null, tokens, batch, nativeOptions, withTrajectory),
+      net.model.sample(noise?.storage ?? null, tokens, batch, nativeOptions, withTrajectory, params),
     );
     const x = Tensor.from(r.x, [batch, dim]);
     checkFinite('the samples', x.storage);
     return r.trajectory ? { x, trajectory: Tensor.from(r.trajectory, [grid.length, batch, dim]) } : { x };
   }
 
-  const velocityOf: VelocityFn = net ? (x, t, c) => net.velocity(x, t, c) : (model as VelocityFn);
+  const velocityOf: VelocityFn = net ? (x, t, c) => net.velocity(x, t, c, params) : (model as VelocityFn);
   const run = typeof solver === 'function' ? (solver as Solver) : solvers[solver as SolverName];
   const slots = cond.shape[1] as number;
   const out = new Float32Array(batch * dim);

@@ -18,6 +18,16 @@ auto guard(Napi::Env env, F&& body) -> decltype(body()) {
   }
 }
 
+// An optional parameter-set name ('theta' by default).
+ParamSet param_set_arg(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || info[index].IsUndefined()) return ParamSet::kTheta;
+  const std::string name = info[index].IsString() ? info[index].As<Napi::String>().Utf8Value() : "";
+  for (int i = 0; i < kParamSetCount; ++i) {
+    if (name == param_set_name(static_cast<ParamSet>(i))) return static_cast<ParamSet>(i);
+  }
+  throw Napi::RangeError::New(info.Env(), "parameter set must be 'theta', 'old', 'ref' or 'ema', got '" + name + "'");
+}
+
 }  // namespace
 
 Napi::Function ModelWrap::Define(Napi::Env env) {
@@ -29,6 +39,9 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Step>("step"),
                          InstanceMethod<&ModelWrap::GetParams>("getParams"),
                          InstanceMethod<&ModelWrap::SetParams>("setParams"),
+                         InstanceMethod<&ModelWrap::HasParams>("hasParams"),
+                         InstanceMethod<&ModelWrap::CopyParams>("copyParams"),
+                         InstanceMethod<&ModelWrap::BlendParams>("blendParams"),
                          InstanceMethod<&ModelWrap::HasOptimizerState>("hasOptimizerState"),
                          InstanceMethod<&ModelWrap::GetOptimizerState>("getOptimizerState"),
                          InstanceMethod<&ModelWrap::SetOptimizerState>("setOptimizerState"),
@@ -85,17 +98,54 @@ Napi::Value ModelWrap::Step(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(model_->step()));
 }
 
+// getParams(out, which?)
 Napi::Value ModelWrap::GetParams(const Napi::CallbackInfo& info) {
   Napi::Float32Array out = float32_arg(info, 0, "params", model_->net().param_count());
+  const ParamSet which = param_set_arg(info, 1);
   std::lock_guard<std::mutex> lock(model_->mutex());
-  model_->get_params(out.Data());
+  guard(info.Env(), [&] {
+    model_->get_params(out.Data(), which);
+    return 0;
+  });
   return info.Env().Undefined();
 }
 
+// setParams(src, which?)
 Napi::Value ModelWrap::SetParams(const Napi::CallbackInfo& info) {
   Napi::Float32Array src = float32_arg(info, 0, "params", model_->net().param_count());
+  const ParamSet which = param_set_arg(info, 1);
   std::lock_guard<std::mutex> lock(model_->mutex());
-  model_->set_params(src.Data());
+  model_->set_params(src.Data(), which);
+  return info.Env().Undefined();
+}
+
+// hasParams(which)
+Napi::Value ModelWrap::HasParams(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), model_->has_params(param_set_arg(info, 0)));
+}
+
+// copyParams(dst, src)
+Napi::Value ModelWrap::CopyParams(const Napi::CallbackInfo& info) {
+  const ParamSet dst = param_set_arg(info, 0), src = param_set_arg(info, 1);
+  std::lock_guard<std::mutex> lock(model_->mutex());
+  guard(info.Env(), [&] {
+    model_->copy_params(dst, src);
+    return 0;
+  });
+  return info.Env().Undefined();
+}
+
+// blendParams(dst, eta, src): dst ← η·dst + (1 − η)·src
+Napi::Value ModelWrap::BlendParams(const Napi::CallbackInfo& info) {
+  const ParamSet dst = param_set_arg(info, 0), src = param_set_arg(info, 2);
+  if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(info.Env(), "eta must be a number");
+  const double eta = info[1].As<Napi::Number>().DoubleValue();
+  if (!(eta >= 0.0 && eta <= 1.0)) throw Napi::RangeError::New(info.Env(), "eta must be in [0, 1]");
+  std::lock_guard<std::mutex> lock(model_->mutex());
+  guard(info.Env(), [&] {
+    model_->blend_params(dst, eta, src);
+    return 0;
+  });
   return info.Env().Undefined();
 }
 
@@ -127,7 +177,7 @@ int ModelWrap::batch_arg(const Napi::CallbackInfo& info, size_t index) {
   return static_cast<int>(integer_arg(info, index, "batch", 1, kMaxBatch));
 }
 
-// velocity(x, t, tokens, batch) -> Promise<Float32Array (B, D)>
+// velocity(x, t, tokens, batch, which?) -> Promise<Float32Array (B, D)>
 Napi::Value ModelWrap::Velocity(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const NetConfig& c = model_->net().config();
@@ -135,6 +185,7 @@ Napi::Value ModelWrap::Velocity(const Napi::CallbackInfo& info) {
   Napi::Float32Array x = float32_arg(info, 0, "x", static_cast<size_t>(B) * c.data_dim);
   Napi::Float32Array t = float32_arg(info, 1, "t", B);
   Napi::Int32Array tokens = int32_arg(info, 2, "cond", static_cast<size_t>(B) * c.cond_slots);
+  const ParamSet which = param_set_arg(info, 4);
   Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(B) * c.data_dim);
   Model* model = model_.get();
   const float *xp = x.Data(), *tp = t.Data();
@@ -144,7 +195,7 @@ Napi::Value ModelWrap::Velocity(const Napi::CallbackInfo& info) {
       env, {out, Value(), x, t, tokens},
       [=] {
         std::lock_guard<std::mutex> lock(model->mutex());
-        model->velocity(xp, tp, tokp, B, outp);
+        model->velocity(which, xp, tp, tokp, B, outp);
       },
       [](Napi::Env, const std::vector<Napi::Value>& kept) { return kept[0]; });
 }
@@ -211,7 +262,8 @@ Napi::Value ModelWrap::FlowMatchingStep(const Napi::CallbackInfo& info) {
       });
 }
 
-// sample(noise | null, tokens, batch, { solver, grid, cfgScale, seed, firstSample, chunk }, trajectory: boolean)
+// sample(noise | null, tokens, batch, { solver, grid, cfgScale, seed, firstSample, chunk }, trajectory: boolean,
+//        which?)
 //   -> Promise<{ x: Float32Array (B, D), trajectory: Float32Array (N + 1, B, D) | null }>
 Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -223,6 +275,7 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
   Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
   Napi::Object o = object_arg(info, 3, "options");
   const bool with_trajectory = info.Length() > 4 && info[4].ToBoolean().Value();
+  const ParamSet which = param_set_arg(info, 5);
   SampleOptions options = guard(env, [&] { return sample_options_from(o); });
 
   Napi::Float32Array out = Napi::Float32Array::New(env, BD);
@@ -244,7 +297,7 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
       env, {result, Value(), noise, tokens},
       [=] {
         std::lock_guard<std::mutex> lock(model->mutex());
-        model->sample(noisep, tokp, B, options, outp, trajectory);
+        model->sample(which, noisep, tokp, B, options, outp, trajectory);
       },
       [](Napi::Env, const std::vector<Napi::Value>& kept) { return kept[0]; });
 }

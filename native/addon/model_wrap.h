@@ -21,6 +21,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value GetParams(const Napi::CallbackInfo& info);
   Napi::Value SetParams(const Napi::CallbackInfo& info);
+  Napi::Value HasParams(const Napi::CallbackInfo& info);
+  Napi::Value CopyParams(const Napi::CallbackInfo& info);
+  Napi::Value BlendParams(const Napi::CallbackInfo& info);
   Napi::Value HasOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info);

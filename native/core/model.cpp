@@ -1,6 +1,7 @@
 #include "core/model.h"
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/math/philox.h"
@@ -19,15 +20,48 @@ uint64_t step_offset(int64_t step) { return static_cast<uint64_t>(step) << 32; }
 
 }  // namespace
 
+const char* param_set_name(ParamSet which) {
+  static const char* const names[kParamSetCount] = {"theta", "old", "ref", "ema"};
+  return names[static_cast<int>(which)];
+}
+
 Model::Model(Backend& backend, const NetConfig& config, uint64_t seed)
-    : backend_(backend), net_(config), params_(backend, net_.param_count()), grads_(backend, net_.param_count()) {
-  net_.init_params(backend_, params_.get(), seed);
+    : backend_(backend), net_(config), grads_(backend, net_.param_count()) {
+  sets_[0] = Buffer<float>(backend_, net_.param_count());
+  net_.init_params(backend_, sets_[0].get(), seed);
   backend_.fill(grads_.get(), 0.0f, net_.param_count());
 }
 
-void Model::get_params(float* host) const { params_.download(host, net_.param_count()); }
+float* Model::params(ParamSet which) const {
+  const Buffer<float>& set = sets_[static_cast<int>(which)];
+  if (set.empty()) {
+    throw Error(Error::Kind::kState, std::string("the model has no '") + param_set_name(which) + "' parameters");
+  }
+  return set.get();
+}
 
-void Model::set_params(const float* host) { params_.upload(host, net_.param_count()); }
+void Model::get_params(float* host, ParamSet which) const {
+  backend_.copy_to_host(host, params(which), net_.param_count() * sizeof(float));
+}
+
+void Model::set_params(const float* host, ParamSet which) {
+  Buffer<float>& set = sets_[static_cast<int>(which)];
+  ensure(set, backend_, net_.param_count());
+  set.upload(host, net_.param_count());
+}
+
+void Model::copy_params(ParamSet dst, ParamSet src) {
+  const float* from = params(src);
+  Buffer<float>& set = sets_[static_cast<int>(dst)];
+  ensure(set, backend_, net_.param_count());
+  if (dst != src) backend_.copy(set.get(), from, net_.param_count() * sizeof(float));
+}
+
+void Model::blend_params(ParamSet dst, double eta, ParamSet src) {
+  float* to = params(dst);
+  backend_.lincomb(to, net_.param_count(), static_cast<float>(eta), to, static_cast<float>(1.0 - eta), params(src),
+                   0.0f, nullptr);
+}
 
 void Model::get_optimizer_state(float* host_m, float* host_v) const {
   if (m_.empty()) throw Error(Error::Kind::kState, "the model has no optimiser state yet");
@@ -59,9 +93,11 @@ void Model::stage_inputs(const float* host_x, const float* host_t, const int32_t
   tokens_.upload(host_tokens, static_cast<size_t>(B) * c.cond_slots);
 }
 
-void Model::velocity(const float* host_x, const float* host_t, const int32_t* host_tokens, int B, float* host_out) {
+void Model::velocity(ParamSet which, const float* host_x, const float* host_t, const int32_t* host_tokens, int B,
+                     float* host_out) {
+  const float* p = params(which);
   stage_inputs(host_x, host_t, host_tokens, B);
-  net_.forward(backend_, workspace_, params_.get(), x_.get(), t_.get(), tokens_.get(), B, out_.get());
+  net_.forward(backend_, workspace_, p, x_.get(), t_.get(), tokens_.get(), B, out_.get());
   out_.download(host_out, static_cast<size_t>(B) * net_.config().data_dim);
 }
 
@@ -70,18 +106,17 @@ void Model::forward_backward(const float* host_x, const float* host_t, const int
   const size_t BD = static_cast<size_t>(B) * net_.config().data_dim;
   stage_inputs(host_x, host_t, host_tokens, B);
   dout_.upload(host_dout, BD);
-  net_.forward(backend_, workspace_, params_.get(), x_.get(), t_.get(), tokens_.get(), B, out_.get());
+  net_.forward(backend_, workspace_, params(), x_.get(), t_.get(), tokens_.get(), B, out_.get());
   backend_.fill(grads_.get(), 0.0f, net_.param_count());
-  net_.backward(backend_, workspace_, params_.get(), grads_.get(), x_.get(), tokens_.get(), dout_.get(), B,
-                target_.get());
+  net_.backward(backend_, workspace_, params(), grads_.get(), x_.get(), tokens_.get(), dout_.get(), B, target_.get());
   out_.download(host_out, BD);
   target_.download(host_dx, BD);
   grads_.download(host_grads, net_.param_count());
 }
 
-void Model::sample(const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& options,
-                   float* host_out, float* host_trajectory) {
-  sampler_.run(params_.get(), host_noise, host_tokens, B, options, host_out, host_trajectory);
+void Model::sample(ParamSet which, const float* host_noise, const int32_t* host_tokens, int B,
+                   const SampleOptions& options, float* host_out, float* host_trajectory) {
+  sampler_.run(params(which), host_noise, host_tokens, B, options, host_out, host_trajectory);
 }
 
 StepStats Model::flow_matching_step(const float* host_x0, const int32_t* host_tokens, int B,
@@ -115,11 +150,11 @@ StepStats Model::flow_matching_step(const float* host_x0, const int32_t* host_to
     const int32_t* tok = tokens_.get() + static_cast<size_t>(start) * L;
     backend_.interpolate(xt, target, x0, t_.get() + start, rows, static_cast<int>(D), o.seed,
                          step_offset(step) + first);
-    net_.forward(backend_, workspace_, params_.get(), xt, t_.get() + start, tok, rows, out);
+    net_.forward(backend_, workspace_, params(), xt, t_.get() + start, tok, rows, out);
     // The batch loss is the mean over all B·D elements: weight each micro-batch by its share of the rows.
     const float share = static_cast<float>(rows) / static_cast<float>(B);
     loss += share * backend_.mse_loss(dout, out, target, count, share);
-    net_.backward(backend_, workspace_, params_.get(), grads_.get(), xt, tok, dout, rows, nullptr);
+    net_.backward(backend_, workspace_, params(), grads_.get(), xt, tok, dout, rows, nullptr);
   }
   if (!std::isfinite(loss)) throw Error(Error::Kind::kNumeric, "the loss is not finite; the step was not applied");
 
@@ -130,7 +165,7 @@ StepStats Model::flow_matching_step(const float* host_x0, const int32_t* host_to
     backend_.fill(v_.get(), 0.0f, n);
   }
   const OptimizerResult r =
-      adamw_step(backend_, net_.layout(), params_.get(), m_.get(), v_.get(), grads_.get(), n, 1.0, o.optimizer, step);
+      adamw_step(backend_, net_.layout(), params(), m_.get(), v_.get(), grads_.get(), n, 1.0, o.optimizer, step);
   step_ = step;
   return {loss, r.grad_norm, r.lr, step};
 }

@@ -18,6 +18,13 @@ struct FlowMatchingOptions {
   OptimizerConfig optimizer;
 };
 
+// The parameter sets of a model, each a flat buffer with the network's layout (architecture.md): θ, the one trained;
+// θ_old, the lagging rollout policy of DiffusionNFT; θ_ref, the frozen reference of the KL terms; an EMA of θ for
+// evaluation. Only θ exists from the start; the others are made as copies (copy_params).
+enum class ParamSet { kTheta = 0, kOld = 1, kRef = 2, kEma = 3 };
+constexpr int kParamSetCount = 4;
+const char* param_set_name(ParamSet which);
+
 struct StepStats {
   double loss;
   double grad_norm;
@@ -34,23 +41,30 @@ class Model {
   std::mutex& mutex() { return mutex_; }
   int64_t step() const { return step_; }
 
-  void get_params(float* host) const;
-  void set_params(const float* host);
+  bool has_params(ParamSet which) const { return !sets_[static_cast<int>(which)].empty(); }
+  // The set's buffer; throws kState when it does not exist yet.
+  float* params(ParamSet which = ParamSet::kTheta) const;
+  void get_params(float* host, ParamSet which = ParamSet::kTheta) const;
+  void set_params(const float* host, ParamSet which = ParamSet::kTheta);  // creates the set if needed
+  void copy_params(ParamSet dst, ParamSet src);                           // creates dst if needed
+  // dst ← η·dst + (1 − η)·src: the soft update of θ_old and the EMA.
+  void blend_params(ParamSet dst, double eta, ParamSet src);
   // AdamW moments; absent (false) until the first optimiser step or set_optimizer_state.
   bool has_optimizer_state() const { return !m_.empty(); }
   void get_optimizer_state(float* host_m, float* host_v) const;
   void set_optimizer_state(const float* host_m, const float* host_v, int64_t step);
 
-  // out (B, D) = v(x, t, tokens).
-  void velocity(const float* host_x, const float* host_t, const int32_t* host_tokens, int B, float* host_out);
+  // out (B, D) = v(x, t, tokens) with the given parameters.
+  void velocity(ParamSet which, const float* host_x, const float* host_t, const int32_t* host_tokens, int B,
+                float* host_out);
 
   // For verification: out = v(x, t, tokens), then the gradients of Σ out·dout: host_dx (B, D) and host_grads (flat).
   void forward_backward(const float* host_x, const float* host_t, const int32_t* host_tokens, const float* host_dout,
                         int B, float* host_out, float* host_dx, float* host_grads);
 
-  // A rollout with the model's parameters (core/sampler.h): out (B, D), trajectory (N + 1, B, D) or null.
-  void sample(const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& options, float* host_out,
-              float* host_trajectory);
+  // A rollout with the given parameters (core/sampler.h): out (B, D), trajectory (N + 1, B, D) or null.
+  void sample(ParamSet which, const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& options,
+              float* host_out, float* host_trajectory);
 
   // One flow-matching optimiser step on clean samples x0 (B, D) with their condition tokens (B, L).
   StepStats flow_matching_step(const float* host_x0, const int32_t* host_tokens, int B,
@@ -63,7 +77,8 @@ class Model {
   VelocityNet net_;
   NetWorkspace workspace_;
   Sampler sampler_{backend_, net_, workspace_};
-  Buffer<float> params_, grads_, m_, v_;
+  Buffer<float> sets_[kParamSetCount];
+  Buffer<float> grads_, m_, v_;
   // staging for one batch
   Buffer<float> x_, xt_, t_, out_, target_, dout_;
   Buffer<int32_t> tokens_;

@@ -66,7 +66,7 @@ NetConfig small_config() {
 double projected_output(Model& model, const std::vector<float>& x, const std::vector<float>& t,
                         const std::vector<int32_t>& tokens, const std::vector<float>& dout, int B) {
   std::vector<float> out(dout.size());
-  model.velocity(x.data(), t.data(), tokens.data(), B, out.data());
+  model.velocity(dnft::ParamSet::kTheta, x.data(), t.data(), tokens.data(), B, out.data());
   double sum = 0;
   for (size_t i = 0; i < out.size(); ++i) sum += static_cast<double>(out[i]) * dout[i];
   return sum;
