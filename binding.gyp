@@ -23,6 +23,7 @@
         "native/cpu/adaln.cpp",
         "native/cpu/random.cpp",
         "native/cpu/flow_matching.cpp",
+        "native/cpu/nft_loss.cpp",
         "native/cpu/optimizer.cpp"
       ],
       "include_dirs": ["native"],

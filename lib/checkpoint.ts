@@ -1,5 +1,6 @@
 import { resolveNetConfig } from './config.js';
 import { CheckpointError } from './errors.js';
+import type { ParamSetName } from './native.js';
 import { type CreateOptions, VelocityNet } from './net.js';
 import { objectOption, rejectUnknown } from './options.js';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from './safetensors.js';
@@ -7,6 +8,8 @@ import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from './sa
 const FORMAT = 'diffusion-nft/1';
 const M_PREFIX = 'optimizer.m.';
 const V_PREFIX = 'optimizer.v.';
+// The parameter sets besides θ, saved under these prefixes when the network has them.
+const EXTRA_SETS: readonly ParamSetName[] = ['old', 'ref', 'ema'];
 
 /** Options of saveCheckpoint. */
 export interface SaveOptions {
@@ -29,11 +32,14 @@ export interface Checkpoint {
   step: number;
   /** The user metadata saved with the file. */
   metadata: Record<string, string>;
+  /** The state a trainer saved with the file (DiffusionNFT, FlowGRPO), if any. @internal */
+  trainer?: string;
 }
 
 /**
  * Writes the network's parameters (and by default its optimiser state) as a safetensors file, with the config and
- * step in `__metadata__`. The write is atomic: a temporary file renamed over `path`.
+ * step in `__metadata__`; a network a DiffusionNFT trainer has worked on also keeps its θ_old, θ_ref and EMA sets
+ * (prefixes `old.`, `ref.`, `ema.`). The write is atomic: a temporary file renamed over `path`.
  */
 export async function saveCheckpoint(path: string, net: VelocityNet, options: SaveOptions = {}): Promise<void> {
   const opts = objectOption('options', options);
@@ -43,10 +49,20 @@ export async function saveCheckpoint(path: string, net: VelocityNet, options: Sa
     if (typeof value !== 'string') throw new TypeError(`metadata.${key} must be a string`);
     if (key.startsWith('dnft.')) throw new RangeError(`metadata key '${key}' is reserved`);
   }
-  const withOptimizer = opts.optimizer ?? net.model.hasOptimizerState();
+  const withOptimizer = opts.optimizer === undefined ? net.model.hasOptimizerState() : opts.optimizer === true;
   if (withOptimizer && !net.model.hasOptimizerState()) {
     throw new CheckpointError('saveCheckpoint: optimizer state requested but the model has not been trained yet');
   }
+  await writeCheckpoint(path, net, withOptimizer, user as Record<string, string>);
+}
+
+/** saveCheckpoint without the checks of user options, for trainers that add their own `dnft.trainer` state. @internal */
+export async function writeCheckpoint(
+  path: string,
+  net: VelocityNet,
+  withOptimizer: boolean,
+  metadata: Record<string, string>,
+): Promise<void> {
   const flat = net.getParameters();
   const tensors: Record<string, SafeTensor> = {};
   const add = (prefix: string, source: Float32Array) => {
@@ -59,6 +75,12 @@ export async function saveCheckpoint(path: string, net: VelocityNet, options: Sa
     }
   };
   add('', flat);
+  for (const set of EXTRA_SETS) {
+    if (!net.model.hasParams(set)) continue;
+    const values = new Float32Array(flat.length);
+    net.model.getParams(values, set);
+    add(`${set}.`, values);
+  }
   if (withOptimizer) {
     const m = new Float32Array(flat.length);
     const v = new Float32Array(flat.length);
@@ -67,7 +89,7 @@ export async function saveCheckpoint(path: string, net: VelocityNet, options: Sa
     add(V_PREFIX, v);
   }
   await writeSafetensorsFile(path, tensors, {
-    ...(user as Record<string, string>),
+    ...metadata,
     'dnft.format': FORMAT,
     'dnft.arch': 'mlp',
     'dnft.config': JSON.stringify(net.config),
@@ -139,13 +161,18 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   const moments = hasOptimizer
     ? [gather(file.tensors, M_PREFIX, net, path), gather(file.tensors, V_PREFIX, net, path)]
     : [];
-  const known = new Set(net.params.flatMap((p) => [p.name, M_PREFIX + p.name, V_PREFIX + p.name]));
+  const sets = EXTRA_SETS.filter((set) => Object.keys(file.tensors).some((k) => k.startsWith(`${set}.`)));
+  const extra = sets.map((set) => [set, gather(file.tensors, `${set}.`, net, path)] as const);
+  const prefixes = ['', M_PREFIX, V_PREFIX, ...sets.map((set) => `${set}.`)];
+  const known = new Set(net.params.flatMap((p) => prefixes.map((prefix) => prefix + p.name)));
   const unknown = Object.keys(file.tensors).filter((k) => !known.has(k));
   if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
 
   net.setParameters(params);
+  for (const [set, values] of extra) net.model.setParams(values, set);
   if (moments.length === 2) net.model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
   const metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries(meta)) if (!k.startsWith('dnft.')) metadata[k] = String(v);
-  return { net, step, metadata };
+  const trainer = meta['dnft.trainer'];
+  return trainer === undefined ? { net, step, metadata } : { net, step, metadata, trainer };
 }

@@ -18,17 +18,29 @@ const program = new Command()
 
 program
   .command('demo')
-  .description('pre-train the small velocity network on the conditional 2-D 8-Gaussian mixture and score its samples')
+  .description(
+    'pre-train the small velocity network on the conditional 2-D 8-Gaussian mixture, then post-train it with DiffusionNFT',
+  )
   .option('--steps <n>', 'optimiser steps', integer(1), 600)
   .option('--batch <n>', 'samples per step', integer(1), 256)
   .option('--seed <n>', 'random seed', integer(0), 0)
   .option('--sample-steps <n>', 'solver steps when sampling', integer(1), 10)
   .addOption(new Option('--solver <name>', 'sampling solver').choices(['euler', 'heun', 'dpm2']).default('dpm2'))
-  .action(async (opts: { steps: number; batch: number; seed: number; sampleSteps: number; solver: SolverName }) => {
-    const info = backendInfo();
-    console.log(`backend: cpu (${info.threads} threads)${info.cuda ? `, CUDA device ${info.device}` : ''}`);
-    await runToy2dDemo({ ...opts, log: (line) => console.log(line) });
-  });
+  .option('--rl-epochs <n>', 'DiffusionNFT epochs after pre-training', integer(0), 30)
+  .action(
+    async (opts: {
+      steps: number;
+      batch: number;
+      seed: number;
+      sampleSteps: number;
+      solver: SolverName;
+      rlEpochs: number;
+    }) => {
+      const info = backendInfo();
+      console.log(`backend: cpu (${info.threads} threads)${info.cuda ? `, CUDA device ${info.device}` : ''}`);
+      await runToy2dDemo({ ...opts, log: (line) => console.log(line) });
+    },
+  );
 
 program
   .command('info')

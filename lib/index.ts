@@ -12,6 +12,8 @@ export { BackendError, CheckpointError, DiffusionNftError, DisposedError, Numeri
 export type { ParamSetName } from './native.js';
 export type { CreateOptions, ParamInfo } from './net.js';
 export { VelocityNet } from './net.js';
+export type { NftLossInputs, NftLossOptions, OptimalityOptions } from './nft.js';
+export { nftLoss, optimalityProbability } from './nft.js';
 export { interpolate, philox4x32 } from './ops.js';
 export type { FlowMatchingOptions, LrSchedule, OptimizerOptions, StepStats } from './pretrain.js';
 export { FlowMatchingTrainer } from './pretrain.js';
@@ -29,6 +31,16 @@ export { SAMPLE_STREAM, sample, solvers, timeGrid } from './solvers.js';
 export { tasks } from './tasks/index.js';
 export type { Device, DType, RandomOptions } from './tensor.js';
 export { liveTensors, Tensor, USER_STREAM } from './tensor.js';
+export type { NamedReward, Prompt, RewardFn, Rewards } from './trainers/common.js';
+export type {
+  DiffusionNFTOptions,
+  EtaSchedule,
+  EvaluateOptions,
+  Evaluation,
+  NftEpochStats,
+  RunOptions,
+} from './trainers/diffusion-nft.js';
+export { DiffusionNFT, etaAt } from './trainers/diffusion-nft.js';
 
 /** What this build and machine offer: CUDA availability (and why not), the GPU's name, the CPU thread count. */
 export function backendInfo(): NativeBackendInfo {

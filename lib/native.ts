@@ -42,6 +42,7 @@ export interface NativeModel {
   hasOptimizerState(): boolean;
   getOptimizerState(m: Float32Array, v: Float32Array): void;
   setOptimizerState(m: Float32Array, v: Float32Array, step: number): void;
+  resetOptimizer(): void;
   velocity(
     x: Float32Array,
     t: Float32Array,
@@ -70,6 +71,13 @@ export interface NativeModel {
     trajectory: boolean,
     which?: ParamSetName,
   ): Promise<{ x: Float32Array; trajectory: Float32Array | null }>;
+  nftStep(
+    x0: Float32Array,
+    cond: Int32Array,
+    r: Float32Array,
+    batch: number,
+    options: Record<string, unknown>,
+  ): Promise<NativeStepStats>;
 }
 
 export interface NativeBackendInfo {
@@ -93,6 +101,16 @@ export interface NativeAddon {
     offset: number,
     kind: 'normal' | 'uniform',
   ): void;
+  nftLoss(
+    vTheta: Float32Array,
+    vOld: Float32Array,
+    vRef: Float32Array | null,
+    target: Float32Array,
+    t: Float32Array,
+    r: Float32Array,
+    dim: number,
+    params: Record<string, number | boolean>,
+  ): { loss: number; grad: Float32Array };
   interpolate(
     x0: Float32Array,
     t: Float32Array,

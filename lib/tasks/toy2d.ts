@@ -68,25 +68,69 @@ export function score(samples: Float32Array, modes: Int32Array): Toy2dScore {
   for (let b = 0; b < modes.length; b++) {
     const x = samples[2 * b] as number;
     const y = samples[2 * b + 1] as number;
-    let best = 0;
-    let bestDist = Number.POSITIVE_INFINITY;
-    for (let k = 0; k < MODES; k++) {
-      const [cx, cy] = center(k);
-      const d = Math.hypot(x - cx, y - cy);
-      if (d < bestDist) {
-        bestDist = d;
-        best = k;
-      }
-    }
     const [cx, cy] = center(modes[b] as number);
     const d = Math.hypot(x - cx, y - cy);
-    if (best === modes[b]) correct++;
+    if (nearestMode(x, y).mode === modes[b]) correct++;
     if (d < 3 * MODE_STD) within++;
     distance += d;
   }
   const n = Math.max(1, modes.length);
   return { modeAccuracy: correct / n, meanDistance: distance / n, within3Std: within / n };
 }
+
+/** A toy2d prompt: a mode, or `mode: null` for the null condition (the whole mixture, if trained with dropout). */
+export interface Toy2dPrompt {
+  readonly tokens: readonly number[];
+  readonly text: string;
+  readonly mode: number | null;
+}
+
+/** The prompts: 'any mode' (the null condition) and one per mode. */
+export const prompts: readonly Toy2dPrompt[] = Object.freeze([
+  { tokens: [0], text: 'any mode', mode: null },
+  ...Array.from({ length: MODES }, (_, k) => ({ tokens: [modeToken(k)], text: `mode ${k}`, mode: k })),
+]);
+
+/** The colour of mode k: even modes are red, odd ones blue. */
+export function colour(mode: number): 'red' | 'blue' {
+  return mode % 2 === 0 ? 'red' : 'blue';
+}
+
+function nearestMode(x: number, y: number): { mode: number; distance: number } {
+  let mode = 0;
+  let distance = Number.POSITIVE_INFINITY;
+  for (let k = 0; k < MODES; k++) {
+    const [cx, cy] = center(k);
+    const d = Math.hypot(x - cx, y - cy);
+    if (d < distance) {
+      distance = d;
+      mode = k;
+    }
+  }
+  return { mode, distance };
+}
+
+/**
+ * Rewards for RL on the mixture, each `(samples (n, 2), prompts) => number[]`:
+ * `upperHalf` prefers the upper half-plane (tanh of the height), `red` scores 1 for a sample on a red mode (within
+ * 3σ of its centre) and 0 otherwise, `target(x, y)` is the negative distance to a point.
+ */
+export const rewards = {
+  upperHalf: (samples: Tensor): number[] =>
+    Array.from({ length: samples.shape[0] as number }, (_, i) => Math.tanh(samples.storage[2 * i + 1] as number)),
+  red: (samples: Tensor): number[] =>
+    Array.from({ length: samples.shape[0] as number }, (_, i) => {
+      const near = nearestMode(samples.storage[2 * i] as number, samples.storage[2 * i + 1] as number);
+      return colour(near.mode) === 'red' && near.distance < 3 * MODE_STD ? 1 : 0;
+    }),
+  target:
+    (tx: number, ty: number) =>
+    (samples: Tensor): number[] =>
+      Array.from(
+        { length: samples.shape[0] as number },
+        (_, i) => -Math.hypot((samples.storage[2 * i] as number) - tx, (samples.storage[2 * i + 1] as number) - ty),
+      ),
+};
 
 /** Condition tokens (B, 1) asking for the given modes. */
 export function conditions(modes: Int32Array): Tensor<'int32'> {

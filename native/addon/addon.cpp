@@ -86,6 +86,30 @@ Napi::Value Interpolate(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// nftLoss(vTheta, vOld, vRef | null, target, t, r, dim, params) -> { loss, grad }: the fused loss on the CPU backend.
+Napi::Value NftLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int D = static_cast<int>(integer_arg(info, 6, "dim", 1, 1 << 24));
+  if (info.Length() < 5 || !info[4].IsTypedArray()) throw Napi::TypeError::New(env, "t must be a Float32Array");
+  const size_t B = info[4].As<Napi::TypedArray>().ElementLength();
+  if (B == 0) throw Napi::RangeError::New(env, "the batch must not be empty");
+  Napi::Float32Array v_theta = float32_arg(info, 0, "vTheta", B * D), v_old = float32_arg(info, 1, "vOld", B * D);
+  const bool has_ref = !info[2].IsNull() && !info[2].IsUndefined();
+  Napi::Float32Array v_ref = has_ref ? float32_arg(info, 2, "vRef", B * D) : Napi::Float32Array::New(env, 0);
+  Napi::Float32Array target = float32_arg(info, 3, "target", B * D);
+  Napi::Float32Array t = float32_arg(info, 4, "t", B), r = float32_arg(info, 5, "r", B);
+  const NftLossParams params = nft_loss_params_from(object_arg(info, 7, "params"));
+  if (params.kl_coef != 0.0f && !has_ref) throw Napi::TypeError::New(env, "vRef is required when klCoef is not 0");
+  Napi::Float32Array grad = Napi::Float32Array::New(env, B * D);
+  const double loss =
+      cpu_backend().nft_loss(grad.Data(), v_theta.Data(), v_old.Data(), has_ref ? v_ref.Data() : nullptr, target.Data(),
+                             t.Data(), r.Data(), static_cast<int>(B), D, params, 1.0f);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("loss", loss);
+  result.Set("grad", grad);
+  return result;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", ModelWrap::Define(env));
   exports.Set("backendInfo", Napi::Function::New<BackendInfo>(env, "backendInfo"));
@@ -93,6 +117,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("philox4x32", Napi::Function::New<Philox4x32>(env, "philox4x32"));
   exports.Set("randomFill", Napi::Function::New<RandomFill>(env, "randomFill"));
   exports.Set("interpolate", Napi::Function::New<Interpolate>(env, "interpolate"));
+  exports.Set("nftLoss", Napi::Function::New<NftLoss>(env, "nftLoss"));
   return exports;
 }
 

@@ -155,4 +155,46 @@ SampleOptions sample_options_from(const Napi::Object& o) {
   return s;
 }
 
+namespace {
+
+bool bool_field(const Napi::Object& o, const char* field, bool fallback) {
+  Napi::Value value = o.Get(field);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsBoolean()) throw_type(o.Env(), std::string(field) + " must be a boolean");
+  return value.As<Napi::Boolean>().Value();
+}
+
+}  // namespace
+
+NftLossParams nft_loss_params_from(const Napi::Object& o) {
+  NftLossParams p;
+  p.beta = static_cast<float>(number_field(o, "beta", p.beta, 1e-6, 1e6));
+  p.adv_clip_max = static_cast<float>(number_field(o, "advClipMax", p.adv_clip_max, 1e-6, 1e6));
+  p.adaptive = bool_field(o, "adaptive", p.adaptive);
+  p.positive_only = bool_field(o, "positiveOnly", p.positive_only);
+  p.kl_coef = static_cast<float>(number_field(o, "klCoef", p.kl_coef, 0.0, 1e6));
+  return p;
+}
+
+NftStepOptions nft_step_options_from(const Napi::Object& o) {
+  NftStepOptions s;
+  s.seed = static_cast<uint64_t>(number_field(o, "seed", 0, 0, 9007199254740991.0));
+  Napi::Value times = o.Get("times");
+  if (!times.IsUndefined()) {
+    if (!times.IsTypedArray() || times.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      throw_type(o.Env(), "times must be a Float64Array");
+    }
+    Napi::Float64Array array = times.As<Napi::Float64Array>();
+    s.times.assign(array.Data(), array.Data() + array.ElementLength());
+    for (double t : s.times) {
+      if (!(t > 0.0 && t <= 1.0)) throw_range(o.Env(), "training times must be in (0, 1]");
+    }
+  }
+  s.times_per_sample = static_cast<int>(number_field(o, "timesPerSample", 1, 1, 1 << 16));
+  s.micro_batch = static_cast<int>(number_field(o, "microBatch", 0, 0, 1 << 24));
+  s.loss = nft_loss_params_from(o);
+  s.optimizer = optimizer_config_from(o);
+  return s;
+}
+
 }  // namespace dnft::addon

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "core/model.h"
 #include "core/net_config.h"
 #include "core/optimizer.h"
 #include "core/sampler.h"
@@ -23,5 +24,9 @@ Napi::Object net_config_to(Napi::Env env, const NetConfig& config);
 OptimizerConfig optimizer_config_from(const Napi::Object& object);
 // { solver: 'euler' | 'heun' | 'dpm2', grid: Float64Array, cfgScale, seed, firstSample, chunk }; validates the grid.
 SampleOptions sample_options_from(const Napi::Object& object);
+// { beta, advClipMax, adaptive, positiveOnly, klCoef }
+NftLossParams nft_loss_params_from(const Napi::Object& object);
+// { seed, times?: Float64Array, timesPerSample, microBatch, ...loss params, ...optimizer }
+NftStepOptions nft_step_options_from(const Napi::Object& object);
 
 }  // namespace dnft::addon

@@ -28,6 +28,15 @@ ParamSet param_set_arg(const Napi::CallbackInfo& info, size_t index) {
   throw Napi::RangeError::New(info.Env(), "parameter set must be 'theta', 'old', 'ref' or 'ema', got '" + name + "'");
 }
 
+Napi::Value step_stats_to(Napi::Env env, const StepStats& stats) {
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("loss", stats.loss);
+  result.Set("gradNorm", stats.grad_norm);
+  result.Set("lr", stats.lr);
+  result.Set("step", Napi::Number::New(env, static_cast<double>(stats.step)));
+  return result;
+}
+
 }  // namespace
 
 Napi::Function ModelWrap::Define(Napi::Env env) {
@@ -45,10 +54,12 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::HasOptimizerState>("hasOptimizerState"),
                          InstanceMethod<&ModelWrap::GetOptimizerState>("getOptimizerState"),
                          InstanceMethod<&ModelWrap::SetOptimizerState>("setOptimizerState"),
+                         InstanceMethod<&ModelWrap::ResetOptimizer>("resetOptimizer"),
                          InstanceMethod<&ModelWrap::Velocity>("velocity"),
                          InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
                          InstanceMethod<&ModelWrap::FlowMatchingStep>("flowMatchingStep"),
                          InstanceMethod<&ModelWrap::Sample>("sample"),
+                         InstanceMethod<&ModelWrap::NftStep>("nftStep"),
                      });
 }
 
@@ -173,6 +184,12 @@ Napi::Value ModelWrap::SetOptimizerState(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ModelWrap::ResetOptimizer(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(model_->mutex());
+  model_->reset_optimizer();
+  return info.Env().Undefined();
+}
+
 int ModelWrap::batch_arg(const Napi::CallbackInfo& info, size_t index) {
   return static_cast<int>(integer_arg(info, index, "batch", 1, kMaxBatch));
 }
@@ -252,14 +269,7 @@ Napi::Value ModelWrap::FlowMatchingStep(const Napi::CallbackInfo& info) {
         std::lock_guard<std::mutex> lock(model->mutex());
         *stats = model->flow_matching_step(x0p, tokp, B, options);
       },
-      [stats](Napi::Env env, const std::vector<Napi::Value>&) {
-        Napi::Object result = Napi::Object::New(env);
-        result.Set("loss", stats->loss);
-        result.Set("gradNorm", stats->grad_norm);
-        result.Set("lr", stats->lr);
-        result.Set("step", Napi::Number::New(env, static_cast<double>(stats->step)));
-        return result;
-      });
+      [stats](Napi::Env env, const std::vector<Napi::Value>&) { return step_stats_to(env, *stats); });
 }
 
 // sample(noise | null, tokens, batch, { solver, grid, cfgScale, seed, firstSample, chunk }, trajectory: boolean,
@@ -300,6 +310,28 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
         model->sample(which, noisep, tokp, B, options, outp, trajectory);
       },
       [](Napi::Env, const std::vector<Napi::Value>& kept) { return kept[0]; });
+}
+
+// nftStep(x0, tokens, r, batch, options) -> Promise<StepStats>
+Napi::Value ModelWrap::NftStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const NetConfig& c = model_->net().config();
+  const int B = batch_arg(info, 3);
+  Napi::Float32Array x0 = float32_arg(info, 0, "x0", static_cast<size_t>(B) * c.data_dim);
+  Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
+  Napi::Float32Array r = float32_arg(info, 2, "r", B);
+  const NftStepOptions options = nft_step_options_from(object_arg(info, 4, "options"));
+  Model* model = model_.get();
+  auto stats = std::make_shared<StepStats>();
+  const float *x0p = x0.Data(), *rp = r.Data();
+  const int32_t* tokp = tokens.Data();
+  return PromiseWorker::Run(
+      env, {Value(), x0, tokens, r},
+      [=] {
+        std::lock_guard<std::mutex> lock(model->mutex());
+        *stats = model->nft_step(x0p, tokp, rp, B, options);
+      },
+      [stats](Napi::Env env, const std::vector<Napi::Value>&) { return step_stats_to(env, *stats); });
 }
 
 }  // namespace dnft::addon

@@ -27,10 +27,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value HasOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value ResetOptimizer(const Napi::CallbackInfo& info);
   Napi::Value Velocity(const Napi::CallbackInfo& info);
   Napi::Value ForwardBackward(const Napi::CallbackInfo& info);
   Napi::Value FlowMatchingStep(const Napi::CallbackInfo& info);
   Napi::Value Sample(const Napi::CallbackInfo& info);
+  Napi::Value NftStep(const Napi::CallbackInfo& info);
 
   // Batch inputs shared by the calls above: x (B, D), t (B), tokens (B, L) at the given argument positions.
   int batch_arg(const Napi::CallbackInfo& info, size_t index);

@@ -8,6 +8,7 @@
 
 #include "core/common.h"
 #include "core/math/adamw.h"
+#include "core/math/nft_loss.h"
 
 namespace dnft {
 
@@ -69,6 +70,13 @@ class Backend {
                            uint64_t offset) = 0;
   // Mean squared error over n elements; writes dpred = scale · d(mse)/dpred and returns the mse.
   virtual double mse_loss(float* dpred, const float* pred, const float* target, size_t n, float scale) = 0;
+
+  // The DiffusionNFT loss (core/math/nft_loss.h) of rows (B, D) with target = eps − x0, times t (B) in (0, 1] and
+  // optimality probabilities r (B); v_ref (B, D) may be null when p.kl_coef is 0. Returns the mean over rows and
+  // writes dv_theta = scale · ∂loss/∂v_theta.
+  virtual double nft_loss(float* dv_theta, const float* v_theta, const float* v_old, const float* v_ref,
+                          const float* target, const float* t, const float* r, int B, int D, const NftLossParams& p,
+                          float scale) = 0;
 
   // Σ x², accumulated in double.
   virtual double sum_squares(const float* x, size_t n) = 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <mutex>
+#include <vector>
 
 #include "core/optimizer.h"
 #include "core/sampler.h"
@@ -24,6 +25,16 @@ struct FlowMatchingOptions {
 enum class ParamSet { kTheta = 0, kOld = 1, kRef = 2, kEma = 3 };
 constexpr int kParamSetCount = 4;
 const char* param_set_name(ParamSet which);
+
+// One DiffusionNFT optimiser step (algorithms.md 2.3–2.4).
+struct NftStepOptions {
+  uint64_t seed = 0;          // keys the draws of training times and noise (with the optimiser step)
+  std::vector<double> times;  // candidate training times (the rollout grid without t = 0); empty: t ~ U(0, 1)
+  int times_per_sample = 1;   // K times per sample: distinct grid times, or K uniform draws
+  int micro_batch = 0;        // (sample, time) rows per forward/backward, 0 = all
+  NftLossParams loss;
+  OptimizerConfig optimizer;
+};
 
 struct StepStats {
   double loss;
@@ -53,6 +64,8 @@ class Model {
   bool has_optimizer_state() const { return !m_.empty(); }
   void get_optimizer_state(float* host_m, float* host_v) const;
   void set_optimizer_state(const float* host_m, const float* host_v, int64_t step);
+  // Forgets the AdamW moments and the step count: the next step starts a new optimiser.
+  void reset_optimizer();
 
   // out (B, D) = v(x, t, tokens) with the given parameters.
   void velocity(ParamSet which, const float* host_x, const float* host_t, const int32_t* host_tokens, int B,
@@ -66,11 +79,19 @@ class Model {
   void sample(ParamSet which, const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& options,
               float* host_out, float* host_trajectory);
 
+  // One DiffusionNFT optimiser step on clean samples x0 (B, D) of θ_old, their tokens (B, L) and optimality
+  // probabilities r (B): v_θ, v_old (and v_ref) at K noised copies of each sample, the fused NFT loss, backward,
+  // AdamW. Needs the 'old' parameter set (and 'ref' when the KL term is on).
+  StepStats nft_step(const float* host_x0, const int32_t* host_tokens, const float* host_r, int B,
+                     const NftStepOptions& options);
+
   // One flow-matching optimiser step on clean samples x0 (B, D) with their condition tokens (B, L).
   StepStats flow_matching_step(const float* host_x0, const int32_t* host_tokens, int B,
                                const FlowMatchingOptions& options);
 
  private:
+  // AdamW on the accumulated gradients, unless the loss is not finite (then nothing changes).
+  StepStats apply_step(double loss, const OptimizerConfig& optimizer);
   void stage_inputs(const float* host_x, const float* host_t, const int32_t* host_tokens, int B);
 
   Backend& backend_;
@@ -80,7 +101,7 @@ class Model {
   Buffer<float> sets_[kParamSetCount];
   Buffer<float> grads_, m_, v_;
   // staging for one batch
-  Buffer<float> x_, xt_, t_, out_, target_, dout_;
+  Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_;
   Buffer<int32_t> tokens_;
   int64_t step_ = 0;
   std::mutex mutex_;

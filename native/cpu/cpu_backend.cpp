@@ -63,6 +63,10 @@ class CpuBackend final : public Backend {
     cpu::adaln_backward(din, dmod, dout, in, mean, rstd, mod, B, W);
   }
   void add_inplace(float* y, const float* x, size_t n) override { cpu::add_inplace(y, x, n); }
+  double nft_loss(float* dv_theta, const float* v_theta, const float* v_old, const float* v_ref, const float* target,
+                  const float* t, const float* r, int B, int D, const NftLossParams& p, float scale) override {
+    return cpu::nft_loss(dv_theta, v_theta, v_old, v_ref, target, t, r, B, D, p, scale);
+  }
   void lincomb(float* out, size_t n, float a, const float* x, float b, const float* y, float c,
                const float* z) override {
     cpu::lincomb(out, n, a, x, b, y, c, z);

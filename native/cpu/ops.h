@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/math/adamw.h"
+#include "core/math/nft_loss.h"
 
 namespace dnft::cpu {
 
@@ -36,6 +37,10 @@ void fill_uniform(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t
 void interpolate(float* x_t, float* target, const float* x0, const float* t, int B, int D, uint64_t seed,
                  uint64_t offset);
 double mse_loss(float* dpred, const float* pred, const float* target, size_t n, float scale);
+
+// nft_loss.cpp
+double nft_loss(float* dv_theta, const float* v_theta, const float* v_old, const float* v_ref, const float* target,
+                const float* t, const float* r, int B, int D, const NftLossParams& p, float scale);
 
 // optimizer.cpp
 double sum_squares(const float* x, size_t n);

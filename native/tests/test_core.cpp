@@ -156,6 +156,64 @@ void gradient_accumulation_matches_whole_batch() {
   CHECK(std::sqrt(diff / norm) < 1e-5, "relative difference %g", std::sqrt(diff / norm));
 }
 
+// DiffusionNFT steps after a few flow-matching steps (so v_θ ≠ 0), θ_old one soft update behind.
+std::vector<float> train_nft(int micro_batch, bool grid_times) {
+  const NetConfig c = small_config();
+  const int B = 7;
+  Model model(cpu_backend(), c, 6);
+  std::vector<float> x0(B * c.data_dim), r(B);
+  std::vector<int32_t> tokens(B * c.cond_slots, 3);
+  FlowMatchingOptions pre;
+  pre.optimizer.lr = 1e-2;
+  cpu::fill_normal(x0.data(), x0.size(), 9, kStreamUser, 0, 1.0f);
+  model.copy_params(ParamSet::kOld, ParamSet::kTheta);
+  model.copy_params(ParamSet::kRef, ParamSet::kTheta);
+  for (int s = 0; s < 3; ++s) model.flow_matching_step(x0.data(), tokens.data(), B, pre);
+  NftStepOptions o;
+  o.seed = 5;
+  o.micro_batch = micro_batch;
+  o.times_per_sample = 3;
+  if (grid_times) o.times = {1.0, 0.75, 0.5, 0.25};
+  o.loss.kl_coef = 0.1f;
+  o.optimizer.lr = 1e-2;
+  for (int b = 0; b < B; ++b) r[b] = static_cast<float>(b) / (B - 1);
+  for (int s = 0; s < 2; ++s) {
+    model.nft_step(x0.data(), tokens.data(), r.data(), B, o);
+    model.blend_params(ParamSet::kOld, 0.5, ParamSet::kTheta);
+  }
+  std::vector<float> params(model.net().param_count());
+  model.get_params(params.data());
+  return params;
+}
+
+void nft_step_accumulates_and_repeats() {
+  for (bool grid : {true, false}) {
+    const std::vector<float> whole = train_nft(0, grid), chunks = train_nft(4, grid), again = train_nft(0, grid);
+    CHECK(whole == again, "two DiffusionNFT runs from the same seed differ");
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < whole.size(); ++i) {
+      diff += (whole[i] - chunks[i]) * (whole[i] - chunks[i]);
+      norm += whole[i] * whole[i];
+    }
+    CHECK(std::sqrt(diff / norm) < 1e-5, "micro-batches change the step: relative difference %g",
+          std::sqrt(diff / norm));
+  }
+}
+
+void nft_step_needs_old_params() {
+  Model model(cpu_backend(), small_config(), 1);
+  std::vector<float> x0(small_config().data_dim), r(1, 0.5f);
+  std::vector<int32_t> tokens(small_config().cond_slots, 0);
+  bool threw = false;
+  try {
+    model.nft_step(x0.data(), tokens.data(), r.data(), 1, NftStepOptions{});
+  } catch (const Error& e) {
+    threw = e.kind() == Error::Kind::kState;
+  }
+  CHECK(threw, "nft_step without θ_old must throw a state error");
+  CHECK(model.step() == 0, "a failed step changed the step count");
+}
+
 }  // namespace
 
 int main() {
@@ -165,5 +223,7 @@ int main() {
       {"backward matches finite differences", backward_matches_finite_differences},
       {"flow matching is deterministic", flow_matching_is_deterministic},
       {"gradient accumulation matches the whole batch", gradient_accumulation_matches_whole_batch},
+      {"DiffusionNFT step: accumulation and determinism", nft_step_accumulates_and_repeats},
+      {"DiffusionNFT step needs θ_old", nft_step_needs_old_params},
   });
 }

@@ -1,0 +1,191 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DiffusionNFT,
+  type DiffusionNFTOptions,
+  etaAt,
+  FlowMatchingTrainer,
+  type Prompt,
+  sample,
+  Tensor,
+  tasks,
+  VelocityNet,
+} from '../lib/index.js';
+
+const { toy2d } = tasks;
+const dir = mkdtempSync(join(tmpdir(), 'dnft-nft-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// The base model: the 8-Gaussian mixture with condition dropout, so the null prompt samples the whole mixture.
+let base: Float32Array;
+beforeAll(async () => {
+  const net = VelocityNet.create(toy2d.config, { seed: 1 });
+  const trainer = new FlowMatchingTrainer(net, { lr: 2e-3, condDropout: 0.2, seed: 1 });
+  for (let i = 0; i < 400; i++) {
+    const { x0, cond } = toy2d.batch(256, 1, i);
+    await trainer.step({ x0, cond });
+  }
+  base = net.getParameters();
+  net.dispose();
+});
+
+function baseNet(): VelocityNet {
+  const net = VelocityNet.create(toy2d.config);
+  net.setParameters(base);
+  return net;
+}
+
+const ANY = [toy2d.prompts[0]] as Prompt[];
+const RED = { name: 'red', fn: toy2d.rewards.red };
+const OPTIONS: DiffusionNFTOptions = { prompts: ANY, rewards: RED, groups: 8, groupSize: 16, lr: 1e-3, seed: 3 };
+
+async function meanRedReward(net: VelocityNet, params: 'theta' | 'old'): Promise<number> {
+  const cond = Tensor.fromInt32(new Int32Array(512), [512, 1]);
+  const { x } = await sample(net, { cond, solver: 'euler', steps: 40, seed: 99, params });
+  const scores = toy2d.rewards.red(x);
+  return scores.reduce((s, v) => s + v, 0) / scores.length;
+}
+
+describe('DiffusionNFT', () => {
+  it('raises the reward on toy2d within a few dozen epochs, and the positive-only ablation collapses', async () => {
+    const net = baseNet();
+    const nft = new DiffusionNFT(net, OPTIONS);
+    const before = await meanRedReward(net, 'theta');
+    const history = await nft.run({ epochs: 25 });
+    expect(history.map((s) => s.epoch)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    const after = await meanRedReward(net, 'theta');
+    expect(before).toBeLessThan(0.3);
+    expect(after).toBeGreaterThan(before + 0.5);
+    expect((history.at(-1) as { reward: number }).reward).toBeGreaterThan(
+      (history[0] as { reward: number }).reward + 0.4,
+    );
+    const evaluation = await nft.evaluate({ samplesPerPrompt: 256 });
+    expect(evaluation.samples).toBe(256);
+    expect(evaluation.rewards.red).toBeGreaterThan(before + 0.3);
+
+    // Paper Sec. 4.4: without the negative term, rewards collapse.
+    const ablated = baseNet();
+    await new DiffusionNFT(ablated, { ...OPTIONS, positiveOnly: true }).run({ epochs: 10 });
+    expect(await meanRedReward(ablated, 'theta')).toBeLessThan(before / 2);
+    net.dispose();
+    ablated.dispose();
+  });
+
+  it('reports the statistics of an epoch and soft-updates θ_old with η = min(0.001·i, 0.5)', async () => {
+    const net = baseNet();
+    const nft = new DiffusionNFT(net, { ...OPTIONS, optimizerSteps: 2, ema: 0 });
+    const stats = await nft.epoch();
+    expect(stats.epoch).toBe(1);
+    expect(stats.step).toBe(2);
+    expect(stats.eta).toBeCloseTo(0.002, 12);
+    expect(stats.rHistogram.reduce((s, v) => s + v, 0)).toBe(8 * 16);
+    expect(Object.keys(stats.rewards)).toEqual(['red']);
+    expect(stats.seconds.total).toBeGreaterThan(0);
+    expect(Number.isFinite(stats.loss) && stats.gradNorm > 0).toBe(true);
+    // θ_old = η·θ_base + (1 − η)·θ after the epoch.
+    const theta = net.getParameters();
+    const old = new Float32Array(theta.length);
+    net.model.getParams(old, 'old');
+    let worst = 0;
+    for (let i = 0; i < theta.length; i++) {
+      const expected = 0.002 * (base[i] as number) + 0.998 * (theta[i] as number);
+      worst = Math.max(worst, Math.abs((old[i] as number) - expected));
+    }
+    expect(worst).toBeLessThan(1e-6);
+    expect(etaAt('delayed', 74)).toBe(0);
+    expect(etaAt('delayed', 175)).toBeCloseTo(0.75, 12);
+    expect(etaAt('default', 2000)).toBe(0.5);
+    net.dispose();
+  });
+
+  it('resumes from a checkpoint to exactly the state of an uninterrupted run', async () => {
+    const straight = baseNet();
+    await new DiffusionNFT(straight, OPTIONS).run({ epochs: 4 });
+
+    const first = baseNet();
+    const path = join(dir, 'nft.safetensors');
+    const progress: number[] = [];
+    await new DiffusionNFT(first, OPTIONS).run({
+      epochs: 2,
+      checkpoint: { path },
+      onProgress: (s) => progress.push(s.epoch),
+    });
+    expect(progress).toEqual([1, 2]);
+    first.dispose();
+    const resumed = await DiffusionNFT.resume(path, OPTIONS);
+    expect(resumed.epochCount).toBe(2);
+    await resumed.run({ epochs: 2 });
+    expect(resumed.epochCount).toBe(4);
+    for (const set of ['theta', 'old', 'ema'] as const) {
+      const a = new Float32Array(straight.paramCount);
+      const b = new Float32Array(straight.paramCount);
+      straight.model.getParams(a, set);
+      resumed.net.model.getParams(b, set);
+      expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer)), set).toBe(true);
+    }
+    await expect(DiffusionNFT.resume(path, { ...OPTIONS, lr: 5e-4 })).rejects.toThrow(/other options/);
+    straight.dispose();
+    resumed.net.dispose();
+  });
+
+  it('stops cleanly on abort between epochs', async () => {
+    const net = baseNet();
+    const controller = new AbortController();
+    const history = await new DiffusionNFT(net, OPTIONS).run({
+      epochs: 50,
+      signal: controller.signal,
+      onProgress: (s) => {
+        if (s.epoch === 2) controller.abort();
+      },
+    });
+    expect(history.length).toBe(2);
+    net.dispose();
+  });
+
+  it('rejects bad rewards and options with clear errors, leaving the model unchanged', async () => {
+    const net = baseNet();
+    const nft = new DiffusionNFT(net, {
+      ...OPTIONS,
+      rewards: [
+        RED,
+        {
+          name: 'flaky',
+          fn: (x: Tensor) => Array.from({ length: x.shape[0] as number }, (_, i) => (i === 5 ? Number.NaN : 0)),
+        },
+      ],
+    });
+    const old = new Float32Array(net.paramCount);
+    net.model.getParams(old, 'old');
+    await expect(nft.epoch()).rejects.toThrow(/reward 'flaky' returned a non-finite score \(NaN\) for sample 5/);
+    const short = new DiffusionNFT(net, { ...OPTIONS, rewards: { name: 'short', fn: () => [1, 2] } });
+    await expect(short.epoch()).rejects.toThrow(/reward 'short' returned 2 scores for 128 samples/);
+    expect(Array.from(net.getParameters())).toEqual(Array.from(base));
+    expect(net.step).toBe(0);
+    expect(nft.epochCount).toBe(0);
+
+    expect(() => new DiffusionNFT(net, { ...OPTIONS, beta: 0 })).toThrow(RangeError);
+    expect(() => new DiffusionNFT(net, { ...OPTIONS, beta: -1 })).toThrow(RangeError);
+    expect(() => new DiffusionNFT(net, { ...OPTIONS, groupSize: 1 })).toThrow(/groupSize must be at least 2/);
+    expect(() => new DiffusionNFT(net, { ...OPTIONS, lrr: 1 } as DiffusionNFTOptions)).toThrow(/unknown option 'lrr'/);
+    expect(() => new DiffusionNFT(net, { ...OPTIONS, prompts: [{ tokens: [99] }] })).toThrow(
+      /tokens must be integers in \[0, 16\)/,
+    );
+    expect(() => new DiffusionNFT(net, { ...OPTIONS, rewards: [] })).toThrow(/at least one reward/);
+    expect(() => new DiffusionNFT(net, { ...OPTIONS, eta: 2 })).toThrow(/eta/);
+    expect(() => new DiffusionNFT(net, { ...OPTIONS, solver: 'rk4' as 'euler' })).toThrow(/solver/);
+    // An epoch already running refuses a second one.
+    const running = new DiffusionNFT(net, OPTIONS);
+    const first = running.epoch();
+    await expect(running.epoch()).rejects.toThrow(/already running/);
+    await first;
+    net.dispose();
+  });
+
+  it('writes the model atomically: a corrupt checkpoint does not resume', async () => {
+    const path = join(dir, 'corrupt.safetensors');
+    writeFileSync(path, Buffer.from([1, 2, 3]));
+    await expect(DiffusionNFT.resume(path, OPTIONS)).rejects.toThrow(/cannot read checkpoint/);
+  });
+});
