@@ -4,12 +4,21 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { CONFIG_M, FlowMatchingTrainer, type NetConfig, setThreads, Tensor, VelocityNet } from '../lib/index.js';
+import {
+  CONFIG_M,
+  FlowMatchingTrainer,
+  type NetConfig,
+  sample,
+  setThreads,
+  Tensor,
+  VelocityNet,
+} from '../lib/index.js';
 import { packageRoot } from '../lib/native.js';
 
 const THREADS = Number(process.env.DNFT_BENCH_THREADS ?? 2);
 const BATCH = Number(process.env.DNFT_BENCH_BATCH ?? 256);
 const ITERS = Number(process.env.DNFT_BENCH_ITERS ?? 10);
+const ROLLOUT = Number(process.env.DNFT_BENCH_ROLLOUT ?? 1152);
 const PYTHON = process.env.DNFT_PYTHON ?? '/usr/bin/python3';
 
 interface Row {
@@ -25,18 +34,28 @@ interface Row {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-/** FLOPs of one flow-matching training step: forward, weight gradients, input gradients (none for the first layers). */
-function trainingFlops(c: NetConfig, batch: number): number {
+/** Multiply-accumulates of the linear layers of one row's forward pass. */
+function linearMacs(c: NetConfig): number {
   const W = c.width;
   const E = c.mlpRatio * W;
-  const linears = [
+  return [
     c.timeFeatures * W,
     W * W,
     c.dataDim * W,
     ...Array(c.depth).fill(2 * W * W + 2 * W * E),
     W * c.dataDim,
-  ];
-  const macs = linears.reduce((s, v) => s + v, 0);
+  ].reduce((s, v) => s + v, 0);
+}
+
+/** FLOPs of one row's forward pass. */
+function forwardFlops(c: NetConfig): number {
+  return 2 * linearMacs(c);
+}
+
+/** FLOPs of one flow-matching training step: forward, weight gradients, input gradients (none for the first layers). */
+function trainingFlops(c: NetConfig, batch: number): number {
+  const W = c.width;
+  const macs = linearMacs(c);
   const noInputGrad = c.timeFeatures * W + c.dataDim * W;
   return 2 * batch * (macs + macs + (macs - noInputGrad));
 }
@@ -49,82 +68,145 @@ function cpuPeak(threads: number): { flops: number; ghz: number } {
   return { flops: threads * 32 * mhz * 1e6, ghz: mhz / 1000 };
 }
 
-async function benchB1(): Promise<{ msPerStep: number; peakMiB: number }> {
+/** config M with small random values in every parameter, so every GEMM does real work. */
+function benchNet(): VelocityNet {
   const net = VelocityNet.create({ preset: 'M' }, { seed: 1 });
-  // Non-zero adaLN and output weights, so every GEMM does real work.
   const flat = net.getParameters();
   const noise = Tensor.randn([flat.length], { seed: 2 }).storage;
   for (let i = 0; i < flat.length; i++) flat[i] = (flat[i] as number) + 0.01 * (noise[i] as number);
   net.setParameters(flat);
-  const trainer = new FlowMatchingTrainer(net, { lr: 1e-4 });
-  const x0 = Tensor.randn([BATCH, CONFIG_M.dataDim], { seed: 3 });
-  const cond = Tensor.fromInt32(
-    Int32Array.from({ length: BATCH * CONFIG_M.condSlots }, (_, i) => i % CONFIG_M.vocabSize),
-    [BATCH, CONFIG_M.condSlots],
-  );
-  const rssBefore = process.resourceUsage().maxRSS;
-  for (let i = 0; i < 2; i++) await trainer.step({ x0, cond });
-  const times: number[] = [];
-  for (let i = 0; i < ITERS; i++) {
-    const start = performance.now();
-    await trainer.step({ x0, cond });
-    times.push(performance.now() - start);
-  }
-  return { msPerStep: median(times), peakMiB: (process.resourceUsage().maxRSS - rssBefore) / 1024 };
+  return net;
 }
 
-function torchB1():
-  | { ms_per_step_median: number; peak_mem_mib: number; blas: string; torch_version: string }
-  | { error: string } {
-  const run = spawnSync(
-    PYTHON,
-    [
-      join(packageRoot(), 'bench/pytorch/bench_b1.py'),
-      '--threads',
-      String(THREADS),
-      '--batch',
-      String(BATCH),
-      '--iters',
-      String(ITERS),
-    ],
-    { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(THREADS) } },
+function condTokens(batch: number): Tensor<'int32'> {
+  return Tensor.fromInt32(
+    Int32Array.from({ length: batch * CONFIG_M.condSlots }, (_, i) => i % CONFIG_M.vocabSize),
+    [batch, CONFIG_M.condSlots],
   );
-  if (run.status !== 0)
+}
+
+/** Median milliseconds of `iters` calls after `warmup` ones, and the growth of the peak RSS over all of them. */
+async function time(call: () => Promise<unknown>, iters: number, warmup = 2): Promise<{ ms: number; peakMiB: number }> {
+  const rssBefore = process.resourceUsage().maxRSS;
+  for (let i = 0; i < warmup; i++) await call();
+  const times: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const start = performance.now();
+    await call();
+    times.push(performance.now() - start);
+  }
+  return { ms: median(times), peakMiB: (process.resourceUsage().maxRSS - rssBefore) / 1024 };
+}
+
+// B1: a flow-matching training step (interpolate, forward, MSE, backward, AdamW).
+async function oursB1(batch: number) {
+  const net = benchNet();
+  const trainer = new FlowMatchingTrainer(net, { lr: 1e-4 });
+  const x0 = Tensor.randn([batch, CONFIG_M.dataDim], { seed: 3 });
+  const cond = condTokens(batch);
+  return time(() => trainer.step({ x0, cond }), ITERS);
+}
+
+// B2: a DiffusionNFT optimiser step on `batch` (sample, time) rows: v_θ and v_old, the fused loss, backward, AdamW.
+async function oursB2(batch: number) {
+  const net = benchNet();
+  net.model.copyParams('old', 'theta');
+  const x0 = Tensor.randn([batch, CONFIG_M.dataDim], { seed: 4 }).storage;
+  const r = Tensor.rand([batch], { seed: 5 }).storage;
+  const cond = condTokens(batch).storage;
+  const options = { lr: 1e-4, seed: 6, timesPerSample: 1, beta: 1, advClipMax: 5, adaptive: true };
+  return time(() => net.enqueue(() => net.model.nftStep(x0, cond, r, batch, options)), ITERS);
+}
+
+// B3: a 10-step dpm2 rollout of `batch` samples.
+async function oursB3(batch: number) {
+  const net = benchNet();
+  const cond = condTokens(batch);
+  return time(() => sample(net, { cond, solver: 'dpm2', steps: 10, seed: 7, chunk: batch }), Math.max(3, ITERS / 3), 1);
+}
+
+interface TorchResult {
+  ms_per_step_median: number;
+  peak_mem_mib: number;
+  blas: string;
+  torch_version: string;
+}
+
+function torchRow(row: string, batch: number, iters: number): TorchResult | { error: string } {
+  const script = join(packageRoot(), 'bench/pytorch/bench_rows.py');
+  const args = [script, '--row', row, '--threads', String(THREADS), '--batch', String(batch), '--iters', String(iters)];
+  const run = spawnSync(PYTHON, args, {
+    encoding: 'utf8',
+    env: { ...process.env, OMP_NUM_THREADS: String(THREADS) },
+  });
+  if (run.status !== 0) {
     return { error: (run.stderr || run.error?.message || 'failed').trim().split('\n').at(-1) ?? 'failed' };
+  }
   return JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}');
 }
 
 async function main() {
   setThreads(THREADS);
   const peak = cpuPeak(THREADS);
-  const flops = trainingFlops(CONFIG_M, BATCH);
-  console.log(`B1: config M, batch ${BATCH}, ${THREADS} threads; ${(flops / 1e9).toFixed(1)} GFLOP per step`);
-  const ours = await benchB1();
-  const torch = torchB1();
-  const peer = 'error' in torch ? null : torch;
-  const samples = (ms: number) => (BATCH * 1000) / ms;
-  const rows: Row[] = [
+  const forward = forwardFlops(CONFIG_M);
+  const specs = [
     {
       row: 'B1',
-      what: `flow-matching training step, config M, batch ${BATCH}`,
-      ours: samples(ours.msPerStep),
-      peer: peer ? samples(peer.ms_per_step_median) : null,
-      unit: 'samples/s',
-      ratio: peer ? peer.ms_per_step_median / ours.msPerStep : null,
-      fractionOfPeak: flops / (ours.msPerStep / 1000) / peak.flops,
-      note: `ours ${ours.msPerStep.toFixed(1)} ms/step${peer ? `, PyTorch ${peer.ms_per_step_median.toFixed(1)} ms/step (torch ${peer.torch_version}, BLAS: ${peer.blas})` : ` (PyTorch peer failed: ${'error' in torch ? torch.error : ''})`}`,
+      what: `flow-matching training step, batch ${BATCH}`,
+      batch: BATCH,
+      ours: oursB1,
+      flops: trainingFlops(CONFIG_M, BATCH),
     },
     {
-      row: 'B5',
-      what: 'peak memory growth during B1',
-      ours: ours.peakMiB,
-      peer: peer ? peer.peak_mem_mib : null,
-      unit: 'MiB',
-      ratio: peer ? ours.peakMiB / peer.peak_mem_mib : null,
-      fractionOfPeak: null,
-      note: 'max RSS growth from before the first step (lower is better; ratio = ours / peer)',
+      row: 'B2',
+      what: `DiffusionNFT optimiser step, ${BATCH} rows`,
+      batch: BATCH,
+      ours: oursB2,
+      flops: trainingFlops(CONFIG_M, BATCH) + BATCH * forward,
+    },
+    {
+      row: 'B3',
+      what: `10-step dpm2 rollout of ${ROLLOUT} samples`,
+      batch: ROLLOUT,
+      ours: oursB3,
+      flops: 10 * ROLLOUT * forward,
     },
   ];
+  console.log(`config M, ${THREADS} threads, PyTorch peer: ${PYTHON} (OpenBLAS expected; its BLAS is printed below)`);
+  const rows: Row[] = [];
+  let b1Memory: { ours: number; peer: number | null } | null = null;
+  for (const spec of specs) {
+    const ours = await spec.ours(spec.batch);
+    const torch = torchRow(spec.row, spec.batch, spec.row === 'B3' ? Math.max(3, ITERS / 3) : ITERS);
+    const peer = 'error' in torch ? null : torch;
+    if (spec.row === 'B1') b1Memory = { ours: ours.peakMiB, peer: peer?.peak_mem_mib ?? null };
+    const rate = (ms: number) => (spec.batch * 1000) / ms;
+    rows.push({
+      row: spec.row,
+      what: spec.what,
+      ours: rate(ours.ms),
+      peer: peer ? rate(peer.ms_per_step_median) : null,
+      unit: 'samples/s',
+      ratio: peer ? peer.ms_per_step_median / ours.ms : null,
+      fractionOfPeak: spec.flops / (ours.ms / 1000) / peak.flops,
+      note: `ours ${ours.ms.toFixed(1)} ms, ${(spec.flops / 1e9).toFixed(1)} GFLOP${peer ? `; PyTorch ${peer.ms_per_step_median.toFixed(1)} ms (torch ${peer.torch_version}, BLAS: ${peer.blas})` : `; PyTorch peer failed: ${'error' in torch ? torch.error : ''}`}`,
+    });
+    console.log(
+      `${spec.row} done: ours ${ours.ms.toFixed(1)} ms, PyTorch ${peer ? peer.ms_per_step_median.toFixed(1) : 'n/a'} ms`,
+    );
+  }
+  if (b1Memory) {
+    rows.push({
+      row: 'B5',
+      what: 'peak memory growth during B1',
+      ours: b1Memory.ours,
+      peer: b1Memory.peer,
+      unit: 'MiB',
+      ratio: b1Memory.peer ? b1Memory.ours / b1Memory.peer : null,
+      fractionOfPeak: null,
+      note: 'max RSS growth over the timed steps (lower is better; ratio = ours / peer)',
+    });
+  }
   const fmt = (v: number | null, digits = 1) => (v === null ? 'n/a' : v.toFixed(digits));
   console.log('\n| row | what | ours | peer | unit | ratio | fraction of peak |');
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
@@ -140,10 +222,11 @@ async function main() {
   const machine = (cpus()[0]?.model ?? 'cpu').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '');
   const dir = join(packageRoot(), 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${machine}-${THREADS}t.json`);
+  const date = new Date().toISOString();
+  const file = join(dir, `${date.slice(0, 10)}-${machine}-${THREADS}t.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ date: new Date().toISOString(), machine: cpus()[0]?.model, threads: THREADS, peakGflops: peak.flops / 1e9, rows }, null, 2)}\n`,
+    `${JSON.stringify({ date, machine: cpus()[0]?.model, threads: THREADS, peakGflops: peak.flops / 1e9, rows }, null, 2)}\n`,
   );
   console.log(`written ${file}`);
 }

@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { runToy2dDemo } from './demo.js';
+import { type DemoOptions, runToy2dDemo } from './demo.js';
 import { backendInfo } from './index.js';
-import type { SolverName } from './solvers.js';
 
 function integer(min: number) {
   return (value: string) => {
@@ -27,20 +26,11 @@ program
   .option('--sample-steps <n>', 'solver steps when sampling', integer(1), 10)
   .addOption(new Option('--solver <name>', 'sampling solver').choices(['euler', 'heun', 'dpm2']).default('dpm2'))
   .option('--rl-epochs <n>', 'DiffusionNFT epochs after pre-training', integer(0), 30)
-  .action(
-    async (opts: {
-      steps: number;
-      batch: number;
-      seed: number;
-      sampleSteps: number;
-      solver: SolverName;
-      rlEpochs: number;
-    }) => {
-      const info = backendInfo();
-      console.log(`backend: cpu (${info.threads} threads)${info.cuda ? `, CUDA device ${info.device}` : ''}`);
-      await runToy2dDemo({ ...opts, log: (line) => console.log(line) });
-    },
-  );
+  .action(async (opts: Omit<DemoOptions, 'log'>) => {
+    const info = backendInfo();
+    console.log(`backend: cpu (${info.threads} threads)${info.cuda ? `, CUDA device ${info.device}` : ''}`);
+    await runToy2dDemo({ ...opts, log: (line) => console.log(line) });
+  });
 
 program
   .command('info')

@@ -62,6 +62,15 @@ class ThreadPool {
 // The process-wide pool: created on first use with DNFT_NUM_THREADS threads when that is set (>= 1), else
 // std::thread::hardware_concurrency().
 ThreadPool& global_pool();
+
+// Runs fn(begin, end) over [0, n) on the global pool in chunks large enough that an elementwise loop outweighs
+// the fork-join.
+template <typename Fn>
+void parallel_elements(size_t n, Fn&& fn) {
+  constexpr int64_t kElementGrain = 16384;
+  global_pool().parallel_for(
+      static_cast<int64_t>(n), [&](int64_t begin, int64_t end, int) { fn(begin, end); }, kElementGrain);
+}
 // Replaces the global pool (throws std::invalid_argument if threads < 1). Not safe while the pool is in use.
 void set_num_threads(int threads);
 int num_threads();

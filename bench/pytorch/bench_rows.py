@@ -1,18 +1,22 @@
-"""PyTorch peer for benchmark row B1: one flow-matching training step of the velocity net.
+"""PyTorch peers of the benchmark rows B1-B3 (shared/spec benchmarks.md) on the same velocity net.
 
-One step: x0 ~ N(0, I), eps ~ N(0, I), t ~ U(0, 1), cond ~ U{0..V-1}^(B, L);
-x_t = (1 - t) x0 + t eps, target = eps - x0, loss = mean((net(x_t, t, cond) - target)^2);
-backward; clip global grad norm to 1.0; AdamW(lr 1e-4, betas (0.9, 0.999), eps 1e-8,
-weight decay 1e-4 on the Linear weights, as docs/network.md's table says).
+B1, one flow-matching training step: x0, eps ~ N(0, I), t ~ U(0, 1), cond ~ U{0..V-1}^(B, L);
+  x_t = (1 - t) x0 + t eps, loss = mean((net(x_t, t, cond) - (eps - x0))^2); backward; clip the global grad
+  norm to 1.0; AdamW(lr 1e-4, betas (0.9, 0.999), eps 1e-8, weight decay 1e-4 on the Linear weights).
+B2, one DiffusionNFT optimiser step on B (sample, time) rows: v_old from a frozen copy under no_grad, v_theta with
+  grad, the loss of algorithms.md 2.3 (beta 1, adaptive x0-space weights, C = 5) written as the official training
+  loop writes it; backward, clip, AdamW as B1.
+B3, one rollout: B samples, 10-step DPM-Solver++(2M) on the uniform grid, no grad (the library's 'dpm2').
 
 Prints one JSON line on stdout, e.g.
-  /usr/bin/python3 bench/pytorch/bench_b1.py --device cpu --threads 2 --batch 256
+  /usr/bin/python3 bench/pytorch/bench_rows.py --row B1 --device cpu --threads 2 --batch 256
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -86,6 +90,7 @@ def build_optimizer(net: VelocityNet) -> torch.optim.Optimizer:
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--row", choices=["B1", "B2", "B3"], default="B1")
     ap.add_argument("--config", type=str, default=None, help="config JSON (default: config M)")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
@@ -118,20 +123,68 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     b, d, l, v = args.batch, config.dataDim, config.condSlots, config.vocabSize
 
-    def step() -> torch.Tensor:
+    def batch():
         x0 = torch.randn(b, d, device=dev)
         eps = torch.randn(b, d, device=dev)
         t = torch.rand(b, device=dev)
         cond = torch.randint(0, v, (b, l), device=dev, dtype=torch.int32)
         tt = t.unsqueeze(1)
-        xt = (1 - tt) * x0 + tt * eps
-        target = eps - x0
-        loss = F.mse_loss(model(xt, t, cond), target)
+        return x0, eps, t, tt, cond, (1 - tt) * x0 + tt * eps
+
+    def apply(loss: torch.Tensor) -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         return loss
+
+    def flow_matching_step() -> torch.Tensor:
+        x0, eps, t, _, cond, xt = batch()
+        return apply(F.mse_loss(model(xt, t, cond), eps - x0))
+
+    old = VelocityNet(config).to(dev)
+    old.load_state_dict(net.state_dict())
+    old.requires_grad_(False)
+
+    def nft_step() -> torch.Tensor:
+        beta, clip = 1.0, 5.0
+        x0, _, t, tt, cond, xt = batch()
+        r = torch.rand(b, device=dev)
+        with torch.no_grad():
+            v_old = old(xt, t, cond)
+        v_th = model(xt, t, cond)
+        x0_pos = xt - tt * (beta * v_th + (1 - beta) * v_old)
+        x0_neg = xt - tt * ((1 + beta) * v_old - beta * v_th)
+        w_pos = (x0_pos - x0).abs().mean(dim=1, keepdim=True).clamp(min=1e-5).detach()
+        w_neg = (x0_neg - x0).abs().mean(dim=1, keepdim=True).clamp(min=1e-5).detach()
+        l_pos = ((x0_pos - x0) ** 2 / w_pos).mean(dim=1)
+        l_neg = ((x0_neg - x0) ** 2 / w_neg).mean(dim=1)
+        return apply(clip * (r * l_pos / beta + (1 - r) * l_neg / beta).mean())
+
+    grid = [1.0 - k / 10 for k in range(11)]
+
+    @torch.no_grad()
+    def rollout() -> torch.Tensor:
+        x = torch.randn(b, d, device=dev)
+        cond = torch.randint(0, v, (b, l), device=dev, dtype=torch.int32)
+        lam = lambda u: math.log((1 - u) / u)
+        prev, h_prev = None, None
+        for s, t in zip(grid[:-1], grid[1:]):
+            data = x - s * model(x, torch.full((b,), s, device=dev), cond)
+            if t == 0:
+                x = data
+            elif s == 1:
+                x = (1 - t) * data + t * x
+                prev, h_prev = data, None
+            else:
+                h = lam(t) - lam(s)
+                half_inv_r = 0.0 if h_prev is None else h / (2 * h_prev)
+                dd = (1 + half_inv_r) * data - half_inv_r * prev if h_prev is not None else data
+                x = (t / s) * x - (1 - t) * math.expm1(-h) * dd
+                prev, h_prev = data, h
+        return x.sum()
+
+    step = {"B1": flow_matching_step, "B2": nft_step, "B3": rollout}[args.row]
 
     def sync() -> None:
         if dev.type == "cuda":
@@ -168,7 +221,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     med = statistics.median(times) * 1e3
     mean = statistics.fmean(times) * 1e3
     out: Dict[str, Any] = {
-        "row": "B1",
+        "row": args.row,
         "impl": "pytorch",
         "device": args.device,
         "device_name": dev_name,
