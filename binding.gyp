@@ -11,6 +11,8 @@
         "native/core/optimizer.cpp",
         "native/core/velocity_net.cpp",
         "native/core/model.cpp",
+        "native/core/model_nft.cpp",
+        "native/core/model_grpo.cpp",
         "native/core/sampler.cpp",
         "native/core/device_none.cpp",
         "native/cpu/cpu_backend.cpp",
@@ -24,6 +26,7 @@
         "native/cpu/random.cpp",
         "native/cpu/flow_matching.cpp",
         "native/cpu/nft_loss.cpp",
+        "native/cpu/sde.cpp",
         "native/cpu/optimizer.cpp"
       ],
       "include_dirs": ["native"],

@@ -19,6 +19,7 @@ const THREADS = Number(process.env.DNFT_BENCH_THREADS ?? 2);
 const BATCH = Number(process.env.DNFT_BENCH_BATCH ?? 256);
 const ITERS = Number(process.env.DNFT_BENCH_ITERS ?? 10);
 const ROLLOUT = Number(process.env.DNFT_BENCH_ROLLOUT ?? 1152);
+const ROLLOUT_ITERS = Math.max(3, Math.round(ITERS / 3));
 const PYTHON = process.env.DNFT_PYTHON ?? '/usr/bin/python3';
 
 interface Row {
@@ -122,7 +123,7 @@ async function oursB2(batch: number) {
 async function oursB3(batch: number) {
   const net = benchNet();
   const cond = condTokens(batch);
-  return time(() => sample(net, { cond, solver: 'dpm2', steps: 10, seed: 7, chunk: batch }), Math.max(3, ITERS / 3), 1);
+  return time(() => sample(net, { cond, solver: 'dpm2', steps: 10, seed: 7, chunk: batch }), ROLLOUT_ITERS, 1);
 }
 
 interface TorchResult {
@@ -177,7 +178,7 @@ async function main() {
   let b1Memory: { ours: number; peer: number | null } | null = null;
   for (const spec of specs) {
     const ours = await spec.ours(spec.batch);
-    const torch = torchRow(spec.row, spec.batch, spec.row === 'B3' ? Math.max(3, ITERS / 3) : ITERS);
+    const torch = torchRow(spec.row, spec.batch, spec.row === 'B3' ? ROLLOUT_ITERS : ITERS);
     const peer = 'error' in torch ? null : torch;
     if (spec.row === 'B1') b1Memory = { ours: ours.peakMiB, peer: peer?.peak_mem_mib ?? null };
     const rate = (ms: number) => (spec.batch * 1000) / ms;

@@ -32,15 +32,9 @@ export { tasks } from './tasks/index.js';
 export type { Device, DType, RandomOptions } from './tensor.js';
 export { liveTensors, Tensor, USER_STREAM } from './tensor.js';
 export type { NamedReward, Prompt, RewardFn, Rewards } from './trainers/common.js';
-export type {
-  DiffusionNFTOptions,
-  EtaSchedule,
-  EvaluateOptions,
-  Evaluation,
-  NftEpochStats,
-  RunOptions,
-} from './trainers/diffusion-nft.js';
+export type { DiffusionNFTOptions, EtaSchedule, NftEpochStats } from './trainers/diffusion-nft.js';
 export { DiffusionNFT, etaAt } from './trainers/diffusion-nft.js';
+export type { EpochStats, EvaluateOptions, Evaluation, OnlineOptions, RunOptions } from './trainers/online.js';
 
 /** What this build and machine offer: CUDA availability (and why not), the GPU's name, the CPU thread count. */
 export function backendInfo(): NativeBackendInfo {

@@ -8,6 +8,7 @@
 #include "addon/promise_worker.h"
 #include "core/device.h"
 #include "core/math/philox.h"
+#include "core/math/sde.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 
@@ -110,6 +111,86 @@ Napi::Value NftLoss(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// sdeStep(x, v, noise, t, tNext, a, tFirst) -> { mean, xNext, std, sigma }: one FlowGRPO SDE step on the CPU.
+Napi::Value SdeStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "x must be a Float32Array");
+  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  Napi::Float32Array x = float32_arg(info, 0, "x", n), v = float32_arg(info, 1, "v", n),
+                     noise = float32_arg(info, 2, "noise", n);
+  double numbers[4];
+  const char* names[4] = {"t", "tNext", "a", "tFirst"};
+  for (int i = 0; i < 4; ++i) {
+    if (info.Length() <= static_cast<size_t>(3 + i) || !info[3 + i].IsNumber()) {
+      throw Napi::TypeError::New(env, std::string(names[i]) + " must be a number");
+    }
+    numbers[i] = info[3 + i].As<Napi::Number>().DoubleValue();
+  }
+  const SdeCoefficients k = sde_coefficients(numbers[0], numbers[1], numbers[2], numbers[3]);
+  Napi::Float32Array mean = Napi::Float32Array::New(env, n), x_next = Napi::Float32Array::New(env, n);
+  Backend& be = cpu_backend();
+  be.lincomb(mean.Data(), n, static_cast<float>(k.x_coef), x.Data(), static_cast<float>(k.v_coef), v.Data(), 0.0f,
+             nullptr);
+  be.lincomb(x_next.Data(), n, 1.0f, mean.Data(), static_cast<float>(k.std), noise.Data(), 0.0f, nullptr);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("mean", mean);
+  result.Set("xNext", x_next);
+  result.Set("std", static_cast<float>(k.std));
+  result.Set("sigma", static_cast<float>(k.sigma));
+  return result;
+}
+
+// sdeLogp(xNext, mean, std, dim, sum) -> Float32Array (B)
+Napi::Value SdeLogp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int D = static_cast<int>(integer_arg(info, 3, "dim", 1, 1 << 24));
+  if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "xNext must be a Float32Array");
+  const size_t B = info[0].As<Napi::TypedArray>().ElementLength() / D;
+  Napi::Float32Array x_next = float32_arg(info, 0, "xNext", B * D), mean = float32_arg(info, 1, "mean", B * D);
+  if (!info[2].IsNumber()) throw Napi::TypeError::New(env, "std must be a number");
+  const float std = static_cast<float>(info[2].As<Napi::Number>().DoubleValue());
+  Napi::Float32Array logp = Napi::Float32Array::New(env, B);
+  cpu_backend().sde_logp(logp.Data(), x_next.Data(), mean.Data(), std, static_cast<int>(B), D,
+                         info[4].ToBoolean().Value());
+  return logp;
+}
+
+// grpoLoss(vTheta, vRef | null, x, xNext, rows (R·4: xCoef, vCoef, std, sigma), advantages, logpOld, dim, params)
+//   -> { loss, grad, clipFraction, approxKl, ratioMean }
+Napi::Value GrpoLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int D = static_cast<int>(integer_arg(info, 7, "dim", 1, 1 << 24));
+  if (info.Length() < 6 || !info[5].IsTypedArray())
+    throw Napi::TypeError::New(env, "advantages must be a Float32Array");
+  const size_t R = info[5].As<Napi::TypedArray>().ElementLength();
+  if (R == 0) throw Napi::RangeError::New(env, "the batch must not be empty");
+  Napi::Float32Array v_theta = float32_arg(info, 0, "vTheta", R * D);
+  const bool has_ref = !info[1].IsNull() && !info[1].IsUndefined();
+  Napi::Float32Array v_ref = has_ref ? float32_arg(info, 1, "vRef", R * D) : Napi::Float32Array::New(env, 0);
+  Napi::Float32Array x = float32_arg(info, 2, "x", R * D), x_next = float32_arg(info, 3, "xNext", R * D);
+  Napi::Float32Array rows = float32_arg(info, 4, "rows", R * 4);
+  Napi::Float32Array advantages = float32_arg(info, 5, "advantages", R), logp_old = float32_arg(info, 6, "logpOld", R);
+  const GrpoParams params = grpo_params_from(object_arg(info, 8, "params"));
+  if (params.kl_coef != 0.0f && !has_ref) throw Napi::TypeError::New(env, "vRef is required when klCoef is not 0");
+  std::vector<SdeRow> coefs(R);
+  for (size_t r = 0; r < R; ++r) {
+    const float* c = rows.Data() + 4 * r;
+    coefs[r] = {c[0], c[1], c[2], c[3]};
+  }
+  Napi::Float32Array grad = Napi::Float32Array::New(env, R * D);
+  GrpoStats stats;
+  const double loss = cpu_backend().grpo_loss(grad.Data(), v_theta.Data(), has_ref ? v_ref.Data() : nullptr, x.Data(),
+                                              x_next.Data(), coefs.data(), advantages.Data(), logp_old.Data(),
+                                              static_cast<int>(R), D, params, 1.0f, &stats);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("loss", loss);
+  result.Set("grad", grad);
+  result.Set("clipFraction", stats.clipped / R);
+  result.Set("approxKl", 0.5 * stats.log_ratio_sq / R);
+  result.Set("ratioMean", stats.ratio_sum / R);
+  return result;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", ModelWrap::Define(env));
   exports.Set("backendInfo", Napi::Function::New<BackendInfo>(env, "backendInfo"));
@@ -118,6 +199,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("randomFill", Napi::Function::New<RandomFill>(env, "randomFill"));
   exports.Set("interpolate", Napi::Function::New<Interpolate>(env, "interpolate"));
   exports.Set("nftLoss", Napi::Function::New<NftLoss>(env, "nftLoss"));
+  exports.Set("sdeStep", Napi::Function::New<SdeStep>(env, "sdeStep"));
+  exports.Set("sdeLogp", Napi::Function::New<SdeLogp>(env, "sdeLogp"));
+  exports.Set("grpoLoss", Napi::Function::New<GrpoLoss>(env, "grpoLoss"));
   return exports;
 }
 

@@ -129,6 +129,17 @@ OptimizerConfig optimizer_config_from(const Napi::Object& o) {
   return c;
 }
 
+namespace {
+
+bool bool_field(const Napi::Object& o, const char* field, bool fallback) {
+  Napi::Value value = o.Get(field);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsBoolean()) throw_type(o.Env(), std::string(field) + " must be a boolean");
+  return value.As<Napi::Boolean>().Value();
+}
+
+}  // namespace
+
 SampleOptions sample_options_from(const Napi::Object& o) {
   SampleOptions s;
   const std::string solver = o.Get("solver").IsString() ? o.Get("solver").As<Napi::String>().Utf8Value() : "";
@@ -138,8 +149,10 @@ SampleOptions sample_options_from(const Napi::Object& o) {
     s.solver = SolverKind::kHeun;
   } else if (solver == "dpm2") {
     s.solver = SolverKind::kDpm2;
+  } else if (solver == "sde") {
+    s.solver = SolverKind::kSde;
   } else {
-    throw_range(o.Env(), "solver must be 'euler', 'heun' or 'dpm2'");
+    throw_range(o.Env(), "solver must be 'euler', 'heun', 'dpm2' or 'sde'");
   }
   Napi::Value grid = o.Get("grid");
   if (!grid.IsTypedArray() || grid.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
@@ -152,19 +165,10 @@ SampleOptions sample_options_from(const Napi::Object& o) {
   s.seed = static_cast<uint64_t>(number_field(o, "seed", 0, 0, 9007199254740991.0));
   s.first_sample = static_cast<int64_t>(number_field(o, "firstSample", 0, 0, 9007199254740991.0));
   s.chunk = static_cast<int>(number_field(o, "chunk", s.chunk, 1, 1 << 24));
+  s.sde_a = number_field(o, "sdeA", s.sde_a, 0.0, 100.0);
+  s.logp_sum = bool_field(o, "logpSum", s.logp_sum);
   return s;
 }
-
-namespace {
-
-bool bool_field(const Napi::Object& o, const char* field, bool fallback) {
-  Napi::Value value = o.Get(field);
-  if (value.IsUndefined()) return fallback;
-  if (!value.IsBoolean()) throw_type(o.Env(), std::string(field) + " must be a boolean");
-  return value.As<Napi::Boolean>().Value();
-}
-
-}  // namespace
 
 NftLossParams nft_loss_params_from(const Napi::Object& o) {
   NftLossParams p;
@@ -193,6 +197,32 @@ NftStepOptions nft_step_options_from(const Napi::Object& o) {
   s.times_per_sample = static_cast<int>(number_field(o, "timesPerSample", 1, 1, 1 << 16));
   s.micro_batch = static_cast<int>(number_field(o, "microBatch", 0, 0, 1 << 24));
   s.loss = nft_loss_params_from(o);
+  s.optimizer = optimizer_config_from(o);
+  return s;
+}
+
+GrpoParams grpo_params_from(const Napi::Object& o) {
+  GrpoParams p;
+  p.clip_range = static_cast<float>(number_field(o, "clipRange", p.clip_range, 0.0, 1e6));
+  p.kl_coef = static_cast<float>(number_field(o, "klCoef", p.kl_coef, 0.0, 1e6));
+  p.logp_sum = bool_field(o, "logpSum", p.logp_sum);
+  return p;
+}
+
+GrpoStepOptions grpo_step_options_from(const Napi::Object& o) {
+  GrpoStepOptions s;
+  Napi::Value grid = o.Get("grid");
+  if (!grid.IsTypedArray() || grid.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    throw_type(o.Env(), "grid must be a Float64Array");
+  }
+  Napi::Float64Array g = grid.As<Napi::Float64Array>();
+  s.grid.assign(g.Data(), g.Data() + g.ElementLength());
+  validate_grid(s.grid);
+  s.train_steps = static_cast<int>(number_field(o, "trainSteps", 1, 1, 1 << 20));
+  s.sde_a = number_field(o, "sdeA", s.sde_a, 0.0, 100.0);
+  s.cfg_scale = number_field(o, "cfgScale", 1.0, -1e6, 1e6);
+  s.micro_batch = static_cast<int>(number_field(o, "microBatch", 0, 0, 1 << 24));
+  s.loss = grpo_params_from(o);
   s.optimizer = optimizer_config_from(o);
   return s;
 }

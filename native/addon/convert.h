@@ -22,11 +22,16 @@ double number_field(const Napi::Object& object, const char* field, double fallba
 NetConfig net_config_from(const Napi::Object& object);
 Napi::Object net_config_to(Napi::Env env, const NetConfig& config);
 OptimizerConfig optimizer_config_from(const Napi::Object& object);
-// { solver: 'euler' | 'heun' | 'dpm2', grid: Float64Array, cfgScale, seed, firstSample, chunk }; validates the grid.
+// { solver: 'euler' | 'heun' | 'dpm2' | 'sde', grid: Float64Array, cfgScale, seed, firstSample, chunk, sdeA,
+//   logpSum }; validates the grid.
 SampleOptions sample_options_from(const Napi::Object& object);
 // { beta, advClipMax, adaptive, positiveOnly, klCoef }
 NftLossParams nft_loss_params_from(const Napi::Object& object);
 // { seed, times?: Float64Array, timesPerSample, microBatch, ...loss params, ...optimizer }
 NftStepOptions nft_step_options_from(const Napi::Object& object);
+// { clipRange, klCoef, logpSum }
+GrpoParams grpo_params_from(const Napi::Object& object);
+// { grid: Float64Array, trainSteps, sdeA, cfgScale, microBatch, ...GRPO params, ...optimizer }
+GrpoStepOptions grpo_step_options_from(const Napi::Object& object);
 
 }  // namespace dnft::addon

@@ -60,6 +60,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::FlowMatchingStep>("flowMatchingStep"),
                          InstanceMethod<&ModelWrap::Sample>("sample"),
                          InstanceMethod<&ModelWrap::NftStep>("nftStep"),
+                         InstanceMethod<&ModelWrap::GrpoStep>("grpoStep"),
                      });
 }
 
@@ -299,6 +300,12 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
   } else {
     result.Set("trajectory", env.Null());
   }
+  float* logp = nullptr;
+  if (options.solver == SolverKind::kSde) {
+    Napi::Float32Array array = Napi::Float32Array::New(env, (options.grid.size() - 1) * static_cast<size_t>(B));
+    logp = array.Data();
+    result.Set("logp", array);
+  }
   Model* model = model_.get();
   const float* noisep = has_noise ? noise.Data() : nullptr;
   const int32_t* tokp = tokens.Data();
@@ -307,7 +314,7 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
       env, {result, Value(), noise, tokens},
       [=] {
         std::lock_guard<std::mutex> lock(model->mutex());
-        model->sample(which, noisep, tokp, B, options, outp, trajectory);
+        model->sample(which, noisep, tokp, B, options, outp, trajectory, logp);
       },
       [](Napi::Env, const std::vector<Napi::Value>& kept) { return kept[0]; });
 }
@@ -332,6 +339,37 @@ Napi::Value ModelWrap::NftStep(const Napi::CallbackInfo& info) {
         *stats = model->nft_step(x0p, tokp, rp, B, options);
       },
       [stats](Napi::Env env, const std::vector<Napi::Value>&) { return step_stats_to(env, *stats); });
+}
+
+// grpoStep(trajectory (N + 1, B, D), tokens, advantages (B), logpOld (N, B), batch, options)
+//   -> Promise<StepStats & { clipFraction, approxKl, ratioMean }>
+Napi::Value ModelWrap::GrpoStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const NetConfig& c = model_->net().config();
+  const int B = batch_arg(info, 4);
+  const GrpoStepOptions options = guard(env, [&] { return grpo_step_options_from(object_arg(info, 5, "options")); });
+  const size_t N = options.grid.size() - 1;
+  Napi::Float32Array trajectory = float32_arg(info, 0, "trajectory", (N + 1) * B * c.data_dim);
+  Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
+  Napi::Float32Array advantages = float32_arg(info, 2, "advantages", B);
+  Napi::Float32Array logp_old = float32_arg(info, 3, "logpOld", N * B);
+  Model* model = model_.get();
+  auto stats = std::make_shared<GrpoStepStats>();
+  const float *trajp = trajectory.Data(), *advp = advantages.Data(), *logpp = logp_old.Data();
+  const int32_t* tokp = tokens.Data();
+  return PromiseWorker::Run(
+      env, {Value(), trajectory, tokens, advantages, logp_old},
+      [=] {
+        std::lock_guard<std::mutex> lock(model->mutex());
+        *stats = model->grpo_step(trajp, tokp, advp, logpp, B, options);
+      },
+      [stats](Napi::Env env, const std::vector<Napi::Value>&) {
+        Napi::Object result = step_stats_to(env, stats->step).As<Napi::Object>();
+        result.Set("clipFraction", stats->clip_fraction);
+        result.Set("approxKl", stats->approx_kl);
+        result.Set("ratioMean", stats->ratio_mean);
+        return result;
+      });
 }
 
 }  // namespace dnft::addon

@@ -9,6 +9,7 @@
 #include "core/common.h"
 #include "core/math/adamw.h"
 #include "core/math/nft_loss.h"
+#include "core/math/sde.h"
 
 namespace dnft {
 
@@ -77,6 +78,15 @@ class Backend {
   virtual double nft_loss(float* dv_theta, const float* v_theta, const float* v_old, const float* v_ref,
                           const float* target, const float* t, const float* r, int B, int D, const NftLossParams& p,
                           float scale) = 0;
+
+  // FlowGRPO (core/math/sde.h). logp (B) = the mean (or sum) over D of log N(x_next; mean, std²).
+  virtual void sde_logp(float* logp, const float* x_next, const float* mean, float std, int B, int D, bool sum) = 0;
+  // The GRPO loss of R transitions x (R, D) → x_next with per-row coefficients, advantages and stored log p_old;
+  // v_ref may be null when p.kl_coef is 0. Returns the mean over rows, writes dv = scale · ∂loss/∂v_theta and adds
+  // to *stats when not null.
+  virtual double grpo_loss(float* dv, const float* v_theta, const float* v_ref, const float* x, const float* x_next,
+                           const SdeRow* coefs, const float* advantages, const float* logp_old, int R, int D,
+                           const GrpoParams& p, float scale, GrpoStats* stats) = 0;
 
   // Σ x², accumulated in double.
   virtual double sum_squares(const float* x, size_t n) = 0;

@@ -36,11 +36,29 @@ struct NftStepOptions {
   OptimizerConfig optimizer;
 };
 
+// One FlowGRPO optimiser step (algorithms.md 3.4–3.5) over recorded SDE rollouts.
+struct GrpoStepOptions {
+  std::vector<double> grid;  // the rollout grid t_0 = 1 > … > t_N = 0
+  int train_steps = 1;       // transitions n = 0 … train_steps − 1 are trained (the code: ⌊0.99·N⌋)
+  double sde_a = 0.7;
+  double cfg_scale = 1.0;  // guidance in the training forward (and the reference), as in the rollout
+  int micro_batch = 0;     // (sample, transition) rows per forward/backward, 0 = all
+  GrpoParams loss;
+  OptimizerConfig optimizer;
+};
+
 struct StepStats {
   double loss;
   double grad_norm;
   double lr;
   int64_t step;
+};
+
+struct GrpoStepStats {
+  StepStats step;
+  double clip_fraction;  // rows with |ratio − 1| > ε
+  double approx_kl;      // ½·mean (log p − log p_old)²
+  double ratio_mean;
 };
 
 class Model {
@@ -77,13 +95,18 @@ class Model {
 
   // A rollout with the given parameters (core/sampler.h): out (B, D), trajectory (N + 1, B, D) or null.
   void sample(ParamSet which, const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& options,
-              float* host_out, float* host_trajectory);
+              float* host_out, float* host_trajectory, float* host_logp = nullptr);
 
   // One DiffusionNFT optimiser step on clean samples x0 (B, D) of θ_old, their tokens (B, L) and optimality
   // probabilities r (B): v_θ, v_old (and v_ref) at K noised copies of each sample, the fused NFT loss, backward,
   // AdamW. Needs the 'old' parameter set (and 'ref' when the KL term is on).
   StepStats nft_step(const float* host_x0, const int32_t* host_tokens, const float* host_r, int B,
                      const NftStepOptions& options);
+
+  // One FlowGRPO optimiser step on B recorded rollouts: trajectory (N + 1, B, D), tokens (B, L), advantages (B)
+  // (clipped already), logp_old (N, B) as the rollout stored it. Needs 'ref' when the KL term is on.
+  GrpoStepStats grpo_step(const float* host_trajectory, const int32_t* host_tokens, const float* host_advantages,
+                          const float* host_logp_old, int B, const GrpoStepOptions& options);
 
   // One flow-matching optimiser step on clean samples x0 (B, D) with their condition tokens (B, L).
   StepStats flow_matching_step(const float* host_x0, const int32_t* host_tokens, int B,
@@ -101,7 +124,11 @@ class Model {
   Buffer<float> sets_[kParamSetCount];
   Buffer<float> grads_, m_, v_;
   // staging for one batch
-  Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_;
+  // the guided velocity (B, D) from a stacked [cond; null] forward (2B, D) when cfg_scale ≠ 1
+  void guided_forward(const float* params, const float* x, int rows, double cfg_scale, float* v);
+
+  Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_, x_next_, stacked_, stacked_out_;
+  Buffer<SdeRow> rows_;
   Buffer<int32_t> tokens_;
   int64_t step_ = 0;
   std::mutex mutex_;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/math/philox.h"
+#include "core/math/sde.h"
 
 namespace dnft {
 
@@ -35,6 +36,7 @@ void Sampler::reserve(int rows) {
   xin_ = Buffer<float>(backend_, 2 * R * D);
   vout_ = Buffer<float>(backend_, 2 * R * D);
   t_ = Buffer<float>(backend_, 2 * R);
+  logp_ = Buffer<float>(backend_, R);
   tokens_ = Buffer<int32_t>(backend_, 2 * R * L);
   capacity_ = rows;
 }
@@ -56,7 +58,7 @@ void Sampler::velocity(const float* params, const float* x, double t, int rows, 
 }
 
 void Sampler::run(const float* params, const float* host_noise, const int32_t* host_tokens, int B,
-                  const SampleOptions& o, float* host_out, float* host_trajectory) {
+                  const SampleOptions& o, float* host_out, float* host_trajectory, float* host_logp) {
   validate_grid(o.grid);
   const NetConfig& c = net_.config();
   const size_t D = c.data_dim, L = c.cond_slots;
@@ -118,6 +120,20 @@ void Sampler::run(const float* params, const float* host_noise, const int32_t* h
           backend_.lincomb(x, n, static_cast<float>(ratio), x, static_cast<float>(data_coef * (1.0 + half_inv_r)), aux,
                            static_cast<float>(-data_coef * half_inv_r), half_inv_r != 0.0 ? x0_prev : nullptr);
           std::swap(aux, x0_prev);
+          break;
+        }
+        case SolverKind::kSde: {
+          // mean = x_coef·x + v_coef·v (into aux), x_next = mean + std·z, log p(x_next | x) per row.
+          const SdeCoefficients k = sde_coefficients(s, t, o.sde_a, o.grid[1]);
+          backend_.lincomb(aux, n, static_cast<float>(k.x_coef), x, static_cast<float>(k.v_coef), v, 0.0f, nullptr);
+          backend_.fill_normal(v2, n, o.seed, kStreamSde,
+                               (static_cast<uint64_t>(i - 1) << 40) + (o.first_sample + start) * D, 1.0f);
+          backend_.lincomb(x, n, 1.0f, aux, static_cast<float>(k.std), v2, 0.0f, nullptr);
+          if (host_logp != nullptr) {
+            backend_.sde_logp(logp_.get(), x, aux, static_cast<float>(k.std), rows, static_cast<int>(D), o.logp_sum);
+            backend_.copy_to_host(host_logp + static_cast<size_t>(i - 1) * B + start, logp_.get(),
+                                  rows * sizeof(float));
+          }
           break;
         }
       }

@@ -9,7 +9,8 @@
 
 namespace dnft {
 
-enum class SolverKind { kEuler, kHeun, kDpm2 };
+// kSde: FlowGRPO's stochastic sampler (core/math/sde.h), Euler–Maruyama with log-probabilities.
+enum class SolverKind { kEuler, kHeun, kDpm2, kSde };
 
 struct SampleOptions {
   SolverKind solver = SolverKind::kEuler;
@@ -18,6 +19,8 @@ struct SampleOptions {
   uint64_t seed = 0;         // initial noise: Philox stream kStreamSample of this seed
   int64_t first_sample = 0;  // index of the first row in that stream, so a batch can continue another
   int chunk = 1024;          // rows integrated at a time (doubled inside with CFG): bounds the memory
+  double sde_a = 0.7;        // kSde: noise level a of σ_t = a·√(t/(1 − t))
+  bool logp_sum = false;     // kSde: sum the per-dimension log-probabilities instead of the mean
 };
 
 // Checks a grid: at least 2 points, t_0 = 1, strictly decreasing, t_N = 0. Throws kRange otherwise.
@@ -28,10 +31,11 @@ class Sampler {
   Sampler(Backend& backend, const VelocityNet& net, NetWorkspace& workspace)
       : backend_(backend), net_(net), ws_(workspace) {}
 
-  // out (B, D): the samples at t = 0; trajectory (N + 1, B, D), the state at every grid point, when not null.
-  // The initial noise is host_noise (B, D) when given, else drawn from options.seed. Host pointers.
+  // out (B, D): the samples at t = 0; trajectory (N + 1, B, D), the state at every grid point, when not null;
+  // logp (N, B), the log-probability of each SDE step (kSde only), when not null. The initial noise is host_noise
+  // (B, D) when given, else drawn from options.seed. Host pointers.
   void run(const float* params, const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& o,
-           float* host_out, float* host_trajectory);
+           float* host_out, float* host_trajectory, float* host_logp = nullptr);
 
  private:
   void reserve(int rows);
@@ -43,7 +47,7 @@ class Sampler {
   NetWorkspace& ws_;
   int capacity_ = 0;
   // (2·rows, ·) where a CFG pass stacks the conditional rows over the null-condition rows
-  Buffer<float> x_, v_, v2_, aux_, x0_prev_, xin_, vout_, t_;
+  Buffer<float> x_, v_, v2_, aux_, x0_prev_, xin_, vout_, t_, logp_;
   Buffer<int32_t> tokens_;
 };
 

@@ -67,6 +67,14 @@ class CpuBackend final : public Backend {
                   const float* t, const float* r, int B, int D, const NftLossParams& p, float scale) override {
     return cpu::nft_loss(dv_theta, v_theta, v_old, v_ref, target, t, r, B, D, p, scale);
   }
+  void sde_logp(float* logp, const float* x_next, const float* mean, float std, int B, int D, bool sum) override {
+    cpu::sde_logp(logp, x_next, mean, std, B, D, sum);
+  }
+  double grpo_loss(float* dv, const float* v_theta, const float* v_ref, const float* x, const float* x_next,
+                   const SdeRow* coefs, const float* advantages, const float* logp_old, int R, int D,
+                   const GrpoParams& p, float scale, GrpoStats* stats) override {
+    return cpu::grpo_loss(dv, v_theta, v_ref, x, x_next, coefs, advantages, logp_old, R, D, p, scale, stats);
+  }
   void lincomb(float* out, size_t n, float a, const float* x, float b, const float* y, float c,
                const float* z) override {
     cpu::lincomb(out, n, a, x, b, y, c, z);

@@ -3,6 +3,7 @@
 
 #include "core/math/adamw.h"
 #include "core/math/nft_loss.h"
+#include "core/math/sde.h"
 
 namespace dnft::cpu {
 
@@ -41,6 +42,12 @@ double mse_loss(float* dpred, const float* pred, const float* target, size_t n, 
 // nft_loss.cpp
 double nft_loss(float* dv_theta, const float* v_theta, const float* v_old, const float* v_ref, const float* target,
                 const float* t, const float* r, int B, int D, const NftLossParams& p, float scale);
+
+// sde.cpp
+void sde_logp(float* logp, const float* x_next, const float* mean, float std, int B, int D, bool sum);
+double grpo_loss(float* dv, const float* v_theta, const float* v_ref, const float* x, const float* x_next,
+                 const SdeRow* coefs, const float* advantages, const float* logp_old, int R, int D, const GrpoParams& p,
+                 float scale, GrpoStats* stats);
 
 // optimizer.cpp
 double sum_squares(const float* x, size_t n);

@@ -1,0 +1,435 @@
+// The epoch loop both online RL trainers share (algorithms.md 4): draw prompt groups, roll out in chunks while the
+// previous chunk's rewards are scored, train, and the run/evaluate/checkpoint/resume contract around it.
+import { type Checkpoint, loadCheckpoint, writeCheckpoint } from '../checkpoint.js';
+import { VelocityNet } from '../net.js';
+import { numberOption, objectOption, rejectUnknown } from '../options.js';
+import { type OptimizerOptions, resolveOptimizer } from '../pretrain.js';
+import { type SolverName, sample, timeGrid } from '../solvers.js';
+import { Tensor } from '../tensor.js';
+import {
+  checkPrompts,
+  drawGroups,
+  meanStd,
+  type Prompt,
+  promptTokens,
+  type ResolvedRewards,
+  type Rewards,
+  resolveRewards,
+  type Scores,
+  score,
+} from './common.js';
+
+/** Options every online trainer takes. */
+export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptions {
+  /** Training prompts; each epoch draws `groups` of them. */
+  prompts: readonly P[];
+  /** One reward function, a named one, or several summed with weights. */
+  rewards: Rewards<P>;
+  /** Prompts per epoch, M (default 16; the codes: 48). */
+  groups?: number;
+  /** Samples per prompt, K ≥ 2 (default 8; the codes: 24). */
+  groupSize?: number;
+  /** Rollout steps N (default 10). */
+  steps?: number;
+  /** Rollout time grid (default 'uniform'; 'sd3' is the codes' shifted grid), see timeGrid. */
+  gridSchedule?: 'uniform' | 'sd3';
+  /** Shift of the rollout grid (see timeGrid). */
+  shift?: number;
+  /** Optimiser steps per epoch: the epoch's samples are split between them. */
+  optimizerSteps?: number;
+  /** Training rows per forward/backward: gradient accumulation bounds memory (default 0: all at once). */
+  microBatch?: number;
+  /** Advantage normaliser: the std of all rewards (default, as the codes) or of each group. */
+  std?: 'global' | 'group';
+  /** Keep an EMA of θ for evaluation, with decay min((1 + s)/(10 + s), ema) (default 0.9 as the codes; 0 = off). */
+  ema?: number;
+  /** Seed of every draw: prompts, rollout noise, training noise (default 0). */
+  seed?: number;
+  /** Samples per native rollout call (default 1024). */
+  chunk?: number;
+}
+
+/** Statistics every trainer reports for an epoch. */
+export interface EpochStats {
+  epoch: number;
+  /** Optimiser steps taken so far in this phase. */
+  step: number;
+  /** Mean and standard deviation of the total reward of the epoch's rollouts. */
+  reward: number;
+  rewardStd: number;
+  /** Mean of each named reward. */
+  rewards: Record<string, number>;
+  /** Mean loss, gradient norm (before clipping) and the learning rate of the epoch's optimiser steps. */
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  /** Seconds spent sampling (rewards overlap with it), scoring, training, and in total. */
+  seconds: { sample: number; reward: number; train: number; total: number };
+}
+
+/** Options of run(). */
+export interface RunOptions<S extends EpochStats = EpochStats> {
+  epochs: number;
+  /** Called after every epoch (with the evaluation when one ran). */
+  onProgress?: (stats: S, evaluation?: Evaluation) => void;
+  /** Stops before the next epoch once aborted; an epoch still sampling is discarded, one training finishes. */
+  signal?: AbortSignal;
+  /** Saves a checkpoint to `path` every `every` epochs (default 1) and at the end. */
+  checkpoint?: { path: string; every?: number };
+  /** Evaluates every `every` epochs (default 1) and at the end. */
+  evaluate?: EvaluateOptions<Prompt> & { every?: number };
+}
+
+/** Options of evaluate(). */
+export interface EvaluateOptions<P extends Prompt = Prompt> {
+  /** Held-out prompts (default: the training prompts). */
+  prompts?: readonly P[];
+  /** Samples per prompt (default 4). */
+  samplesPerPrompt?: number;
+  /** Deterministic ODE steps (default 40, Euler: the codes' evaluation). */
+  steps?: number;
+  solver?: SolverName;
+  /** Classifier-free guidance of the evaluation samples (default 1: none). */
+  cfgScale?: number;
+  /** Parameters: 'ema' when kept (default), else 'theta'. */
+  params?: 'theta' | 'ema' | 'old';
+  /** Seed of the evaluation noise (default 12345, the same every time so evaluations compare). */
+  seed?: number;
+}
+
+/** Mean rewards of an evaluation. */
+export interface Evaluation {
+  reward: number;
+  rewards: Record<string, number>;
+  samples: number;
+}
+
+/** The option names of OnlineOptions, for the subclasses' unknown-option checks. */
+export const ONLINE_FIELDS = [
+  'prompts',
+  'rewards',
+  'groups',
+  'groupSize',
+  'steps',
+  'gridSchedule',
+  'shift',
+  'optimizerSteps',
+  'microBatch',
+  'std',
+  'ema',
+  'seed',
+  'chunk',
+  'lr',
+  'beta1',
+  'beta2',
+  'eps',
+  'weightDecay',
+  'maxGradNorm',
+  'warmupSteps',
+  'schedule',
+  'totalSteps',
+  'minLr',
+] as const;
+
+const PROMPT_STREAM = 6;
+
+/** One chunk of an epoch's rollouts: the clean samples and whatever the trainer keeps for training. */
+export interface RolloutChunk {
+  x: Tensor;
+  data?: unknown;
+}
+
+/** What training sees of an epoch. */
+export interface EpochData<P extends Prompt> {
+  prompts: readonly P[];
+  groupIds: Int32Array;
+  tokens: Int32Array;
+  samples: Float32Array;
+  rewards: Float64Array;
+  chunks: RolloutChunk[];
+}
+
+/** The resolved common options. */
+interface Common {
+  groups: number;
+  groupSize: number;
+  grid: Float64Array;
+  optimizerSteps: number;
+  microBatch: number;
+  std: 'global' | 'group';
+  ema: number;
+  seed: number;
+  chunk: number;
+}
+
+/**
+ * The shared online RL loop. Subclasses say how a chunk is rolled out, how an epoch trains, and which options
+ * define a run (for checking a resume).
+ */
+export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
+  readonly net: VelocityNet;
+  protected readonly prompts: readonly P[];
+  protected readonly rewardFns: ResolvedRewards<P>;
+  protected readonly common: Common;
+  protected readonly optimizer: Record<string, unknown>;
+  #epoch = 0;
+  #busy = false;
+
+  protected constructor(
+    net: VelocityNet,
+    opts: Record<string, unknown>,
+    allowed: readonly string[],
+    defaults: { optimizerSteps: number },
+  ) {
+    if (!(net instanceof VelocityNet)) throw new TypeError('net must be a VelocityNet');
+    rejectUnknown(`${this.constructor.name} options`, opts, allowed);
+    const { condSlots, vocabSize } = net.config;
+    this.prompts = checkPrompts<P>('options.prompts', opts.prompts, condSlots, vocabSize);
+    this.rewardFns = resolveRewards<P>(opts.rewards);
+    const int = (field: string, min: number, max: number, fallback: number) =>
+      numberOption('options', opts, field, { kind: 'int', min, max }, fallback);
+    const groupSize = int('groupSize', 1, 1 << 16, 8);
+    if (groupSize < 2) throw new RangeError('options.groupSize must be at least 2: advantages compare a group');
+    const std = opts.std ?? 'global';
+    if (std !== 'global' && std !== 'group') throw new RangeError(`options.std must be 'global' or 'group'`);
+    const gridSchedule = opts.gridSchedule ?? 'uniform';
+    if (gridSchedule !== 'uniform' && gridSchedule !== 'sd3') {
+      throw new RangeError(`options.gridSchedule must be 'uniform' or 'sd3'`);
+    }
+    this.common = {
+      groups: int('groups', 1, 1 << 16, 16),
+      groupSize,
+      grid: timeGrid(int('steps', 1, 10000, 10), { schedule: gridSchedule, shift: opts.shift as number | undefined }),
+      optimizerSteps: int('optimizerSteps', 1, 1 << 16, defaults.optimizerSteps),
+      microBatch: int('microBatch', 0, 1 << 24, 0),
+      std,
+      ema: numberOption('options', opts, 'ema', { kind: 'number', min: 0, max: 1 }, 0.9),
+      seed: int('seed', 0, Number.MAX_SAFE_INTEGER, 0),
+      chunk: int('chunk', 1, 1 << 24, 1024),
+    };
+    if (this.common.optimizerSteps > this.common.groups * groupSize) {
+      throw new RangeError('options.optimizerSteps must not exceed the samples per epoch');
+    }
+    this.optimizer = resolveOptimizer('options', opts);
+    this.net = net;
+  }
+
+  /**
+   * The start of an RL phase: the extra parameter sets are copies of θ and the optimiser is a new one (as in the
+   * codes), so schedules count this phase's steps. Subclasses call it once their options are checked.
+   */
+  protected startPhase(sets: readonly ('old' | 'ref' | 'ema')[]): void {
+    this.net.assertIdle(this.constructor.name);
+    for (const set of sets) this.net.model.copyParams(set, 'theta');
+    if (this.common.ema > 0) this.net.model.copyParams('ema', 'theta');
+    this.net.model.resetOptimizer();
+  }
+
+  /** Epochs completed. */
+  get epochCount(): number {
+    return this.#epoch;
+  }
+
+  /** The numeric options that define a run: a resume must give the same. */
+  protected abstract fingerprint(): Record<string, unknown>;
+
+  /** Rolls out one chunk of the epoch: `rows` samples with these tokens, sample indices from `firstSample`. */
+  protected abstract rolloutChunk(tokens: Int32Array, rows: number, firstSample: number): Promise<RolloutChunk>;
+
+  /** Trains on the epoch's rollouts; returns the epoch's statistics beyond the common ones. */
+  protected abstract train(
+    data: EpochData<P>,
+  ): Promise<{ loss: number; gradNorm: number; lr: number; extra: Omit<S, keyof EpochStats> }>;
+
+  #state(): string {
+    const common = { ...this.common, grid: Array.from(this.common.grid) };
+    return JSON.stringify({ ...common, optimizer: this.optimizer, ...this.fingerprint() });
+  }
+
+  /** Writes the network (every parameter set, the optimiser) and the trainer's epoch atomically to `path`. */
+  async save(path: string): Promise<void> {
+    const trainer = JSON.stringify({ format: this.constructor.name, epoch: this.#epoch, options: this.#state() });
+    await writeCheckpoint(path, this.net, this.net.model.hasOptimizerState(), { 'dnft.trainer': trainer });
+  }
+
+  /** Restores the epoch count and the saved network state into this trainer's network. @internal */
+  protected async restore(path: string, checkpoint: Checkpoint): Promise<void> {
+    const state = JSON.parse(checkpoint.trainer ?? '{}') as { format?: string; epoch?: number; options?: string };
+    if (state.format !== this.constructor.name || !Number.isSafeInteger(state.epoch)) {
+      throw new RangeError(
+        `${path} holds no ${this.constructor.name} state (save it with run({ checkpoint }) or save())`,
+      );
+    }
+    if (state.options !== this.#state()) {
+      throw new RangeError(`${path} was saved with other options: ${state.options}`);
+    }
+    // The constructor started a new phase; put back the saved parameter sets and optimiser.
+    await loadCheckpoint(path, { into: this.net });
+    this.#epoch = state.epoch as number;
+  }
+
+  /**
+   * One epoch: M·K rollouts (rewards of a chunk are scored while the next chunk samples), then training. If a reward
+   * fails, nothing is applied and the error names it.
+   */
+  async epoch(signal?: AbortSignal): Promise<S> {
+    if (this.#busy) throw new Error(`${this.constructor.name}.epoch: an epoch is already running; await it first`);
+    this.#busy = true;
+    try {
+      return await this.#runEpoch(signal);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #runEpoch(signal?: AbortSignal): Promise<S> {
+    const c = this.common;
+    const { dataDim: D, condSlots: L } = this.net.config;
+    const started = performance.now();
+    const drawn = drawGroups(this.prompts, c.groups, c.groupSize, c.seed, this.#epoch, PROMPT_STREAM);
+    const n = drawn.prompts.length;
+    const tokens = promptTokens(drawn.prompts, L);
+    const samples = new Float32Array(n * D);
+    const chunks: RolloutChunk[] = [];
+    const scoring: Promise<Scores>[] = [];
+    let rewardSeconds = 0;
+    for (let start = 0; start < n; start += c.chunk) {
+      signal?.throwIfAborted();
+      const rows = Math.min(c.chunk, n - start);
+      const chunk = await this.rolloutChunk(tokens.slice(start * L, (start + rows) * L), rows, this.#epoch * n + start);
+      chunks.push(chunk);
+      samples.set(chunk.x.storage, start * D);
+      const chunkPrompts = drawn.prompts.slice(start, start + rows);
+      scoring.push(
+        (async () => {
+          const t0 = performance.now();
+          const result = await score(this.rewardFns, chunk.x, chunkPrompts);
+          rewardSeconds += (performance.now() - t0) / 1000;
+          return result;
+        })(),
+      );
+    }
+    const sampled = performance.now();
+    const parts = await Promise.all(scoring);
+    const rewards = new Float64Array(n);
+    const named: Record<string, number> = {};
+    let offset = 0;
+    for (const part of parts) {
+      rewards.set(part.total, offset);
+      for (const [name, values] of Object.entries(part.parts)) {
+        named[name] = (named[name] ?? 0) + values.reduce((s, v) => s + v, 0) / n;
+      }
+      offset += part.total.length;
+    }
+    signal?.throwIfAborted();
+    const scored = performance.now();
+    const trained = await this.train({
+      prompts: drawn.prompts,
+      groupIds: drawn.groupIds,
+      tokens,
+      samples,
+      rewards,
+      chunks,
+    });
+    const step = this.net.step;
+    if (c.ema > 0) this.net.model.blendParams('ema', Math.min((1 + step) / (10 + step), c.ema), 'theta');
+    this.#epoch += 1;
+    const finished = performance.now();
+    const { mean, std } = meanStd(rewards);
+    const stats: EpochStats = {
+      epoch: this.#epoch,
+      step,
+      reward: mean,
+      rewardStd: std,
+      rewards: named,
+      loss: trained.loss,
+      gradNorm: trained.gradNorm,
+      lr: trained.lr,
+      seconds: {
+        sample: (sampled - started) / 1000,
+        reward: rewardSeconds,
+        train: (finished - scored) / 1000,
+        total: (finished - started) / 1000,
+      },
+    };
+    return { ...stats, ...trained.extra } as S;
+  }
+
+  /**
+   * Mean rewards of fresh samples on (held-out) prompts with a many-step deterministic ODE, by default from the
+   * EMA weights: the codes' evaluation protocol.
+   */
+  async evaluate(options: EvaluateOptions<P> = {}): Promise<Evaluation> {
+    const opts = objectOption('evaluate options', options);
+    rejectUnknown('evaluate options', opts, [
+      'prompts',
+      'samplesPerPrompt',
+      'steps',
+      'solver',
+      'cfgScale',
+      'params',
+      'seed',
+    ]);
+    const { condSlots: L, vocabSize } = this.net.config;
+    const prompts =
+      opts.prompts === undefined ? this.prompts : checkPrompts<P>('evaluate prompts', opts.prompts, L, vocabSize);
+    const perPrompt = numberOption(
+      'evaluate options',
+      opts,
+      'samplesPerPrompt',
+      { kind: 'int', min: 1, max: 1 << 16 },
+      4,
+    );
+    const list = prompts.flatMap((p) => Array.from({ length: perPrompt }, () => p));
+    const params = (opts.params ?? (this.net.model.hasParams('ema') ? 'ema' : 'theta')) as 'theta' | 'ema' | 'old';
+    const { x } = await sample(this.net, {
+      cond: Tensor.fromInt32(promptTokens(list, L), [list.length, L]),
+      solver: (opts.solver ?? 'euler') as SolverName,
+      steps: numberOption('evaluate options', opts, 'steps', { kind: 'int', min: 1, max: 10000 }, 40),
+      cfgScale: numberOption('evaluate options', opts, 'cfgScale', { kind: 'number', min: -1e6, max: 1e6 }, 1),
+      seed: numberOption(
+        'evaluate options',
+        opts,
+        'seed',
+        { kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER },
+        12345,
+      ),
+      params,
+      chunk: this.common.chunk,
+    });
+    const { total, parts } = await score(this.rewardFns, x, list);
+    const rewards: Record<string, number> = {};
+    for (const [name, values] of Object.entries(parts)) rewards[name] = meanStd(values).mean;
+    return { reward: meanStd(total).mean, rewards, samples: list.length };
+  }
+
+  /** Runs epochs with progress, evaluation, checkpoints and cancellation; returns the statistics of each epoch. */
+  async run(options: RunOptions<S>): Promise<S[]> {
+    const opts = objectOption('run options', options);
+    rejectUnknown('run options', opts, ['epochs', 'onProgress', 'signal', 'checkpoint', 'evaluate']);
+    const epochs = numberOption('run options', opts, 'epochs', { kind: 'int', min: 1, max: 1e9 }, 1);
+    const checkpoint = opts.checkpoint as RunOptions['checkpoint'];
+    const evaluation = opts.evaluate as RunOptions['evaluate'];
+    const signal = opts.signal as AbortSignal | undefined;
+    const onProgress = opts.onProgress as RunOptions<S>['onProgress'];
+    const history: S[] = [];
+    for (let i = 0; i < epochs && !signal?.aborted; i++) {
+      let stats: S;
+      try {
+        stats = await this.epoch(signal);
+      } catch (error) {
+        if (signal?.aborted) break;
+        throw error;
+      }
+      history.push(stats);
+      const last = i === epochs - 1 || signal?.aborted === true;
+      const due = (every: number | undefined) => last || this.#epoch % (every ?? 1) === 0;
+      const { every: evalEvery, ...evalOptions } = evaluation ?? {};
+      const result =
+        evaluation !== undefined && due(evalEvery) ? await this.evaluate(evalOptions as EvaluateOptions<P>) : undefined;
+      onProgress?.(stats, result);
+      if (checkpoint !== undefined && due(checkpoint.every)) await this.save(checkpoint.path);
+    }
+    return history;
+  }
+}

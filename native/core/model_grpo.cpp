@@ -1,0 +1,107 @@
+// Model::grpo_step: one FlowGRPO optimiser step over recorded SDE rollouts (algorithms.md 3.4–3.5).
+#include <algorithm>
+#include <vector>
+
+#include "core/model.h"
+#include "core/model_internal.h"
+
+namespace dnft {
+
+void Model::guided_forward(const float* params, const float* x, int rows, double cfg_scale, float* v) {
+  const size_t n = static_cast<size_t>(rows) * net_.config().data_dim;
+  if (cfg_scale == 1.0) {
+    net_.forward(backend_, workspace_, params, x, t_.get(), tokens_.get(), rows, v);
+    return;
+  }
+  // tokens_ and t_ hold 2·rows entries: the rows' conditions, then as many null ones.
+  backend_.copy(stacked_.get(), x, n * sizeof(float));
+  backend_.copy(stacked_.get() + n, x, n * sizeof(float));
+  net_.forward(backend_, workspace_, params, stacked_.get(), t_.get(), tokens_.get(), 2 * rows, stacked_out_.get());
+  backend_.lincomb(v, n, static_cast<float>(cfg_scale), stacked_out_.get(), static_cast<float>(1.0 - cfg_scale),
+                   stacked_out_.get() + n, 0.0f, nullptr);
+}
+
+GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host_tokens, const float* host_advantages,
+                               const float* host_logp_old, int B, const GrpoStepOptions& o) {
+  const NetConfig& c = net_.config();
+  const size_t D = c.data_dim, L = c.cond_slots;
+  const int N = static_cast<int>(o.grid.size()) - 1;
+  if (N < 1 || o.train_steps < 1 || o.train_steps > N) {
+    throw Error(Error::Kind::kRange, "train_steps must be in [1, N] for a grid of N steps");
+  }
+  const bool kl = o.loss.kl_coef != 0.0f, cfg = o.cfg_scale != 1.0;
+  const float* ref_params = kl ? params(ParamSet::kRef) : nullptr;
+
+  // Rows are (sample b, transition n) for the first train_steps transitions, sample-major.
+  const int T = o.train_steps, rows = B * T;
+  const int micro = o.micro_batch > 0 && o.micro_batch < rows ? o.micro_batch : rows;
+  const size_t cap = static_cast<size_t>(micro), stack = cfg ? 2 : 1;
+  for (Buffer<float>* buffer : {&x_, &x_next_, &out_, &dout_, &v_ref_}) ensure(*buffer, backend_, cap * D);
+  ensure(stacked_, backend_, 2 * cap * D);
+  ensure(stacked_out_, backend_, 2 * cap * D);
+  ensure(t_, backend_, stack * cap);
+  ensure(r_, backend_, 2 * cap);  // advantages, then log p_old
+  ensure(tokens_, backend_, stack * cap * L);
+  ensure(rows_, backend_, cap);
+  std::vector<SdeRow> coefs(T);
+  for (int n = 0; n < T; ++n) {
+    const SdeCoefficients k = sde_coefficients(o.grid[n], o.grid[n + 1], o.sde_a, o.grid[1]);
+    coefs[n] = {static_cast<float>(k.x_coef), static_cast<float>(k.v_coef), static_cast<float>(k.std),
+                static_cast<float>(k.sigma)};
+  }
+  std::vector<float> host_x(cap * D), host_x_next(cap * D), host_t(stack * cap), host_scalars(2 * cap);
+  std::vector<int32_t> host_rows_tokens(stack * cap * L, 0);
+  std::vector<SdeRow> host_rows(cap);
+
+  backend_.fill(grads_.get(), 0.0f, net_.param_count());
+  GrpoStats stats;
+  double loss = 0.0;
+  const size_t plane = static_cast<size_t>(B) * D;  // one time step of the trajectory
+  for (int start = 0; start < rows; start += micro) {
+    const int m = std::min(micro, rows - start);
+    for (int i = 0; i < m; ++i) {
+      const int b = (start + i) / T, n = (start + i) % T;
+      const float* state = host_trajectory + n * plane + static_cast<size_t>(b) * D;
+      std::copy(state, state + D, host_x.begin() + i * D);
+      std::copy(state + plane, state + plane + D, host_x_next.begin() + i * D);
+      std::copy(host_tokens + b * L, host_tokens + (b + 1) * L, host_rows_tokens.begin() + i * L);
+      host_t[i] = static_cast<float>(o.grid[n]);
+      if (cfg) host_t[m + i] = host_t[i];
+      host_rows[i] = coefs[n];
+      host_scalars[i] = host_advantages[b];
+      host_scalars[cap + i] = host_logp_old[static_cast<size_t>(n) * B + b];
+    }
+    // With guidance the null rows follow the m conditional ones (their tokens stay 0).
+    if (cfg) std::fill(host_rows_tokens.begin() + m * L, host_rows_tokens.begin() + 2 * m * L, 0);
+    x_.upload(host_x.data(), m * D);
+    x_next_.upload(host_x_next.data(), m * D);
+    t_.upload(host_t.data(), stack * m);
+    tokens_.upload(host_rows_tokens.data(), stack * m * L);
+    rows_.upload(host_rows.data(), m);
+    r_.upload(host_scalars.data(), 2 * cap);
+
+    // The reference first: the workspace keeps the last forward's activations, θ's, for the backward.
+    if (kl) guided_forward(ref_params, x_.get(), m, o.cfg_scale, v_ref_.get());
+    guided_forward(params(), x_.get(), m, o.cfg_scale, out_.get());
+    const float share = static_cast<float>(m) / static_cast<float>(rows);
+    loss += share * backend_.grpo_loss(dout_.get(), out_.get(), kl ? v_ref_.get() : nullptr, x_.get(), x_next_.get(),
+                                       rows_.get(), r_.get(), r_.get() + cap, m, static_cast<int>(D), o.loss, share,
+                                       &stats);
+    if (cfg) {
+      // v = s·v_cond + (1 − s)·v_null: the conditional rows get s·dv, the null rows (1 − s)·dv.
+      const size_t n = static_cast<size_t>(m) * D;
+      backend_.lincomb(stacked_out_.get(), n, static_cast<float>(o.cfg_scale), dout_.get(), 0.0f, dout_.get(), 0.0f,
+                       nullptr);
+      backend_.lincomb(stacked_out_.get() + n, n, static_cast<float>(1.0 - o.cfg_scale), dout_.get(), 0.0f, dout_.get(),
+                       0.0f, nullptr);
+      net_.backward(backend_, workspace_, params(), grads_.get(), stacked_.get(), tokens_.get(), stacked_out_.get(),
+                    2 * m, nullptr);
+    } else {
+      net_.backward(backend_, workspace_, params(), grads_.get(), x_.get(), tokens_.get(), dout_.get(), m, nullptr);
+    }
+  }
+  const StepStats step = apply_step(loss, o.optimizer);
+  return {step, stats.clipped / rows, 0.5 * stats.log_ratio_sq / rows, stats.ratio_sum / rows};
+}
+
+}  // namespace dnft

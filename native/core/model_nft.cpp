@@ -1,0 +1,95 @@
+// Model::nft_step: one DiffusionNFT optimiser step (algorithms.md 2.3–2.4).
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/math/philox.h"
+#include "core/model.h"
+#include "core/model_internal.h"
+
+namespace dnft {
+
+namespace {
+
+// The training times of every (sample, k) row, drawn on the host so that both backends see the same ones.
+std::vector<float> nft_training_times(const NftStepOptions& o, int B, int64_t step) {
+  const int K = o.times_per_sample, N = static_cast<int>(o.times.size());
+  if (K < 1 || (N > 0 && K > N)) {
+    throw Error(Error::Kind::kRange,
+                "times per sample must be at least 1 and at most the " + std::to_string(N) + " candidate times");
+  }
+  std::vector<float> t(static_cast<size_t>(B) * K);
+  std::vector<int> order(N);
+  for (int b = 0; b < B; ++b) {
+    if (N == 0) {
+      // Continuous: t ~ U(0, 1) (philox_uniform never returns 0).
+      for (int j = 0; j < K; ++j) t[b * K + j] = philox_uniform(o.seed, kStreamTime, step_offset(step) + b * K + j);
+      continue;
+    }
+    // K distinct grid times: the first K entries of a Fisher–Yates shuffle, as the code's random permutation.
+    for (int i = 0; i < N; ++i) order[i] = i;
+    for (int j = 0; j < K; ++j) {
+      const float u = philox_uniform(o.seed, kStreamTime, step_offset(step) + static_cast<uint64_t>(b) * N + j);
+      const int pick = std::min(N - 1, j + static_cast<int>(u * static_cast<float>(N - j)));
+      std::swap(order[j], order[pick]);
+      t[b * K + j] = static_cast<float>(o.times[order[j]]);
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+StepStats Model::nft_step(const float* host_x0, const int32_t* host_tokens, const float* host_r, int B,
+                          const NftStepOptions& o) {
+  const NetConfig& c = net_.config();
+  const size_t D = c.data_dim, L = c.cond_slots;
+  const float* old_params = params(ParamSet::kOld);
+  const bool kl = o.loss.kl_coef != 0.0f;
+  const float* ref_params = kl ? params(ParamSet::kRef) : nullptr;
+  const int64_t step = step_ + 1;
+
+  // Every sample is trained at K times, each (sample, time) row with its own noise: rows = B·K.
+  const std::vector<float> times = nft_training_times(o, B, step);
+  const int K = o.times_per_sample, rows = B * K;
+  const int micro = o.micro_batch > 0 && o.micro_batch < rows ? o.micro_batch : rows;
+  const size_t capacity = static_cast<size_t>(micro);
+  for (Buffer<float>* buffer : {&x_, &xt_, &target_, &out_, &dout_, &v_old_, &v_ref_}) {
+    ensure(*buffer, backend_, capacity * D);
+  }
+  ensure(t_, backend_, capacity);
+  ensure(r_, backend_, capacity);
+  ensure(tokens_, backend_, capacity * L);
+  std::vector<float> host_x(capacity * D), host_rows_r(capacity);
+  std::vector<int32_t> host_rows_tokens(capacity * L);
+
+  backend_.fill(grads_.get(), 0.0f, net_.param_count());
+  double loss = 0.0;
+  for (int start = 0; start < rows; start += micro) {
+    const int m = std::min(micro, rows - start);
+    for (int i = 0; i < m; ++i) {
+      const size_t b = static_cast<size_t>(start + i) / K;
+      std::copy(host_x0 + b * D, host_x0 + (b + 1) * D, host_x.begin() + i * D);
+      std::copy(host_tokens + b * L, host_tokens + (b + 1) * L, host_rows_tokens.begin() + i * L);
+      host_rows_r[i] = host_r[b];
+    }
+    x_.upload(host_x.data(), m * D);
+    tokens_.upload(host_rows_tokens.data(), m * L);
+    r_.upload(host_rows_r.data(), m);
+    t_.upload(times.data() + start, m);
+    backend_.interpolate(xt_.get(), target_.get(), x_.get(), t_.get(), m, static_cast<int>(D), o.seed,
+                         step_offset(step) + static_cast<uint64_t>(start) * D);
+    // v_old and v_ref first: the workspace keeps the activations of the last forward, θ's, for the backward.
+    net_.forward(backend_, workspace_, old_params, xt_.get(), t_.get(), tokens_.get(), m, v_old_.get());
+    if (kl) net_.forward(backend_, workspace_, ref_params, xt_.get(), t_.get(), tokens_.get(), m, v_ref_.get());
+    net_.forward(backend_, workspace_, params(), xt_.get(), t_.get(), tokens_.get(), m, out_.get());
+    const float share = static_cast<float>(m) / static_cast<float>(rows);
+    loss += share * backend_.nft_loss(dout_.get(), out_.get(), v_old_.get(), kl ? v_ref_.get() : nullptr, target_.get(),
+                                      t_.get(), r_.get(), m, static_cast<int>(D), o.loss, share);
+    net_.backward(backend_, workspace_, params(), grads_.get(), xt_.get(), tokens_.get(), dout_.get(), m, nullptr);
+  }
+  return apply_step(loss, o.optimizer);
+}
+
+}  // namespace dnft
