@@ -9,6 +9,8 @@ export { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 export type { NetConfig } from './config.js';
 export { CONFIG_M, CONFIG_SMALL } from './config.js';
 export { BackendError, CheckpointError, DiffusionNftError, DisposedError, NumericError } from './errors.js';
+export type { GrpoLossInputs, GrpoLossOptions, SdeSampleOptions, SdeStepResult } from './flowgrpo.js';
+export { grpoLoss, SDE_STREAM, sampleSde, sdeLogProb, sdeStep } from './flowgrpo.js';
 export type { ParamSetName } from './native.js';
 export type { CreateOptions, ParamInfo } from './net.js';
 export { VelocityNet } from './net.js';
@@ -34,6 +36,8 @@ export { liveTensors, Tensor, USER_STREAM } from './tensor.js';
 export type { NamedReward, Prompt, RewardFn, Rewards } from './trainers/common.js';
 export type { DiffusionNFTOptions, EtaSchedule, NftEpochStats } from './trainers/diffusion-nft.js';
 export { DiffusionNFT, etaAt } from './trainers/diffusion-nft.js';
+export type { FlowGRPOOptions, GrpoEpochStats } from './trainers/flowgrpo.js';
+export { FlowGRPO } from './trainers/flowgrpo.js';
 export type { EpochStats, EvaluateOptions, Evaluation, OnlineOptions, RunOptions } from './trainers/online.js';
 
 /** What this build and machine offer: CUDA availability (and why not), the GPU's name, the CPU thread count. */

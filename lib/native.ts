@@ -67,10 +67,27 @@ export interface NativeModel {
     noise: Float32Array | null,
     cond: Int32Array,
     batch: number,
-    options: { solver: string; grid: Float64Array; cfgScale: number; seed: number; firstSample: number; chunk: number },
+    options: {
+      solver: string;
+      grid: Float64Array;
+      cfgScale: number;
+      seed: number;
+      firstSample: number;
+      chunk: number;
+      sdeA?: number;
+      logpSum?: boolean;
+    },
     trajectory: boolean,
     which?: ParamSetName,
-  ): Promise<{ x: Float32Array; trajectory: Float32Array | null }>;
+  ): Promise<{ x: Float32Array; trajectory: Float32Array | null; logp?: Float32Array }>;
+  grpoStep(
+    trajectory: Float32Array,
+    cond: Int32Array,
+    advantages: Float32Array,
+    logpOld: Float32Array,
+    batch: number,
+    options: Record<string, unknown>,
+  ): Promise<NativeStepStats & { clipFraction: number; approxKl: number; ratioMean: number }>;
   nftStep(
     x0: Float32Array,
     cond: Int32Array,
@@ -101,6 +118,33 @@ export interface NativeAddon {
     offset: number,
     kind: 'normal' | 'uniform',
   ): void;
+  sdeStep(
+    x: Float32Array,
+    v: Float32Array,
+    noise: Float32Array,
+    t: number,
+    tNext: number,
+    a: number,
+    tFirst: number,
+  ): { mean: Float32Array; xNext: Float32Array; std: number; sigma: number };
+  sdeCoefficients(
+    t: number,
+    tNext: number,
+    a: number,
+    tFirst: number,
+  ): { xCoef: number; vCoef: number; std: number; sigma: number };
+  sdeLogp(xNext: Float32Array, mean: Float32Array, std: number, dim: number, sum: boolean): Float32Array;
+  grpoLoss(
+    vTheta: Float32Array,
+    vRef: Float32Array | null,
+    x: Float32Array,
+    xNext: Float32Array,
+    rows: Float32Array,
+    advantages: Float32Array,
+    logpOld: Float32Array,
+    dim: number,
+    params: Record<string, number | boolean>,
+  ): { loss: number; grad: Float32Array; clipFraction: number; approxKl: number; ratioMean: number };
   nftLoss(
     vTheta: Float32Array,
     vOld: Float32Array,

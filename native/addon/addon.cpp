@@ -140,6 +140,25 @@ Napi::Value SdeStep(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// sdeCoefficients(t, tNext, a, tFirst) -> { xCoef, vCoef, std, sigma } as float32 values, as the kernels read them.
+Napi::Value SdeCoefficientsOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double numbers[4];
+  for (int i = 0; i < 4; ++i) {
+    if (info.Length() <= static_cast<size_t>(i) || !info[i].IsNumber()) {
+      throw Napi::TypeError::New(env, "sdeCoefficients expects 4 numbers");
+    }
+    numbers[i] = info[i].As<Napi::Number>().DoubleValue();
+  }
+  const SdeCoefficients k = sde_coefficients(numbers[0], numbers[1], numbers[2], numbers[3]);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("xCoef", static_cast<float>(k.x_coef));
+  result.Set("vCoef", static_cast<float>(k.v_coef));
+  result.Set("std", static_cast<float>(k.std));
+  result.Set("sigma", static_cast<float>(k.sigma));
+  return result;
+}
+
 // sdeLogp(xNext, mean, std, dim, sum) -> Float32Array (B)
 Napi::Value SdeLogp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -200,6 +219,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("interpolate", Napi::Function::New<Interpolate>(env, "interpolate"));
   exports.Set("nftLoss", Napi::Function::New<NftLoss>(env, "nftLoss"));
   exports.Set("sdeStep", Napi::Function::New<SdeStep>(env, "sdeStep"));
+  exports.Set("sdeCoefficients", Napi::Function::New<SdeCoefficientsOf>(env, "sdeCoefficients"));
   exports.Set("sdeLogp", Napi::Function::New<SdeLogp>(env, "sdeLogp"));
   exports.Set("grpoLoss", Napi::Function::New<GrpoLoss>(env, "grpoLoss"));
   return exports;

@@ -1,0 +1,177 @@
+// FlowGRPO (algorithms.md 3 and 4.2), the baseline: roll out θ with the marginal-preserving SDE recording the
+// per-step log-probabilities, score, normalise advantages per group, and train with the PPO-clipped GRPO objective
+// on the first ⌊0.99·N⌋ transitions.
+import { loadCheckpoint } from '../checkpoint.js';
+import { type GrpoLossOptions, sampleSde } from '../flowgrpo.js';
+import type { VelocityNet } from '../net.js';
+import { optimalityProbability } from '../nft.js';
+import { numberOption, objectOption } from '../options.js';
+import { Tensor } from '../tensor.js';
+import type { Prompt } from './common.js';
+import { type EpochData, type EpochStats, ONLINE_FIELDS, type OnlineOptions, OnlineTrainer } from './online.js';
+
+/** Options of a FlowGRPO trainer: the official code's defaults, except where a comment says why not. */
+export interface FlowGRPOOptions<P extends Prompt = Prompt> extends OnlineOptions<P>, GrpoLossOptions {
+  /** SDE noise level a of σ_t = a·√(t/(1 − t)) (0.7). */
+  sdeA?: number;
+  /** Advantages are clipped to ±advClipMax (5). */
+  advClipMax?: number;
+  /** Fraction of the N transitions trained, the first ones in order (0.99: 9 of 10). */
+  trainFraction?: number;
+  /** Classifier-free guidance in rollouts and the training forward (1: none; the code uses 4.5 on SD3.5). */
+  cfgScale?: number;
+  /** Drop samples whose advantage is exactly 0, e.g. groups whose rewards are all equal (true, as the code). */
+  filterZeroAdvantage?: boolean;
+}
+
+/** Statistics of a FlowGRPO epoch. */
+export interface GrpoEpochStats extends EpochStats {
+  /** Fraction of trained transitions whose ratio left [1 − ε, 1 + ε]. */
+  clipFraction: number;
+  /** ½·mean (log p − log p_old)², the code's approximate KL. */
+  approxKl: number;
+  /** Mean of the ratios. */
+  ratioMean: number;
+  /** Samples trained on after the zero-advantage filter. */
+  trainedSamples: number;
+}
+
+const GRPO_FIELDS = [
+  ...ONLINE_FIELDS,
+  'sdeA',
+  'advClipMax',
+  'trainFraction',
+  'cfgScale',
+  'filterZeroAdvantage',
+  'clipRange',
+  'klCoef',
+  'logpSum',
+];
+
+interface Recorded {
+  trajectory: Float32Array; // (N + 1, rows, D)
+  logp: Float32Array; // (N, rows)
+  rows: number;
+}
+
+/**
+ * FlowGRPO (Liu et al., 2025) on a VelocityNet, behind the same epoch()/run()/evaluate()/save()/resume() contract as
+ * DiffusionNFT. There is no separate old policy: log p_old is stored at rollout time, so the first optimiser step of
+ * an epoch is exactly on-policy (ratio 1) and later ones are stale. The KL term uses θ_ref, a frozen copy of θ at the
+ * start of the phase.
+ */
+export class FlowGRPO<P extends Prompt = Prompt> extends OnlineTrainer<P, GrpoEpochStats> {
+  readonly #native: Record<string, unknown>;
+  readonly #advClipMax: number;
+  readonly #filter: boolean;
+
+  constructor(net: VelocityNet, options: FlowGRPOOptions<P>) {
+    const opts = objectOption('options', options);
+    super(net, opts, GRPO_FIELDS, { optimizerSteps: 2 });
+    const N = this.common.grid.length - 1;
+    const fraction = numberOption('options', opts, 'trainFraction', { kind: 'number', min: 1e-6, max: 1 }, 0.99);
+    if (opts.logpSum !== undefined && typeof opts.logpSum !== 'boolean')
+      throw new TypeError('options.logpSum must be a boolean');
+    if (opts.filterZeroAdvantage !== undefined && typeof opts.filterZeroAdvantage !== 'boolean') {
+      throw new TypeError('options.filterZeroAdvantage must be a boolean');
+    }
+    this.#advClipMax = numberOption('options', opts, 'advClipMax', { kind: 'number', min: 1e-6, max: 1e6 }, 5);
+    this.#filter = opts.filterZeroAdvantage !== false;
+    const klCoef = numberOption('options', opts, 'klCoef', { kind: 'number', min: 0, max: 1e6 }, 0.04);
+    this.#native = {
+      ...this.optimizer,
+      grid: this.common.grid,
+      // The last transition into t ≈ 0 is never trained: its tiny σ makes the log-density overflow.
+      trainSteps: Math.min(N - 1 || 1, Math.max(1, Math.floor(N * fraction))),
+      sdeA: numberOption('options', opts, 'sdeA', { kind: 'number', min: 0, max: 100 }, 0.7),
+      cfgScale: numberOption('options', opts, 'cfgScale', { kind: 'number', min: -1e6, max: 1e6 }, 1),
+      microBatch: this.common.microBatch,
+      clipRange: numberOption('options', opts, 'clipRange', { kind: 'number', min: 0, max: 1e6 }, 1e-4),
+      klCoef,
+      logpSum: opts.logpSum === true,
+    };
+    if ((this.#native.sdeA as number) === 0)
+      throw new RangeError('options.sdeA must be > 0: FlowGRPO needs a stochastic policy');
+    this.startPhase(klCoef > 0 ? ['ref'] : []);
+  }
+
+  /** Continues a run saved by `run({ checkpoint })` or `save()` (see DiffusionNFT.resume). */
+  static async resume<P extends Prompt>(path: string, options: FlowGRPOOptions<P>): Promise<FlowGRPO<P>> {
+    const checkpoint = await loadCheckpoint(path);
+    try {
+      const trainer = new FlowGRPO<P>(checkpoint.net, options);
+      await trainer.restore(path, checkpoint);
+      return trainer;
+    } catch (error) {
+      checkpoint.net.dispose();
+      throw error;
+    }
+  }
+
+  protected fingerprint(): Record<string, unknown> {
+    return { advClipMax: this.#advClipMax, filter: this.#filter, native: { ...this.#native, grid: undefined } };
+  }
+
+  protected async rolloutChunk(tokens: Int32Array, rows: number, firstSample: number) {
+    const L = this.net.config.condSlots;
+    const r = await sampleSde(this.net, {
+      cond: Tensor.fromInt32(tokens, [rows, L]),
+      grid: this.common.grid,
+      a: this.#native.sdeA as number,
+      cfgScale: this.#native.cfgScale as number,
+      seed: this.common.seed,
+      firstSample,
+      chunk: this.common.chunk,
+      logpSum: this.#native.logpSum as boolean,
+    });
+    const data: Recorded = { trajectory: r.trajectory.storage, logp: r.logp.storage, rows };
+    return { x: r.x, data };
+  }
+
+  protected async train(data: EpochData<P>) {
+    const { dataDim: D, condSlots: L } = this.net.config;
+    const N = this.common.grid.length - 1;
+    const { advantages } = optimalityProbability(data.rewards, data.groupIds, {
+      advClipMax: this.#advClipMax,
+      std: this.common.std,
+    });
+    // Where each sample's recorded states live: its chunk and its row in it.
+    const where: [Recorded, number][] = [];
+    for (const chunk of data.chunks) {
+      const recorded = chunk.data as Recorded;
+      for (let row = 0; row < recorded.rows; row++) where.push([recorded, row]);
+    }
+    const kept = Array.from(advantages.keys()).filter((i) => !this.#filter || advantages[i] !== 0);
+    const totals = { loss: 0, gradNorm: 0, clipFraction: 0, approxKl: 0, ratioMean: 0, lr: 0 };
+    const S = Math.min(this.common.optimizerSteps, kept.length);
+    for (let k = 0; k < S; k++) {
+      const part = kept.slice(Math.floor((k * kept.length) / S), Math.floor(((k + 1) * kept.length) / S));
+      const B = part.length;
+      const trajectory = new Float32Array((N + 1) * B * D);
+      const logpOld = new Float32Array(N * B);
+      const tokens = new Int32Array(B * L);
+      const adv = new Float32Array(B);
+      part.forEach((sample, b) => {
+        const [recorded, row] = where[sample] as [Recorded, number];
+        for (let n = 0; n <= N; n++) {
+          const from = (n * recorded.rows + row) * D;
+          trajectory.set(recorded.trajectory.subarray(from, from + D), (n * B + b) * D);
+          if (n < N) logpOld[n * B + b] = recorded.logp[n * recorded.rows + row] as number;
+        }
+        tokens.set(data.tokens.subarray(sample * L, (sample + 1) * L), b * L);
+        adv[b] = Math.max(-this.#advClipMax, Math.min(this.#advClipMax, advantages[sample] as number));
+      });
+      const stats = await this.net.enqueue(() =>
+        this.net.model.grpoStep(trajectory, tokens, adv, logpOld, B, this.#native),
+      );
+      totals.loss += stats.loss / S;
+      totals.gradNorm += stats.gradNorm / S;
+      totals.clipFraction += stats.clipFraction / S;
+      totals.approxKl += stats.approxKl / S;
+      totals.ratioMean += stats.ratioMean / S;
+      totals.lr = stats.lr;
+    }
+    const { lr, loss, gradNorm, ...extra } = totals;
+    return { loss, gradNorm, lr, extra: { ...extra, trainedSamples: kept.length } };
+  }
+}
