@@ -39,9 +39,12 @@ export function optimalityProbability(
   for (let i = 0; i < n; i++) {
     const value = rewards[i] as number;
     if (typeof value !== 'number' || !Number.isFinite(value)) {
-      throw new RangeError(`reward ${i} is not a finite number (${value})`);
+      throw new RangeError(`rewards[${i}] is not a finite number (${value})`);
     }
     const id = groupIds[i] as number | string;
+    if (!(typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)))) {
+      throw new TypeError(`groupIds[${i}] must be a finite number or a string, got ${String(id)}`);
+    }
     const members = groups.get(id);
     if (members === undefined) groups.set(id, [i]);
     else members.push(i);

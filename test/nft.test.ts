@@ -1,5 +1,10 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nftLoss, optimalityProbability, Tensor } from '../lib/index.js';
+import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/safetensors.js';
 import { relativeError } from './helpers.js';
 
 interface Case {
@@ -111,7 +116,7 @@ function randomCase(B: number, D: number, seed: number, rValues?: number[]): Cas
   return { vTheta, vOld, vRef: draw(B * D, 23), x0: draw(B * D, 24), eps: draw(B * D, 25), t, r, B, D };
 }
 
-function ours(c: Case, o: RefOptions) {
+function ourLoss(c: Case, o: RefOptions) {
   const f32 = (a: Float64Array, shape: number[]) => Tensor.from(Float32Array.from(a), shape);
   const shape = [c.B, c.D];
   return nftLoss(
@@ -142,7 +147,7 @@ describe('nftLoss', () => {
           for (const klCoef of [0, 0.3]) {
             const c = randomCase(B, D, seed++, [0, 0.5, 1, 0.8]);
             const o = { beta, adaptive, klCoef };
-            const { loss, grad } = ours(c, o);
+            const { loss, grad } = ourLoss(c, o);
             const what = `B ${B} D ${D} adaptive ${adaptive} β ${beta} kl ${klCoef}`;
             expect(
               Math.abs(loss - referenceLoss(c, c.vTheta, o)) / Math.abs(referenceLoss(c, c.vTheta, o)),
@@ -155,11 +160,82 @@ describe('nftLoss', () => {
     }
   });
 
+  it('matches the official training loop written in PyTorch (float64 autograd)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dnft-nft-oracle-'));
+    const cases: { name: string; c: Case; o: RefOptions }[] = [];
+    let seed = 100;
+    for (const [B, D] of [
+      [1, 2],
+      [7, 5],
+      [33, 768],
+    ] as const) {
+      for (const adaptive of [true, false]) {
+        for (const [beta, klCoef] of [
+          [1, 0],
+          [0.1, 1e-4],
+        ] as const) {
+          cases.push({
+            name: `c${cases.length}`,
+            c: randomCase(B, D, seed++, [0, 0.5, 1, 0.3]),
+            o: { beta, adaptive, klCoef },
+          });
+        }
+      }
+    }
+    const tensors: Record<string, SafeTensor> = {};
+    const f32 = (a: ArrayLike<number>, shape: number[]): SafeTensor => ({
+      dtype: 'F32',
+      shape,
+      data: Float32Array.from(a),
+    });
+    for (const { name, c } of cases) {
+      // x_t in float32 from x0 and ε, as the trainer's interpolation forms it.
+      const xt = Float32Array.from(c.x0, (x0, i) => {
+        const t = c.t[Math.floor(i / c.D)] as number;
+        return (1 - t) * x0 + t * (c.eps[i] as number);
+      });
+      Object.assign(tensors, {
+        [`${name}.vTheta`]: f32(c.vTheta, [c.B, c.D]),
+        [`${name}.vOld`]: f32(c.vOld, [c.B, c.D]),
+        [`${name}.vRef`]: f32(c.vRef, [c.B, c.D]),
+        [`${name}.xt`]: f32(xt, [c.B, c.D]),
+        [`${name}.x0`]: f32(c.x0, [c.B, c.D]),
+        [`${name}.t`]: f32(c.t, [c.B]),
+        [`${name}.r`]: f32(c.r, [c.B]),
+      });
+    }
+    const meta = cases.map(({ name, o }) => ({
+      name,
+      beta: o.beta,
+      advClipMax: 5,
+      adaptive: o.adaptive,
+      klCoef: o.klCoef,
+    }));
+    await writeSafetensorsFile(join(dir, 'in.safetensors'), tensors, { cases: JSON.stringify(meta) });
+    const run = spawnSync(
+      '/usr/bin/python3',
+      ['bench/pytorch/nft_loss.py', join(dir, 'in.safetensors'), join(dir, 'out.safetensors')],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const out = (await readSafetensorsFile(join(dir, 'out.safetensors'))).tensors;
+    rmSync(dir, { recursive: true, force: true });
+    for (const { name, c, o } of cases) {
+      const ours = ourLoss(c, o);
+      const loss = (out[`${name}.loss`]?.data as Float64Array)[0] as number;
+      // x_t − x0 and ε − x0 differ by float32 rounding over t: a few 1e-6 relative at the smallest t.
+      expect(Math.abs(ours.loss - loss) / Math.abs(loss), `${name} ${JSON.stringify(o)}`).toBeLessThan(2e-5);
+      expect(relativeError(ours.grad.storage, out[`${name}.grad`]?.data as Float64Array), name).toBeLessThan(1e-4);
+    }
+  });
+
   it('keeps only r·L+ in the positive-only ablation', () => {
     const c = randomCase(9, 4, 40);
     for (const adaptive of [true, false]) {
       const o = { beta: 1, adaptive, klCoef: 0, positiveOnly: true };
-      const { loss, grad } = ours(c, o);
+      const { loss, grad } = ourLoss(c, o);
       expect(Math.abs(loss - referenceLoss(c, c.vTheta, o)) / referenceLoss(c, c.vTheta, o)).toBeLessThan(1e-5);
       expect(relativeError(grad.storage, referenceGrad(c, o))).toBeLessThan(1e-5);
     }
@@ -171,7 +247,7 @@ describe('nftLoss', () => {
     const advantages = Array.from({ length: 12 }, (_, b) => -7 + 1.3 * b);
     c.r = Float64Array.from(advantages, (a) => Math.fround(0.5 + Math.max(-5, Math.min(5, a)) / 10));
     for (const beta of [1, 0.1]) {
-      const { grad } = ours(c, { beta, adaptive: false, klCoef: 0 });
+      const { grad } = ourLoss(c, { beta, adaptive: false, klCoef: 0 });
       const expected = new Float64Array(c.vOld.length);
       for (let b = 0; b < c.B; b++) {
         // r was rounded to float32: recover clip(A) from it, then the batch mean's 1/B.
@@ -238,7 +314,7 @@ describe('optimalityProbability', () => {
   });
 
   it('rejects NaN rewards, mismatched ids and unknown options', () => {
-    expect(() => optimalityProbability([1, Number.NaN], [0, 0])).toThrow(/reward 1 is not a finite number/);
+    expect(() => optimalityProbability([1, Number.NaN], [0, 0])).toThrow(/rewards\[1\] is not a finite number/);
     expect(() => optimalityProbability([1, 2], [0])).toThrow(/groupIds has 1 entries for 2 rewards/);
     expect(() => optimalityProbability([], [])).toThrow(TypeError);
     expect(() => optimalityProbability([1], [0], { std: 'local' as 'global' })).toThrow(RangeError);
