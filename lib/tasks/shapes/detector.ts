@@ -1,0 +1,114 @@
+// The detector of the `shapes` world, GenEval's object detector in miniature: colour segmentation, connected
+// components, shape classification by the corner pattern of each component's box, centroids.
+import { BACKGROUND, CHANNELS, COLOURS, type Colour, IMAGE_SIZE, PALETTE, type Shape } from './world.js';
+
+/** One detected component: its colour, its shape (null when it is no recognisable object), area, box and centroid. */
+export interface Detection {
+  colour: Colour;
+  shape: Shape | null;
+  area: number;
+  cx: number;
+  cy: number;
+  box: { x0: number; y0: number; x1: number; y1: number };
+}
+
+// A pixel takes the nearest palette colour when within this squared RGB distance (in [−1, 1] units) and nearer to
+// it than to the background; otherwise it is background. Generated pixels are noisy, so the tolerance is wide.
+const MAX_COLOUR_DISTANCE2 = 1.5;
+// Components below this area are specks, ignored; objects are 13–36 pixels.
+const MIN_AREA = 6;
+
+function pixelColour(image: Float32Array, p: number): number {
+  const r = image[p * CHANNELS] as number;
+  const g = image[p * CHANNELS + 1] as number;
+  const b = image[p * CHANNELS + 2] as number;
+  const d2 = (c: readonly number[]) =>
+    (r - (c[0] as number)) ** 2 + (g - (c[1] as number)) ** 2 + (b - (c[2] as number)) ** 2;
+  let best = -1;
+  let bestD = d2(BACKGROUND);
+  COLOURS.forEach((colour, k) => {
+    const d = d2(PALETTE[colour]);
+    if (d < bestD && d <= MAX_COLOUR_DISTANCE2) {
+      best = k;
+      bestD = d;
+    }
+  });
+  return best;
+}
+
+/**
+ * Shape from the component's box: a square fills its corners; a triangle (apex up) fills the bottom corners but not
+ * the top ones; a circle leaves the corners empty. Boxes must be 4–8 pixels on a side and roughly square.
+ */
+function classify(mask: (x: number, y: number) => boolean, box: Detection['box'], area: number): Shape | null {
+  const w = box.x1 - box.x0 + 1;
+  const h = box.y1 - box.y0 + 1;
+  if (w < 4 || h < 4 || w > 8 || h > 8 || Math.abs(w - h) > 2) return null;
+  const fill = area / (w * h);
+  const [tl, tr, bl, br] = [mask(box.x0, box.y0), mask(box.x1, box.y0), mask(box.x0, box.y1), mask(box.x1, box.y1)];
+  const corners = [tl, tr, bl, br].filter(Boolean).length;
+  if (corners >= 3 && fill >= 0.85) return 'square';
+  if (!tl && !tr && bl && br && fill >= 0.4 && fill <= 0.75) return 'triangle';
+  if (corners === 0 && fill >= 0.6 && fill <= 0.95 && Math.abs(w - h) <= 1) return 'circle';
+  return null;
+}
+
+/** The components of an image (D = 16·16·3 values), largest first; specks below 6 pixels are dropped. */
+export function detect(image: Float32Array): Detection[] {
+  const n = IMAGE_SIZE * IMAGE_SIZE;
+  const labels = new Int8Array(n);
+  for (let p = 0; p < n; p++) labels[p] = pixelColour(image, p);
+  const seen = new Uint8Array(n);
+  const detections: Detection[] = [];
+  for (let start = 0; start < n; start++) {
+    if (labels[start] === -1 || seen[start]) continue;
+    const label = labels[start] as number;
+    // 4-connected flood fill of one colour.
+    const stack = [start];
+    const members: number[] = [];
+    seen[start] = 1;
+    while (stack.length > 0) {
+      const p = stack.pop() as number;
+      members.push(p);
+      const x = p % IMAGE_SIZE;
+      const y = (p - x) / IMAGE_SIZE;
+      for (const [nx, ny] of [
+        [x - 1, y],
+        [x + 1, y],
+        [x, y - 1],
+        [x, y + 1],
+      ] as const) {
+        const q = ny * IMAGE_SIZE + nx;
+        if (nx >= 0 && ny >= 0 && nx < IMAGE_SIZE && ny < IMAGE_SIZE && !seen[q] && labels[q] === label) {
+          seen[q] = 1;
+          stack.push(q);
+        }
+      }
+    }
+    if (members.length < MIN_AREA) continue;
+    const inside = new Set(members);
+    const box = { x0: IMAGE_SIZE, y0: IMAGE_SIZE, x1: -1, y1: -1 };
+    let sx = 0;
+    let sy = 0;
+    for (const p of members) {
+      const x = p % IMAGE_SIZE;
+      const y = (p - x) / IMAGE_SIZE;
+      box.x0 = Math.min(box.x0, x);
+      box.y0 = Math.min(box.y0, y);
+      box.x1 = Math.max(box.x1, x);
+      box.y1 = Math.max(box.y1, y);
+      sx += x + 0.5;
+      sy += y + 0.5;
+    }
+    const shape = classify((x, y) => inside.has(y * IMAGE_SIZE + x), box, members.length);
+    detections.push({
+      colour: COLOURS[label] as Colour,
+      shape,
+      area: members.length,
+      cx: sx / members.length,
+      cy: sy / members.length,
+      box,
+    });
+  }
+  return detections.sort((a, b) => b.area - a.area);
+}

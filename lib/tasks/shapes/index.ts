@@ -1,0 +1,85 @@
+// The `shapes` task: a GenEval in miniature (see world.ts, prompts.ts, detector.ts, score.ts).
+import { Tensor } from '../../tensor.js';
+import { detect } from './detector.js';
+import { CATEGORIES, type Category, type ShapesPrompt, SLOTS, sceneFor, TRAIN_PROMPTS } from './prompts.js';
+import { scoreDetections } from './score.js';
+import { DATA_DIM, Draws, render } from './world.js';
+
+export type { Detection } from './detector.js';
+export { detect } from './detector.js';
+export type { Category, ObjectSpec, Relation, ShapesPrompt } from './prompts.js';
+export { ALL_PROMPTS, CATEGORIES, RELATIONS, SLOTS, sceneFor, TEST_PROMPTS, TRAIN_PROMPTS, VOCAB } from './prompts.js';
+export type { ImageScore } from './score.js';
+export { scoreDetections } from './score.js';
+export type { Colour, SceneObject, Shape } from './world.js';
+export { BACKGROUND, CHANNELS, COLOURS, DATA_DIM, Draws, IMAGE_SIZE, PALETTE, render, SHAPES, SIZES } from './world.js';
+
+// Random numbers of one scene: placements retry, so each image gets a generous private range of its stream.
+const SCENE_STREAM = 110;
+const DRAWS_PER_SCENE = 4096;
+
+/** A rendered image (D values) of a random scene satisfying `prompt`; scene `index` of a seed is always the same. */
+export function renderPrompt(prompt: ShapesPrompt, seed: number, index: number): Float32Array {
+  return render(sceneFor(prompt, new Draws(seed, SCENE_STREAM, index * DRAWS_PER_SCENE, DRAWS_PER_SCENE)));
+}
+
+/**
+ * A pre-training batch: prompts drawn uniformly from `prompts` (default: the training prompts), each with a
+ * rendered image. Batch `index` of a seed is always the same data.
+ */
+export function batch(
+  size: number,
+  seed: number,
+  index: number,
+  prompts: readonly ShapesPrompt[] = TRAIN_PROMPTS,
+): { x0: Tensor; cond: Tensor<'int32'>; prompts: ShapesPrompt[] } {
+  const choice = new Draws(seed, SCENE_STREAM + 1, index * size, size);
+  const chosen = Array.from({ length: size }, () => choice.pick(prompts));
+  const x0 = new Float32Array(size * DATA_DIM);
+  const cond = new Int32Array(size * SLOTS);
+  chosen.forEach((p, i) => {
+    x0.set(renderPrompt(p, seed, index * size + i), i * DATA_DIM);
+    cond.set(p.tokens, i * SLOTS);
+  });
+  return { x0: Tensor.from(x0, [size, DATA_DIM]), cond: Tensor.fromInt32(cond, [size, SLOTS]), prompts: chosen };
+}
+
+/** The partial-credit reward of each sample (n, D) for its prompt: a RewardFn for the trainers. */
+export function reward(samples: Tensor, prompts: readonly ShapesPrompt[]): number[] {
+  return prompts.map(
+    (p, i) =>
+      scoreDetections(p, detect(samples.storage.subarray(i * DATA_DIM, (i + 1) * DATA_DIM) as Float32Array)).reward,
+  );
+}
+
+/** GenEval-style results: the strict success rate per category and their mean (GenEval's overall score). */
+export interface ShapesEvaluation {
+  overall: number;
+  byCategory: Partial<Record<Category, number>>;
+  reward: number;
+  samples: number;
+}
+
+/** Strict scores of samples (n, D) generated for `prompts`. */
+export function evaluate(samples: Tensor, prompts: readonly ShapesPrompt[]): ShapesEvaluation {
+  const totals = new Map<Category, [number, number]>();
+  let rewardSum = 0;
+  prompts.forEach((p, i) => {
+    const s = scoreDetections(p, detect(samples.storage.subarray(i * DATA_DIM, (i + 1) * DATA_DIM) as Float32Array));
+    const [hits, count] = totals.get(p.category) ?? [0, 0];
+    totals.set(p.category, [hits + (s.strict ? 1 : 0), count + 1]);
+    rewardSum += s.reward;
+  });
+  const byCategory: Partial<Record<Category, number>> = {};
+  for (const c of CATEGORIES) {
+    const entry = totals.get(c);
+    if (entry) byCategory[c] = entry[0] / entry[1];
+  }
+  const rates = Object.values(byCategory);
+  return {
+    overall: rates.reduce((s, v) => s + v, 0) / Math.max(1, rates.length),
+    byCategory,
+    reward: rewardSum / Math.max(1, prompts.length),
+    samples: prompts.length,
+  };
+}
