@@ -1,7 +1,15 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type DemoOptions, runToy2dDemo } from './demo.js';
+import { writeFileAtomic } from './files.js';
 import { backendInfo } from './index.js';
+import { evaluateShapes, findPrompt, pretrainShapes, sampleGrid, trainShapes } from './jobs/shapes.js';
+import { VelocityNet } from './net.js';
+import * as shapes from './tasks/shapes/index.js';
 
 function integer(min: number) {
   return (value: string) => {
@@ -11,9 +19,62 @@ function integer(min: number) {
   };
 }
 
+function positive(value: string): number {
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a positive number');
+  return n;
+}
+
+function number(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
+  return n;
+}
+
+/** Options from a JSON config file, under the command-line flags given explicitly. */
+function withConfig<T extends object>(opts: T & { config?: string }, command: Command): T {
+  if (opts.config === undefined) return opts;
+  let file: Record<string, unknown>;
+  try {
+    file = JSON.parse(readFileSync(opts.config, 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    throw new InvalidArgumentError(`cannot read config ${opts.config}: ${(error as Error).message}`);
+  }
+  const merged: Record<string, unknown> = { ...opts };
+  const known = new Set(command.options.map((option) => option.attributeName()));
+  for (const [key, value] of Object.entries(file)) {
+    if (!known.has(key) && key !== 'trainer') {
+      throw new InvalidArgumentError(`config ${opts.config}: unknown option '${key}'`);
+    }
+    if (command.getOptionValueSource(key) !== 'cli') merged[key] = value;
+  }
+  return merged as T;
+}
+
+/** An AbortSignal that Ctrl-C (SIGINT) trips once; a second Ctrl-C exits at once. */
+function interruptible(): AbortSignal {
+  const controller = new AbortController();
+  process.once('SIGINT', () => {
+    console.error('\ninterrupted: finishing the current step and saving a checkpoint (Ctrl-C again to quit now)');
+    controller.abort();
+    process.once('SIGINT', () => process.exit(130));
+  });
+  return controller.signal;
+}
+
+function printEvaluation(label: string, e: shapes.ShapesEvaluation): void {
+  const cats = Object.entries(e.byCategory)
+    .map(([k, v]) => `${k} ${(v as number).toFixed(2)}`)
+    .join(', ');
+  console.log(
+    `${label}: strict ${e.overall.toFixed(3)} (${cats}); reward ${e.reward.toFixed(3)}; ${e.samples} samples`,
+  );
+}
+
 const program = new Command()
   .name('diffusion-nft')
-  .description('Online RL post-training of flow-matching generators (DiffusionNFT, FlowGRPO)');
+  .description('Online RL post-training of flow-matching generators (DiffusionNFT, FlowGRPO)')
+  .showHelpAfterError();
 
 program
   .command('demo')
@@ -33,11 +94,135 @@ program
   });
 
 program
+  .command('pretrain')
+  .description('pre-train a base model on the shapes world (rendered caption–image pairs, condition dropout)')
+  .addOption(new Option('--preset <name>', 'network preset').choices(['M']).default('M'))
+  .option('--minutes <n>', 'stop after this many minutes', positive)
+  .option('--steps <n>', 'stop after this many optimiser steps', integer(1))
+  .option('--batch <n>', 'samples per step', integer(1), 128)
+  .option('--lr <x>', 'peak learning rate', positive, 1e-3)
+  .option('--cond-dropout <p>', 'probability of the null condition', number, 0.1)
+  .option('--seed <n>', 'random seed', integer(0), 1)
+  .option('--from <checkpoint>', 'continue from a checkpoint')
+  .option('--out <path>', 'checkpoint to write', 'shapes-base.safetensors')
+  .option('--config <file>', 'JSON file with any of these options')
+  .action(async (given, command: Command) => {
+    const o = withConfig(given as Record<string, unknown> & { config?: string }, command) as {
+      preset: 'M';
+      minutes?: number;
+      steps?: number;
+      batch: number;
+      lr: number;
+      condDropout: number;
+      seed: number;
+      from?: string;
+      out: string;
+    };
+    if (o.minutes === undefined && o.steps === undefined) throw new InvalidArgumentError('give --minutes or --steps');
+    const net = o.from
+      ? (await loadCheckpoint(o.from)).net
+      : VelocityNet.create({ preset: o.preset }, { seed: o.seed });
+    console.log(`pretrain: ${net.paramCount} parameters, batch ${o.batch}`);
+    const signal = interruptible();
+    const result = await pretrainShapes(net, { ...o, signal });
+    const plain = await evaluateShapes(net);
+    const guided = await evaluateShapes(net, { cfgScale: 3 });
+    printEvaluation('base, no CFG', plain);
+    printEvaluation('base, CFG 3', guided);
+    await mkdir(dirname(o.out), { recursive: true });
+    await saveCheckpoint(o.out, net, {
+      metadata: {
+        'shapes.command': `pretrain ${JSON.stringify(o)}`,
+        'shapes.seconds': result.seconds.toFixed(0),
+        'shapes.strict': plain.overall.toFixed(4),
+        'shapes.strictCfg3': guided.overall.toFixed(4),
+      },
+    });
+    console.log(
+      `wrote ${o.out}: ${result.steps} steps in ${result.seconds.toFixed(0)} s, loss ${result.loss.toFixed(4)}`,
+    );
+  });
+
+program
+  .command('train')
+  .description('post-train a shapes base model with DiffusionNFT or FlowGRPO')
+  .addOption(new Option('--method <name>', 'RL method').choices(['nft', 'flowgrpo']).default('nft'))
+  .requiredOption('--base <checkpoint>', 'the base model (or a run to resume with --resume)')
+  .option('--resume', 'continue the trainer state saved in --base')
+  .option('--epochs <n>', 'stop after this many epochs', integer(1))
+  .option('--minutes <n>', 'stop after this many minutes of training', positive)
+  .option('--eval-every <n>', 'evaluate on the test prompts every n epochs', integer(1), 5)
+  .option('--out <dir>', 'output folder', 'shapes-run')
+  .option('--config <file>', 'JSON file with these options and a "trainer" object of trainer options')
+  .action(async (given, command: Command) => {
+    const o = withConfig(given as Record<string, unknown> & { config?: string }, command) as {
+      method: 'nft' | 'flowgrpo';
+      base: string;
+      resume?: boolean;
+      epochs?: number;
+      minutes?: number;
+      evalEvery: number;
+      out: string;
+      trainer?: Record<string, unknown>;
+    };
+    if (o.epochs === undefined && o.minutes === undefined) throw new InvalidArgumentError('give --epochs or --minutes');
+    await trainShapes({ ...o, signal: interruptible(), log: (line) => console.log(line) });
+  });
+
+program
+  .command('eval')
+  .description('GenEval-style strict scores of a shapes model')
+  .requiredOption('--checkpoint <path>', 'the model')
+  .option('--cfg <scale>', 'classifier-free guidance scale', number, 1)
+  .option('--samples-per-prompt <n>', 'samples of each prompt', integer(1), 8)
+  .addOption(new Option('--prompts <set>', 'prompt set').choices(['test', 'train', 'all']).default('test'))
+  .option('--steps <n>', 'Euler steps', integer(1), 40)
+  .action(async (o: { checkpoint: string; cfg: number; samplesPerPrompt: number; prompts: string; steps: number }) => {
+    const { net } = await loadCheckpoint(o.checkpoint);
+    const sets = { test: shapes.TEST_PROMPTS, train: shapes.TRAIN_PROMPTS, all: shapes.ALL_PROMPTS };
+    const e = await evaluateShapes(net, {
+      prompts: sets[o.prompts as keyof typeof sets],
+      samplesPerPrompt: o.samplesPerPrompt,
+      cfgScale: o.cfg,
+      steps: o.steps,
+    });
+    printEvaluation(`${o.checkpoint}, ${o.prompts} prompts, CFG ${o.cfg}`, e);
+  });
+
+program
+  .command('sample')
+  .description('write a PNG grid of samples for a prompt')
+  .requiredOption('--checkpoint <path>', 'the model')
+  .requiredOption('--prompt <text>', "a shapes prompt, e.g. 'a red circle left of a blue square'")
+  .option('--n <n>', 'samples', integer(1), 8)
+  .option('--cfg <scale>', 'classifier-free guidance scale', number, 1)
+  .option('--steps <n>', 'Euler steps', integer(1), 40)
+  .option('--seed <n>', 'noise seed', integer(0), 7)
+  .option('--out <path>', 'PNG to write', 'samples.png')
+  .action(
+    async (o: {
+      checkpoint: string;
+      prompt: string;
+      n: number;
+      cfg: number;
+      steps: number;
+      seed: number;
+      out: string;
+    }) => {
+      const prompt = findPrompt(o.prompt);
+      const { net } = await loadCheckpoint(o.checkpoint);
+      const png = await sampleGrid(net, [prompt], { perPrompt: o.n, cfgScale: o.cfg, steps: o.steps, seed: o.seed });
+      await writeFileAtomic(o.out, png);
+      console.log(`wrote ${o.out}: ${o.n} samples of '${prompt.text}'`);
+    },
+  );
+
+program
   .command('info')
   .description('print the backends this build and machine offer')
   .action(() => console.log(JSON.stringify(backendInfo(), null, 2)));
 
 program.parseAsync().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
+  console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
   process.exitCode = 1;
 });

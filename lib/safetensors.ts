@@ -2,9 +2,8 @@
 // mapping each tensor name to its dtype, shape and byte range [begin, end) in the data section (plus an optional
 // "__metadata__" string map), then the data section, tensors back to back with no gaps. Readers validate everything,
 // because a checkpoint may be truncated or corrupt; writers are atomic. Little-endian throughout.
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from './files.js';
 
 /** Element types read and written (F16 and BF16 are also read, converted to F32). */
 export type SafeDType = 'F32' | 'I32' | 'F64' | 'I64' | 'U8';
@@ -320,41 +319,14 @@ export function decodeSafetensors(bytes: Uint8Array, source?: string): Decoded {
 }
 
 /**
- * Writes a safetensors file atomically: the bytes go to a uniquely named temporary file in the same folder, which is
- * flushed to disk and renamed over `path`, so readers see the old file or the new one, never a partial one.
- * The temporary file is removed on failure.
+ * Writes a safetensors file atomically (lib/files.ts): readers see the old file or the new one, never a partial one.
  */
 export async function writeSafetensorsFile(
   path: string,
   tensors: Record<string, SafeTensor>,
   metadata?: Record<string, string>,
 ): Promise<void> {
-  const bytes = encodeSafetensors(tensors, metadata);
-  const temporary = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  try {
-    const file = await open(temporary, 'wx');
-    try {
-      await file.writeFile(bytes);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temporary, path);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
-  // Best effort: make the rename itself durable (not possible on every platform).
-  try {
-    const folder = await open(dirname(path), 'r');
-    try {
-      await folder.sync();
-    } finally {
-      await folder.close();
-    }
-  } catch {
-    // ignored
-  }
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
 /** Reads and validates a safetensors file; errors (including a missing file) are SafetensorsErrors naming `path`. */

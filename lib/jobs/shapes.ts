@@ -1,0 +1,264 @@
+// The jobs of the `shapes` benchmark that the CLI and the demo run: pre-training a base model, evaluating it
+// GenEval-style, sample grids, and RL runs (DiffusionNFT or FlowGRPO) with curves and reports.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadCheckpoint } from '../checkpoint.js';
+import { writeFileAtomic } from '../files.js';
+import { imageGrid, svgToPng } from '../images.js';
+import type { VelocityNet } from '../net.js';
+import { FlowMatchingTrainer } from '../pretrain.js';
+import { type SolverName, sample } from '../solvers.js';
+import * as shapes from '../tasks/shapes/index.js';
+import { Tensor } from '../tensor.js';
+import { DiffusionNFT, type DiffusionNFTOptions } from '../trainers/diffusion-nft.js';
+import { FlowGRPO, type FlowGRPOOptions } from '../trainers/flowgrpo.js';
+import type { EpochStats } from '../trainers/online.js';
+import { lineChart } from './chart.js';
+import { formatSeconds, Progress } from './progress.js';
+
+/** The prompt of a text, e.g. "a red circle left of a blue square"; the error lists close matches. */
+export function findPrompt(text: string): shapes.ShapesPrompt {
+  const wanted = text.trim().toLowerCase().replace(/\s+/g, ' ');
+  const found = shapes.ALL_PROMPTS.find((p) => p.text === wanted);
+  if (found) return found;
+  const close = shapes.ALL_PROMPTS.map((p) => ({ p, distance: editDistance(p.text, wanted) }))
+    .sort((a, b) => a.distance - b.distance)
+    .slice(0, 3)
+    .map(({ p }) => `'${p.text}'`);
+  throw new RangeError(`no shapes prompt '${text}'; close ones: ${close.join(', ')}`);
+}
+
+// Levenshtein distance, for suggesting prompts.
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(
+        (previous[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = row;
+  }
+  return previous[b.length] as number;
+}
+
+/** Options of pretrainShapes. */
+export interface PretrainOptions {
+  /** Stop after this many optimiser steps or minutes, whichever comes first. */
+  steps?: number;
+  minutes?: number;
+  batch: number;
+  lr: number;
+  condDropout: number;
+  seed: number;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+/** Flow-matching pre-training on rendered caption–image pairs of the training prompts, with condition dropout. */
+export async function pretrainShapes(
+  net: VelocityNet,
+  o: PretrainOptions,
+): Promise<{ steps: number; seconds: number; loss: number }> {
+  const limitSteps = o.steps ?? Number.POSITIVE_INFINITY;
+  const limitMs = (o.minutes ?? Number.POSITIVE_INFINITY) * 60_000;
+  if (!Number.isFinite(limitSteps) && !Number.isFinite(limitMs))
+    throw new RangeError('pretrainShapes needs steps or minutes');
+  const trainer = new FlowMatchingTrainer(net, {
+    lr: o.lr,
+    warmupSteps: 100,
+    condDropout: o.condDropout,
+    seed: o.seed,
+  });
+  const progress = new Progress('pretrain', Number.isFinite(limitSteps) ? limitSteps : Math.round(limitMs / 1000));
+  const started = performance.now();
+  let step = 0;
+  let recent = 0;
+  let loss = Number.NaN;
+  while (step < limitSteps && performance.now() - started < limitMs && !o.signal?.aborted) {
+    const { x0, cond } = shapes.batch(o.batch, o.seed, net.step);
+    const stats = await trainer.step({ x0, cond });
+    step += 1;
+    recent = step === 1 ? stats.loss : 0.98 * recent + 0.02 * stats.loss;
+    loss = recent;
+    const elapsed = performance.now() - started;
+    progress.update(
+      Number.isFinite(limitSteps) ? step : Math.round(elapsed / 1000),
+      `step ${net.step} loss ${recent.toFixed(4)}`,
+    );
+  }
+  progress.done();
+  return { steps: step, seconds: (performance.now() - started) / 1000, loss };
+}
+
+/** Options of evaluateShapes. */
+export interface EvalOptions {
+  prompts?: readonly shapes.ShapesPrompt[];
+  samplesPerPrompt?: number;
+  cfgScale?: number;
+  steps?: number;
+  solver?: SolverName;
+  seed?: number;
+  params?: 'theta' | 'ema' | 'old';
+}
+
+/** GenEval-style strict scores of fresh samples (default: the test prompts, 8 each, 40-step Euler, no CFG). */
+export async function evaluateShapes(net: VelocityNet, o: EvalOptions = {}): Promise<shapes.ShapesEvaluation> {
+  const prompts = (o.prompts ?? shapes.TEST_PROMPTS).flatMap((p) =>
+    Array.from({ length: o.samplesPerPrompt ?? 8 }, () => p),
+  );
+  const cond = Tensor.fromInt32(tokensOf(prompts), [prompts.length, shapes.SLOTS]);
+  const { x } = await sample(net, {
+    cond,
+    solver: o.solver ?? 'euler',
+    steps: o.steps ?? 40,
+    cfgScale: o.cfgScale ?? 1,
+    seed: o.seed ?? 12345,
+    params: o.params ?? 'theta',
+  });
+  return shapes.evaluate(x, prompts);
+}
+
+function tokensOf(prompts: readonly shapes.ShapesPrompt[]): Int32Array {
+  return Int32Array.from(prompts.flatMap((p) => [...p.tokens]));
+}
+
+/** A PNG grid of samples: `perPrompt` samples of each prompt in a row, the same noise for every call. */
+export async function sampleGrid(
+  net: VelocityNet,
+  prompts: readonly shapes.ShapesPrompt[],
+  o: { perPrompt?: number; cfgScale?: number; steps?: number; seed?: number; params?: 'theta' | 'ema' } = {},
+): Promise<Buffer> {
+  const perPrompt = o.perPrompt ?? 8;
+  const list = prompts.flatMap((p) => Array.from({ length: perPrompt }, () => p));
+  const { x } = await sample(net, {
+    cond: Tensor.fromInt32(tokensOf(list), [list.length, shapes.SLOTS]),
+    solver: 'euler',
+    steps: o.steps ?? 40,
+    cfgScale: o.cfgScale ?? 1,
+    seed: o.seed ?? 7,
+    params: o.params ?? 'theta',
+  });
+  return imageGrid(x, { size: shapes.IMAGE_SIZE, columns: perPrompt, scale: 4 });
+}
+
+/** One evaluated point of an RL run. */
+export interface RunPoint {
+  epoch: number;
+  seconds: number;
+  reward: number;
+  strict: number;
+}
+
+/** Options of trainShapes. */
+export interface TrainShapesOptions {
+  method: 'nft' | 'flowgrpo';
+  /** The base checkpoint, or with `resume` a checkpoint of a run of the same method to continue. */
+  base: string;
+  resume?: boolean;
+  /** Stop after this many epochs or minutes, whichever comes first. */
+  epochs?: number;
+  minutes?: number;
+  /** Evaluate every this many epochs (default 5) on the test prompts. */
+  evalEvery?: number;
+  evalSamplesPerPrompt?: number;
+  /** Output folder: checkpoint, metrics.jsonl, curve.svg/png. */
+  out: string;
+  /** Trainer options beyond the task's prompts and reward. */
+  trainer?: Record<string, unknown>;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+/** The default trainer settings on shapes for each method (documented in the README's B4 notes). */
+export const SHAPES_TRAINER_DEFAULTS = {
+  nft: { groups: 16, groupSize: 8, lr: 3e-4, beta: 1 },
+  flowgrpo: { groups: 16, groupSize: 8, lr: 3e-4, clipRange: 0.01, klCoef: 0.04 },
+} as const;
+
+/**
+ * An RL run on shapes from the network's current weights: the method's epochs with the task's partial-credit reward
+ * on the training prompts, evaluated every few epochs on the test prompts (strict score, CFG-free), a checkpoint and
+ * the metrics written to `out` as it goes. Aborting stops after the current epoch and saves.
+ */
+export async function trainShapes(o: TrainShapesOptions): Promise<RunPoint[]> {
+  await mkdir(o.out, { recursive: true });
+  const common = {
+    prompts: shapes.TRAIN_PROMPTS,
+    rewards: { name: 'shapes', fn: shapes.reward },
+    seed: 1,
+    ...SHAPES_TRAINER_DEFAULTS[o.method],
+    ...o.trainer,
+  };
+  const nftOptions = common as DiffusionNFTOptions<shapes.ShapesPrompt>;
+  const grpoOptions = common as FlowGRPOOptions<shapes.ShapesPrompt>;
+  let trainer: DiffusionNFT<shapes.ShapesPrompt> | FlowGRPO<shapes.ShapesPrompt>;
+  if (o.resume) {
+    trainer =
+      o.method === 'nft' ? await DiffusionNFT.resume(o.base, nftOptions) : await FlowGRPO.resume(o.base, grpoOptions);
+  } else {
+    const { net } = await loadCheckpoint(o.base);
+    trainer = o.method === 'nft' ? new DiffusionNFT(net, nftOptions) : new FlowGRPO(net, grpoOptions);
+  }
+  const net = trainer.net;
+  const log = o.log ?? (() => {});
+  const evalEvery = o.evalEvery ?? 5;
+  const points: RunPoint[] = [];
+  const evaluatePoint = async (epoch: number, seconds: number, reward: number) => {
+    const e = await evaluateShapes(net, { samplesPerPrompt: o.evalSamplesPerPrompt ?? 4 });
+    points.push({ epoch, seconds, reward, strict: e.overall });
+    log(
+      `epoch ${String(epoch).padStart(4)}  ${formatSeconds(seconds)}  reward ${Number.isNaN(reward) ? '  -  ' : reward.toFixed(3)}  strict (test, no CFG) ${e.overall.toFixed(3)}`,
+    );
+    await writeFileAtomic(join(o.out, 'metrics.json'), `${JSON.stringify(points, null, 2)}\n`);
+  };
+  const started = performance.now();
+  await evaluatePoint(0, 0, Number.NaN);
+  const limitMs = (o.minutes ?? Number.POSITIVE_INFINITY) * 60_000;
+  const epochs = o.epochs ?? Number.POSITIVE_INFINITY;
+  const progress = new Progress(o.method, Number.isFinite(epochs) ? epochs : Math.round(limitMs / 1000));
+  let last: EpochStats | undefined;
+  // Wall-clock excludes the evaluations, which are not part of either method.
+  let trainingMs = 0;
+  while (trainer.epochCount < epochs && trainingMs < limitMs && !o.signal?.aborted) {
+    const t0 = performance.now();
+    last = await trainer.epoch();
+    trainingMs += performance.now() - t0;
+    progress.update(
+      Number.isFinite(epochs) ? trainer.epochCount : Math.round(trainingMs / 1000),
+      `reward ${last.reward.toFixed(3)}`,
+    );
+    if (trainer.epochCount % evalEvery === 0) await evaluatePoint(trainer.epochCount, trainingMs / 1000, last.reward);
+  }
+  progress.done();
+  if (last && points.at(-1)?.epoch !== trainer.epochCount)
+    await evaluatePoint(trainer.epochCount, trainingMs / 1000, last.reward);
+  await trainer.save(join(o.out, 'checkpoint.safetensors'));
+  await writeCurves(o.out, [{ name: o.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO', points }]);
+  log(`done in ${formatSeconds((performance.now() - started) / 1000)}; wrote ${o.out}`);
+  return points;
+}
+
+/** Strict score against epochs and against wall-clock, as SVG and PNG. */
+export async function writeCurves(out: string, runs: { name: string; points: RunPoint[] }[]): Promise<void> {
+  for (const [axis, label] of [
+    ['epoch', 'epoch'],
+    ['seconds', 'training wall-clock (s)'],
+  ] as const) {
+    const svg = lineChart(
+      runs.map((r) => ({ name: r.name, points: r.points.map((p) => [p[axis], p.strict] as const) })),
+      {
+        title: 'shapes: strict score on test prompts (no CFG)',
+        xLabel: label,
+        yLabel: 'strict score',
+        yMin: 0,
+        yMax: 1,
+      },
+    );
+    await writeFileAtomic(join(out, `strict-vs-${axis}.svg`), svg);
+    await writeFileAtomic(join(out, `strict-vs-${axis}.png`), svgToPng(svg));
+  }
+}

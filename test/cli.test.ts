@@ -1,0 +1,100 @@
+// The CLI end to end on tiny settings (it runs the compiled dist/, which `npm test` builds first).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const dir = mkdtempSync(join(tmpdir(), 'dnft-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function cli(...args: string[]) {
+  const run = spawnSync(process.execPath, ['dist/lib/cli.js', ...args], { encoding: 'utf8', timeout: 240_000 });
+  return { status: run.status, out: run.stdout, err: run.stderr };
+}
+
+describe('the CLI', () => {
+  it('pretrains, evaluates, samples and post-trains a shapes model with both methods', () => {
+    const base = join(dir, 'base.safetensors');
+    const pretrain = cli('pretrain', '--steps', '3', '--batch', '8', '--out', base);
+    expect(pretrain.status, pretrain.err).toBe(0);
+    expect(pretrain.out).toMatch(/base, no CFG: strict \d\.\d{3} \(single/);
+    expect(existsSync(base)).toBe(true);
+
+    const evaluation = cli('eval', '--checkpoint', base, '--samples-per-prompt', '1', '--steps', '4', '--cfg', '2');
+    expect(evaluation.status, evaluation.err).toBe(0);
+    expect(evaluation.out).toMatch(/test prompts, CFG 2: strict/);
+
+    const png = join(dir, 'grid.png');
+    const sampled = cli(
+      'sample',
+      '--checkpoint',
+      base,
+      '--prompt',
+      'a red circle',
+      '--n',
+      '3',
+      '--steps',
+      '4',
+      '--out',
+      png,
+    );
+    expect(sampled.status, sampled.err).toBe(0);
+    expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
+
+    const config = join(dir, 'tiny.json');
+    writeFileSync(config, JSON.stringify({ epochs: 1, trainer: { groups: 2, groupSize: 2 } }));
+    for (const method of ['nft', 'flowgrpo']) {
+      const out = join(dir, method);
+      const train = cli(
+        'train',
+        '--method',
+        method,
+        '--base',
+        base,
+        '--config',
+        config,
+        '--eval-every',
+        '1',
+        '--out',
+        out,
+      );
+      expect(train.status, train.err).toBe(0);
+      expect(train.out).toMatch(/epoch +1 .* strict \(test, no CFG\)/);
+      for (const file of ['checkpoint.safetensors', 'metrics.json', 'strict-vs-epoch.svg', 'strict-vs-seconds.png']) {
+        expect(existsSync(join(out, file)), `${method}: ${file}`).toBe(true);
+      }
+      const resumed = cli(
+        'train',
+        '--method',
+        method,
+        '--base',
+        join(out, 'checkpoint.safetensors'),
+        '--resume',
+        '--config',
+        config,
+        '--epochs',
+        '2',
+        '--out',
+        out,
+      );
+      expect(resumed.status, resumed.err).toBe(0);
+      expect(JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')).at(-1).epoch).toBe(2);
+    }
+  }, 600_000);
+
+  it('answers bad arguments with a usage message and a non-zero exit code', () => {
+    const unknown = cli('pretrain', '--bogus');
+    expect(unknown.status).not.toBe(0);
+    expect(unknown.err).toMatch(/unknown option '--bogus'[\s\S]*Usage: diffusion-nft pretrain/);
+    const badNumber = cli('train', '--base', 'x.safetensors', '--epochs', 'many');
+    expect(badNumber.status).not.toBe(0);
+    expect(badNumber.err).toMatch(/expected an integer/);
+    const prompt = cli('sample', '--checkpoint', 'x.safetensors', '--prompt', 'a red sqare');
+    expect(prompt.status).toBe(1);
+    expect(prompt.err).toMatch(/no shapes prompt 'a red sqare'; close ones: 'a red square'/);
+    const method = cli('train', '--method', 'ppo', '--base', 'x');
+    expect(method.status).not.toBe(0);
+    expect(method.err).toMatch(/Allowed choices are nft, flowgrpo/);
+  });
+});
