@@ -2,7 +2,7 @@
 # The project's two entry points, each doing its own set-up on a fresh machine (idempotent, quick when done):
 #   scripts/dev.sh demo   build, then pre-train the toy 2-D model and print its loss and a sample summary
 #   scripts/dev.sh test   install what the tests need, lint, build both native builds, run every test suite
-#   scripts/dev.sh bench  build, then run the benchmark rows beside PyTorch
+#   scripts/dev.sh bench  build, then run the benchmark rows beside PyTorch (`bench efficiency ...`: row B4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command="${1:-test}"
@@ -104,7 +104,13 @@ case "$command" in
     ensure_debian_packages cmake g++ python3-torch python3-numpy libopenblas0-pthread
     ensure_node_modules
     build
-    node dist/bench/run.js "$@"
+    # `npm run bench` runs the speed rows; `npm run bench -- efficiency --base CKPT` the B4 head-to-head.
+    if [ "${1:-}" = efficiency ]; then
+      shift
+      node dist/bench/efficiency.js "$@"
+    else
+      node dist/bench/run.js "$@"
+    fi
     ;;
   *)
     echo "usage: scripts/dev.sh demo|test|bench [args]" >&2
