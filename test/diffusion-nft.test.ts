@@ -6,13 +6,13 @@ import {
   DiffusionNFT,
   type DiffusionNFTOptions,
   etaAt,
-  FlowMatchingTrainer,
   type Prompt,
   sample,
   Tensor,
   tasks,
-  VelocityNet,
+  type VelocityNet,
 } from '../lib/index.js';
+import { netWithParameters, toy2dBaseParameters } from './helpers.js';
 
 const { toy2d } = tasks;
 const dir = mkdtempSync(join(tmpdir(), 'dnft-nft-'));
@@ -21,21 +21,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // The base model: the 8-Gaussian mixture with condition dropout, so the null prompt samples the whole mixture.
 let base: Float32Array;
 beforeAll(async () => {
-  const net = VelocityNet.create(toy2d.config, { seed: 1 });
-  const trainer = new FlowMatchingTrainer(net, { lr: 2e-3, condDropout: 0.2, seed: 1 });
-  for (let i = 0; i < 400; i++) {
-    const { x0, cond } = toy2d.batch(256, 1, i);
-    await trainer.step({ x0, cond });
-  }
-  base = net.getParameters();
-  net.dispose();
+  base = await toy2dBaseParameters();
 });
 
-function baseNet(): VelocityNet {
-  const net = VelocityNet.create(toy2d.config);
-  net.setParameters(base);
-  return net;
-}
+const baseNet = () => netWithParameters(toy2d.config, base);
 
 const ANY = [toy2d.prompts[0]] as Prompt[];
 const RED = { name: 'red', fn: toy2d.rewards.red };

@@ -2,7 +2,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   FlowGRPO,
   type FlowGRPOOptions,
-  FlowMatchingTrainer,
   grpoLoss,
   type Prompt,
   sample,
@@ -12,30 +11,18 @@ import {
   Tensor,
   tasks,
   timeGrid,
-  VelocityNet,
 } from '../lib/index.js';
-import { relativeError } from './helpers.js';
+import { netWithParameters, relativeError, toy2dBaseParameters } from './helpers.js';
 
 const { toy2d } = tasks;
 
-// The toy2d base model with condition dropout (the null prompt samples the whole mixture).
+// The base model: the 8-Gaussian mixture with condition dropout, so the null prompt samples the whole mixture.
 let base: Float32Array;
 beforeAll(async () => {
-  const net = VelocityNet.create(toy2d.config, { seed: 1 });
-  const trainer = new FlowMatchingTrainer(net, { lr: 2e-3, condDropout: 0.2, seed: 1 });
-  for (let i = 0; i < 400; i++) {
-    const { x0, cond } = toy2d.batch(256, 1, i);
-    await trainer.step({ x0, cond });
-  }
-  base = net.getParameters();
-  net.dispose();
+  base = await toy2dBaseParameters();
 });
 
-function baseNet(): VelocityNet {
-  const net = VelocityNet.create(toy2d.config);
-  net.setParameters(base);
-  return net;
-}
+const baseNet = () => netWithParameters(toy2d.config, base);
 
 const nullCond = (n: number) => Tensor.fromInt32(new Int32Array(n), [n, 1]);
 const OPTIONS: FlowGRPOOptions = {

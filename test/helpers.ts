@@ -1,4 +1,4 @@
-import { type NetConfig, Tensor, VelocityNet } from '../lib/index.js';
+import { FlowMatchingTrainer, type NetConfig, Tensor, tasks, VelocityNet } from '../lib/index.js';
 
 /** A small network whose every parameter is non-zero (adaLN-Zero and the output layer start at 0). */
 export function randomizedNet(config: Partial<NetConfig>, seed = 1): VelocityNet {
@@ -32,4 +32,27 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
     norm += (b[i] as number) ** 2;
   }
   return Math.sqrt(diff / Math.max(norm, 1e-30));
+}
+
+/**
+ * The toy2d base model of the RL tests: 400 flow-matching steps on the 8-Gaussian mixture with 20% condition
+ * dropout, so the null prompt samples the whole mixture. Returns its parameters.
+ */
+export async function toy2dBaseParameters(): Promise<Float32Array> {
+  const net = VelocityNet.create(tasks.toy2d.config, { seed: 1 });
+  const trainer = new FlowMatchingTrainer(net, { lr: 2e-3, condDropout: 0.2, seed: 1 });
+  for (let i = 0; i < 400; i++) {
+    const { x0, cond } = tasks.toy2d.batch(256, 1, i);
+    await trainer.step({ x0, cond });
+  }
+  const parameters = net.getParameters();
+  net.dispose();
+  return parameters;
+}
+
+/** A network of this config holding these parameters. */
+export function netWithParameters(config: Partial<NetConfig>, parameters: Float32Array): VelocityNet {
+  const net = VelocityNet.create(config);
+  net.setParameters(parameters);
+  return net;
 }

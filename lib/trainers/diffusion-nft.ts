@@ -1,6 +1,5 @@
 // DiffusionNFT (algorithms.md 2 and 4.1): roll out θ_old with any solver, score the clean samples, turn rewards into
 // optimality probabilities, train θ with the fused NFT loss, soft-update θ_old.
-import { loadCheckpoint } from '../checkpoint.js';
 import type { VelocityNet } from '../net.js';
 import { type NftLossOptions, optimalityProbability, resolveNftLoss } from '../nft.js';
 import { numberOption, objectOption } from '../options.js';
@@ -110,15 +109,10 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
    * ones must match those of the saved run.
    */
   static async resume<P extends Prompt>(path: string, options: DiffusionNFTOptions<P>): Promise<DiffusionNFT<P>> {
-    const checkpoint = await loadCheckpoint(path);
-    try {
-      const trainer = new DiffusionNFT<P>(checkpoint.net, options);
-      await trainer.restore(path, checkpoint);
-      return trainer;
-    } catch (error) {
-      checkpoint.net.dispose();
-      throw error;
-    }
+    return OnlineTrainer.resumeWith<P, NftEpochStats, DiffusionNFT<P>>(
+      path,
+      (net) => new DiffusionNFT<P>(net, options),
+    );
   }
 
   protected fingerprint(): Record<string, unknown> {

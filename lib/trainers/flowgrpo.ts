@@ -1,7 +1,6 @@
 // FlowGRPO (algorithms.md 3 and 4.2), the baseline: roll out θ with the marginal-preserving SDE recording the
 // per-step log-probabilities, score, normalise advantages per group, and train with the PPO-clipped GRPO objective
 // on the first ⌊0.99·N⌋ transitions.
-import { loadCheckpoint } from '../checkpoint.js';
 import { type GrpoLossOptions, sampleSde } from '../flowgrpo.js';
 import type { VelocityNet } from '../net.js';
 import { optimalityProbability } from '../nft.js';
@@ -97,15 +96,7 @@ export class FlowGRPO<P extends Prompt = Prompt> extends OnlineTrainer<P, GrpoEp
 
   /** Continues a run saved by `run({ checkpoint })` or `save()` (see DiffusionNFT.resume). */
   static async resume<P extends Prompt>(path: string, options: FlowGRPOOptions<P>): Promise<FlowGRPO<P>> {
-    const checkpoint = await loadCheckpoint(path);
-    try {
-      const trainer = new FlowGRPO<P>(checkpoint.net, options);
-      await trainer.restore(path, checkpoint);
-      return trainer;
-    } catch (error) {
-      checkpoint.net.dispose();
-      throw error;
-    }
+    return OnlineTrainer.resumeWith<P, GrpoEpochStats, FlowGRPO<P>>(path, (net) => new FlowGRPO<P>(net, options));
   }
 
   protected fingerprint(): Record<string, unknown> {

@@ -252,8 +252,27 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     await writeCheckpoint(path, this.net, this.net.model.hasOptimizerState(), { 'dnft.trainer': trainer });
   }
 
-  /** Restores the epoch count and the saved network state into this trainer's network. @internal */
-  protected async restore(path: string, checkpoint: Checkpoint): Promise<void> {
+  /**
+   * A trainer made by `make` on the network of a checkpoint, with the trainer state the checkpoint holds restored;
+   * the network is disposed if that fails. The subclasses' `resume` call this.
+   */
+  protected static async resumeWith<P extends Prompt, S extends EpochStats, T extends OnlineTrainer<P, S>>(
+    path: string,
+    make: (net: VelocityNet) => T,
+  ): Promise<T> {
+    const checkpoint = await loadCheckpoint(path);
+    try {
+      const trainer = make(checkpoint.net);
+      await trainer.restore(path, checkpoint);
+      return trainer;
+    } catch (error) {
+      checkpoint.net.dispose();
+      throw error;
+    }
+  }
+
+  /** Restores the epoch count and the saved network state into this trainer's network. */
+  private async restore(path: string, checkpoint: Checkpoint): Promise<void> {
     const state = JSON.parse(checkpoint.trainer ?? '{}') as { format?: string; epoch?: number; options?: string };
     if (state.format !== this.constructor.name || !Number.isSafeInteger(state.epoch)) {
       throw new RangeError(
