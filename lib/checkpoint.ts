@@ -91,7 +91,7 @@ export async function writeCheckpoint(
   await writeSafetensorsFile(path, tensors, {
     ...metadata,
     'dnft.format': FORMAT,
-    'dnft.arch': 'mlp',
+    'dnft.arch': net.config.arch,
     'dnft.config': JSON.stringify(net.config),
     'dnft.step': String(net.step),
   });
@@ -118,6 +118,15 @@ function gather(tensors: Record<string, SafeTensor>, prefix: string, net: Veloci
   return flat;
 }
 
+/** The stored config with the architecture of `dnft.arch` (files from before the DiT have none: 'mlp'). */
+function withArch(config: unknown, arch: string | undefined): unknown {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) return config;
+  const stored = (config as { arch?: unknown }).arch;
+  if (arch !== undefined && stored !== undefined && stored !== arch)
+    throw new RangeError(`dnft.arch '${arch}' contradicts the config's arch '${String(stored)}'`);
+  return { arch: stored ?? arch ?? 'mlp', ...config };
+}
+
 /**
  * Reads a checkpoint written by saveCheckpoint (or any safetensors file with the same names, e.g. one written from
  * PyTorch with `dnft.config` metadata). Validates names, shapes, dtypes and values; a corrupt file is a
@@ -140,7 +149,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   }
   let config: ReturnType<typeof resolveNetConfig>;
   try {
-    config = resolveNetConfig(JSON.parse(meta['dnft.config'] ?? 'null'));
+    config = resolveNetConfig(withArch(JSON.parse(meta['dnft.config'] ?? 'null'), meta['dnft.arch']));
   } catch (error) {
     throw new CheckpointError(`${path}: invalid dnft.config: ${(error as Error).message}`, { cause: error });
   }

@@ -1,12 +1,15 @@
 import { numberOption, objectOption, rejectUnknown } from './options.js';
 
-/** Configuration of the velocity network (docs/network.md). */
-export interface NetConfig {
+/** Network architecture: the residual MLP of docs/network.md or the diffusion transformer of docs/dit.md. */
+export type Arch = 'mlp' | 'dit';
+
+/** The fields both architectures share. */
+interface CommonNetConfig {
   /** Flattened sample size D. */
   dataDim: number;
   /** Hidden width W. */
   width: number;
-  /** Residual blocks. */
+  /** Residual blocks (MLP) or transformer blocks (DiT). */
   depth: number;
   /** Expansion of each block's MLP (W → mlpRatio·W → W). */
   mlpRatio: number;
@@ -18,8 +21,33 @@ export interface NetConfig {
   condSlots: number;
 }
 
+/** Configuration of the residual MLP (docs/network.md). */
+export interface MlpConfig extends CommonNetConfig {
+  arch: 'mlp';
+}
+
+/** Configuration of the diffusion transformer (docs/dit.md); samples are HWC images flattened to dataDim. */
+export interface DitConfig extends CommonNetConfig {
+  arch: 'dit';
+  /** Image side S: dataDim must equal imageSize² · channels. */
+  imageSize: number;
+  /** Image channels C. */
+  channels: number;
+  /** Patch side p (divides imageSize): (S/p)² tokens of p²·C values. */
+  patch: number;
+  /** Attention heads (divide width). */
+  heads: number;
+}
+
+/** Configuration of the velocity network, by architecture. */
+export type NetConfig = MlpConfig | DitConfig;
+
+/** A preset name: 'small' (2-D data, MLP), 'M' (16×16×3 images, MLP) or 'D' (16×16×3 images, DiT). */
+export type NetPreset = 'small' | 'M' | 'D';
+
 /** Config M of the benchmarks: 16×16×3 images, width 512, 4 blocks (about 11.6 M parameters). */
-export const CONFIG_M: Readonly<NetConfig> = Object.freeze({
+export const CONFIG_M: Readonly<MlpConfig> = Object.freeze({
+  arch: 'mlp',
   dataDim: 768,
   width: 512,
   depth: 4,
@@ -30,7 +58,8 @@ export const CONFIG_M: Readonly<NetConfig> = Object.freeze({
 });
 
 /** The small config for 2-D data (toy2d). */
-export const CONFIG_SMALL: Readonly<NetConfig> = Object.freeze({
+export const CONFIG_SMALL: Readonly<MlpConfig> = Object.freeze({
+  arch: 'mlp',
   dataDim: 2,
   width: 128,
   depth: 3,
@@ -40,7 +69,25 @@ export const CONFIG_SMALL: Readonly<NetConfig> = Object.freeze({
   condSlots: 1,
 });
 
-const LIMITS: Record<keyof NetConfig, [number, number]> = {
+/** Config D of the benchmarks: a DiT on 16×16×3 images, patch 2 (64 tokens), width 192, 4 blocks, 4 heads (2.84 M). */
+export const CONFIG_D: Readonly<DitConfig> = Object.freeze({
+  arch: 'dit',
+  dataDim: 768,
+  width: 192,
+  depth: 4,
+  mlpRatio: 4,
+  timeFeatures: 64,
+  vocabSize: 32,
+  condSlots: 8,
+  imageSize: 16,
+  channels: 3,
+  patch: 2,
+  heads: 4,
+});
+
+const PRESETS: Record<NetPreset, Readonly<NetConfig>> = { small: CONFIG_SMALL, M: CONFIG_M, D: CONFIG_D };
+
+const LIMITS: Record<keyof CommonNetConfig, [number, number]> = {
   dataDim: [1, 1 << 20],
   width: [1, 1 << 16],
   depth: [0, 256],
@@ -50,20 +97,62 @@ const LIMITS: Record<keyof NetConfig, [number, number]> = {
   condSlots: [1, 1024],
 };
 
-/** Fills a partial config from a preset ('small' by default) and validates every field. */
+const DIT_LIMITS: Record<'imageSize' | 'channels' | 'patch' | 'heads', [number, number]> = {
+  imageSize: [1, 4096],
+  channels: [1, 4096],
+  patch: [1, 4096],
+  heads: [1, 1 << 16],
+};
+
+/**
+ * Fills a partial config from a preset and validates every field. The preset defaults to 'D' when `arch` is 'dit'
+ * and to 'small' otherwise; an explicit preset of the other architecture is an error.
+ */
 export function resolveNetConfig(config: unknown): NetConfig {
   const given = objectOption('config', config);
-  rejectUnknown('config', given, [...Object.keys(LIMITS), 'preset']);
-  const preset = given.preset ?? 'small';
-  if (preset !== 'small' && preset !== 'M')
-    throw new RangeError(`config.preset must be 'small' or 'M', got ${String(preset)}`);
-  const base = preset === 'M' ? CONFIG_M : CONFIG_SMALL;
-  const result = { ...base };
-  for (const key of Object.keys(LIMITS) as (keyof NetConfig)[]) {
+  rejectUnknown('config', given, ['arch', ...Object.keys(LIMITS), ...Object.keys(DIT_LIMITS), 'preset']);
+  if (given.arch !== undefined && given.arch !== 'mlp' && given.arch !== 'dit')
+    throw new RangeError(`config.arch must be 'mlp' or 'dit', got ${String(given.arch)}`);
+  const preset = given.preset ?? (given.arch === 'dit' ? 'D' : 'small');
+  if (typeof preset !== 'string' || !Object.hasOwn(PRESETS, preset))
+    throw new RangeError(`config.preset must be 'small', 'M' or 'D', got ${String(preset)}`);
+  const base = PRESETS[preset as NetPreset];
+  if (given.arch !== undefined && given.arch !== base.arch)
+    throw new RangeError(`config.arch '${given.arch}' does not match preset '${preset}' (arch '${base.arch}')`);
+
+  const common = { arch: base.arch } as Record<string, unknown>;
+  for (const key of Object.keys(LIMITS) as (keyof CommonNetConfig)[]) {
     const [min, max] = LIMITS[key];
-    result[key] = numberOption('config', given, key, { kind: 'int', min, max }, base[key]);
+    common[key] = numberOption('config', given, key, { kind: 'int', min, max }, base[key]);
   }
-  if (result.timeFeatures % 2 !== 0)
-    throw new RangeError(`config.timeFeatures must be even, got ${result.timeFeatures}`);
-  return result;
+  if ((common.timeFeatures as number) % 2 !== 0)
+    throw new RangeError(`config.timeFeatures must be even, got ${common.timeFeatures}`);
+  if (base.arch === 'mlp') {
+    for (const key of Object.keys(DIT_LIMITS)) {
+      if (given[key] !== undefined) throw new TypeError(`config.${key} applies only to arch 'dit'`);
+    }
+    return common as unknown as MlpConfig;
+  }
+  for (const key of Object.keys(DIT_LIMITS) as (keyof typeof DIT_LIMITS)[]) {
+    const [min, max] = DIT_LIMITS[key];
+    common[key] = numberOption('config', given, key, { kind: 'int', min, max }, base[key]);
+  }
+  const dit = common as unknown as DitConfig;
+  checkDitShapes(dit);
+  return dit;
+}
+
+/** The DiT's consistency rules (the native core checks them again). */
+function checkDitShapes(c: DitConfig): void {
+  const pixels = c.imageSize * c.imageSize * c.channels;
+  if (c.dataDim !== pixels)
+    throw new RangeError(
+      `config.dataDim must equal imageSize² · channels = ${pixels} for arch 'dit', got ${c.dataDim}`,
+    );
+  if (c.imageSize % c.patch !== 0)
+    throw new RangeError(`config.imageSize (${c.imageSize}) must be divisible by patch (${c.patch})`);
+  if (c.width % c.heads !== 0)
+    throw new RangeError(`config.width (${c.width}) must be divisible by heads (${c.heads})`);
+  if (c.width % 4 !== 0)
+    throw new RangeError(`config.width must be a multiple of 4 for the 2-D sin-cos position embedding, got ${c.width}`);
 }

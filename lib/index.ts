@@ -6,8 +6,8 @@ import { type NativeBackendInfo, native } from './native.js';
 
 export type { Checkpoint, LoadOptions, SaveOptions } from './checkpoint.js';
 export { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-export type { NetConfig } from './config.js';
-export { CONFIG_M, CONFIG_SMALL } from './config.js';
+export type { Arch, DitConfig, MlpConfig, NetConfig, NetPreset } from './config.js';
+export { CONFIG_D, CONFIG_M, CONFIG_SMALL } from './config.js';
 export { BackendError, CheckpointError, DiffusionNftError, DisposedError, NumericError } from './errors.js';
 export type { GrpoLossInputs, GrpoLossOptions, SdeSampleOptions, SdeStepResult } from './flowgrpo.js';
 export { grpoLoss, SDE_STREAM, sampleSde, sdeLogProb, sdeStep } from './flowgrpo.js';

@@ -107,7 +107,7 @@ export interface NativeBackendInfo {
 }
 
 export interface NativeAddon {
-  Model: new (config: Record<string, number>, seed: number | bigint, device: string) => NativeModel;
+  Model: new (config: Record<string, number | string>, seed: number | bigint, device: string) => NativeModel;
   backendInfo(): NativeBackendInfo;
   setThreads(threads: number): void;
   philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;

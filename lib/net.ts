@@ -1,6 +1,6 @@
 import { isFloat32Array } from 'node:util/types';
 import { checkFinite, checkTensor } from './checks.js';
-import { type NetConfig, resolveNetConfig } from './config.js';
+import { type NetConfig, type NetPreset, resolveNetConfig } from './config.js';
 import { DisposedError, fromNative } from './errors.js';
 import { type NativeModel, native, type ParamSetName } from './native.js';
 import { objectOption, rejectUnknown, seedOption } from './options.js';
@@ -10,7 +10,7 @@ const PARAM_SETS: readonly ParamSetName[] = ['theta', 'old', 'ref', 'ema'];
 
 /** One parameter tensor of the flat buffer. */
 export interface ParamInfo {
-  /** Name, as in docs/network.md and the PyTorch reference. */
+  /** Name, as in docs/network.md or docs/dit.md and the PyTorch reference. */
   readonly name: string;
   readonly shape: readonly number[];
   /** Position in the flat buffer, in elements. */
@@ -37,8 +37,9 @@ export interface BatchInputs {
 }
 
 /**
- * The conditional velocity network v(x, t, cond) of docs/network.md: a residual MLP with adaLN modulation from the
- * time and condition embedding, computed by the native backend over one flat parameter buffer. Calls on one network
+ * The conditional velocity network v(x, t, cond): a residual MLP (docs/network.md, `arch: 'mlp'`) or a diffusion
+ * transformer (docs/dit.md, `arch: 'dit'`), both with adaLN modulation from the time and condition embedding,
+ * computed by the native backend over one flat parameter buffer. Calls on one network
  * are serialised in the order they were made.
  */
 export class VelocityNet {
@@ -61,13 +62,11 @@ export class VelocityNet {
   }
 
   /**
-   * Creates a network with fresh parameters. `config` fields override a preset (`preset: 'small'` for 2-D data,
-   * the default, or `'M'` for 16×16×3 images); unknown fields are rejected.
+   * Creates a network with fresh parameters. `config` fields override a preset: `'small'` for 2-D data (the
+   * default), `'M'` (MLP) or `'D'` (DiT, the default with `arch: 'dit'`) for 16×16×3 images; unknown fields are
+   * rejected.
    */
-  static create(
-    config: Partial<NetConfig> & { preset?: 'small' | 'M' } = {},
-    options: CreateOptions = {},
-  ): VelocityNet {
+  static create(config: Partial<NetConfig> & { preset?: NetPreset } = {}, options: CreateOptions = {}): VelocityNet {
     const resolved = resolveNetConfig(config);
     const opts = objectOption('options', options);
     rejectUnknown('options', opts, ['seed', 'device']);

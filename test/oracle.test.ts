@@ -1,5 +1,5 @@
-// The PyTorch oracle: the same network in PyTorch (bench/pytorch/velocity_net.py), loaded from the same safetensors
-// weights, must give the same output and the same gradients for every parameter and the input.
+// The PyTorch oracle: the same network in PyTorch (bench/pytorch/velocity_net.py, bench/pytorch/dit.py), loaded from
+// the same safetensors weights, must give the same output and the same gradients for every parameter and the input.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,47 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const CONFIGS = [
   { name: 'small', config: { width: 24, depth: 2, mlpRatio: 3, timeFeatures: 10, vocabSize: 9, condSlots: 3 } },
   { name: 'image-like', config: { dataDim: 48, width: 40, depth: 3, timeFeatures: 16, vocabSize: 12, condSlots: 4 } },
+  // 9 tokens, 3 heads of size 4
+  {
+    name: 'dit-odd',
+    config: {
+      arch: 'dit' as const,
+      dataDim: 108,
+      width: 12,
+      depth: 2,
+      mlpRatio: 3,
+      timeFeatures: 8,
+      vocabSize: 7,
+      condSlots: 2,
+      imageSize: 6,
+      channels: 3,
+      patch: 2,
+      heads: 3,
+    },
+  },
+  // 16 tokens of 4·4·2 values, 2 heads of size 10
+  {
+    name: 'dit-patch4',
+    config: {
+      arch: 'dit' as const,
+      dataDim: 512,
+      width: 20,
+      depth: 2,
+      mlpRatio: 2,
+      timeFeatures: 6,
+      vocabSize: 5,
+      condSlots: 3,
+      imageSize: 16,
+      channels: 2,
+      patch: 4,
+      heads: 2,
+    },
+  },
 ];
+const errors: Record<string, number> = {};
+afterAll(() => {
+  if (process.env.DNFT_ORACLE_REPORT) console.log(JSON.stringify(errors));
+});
 
 describe('PyTorch oracle', () => {
   it('has Debian python3-torch (installed by scripts/dev.sh test)', () => expect(hasTorch).toBe(true));
@@ -50,14 +90,19 @@ describe('PyTorch oracle', () => {
         const ref = (await readSafetensorsFile(output)).tensors;
 
         const refOut = ref.output?.data as Float32Array;
-        expect(relativeError(ours.out.storage, refOut)).toBeLessThan(1e-5);
-        expect(relativeError(ours.dx.storage, ref['grad.x']?.data as Float32Array)).toBeLessThan(1e-4);
+        const outErr = relativeError(ours.out.storage, refOut);
+        const dxErr = relativeError(ours.dx.storage, ref['grad.x']?.data as Float32Array);
+        expect(outErr).toBeLessThan(1e-5);
+        expect(dxErr).toBeLessThan(1e-4);
+        let gradErr = 0;
         for (const p of net.params) {
           const refGrad = ref[`grad.${p.name}`]?.data as Float32Array;
           expect(refGrad, p.name).toBeDefined();
           const err = relativeError(ours.grads.subarray(p.offset, p.offset + p.size), refGrad);
           expect(err, `${p.name}: relative error ${err}`).toBeLessThan(1e-4);
+          gradErr = Math.max(gradErr, err);
         }
+        errors[`${name}/${batch}`] = Math.max(outErr, dxErr, gradErr);
       });
     }
   }

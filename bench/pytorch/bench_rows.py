@@ -1,5 +1,9 @@
 """PyTorch peers of the benchmark rows B1-B3 (shared/spec benchmarks.md) on the same velocity net.
 
+--config takes a JSON config of either architecture; `"arch": "dit"` selects the DiT (dit.py), e.g. config D:
+  --config '{"arch": "dit", "dataDim": 768, "width": 192, "depth": 4, "mlpRatio": 4, "timeFeatures": 64,
+             "vocabSize": 32, "condSlots": 8, "imageSize": 16, "channels": 3, "patch": 2, "heads": 4}'
+
 B1, one flow-matching training step: x0, eps ~ N(0, I), t ~ U(0, 1), cond ~ U{0..V-1}^(B, L);
   x_t = (1 - t) x0 + t eps, loss = mean((net(x_t, t, cond) - (eps - x0))^2); backward; clip the global grad
   norm to 1.0; AdamW(lr 1e-4, betas (0.9, 0.999), eps 1e-8, weight decay 1e-4 on the Linear weights).
@@ -22,7 +26,7 @@ import resource
 import statistics
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 
 
@@ -53,7 +57,21 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from dit import DiT, DiTConfig  # noqa: E402
 from velocity_net import CONFIG_M, VelocityNet, VelocityNetConfig, uses_weight_decay  # noqa: E402
+
+
+def load_config(text: Optional[str]) -> Tuple[Any, Any]:
+    """(config, network class) of a JSON config; config M when none is given."""
+    if text is None:
+        return CONFIG_M, VelocityNet
+    d = json.loads(text)
+    arch = d.get("arch", "mlp")
+    if arch == "dit":
+        return DiTConfig.from_dict(d), DiT
+    if arch != "mlp":
+        raise ValueError(f"unsupported arch {arch!r} ('mlp' | 'dit')")
+    return VelocityNetConfig.from_dict(d), VelocityNet
 
 
 def detect_blas() -> str:
@@ -77,7 +95,7 @@ def detect_blas() -> str:
     return "unknown"
 
 
-def build_optimizer(net: VelocityNet) -> torch.optim.Optimizer:
+def build_optimizer(net: torch.nn.Module) -> torch.optim.Optimizer:
     decay = [p for n, p in net.named_parameters() if uses_weight_decay(n)]
     no_decay = [p for n, p in net.named_parameters() if not uses_weight_decay(n)]
     return torch.optim.AdamW(
@@ -101,7 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
-    config = VelocityNetConfig.from_json(args.config) if args.config else CONFIG_M
+    config, net_type = load_config(args.config)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     dev = torch.device(args.device)
@@ -115,7 +133,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"torch {torch.__version__} has no torch.compile", file=sys.stderr)
         return 2
 
-    net = VelocityNet(config).to(dev)
+    net = net_type(config).to(dev)
     net.randomize_()  # non-zero everywhere so every matmul does real work
     nparams = sum(p.numel() for p in net.parameters())
     opt = build_optimizer(net)
@@ -142,7 +160,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         x0, eps, t, _, cond, xt = batch()
         return apply(F.mse_loss(model(xt, t, cond), eps - x0))
 
-    old = VelocityNet(config).to(dev)
+    old = net_type(config).to(dev)
     old.load_state_dict(net.state_dict())
     old.requires_grad_(False)
 

@@ -1,11 +1,12 @@
-"""Independent oracle for the test suite: forward + backward of the velocity network.
+"""Independent oracle for the test suite: forward + backward of the velocity network (MLP or DiT).
 
 Usage:  /usr/bin/python3 bench/pytorch/oracle.py IN.safetensors OUT.safetensors
 
-IN holds every network parameter under its docs/network.md name, plus
+IN holds every network parameter under its docs/network.md (or docs/dit.md) name, plus
 `input.x` (B, D) F32, `input.t` (B) F32, `input.cond` (B, L) I32 and
 `input.dout` (B, D) F32; metadata `config` is the JSON config (camelCase fields)
-and optional metadata `dtype` is `float32` (default) or `float64`.
+and optional metadata `dtype` is `float32` (default) or `float64`. The config's `arch`
+('mlp', the default, or 'dit') picks the network.
 
 OUT holds `output` (B, D), `grad.x` (B, D) and `grad.<name>` for every parameter,
 all F32: out = net(x, t, cond) and the gradients of sum(out * dout).
@@ -27,9 +28,11 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import safetensors_io  # noqa: E402
+from dit import DiT, DiTConfig  # noqa: E402
 from velocity_net import VelocityNet, VelocityNetConfig  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_ARCHS = {"mlp": (VelocityNetConfig, VelocityNet), "dit": (DiTConfig, DiT)}
 
 
 def run(in_path: str, out_path: str) -> None:
@@ -38,16 +41,18 @@ def run(in_path: str, out_path: str) -> None:
     if "config" not in meta:
         raise ValueError("metadata key 'config' is missing")
     cfg_dict = json.loads(meta["config"])
-    if cfg_dict.get("arch", "mlp") != "mlp":
-        raise ValueError(f"unsupported arch {cfg_dict['arch']!r} (only 'mlp')")
-    config = VelocityNetConfig.from_dict(cfg_dict)
+    arch = cfg_dict.get("arch", "mlp")
+    if arch not in _ARCHS:
+        raise ValueError(f"unsupported arch {arch!r} ('mlp' | 'dit')")
+    config_type, net_type = _ARCHS[arch]
+    config = config_type.from_dict(cfg_dict)
     dname = meta.get("dtype", "float32")
     if dname not in _DTYPES:
         raise ValueError(f"unsupported dtype {dname!r} (float32 | float64)")
     dtype = _DTYPES[dname]
     torch.manual_seed(0)  # deterministic, though nothing below is random
 
-    net = VelocityNet(config, init=False).to(dtype)
+    net = net_type(config, init=False).to(dtype)
     state: Dict[str, torch.Tensor] = {}
     for name, p in net.named_parameters():
         if name not in tensors:

@@ -4,7 +4,9 @@
 (b) float64 gradients vs torch.autograd.gradcheck on a tiny config (random non-zero params);
 (c) the forward vs an independent NumPy transcription of docs/network.md;
 (d) safetensors_io round trip (all dtypes, metadata, empty tensors, layout);
-(e) oracle.py end to end (float32 and float64) vs a direct computation.
+(e) oracle.py end to end (float32 and float64) vs a direct computation, for the MLP and the DiT;
+(f) the DiT (dit.py): names/shapes/order, config D's count, zero output at init, patchify's HWC index map,
+    float64 gradcheck on a tiny config with odd token count and head size.
 Exits non-zero on the first failure.
 """
 
@@ -17,7 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-from typing import Dict
+from typing import Any, Dict
 
 import numpy as np
 import torch
@@ -25,6 +27,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import dit  # noqa: E402
 import safetensors_io  # noqa: E402
 from velocity_net import (  # noqa: E402
     CONFIG_M,
@@ -174,10 +177,21 @@ def check_safetensors() -> None:
     print("(d) safetensors_io round trip: ok")
 
 
+TINY_DIT = dit.DiTConfig(
+    dataDim=108, width=12, depth=2, mlpRatio=2, timeFeatures=4, vocabSize=5, condSlots=2,
+    imageSize=6, channels=3, patch=2, heads=3,
+)
+
+
 def check_oracle() -> None:
+    for cfg, net_type in ((TINY, VelocityNet), (TINY_DIT, dit.DiT)):
+        check_oracle_of(cfg, net_type)
+    print("(e) oracle.py float32/float64, MLP and DiT: ok")
+
+
+def check_oracle_of(cfg: Any, net_type: Any) -> None:
     torch.manual_seed(3)
-    cfg = TINY
-    net = VelocityNet(cfg)
+    net = net_type(cfg)
     net.randomize_(std=0.2)
     b = 6
     x = torch.randn(b, cfg.dataDim)
@@ -187,7 +201,7 @@ def check_oracle() -> None:
     inputs = {n: p.detach() for n, p in net.named_parameters()}
     inputs.update({"input.x": x, "input.t": t, "input.cond": cond, "input.dout": dout})
     for dname, dt in (("float32", torch.float32), ("float64", torch.float64)):
-        ref = VelocityNet(cfg, init=False).to(dt)
+        ref = net_type(cfg, init=False).to(dt)
         ref.load_state_dict({k: v.to(dt) for k, v in net.state_dict().items()})
         xr = x.detach().to(dt, copy=True).requires_grad_(True)
         out = ref(xr, t.to(dt), cond)
@@ -203,7 +217,46 @@ def check_oracle() -> None:
         for k, v in expect.items():
             assert res[k].dtype == torch.float32 and res[k].shape == v.shape, k
             assert torch.allclose(res[k], v.float(), atol=1e-6, rtol=1e-5), k
-    print("(e) oracle.py float32/float64: ok")
+
+
+def check_dit() -> None:
+    for cfg in (dit.CONFIG_D, TINY_DIT):
+        net = dit.DiT(cfg)
+        got = [(n, tuple(p.shape)) for n, p in net.named_parameters()]
+        assert got == dit.param_shapes(cfg), "DiT parameter names/shapes/order differ from the doc"
+        assert list(net.state_dict().keys()) == [n for n, _ in got]
+        x = torch.randn(3, cfg.dataDim)
+        c = torch.randint(0, cfg.vocabSize, (3, cfg.condSlots), dtype=torch.int32)
+        assert torch.count_nonzero(net(x, torch.rand(3), c)) == 0, "adaLN-Zero must give a zero output at init"
+    assert dit.param_count(dit.CONFIG_D) == 2843340, dit.param_count(dit.CONFIG_D)
+
+    # patchify: token gy·G + gx, value (py·p + px)·C + ch is pixel (gy·p + py, gx·p + px), ch of the HWC image.
+    cfg = TINY_DIT
+    img = torch.arange(cfg.dataDim, dtype=torch.float64).reshape(1, -1)
+    tok = dit.patchify(img, cfg)
+    s, ch, p, g = cfg.imageSize, cfg.channels, cfg.patch, cfg.grid
+    for token in range(cfg.tokens):
+        for j in range(cfg.patchDim):
+            gy, gx, c_, px, py = token // g, token % g, j % ch, (j // ch) % p, j // (ch * p)
+            assert tok[0, token, j] == ((gy * p + py) * s + gx * p + px) * ch + c_
+    assert torch.equal(dit.unpatchify(tok, cfg), img)
+
+    torch.manual_seed(4)
+    net = dit.DiT(cfg).double()
+    net.randomize_(std=0.3)
+    names = [n for n, _ in net.named_parameters()]
+    params = [p.detach().clone().requires_grad_(True) for p in net.parameters()]
+    b = 3
+    x = torch.randn(b, cfg.dataDim, dtype=torch.float64, requires_grad=True)
+    t = torch.rand(b, dtype=torch.float64)
+    cond = torch.randint(0, cfg.vocabSize, (b, cfg.condSlots), dtype=torch.int32)
+    from torch.nn.utils.stateless import functional_call
+
+    def f(xx: torch.Tensor, *ps: torch.Tensor) -> torch.Tensor:
+        return functional_call(net, dict(zip(names, ps)), (xx, t, cond))
+
+    assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-6, rtol=1e-5)
+    print(f"(f) DiT: layout, config D = {dit.param_count(dit.CONFIG_D)} parameters, patchify, gradcheck: ok")
 
 
 def main() -> int:
@@ -213,6 +266,7 @@ def main() -> int:
     check_numpy_forward()
     check_safetensors()
     check_oracle()
+    check_dit()
     print("all self-checks passed")
     return 0
 

@@ -80,6 +80,12 @@ NetConfig net_config_from(const Napi::Object& o) {
     if (std::floor(v) != v) throw_range(o.Env(), std::string("config.") + name + " must be an integer");
     return static_cast<int>(v);
   };
+  Napi::Value arch = o.Get("arch");
+  if (!arch.IsUndefined()) {
+    const std::string name = arch.IsString() ? arch.As<Napi::String>().Utf8Value() : "";
+    if (name != "mlp" && name != "dit") throw_range(o.Env(), "config.arch must be 'mlp' or 'dit'");
+    c.arch = name == "dit" ? Arch::kDit : Arch::kMlp;
+  }
   c.data_dim = int_field("dataDim", c.data_dim);
   c.width = int_field("width", c.width);
   c.depth = int_field("depth", c.depth);
@@ -87,11 +93,16 @@ NetConfig net_config_from(const Napi::Object& o) {
   c.time_features = int_field("timeFeatures", c.time_features);
   c.vocab_size = int_field("vocabSize", c.vocab_size);
   c.cond_slots = int_field("condSlots", c.cond_slots);
+  c.image_size = int_field("imageSize", c.image_size);
+  c.channels = int_field("channels", c.channels);
+  c.patch = int_field("patch", c.patch);
+  c.heads = int_field("heads", c.heads);
   return c;
 }
 
 Napi::Object net_config_to(Napi::Env env, const NetConfig& c) {
   Napi::Object o = Napi::Object::New(env);
+  o.Set("arch", c.arch == Arch::kDit ? "dit" : "mlp");
   o.Set("dataDim", c.data_dim);
   o.Set("width", c.width);
   o.Set("depth", c.depth);
@@ -99,6 +110,12 @@ Napi::Object net_config_to(Napi::Env env, const NetConfig& c) {
   o.Set("timeFeatures", c.time_features);
   o.Set("vocabSize", c.vocab_size);
   o.Set("condSlots", c.cond_slots);
+  if (c.arch == Arch::kDit) {
+    o.Set("imageSize", c.image_size);
+    o.Set("channels", c.channels);
+    o.Set("patch", c.patch);
+    o.Set("heads", c.heads);
+  }
   return o;
 }
 

@@ -42,6 +42,10 @@ class Backend {
   // din = dout · silu'(in)
   virtual void silu_backward(float* din, const float* dout, const float* in, size_t n) = 0;
 
+  // gelu with the tanh approximation (core/math/activation.h); din = dout · gelu'(in)
+  virtual void gelu_forward(float* out, const float* in, size_t n) = 0;
+  virtual void gelu_backward(float* din, const float* dout, const float* in, size_t n) = 0;
+
   // out (B, F) = [cos(1000 t f_k), sin(1000 t f_k)], f_k = 10000^(-k / (F/2)).
   virtual void time_features(float* out, const float* t, int B, int F) = 0;
 
@@ -58,6 +62,34 @@ class Backend {
   // din (B, W) += d/din; dmod (B, 2W) = d/dmod (skipped when mod is null).
   virtual void adaln_backward(float* din, float* dmod, const float* dout, const float* in, const float* mean,
                               const float* rstd, const float* mod, int B, int W) = 0;
+
+  // The adaLN of tokens (B, T, W): layer norm of every token, then n·(1 + scale) + shift with the sample's modulation
+  // scale[b·mod_stride + w], shift[b·mod_stride + w]; scale null means plain layer norm. Saves mean and rstd (B·T).
+  virtual void modulated_norm_forward(float* out, float* mean, float* rstd, const float* in, const float* scale,
+                                      const float* shift, int B, int T, int W, int mod_stride) = 0;
+  // din (B, T, W) += d/din; dscale and dshift (same stride) = the sums over the tokens (skipped when dscale is null).
+  virtual void modulated_norm_backward(float* din, float* dscale, float* dshift, const float* dout, const float* in,
+                                       const float* mean, const float* rstd, const float* scale, int B, int T, int W,
+                                       int mod_stride) = 0;
+  // out (B, T, W) = h + gate ⊙ y with the sample's gate[b·mod_stride + w]; out may be h.
+  virtual void gated_residual_forward(float* out, const float* h, const float* y, const float* gate, int B, int T,
+                                      int W, int mod_stride) = 0;
+  // dy = gate ⊙ dout; dgate (stride mod_stride) = Σ_tokens dout ⊙ y. The residual's own gradient is dout itself.
+  virtual void gated_residual_backward(float* dy, float* dgate, const float* dout, const float* y, const float* gate,
+                                       int B, int T, int W, int mod_stride) = 0;
+
+  // Multi-head self-attention over T tokens: qkv (B, T, 3W) with rows [q | k | v], head h in columns h·d … (h+1)·d of
+  // each part (W = H·d); out (B, T, W) = softmax(q kᵀ/√d) v with the heads side by side. probs (B, H, T, T) keeps the
+  // probabilities for the backward.
+  virtual void attention_forward(float* out, float* probs, const float* qkv, int B, int T, int H, int d) = 0;
+  // dqkv (B, T, 3W) from dout (B, T, W), the forward's qkv and probs.
+  virtual void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs, int B, int T,
+                                  int H, int d) = 0;
+
+  // tokens (B, (S/p)², p·p·C) ← images (B, S·S·C) flattened HWC (core/math/patchify.h); unpatchify is its inverse,
+  // and each is the other's backward.
+  virtual void patchify(float* tokens, const float* images, int B, int S, int C, int p) = 0;
+  virtual void unpatchify(float* images, const float* tokens, int B, int S, int C, int p) = 0;
 
   // y += x
   virtual void add_inplace(float* y, const float* x, size_t n) = 0;

@@ -16,10 +16,13 @@ const char* param_set_name(ParamSet which) {
 }
 
 Model::Model(Backend& backend, const NetConfig& config, uint64_t seed)
-    : backend_(backend), net_(config), grads_(backend, net_.param_count()) {
-  sets_[0] = Buffer<float>(backend_, net_.param_count());
-  net_.init_params(backend_, sets_[0].get(), seed);
-  backend_.fill(grads_.get(), 0.0f, net_.param_count());
+    : backend_(backend),
+      net_(make_network(config)),
+      workspace_(net_->make_workspace()),
+      grads_(backend, net_->param_count()) {
+  sets_[0] = Buffer<float>(backend_, net_->param_count());
+  net_->init_params(backend_, sets_[0].get(), seed);
+  backend_.fill(grads_.get(), 0.0f, net_->param_count());
 }
 
 float* Model::params(ParamSet which) const {
@@ -31,36 +34,36 @@ float* Model::params(ParamSet which) const {
 }
 
 void Model::get_params(float* host, ParamSet which) const {
-  backend_.copy_to_host(host, params(which), net_.param_count() * sizeof(float));
+  backend_.copy_to_host(host, params(which), net_->param_count() * sizeof(float));
 }
 
 void Model::set_params(const float* host, ParamSet which) {
   Buffer<float>& set = sets_[static_cast<int>(which)];
-  ensure(set, backend_, net_.param_count());
-  set.upload(host, net_.param_count());
+  ensure(set, backend_, net_->param_count());
+  set.upload(host, net_->param_count());
 }
 
 void Model::copy_params(ParamSet dst, ParamSet src) {
   const float* from = params(src);
   Buffer<float>& set = sets_[static_cast<int>(dst)];
-  ensure(set, backend_, net_.param_count());
-  if (dst != src) backend_.copy(set.get(), from, net_.param_count() * sizeof(float));
+  ensure(set, backend_, net_->param_count());
+  if (dst != src) backend_.copy(set.get(), from, net_->param_count() * sizeof(float));
 }
 
 void Model::blend_params(ParamSet dst, double eta, ParamSet src) {
   float* to = params(dst);
-  backend_.lincomb(to, net_.param_count(), static_cast<float>(eta), to, static_cast<float>(1.0 - eta), params(src),
+  backend_.lincomb(to, net_->param_count(), static_cast<float>(eta), to, static_cast<float>(1.0 - eta), params(src),
                    0.0f, nullptr);
 }
 
 void Model::get_optimizer_state(float* host_m, float* host_v) const {
   if (m_.empty()) throw Error(Error::Kind::kState, "the model has no optimiser state yet");
-  m_.download(host_m, net_.param_count());
-  v_.download(host_v, net_.param_count());
+  m_.download(host_m, net_->param_count());
+  v_.download(host_v, net_->param_count());
 }
 
 void Model::set_optimizer_state(const float* host_m, const float* host_v, int64_t step) {
-  const size_t n = net_.param_count();
+  const size_t n = net_->param_count();
   ensure(m_, backend_, n);
   ensure(v_, backend_, n);
   m_.upload(host_m, n);
@@ -75,7 +78,7 @@ void Model::reset_optimizer() {
 }
 
 void Model::stage_inputs(const float* host_x, const float* host_t, const int32_t* host_tokens, int B) {
-  const NetConfig& c = net_.config();
+  const NetConfig& c = net_->config();
   const size_t BD = static_cast<size_t>(B) * c.data_dim;
   ensure(x_, backend_, BD);
   ensure(out_, backend_, BD);
@@ -93,21 +96,21 @@ void Model::velocity(ParamSet which, const float* host_x, const float* host_t, c
                      float* host_out) {
   const float* p = params(which);
   stage_inputs(host_x, host_t, host_tokens, B);
-  net_.forward(backend_, workspace_, p, x_.get(), t_.get(), tokens_.get(), B, out_.get());
-  out_.download(host_out, static_cast<size_t>(B) * net_.config().data_dim);
+  net_->forward(backend_, *workspace_, p, x_.get(), t_.get(), tokens_.get(), B, out_.get());
+  out_.download(host_out, static_cast<size_t>(B) * net_->config().data_dim);
 }
 
 void Model::forward_backward(const float* host_x, const float* host_t, const int32_t* host_tokens,
                              const float* host_dout, int B, float* host_out, float* host_dx, float* host_grads) {
-  const size_t BD = static_cast<size_t>(B) * net_.config().data_dim;
+  const size_t BD = static_cast<size_t>(B) * net_->config().data_dim;
   stage_inputs(host_x, host_t, host_tokens, B);
   dout_.upload(host_dout, BD);
-  net_.forward(backend_, workspace_, params(), x_.get(), t_.get(), tokens_.get(), B, out_.get());
-  backend_.fill(grads_.get(), 0.0f, net_.param_count());
-  net_.backward(backend_, workspace_, params(), grads_.get(), x_.get(), tokens_.get(), dout_.get(), B, target_.get());
+  net_->forward(backend_, *workspace_, params(), x_.get(), t_.get(), tokens_.get(), B, out_.get());
+  backend_.fill(grads_.get(), 0.0f, net_->param_count());
+  net_->backward(backend_, *workspace_, params(), grads_.get(), x_.get(), tokens_.get(), dout_.get(), B, target_.get());
   out_.download(host_out, BD);
   target_.download(host_dx, BD);
-  grads_.download(host_grads, net_.param_count());
+  grads_.download(host_grads, net_->param_count());
 }
 
 void Model::sample(ParamSet which, const float* host_noise, const int32_t* host_tokens, int B,
@@ -117,9 +120,9 @@ void Model::sample(ParamSet which, const float* host_noise, const int32_t* host_
 
 StepStats Model::flow_matching_step(const float* host_x0, const int32_t* host_tokens, int B,
                                     const FlowMatchingOptions& o) {
-  const NetConfig& c = net_.config();
+  const NetConfig& c = net_->config();
   const int64_t step = step_ + 1;
-  const size_t n = net_.param_count(), D = c.data_dim, L = c.cond_slots;
+  const size_t n = net_->param_count(), D = c.data_dim, L = c.cond_slots;
 
   // Times and condition dropout are drawn on the host (B values), so both backends see identical inputs.
   std::vector<float> t(B);
@@ -146,18 +149,18 @@ StepStats Model::flow_matching_step(const float* host_x0, const int32_t* host_to
     const int32_t* tok = tokens_.get() + static_cast<size_t>(start) * L;
     backend_.interpolate(xt, target, x0, t_.get() + start, rows, static_cast<int>(D), o.seed,
                          step_offset(step) + first);
-    net_.forward(backend_, workspace_, params(), xt, t_.get() + start, tok, rows, out);
+    net_->forward(backend_, *workspace_, params(), xt, t_.get() + start, tok, rows, out);
     // The batch loss is the mean over all B·D elements: weight each micro-batch by its share of the rows.
     const float share = static_cast<float>(rows) / static_cast<float>(B);
     loss += share * backend_.mse_loss(dout, out, target, count, share);
-    net_.backward(backend_, workspace_, params(), grads_.get(), xt, tok, dout, rows, nullptr);
+    net_->backward(backend_, *workspace_, params(), grads_.get(), xt, tok, dout, rows, nullptr);
   }
   return apply_step(loss, o.optimizer);
 }
 
 StepStats Model::apply_step(double loss, const OptimizerConfig& optimizer) {
   if (!std::isfinite(loss)) throw Error(Error::Kind::kNumeric, "the loss is not finite; the step was not applied");
-  const size_t n = net_.param_count();
+  const size_t n = net_->param_count();
   if (m_.empty()) {
     m_ = Buffer<float>(backend_, n);
     v_ = Buffer<float>(backend_, n);
@@ -166,7 +169,7 @@ StepStats Model::apply_step(double loss, const OptimizerConfig& optimizer) {
   }
   const int64_t step = step_ + 1;
   const OptimizerResult r =
-      adamw_step(backend_, net_.layout(), params(), m_.get(), v_.get(), grads_.get(), n, 1.0, optimizer, step);
+      adamw_step(backend_, net_->layout(), params(), m_.get(), v_.get(), grads_.get(), n, 1.0, optimizer, step);
   step_ = step;
   return {loss, r.grad_norm, r.lr, step};
 }

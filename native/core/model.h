@@ -3,12 +3,13 @@
 // the binding serialises calls with mutex().
 #pragma once
 
+#include <memory>
 #include <mutex>
 #include <vector>
 
+#include "core/network.h"
 #include "core/optimizer.h"
 #include "core/sampler.h"
-#include "core/velocity_net.h"
 
 namespace dnft {
 
@@ -65,7 +66,7 @@ class Model {
  public:
   Model(Backend& backend, const NetConfig& config, uint64_t seed);
 
-  const VelocityNet& net() const { return net_; }
+  const Network& net() const { return *net_; }
   Backend& backend() const { return backend_; }
   std::mutex& mutex() { return mutex_; }
   int64_t step() const { return step_; }
@@ -118,9 +119,9 @@ class Model {
   void stage_inputs(const float* host_x, const float* host_t, const int32_t* host_tokens, int B);
 
   Backend& backend_;
-  VelocityNet net_;
-  NetWorkspace workspace_;
-  Sampler sampler_{backend_, net_, workspace_};
+  std::unique_ptr<Network> net_;
+  std::unique_ptr<NetWorkspace> workspace_;
+  Sampler sampler_{backend_, *net_, *workspace_};
   Buffer<float> sets_[kParamSetCount];
   Buffer<float> grads_, m_, v_;
   // staging for one batch

@@ -8,22 +8,22 @@
 namespace dnft {
 
 void Model::guided_forward(const float* params, const float* x, int rows, double cfg_scale, float* v) {
-  const size_t n = static_cast<size_t>(rows) * net_.config().data_dim;
+  const size_t n = static_cast<size_t>(rows) * net_->config().data_dim;
   if (cfg_scale == 1.0) {
-    net_.forward(backend_, workspace_, params, x, t_.get(), tokens_.get(), rows, v);
+    net_->forward(backend_, *workspace_, params, x, t_.get(), tokens_.get(), rows, v);
     return;
   }
   // tokens_ and t_ hold 2·rows entries: the rows' conditions, then as many null ones.
   backend_.copy(stacked_.get(), x, n * sizeof(float));
   backend_.copy(stacked_.get() + n, x, n * sizeof(float));
-  net_.forward(backend_, workspace_, params, stacked_.get(), t_.get(), tokens_.get(), 2 * rows, stacked_out_.get());
+  net_->forward(backend_, *workspace_, params, stacked_.get(), t_.get(), tokens_.get(), 2 * rows, stacked_out_.get());
   backend_.lincomb(v, n, static_cast<float>(cfg_scale), stacked_out_.get(), static_cast<float>(1.0 - cfg_scale),
                    stacked_out_.get() + n, 0.0f, nullptr);
 }
 
 GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host_tokens, const float* host_advantages,
                                const float* host_logp_old, int B, const GrpoStepOptions& o) {
-  const NetConfig& c = net_.config();
+  const NetConfig& c = net_->config();
   const size_t D = c.data_dim, L = c.cond_slots;
   const int N = static_cast<int>(o.grid.size()) - 1;
   if (N < 1 || o.train_steps < 1 || o.train_steps > N) {
@@ -53,7 +53,7 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
   std::vector<int32_t> host_rows_tokens(stack * cap * L, 0);
   std::vector<SdeRow> host_rows(cap);
 
-  backend_.fill(grads_.get(), 0.0f, net_.param_count());
+  backend_.fill(grads_.get(), 0.0f, net_->param_count());
   GrpoStats stats;
   double loss = 0.0;
   const size_t plane = static_cast<size_t>(B) * D;  // one time step of the trajectory
@@ -94,10 +94,10 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
                        nullptr);
       backend_.lincomb(stacked_out_.get() + n, n, static_cast<float>(1.0 - o.cfg_scale), dout_.get(), 0.0f, dout_.get(),
                        0.0f, nullptr);
-      net_.backward(backend_, workspace_, params(), grads_.get(), stacked_.get(), tokens_.get(), stacked_out_.get(),
-                    2 * m, nullptr);
+      net_->backward(backend_, *workspace_, params(), grads_.get(), stacked_.get(), tokens_.get(), stacked_out_.get(),
+                     2 * m, nullptr);
     } else {
-      net_.backward(backend_, workspace_, params(), grads_.get(), x_.get(), tokens_.get(), dout_.get(), m, nullptr);
+      net_->backward(backend_, *workspace_, params(), grads_.get(), x_.get(), tokens_.get(), dout_.get(), m, nullptr);
     }
   }
   const StepStats step = apply_step(loss, o.optimizer);

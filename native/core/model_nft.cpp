@@ -43,7 +43,7 @@ std::vector<float> nft_training_times(const NftStepOptions& o, int B, int64_t st
 
 StepStats Model::nft_step(const float* host_x0, const int32_t* host_tokens, const float* host_r, int B,
                           const NftStepOptions& o) {
-  const NetConfig& c = net_.config();
+  const NetConfig& c = net_->config();
   const size_t D = c.data_dim, L = c.cond_slots;
   const float* old_params = params(ParamSet::kOld);
   const bool kl = o.loss.kl_coef != 0.0f;
@@ -64,7 +64,7 @@ StepStats Model::nft_step(const float* host_x0, const int32_t* host_tokens, cons
   std::vector<float> host_x(capacity * D), host_rows_r(capacity);
   std::vector<int32_t> host_rows_tokens(capacity * L);
 
-  backend_.fill(grads_.get(), 0.0f, net_.param_count());
+  backend_.fill(grads_.get(), 0.0f, net_->param_count());
   double loss = 0.0;
   for (int start = 0; start < rows; start += micro) {
     const int m = std::min(micro, rows - start);
@@ -81,13 +81,13 @@ StepStats Model::nft_step(const float* host_x0, const int32_t* host_tokens, cons
     backend_.interpolate(xt_.get(), target_.get(), x_.get(), t_.get(), m, static_cast<int>(D), o.seed,
                          step_offset(step) + static_cast<uint64_t>(start) * D);
     // v_old and v_ref first: the workspace keeps the activations of the last forward, θ's, for the backward.
-    net_.forward(backend_, workspace_, old_params, xt_.get(), t_.get(), tokens_.get(), m, v_old_.get());
-    if (kl) net_.forward(backend_, workspace_, ref_params, xt_.get(), t_.get(), tokens_.get(), m, v_ref_.get());
-    net_.forward(backend_, workspace_, params(), xt_.get(), t_.get(), tokens_.get(), m, out_.get());
+    net_->forward(backend_, *workspace_, old_params, xt_.get(), t_.get(), tokens_.get(), m, v_old_.get());
+    if (kl) net_->forward(backend_, *workspace_, ref_params, xt_.get(), t_.get(), tokens_.get(), m, v_ref_.get());
+    net_->forward(backend_, *workspace_, params(), xt_.get(), t_.get(), tokens_.get(), m, out_.get());
     const float share = static_cast<float>(m) / static_cast<float>(rows);
     loss += share * backend_.nft_loss(dout_.get(), out_.get(), v_old_.get(), kl ? v_ref_.get() : nullptr, target_.get(),
                                       t_.get(), r_.get(), m, static_cast<int>(D), o.loss, share);
-    net_.backward(backend_, workspace_, params(), grads_.get(), xt_.get(), tokens_.get(), dout_.get(), m, nullptr);
+    net_->backward(backend_, *workspace_, params(), grads_.get(), xt_.get(), tokens_.get(), dout_.get(), m, nullptr);
   }
   return apply_step(loss, o.optimizer);
 }

@@ -1,4 +1,4 @@
-// The velocity network's configuration and its flat parameter layout (docs/network.md).
+// The velocity network's configuration and its flat parameter layout (docs/network.md, docs/dit.md).
 #pragma once
 
 #include <string>
@@ -8,7 +8,11 @@
 
 namespace dnft {
 
+// kMlp: the residual MLP of docs/network.md; kDit: the diffusion transformer of docs/dit.md.
+enum class Arch { kMlp, kDit };
+
 struct NetConfig {
+  Arch arch = Arch::kMlp;
   int data_dim = 2;        // D
   int width = 128;         // W
   int depth = 3;           // residual blocks
@@ -16,6 +20,12 @@ struct NetConfig {
   int time_features = 32;  // F (even)
   int vocab_size = 16;     // V, token 0 is the null/pad token
   int cond_slots = 1;      // L
+  // kDit only: images of image_size² pixels with `channels` channels, flattened HWC (data_dim = image_size²·channels),
+  // cut into patch×patch patches; attention with `heads` heads of width / heads channels.
+  int image_size = 16;
+  int channels = 3;
+  int patch = 2;
+  int heads = 4;
 };
 
 enum class ParamInit { kZero, kUniform, kNormal };

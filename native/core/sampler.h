@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "core/buffer.h"
-#include "core/velocity_net.h"
+#include "core/network.h"
 
 namespace dnft {
 
@@ -28,7 +28,7 @@ void validate_grid(const std::vector<double>& grid);
 
 class Sampler {
  public:
-  Sampler(Backend& backend, const VelocityNet& net, NetWorkspace& workspace)
+  Sampler(Backend& backend, const Network& net, NetWorkspace& workspace)
       : backend_(backend), net_(net), ws_(workspace) {}
 
   // out (B, D): the samples at t = 0; trajectory (N + 1, B, D), the state at every grid point, when not null;
@@ -43,7 +43,7 @@ class Sampler {
   void velocity(const float* params, const float* x, double t, int rows, double cfg_scale, float* v);
 
   Backend& backend_;
-  const VelocityNet& net_;
+  const Network& net_;
   NetWorkspace& ws_;
   int capacity_ = 0;
   // (2·rows, ·) where a CFG pass stacks the conditional rows over the null-condition rows

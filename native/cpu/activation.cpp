@@ -17,4 +17,16 @@ void silu_backward(float* din, const float* dout, const float* in, size_t n) {
   });
 }
 
+void gelu_forward(float* out, const float* in, size_t n) {
+  parallel_elements(n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) out[i] = gelu(in[i]);
+  });
+}
+
+void gelu_backward(float* din, const float* dout, const float* in, size_t n) {
+  parallel_elements(n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) din[i] = dout[i] * gelu_grad(in[i]);
+  });
+}
+
 }  // namespace dnft::cpu

@@ -47,6 +47,10 @@ class CpuBackend final : public Backend {
   void silu_backward(float* din, const float* dout, const float* in, size_t n) override {
     cpu::silu_backward(din, dout, in, n);
   }
+  void gelu_forward(float* out, const float* in, size_t n) override { cpu::gelu_forward(out, in, n); }
+  void gelu_backward(float* din, const float* dout, const float* in, size_t n) override {
+    cpu::gelu_backward(din, dout, in, n);
+  }
   void time_features(float* out, const float* t, int B, int F) override { cpu::time_features(out, t, B, F); }
   void cond_embed_forward(float* out, const int32_t* tokens, const float* table, int B, int L, int V, int W) override {
     cpu::cond_embed_forward(out, tokens, table, B, L, V, W);
@@ -61,6 +65,36 @@ class CpuBackend final : public Backend {
   void adaln_backward(float* din, float* dmod, const float* dout, const float* in, const float* mean, const float* rstd,
                       const float* mod, int B, int W) override {
     cpu::adaln_backward(din, dmod, dout, in, mean, rstd, mod, B, W);
+  }
+  void modulated_norm_forward(float* out, float* mean, float* rstd, const float* in, const float* scale,
+                              const float* shift, int B, int T, int W, int mod_stride) override {
+    cpu::modulated_norm_forward(out, mean, rstd, in, scale, shift, B, T, W, mod_stride);
+  }
+  void modulated_norm_backward(float* din, float* dscale, float* dshift, const float* dout, const float* in,
+                               const float* mean, const float* rstd, const float* scale, int B, int T, int W,
+                               int mod_stride) override {
+    cpu::modulated_norm_backward(din, dscale, dshift, dout, in, mean, rstd, scale, B, T, W, mod_stride);
+  }
+  void gated_residual_forward(float* out, const float* h, const float* y, const float* gate, int B, int T, int W,
+                              int mod_stride) override {
+    cpu::gated_residual_forward(out, h, y, gate, B, T, W, mod_stride);
+  }
+  void gated_residual_backward(float* dy, float* dgate, const float* dout, const float* y, const float* gate, int B,
+                               int T, int W, int mod_stride) override {
+    cpu::gated_residual_backward(dy, dgate, dout, y, gate, B, T, W, mod_stride);
+  }
+  void attention_forward(float* out, float* probs, const float* qkv, int B, int T, int H, int d) override {
+    cpu::attention_forward(out, probs, qkv, B, T, H, d);
+  }
+  void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs, int B, int T, int H,
+                          int d) override {
+    cpu::attention_backward(dqkv, dout, qkv, probs, B, T, H, d);
+  }
+  void patchify(float* tokens, const float* images, int B, int S, int C, int p) override {
+    cpu::patchify(tokens, images, B, S, C, p);
+  }
+  void unpatchify(float* images, const float* tokens, int B, int S, int C, int p) override {
+    cpu::unpatchify(images, tokens, B, S, C, p);
   }
   void add_inplace(float* y, const float* x, size_t n) override { cpu::add_inplace(y, x, n); }
   double nft_loss(float* dv_theta, const float* v_theta, const float* v_old, const float* v_ref, const float* target,

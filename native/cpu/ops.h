@@ -15,6 +15,8 @@ void linear_backward(float* din, float* dw, float* db, const float* dout, const 
 // activation.cpp
 void silu_forward(float* out, const float* in, size_t n);
 void silu_backward(float* din, const float* dout, const float* in, size_t n);
+void gelu_forward(float* out, const float* in, size_t n);
+void gelu_backward(float* din, const float* dout, const float* in, size_t n);
 
 // elementwise.cpp
 void add_inplace(float* y, const float* x, size_t n);
@@ -29,6 +31,24 @@ void cond_embed_backward(float* dtable, const float* dout, const int32_t* tokens
 void adaln_forward(float* out, float* mean, float* rstd, const float* in, const float* mod, int B, int W);
 void adaln_backward(float* din, float* dmod, const float* dout, const float* in, const float* mean, const float* rstd,
                     const float* mod, int B, int W);
+void modulated_norm_forward(float* out, float* mean, float* rstd, const float* in, const float* scale,
+                            const float* shift, int B, int T, int W, int mod_stride);
+void modulated_norm_backward(float* din, float* dscale, float* dshift, const float* dout, const float* in,
+                             const float* mean, const float* rstd, const float* scale, int B, int T, int W,
+                             int mod_stride);
+void gated_residual_forward(float* out, const float* h, const float* y, const float* gate, int B, int T, int W,
+                            int mod_stride);
+void gated_residual_backward(float* dy, float* dgate, const float* dout, const float* y, const float* gate, int B,
+                             int T, int W, int mod_stride);
+
+// attention.cpp
+void attention_forward(float* out, float* probs, const float* qkv, int B, int T, int H, int d);
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs, int B, int T, int H,
+                        int d);
+
+// patchify.cpp
+void patchify(float* tokens, const float* images, int B, int S, int C, int p);
+void unpatchify(float* images, const float* tokens, int B, int S, int C, int p);
 
 // random.cpp
 void fill_normal(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float stddev);

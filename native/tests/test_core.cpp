@@ -5,9 +5,10 @@
 
 #include "core/math/philox.h"
 #include "core/model.h"
-#include "core/velocity_net.h"
+#include "core/network.h"
 #include "cpu/ops.h"
 #include "tests/check.h"
+#include "tests/net_gradients.h"
 
 using namespace dnft;
 
@@ -62,64 +63,7 @@ NetConfig small_config() {
   return c;
 }
 
-// Σ out·dout for the model's current parameters, accumulated in double.
-double projected_output(Model& model, const std::vector<float>& x, const std::vector<float>& t,
-                        const std::vector<int32_t>& tokens, const std::vector<float>& dout, int B) {
-  std::vector<float> out(dout.size());
-  model.velocity(dnft::ParamSet::kTheta, x.data(), t.data(), tokens.data(), B, out.data());
-  double sum = 0;
-  for (size_t i = 0; i < out.size(); ++i) sum += static_cast<double>(out[i]) * dout[i];
-  return sum;
-}
-
-void backward_matches_finite_differences() {
-  const NetConfig c = small_config();
-  const int B = 7;
-  Model model(cpu_backend(), c, 3);
-  // Perturb every parameter so that zero-initialised groups (adaLN, output) carry gradient everywhere.
-  const size_t n = model.net().param_count();
-  std::vector<float> params(n), noise(n);
-  model.get_params(params.data());
-  cpu::fill_normal(noise.data(), n, 9, kStreamUser, 0, 0.3f);
-  for (size_t i = 0; i < n; ++i) params[i] += noise[i];
-  model.set_params(params.data());
-
-  std::vector<float> x(B * c.data_dim), t(B), dout(B * c.data_dim);
-  std::vector<int32_t> tokens(B * c.cond_slots);
-  cpu::fill_normal(x.data(), x.size(), 1, kStreamUser, 0, 1.0f);
-  cpu::fill_uniform(t.data(), t.size(), 2, kStreamUser, 0, 0.0f, 1.0f);
-  cpu::fill_normal(dout.data(), dout.size(), 4, kStreamUser, 0, 1.0f);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 5 + 1) % c.vocab_size);
-
-  std::vector<float> out(dout.size()), dx(x.size()), grads(n);
-  model.forward_backward(x.data(), t.data(), tokens.data(), dout.data(), B, out.data(), dx.data(), grads.data());
-
-  // Directional derivative along a random direction, per parameter group and for the input.
-  const double h = 3e-3;  // truncation error O(h²) vs float32 rounding O(ε/h)
-  auto check_direction = [&](const char* what, std::vector<float>& values, size_t first, size_t size,
-                             const float* analytic, bool is_params) {
-    std::vector<float> direction(size);
-    cpu::fill_normal(direction.data(), size, 11 + first, kStreamUser, 0, 1.0f);
-    double expect = 0;
-    for (size_t i = 0; i < size; ++i) expect += static_cast<double>(analytic[i]) * direction[i];
-    const std::vector<float> saved(values);
-    auto evaluate = [&](double step) {
-      for (size_t i = 0; i < size; ++i) values[first + i] = saved[first + i] + static_cast<float>(step) * direction[i];
-      if (is_params) model.set_params(values.data());
-      const double value = projected_output(model, is_params ? x : values, t, tokens, dout, B);
-      values = saved;
-      if (is_params) model.set_params(values.data());
-      return value;
-    };
-    const double fd = (evaluate(h) - evaluate(-h)) / (2 * h);
-    const double err = std::fabs(fd - expect) / std::max(1e-3, std::fabs(expect));
-    CHECK(err < 2e-3, "%s: finite difference %.6g vs backward %.6g (rel err %.2g)", what, fd, expect, err);
-  };
-  for (const ParamSpec& p : model.net().layout()) {
-    check_direction(p.name.c_str(), params, p.offset, p.size, grads.data() + p.offset, true);
-  }
-  check_direction("x", x, 0, x.size(), dx.data(), false);
-}
+void backward_matches_finite_differences() { test::check_network_gradients(small_config(), 7); }
 
 std::vector<float> train(int steps, int micro_batch) {
   const NetConfig c = small_config();
