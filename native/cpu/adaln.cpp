@@ -1,14 +1,10 @@
 // Layer norm without affine parameters, followed by adaLN modulation n·(1 + scale) + shift.
-#include <cmath>
+#include "core/math/adaln.h"
 
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 
 namespace dnft::cpu {
-
-namespace {
-constexpr float kLayerNormEps = 1e-6f;
-}
 
 void adaln_forward(float* out, float* mean, float* rstd, const float* in, const float* mod, int B, int W) {
   global_pool().parallel_for(B, [&](int64_t begin, int64_t end, int) {
@@ -18,17 +14,12 @@ void adaln_forward(float* out, float* mean, float* rstd, const float* in, const 
       for (int w = 0; w < W; ++w) sum += x[w];
       const double mu = sum / W;
       for (int w = 0; w < W; ++w) sum_sq += (x[w] - mu) * (x[w] - mu);
-      const float r = static_cast<float>(1.0 / std::sqrt(sum_sq / W + kLayerNormEps));
+      const float r = layer_norm_rstd(sum_sq, W);
       mean[b] = static_cast<float>(mu);
       rstd[b] = r;
       float* y = out + b * W;
-      if (mod == nullptr) {
-        for (int w = 0; w < W; ++w) y[w] = (x[w] - mean[b]) * r;
-      } else {
-        const float* scale = mod + b * 2 * W;
-        const float* shift = scale + W;
-        for (int w = 0; w < W; ++w) y[w] = (x[w] - mean[b]) * r * (1.0f + scale[w]) + shift[w];
-      }
+      const float* mod_row = mod != nullptr ? mod + b * 2 * W : nullptr;
+      for (int w = 0; w < W; ++w) y[w] = adaln_output(x[w], mean[b], r, mod_row, W, w);
     }
   });
 }
@@ -45,7 +36,7 @@ void adaln_backward(float* din, float* dmod, const float* dout, const float* in,
       double dn_sum = 0.0, dn_n_sum = 0.0;
       for (int w = 0; w < W; ++w) {
         const float n = (x[w] - mu) * r;
-        const float dn = scale != nullptr ? dy[w] * (1.0f + scale[w]) : dy[w];
+        const float dn = adaln_dn(dy[w], scale, w);
         dn_sum += dn;
         dn_n_sum += static_cast<double>(dn) * n;
       }
@@ -53,8 +44,7 @@ void adaln_backward(float* din, float* dmod, const float* dout, const float* in,
       float* dx = din + b * W;
       for (int w = 0; w < W; ++w) {
         const float n = (x[w] - mu) * r;
-        const float dn = scale != nullptr ? dy[w] * (1.0f + scale[w]) : dy[w];
-        dx[w] += r * (dn - dn_mean - n * dn_n_mean);
+        dx[w] += adaln_dx(adaln_dn(dy[w], scale, w), n, r, dn_mean, dn_n_mean);
       }
       if (dmod != nullptr) {
         float* dscale = dmod + b * 2 * W;
