@@ -23,6 +23,7 @@ class Backend {
   virtual void release(void* ptr) = 0;
   virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
+  // Backend-to-backend copy of distinct (non-overlapping) ranges.
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill(float* dst, float value, size_t n) = 0;
   // Waits until the work queued so far has finished and reports its errors (a no-op on the CPU).
