@@ -18,6 +18,7 @@
         "native/core/model_grpo.cpp",
         "native/core/sampler.cpp",
         "native/core/device_none.cpp",
+        "native/core/device_select.cpp",
         "native/cpu/cpu_backend.cpp",
         "native/cpu/thread_pool.cpp",
         "native/cpu/gemm.cpp",

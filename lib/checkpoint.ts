@@ -134,7 +134,7 @@ function withArch(config: unknown, arch: string | undefined): unknown {
  */
 export async function loadCheckpoint(path: string, options: LoadOptions = {}): Promise<Checkpoint> {
   const opts = objectOption('options', options);
-  rejectUnknown('loadCheckpoint options', opts, ['into', 'seed', 'device']);
+  rejectUnknown('loadCheckpoint options', opts, ['into', 'seed', 'device', 'precision']);
   let file: Awaited<ReturnType<typeof readSafetensorsFile>>;
   try {
     file = await readSafetensorsFile(path);
@@ -164,7 +164,11 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   }
   const net =
     into ??
-    VelocityNet.create(config, { seed: opts.seed as number | undefined, device: opts.device as 'cpu' | undefined });
+    VelocityNet.create(config, {
+      seed: opts.seed as CreateOptions['seed'],
+      device: opts.device as CreateOptions['device'],
+      precision: opts.precision as CreateOptions['precision'],
+    });
   const params = gather(file.tensors, '', net, path);
   const hasOptimizer = Object.keys(file.tensors).some((k) => k.startsWith(M_PREFIX));
   const moments = hasOptimizer

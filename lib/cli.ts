@@ -96,7 +96,7 @@ program
 program
   .command('pretrain')
   .description('pre-train a base model on the shapes world (rendered caption–image pairs, condition dropout)')
-  .addOption(new Option('--preset <name>', 'network preset').choices(['M']).default('M'))
+  .addOption(new Option('--preset <name>', 'network preset: D (DiT) or M (MLP)').choices(['D', 'M']).default('D'))
   .option('--minutes <n>', 'stop after this many minutes', positive)
   .option('--steps <n>', 'stop after this many optimiser steps', integer(1))
   .option('--batch <n>', 'samples per step', integer(1), 128)
@@ -108,7 +108,7 @@ program
   .option('--config <file>', 'JSON file with any of these options')
   .action(async (given, command: Command) => {
     const o = withConfig(given as Record<string, unknown> & { config?: string }, command) as {
-      preset: 'M';
+      preset: 'D' | 'M';
       minutes?: number;
       steps?: number;
       batch: number;
@@ -122,7 +122,7 @@ program
     const net = o.from
       ? (await loadCheckpoint(o.from)).net
       : VelocityNet.create({ preset: o.preset }, { seed: o.seed });
-    console.log(`pretrain: ${net.paramCount} parameters, batch ${o.batch}`);
+    console.log(`pretrain: ${net.paramCount} parameters (${net.config.arch}), batch ${o.batch}`);
     const signal = interruptible();
     const result = await pretrainShapes(net, { ...o, signal });
     const plain = await evaluateShapes(net);

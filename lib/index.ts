@@ -12,7 +12,7 @@ export { BackendError, CheckpointError, DiffusionNftError, DisposedError, Numeri
 export type { GrpoLossInputs, GrpoLossOptions, SdeSampleOptions, SdeStepResult } from './flowgrpo.js';
 export { grpoLoss, SDE_STREAM, sampleSde, sdeLogProb, sdeStep } from './flowgrpo.js';
 export type { ParamSetName } from './native.js';
-export type { CreateOptions, ParamInfo } from './net.js';
+export type { CreateOptions, DeviceRequest, ParamInfo, Precision } from './net.js';
 export { VelocityNet } from './net.js';
 export type { NftLossInputs, NftLossOptions, OptimalityOptions } from './nft.js';
 export { nftLoss, optimalityProbability } from './nft.js';

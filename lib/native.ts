@@ -34,6 +34,10 @@ export interface NativeModel {
   config(): Record<string, number>;
   paramCount(): number;
   step(): number;
+  /** The backend the model lives on. */
+  device(): 'cpu' | 'cuda';
+  /** The GEMM arithmetic: 'tf32' or 'fp32' (always 'fp32' on the CPU). */
+  precision(): 'tf32' | 'fp32';
   getParams(out: Float32Array, which?: ParamSetName): void;
   setParams(src: Float32Array, which?: ParamSetName): void;
   hasParams(which: ParamSetName): boolean;
@@ -107,7 +111,12 @@ export interface NativeBackendInfo {
 }
 
 export interface NativeAddon {
-  Model: new (config: Record<string, number | string>, seed: number | bigint, device: string) => NativeModel;
+  Model: new (
+    config: Record<string, number | string>,
+    seed: number | bigint,
+    device: string,
+    precision: string,
+  ) => NativeModel;
   backendInfo(): NativeBackendInfo;
   setThreads(threads: number): void;
   philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;

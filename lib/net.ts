@@ -20,12 +20,23 @@ export interface ParamInfo {
   readonly decay: boolean;
 }
 
+/** A backend request: a device, or 'auto' for the GPU when one is present and the CPU otherwise. */
+export type DeviceRequest = Device | 'auto';
+
+/** The arithmetic of the GPU's matrix products: TF32 tensor cores (default, ~1e-3 relative) or exact FP32. */
+export type Precision = 'tf32' | 'fp32';
+
 /** Options of VelocityNet.create. */
 export interface CreateOptions {
   /** Seed of the parameter initialisation (default 0). */
   seed?: number | bigint;
-  /** Backend: 'cpu' (default). */
-  device?: Device;
+  /**
+   * Backend: 'cpu' (default); 'cuda' (throws a BackendError naming the reason when no usable GPU is present);
+   * 'auto' (the GPU when `backendInfo().cuda`, else the CPU). `net.device` tells which one was picked.
+   */
+  device?: DeviceRequest;
+  /** GPU matrix-product arithmetic (default 'tf32'); the CPU always computes in FP32. */
+  precision?: Precision;
 }
 
 /** The inputs of one batch, checked and converted for a native call. */
@@ -47,14 +58,17 @@ export class VelocityNet {
   readonly config: Readonly<NetConfig>;
   /** The backend holding the parameters. */
   readonly device: Device;
+  /** The matrix-product arithmetic of the backend ('fp32' on the CPU). */
+  readonly precision: Precision;
   #model: NativeModel | null;
   #layout: readonly ParamInfo[];
   #queue: Promise<unknown> = Promise.resolve();
   #pending = 0;
 
-  private constructor(model: NativeModel, device: Device) {
+  private constructor(model: NativeModel) {
     this.#model = model;
-    this.device = device;
+    this.device = model.device();
+    this.precision = model.precision();
     this.config = Object.freeze(model.config() as unknown as NetConfig);
     this.#layout = Object.freeze(
       model.layout().map((p) => Object.freeze({ ...p, shape: Object.freeze([...p.shape]) })),
@@ -69,13 +83,16 @@ export class VelocityNet {
   static create(config: Partial<NetConfig> & { preset?: NetPreset } = {}, options: CreateOptions = {}): VelocityNet {
     const resolved = resolveNetConfig(config);
     const opts = objectOption('options', options);
-    rejectUnknown('options', opts, ['seed', 'device']);
+    rejectUnknown('options', opts, ['seed', 'device', 'precision']);
     const seed = seedOption('options.seed', opts.seed ?? 0);
     const device = opts.device ?? 'cpu';
-    if (device !== 'cpu' && device !== 'cuda')
-      throw new RangeError(`options.device must be 'cpu' or 'cuda', got ${String(device)}`);
+    if (device !== 'cpu' && device !== 'cuda' && device !== 'auto')
+      throw new RangeError(`options.device must be 'cpu', 'cuda' or 'auto', got ${String(device)}`);
+    const precision = opts.precision ?? 'tf32';
+    if (precision !== 'tf32' && precision !== 'fp32')
+      throw new RangeError(`options.precision must be 'tf32' or 'fp32', got ${String(precision)}`);
     try {
-      return new VelocityNet(new (native().Model)({ ...resolved }, seed, device), device);
+      return new VelocityNet(new (native().Model)({ ...resolved }, seed, device, precision));
     } catch (error) {
       throw fromNative(error);
     }

@@ -2,6 +2,7 @@
 
 #include "addon/convert.h"
 #include "addon/promise_worker.h"
+#include "core/device.h"
 
 namespace dnft::addon {
 
@@ -16,6 +17,16 @@ auto guard(Napi::Env env, F&& body) -> decltype(body()) {
   } catch (const dnft::Error& e) {
     throw_js_error(env, e);
   }
+}
+
+// Runs `body` on the model the way every native call on it runs: serialised with its other calls, on its device
+// (cudaSetDevice on this thread), and finished (its stream synchronised, faults reported) before returning.
+template <typename F>
+void on_model(Model& model, F&& body) {
+  std::lock_guard<std::mutex> lock(model.mutex());
+  model.backend().activate();
+  body();
+  model.backend().synchronize();
 }
 
 // An optional parameter-set name ('theta' by default).
@@ -46,6 +57,8 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Config>("config"),
                          InstanceMethod<&ModelWrap::ParamCount>("paramCount"),
                          InstanceMethod<&ModelWrap::Step>("step"),
+                         InstanceMethod<&ModelWrap::GetDevice>("device"),
+                         InstanceMethod<&ModelWrap::GetPrecision>("precision"),
                          InstanceMethod<&ModelWrap::GetParams>("getParams"),
                          InstanceMethod<&ModelWrap::SetParams>("setParams"),
                          InstanceMethod<&ModelWrap::HasParams>("hasParams"),
@@ -64,17 +77,24 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                      });
 }
 
-// new Model(config, seed, device)
+// new Model(config, seed, device = 'cpu', precision = 'tf32'): device 'cpu', 'cuda' or 'auto' (CUDA when available)
 ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
   Napi::Env env = info.Env();
   const NetConfig config = net_config_from(object_arg(info, 0, "config"));
   const uint64_t seed = seed_arg(info, 1);
   const std::string device = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "cpu";
-  if (device != "cpu") {
-    throw make_js_error(env, "device '" + device + "' has no backend in this build; use 'cpu'", "DNFT_BACKEND");
-  }
+  const std::string precision =
+      info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "tf32";
   guard(env, [&] {
-    model_ = std::make_unique<Model>(cpu_backend(), config, seed);
+    const Precision mode = parse_precision(precision);
+    if (choose_device(device, device_info()) == DeviceChoice::kCuda) {
+      backend_ = create_cuda_backend({0, mode});
+      precision_ = mode;
+    }
+    Backend& backend = backend_ != nullptr ? *backend_ : cpu_backend();
+    backend.activate();
+    model_ = std::make_unique<Model>(backend, config, seed);
+    backend.synchronize();
     return 0;
   });
 }
@@ -110,13 +130,22 @@ Napi::Value ModelWrap::Step(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(model_->step()));
 }
 
+// device() -> 'cpu' | 'cuda': the backend the model lives on
+Napi::Value ModelWrap::GetDevice(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), model_->backend().name());
+}
+
+// precision() -> 'tf32' | 'fp32': the GEMM arithmetic (always 'fp32' on the CPU)
+Napi::Value ModelWrap::GetPrecision(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), precision_name(precision_));
+}
+
 // getParams(out, which?)
 Napi::Value ModelWrap::GetParams(const Napi::CallbackInfo& info) {
   Napi::Float32Array out = float32_arg(info, 0, "params", model_->net().param_count());
   const ParamSet which = param_set_arg(info, 1);
-  std::lock_guard<std::mutex> lock(model_->mutex());
   guard(info.Env(), [&] {
-    model_->get_params(out.Data(), which);
+    on_model(*model_, [&] { model_->get_params(out.Data(), which); });
     return 0;
   });
   return info.Env().Undefined();
@@ -126,8 +155,10 @@ Napi::Value ModelWrap::GetParams(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::SetParams(const Napi::CallbackInfo& info) {
   Napi::Float32Array src = float32_arg(info, 0, "params", model_->net().param_count());
   const ParamSet which = param_set_arg(info, 1);
-  std::lock_guard<std::mutex> lock(model_->mutex());
-  model_->set_params(src.Data(), which);
+  guard(info.Env(), [&] {
+    on_model(*model_, [&] { model_->set_params(src.Data(), which); });
+    return 0;
+  });
   return info.Env().Undefined();
 }
 
@@ -139,9 +170,8 @@ Napi::Value ModelWrap::HasParams(const Napi::CallbackInfo& info) {
 // copyParams(dst, src)
 Napi::Value ModelWrap::CopyParams(const Napi::CallbackInfo& info) {
   const ParamSet dst = param_set_arg(info, 0), src = param_set_arg(info, 1);
-  std::lock_guard<std::mutex> lock(model_->mutex());
   guard(info.Env(), [&] {
-    model_->copy_params(dst, src);
+    on_model(*model_, [&] { model_->copy_params(dst, src); });
     return 0;
   });
   return info.Env().Undefined();
@@ -153,9 +183,8 @@ Napi::Value ModelWrap::BlendParams(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(info.Env(), "eta must be a number");
   const double eta = info[1].As<Napi::Number>().DoubleValue();
   if (!(eta >= 0.0 && eta <= 1.0)) throw Napi::RangeError::New(info.Env(), "eta must be in [0, 1]");
-  std::lock_guard<std::mutex> lock(model_->mutex());
   guard(info.Env(), [&] {
-    model_->blend_params(dst, eta, src);
+    on_model(*model_, [&] { model_->blend_params(dst, eta, src); });
     return 0;
   });
   return info.Env().Undefined();
@@ -168,9 +197,8 @@ Napi::Value ModelWrap::HasOptimizerState(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::GetOptimizerState(const Napi::CallbackInfo& info) {
   const size_t n = model_->net().param_count();
   Napi::Float32Array m = float32_arg(info, 0, "m", n), v = float32_arg(info, 1, "v", n);
-  std::lock_guard<std::mutex> lock(model_->mutex());
   guard(info.Env(), [&] {
-    model_->get_optimizer_state(m.Data(), v.Data());
+    on_model(*model_, [&] { model_->get_optimizer_state(m.Data(), v.Data()); });
     return 0;
   });
   return info.Env().Undefined();
@@ -180,14 +208,18 @@ Napi::Value ModelWrap::SetOptimizerState(const Napi::CallbackInfo& info) {
   const size_t n = model_->net().param_count();
   Napi::Float32Array m = float32_arg(info, 0, "m", n), v = float32_arg(info, 1, "v", n);
   const int64_t step = integer_arg(info, 2, "step", 0, int64_t{1} << 40);
-  std::lock_guard<std::mutex> lock(model_->mutex());
-  model_->set_optimizer_state(m.Data(), v.Data(), step);
+  guard(info.Env(), [&] {
+    on_model(*model_, [&] { model_->set_optimizer_state(m.Data(), v.Data(), step); });
+    return 0;
+  });
   return info.Env().Undefined();
 }
 
 Napi::Value ModelWrap::ResetOptimizer(const Napi::CallbackInfo& info) {
-  std::lock_guard<std::mutex> lock(model_->mutex());
-  model_->reset_optimizer();
+  guard(info.Env(), [&] {
+    on_model(*model_, [&] { model_->reset_optimizer(); });
+    return 0;
+  });
   return info.Env().Undefined();
 }
 
@@ -211,10 +243,7 @@ Napi::Value ModelWrap::Velocity(const Napi::CallbackInfo& info) {
   float* outp = out.Data();
   return PromiseWorker::Run(
       env, {out, Value(), x, t, tokens},
-      [=] {
-        std::lock_guard<std::mutex> lock(model->mutex());
-        model->velocity(which, xp, tp, tokp, B, outp);
-      },
+      [=] { on_model(*model, [&] { model->velocity(which, xp, tp, tokp, B, outp); }); },
       [](Napi::Env, const std::vector<Napi::Value>& kept) { return kept[0]; });
 }
 
@@ -240,10 +269,7 @@ Napi::Value ModelWrap::ForwardBackward(const Napi::CallbackInfo& info) {
   result.Set("grads", grads);
   return PromiseWorker::Run(
       env, {result, Value(), x, t, tokens, dout},
-      [=] {
-        std::lock_guard<std::mutex> lock(model->mutex());
-        model->forward_backward(xp, tp, tokp, doutp, B, outp, dxp, gradp);
-      },
+      [=] { on_model(*model, [&] { model->forward_backward(xp, tp, tokp, doutp, B, outp, dxp, gradp); }); },
       [](Napi::Env, const std::vector<Napi::Value>& kept) { return kept[0]; });
 }
 
@@ -266,10 +292,7 @@ Napi::Value ModelWrap::FlowMatchingStep(const Napi::CallbackInfo& info) {
   const int32_t* tokp = tokens.Data();
   return PromiseWorker::Run(
       env, {Value(), x0, tokens},
-      [=] {
-        std::lock_guard<std::mutex> lock(model->mutex());
-        *stats = model->flow_matching_step(x0p, tokp, B, options);
-      },
+      [=] { on_model(*model, [&] { *stats = model->flow_matching_step(x0p, tokp, B, options); }); },
       [stats](Napi::Env env, const std::vector<Napi::Value>&) { return step_stats_to(env, *stats); });
 }
 
@@ -312,10 +335,7 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
   float* outp = out.Data();
   return PromiseWorker::Run(
       env, {result, Value(), noise, tokens},
-      [=] {
-        std::lock_guard<std::mutex> lock(model->mutex());
-        model->sample(which, noisep, tokp, B, options, outp, trajectory, logp);
-      },
+      [=] { on_model(*model, [&] { model->sample(which, noisep, tokp, B, options, outp, trajectory, logp); }); },
       [](Napi::Env, const std::vector<Napi::Value>& kept) { return kept[0]; });
 }
 
@@ -334,10 +354,7 @@ Napi::Value ModelWrap::NftStep(const Napi::CallbackInfo& info) {
   const int32_t* tokp = tokens.Data();
   return PromiseWorker::Run(
       env, {Value(), x0, tokens, r},
-      [=] {
-        std::lock_guard<std::mutex> lock(model->mutex());
-        *stats = model->nft_step(x0p, tokp, rp, B, options);
-      },
+      [=] { on_model(*model, [&] { *stats = model->nft_step(x0p, tokp, rp, B, options); }); },
       [stats](Napi::Env env, const std::vector<Napi::Value>&) { return step_stats_to(env, *stats); });
 }
 
@@ -359,10 +376,7 @@ Napi::Value ModelWrap::GrpoStep(const Napi::CallbackInfo& info) {
   const int32_t* tokp = tokens.Data();
   return PromiseWorker::Run(
       env, {Value(), trajectory, tokens, advantages, logp_old},
-      [=] {
-        std::lock_guard<std::mutex> lock(model->mutex());
-        *stats = model->grpo_step(trajp, tokp, advp, logpp, B, options);
-      },
+      [=] { on_model(*model, [&] { *stats = model->grpo_step(trajp, tokp, advp, logpp, B, options); }); },
       [stats](Napi::Env env, const std::vector<Napi::Value>&) {
         Napi::Object result = step_stats_to(env, stats->step).As<Napi::Object>();
         result.Set("clipFraction", stats->clip_fraction);

@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "core/device.h"
 #include "core/model.h"
 
 namespace dnft::addon {
@@ -19,6 +20,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Config(const Napi::CallbackInfo& info);
   Napi::Value ParamCount(const Napi::CallbackInfo& info);
   Napi::Value Step(const Napi::CallbackInfo& info);
+  Napi::Value GetDevice(const Napi::CallbackInfo& info);
+  Napi::Value GetPrecision(const Napi::CallbackInfo& info);
   Napi::Value GetParams(const Napi::CallbackInfo& info);
   Napi::Value SetParams(const Napi::CallbackInfo& info);
   Napi::Value HasParams(const Napi::CallbackInfo& info);
@@ -38,7 +41,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // Batch inputs shared by the calls above: x (B, D), t (B), tokens (B, L) at the given argument positions.
   int batch_arg(const Napi::CallbackInfo& info, size_t index);
 
+  // The backend outlives the model whose buffers it holds (members are destroyed in reverse order); null for the
+  // process-wide CPU backend.
+  std::unique_ptr<Backend> backend_;
   std::unique_ptr<Model> model_;
+  Precision precision_ = dnft::Precision::kFp32;
 };
 
 }  // namespace dnft::addon

@@ -23,9 +23,14 @@ class Backend {
   virtual void release(void* ptr) = 0;
   virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
+  // Backend-to-backend copy of distinct (non-overlapping) ranges.
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill(float* dst, float value, size_t n) = 0;
+  // Waits until the work queued so far has finished and reports its errors (a no-op on the CPU).
   virtual void synchronize() = 0;
+  // Binds the calling thread to this backend's device (cudaSetDevice); every piece of work on a worker thread starts
+  // with it. A no-op on the CPU.
+  virtual void activate() {}
 
   // Random draws from the Philox stream (core/math/philox.h): dst[i] = draw(seed, stream, offset + i).
   virtual void fill_normal(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float stddev) = 0;

@@ -1,8 +1,12 @@
-// What accelerator this build and machine offer. Implemented by cuda/device.cu in CUDA builds and by
-// core/device_none.cpp otherwise.
+// What accelerator this build and machine offer, and how to open a backend on it. Implemented by cuda/device.cu and
+// cuda/cuda_backend.cu in CUDA builds and by core/device_none.cpp otherwise. No CUDA header here: the core, the
+// addon and the C++ tests use this file whether or not the build has CUDA.
 #pragma once
 
+#include <memory>
 #include <string>
+
+#include "core/backend.h"
 
 namespace dnft {
 
@@ -15,5 +19,27 @@ struct DeviceInfo {
 };
 
 DeviceInfo device_info();
+
+// The arithmetic of the GEMMs on a GPU: TF32 tensor cores with FP32 accumulation (the default, ~1e-3 relative), or
+// FP32 throughout (matches the CPU to ~1e-6). The other kernels are FP32 (FP64 sums) in both modes.
+enum class Precision { kTf32, kFp32 };
+
+const char* precision_name(Precision precision);
+// Parses 'tf32' or 'fp32'; throws kRange naming the value otherwise.
+Precision parse_precision(const std::string& name);
+
+struct CudaOptions {
+  int device = 0;
+  Precision precision = Precision::kTf32;
+};
+
+// A CUDA backend on one device with its own stream: one per model. Throws kBackend, with the reason, when the build
+// has no CUDA or no usable device is present.
+std::unique_ptr<Backend> create_cuda_backend(const CudaOptions& options);
+
+// The backend a device request resolves to: "cpu"; "cuda" (throws kBackend when unavailable); "auto" (CUDA when
+// available, else the CPU). Pure logic over `info`, so the choice is testable on any machine.
+enum class DeviceChoice { kCpu, kCuda };
+DeviceChoice choose_device(const std::string& request, const DeviceInfo& info);
 
 }  // namespace dnft

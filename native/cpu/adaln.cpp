@@ -9,10 +9,6 @@
 
 namespace dnft::cpu {
 
-namespace {
-constexpr float kLayerNormEps = 1e-6f;
-}
-
 void modulated_norm_forward(float* out, float* mean, float* rstd, const float* in, const float* scale,
                             const float* shift, int B, int T, int W, int mod_stride) {
   global_pool().parallel_for(static_cast<int64_t>(B) * T, [&](int64_t begin, int64_t end, int) {
@@ -22,7 +18,7 @@ void modulated_norm_forward(float* out, float* mean, float* rstd, const float* i
       for (int w = 0; w < W; ++w) sum += x[w];
       const double mu = sum / W;
       for (int w = 0; w < W; ++w) sum_sq += (x[w] - mu) * (x[w] - mu);
-      const float r = static_cast<float>(1.0 / std::sqrt(sum_sq / W + kLayerNormEps));
+      const float r = layer_norm_rstd(sum_sq, W);
       mean[row] = static_cast<float>(mu);
       rstd[row] = r;
       float* y = out + row * W;
@@ -49,7 +45,7 @@ void modulated_norm_backward(float* din, float* dscale, float* dshift, const flo
       double dn_sum = 0.0, dn_n_sum = 0.0;
       for (int w = 0; w < W; ++w) {
         const float n = (x[w] - mu) * r;
-        const float dn = s != nullptr ? dy[w] * (1.0f + s[w]) : dy[w];
+        const float dn = adaln_dn(dy[w], s != nullptr ? s[w] : 0.0f);
         dn_sum += dn;
         dn_n_sum += static_cast<double>(dn) * n;
       }
@@ -57,8 +53,7 @@ void modulated_norm_backward(float* din, float* dscale, float* dshift, const flo
       float* dx = din + row * W;
       for (int w = 0; w < W; ++w) {
         const float n = (x[w] - mu) * r;
-        const float dn = s != nullptr ? dy[w] * (1.0f + s[w]) : dy[w];
-        dx[w] += r * (dn - dn_mean - n * dn_n_mean);
+        dx[w] += adaln_dx(adaln_dn(dy[w], s != nullptr ? s[w] : 0.0f), n, r, dn_mean, dn_n_mean);
       }
     }
   });

@@ -1,5 +1,4 @@
-#include <cmath>
-
+#include "core/math/time_features.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 
@@ -8,12 +7,7 @@ namespace dnft::cpu {
 void time_features(float* out, const float* t, int B, int F) {
   const int half = F / 2;
   for (int b = 0; b < B; ++b) {
-    for (int k = 0; k < half; ++k) {
-      const float freq = std::exp(-std::log(10000.0f) * static_cast<float>(k) / static_cast<float>(half));
-      const float arg = 1000.0f * t[b] * freq;
-      out[static_cast<size_t>(b) * F + k] = std::cos(arg);
-      out[static_cast<size_t>(b) * F + half + k] = std::sin(arg);
-    }
+    for (int j = 0; j < 2 * half; ++j) out[static_cast<size_t>(b) * F + j] = time_feature(t[b], j, half);
   }
 }
 

@@ -7,6 +7,8 @@
 // (stop-gradient), or a± = 1 for the plain velocity MSE. The CPU loop and the CUDA kernel share these functions.
 #pragma once
 
+#include <cmath>
+
 #include "core/common.h"
 
 namespace dnft {
@@ -36,6 +38,50 @@ DNFT_HD NftResiduals nft_residuals(float v_theta, float v_old, float target, flo
 // The gradient of one element, given the row's coefficients g± = scale·(2C/D)/B·(r or 1 − r)·a±.
 DNFT_HD float nft_grad(NftResiduals res, float g_pos, float g_neg, float kl_grad, float v_theta, float v_ref) {
   return g_pos * res.pos - g_neg * res.neg + kl_grad * (v_theta - v_ref);
+}
+
+// The sums of one row's first pass, in double.
+struct NftRowSums {
+  double abs_pos = 0, abs_neg = 0;  // Σ|res±|
+  double sq_pos = 0, sq_neg = 0;    // Σ res±²
+  double sq_kl = 0;                 // Σ (v_θ − v_ref)², when the KL term is on
+};
+
+DNFT_HD void nft_accumulate(NftRowSums* s, NftResiduals res, bool kl, float v_theta, float v_ref) {
+  s->abs_pos += fabsf(res.pos);
+  s->abs_neg += fabsf(res.neg);
+  s->sq_pos += static_cast<double>(res.pos) * res.pos;
+  s->sq_neg += static_cast<double>(res.neg) * res.neg;
+  if (kl) {
+    const double diff = static_cast<double>(v_theta) - v_ref;
+    s->sq_kl += diff * diff;
+  }
+}
+
+// A row's loss and the coefficients of its gradient (nft_grad), from its sums, time t, probability r, the row length
+// D and the batch size B.
+struct NftRowTerms {
+  double loss;
+  float g_pos, g_neg, kl_grad;
+};
+
+DNFT_HD NftRowTerms nft_row_terms(const NftRowSums& s, double t, double r, const NftLossParams& p, bool kl, int D,
+                                  int B, float scale) {
+  const double C = p.adv_clip_max, inv_D = 1.0 / D, inv_B = 1.0 / B;
+  double a_pos = 1, a_neg = 1;
+  if (p.adaptive) {
+    const double w_pos = t * s.abs_pos * inv_D, w_neg = t * s.abs_neg * inv_D;
+    a_pos = t * t / (w_pos < kNftWeightFloor ? kNftWeightFloor : w_pos);
+    a_neg = t * t / (w_neg < kNftWeightFloor ? kNftWeightFloor : w_neg);
+  }
+  const double w_neg = p.positive_only ? 0.0 : 1.0 - r;
+  const double g = scale * 2.0 * C * inv_D * inv_B;
+  NftRowTerms terms;
+  terms.loss = C / p.beta * (r * a_pos * s.sq_pos + w_neg * a_neg * s.sq_neg) * inv_D + p.kl_coef * s.sq_kl * inv_D;
+  terms.g_pos = static_cast<float>(g * r * a_pos);
+  terms.g_neg = static_cast<float>(g * w_neg * a_neg);
+  terms.kl_grad = kl ? static_cast<float>(scale * 2.0 * p.kl_coef * inv_D * inv_B) : 0.0f;
+  return terms;
 }
 
 }  // namespace dnft

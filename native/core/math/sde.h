@@ -65,10 +65,76 @@ DNFT_HD PpoTerm ppo_term(float logp, float logp_old, float advantage, float clip
   return {fmaxf(unclipped, clipped), dlogp, !(ratio >= low && ratio <= high)};
 }
 
+// The log-probability of a row from the double sum of its per-element terms: the mean (or sum) as float, the value
+// the rollout stores as log p_old and the training step recomputes.
+DNFT_HD float sde_row_logp(double acc, int D, bool sum) { return static_cast<float>(sum ? acc : acc / D); }
+
+// The per-row factors of the GRPO gradient: ∂logp/∂mean_d = (x_next − mean)/std² (/D for the mean),
+// ∂KL/∂mean_d = β_KL·(mean − mean_ref)/(σ²·D), and ∂mean/∂v = v_coef with the loss scale and the 1/R of the mean.
+struct GrpoRowCoefs {
+  float g_logp, g_kl, to_v;
+};
+
+DNFT_HD GrpoRowCoefs grpo_row_coefs(const PpoTerm& ppo, const SdeRow& c, const GrpoParams& p, bool kl, int D, int R,
+                                    float scale) {
+  GrpoRowCoefs k;
+  k.g_logp = static_cast<float>(ppo.dlogp / (static_cast<double>(c.std) * c.std) / (p.logp_sum ? 1 : D));
+  k.g_kl = kl ? static_cast<float>(p.kl_coef / (static_cast<double>(c.sigma) * c.sigma) / D) : 0.0f;
+  k.to_v = scale * c.v_coef / static_cast<float>(R);
+  return k;
+}
+
+// The gradient of one element and its KL difference mean − mean_ref (0 without the KL term).
+struct GrpoElement {
+  float dv;
+  float kl_diff;
+};
+
+DNFT_HD GrpoElement grpo_element(float x, float x_next, float v, float v_ref, const SdeRow& c, const GrpoRowCoefs& k,
+                                 bool kl) {
+  const float mean = sde_mean(x, v, c.x_coef, c.v_coef);
+  float g = k.g_logp * (x_next - mean);
+  float diff = 0.0f;
+  if (kl) {
+    diff = mean - sde_mean(x, v_ref, c.x_coef, c.v_coef);
+    g += k.g_kl * diff;
+  }
+  return {k.to_v * g, diff};
+}
+
+// One row's contribution to the loss and the statistics.
+struct GrpoRowResult {
+  double loss;
+  double ratio, log_ratio;
+  int clipped;
+};
+
+DNFT_HD GrpoRowResult grpo_row_result(const PpoTerm& ppo, float logp, float logp_old, double kl_sum, const SdeRow& c,
+                                      const GrpoParams& p, bool kl, int D) {
+  const double kl_term = kl ? p.kl_coef * kl_sum / D / (2.0 * c.sigma * c.sigma) : 0.0;
+  const double log_ratio = static_cast<double>(logp) - logp_old;
+  return {ppo.loss + kl_term, exp(log_ratio), log_ratio, ppo.clipped ? 1 : 0};
+}
+
 struct GrpoStats {
   double clipped = 0;       // rows with |ratio − 1| > ε
   double ratio_sum = 0;     // Σ ratio
   double log_ratio_sq = 0;  // Σ (log p − log p_old)², for the approximate KL ½·mean
 };
+
+// The mean loss over R rows, summed in row order on the host (both backends, so the sum is reproducible), adding
+// the rows' statistics to *stats when not null.
+inline double sum_grpo_rows(const GrpoRowResult* rows, int R, GrpoStats* stats) {
+  double loss = 0;
+  for (int r = 0; r < R; ++r) {
+    loss += rows[r].loss;
+    if (stats != nullptr) {
+      stats->clipped += rows[r].clipped;
+      stats->ratio_sum += rows[r].ratio;
+      stats->log_ratio_sq += rows[r].log_ratio * rows[r].log_ratio;
+    }
+  }
+  return loss / R;
+}
 
 }  // namespace dnft

@@ -1,0 +1,24 @@
+// Device-request resolution and precision names: backend-independent, built in every configuration.
+#include "core/device.h"
+
+namespace dnft {
+
+const char* precision_name(Precision precision) { return precision == Precision::kFp32 ? "fp32" : "tf32"; }
+
+Precision parse_precision(const std::string& name) {
+  if (name == "tf32") return Precision::kTf32;
+  if (name == "fp32") return Precision::kFp32;
+  throw Error(Error::Kind::kRange, "precision must be 'tf32' or 'fp32', got '" + name + "'");
+}
+
+DeviceChoice choose_device(const std::string& request, const DeviceInfo& info) {
+  if (request == "cpu") return DeviceChoice::kCpu;
+  if (request == "auto") return info.cuda_available ? DeviceChoice::kCuda : DeviceChoice::kCpu;
+  if (request == "cuda") {
+    if (!info.cuda_available) throw Error(Error::Kind::kBackend, "device 'cuda' is not available: " + info.reason);
+    return DeviceChoice::kCuda;
+  }
+  throw Error(Error::Kind::kRange, "device must be 'cpu', 'cuda' or 'auto', got '" + request + "'");
+}
+
+}  // namespace dnft
