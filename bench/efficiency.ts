@@ -74,7 +74,7 @@ for (const spec of sweep) {
 }
 
 console.log(
-  '\n| run | best strict | epochs | ' + thresholds.map((t) => `to ${t}: epochs / forwards / s`).join(' | ') + ' |',
+  `\n| run | best strict | epochs | ${thresholds.map((t) => `to ${t}: epochs / forwards / s`).join(' | ')} |`,
 );
 console.log(`| --- | --- | --- | ${thresholds.map(() => '---').join(' | ')} |`);
 for (const r of results) {

@@ -54,9 +54,9 @@ describe('the shapes world', () => {
     expect(a.x0.shape).toEqual([5, 768]);
     expect(a.cond.shape).toEqual([5, 8]);
     expect(Array.from(a.x0.storage)).toEqual(Array.from(b.x0.storage));
-    a.prompts.forEach((prompt, i) =>
-      expect(Array.from(a.cond.storage.subarray(8 * i, 8 * i + 8))).toEqual([...prompt.tokens]),
-    );
+    for (const [i, prompt] of a.prompts.entries()) {
+      expect(Array.from(a.cond.storage.subarray(8 * i, 8 * i + 8))).toEqual([...prompt.tokens]);
+    }
   });
 
   it('detects every clean render right: strict success and full reward in every category', () => {

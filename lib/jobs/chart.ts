@@ -14,7 +14,7 @@ export interface ChartOptions {
 }
 
 const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
-const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function ticks(low: number, high: number, count = 5): number[] {
   const step = (high - low) / count;
@@ -39,7 +39,7 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
-    `<text x="${width / 2 - right / 2}" y="22" text-anchor="middle" font-size="15">${escape(o.title)}</text>`,
+    `<text x="${width / 2 - right / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(o.title)}</text>`,
   ];
   for (const y of ticks(yMin, yMax)) {
     parts.push(`<line x1="${left}" x2="${width - right}" y1="${sy(y)}" y2="${sy(y)}" stroke="#ddd"/>`);
@@ -53,15 +53,15 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
   parts.push(
     `<line x1="${left}" x2="${width - right}" y1="${height - bottom}" y2="${height - bottom}" stroke="black"/>`,
     `<line x1="${left}" x2="${left}" y1="${top}" y2="${height - bottom}" stroke="black"/>`,
-    `<text x="${(left + width - right) / 2}" y="${height - 12}" text-anchor="middle">${escape(o.xLabel)}</text>`,
-    `<text transform="translate(16 ${(top + height - bottom) / 2}) rotate(-90)" text-anchor="middle">${escape(o.yLabel)}</text>`,
+    `<text x="${(left + width - right) / 2}" y="${height - 12}" text-anchor="middle">${escapeXml(o.xLabel)}</text>`,
+    `<text transform="translate(16 ${(top + height - bottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(o.yLabel)}</text>`,
   );
   series.forEach((s, i) => {
     const colour = COLOURS[i % COLOURS.length] as string;
     const path = s.points.map(([x, y], k) => `${k === 0 ? 'M' : 'L'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
     parts.push(`<path d="${path}" fill="none" stroke="${colour}" stroke-width="2"/>`);
     parts.push(`<rect x="${width - right + 12}" y="${top + 18 * i}" width="14" height="4" fill="${colour}"/>`);
-    parts.push(`<text x="${width - right + 32}" y="${top + 18 * i + 6}">${escape(s.name)}</text>`);
+    parts.push(`<text x="${width - right + 32}" y="${top + 18 * i + 6}">${escapeXml(s.name)}</text>`);
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
