@@ -5,7 +5,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import {
+  CONFIG_D,
   CONFIG_M,
+  type DitConfig,
   FlowMatchingTrainer,
   type NetConfig,
   sample,
@@ -19,6 +21,7 @@ const THREADS = Number(process.env.DNFT_BENCH_THREADS ?? 2);
 const BATCH = Number(process.env.DNFT_BENCH_BATCH ?? 256);
 const ITERS = Number(process.env.DNFT_BENCH_ITERS ?? 10);
 const ROLLOUT = Number(process.env.DNFT_BENCH_ROLLOUT ?? 1152);
+const DIT_BATCH = Number(process.env.DNFT_BENCH_DIT_BATCH ?? 64);
 const ROLLOUT_ITERS = Math.max(3, Math.round(ITERS / 3));
 const PYTHON = process.env.DNFT_PYTHON ?? '/usr/bin/python3';
 
@@ -48,6 +51,16 @@ function linearMacs(c: NetConfig): number {
   ].reduce((s, v) => s + v, 0);
 }
 
+/** FLOPs of one sample's forward pass through the DiT (docs/dit.md): linears, attention and the modulation. */
+function ditForwardFlops(c: DitConfig): number {
+  const W = c.width;
+  const T = (c.imageSize / c.patch) ** 2;
+  const P = c.patch * c.patch * c.channels;
+  const perToken = P * W + c.depth * (4 * W * W + 2 * c.mlpRatio * W * W + 2 * T * W) + W * P;
+  const perSample = c.timeFeatures * W + W * W + c.depth * 6 * W * W + 2 * W * W;
+  return 2 * (T * perToken + perSample);
+}
+
 /** FLOPs of one row's forward pass. */
 function forwardFlops(c: NetConfig): number {
   return 2 * linearMacs(c);
@@ -69,9 +82,9 @@ function cpuPeak(threads: number): { flops: number; ghz: number } {
   return { flops: threads * 32 * mhz * 1e6, ghz: mhz / 1000 };
 }
 
-/** config M with small random values in every parameter, so every GEMM does real work. */
-function benchNet(): VelocityNet {
-  const net = VelocityNet.create({ preset: 'M' }, { seed: 1 });
+/** A preset's network with small random values in every parameter, so every GEMM does real work. */
+function benchNet(preset: 'M' | 'D' = 'M'): VelocityNet {
+  const net = VelocityNet.create({ preset }, { seed: 1 });
   const flat = net.getParameters();
   const noise = Tensor.randn([flat.length], { seed: 2 }).storage;
   for (let i = 0; i < flat.length; i++) flat[i] = (flat[i] as number) + 0.01 * (noise[i] as number);
@@ -100,12 +113,12 @@ async function time(call: () => Promise<unknown>, iters: number, warmup = 2): Pr
 }
 
 // B1: a flow-matching training step (interpolate, forward, MSE, backward, AdamW).
-async function oursB1(batch: number) {
-  const net = benchNet();
+async function oursB1(batch: number, preset: 'M' | 'D' = 'M') {
+  const net = benchNet(preset);
   const trainer = new FlowMatchingTrainer(net, { lr: 1e-4 });
   const x0 = Tensor.randn([batch, CONFIG_M.dataDim], { seed: 3 });
   const cond = condTokens(batch);
-  return time(() => trainer.step({ x0, cond }), ITERS);
+  return time(() => trainer.step({ x0, cond }), preset === 'M' ? ITERS : Math.max(3, Math.round(ITERS / 2)));
 }
 
 // B2: a DiffusionNFT optimiser step on `batch` (sample, time) rows: v_θ and v_old, the fused loss, backward, AdamW.
@@ -133,9 +146,10 @@ interface TorchResult {
   torch_version: string;
 }
 
-function torchRow(row: string, batch: number, iters: number): TorchResult | { error: string } {
+function torchRow(row: string, batch: number, iters: number, config?: object): TorchResult | { error: string } {
   const script = join(packageRoot(), 'bench/pytorch/bench_rows.py');
   const args = [script, '--row', row, '--threads', String(THREADS), '--batch', String(batch), '--iters', String(iters)];
+  if (config) args.push('--config', JSON.stringify(config));
   const run = spawnSync(PYTHON, args, {
     encoding: 'utf8',
     env: { ...process.env, OMP_NUM_THREADS: String(THREADS) },
@@ -150,7 +164,14 @@ async function main() {
   setThreads(THREADS);
   const peak = cpuPeak(THREADS);
   const forward = forwardFlops(CONFIG_M);
-  const specs = [
+  const specs: {
+    row: string;
+    what: string;
+    batch: number;
+    ours: (batch: number) => Promise<{ ms: number; peakMiB: number }>;
+    flops: number;
+    config?: object;
+  }[] = [
     {
       row: 'B1',
       what: `flow-matching training step, batch ${BATCH}`,
@@ -174,11 +195,14 @@ async function main() {
     },
   ];
   console.log(`config M, ${THREADS} threads, PyTorch peer: ${PYTHON} (OpenBLAS expected; its BLAS is printed below)`);
+  // A throwaway B1 first: the first steps of a process pay for first-touch page faults and the pool's start-up.
+  await oursB1(BATCH);
   const rows: Row[] = [];
   let b1Memory: { ours: number; peer: number | null } | null = null;
   for (const spec of specs) {
     const ours = await spec.ours(spec.batch);
-    const torch = torchRow(spec.row, spec.batch, spec.row === 'B3' ? ROLLOUT_ITERS : ITERS);
+    const iters = spec.row === 'B3' ? ROLLOUT_ITERS : spec.row === 'B1-D' ? Math.max(3, Math.round(ITERS / 2)) : ITERS;
+    const torch = torchRow(spec.row.slice(0, 2), spec.batch, iters, spec.config);
     const peer = 'error' in torch ? null : torch;
     if (spec.row === 'B1') b1Memory = { ours: ours.peakMiB, peer: peer?.peak_mem_mib ?? null };
     const rate = (ms: number) => (spec.batch * 1000) / ms;
