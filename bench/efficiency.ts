@@ -61,7 +61,7 @@ for (const spec of sweep) {
   console.log(`\n== ${spec.name}`);
   const groups = (spec.trainer.groups as number | undefined) ?? 16;
   const groupSize = (spec.trainer.groupSize as number | undefined) ?? 8;
-  const points = await trainShapes({
+  const { points, net } = await trainShapes({
     method: spec.method,
     base: o.base,
     minutes: o.minutes,
@@ -70,6 +70,7 @@ for (const spec of sweep) {
     trainer: spec.trainer,
     log: (line) => console.log(line),
   });
+  net.dispose();
   results.push({ spec, points, forwards: forwardsPerEpoch(spec, groups * groupSize, 10) });
 }
 

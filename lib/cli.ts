@@ -7,6 +7,7 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type DemoOptions, runToy2dDemo } from './demo.js';
 import { writeFileAtomic } from './files.js';
 import { backendInfo } from './index.js';
+import { runShapesDemo, SHAPES_BASE } from './jobs/demo-shapes.js';
 import { evaluateShapes, findPrompt, pretrainShapes, sampleGrid, trainShapes } from './jobs/shapes.js';
 import { VelocityNet } from './net.js';
 import * as shapes from './tasks/shapes/index.js';

@@ -42,6 +42,14 @@ describe('the CLI', () => {
     expect(sampled.status, sampled.err).toBe(0);
     expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
 
+    const demo = join(dir, 'demo');
+    const ran = cli('demo', '--base', base, '--minutes', '0.02', '--samples-per-prompt', '1', '--out', demo);
+    expect(ran.status, ran.err).toBe(0);
+    expect(ran.out).toMatch(/\| base, no CFG \| \*\*\d\.\d{3}\*\*/);
+    for (const file of ['summary.md', 'samples-before.png', 'samples-after.png', 'run/strict-vs-seconds.png']) {
+      expect(existsSync(join(demo, file)), file).toBe(true);
+    }
+
     const config = join(dir, 'tiny.json');
     writeFileSync(config, JSON.stringify({ epochs: 1, trainer: { groups: 2, groupSize: 2 } }));
     for (const method of ['nft', 'flowgrpo']) {
@@ -61,7 +69,7 @@ describe('the CLI', () => {
       );
       expect(train.status, train.err).toBe(0);
       expect(train.out).toMatch(/epoch +1 .* strict \(test, no CFG\)/);
-      for (const file of ['checkpoint.safetensors', 'metrics.json', 'strict-vs-epoch.svg', 'strict-vs-seconds.png']) {
+      for (const file of ['checkpoint.safetensors', 'metrics.json', 'strict-vs-epoch.svg', 'reward-vs-seconds.png']) {
         expect(existsSync(join(out, file)), `${method}: ${file}`).toBe(true);
       }
       const resumed = cli(

@@ -184,7 +184,7 @@ export const SHAPES_TRAINER_DEFAULTS = {
  * on the training prompts, evaluated every few epochs on the test prompts (strict score, CFG-free), a checkpoint and
  * the metrics written to `out` as it goes. Aborting stops after the current epoch and saves.
  */
-export async function trainShapes(o: TrainShapesOptions): Promise<RunPoint[]> {
+export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunPoint[]; net: VelocityNet }> {
   await mkdir(o.out, { recursive: true });
   const common = {
     prompts: shapes.TRAIN_PROMPTS,
@@ -239,26 +239,31 @@ export async function trainShapes(o: TrainShapesOptions): Promise<RunPoint[]> {
   await trainer.save(join(o.out, 'checkpoint.safetensors'));
   await writeCurves(o.out, [{ name: o.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO', points }]);
   log(`done in ${formatSeconds((performance.now() - started) / 1000)}; wrote ${o.out}`);
-  return points;
+  return { points, net };
 }
 
-/** Strict score against epochs and against wall-clock, as SVG and PNG. */
+/**
+ * The strict score (test prompts, no CFG) and the training reward, each against epochs and against wall-clock, as
+ * SVG and PNG: `strict-vs-epoch`, `strict-vs-seconds`, `reward-vs-epoch`, `reward-vs-seconds`.
+ */
 export async function writeCurves(out: string, runs: { name: string; points: RunPoint[] }[]): Promise<void> {
-  for (const [axis, label] of [
+  const metrics = [
+    ['strict', 'shapes: strict score on test prompts (no CFG)', 'strict score'],
+    ['reward', 'shapes: mean training reward of the rollouts', 'reward'],
+  ] as const;
+  const axes = [
     ['epoch', 'epoch'],
     ['seconds', 'training wall-clock (s)'],
-  ] as const) {
-    const svg = lineChart(
-      runs.map((r) => ({ name: r.name, points: r.points.map((p) => [p[axis], p.strict] as const) })),
-      {
-        title: 'shapes: strict score on test prompts (no CFG)',
-        xLabel: label,
-        yLabel: 'strict score',
-        yMin: 0,
-        yMax: 1,
-      },
-    );
-    await writeFileAtomic(join(out, `strict-vs-${axis}.svg`), svg);
-    await writeFileAtomic(join(out, `strict-vs-${axis}.png`), svgToPng(svg));
+  ] as const;
+  for (const [metric, title, yLabel] of metrics) {
+    for (const [axis, xLabel] of axes) {
+      const series = runs.map((r) => ({
+        name: r.name,
+        points: r.points.filter((p) => Number.isFinite(p[metric])).map((p) => [p[axis], p[metric]] as const),
+      }));
+      const svg = lineChart(series, { title, xLabel, yLabel, yMin: 0, yMax: 1 });
+      await writeFileAtomic(join(out, `${metric}-vs-${axis}.svg`), svg);
+      await writeFileAtomic(join(out, `${metric}-vs-${axis}.png`), svgToPng(svg));
+    }
   }
 }

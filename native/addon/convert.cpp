@@ -1,6 +1,7 @@
 #include "addon/convert.h"
 
 #include <cmath>
+#include <vector>
 
 namespace dnft::addon {
 
@@ -148,6 +149,18 @@ OptimizerConfig optimizer_config_from(const Napi::Object& o) {
 
 namespace {
 
+// The time grid of a rollout: a Float64Array from t = 1 down to t = 0 (validate_grid's rules).
+std::vector<double> grid_field(const Napi::Object& o) {
+  Napi::Value grid = o.Get("grid");
+  if (!grid.IsTypedArray() || grid.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    throw_type(o.Env(), "grid must be a Float64Array");
+  }
+  Napi::Float64Array g = grid.As<Napi::Float64Array>();
+  std::vector<double> values(g.Data(), g.Data() + g.ElementLength());
+  validate_grid(values);
+  return values;
+}
+
 bool bool_field(const Napi::Object& o, const char* field, bool fallback) {
   Napi::Value value = o.Get(field);
   if (value.IsUndefined()) return fallback;
@@ -171,13 +184,7 @@ SampleOptions sample_options_from(const Napi::Object& o) {
   } else {
     throw_range(o.Env(), "solver must be 'euler', 'heun', 'dpm2' or 'sde'");
   }
-  Napi::Value grid = o.Get("grid");
-  if (!grid.IsTypedArray() || grid.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-    throw_type(o.Env(), "grid must be a Float64Array");
-  }
-  Napi::Float64Array g = grid.As<Napi::Float64Array>();
-  s.grid.assign(g.Data(), g.Data() + g.ElementLength());
-  validate_grid(s.grid);
+  s.grid = grid_field(o);
   s.cfg_scale = number_field(o, "cfgScale", 1.0, -1e6, 1e6);
   s.seed = static_cast<uint64_t>(number_field(o, "seed", 0, 0, 9007199254740991.0));
   s.first_sample = static_cast<int64_t>(number_field(o, "firstSample", 0, 0, 9007199254740991.0));
@@ -228,13 +235,7 @@ GrpoParams grpo_params_from(const Napi::Object& o) {
 
 GrpoStepOptions grpo_step_options_from(const Napi::Object& o) {
   GrpoStepOptions s;
-  Napi::Value grid = o.Get("grid");
-  if (!grid.IsTypedArray() || grid.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-    throw_type(o.Env(), "grid must be a Float64Array");
-  }
-  Napi::Float64Array g = grid.As<Napi::Float64Array>();
-  s.grid.assign(g.Data(), g.Data() + g.ElementLength());
-  validate_grid(s.grid);
+  s.grid = grid_field(o);
   s.train_steps = static_cast<int>(number_field(o, "trainSteps", 1, 1, 1 << 20));
   s.sde_a = number_field(o, "sdeA", s.sde_a, 0.0, 100.0);
   s.cfg_scale = number_field(o, "cfgScale", 1.0, -1e6, 1e6);
