@@ -105,6 +105,7 @@ program
   .option('--cond-dropout <p>', 'probability of the null condition', number, 0.1)
   .option('--seed <n>', 'random seed', integer(0), 1)
   .option('--from <checkpoint>', 'continue from a checkpoint')
+  .option('--with-optimizer', 'also save the AdamW state (3× the size), for an exact --from continuation')
   .option('--out <path>', 'checkpoint to write', 'shapes-base.safetensors')
   .option('--config <file>', 'JSON file with any of these options')
   .action(async (given, command: Command) => {
@@ -117,6 +118,7 @@ program
       condDropout: number;
       seed: number;
       from?: string;
+      withOptimizer?: boolean;
       out: string;
     };
     if (o.minutes === undefined && o.steps === undefined) throw new InvalidArgumentError('give --minutes or --steps');
@@ -132,6 +134,7 @@ program
     printEvaluation('base, CFG 3', guided);
     await mkdir(dirname(o.out), { recursive: true });
     await saveCheckpoint(o.out, net, {
+      optimizer: o.withOptimizer === true,
       metadata: {
         'shapes.command': `pretrain ${JSON.stringify(o)}`,
         'shapes.seconds': result.seconds.toFixed(0),

@@ -1,6 +1,16 @@
 // The detector of the `shapes` world, GenEval's object detector in miniature: colour segmentation, connected
 // components, shape classification by the corner pattern of each component's box, centroids.
-import { BACKGROUND, CHANNELS, COLOURS, type Colour, IMAGE_SIZE, PALETTE, type Shape } from './world.js';
+import {
+  BACKGROUND,
+  CHANNELS,
+  COLOURS,
+  type Colour,
+  covers,
+  IMAGE_SIZE,
+  PALETTE,
+  SHAPES,
+  type Shape,
+} from './world.js';
 
 /** One detected component: its colour, its shape (null when it is no recognisable object), area, box and centroid. */
 export interface Detection {
@@ -36,21 +46,52 @@ function pixelColour(image: Float32Array, p: number): number {
   return best;
 }
 
+// A component is the shape whose rendered template (core of the renderer: `covers`) overlaps it best, when that
+// intersection-over-union reaches this: clean renders match their template exactly (1.0), a generator's rounded or
+// ragged shapes still match well, and specks, streaks and merged blobs do not.
+const MIN_TEMPLATE_IOU = 0.6;
+
 /**
- * Shape from the component's box: a square fills its corners; a triangle (apex up) fills the bottom corners but not
- * the top ones; a circle leaves the corners empty. Boxes must be 4–8 pixels on a side and roughly square.
+ * Shape by template matching: the component against every shape's template of a similar size, placed around the
+ * component's box; null when nothing matches well or the box is not object-sized (4–9 pixels, roughly square).
  */
 function classify(mask: (x: number, y: number) => boolean, box: Detection['box'], area: number): Shape | null {
   const w = box.x1 - box.x0 + 1;
   const h = box.y1 - box.y0 + 1;
-  if (w < 4 || h < 4 || w > 8 || h > 8 || Math.abs(w - h) > 2) return null;
-  const fill = area / (w * h);
-  const [tl, tr, bl, br] = [mask(box.x0, box.y0), mask(box.x1, box.y0), mask(box.x0, box.y1), mask(box.x1, box.y1)];
-  const corners = [tl, tr, bl, br].filter(Boolean).length;
-  if (corners >= 3 && fill >= 0.85) return 'square';
-  if (!tl && !tr && bl && br && fill >= 0.4 && fill <= 0.75) return 'triangle';
-  if (corners === 0 && fill >= 0.6 && fill <= 0.95 && Math.abs(w - h) <= 1) return 'circle';
-  return null;
+  if (w < 4 || h < 4 || w > 9 || h > 9 || Math.abs(w - h) > 3) return null;
+  let best: Shape | null = null;
+  let bestIou = MIN_TEMPLATE_IOU;
+  const side = Math.max(w, h);
+  for (const shape of SHAPES) {
+    for (let size = Math.max(4, side - 1); size <= Math.min(9, side + 1); size++) {
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const o = {
+            shape,
+            colour: 'red' as const,
+            size,
+            x: box.x0 + Math.floor((w - size) / 2) + dx,
+            y: box.y0 + Math.floor((h - size) / 2) + dy,
+          };
+          let inter = 0;
+          let templateArea = 0;
+          for (let y = Math.min(o.y, box.y0); y <= Math.max(o.y + size - 1, box.y1); y++) {
+            for (let x = Math.min(o.x, box.x0); x <= Math.max(o.x + size - 1, box.x1); x++) {
+              const t = covers(o, x, y);
+              if (t) templateArea++;
+              if (t && x >= box.x0 && x <= box.x1 && y >= box.y0 && y <= box.y1 && mask(x, y)) inter++;
+            }
+          }
+          const iou = inter / (area + templateArea - inter);
+          if (iou > bestIou) {
+            bestIou = iou;
+            best = shape;
+          }
+        }
+      }
+    }
+  }
+  return best;
 }
 
 /** The components of an image (D = 16·16·3 values), largest first; specks below 6 pixels are dropped. */
