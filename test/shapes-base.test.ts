@@ -1,11 +1,9 @@
-// The base model shipped in the package (models/shapes-base.safetensors): it loads, its scores are the ones the
-// README states, and a short DiffusionNFT run from it raises the shapes reward.
+// The base model shipped in the package (models/shapes-base.safetensors): it loads and its scores are the ones the
+// README states.
 import { describe, expect, it } from 'vitest';
-import { DiffusionNFT, loadCheckpoint, tasks } from '../lib/index.js';
+import { loadCheckpoint } from '../lib/index.js';
 import { SHAPES_BASE } from '../lib/jobs/demo-shapes.js';
 import { evaluateShapes } from '../lib/jobs/shapes.js';
-
-const s = tasks.shapes;
 
 describe('the shipped shapes base model', () => {
   it('loads as config D and scores as the README states (test prompts, 4 samples each, seed 12345)', async () => {
@@ -21,21 +19,4 @@ describe('the shipped shapes base model', () => {
     expect(Math.abs(plain.reward - 0.218)).toBeLessThan(0.05);
     net.dispose();
   }, 300_000);
-
-  it('gains reward under a short DiffusionNFT run', async () => {
-    const { net } = await loadCheckpoint(SHAPES_BASE);
-    const nft = new DiffusionNFT(net, {
-      prompts: s.TRAIN_PROMPTS,
-      rewards: { name: 'shapes', fn: s.reward },
-      groups: 8,
-      groupSize: 8,
-      lr: 3e-4,
-      seed: 2,
-    });
-    const history = await nft.run({ epochs: 8 });
-    const first = (history[0]?.reward ?? 0) + (history[1]?.reward ?? 0);
-    const last = (history[6]?.reward ?? 0) + (history[7]?.reward ?? 0);
-    expect(last).toBeGreaterThan(first);
-    net.dispose();
-  }, 600_000);
 });
