@@ -80,6 +80,22 @@ const program = new Command()
 program
   .command('demo')
   .description(
+    'the main job: DiffusionNFT on the shapes benchmark from the shipped base model, with curves, grids and a summary',
+  )
+  .option('--minutes <n>', 'minutes of DiffusionNFT', positive, 4)
+  .option('--base <checkpoint>', 'base model (default: the one shipped in the package)')
+  .option('--samples-per-prompt <n>', 'samples of each test prompt per evaluation', integer(1), 4)
+  .option('--out <dir>', 'output folder', 'diffusion-nft-demo')
+  .action(async (o: { minutes: number; base?: string; samplesPerPrompt: number; out: string }) => {
+    const info = backendInfo();
+    console.log(`backend: cpu (${info.threads} threads)${info.cuda ? `, CUDA device ${info.device}` : ''}`);
+    const table = await runShapesDemo({ ...o, base: o.base ?? SHAPES_BASE, log: (line) => console.log(line) });
+    console.log(`\n${table}\n\nwrote ${o.out}/: summary.md, samples-before.png, samples-after.png, run/*.png`);
+  });
+
+program
+  .command('toy2d')
+  .description(
     'pre-train the small velocity network on the conditional 2-D 8-Gaussian mixture, then post-train it with DiffusionNFT',
   )
   .option('--steps <n>', 'optimiser steps', integer(1), 600)
