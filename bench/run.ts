@@ -112,13 +112,26 @@ async function time(call: () => Promise<unknown>, iters: number, warmup = 2): Pr
   return { ms: median(times), peakMiB: (process.resourceUsage().maxRSS - rssBefore) / 1024 };
 }
 
+// Times `call` on `net`, then frees the network at once, so that no row's timing pays for freeing an earlier one's.
+async function timeAndDispose(net: VelocityNet, call: () => Promise<unknown>, iters: number, warmup = 2) {
+  try {
+    return await time(call, iters, warmup);
+  } finally {
+    net.dispose();
+  }
+}
+
 // B1: a flow-matching training step (interpolate, forward, MSE, backward, AdamW).
 async function oursB1(batch: number, preset: 'M' | 'D' = 'M') {
   const net = benchNet(preset);
   const trainer = new FlowMatchingTrainer(net, { lr: 1e-4 });
   const x0 = Tensor.randn([batch, CONFIG_M.dataDim], { seed: 3 });
   const cond = condTokens(batch);
-  return time(() => trainer.step({ x0, cond }), preset === 'M' ? ITERS : Math.max(3, Math.round(ITERS / 2)));
+  return timeAndDispose(
+    net,
+    () => trainer.step({ x0, cond }),
+    preset === 'M' ? ITERS : Math.max(3, Math.round(ITERS / 2)),
+  );
 }
 
 // B2: a DiffusionNFT optimiser step on `batch` (sample, time) rows: v_θ and v_old, the fused loss, backward, AdamW.
@@ -129,14 +142,19 @@ async function oursB2(batch: number) {
   const r = Tensor.rand([batch], { seed: 5 }).storage;
   const cond = condTokens(batch).storage;
   const options = { lr: 1e-4, seed: 6, timesPerSample: 1, beta: 1, advClipMax: 5, adaptive: true };
-  return time(() => net.enqueue(() => net.model.nftStep(x0, cond, r, batch, options)), ITERS);
+  return timeAndDispose(net, () => net.enqueue(() => net.model.nftStep(x0, cond, r, batch, options)), ITERS);
 }
 
 // B3: a 10-step dpm2 rollout of `batch` samples.
 async function oursB3(batch: number) {
   const net = benchNet();
   const cond = condTokens(batch);
-  return time(() => sample(net, { cond, solver: 'dpm2', steps: 10, seed: 7, chunk: batch }), ROLLOUT_ITERS, 1);
+  return timeAndDispose(
+    net,
+    () => sample(net, { cond, solver: 'dpm2', steps: 10, seed: 7, chunk: batch }),
+    ROLLOUT_ITERS,
+    1,
+  );
 }
 
 interface TorchResult {
@@ -180,6 +198,15 @@ async function main() {
       flops: trainingFlops(CONFIG_M, BATCH),
     },
     {
+      row: 'B1-D',
+      what: `flow-matching training step, config D (DiT), batch ${DIT_BATCH}`,
+      batch: DIT_BATCH,
+      ours: (batch: number) => oursB1(batch, 'D'),
+      // The backward costs about twice the forward.
+      flops: 3 * DIT_BATCH * ditForwardFlops(CONFIG_D),
+      config: CONFIG_D,
+    },
+    {
       row: 'B2',
       what: `DiffusionNFT optimiser step, ${BATCH} rows`,
       batch: BATCH,
@@ -195,8 +222,9 @@ async function main() {
     },
   ];
   console.log(`config M, ${THREADS} threads, PyTorch peer: ${PYTHON} (OpenBLAS expected; its BLAS is printed below)`);
-  // A throwaway B1 first: the first steps of a process pay for first-touch page faults and the pool's start-up.
-  await oursB1(BATCH);
+  // A first B1 run that is not timed: the first steps of a process pay for first-touch page faults and the pool's
+  // start-up. Its growth of the peak RSS is row B5 (activations, gradients and AdamW state, as PyTorch's).
+  const warmup = await oursB1(BATCH);
   const rows: Row[] = [];
   let b1Memory: { ours: number; peer: number | null } | null = null;
   for (const spec of specs) {
@@ -204,7 +232,7 @@ async function main() {
     const iters = spec.row === 'B3' ? ROLLOUT_ITERS : spec.row === 'B1-D' ? Math.max(3, Math.round(ITERS / 2)) : ITERS;
     const torch = torchRow(spec.row.slice(0, 2), spec.batch, iters, spec.config);
     const peer = 'error' in torch ? null : torch;
-    if (spec.row === 'B1') b1Memory = { ours: ours.peakMiB, peer: peer?.peak_mem_mib ?? null };
+    if (spec.row === 'B1') b1Memory = { ours: warmup.peakMiB, peer: peer?.peak_mem_mib ?? null };
     const rate = (ms: number) => (spec.batch * 1000) / ms;
     rows.push({
       row: spec.row,

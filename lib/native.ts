@@ -47,6 +47,7 @@ export interface NativeModel {
   getOptimizerState(m: Float32Array, v: Float32Array): void;
   setOptimizerState(m: Float32Array, v: Float32Array, step: number): void;
   resetOptimizer(): void;
+  release(): void;
   velocity(
     x: Float32Array,
     t: Float32Array,

@@ -263,7 +263,11 @@ export class VelocityNet {
 
   /** Releases the native model once pending calls finish. Idempotent. */
   dispose(): void {
+    const model = this.#model;
+    if (model === null) return;
     this.#model = null;
+    // Free the native memory as soon as the calls already queued have settled, not at garbage collection.
+    void this.#queue.then(() => model.release());
   }
 
   [Symbol.dispose](): void {

@@ -68,6 +68,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::GetOptimizerState>("getOptimizerState"),
                          InstanceMethod<&ModelWrap::SetOptimizerState>("setOptimizerState"),
                          InstanceMethod<&ModelWrap::ResetOptimizer>("resetOptimizer"),
+                         InstanceMethod<&ModelWrap::Release>("release"),
                          InstanceMethod<&ModelWrap::Velocity>("velocity"),
                          InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
                          InstanceMethod<&ModelWrap::FlowMatchingStep>("flowMatchingStep"),
@@ -212,6 +213,16 @@ Napi::Value ModelWrap::SetOptimizerState(const Napi::CallbackInfo& info) {
     on_model(*model_, [&] { model_->set_optimizer_state(m.Data(), v.Data(), step); });
     return 0;
   });
+  return info.Env().Undefined();
+}
+
+// release(): frees the native model and its memory now rather than at garbage collection. The JS side calls it once
+// every queued call has settled and never uses the object again.
+Napi::Value ModelWrap::Release(const Napi::CallbackInfo& info) {
+  if (model_) {
+    { std::lock_guard<std::mutex> lock(model_->mutex()); }
+    model_.reset();
+  }
   return info.Env().Undefined();
 }
 

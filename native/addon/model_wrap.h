@@ -31,6 +31,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value ResetOptimizer(const Napi::CallbackInfo& info);
+  Napi::Value Release(const Napi::CallbackInfo& info);
   Napi::Value Velocity(const Napi::CallbackInfo& info);
   Napi::Value ForwardBackward(const Napi::CallbackInfo& info);
   Napi::Value FlowMatchingStep(const Napi::CallbackInfo& info);
