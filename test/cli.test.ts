@@ -16,7 +16,7 @@ function cli(...args: string[]) {
 describe('the CLI', () => {
   it('pretrains, evaluates, samples and post-trains a shapes model with both methods', () => {
     const base = join(dir, 'base.safetensors');
-    const pretrain = cli('pretrain', '--steps', '3', '--batch', '8', '--out', base);
+    const pretrain = cli('pretrain', '--preset', 'M', '--steps', '3', '--batch', '8', '--out', base);
     expect(pretrain.status, pretrain.err).toBe(0);
     expect(pretrain.out).toMatch(/base, no CFG: strict \d\.\d{3} \(single/);
     expect(existsSync(base)).toBe(true);
