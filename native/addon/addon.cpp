@@ -69,12 +69,19 @@ Napi::Value RandomFill(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The element count of the typed array argument `index`, whose length sets a call's batch.
+size_t length_of(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (info.Length() <= index || !info[index].IsTypedArray()) {
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float32Array");
+  }
+  return info[index].As<Napi::TypedArray>().ElementLength();
+}
+
 // interpolate(x0: Float32Array (B*D), t: Float32Array (B), D, seed, offset) -> { xt, target }
 Napi::Value Interpolate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int D = static_cast<int>(integer_arg(info, 2, "dim", 1, 1 << 24));
-  if (!info[1].IsTypedArray()) throw Napi::TypeError::New(env, "t must be a Float32Array");
-  const size_t B = info[1].As<Napi::TypedArray>().ElementLength();
+  const size_t B = length_of(info, 1, "t");
   Napi::Float32Array x0 = float32_arg(info, 0, "x0", B * D);
   Napi::Float32Array t = float32_arg(info, 1, "t", B);
   const uint64_t seed = seed_arg(info, 3);
@@ -91,8 +98,7 @@ Napi::Value Interpolate(const Napi::CallbackInfo& info) {
 Napi::Value NftLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int D = static_cast<int>(integer_arg(info, 6, "dim", 1, 1 << 24));
-  if (info.Length() < 5 || !info[4].IsTypedArray()) throw Napi::TypeError::New(env, "t must be a Float32Array");
-  const size_t B = info[4].As<Napi::TypedArray>().ElementLength();
+  const size_t B = length_of(info, 4, "t");
   if (B == 0) throw Napi::RangeError::New(env, "the batch must not be empty");
   Napi::Float32Array v_theta = float32_arg(info, 0, "vTheta", B * D), v_old = float32_arg(info, 1, "vOld", B * D);
   const bool has_ref = !info[2].IsNull() && !info[2].IsUndefined();
@@ -114,8 +120,7 @@ Napi::Value NftLoss(const Napi::CallbackInfo& info) {
 // sdeStep(x, v, noise, t, tNext, a, tFirst) -> { mean, xNext, std, sigma }: one FlowGRPO SDE step on the CPU.
 Napi::Value SdeStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "x must be a Float32Array");
-  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  const size_t n = length_of(info, 0, "x");
   Napi::Float32Array x = float32_arg(info, 0, "x", n), v = float32_arg(info, 1, "v", n),
                      noise = float32_arg(info, 2, "noise", n);
   double numbers[4];
@@ -163,8 +168,7 @@ Napi::Value SdeCoefficientsOf(const Napi::CallbackInfo& info) {
 Napi::Value SdeLogp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int D = static_cast<int>(integer_arg(info, 3, "dim", 1, 1 << 24));
-  if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "xNext must be a Float32Array");
-  const size_t B = info[0].As<Napi::TypedArray>().ElementLength() / D;
+  const size_t B = length_of(info, 0, "xNext") / D;
   Napi::Float32Array x_next = float32_arg(info, 0, "xNext", B * D), mean = float32_arg(info, 1, "mean", B * D);
   if (!info[2].IsNumber()) throw Napi::TypeError::New(env, "std must be a number");
   const float std = static_cast<float>(info[2].As<Napi::Number>().DoubleValue());
@@ -179,9 +183,7 @@ Napi::Value SdeLogp(const Napi::CallbackInfo& info) {
 Napi::Value GrpoLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int D = static_cast<int>(integer_arg(info, 7, "dim", 1, 1 << 24));
-  if (info.Length() < 6 || !info[5].IsTypedArray())
-    throw Napi::TypeError::New(env, "advantages must be a Float32Array");
-  const size_t R = info[5].As<Napi::TypedArray>().ElementLength();
+  const size_t R = length_of(info, 5, "advantages");
   if (R == 0) throw Napi::RangeError::New(env, "the batch must not be empty");
   Napi::Float32Array v_theta = float32_arg(info, 0, "vTheta", R * D);
   const bool has_ref = !info[1].IsNull() && !info[1].IsUndefined();
