@@ -37,8 +37,10 @@ function forwardsPerEpoch(spec: RunSpec, samples: number, steps: number): number
   return cfg * (samples * steps + samples * transitions * (1 + withRef));
 }
 
-function firstReaching(points: readonly RunPoint[], threshold: number): RunPoint | undefined {
-  return points.find((p) => p.strict >= threshold);
+type Metric = 'strict' | 'testReward';
+
+function firstReaching(points: readonly RunPoint[], metric: Metric, threshold: number): RunPoint | undefined {
+  return points.find((p) => p[metric] >= threshold);
 }
 
 const program = new Command()
@@ -46,11 +48,24 @@ const program = new Command()
   .option('--minutes <n>', 'training wall-clock per run', Number, 10)
   .option('--eval-every <n>', 'epochs between evaluations', Number, 5)
   .option('--sweep <file>', 'JSON list of { name, method, trainer } runs (default: the built-in sweep)')
-  .option('--thresholds <list>', 'strict-score thresholds', '0.5,0.7,0.9')
+  // The shipped base scores 0.06–0.07 strict and 0.22 reward on the test prompts: GenEval's 0.5/0.7/0.9 are out of
+  // reach of a CPU budget, so the defaults sit where a run of minutes can get.
+  .option('--thresholds <list>', 'strict-score thresholds (test prompts, no CFG)', '0.1,0.15,0.2')
+  .option('--reward-thresholds <list>', 'mean-reward thresholds (test prompts, no CFG)', '0.3,0.35,0.4')
   .parse();
-const o = program.opts<{ base: string; minutes: number; evalEvery: number; sweep?: string; thresholds: string }>();
+const o = program.opts<{
+  base: string;
+  minutes: number;
+  evalEvery: number;
+  sweep?: string;
+  thresholds: string;
+  rewardThresholds: string;
+}>();
 const sweep: RunSpec[] = o.sweep ? JSON.parse(readFileSync(o.sweep, 'utf8')) : DEFAULT_SWEEP;
-const thresholds = o.thresholds.split(',').map(Number);
+const thresholdsOf: Record<Metric, number[]> = {
+  strict: o.thresholds.split(',').map(Number),
+  testReward: o.rewardThresholds.split(',').map(Number),
+};
 const date = new Date().toISOString();
 const machine = (cpus()[0]?.model ?? 'cpu').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '');
 const dir = join(packageRoot(), 'bench', 'results', `${date.slice(0, 10)}-B4-${machine}`);
@@ -74,39 +89,37 @@ for (const spec of sweep) {
   results.push({ spec, points, forwards: forwardsPerEpoch(spec, groups * groupSize, 10) });
 }
 
-console.log(
-  `\n| run | best strict | epochs | ${thresholds.map((t) => `to ${t}: epochs / forwards / s`).join(' | ')} |`,
-);
-console.log(`| --- | --- | --- | ${thresholds.map(() => '---').join(' | ')} |`);
-for (const r of results) {
-  const best = Math.max(...r.points.map((p) => p.strict));
-  const cells = thresholds.map((t) => {
-    const p = firstReaching(r.points, t);
-    return p ? `${p.epoch} / ${(p.epoch * r.forwards).toExponential(2)} / ${p.seconds.toFixed(0)}` : 'not reached';
-  });
-  console.log(`| ${r.spec.name} | ${best.toFixed(3)} | ${r.points.at(-1)?.epoch ?? 0} | ${cells.join(' | ')} |`);
-}
-// The speed-up: the best DiffusionNFT run against the best FlowGRPO run, in wall-clock to each threshold reached by both.
-const bestOf = (method: string) =>
-  results
-    .filter((r) => r.spec.method === method)
-    .sort((a, b) => Math.max(...b.points.map((p) => p.strict)) - Math.max(...a.points.map((p) => p.strict)))[0];
-const nft = bestOf('nft');
-const grpo = bestOf('flowgrpo');
-const speedups = thresholds.map((t) => {
-  const a = nft && firstReaching(nft.points, t);
-  const b = grpo && firstReaching(grpo.points, t);
-  return {
-    threshold: t,
-    nftSeconds: a?.seconds ?? null,
-    grpoSeconds: b?.seconds ?? null,
-    speedup: a && b ? b.seconds / Math.max(a.seconds, 1e-9) : null,
-  };
-});
-for (const s of speedups) {
+const best = (r: (typeof results)[number], metric: Metric) => Math.max(...r.points.map((p) => p[metric]));
+const speedups: { metric: Metric; threshold: number; nftSeconds: number | null; grpoSeconds: number | null }[] = [];
+for (const metric of ['strict', 'testReward'] as const) {
+  const thresholds = thresholdsOf[metric];
   console.log(
-    `strict ${s.threshold}: DiffusionNFT ${s.nftSeconds?.toFixed(0) ?? 'not reached'} s, FlowGRPO ${s.grpoSeconds?.toFixed(0) ?? 'not reached'} s${s.speedup ? `, speed-up ${s.speedup.toFixed(1)}×` : ''}`,
+    `\n| run | best ${metric} | epochs | ${thresholds.map((t) => `to ${t}: epochs / forwards / s`).join(' | ')} |`,
   );
+  console.log(`| --- | --- | --- | ${thresholds.map(() => '---').join(' | ')} |`);
+  for (const r of results) {
+    const cells = thresholds.map((t) => {
+      const p = firstReaching(r.points, metric, t);
+      return p ? `${p.epoch} / ${(p.epoch * r.forwards).toExponential(2)} / ${p.seconds.toFixed(0)}` : 'not reached';
+    });
+    console.log(
+      `| ${r.spec.name} | ${best(r, metric).toFixed(3)} | ${r.points.at(-1)?.epoch ?? 0} | ${cells.join(' | ')} |`,
+    );
+  }
+  // The speed-up: the method's run with the best final-or-peak score, in wall-clock to each threshold.
+  const bestOf = (method: string) =>
+    results.filter((r) => r.spec.method === method).sort((a, b) => best(b, metric) - best(a, metric))[0];
+  const nft = bestOf('nft');
+  const grpo = bestOf('flowgrpo');
+  for (const threshold of thresholds) {
+    const a = nft && firstReaching(nft.points, metric, threshold);
+    const b = grpo && firstReaching(grpo.points, metric, threshold);
+    speedups.push({ metric, threshold, nftSeconds: a?.seconds ?? null, grpoSeconds: b?.seconds ?? null });
+    const ratio = a && b ? `, speed-up ${(b.seconds / Math.max(a.seconds, 1e-9)).toFixed(1)}×` : '';
+    console.log(
+      `${metric} ${threshold}: DiffusionNFT (${nft?.spec.name}) ${a ? `${a.seconds.toFixed(0)} s` : 'not reached'}, FlowGRPO (${grpo?.spec.name}) ${b ? `${b.seconds.toFixed(0)} s` : 'not reached'}${ratio}`,
+    );
+  }
 }
 await writeCurves(
   dir,

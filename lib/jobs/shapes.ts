@@ -149,8 +149,11 @@ export async function sampleGrid(
 export interface RunPoint {
   epoch: number;
   seconds: number;
+  /** Mean partial-credit reward of the epoch's rollouts (training prompts); NaN before training. */
   reward: number;
+  /** Strict score and mean reward of the evaluation samples (test prompts, no CFG). */
   strict: number;
+  testReward: number;
 }
 
 /** Options of trainShapes. */
@@ -209,9 +212,9 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
   const points: RunPoint[] = [];
   const evaluatePoint = async (epoch: number, seconds: number, reward: number) => {
     const e = await evaluateShapes(net, { samplesPerPrompt: o.evalSamplesPerPrompt ?? 4 });
-    points.push({ epoch, seconds, reward, strict: e.overall });
+    points.push({ epoch, seconds, reward, strict: e.overall, testReward: e.reward });
     log(
-      `epoch ${String(epoch).padStart(4)}  ${formatSeconds(seconds)}  reward ${Number.isNaN(reward) ? '  -  ' : reward.toFixed(3)}  strict (test, no CFG) ${e.overall.toFixed(3)}`,
+      `epoch ${String(epoch).padStart(4)}  ${formatSeconds(seconds)}  reward ${Number.isNaN(reward) ? '  -  ' : reward.toFixed(3)}  strict (test, no CFG) ${e.overall.toFixed(3)}  test reward ${e.reward.toFixed(3)}`,
     );
     await writeFileAtomic(join(o.out, 'metrics.json'), `${JSON.stringify(points, null, 2)}\n`);
   };
@@ -243,13 +246,14 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
 }
 
 /**
- * The strict score (test prompts, no CFG) and the training reward, each against epochs and against wall-clock, as
- * SVG and PNG: `strict-vs-epoch`, `strict-vs-seconds`, `reward-vs-epoch`, `reward-vs-seconds`.
+ * The strict score and reward on the test prompts (no CFG) and the training reward, each against epochs and against
+ * wall-clock, as SVG and PNG: `strict-vs-epoch`, `strict-vs-seconds`, `reward-vs-…`, `testReward-vs-…`.
  */
 export async function writeCurves(out: string, runs: { name: string; points: RunPoint[] }[]): Promise<void> {
   const metrics = [
     ['strict', 'shapes: strict score on test prompts (no CFG)', 'strict score'],
     ['reward', 'shapes: mean training reward of the rollouts', 'reward'],
+    ['testReward', 'shapes: mean reward on the test prompts (no CFG)', 'reward'],
   ] as const;
   const axes = [
     ['epoch', 'epoch'],

@@ -1,30 +1,109 @@
+// SiLU and GELU forward and backward over flat arrays. The per-element formulas are core/math/activation.h's; on
+// AVX2 machines eight elements at a time with a vector exp, since libm's scalar expf/tanhf would cost more than
+// the GEMMs around them leave (about 6 ns per element, 4 % of a config-M training step for SiLU alone).
 #include "core/math/activation.h"
 
 #include "cpu/ops.h"
+#include "cpu/simd.h"
 #include "cpu/thread_pool.h"
+#include "cpu/vec_math.h"
 
 namespace dnft::cpu {
 
+namespace {
+
+#if defined(__x86_64__)
+// The GELU's inner tanh(√(2/π)·(z + a z³)) of eight elements.
+DNFT_AVX2 inline __m256 gelu_tanh_avx2(__m256 z) {
+  const __m256 z3 = _mm256_mul_ps(_mm256_mul_ps(z, z), z);
+  return tanh_avx2(_mm256_mul_ps(_mm256_set1_ps(kGeluC), _mm256_fmadd_ps(_mm256_set1_ps(kGeluA), z3, z)));
+}
+
+// Each loop runs whole groups of eight and leaves the last n % 8 elements to the scalar formula.
+DNFT_AVX2 void silu_forward_avx2(float* out, const float* in, int64_t begin, int64_t end) {
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256 z = _mm256_loadu_ps(in + i);
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(z, sigmoid_avx2(z)));
+  }
+  for (; i < end; ++i) out[i] = silu(in[i]);
+}
+
+DNFT_AVX2 void silu_backward_avx2(float* din, const float* dout, const float* in, int64_t begin, int64_t end) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256 z = _mm256_loadu_ps(in + i);
+    const __m256 s = sigmoid_avx2(z);
+    const __m256 grad = _mm256_mul_ps(s, _mm256_fmadd_ps(z, _mm256_sub_ps(one, s), one));
+    _mm256_storeu_ps(din + i, _mm256_mul_ps(_mm256_loadu_ps(dout + i), grad));
+  }
+  for (; i < end; ++i) din[i] = dout[i] * silu_grad(in[i]);
+}
+
+DNFT_AVX2 void gelu_forward_avx2(float* out, const float* in, int64_t begin, int64_t end) {
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256 z = _mm256_loadu_ps(in + i);
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(half, z), _mm256_add_ps(one, gelu_tanh_avx2(z))));
+  }
+  for (; i < end; ++i) out[i] = gelu(in[i]);
+}
+
+DNFT_AVX2 void gelu_backward_avx2(float* din, const float* dout, const float* in, int64_t begin, int64_t end) {
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  const __m256 c = _mm256_set1_ps(kGeluC), a3 = _mm256_set1_ps(3.0f * kGeluA);
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256 z = _mm256_loadu_ps(in + i);
+    const __m256 th = gelu_tanh_avx2(z);
+    // 0.5·(1 + th) + 0.5·z·(1 - th²)·c·(1 + 3a·z²)
+    const __m256 sech2 = _mm256_fnmadd_ps(th, th, one);
+    const __m256 inner = _mm256_mul_ps(c, _mm256_fmadd_ps(a3, _mm256_mul_ps(z, z), one));
+    const __m256 outer = _mm256_mul_ps(half, _mm256_add_ps(one, th));
+    const __m256 grad = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(half, z), sech2), inner, outer);
+    _mm256_storeu_ps(din + i, _mm256_mul_ps(_mm256_loadu_ps(dout + i), grad));
+  }
+  for (; i < end; ++i) din[i] = dout[i] * gelu_grad(in[i]);
+}
+
+#endif  // __x86_64__
+
+}  // namespace
+
 void silu_forward(float* out, const float* in, size_t n) {
   parallel_elements(n, [&](int64_t begin, int64_t end) {
+#if defined(__x86_64__)
+    if (avx2_enabled()) return silu_forward_avx2(out, in, begin, end);
+#endif
     for (int64_t i = begin; i < end; ++i) out[i] = silu(in[i]);
   });
 }
 
 void silu_backward(float* din, const float* dout, const float* in, size_t n) {
   parallel_elements(n, [&](int64_t begin, int64_t end) {
+#if defined(__x86_64__)
+    if (avx2_enabled()) return silu_backward_avx2(din, dout, in, begin, end);
+#endif
     for (int64_t i = begin; i < end; ++i) din[i] = dout[i] * silu_grad(in[i]);
   });
 }
 
 void gelu_forward(float* out, const float* in, size_t n) {
   parallel_elements(n, [&](int64_t begin, int64_t end) {
+#if defined(__x86_64__)
+    if (avx2_enabled()) return gelu_forward_avx2(out, in, begin, end);
+#endif
     for (int64_t i = begin; i < end; ++i) out[i] = gelu(in[i]);
   });
 }
 
 void gelu_backward(float* din, const float* dout, const float* in, size_t n) {
   parallel_elements(n, [&](int64_t begin, int64_t end) {
+#if defined(__x86_64__)
+    if (avx2_enabled()) return gelu_backward_avx2(din, dout, in, begin, end);
+#endif
     for (int64_t i = begin; i < end; ++i) din[i] = dout[i] * gelu_grad(in[i]);
   });
 }

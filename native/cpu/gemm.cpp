@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <new>
 
+#include "cpu/simd.h"
 #include "cpu/thread_pool.h"
 
 #if defined(__x86_64__)
@@ -342,14 +342,9 @@ struct Impl {
   const char* name;
 };
 
-// DNFT_GEMM_KERNEL=generic forces the portable kernel (to test it on AVX2 machines).
 Impl select_impl() {
-  const char* forced = std::getenv("DNFT_GEMM_KERNEL");
-  if (forced != nullptr && std::strcmp(forced, "generic") == 0) return {kernel_generic, pack_b_generic, "generic-6x16"};
 #if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return {kernel_avx2, pack_b_avx2, "avx2-fma-6x16"};
+  if (avx2_enabled()) return {kernel_avx2, pack_b_avx2, "avx2-fma-6x16"};
 #endif
   return {kernel_generic, pack_b_generic, "generic-6x16"};
 }

@@ -11,7 +11,7 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
            float beta, float* C, int ldc, const float* bias = nullptr);
 
 // Name of the micro-kernel picked at first use ("avx2-fma-6x16" or "generic-6x16"), for logs and tests. The
-// environment variable DNFT_GEMM_KERNEL=generic forces the portable one.
+// environment variable DNFT_CPU_KERNELS=generic forces the portable one (cpu/simd.h).
 const char* sgemm_kernel_name();
 
 }  // namespace dnft::cpu

@@ -1,5 +1,7 @@
-// Tests for the CPU thread pool and sgemm: sgemm against a naive double-precision reference over transposes,
-// alpha/beta/bias variants, odd sizes, padded leading dimensions and 1-3 threads; then an informational timing.
+// Tests for the CPU backend's vector kernels: the thread pool; sgemm against a naive double-precision reference over
+// transposes, alpha/beta/bias variants, odd sizes, padded leading dimensions and 1-3 threads; SiLU and GELU forward
+// and backward against float64 formulas; the optimiser's passes; then an informational timing. CI runs it twice, the
+// second time with DNFT_CPU_KERNELS=generic, so the portable loops are tested as well as the AVX2 ones.
 
 #include <algorithm>
 #include <atomic>
@@ -15,6 +17,8 @@
 #include <vector>
 
 #include "cpu/gemm.h"
+#include "cpu/ops.h"
+#include "cpu/simd.h"
 #include "cpu/thread_pool.h"
 #include "tests/check.h"
 
@@ -245,10 +249,102 @@ void print_timings() {
   }
 }
 
+// SiLU and GELU (tanh form) and their derivatives in float64, the oracle of the float32 loops.
+double silu64(double z) { return z / (1.0 + std::exp(-z)); }
+double silu_grad64(double z) {
+  const double s = 1.0 / (1.0 + std::exp(-z));
+  return s * (1.0 + z * (1.0 - s));
+}
+constexpr double kC = 0.79788456080286535588, kA = 0.044715;
+double gelu64(double z) { return 0.5 * z * (1.0 + std::tanh(kC * (z + kA * z * z * z))); }
+double gelu_grad64(double z) {
+  const double th = std::tanh(kC * (z + kA * z * z * z));
+  return 0.5 * (1.0 + th) + 0.5 * z * (1.0 - th * th) * kC * (1.0 + 3.0 * kA * z * z);
+}
+
+// Every activation over an odd-sized input (whole vectors and a tail) spanning the saturated ranges, the overflow
+// edges of exp, zero and NaN, against float64: within 1e-6 relative, plus c·(1 + |z|)·|dy| absolute where the result
+// cancels to near zero (the root of silu', gelu's saturated tail) and only an absolute bound means anything; c is
+// 2.5e-7, and 1e-6 for gelu', whose 1 - tanh² cancels in float32.
+void check_activations() {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> z = {0.0f,   -0.0f, 1e-7f,  -1e-7f, 1e-3f,  -1e-3f, 0.5f,   -0.5f,  8.0f,    -8.0f, 20.0f,
+                          -20.0f, 87.0f, -87.0f, 88.5f,  -88.5f, 89.0f,  -89.0f, 100.0f, -100.0f, 1e30f, -1e30f};
+  while (z.size() < 4099) z.push_back(normal(rng));
+  const size_t n = z.size();
+  std::vector<float> dy(n), out(n), din(n);
+  for (float& v : dy) v = normal(rng);
+  struct Op {
+    const char* name;
+    double (*f)(double);
+    bool backward;
+    double abs_tol;
+  };
+  const Op ops[] = {{"silu", silu64, false, 2.5e-7},
+                    {"silu'", silu_grad64, true, 2.5e-7},
+                    {"gelu", gelu64, false, 2.5e-7},
+                    {"gelu'", gelu_grad64, true, 1e-6}};
+  for (const Op& op : ops) {
+    if (op.f == silu64) dnft::cpu::silu_forward(out.data(), z.data(), n);
+    if (op.f == silu_grad64) dnft::cpu::silu_backward(out.data(), dy.data(), z.data(), n);
+    if (op.f == gelu64) dnft::cpu::gelu_forward(out.data(), z.data(), n);
+    if (op.f == gelu_grad64) dnft::cpu::gelu_backward(out.data(), dy.data(), z.data(), n);
+    double worst = 0.0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double want = op.f(z[i]) * (op.backward ? dy[i] : 1.0);
+      // Outside float range the float64 formula is inf·0 or 1e30³; the float loops must still give a finite value.
+      if (!std::isfinite(want)) {
+        CHECK(std::isfinite(out[i]), "%s(%g) = %g", op.name, z[i], out[i]);
+        continue;
+      }
+      const double scale = op.backward ? std::abs(dy[i]) : 1.0;
+      const double tol = 1e-6 * std::abs(want) + op.abs_tol * std::min(1.0 + std::abs(z[i]), 100.0) * scale;
+      const double err = std::abs(out[i] - want) / tol;
+      if (err > worst) worst = err, at = i;
+    }
+    CHECK(worst <= 1.0, "%s: error %.3g × tolerance at z=%g (got %.9g)", op.name, worst, z[at], out[at]);
+  }
+  // NaN stays NaN (the trainers' finite-loss check relies on it), in the vector body and in the scalar tail.
+  std::vector<float> nans(17, std::numeric_limits<float>::quiet_NaN()), ones(17, 1.0f), outs(17);
+  dnft::cpu::silu_forward(outs.data(), nans.data(), 17);
+  CHECK(std::isnan(outs[3]) && std::isnan(outs[16]), "silu(NaN) = %g, %g", outs[3], outs[16]);
+  dnft::cpu::gelu_backward(outs.data(), ones.data(), nans.data(), 17);
+  CHECK(std::isnan(outs[3]) && std::isnan(outs[16]), "gelu'(NaN) = %g, %g", outs[3], outs[16]);
+}
+
+// The AdamW pass equals adamw_update element by element, bit for bit (vector body and tail, two parameter groups
+// with and without weight decay), and the squared norm equals a float64 sum.
+void check_optimizer_passes() {
+  std::mt19937 rng(12);
+  const size_t n = 100003;
+  std::vector<float> p = random_vector(n, rng), m = random_vector(n, rng), v = random_vector(n, rng),
+                     g = random_vector(n, rng);
+  for (float& x : v) x = std::abs(x);
+  for (const float decay : {0.0f, 0.01f}) {
+    const dnft::AdamWStep step{3e-4f, 0.9f, 0.999f, 1e-8f, decay, 0.271f, 0.0199f, 0.73f};
+    std::vector<float> p2 = p, m2 = m, v2 = v;
+    dnft::cpu::adamw(p2.data(), m2.data(), v2.data(), g.data(), n, step);
+    size_t mismatches = 0;
+    for (size_t i = 0; i < n; ++i) {
+      float pi = p[i], mi = m[i], vi = v[i];
+      dnft::adamw_update(&pi, &mi, &vi, g[i], step);
+      mismatches += (pi != p2[i] || mi != m2[i] || vi != v2[i]) ? 1 : 0;
+    }
+    CHECK(mismatches == 0, "weight decay %g: %zu of %zu elements differ from adamw_update", decay, mismatches, n);
+  }
+  double want = 0.0;
+  for (float x : g) want += static_cast<double>(x) * x;
+  const double got = dnft::cpu::sum_squares(g.data(), n);
+  CHECK(std::abs(got - want) <= 1e-12 * want, "sum of squares %.17g, float64 %.17g", got, want);
+}
+
 }  // namespace
 
 int main() {
-  std::printf("sgemm kernel: %s\n", dnft::cpu::sgemm_kernel_name());
+  std::printf("sgemm kernel: %s; activations: %s\n", dnft::cpu::sgemm_kernel_name(),
+              dnft::cpu::avx2_enabled() ? "avx2" : "generic");
   const Shape shapes[] = {
       {1, 1, 1},      {1, 2, 2},     {2, 1, 3},      {37, 5, 3},     {5, 37, 17},  {3, 300, 5},
       {17, 65, 129},  {65, 17, 300}, {129, 300, 37}, {300, 129, 65}, {256, 64, 2}, {64, 256, 300},
@@ -260,6 +356,8 @@ int main() {
   }
   cases.push_back({"set_num_threads", check_set_num_threads});
   cases.push_back({"sgemm degenerate (K=0, alpha=0, empty)", check_degenerate});
+  cases.push_back({"silu, gelu and their gradients vs float64", check_activations});
+  cases.push_back({"adamw bit for bit, sum of squares vs float64", check_optimizer_passes});
   for (int threads : {1, 2, 3}) {
     for (const Shape& s : shapes) {
       const std::string name = "sgemm threads=" + std::to_string(threads) + " M=" + std::to_string(s.M) +
