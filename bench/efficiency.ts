@@ -40,6 +40,14 @@ function forwardsPerEpoch(spec: RunSpec, samples: number, steps: number): number
 
 type Metric = 'strict' | 'testReward';
 
+/** A run's folder name: 'DiffusionNFT β=1 lr 1e-4' → 'DiffusionNFT-beta=1-lr-1e-4'. */
+function runFolder(name: string): string {
+  return name
+    .replace(/β/g, 'beta')
+    .replace(/ε/g, 'eps')
+    .replace(/[^A-Za-z0-9.=]+/g, '-');
+}
+
 function firstReaching(points: readonly RunPoint[], metric: Metric, threshold: number): RunPoint | undefined {
   return points.find((p) => p[metric] >= threshold);
 }
@@ -82,7 +90,7 @@ for (const spec of sweep) {
     base: o.base,
     minutes: o.minutes,
     evalEvery: o.evalEvery,
-    out: join(dir, spec.name.replace(/[^A-Za-z0-9.=]+/g, '-')),
+    out: join(dir, runFolder(spec.name)),
     trainer: spec.trainer,
     log: (line) => console.log(line),
   });
@@ -107,7 +115,7 @@ for (const metric of ['strict', 'testReward'] as const) {
       `| ${r.spec.name} | ${best(r, metric).toFixed(3)} | ${r.points.at(-1)?.epoch ?? 0} | ${cells.join(' | ')} |`,
     );
   }
-  // The speed-up: the method's run with the best final-or-peak score, in wall-clock to each threshold.
+  // The speed-up: each method's run with the highest peak score, in training wall-clock to each threshold.
   const bestOf = (method: string) =>
     results.filter((r) => r.spec.method === method).sort((a, b) => best(b, metric) - best(a, metric))[0];
   const nft = bestOf('nft');

@@ -23,10 +23,11 @@ function ticks(low: number, high: number, count = 5): number[] {
 
 /** An SVG line chart of one or more series sharing the axes. */
 export function lineChart(series: readonly Series[], o: ChartOptions): string {
-  const width = 640;
+  // The legend sits right of the plot, as wide as its longest name (about 7 px a character at 12 px).
+  const right = Math.max(160, 40 + 7 * Math.max(0, ...series.map((s) => s.name.length)));
+  const width = 480 + right;
   const height = 400;
   const left = 60;
-  const right = 160;
   const top = 40;
   const bottom = 50;
   const all = series.flatMap((s) => s.points);

@@ -68,7 +68,7 @@ export async function runShapesDemo(o: ShapesDemoOptions): Promise<string> {
     tableRow('base, CFG 3', beforeCfg),
     tableRow(`DiffusionNFT (${last?.epoch ?? 0} epochs, ${(last?.seconds ?? 0).toFixed(0)} s), no CFG`, after),
   ].join('\n');
-  const summary = `# diffusion-nft demo: DiffusionNFT on shapes\n\n${table}\n\n${after.samples} samples per evaluation (${samplesPerPrompt} per test prompt, 40-step Euler). Grids: samples-before.png, samples-before-cfg3.png, samples-after.png (rows: ${prompts.map((p) => `'${p.text}'`).join(', ')}; same noise). Curves: run/strict-vs-*.png, run/reward-vs-*.png.\n`;
+  const summary = `# diffusion-nft demo: DiffusionNFT on shapes\n\n${table}\n\n${after.samples} samples per evaluation (${samplesPerPrompt} per test prompt, 40-step Euler). Grids: samples-before.png, samples-before-cfg3.png, samples-after.png (rows: ${prompts.map((p) => `'${p.text}'`).join(', ')}; same noise). Curves: run/strict-vs-*.png, run/reward-vs-*.png, run/testReward-vs-*.png.\n`;
   await writeFileAtomic(join(o.out, 'summary.md'), summary);
   net.dispose();
   return table;

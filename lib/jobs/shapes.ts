@@ -176,10 +176,13 @@ export interface TrainShapesOptions {
   log?: (line: string) => void;
 }
 
-/** The default trainer settings on shapes for each method (documented in the README's B4 notes). */
+/**
+ * The default trainer settings on shapes for each method: the best of each in the B4 sweep of 2026-11-23 (README,
+ * bench/results/2026-11-23-B4-AMD-EPYC). Every weight trains here, so lr is a third of the codes' LoRA 3e-4.
+ */
 export const SHAPES_TRAINER_DEFAULTS = {
-  nft: { groups: 16, groupSize: 8, lr: 3e-4, beta: 1 },
-  flowgrpo: { groups: 16, groupSize: 8, lr: 3e-4, clipRange: 0.01, klCoef: 0.04 },
+  nft: { groups: 16, groupSize: 8, lr: 1e-4, beta: 1 },
+  flowgrpo: { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2, klCoef: 0.04 },
 } as const;
 
 /**
