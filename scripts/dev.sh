@@ -92,8 +92,11 @@ case "$command" in
     for exe in build/tests/*; do
       if [ -x "$exe" ]; then run_cpp_suite "$exe"; fi
     done
-    # The CPU kernels once more on their portable loops, which AVX2 machines would otherwise never run.
-    DNFT_CPU_KERNELS=generic run_cpp_suite build/tests/test_gemm
+    # The CPU suites once more on the portable loops (GEMM, activations, softmax, AdamW), which AVX2 machines would
+    # otherwise never run.
+    for suite in test_gemm test_core test_dit; do
+      DNFT_CPU_KERNELS=generic run_cpp_suite "build/tests/$suite"
+    done
 
     if [ "$cpp_passed" -eq 0 ]; then echo "no C++ test ran" >&2; cpp_failed=$((cpp_failed + 1)); fi
 
