@@ -12,10 +12,6 @@
 #include "cpu/simd.h"
 #include "cpu/thread_pool.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
 namespace dnft::cpu {
 namespace {
 
@@ -169,8 +165,6 @@ void pack_a(bool trans, const float* A, int lda, int i0, int mc, int k0, int kc,
 }
 
 #if defined(__x86_64__)
-
-#define DNFT_AVX2 __attribute__((target("avx2,fma")))
 
 DNFT_AVX2 inline void store_row_avx2(float* row, __m256 x0, __m256 x1, __m256 va, __m256 vb, __m256 bias0, __m256 bias1,
                                      bool read_c) {
@@ -331,8 +325,6 @@ DNFT_AVX2 void pack_b_avx2(bool trans, const float* B, int ldb, int k0, int kc, 
   }
   if (full < nc) pack_b_generic(trans, B, ldb, k0, kc, j0 + full, nc - full, dst + static_cast<int64_t>(full) * kc);
 }
-
-#undef DNFT_AVX2
 
 #endif  // __x86_64__
 

@@ -5,6 +5,13 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// Compiles one function for AVX2 + FMA in a build that targets baseline x86-64; call it only when avx2_enabled().
+#define DNFT_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
 namespace dnft::cpu {
 
 inline bool avx2_enabled() {

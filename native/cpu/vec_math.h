@@ -2,11 +2,9 @@
 // libm's scalar expf/tanhf cost several nanoseconds an element. Callers check avx2_enabled() (cpu/simd.h) first.
 #pragma once
 
+#include "cpu/simd.h"
+
 #if defined(__x86_64__)
-#include <immintrin.h>
-
-#define DNFT_AVX2 __attribute__((target("avx2,fma")))
-
 namespace dnft::cpu {
 
 // e^x to about 2 ulp (Cephes' expf): x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by a degree-7 polynomial, 2^n built in

@@ -275,21 +275,28 @@ void check_activations() {
   const size_t n = z.size();
   std::vector<float> dy(n), out(n), din(n);
   for (float& v : dy) v = normal(rng);
+  // Each op: its float64 oracle, whether it is a backward (then scaled by dy), its absolute tolerance, and a call of
+  // the float loop on (z, dy) into out.
+  using Run = void (*)(float* out, const float* dy, const float* z, size_t n);
   struct Op {
     const char* name;
     double (*f)(double);
     bool backward;
     double abs_tol;
+    Run run;
   };
-  const Op ops[] = {{"silu", silu64, false, 2.5e-7},
-                    {"silu'", silu_grad64, true, 2.5e-7},
-                    {"gelu", gelu64, false, 2.5e-7},
-                    {"gelu'", gelu_grad64, true, 1e-6}};
+  const Op ops[] = {
+      {"silu", silu64, false, 2.5e-7,
+       [](float* o, const float*, const float* x, size_t k) { dnft::cpu::silu_forward(o, x, k); }},
+      {"silu'", silu_grad64, true, 2.5e-7,
+       [](float* o, const float* d, const float* x, size_t k) { dnft::cpu::silu_backward(o, d, x, k); }},
+      {"gelu", gelu64, false, 2.5e-7,
+       [](float* o, const float*, const float* x, size_t k) { dnft::cpu::gelu_forward(o, x, k); }},
+      {"gelu'", gelu_grad64, true, 1e-6,
+       [](float* o, const float* d, const float* x, size_t k) { dnft::cpu::gelu_backward(o, d, x, k); }},
+  };
   for (const Op& op : ops) {
-    if (op.f == silu64) dnft::cpu::silu_forward(out.data(), z.data(), n);
-    if (op.f == silu_grad64) dnft::cpu::silu_backward(out.data(), dy.data(), z.data(), n);
-    if (op.f == gelu64) dnft::cpu::gelu_forward(out.data(), z.data(), n);
-    if (op.f == gelu_grad64) dnft::cpu::gelu_backward(out.data(), dy.data(), z.data(), n);
+    op.run(out.data(), dy.data(), z.data(), n);
     double worst = 0.0;
     size_t at = 0;
     for (size_t i = 0; i < n; ++i) {
