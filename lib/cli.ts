@@ -119,6 +119,12 @@ program
   .option('--batch <n>', 'samples per step', integer(1), 128)
   .option('--lr <x>', 'peak learning rate', positive, 1e-3)
   .option('--cond-dropout <p>', 'probability of the null condition', number, 0.1)
+  .addOption(
+    new Option('--schedule <name>', 'learning rate after the warm-up (cosine: down to lr/100 at the last --steps)')
+      .choices(['constant', 'cosine'])
+      .default('constant'),
+  )
+  .option('--ema <decay>', 'write an exponential moving average of the weights (e.g. 0.999; 0 = none)', number, 0)
   .option('--seed <n>', 'random seed', integer(0), 1)
   .option('--from <checkpoint>', 'continue from a checkpoint')
   .option('--with-optimizer', 'also save the AdamW state (3× the size), for an exact --from continuation')
@@ -132,12 +138,17 @@ program
       batch: number;
       lr: number;
       condDropout: number;
+      schedule: 'constant' | 'cosine';
+      ema: number;
       seed: number;
       from?: string;
       withOptimizer?: boolean;
       out: string;
     };
     if (o.minutes === undefined && o.steps === undefined) throw new InvalidArgumentError('give --minutes or --steps');
+    if (o.schedule === 'cosine' && o.steps === undefined)
+      throw new InvalidArgumentError('--schedule cosine needs --steps');
+    if (!(o.ema >= 0 && o.ema < 1)) throw new InvalidArgumentError('--ema must be in [0, 1)');
     const net = o.from
       ? (await loadCheckpoint(o.from)).net
       : VelocityNet.create({ preset: o.preset }, { seed: o.seed });

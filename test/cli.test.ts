@@ -101,6 +101,12 @@ describe('the CLI', () => {
     const prompt = cli('sample', '--checkpoint', 'x.safetensors', '--prompt', 'a red sqare');
     expect(prompt.status).toBe(1);
     expect(prompt.err).toMatch(/no shapes prompt 'a red sqare'; close ones: 'a red square'/);
+    const cosine = cli('pretrain', '--minutes', '1', '--schedule', 'cosine');
+    expect(cosine.status).toBe(1);
+    expect(cosine.err).toMatch(/--schedule cosine needs --steps/);
+    const schedule = cli('pretrain', '--steps', '1', '--schedule', 'step');
+    expect(schedule.status).not.toBe(0);
+    expect(schedule.err).toMatch(/Allowed choices are constant, cosine/);
     const method = cli('train', '--method', 'ppo', '--base', 'x');
     expect(method.status).not.toBe(0);
     expect(method.err).toMatch(/Allowed choices are nft, flowgrpo/);

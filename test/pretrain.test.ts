@@ -13,6 +13,8 @@ import {
   tasks,
   VelocityNet,
 } from '../lib/index.js';
+import { pretrainShapes } from '../lib/jobs/shapes.js';
+import { relativeError } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-pretrain-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -129,6 +131,45 @@ describe('flow-matching pre-training', () => {
     await expect(trainer.step({ x0, cond })).rejects.toThrow(NumericError);
     expect(net.getParameters()).toEqual(before);
     expect(net.step).toBe(0);
+  });
+});
+
+describe('shapes pre-training', () => {
+  // Config D at a test's size: the shapes world's images and prompts, one narrow block.
+  const SMALL = { arch: 'dit', depth: 1, width: 32, heads: 2, mlpRatio: 2 } as const;
+  const RECIPE = { batch: 8, lr: 1e-3, condDropout: 0.1, seed: 4 };
+
+  it('writes the moving average of the weights when asked', async () => {
+    const plain = VelocityNet.create(SMALL, { seed: 1 });
+    const w0 = plain.getParameters();
+    await pretrainShapes(plain, { ...RECIPE, steps: 1 });
+    const w1 = plain.getParameters();
+    await pretrainShapes(plain, { ...RECIPE, steps: 1 });
+    const w2 = plain.getParameters();
+
+    const averaged = VelocityNet.create(SMALL, { seed: 1 });
+    await pretrainShapes(averaged, { ...RECIPE, steps: 2, ema: 0.5 });
+    // The decay ramps up as (1 + n)/(10 + n): 1/10, then 2/11.
+    const expected = Array.from(w0, (v, i) => {
+      const first = 0.1 * v + 0.9 * (w1[i] as number);
+      return (2 / 11) * first + (9 / 11) * (w2[i] as number);
+    });
+    // Compared as moves away from w0, which are small in the warm-up.
+    const moved = (w: ArrayLike<number>) => Array.from(w0, (v, i) => (w[i] as number) - v);
+    expect(relativeError(moved(averaged.getParameters()), moved(expected))).toBeLessThan(1e-3);
+    expect(relativeError(moved(w2), moved(expected))).toBeGreaterThan(0.05);
+  });
+
+  it('decays the learning rate to a hundredth on a cosine schedule, and rejects bad options', async () => {
+    const net = VelocityNet.create(SMALL, { seed: 2 });
+    const cosine = await pretrainShapes(net, { ...RECIPE, steps: 120, schedule: 'cosine' });
+    expect(cosine.lr).toBeCloseTo(1e-5, 9);
+    const constant = await pretrainShapes(net, { ...RECIPE, steps: 1 });
+    expect(constant.lr).toBeCloseTo(1e-3, 9);
+    const before = net.getParameters();
+    await expect(pretrainShapes(net, { ...RECIPE, minutes: 1, schedule: 'cosine' })).rejects.toThrow(/needs steps/);
+    await expect(pretrainShapes(net, { ...RECIPE, steps: 1, ema: 1 })).rejects.toThrow(/ema must be in \(0, 1\)/);
+    expect(net.getParameters()).toEqual(before);
   });
 });
 

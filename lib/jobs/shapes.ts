@@ -54,6 +54,10 @@ export interface PretrainOptions {
   lr: number;
   condDropout: number;
   seed: number;
+  /** Learning rate after the warm-up: constant, or a cosine decay to lr/100 at the last step (needs `steps`). */
+  schedule?: 'constant' | 'cosine';
+  /** Decay of an exponential moving average of the weights, written into the network at the end (0 = none). */
+  ema?: number;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -62,26 +66,36 @@ export interface PretrainOptions {
 export async function pretrainShapes(
   net: VelocityNet,
   o: PretrainOptions,
-): Promise<{ steps: number; seconds: number; loss: number }> {
+): Promise<{ steps: number; seconds: number; loss: number; lr: number }> {
   const limitSteps = o.steps ?? Number.POSITIVE_INFINITY;
   const limitMs = (o.minutes ?? Number.POSITIVE_INFINITY) * 60_000;
   if (!Number.isFinite(limitSteps) && !Number.isFinite(limitMs))
     throw new RangeError('pretrainShapes needs steps or minutes');
+  const schedule = o.schedule ?? 'constant';
+  if (schedule === 'cosine' && !Number.isFinite(limitSteps)) throw new RangeError('a cosine schedule needs steps');
   const trainer = new FlowMatchingTrainer(net, {
     lr: o.lr,
     warmupSteps: 100,
+    schedule,
+    // The native step counter goes on from a checkpoint saved with its optimiser state.
+    totalSteps: schedule === 'cosine' ? net.step + limitSteps : 0,
+    minLr: o.lr / 100,
     condDropout: o.condDropout,
     seed: o.seed,
   });
+  const average = (o.ema ?? 0) > 0 ? new MovingAverage(net, o.ema as number) : undefined;
   const progress = new Progress('pretrain', Number.isFinite(limitSteps) ? limitSteps : Math.round(limitMs / 1000));
   const started = performance.now();
   let step = 0;
   let recent = 0;
   let loss = Number.NaN;
+  let lr = Number.NaN;
   while (step < limitSteps && performance.now() - started < limitMs && !o.signal?.aborted) {
     const { x0, cond } = shapes.batch(o.batch, o.seed, net.step);
     const stats = await trainer.step({ x0, cond });
     step += 1;
+    average?.update();
+    lr = stats.lr;
     recent = step === 1 ? stats.loss : 0.98 * recent + 0.02 * stats.loss;
     loss = recent;
     const elapsed = performance.now() - started;
@@ -91,7 +105,42 @@ export async function pretrainShapes(
     );
   }
   progress.done();
-  return { steps: step, seconds: (performance.now() - started) / 1000, loss };
+  average?.apply();
+  return { steps: step, seconds: (performance.now() - started) / 1000, loss, lr };
+}
+
+/**
+ * An exponential moving average of a network's weights, kept on the JavaScript side so that the network (and the
+ * checkpoint written from it) holds one parameter set. The decay ramps up as (1 + n)/(10 + n) over the first updates.
+ */
+class MovingAverage {
+  readonly #net: VelocityNet;
+  readonly #decay: number;
+  readonly #average: Float32Array;
+  readonly #current: Float32Array;
+  #updates = 0;
+
+  constructor(net: VelocityNet, decay: number) {
+    if (!(decay > 0 && decay < 1)) throw new RangeError(`ema must be in (0, 1), got ${decay}`);
+    this.#net = net;
+    this.#decay = decay;
+    this.#average = net.getParameters();
+    this.#current = new Float32Array(this.#average.length);
+  }
+
+  update(): void {
+    this.#net.model.getParams(this.#current, 'theta');
+    const d = Math.min((1 + this.#updates) / (10 + this.#updates), this.#decay);
+    this.#updates += 1;
+    const average = this.#average;
+    const current = this.#current;
+    for (let i = 0; i < average.length; i++) average[i] = d * (average[i] as number) + (1 - d) * (current[i] as number);
+  }
+
+  /** Writes the average into the network. */
+  apply(): void {
+    this.#net.setParameters(this.#average);
+  }
 }
 
 /** Options of evaluateShapes. */
