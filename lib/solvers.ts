@@ -182,6 +182,12 @@ export interface SampleOptions extends TimeGridOptions {
   grid?: ArrayLike<number>;
   /** Classifier-free guidance scale: v = v_null + s·(v_cond − v_null); 1 (default) is off. */
   cfgScale?: number;
+  /**
+   * The times [t_lo, t_hi] at which guidance applies (default [0, 1], everywhere); a velocity at any other t is the
+   * conditional one alone. Guidance at high noise (t near 1) can erase objects: a guidance interval (Kynkäänniemi et
+   * al. 2024) keeps its gain on details without that.
+   */
+  cfgInterval?: readonly [number, number];
   /** Initial noise (B, D); by default drawn from Philox stream SAMPLE_STREAM of `seed`. */
   noise?: Tensor;
   /** Seed of the initial noise (default 0), below 2^53. */
@@ -212,6 +218,7 @@ const SAMPLE_FIELDS = [
   'schedule',
   'shift',
   'cfgScale',
+  'cfgInterval',
   'noise',
   'seed',
   'firstSample',
@@ -220,6 +227,17 @@ const SAMPLE_FIELDS = [
   'dataDim',
   'params',
 ];
+
+function resolveInterval(given: unknown): [number, number] {
+  if (given === undefined) return [0, 1];
+  const [lo, hi] = Array.isArray(given) && given.length === 2 ? given : [];
+  if (!(typeof lo === 'number' && typeof hi === 'number' && lo >= 0 && lo <= hi && hi <= 1)) {
+    throw new RangeError(
+      `sample options.cfgInterval must be [lo, hi] with 0 ≤ lo ≤ hi ≤ 1, got ${JSON.stringify(given)}`,
+    );
+  }
+  return [lo, hi];
+}
 
 function resolveGrid(opts: Record<string, unknown>): Float64Array {
   if (opts.grid === undefined) {
@@ -273,6 +291,7 @@ export async function sample(model: VelocityNet | VelocityFn, options: SampleOpt
     throw new RangeError(`sample options.solver must be 'euler', 'heun', 'dpm2' or a function, got ${String(solver)}`);
   }
   const cfgScale = numberOption('sample options', opts, 'cfgScale', { kind: 'number', min: -1e6, max: 1e6 }, 1);
+  const [cfgTMin, cfgTMax] = resolveInterval(opts.cfgInterval);
   const seed = Number(seedOption('sample options.seed', opts.seed ?? 0));
   if (!Number.isSafeInteger(seed)) throw new RangeError('sample options.seed must be below 2^53');
   const limit = { kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER } as const;
@@ -284,7 +303,7 @@ export async function sample(model: VelocityNet | VelocityFn, options: SampleOpt
   else if (opts.params !== undefined) throw new TypeError('sample options.params applies to a VelocityNet only');
 
   if (net !== null && typeof solver === 'string') {
-    const nativeOptions = { solver, grid, cfgScale, seed, firstSample, chunk };
+    const nativeOptions = { solver, grid, cfgScale, cfgTMin, cfgTMax, seed, firstSample, chunk };
     const r = await net.enqueue(() =>
       net.model.sample(noise?.storage ?? null, tokens, batch, nativeOptions, withTrajectory, params),
     );
@@ -317,7 +336,8 @@ export async function sample(model: VelocityNet | VelocityFn, options: SampleOpt
     const ctx: SolverContext = {
       x,
       grid,
-      velocity: (state, t) => guidedVelocity(velocityOf, state, t, chunkCond, cfgScale, dim),
+      velocity: (state, t) =>
+        guidedVelocity(velocityOf, state, t, chunkCond, t >= cfgTMin && t <= cfgTMax ? cfgScale : 1, dim),
       record,
     };
     const result = await run(ctx);

@@ -19,11 +19,27 @@ describe('the CLI', () => {
     const pretrain = cli('pretrain', '--preset', 'M', '--steps', '3', '--batch', '8', '--out', base);
     expect(pretrain.status, pretrain.err).toBe(0);
     expect(pretrain.out).toMatch(/base, no CFG: strict \d\.\d{3} \(single/);
+    expect(pretrain.out).toMatch(/base, CFG 5 at t ≤ 0.6: strict \d\.\d{3}/);
     expect(existsSync(base)).toBe(true);
 
     const evaluation = cli('eval', '--checkpoint', base, '--samples-per-prompt', '1', '--steps', '4', '--cfg', '2');
     expect(evaluation.status, evaluation.err).toBe(0);
     expect(evaluation.out).toMatch(/test prompts, CFG 2: strict/);
+    const limited = cli(
+      'eval',
+      '--checkpoint',
+      base,
+      '--samples-per-prompt',
+      '1',
+      '--steps',
+      '4',
+      '--cfg',
+      '2',
+      '--cfg-interval',
+      '0,0.6',
+    );
+    expect(limited.status, limited.err).toBe(0);
+    expect(limited.out).toMatch(/test prompts, CFG 2 at t ≤ 0.6: strict/);
 
     const png = join(dir, 'grid.png');
     const sampled = cli(
@@ -107,6 +123,9 @@ describe('the CLI', () => {
     const schedule = cli('pretrain', '--steps', '1', '--schedule', 'step');
     expect(schedule.status).not.toBe(0);
     expect(schedule.err).toMatch(/Allowed choices are constant, cosine/);
+    const interval = cli('eval', '--checkpoint', 'x.safetensors', '--cfg', '5', '--cfg-interval', '0.7,0.2');
+    expect(interval.status).not.toBe(0);
+    expect(interval.err).toMatch(/'--cfg-interval <lo,hi>' argument '0.7,0.2' is invalid/);
     const method = cli('train', '--method', 'ppo', '--base', 'x');
     expect(method.status).not.toBe(0);
     expect(method.err).toMatch(/Allowed choices are nft, flowgrpo/);

@@ -121,13 +121,14 @@ describe('sample', () => {
   it('gives the same samples natively and driven from TypeScript, for every solver, with and without CFG', async () => {
     const net = randomizedNet({ dataDim: 5, width: 24, depth: 2, condSlots: 2, vocabSize: 7 }, 3);
     const cond = tokens(37, 2, 7);
+    const guidance = [{ cfgScale: 1 }, { cfgScale: 3.5 }, { cfgScale: 3.5, cfgInterval: [0.2, 0.7] as const }];
     for (const solver of SOLVERS) {
-      for (const cfgScale of [1, 3.5]) {
+      for (const cfg of guidance) {
         const grid = solver === 'heun' ? { steps: 5 } : { steps: 10, schedule: 'sd3' as const };
-        const common = { cond, seed: 4, cfgScale, trajectory: true, ...grid };
+        const common = { cond, seed: 4, ...cfg, trajectory: true, ...grid };
         const native = await sample(net, { ...common, solver, chunk: 10 });
         const driven = await sample(net, { ...common, solver: solvers[solver] });
-        expect(maxAbsDiff(native.x, driven.x), `${solver} cfg ${cfgScale}`).toBeLessThanOrEqual(1e-6);
+        expect(maxAbsDiff(native.x, driven.x), `${solver} ${JSON.stringify(cfg)}`).toBeLessThanOrEqual(1e-6);
         expect(maxAbsDiff(native.trajectory as Tensor, driven.trajectory as Tensor)).toBeLessThanOrEqual(1e-6);
         expect(native.trajectory?.shape).toEqual([grid.steps + 1, 37, 5]);
         const last = native.trajectory?.storage.subarray(grid.steps * 37 * 5);
@@ -173,6 +174,27 @@ describe('sample', () => {
     const { x } = await sample(constant, { cond, noise, steps: 4, cfgScale: 2.5 });
     expect(Array.from(x.storage)).toEqual([-2.5, -2.5, -5, -5, -10, -10]);
     expect(calls).toEqual([6, 6, 6, 6]);
+    // In a guidance interval: Euler evaluates at t = 1, 0.75, 0.5, 0.25, guided at the last two only, so
+    // x_0 = −0.25·(1 + 1 + 2.5 + 2.5)·token, with one unguided call per step outside.
+    calls.length = 0;
+    const interval = await sample(constant, { cond, noise, steps: 4, cfgScale: 2.5, cfgInterval: [0, 0.6] });
+    expect(Array.from(interval.x.storage)).toEqual([-1.75, -1.75, -3.5, -3.5, -7, -7]);
+    expect(calls).toEqual([3, 3, 6, 6]);
+  });
+
+  it('limits guidance to its interval in the native sampler too: [0, 1] is plain CFG, an empty one none', async () => {
+    const net = randomizedNet({ dataDim: 4, width: 16, depth: 1, condSlots: 1, vocabSize: 5 }, 6);
+    const common = { cond: tokens(9, 1, 5), seed: 2, steps: 8, solver: 'dpm2' as const };
+    const plain = await sample(net, common);
+    const guided = await sample(net, { ...common, cfgScale: 4 });
+    const everywhere = await sample(net, { ...common, cfgScale: 4, cfgInterval: [0, 1] });
+    const between = await sample(net, { ...common, cfgScale: 4, cfgInterval: [0.99, 0.995] });
+    const part = await sample(net, { ...common, cfgScale: 4, cfgInterval: [0, 0.5] });
+    expect(Array.from(everywhere.x.storage)).toEqual(Array.from(guided.x.storage));
+    expect(Array.from(between.x.storage)).toEqual(Array.from(plain.x.storage));
+    expect(maxAbsDiff(part.x, plain.x)).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(part.x, guided.x)).toBeGreaterThan(1e-3);
+    net.dispose();
   });
 
   it('runs a solver written in TypeScript and records its trajectory', async () => {
@@ -240,6 +262,9 @@ describe('sample', () => {
       NumericError,
     );
     await expect(sample(net, { cond, seed: -1 })).rejects.toThrow(RangeError);
+    for (const cfgInterval of [[0.7, 0.2], [0, 2], [0.5], 'early'] as never[]) {
+      await expect(sample(net, { cond, cfgScale: 2, cfgInterval })).rejects.toThrow(/cfgInterval must be \[lo, hi\]/);
+    }
     await expect(sample((x) => x, { cond })).rejects.toThrow(/dataDim/);
     const wrongShape: VelocityFn = () => Tensor.zeros([1, 2]);
     await expect(sample(wrongShape, { cond, dataDim: 2 })).rejects.toThrow(/velocity at t = 1 must have shape/);

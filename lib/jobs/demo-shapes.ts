@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../files.js';
 import { packageRoot } from '../native.js';
 import type { VelocityNet } from '../net.js';
 import * as shapes from '../tasks/shapes/index.js';
-import { evaluateShapes, sampleGrid, trainShapes } from './shapes.js';
+import { evaluateShapes, type Guidance, guidanceLabel, SHAPES_GUIDANCE, sampleGrid, trainShapes } from './shapes.js';
 
 /** The base model shipped in the package (how it was made: its metadata and the README). */
 export const SHAPES_BASE = join(packageRoot(), 'models', 'shapes-base.safetensors');
@@ -39,14 +39,15 @@ export async function runShapesDemo(o: ShapesDemoOptions): Promise<string> {
   await mkdir(o.out, { recursive: true });
   const { net: base } = await loadCheckpoint(o.base);
   const prompts = gridPrompts();
-  const grid = (net: VelocityNet, cfgScale = 1) => sampleGrid(net, prompts, { perPrompt: 8, cfgScale, seed: 7 });
+  const grid = (net: VelocityNet, guidance: Guidance = {}) =>
+    sampleGrid(net, prompts, { ...guidance, perPrompt: 8, seed: 7 });
   o.log(`base model ${o.base}: ${base.paramCount} parameters (${base.config.arch})`);
   await writeFileAtomic(join(o.out, 'samples-before.png'), await grid(base));
-  await writeFileAtomic(join(o.out, 'samples-before-cfg3.png'), await grid(base, 3));
+  await writeFileAtomic(join(o.out, 'samples-before-cfg.png'), await grid(base, SHAPES_GUIDANCE));
   o.log('evaluating the base model on the test prompts (strict GenEval-style score, without and with CFG)');
   const samplesPerPrompt = o.samplesPerPrompt;
   const before = await evaluateShapes(base, { samplesPerPrompt });
-  const beforeCfg = await evaluateShapes(base, { samplesPerPrompt, cfgScale: 3 });
+  const beforeCfg = await evaluateShapes(base, { samplesPerPrompt, ...SHAPES_GUIDANCE });
   base.dispose();
   o.log(`DiffusionNFT for ${o.minutes} minutes (no CFG anywhere, as the paper)`);
   const { points, net } = await trainShapes({
@@ -65,10 +66,10 @@ export async function runShapesDemo(o: ShapesDemoOptions): Promise<string> {
     `| model | strict (test prompts) | ${shapes.CATEGORIES.join(' | ')} | reward |`,
     `| --- | --- | ${shapes.CATEGORIES.map(() => '---').join(' | ')} | --- |`,
     tableRow('base, no CFG', before),
-    tableRow('base, CFG 3', beforeCfg),
+    tableRow(`base, ${guidanceLabel(SHAPES_GUIDANCE)}`, beforeCfg),
     tableRow(`DiffusionNFT (${last?.epoch ?? 0} epochs, ${(last?.seconds ?? 0).toFixed(0)} s), no CFG`, after),
   ].join('\n');
-  const summary = `# diffusion-nft demo: DiffusionNFT on shapes\n\n${table}\n\n${after.samples} samples per evaluation (${samplesPerPrompt} per test prompt, 40-step Euler). Grids: samples-before.png, samples-before-cfg3.png, samples-after.png (rows: ${prompts.map((p) => `'${p.text}'`).join(', ')}; same noise). Curves: run/strict-vs-*.png, run/reward-vs-*.png, run/testReward-vs-*.png.\n`;
+  const summary = `# diffusion-nft demo: DiffusionNFT on shapes\n\n${table}\n\n${after.samples} samples per evaluation (${samplesPerPrompt} per test prompt, 40-step Euler). Grids: samples-before.png, samples-before-cfg.png (${guidanceLabel(SHAPES_GUIDANCE)}), samples-after.png (rows: ${prompts.map((p) => `'${p.text}'`).join(', ')}; same noise). Curves: run/strict-vs-*.png, run/reward-vs-*.png, run/testReward-vs-*.png.\n`;
   await writeFileAtomic(join(o.out, 'summary.md'), summary);
   net.dispose();
   return table;

@@ -186,6 +186,9 @@ SampleOptions sample_options_from(const Napi::Object& o) {
   }
   s.grid = grid_field(o);
   s.cfg_scale = number_field(o, "cfgScale", 1.0, -1e6, 1e6);
+  s.cfg_t_min = number_field(o, "cfgTMin", s.cfg_t_min, 0.0, 1.0);
+  s.cfg_t_max = number_field(o, "cfgTMax", s.cfg_t_max, 0.0, 1.0);
+  if (s.cfg_t_min > s.cfg_t_max) throw_range(o.Env(), "cfgTMin must not exceed cfgTMax");
   s.seed = static_cast<uint64_t>(number_field(o, "seed", 0, 0, 9007199254740991.0));
   s.first_sample = static_cast<int64_t>(number_field(o, "firstSample", 0, 0, 9007199254740991.0));
   s.chunk = static_cast<int>(number_field(o, "chunk", s.chunk, 1, 1 << 24));

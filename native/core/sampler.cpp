@@ -41,9 +41,10 @@ void Sampler::reserve(int rows) {
   capacity_ = rows;
 }
 
-void Sampler::velocity(const float* params, const float* x, double t, int rows, double cfg_scale, float* v) {
+void Sampler::velocity(const float* params, const float* x, double t, int rows, const SampleOptions& o, float* v) {
   const size_t n = static_cast<size_t>(rows) * net_.config().data_dim;
-  if (cfg_scale == 1.0) {
+  const double cfg_scale = o.cfg_scale;
+  if (cfg_scale == 1.0 || t < o.cfg_t_min || t > o.cfg_t_max) {
     backend_.fill(t_.get(), static_cast<float>(t), rows);
     net_.forward(backend_, ws_, params, x, t_.get(), tokens_.get(), rows, v);
     return;
@@ -92,7 +93,7 @@ void Sampler::run(const float* params, const float* host_noise, const int32_t* h
     float *v = v_.get(), *v2 = v2_.get(), *aux = aux_.get(), *x0_prev = x0_prev_.get();
     for (int i = 1; i <= steps; ++i) {
       const double s = o.grid[i - 1], t = o.grid[i], dt = t - s;
-      velocity(params, x, s, rows, o.cfg_scale, v);
+      velocity(params, x, s, rows, o, v);
       switch (o.solver) {
         case SolverKind::kEuler:
           backend_.lincomb(x, n, 1.0f, x, static_cast<float>(dt), v, 0.0f, nullptr);
@@ -100,7 +101,7 @@ void Sampler::run(const float* params, const float* host_noise, const int32_t* h
         case SolverKind::kHeun:
           // Predictor x + dt·v1 into aux, corrector x + dt/2·(v1 + v2).
           backend_.lincomb(aux, n, 1.0f, x, static_cast<float>(dt), v, 0.0f, nullptr);
-          velocity(params, aux, t, rows, o.cfg_scale, v2);
+          velocity(params, aux, t, rows, o, v2);
           backend_.lincomb(x, n, 1.0f, x, static_cast<float>(dt / 2), v, static_cast<float>(dt / 2), v2);
           break;
         case SolverKind::kDpm2: {

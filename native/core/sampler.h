@@ -16,6 +16,8 @@ struct SampleOptions {
   SolverKind solver = SolverKind::kEuler;
   std::vector<double> grid;  // t_0 = 1 > t_1 > ... > t_N = 0
   double cfg_scale = 1.0;    // classifier-free guidance; 1 = off (no null-condition pass)
+  double cfg_t_min = 0.0;    // guidance applies only to velocities at t in [cfg_t_min, cfg_t_max] (a guidance
+  double cfg_t_max = 1.0;    // interval, Kynkäänniemi et al. 2024); elsewhere the conditional velocity alone
   uint64_t seed = 0;         // initial noise: Philox stream kStreamSample of this seed
   int64_t first_sample = 0;  // index of the first row in that stream, so a batch can continue another
   int chunk = 1024;          // rows integrated at a time (doubled inside with CFG): bounds the memory
@@ -39,8 +41,8 @@ class Sampler {
 
  private:
   void reserve(int rows);
-  // v (rows, D) = the (guided) velocity at (x, t) for the staged tokens of the chunk.
-  void velocity(const float* params, const float* x, double t, int rows, double cfg_scale, float* v);
+  // v (rows, D) = the velocity at (x, t) for the staged tokens of the chunk, guided where o asks for it at t.
+  void velocity(const float* params, const float* x, double t, int rows, const SampleOptions& o, float* v);
 
   Backend& backend_;
   const Network& net_;
