@@ -115,7 +115,9 @@ program
     const info = backendInfo();
     console.log(`backend: cpu (${info.threads} threads)${info.cuda ? `, CUDA device ${info.device}` : ''}`);
     const table = await runShapesDemo({ ...o, base: o.base ?? SHAPES_BASE, log: (line) => console.log(line) });
-    console.log(`\n${table}\n\nwrote ${o.out}/: summary.md, samples-before.png, samples-after.png, run/*.png`);
+    console.log(
+      `\n${table}\n\nwrote ${o.out}/: summary.md, samples-before.png, samples-before-cfg.png, samples-after.png, run/*.png`,
+    );
   });
 
 program

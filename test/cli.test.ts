@@ -62,7 +62,9 @@ describe('the CLI', () => {
     const ran = cli('demo', '--base', base, '--minutes', '0.02', '--samples-per-prompt', '1', '--out', demo);
     expect(ran.status, ran.err).toBe(0);
     expect(ran.out).toMatch(/\| base, no CFG \| \*\*\d\.\d{3}\*\*/);
-    for (const file of ['summary.md', 'samples-before.png', 'samples-after.png', 'run/strict-vs-seconds.png']) {
+    expect(ran.out).toMatch(/\| base, CFG 5 at t ≤ 0.6 \| \*\*\d\.\d{3}\*\*/);
+    const files = ['summary.md', 'samples-before.png', 'samples-before-cfg.png', 'samples-after.png'];
+    for (const file of [...files, 'run/strict-vs-seconds.png']) {
       expect(existsSync(join(demo, file)), file).toBe(true);
     }
 
