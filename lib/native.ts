@@ -76,6 +76,9 @@ export interface NativeModel {
       solver: string;
       grid: Float64Array;
       cfgScale: number;
+      /** Guidance applies to velocities at cfgTMin ≤ t ≤ cfgTMax only (default 0 and 1). */
+      cfgTMin?: number;
+      cfgTMax?: number;
       seed: number;
       firstSample: number;
       chunk: number;

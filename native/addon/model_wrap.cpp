@@ -307,8 +307,8 @@ Napi::Value ModelWrap::FlowMatchingStep(const Napi::CallbackInfo& info) {
       [stats](Napi::Env env, const std::vector<Napi::Value>&) { return step_stats_to(env, *stats); });
 }
 
-// sample(noise | null, tokens, batch, { solver, grid, cfgScale, seed, firstSample, chunk }, trajectory: boolean,
-//        which?)
+// sample(noise | null, tokens, batch, { solver, grid, cfgScale, cfgTMin, cfgTMax, seed, firstSample, chunk },
+//        trajectory: boolean, which?)
 //   -> Promise<{ x: Float32Array (B, D), trajectory: Float32Array (N + 1, B, D) | null }>
 Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
