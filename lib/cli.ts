@@ -77,11 +77,11 @@ function withConfig<T extends object>(opts: T & { config?: string }, command: Co
   return merged as T;
 }
 
-/** An AbortSignal that Ctrl-C (SIGINT) trips once; a second Ctrl-C exits at once. */
-function interruptible(): AbortSignal {
+/** An AbortSignal that Ctrl-C (SIGINT) trips once, saying what happens next; a second Ctrl-C exits at once. */
+function interruptible(then = 'finishing the current step and saving a checkpoint'): AbortSignal {
   const controller = new AbortController();
   process.once('SIGINT', () => {
-    console.error('\ninterrupted: finishing the current step and saving a checkpoint (Ctrl-C again to quit now)');
+    console.error(`\ninterrupted: ${then} (Ctrl-C again to quit now)`);
     controller.abort();
     process.once('SIGINT', () => process.exit(130));
   });
@@ -114,7 +114,10 @@ program
   .action(async (o: { minutes: number; base?: string; samplesPerPrompt: number; out: string }) => {
     const info = backendInfo();
     console.log(`backend: cpu (${info.threads} threads)${info.cuda ? `, CUDA device ${info.device}` : ''}`);
-    const table = await runShapesDemo({ ...o, base: o.base ?? SHAPES_BASE, log: (line) => console.log(line) });
+    const signal = interruptible(
+      'ending DiffusionNFT after the current epoch, then scoring it and writing the results',
+    );
+    const table = await runShapesDemo({ ...o, base: o.base ?? SHAPES_BASE, signal, log: (line) => console.log(line) });
     console.log(
       `\n${table}\n\nwrote ${o.out}/: summary.md, samples-before.png, samples-before-cfg.png, samples-after.png, run/*.png`,
     );
@@ -261,10 +264,10 @@ program
 
 program
   .command('sample')
-  .description('write a PNG grid of samples for a prompt')
+  .description('write a PNG grid of samples: a row for each prompt')
   .requiredOption('--checkpoint <path>', 'the model')
-  .requiredOption('--prompt <text>', "a shapes prompt, e.g. 'a red circle left of a blue square'")
-  .option('--n <n>', 'samples', integer(1), 8)
+  .requiredOption('--prompt <text...>', "shapes prompts, e.g. 'a red circle left of a blue square' 'two triangles'")
+  .option('--n <n>', 'samples of each prompt', integer(1), 8)
   .option('--cfg <scale>', CFG_HELP, number, 1)
   .addOption(cfgIntervalOption())
   .option('--steps <n>', 'Euler steps', integer(1), 40)
@@ -273,7 +276,7 @@ program
   .action(
     async (o: {
       checkpoint: string;
-      prompt: string;
+      prompt: string[];
       n: number;
       cfg: number;
       cfgInterval: [number, number];
@@ -281,9 +284,9 @@ program
       seed: number;
       out: string;
     }) => {
-      const prompt = findPrompt(o.prompt);
+      const prompts = o.prompt.map(findPrompt);
       const { net } = await loadCheckpoint(o.checkpoint);
-      const png = await sampleGrid(net, [prompt], {
+      const png = await sampleGrid(net, prompts, {
         cfgScale: o.cfg,
         cfgInterval: o.cfgInterval,
         perPrompt: o.n,
@@ -291,7 +294,7 @@ program
         seed: o.seed,
       });
       await writeFileAtomic(o.out, png);
-      console.log(`wrote ${o.out}: ${o.n} samples of '${prompt.text}'`);
+      console.log(`wrote ${o.out}: ${o.n} samples each of ${prompts.map((p) => `'${p.text}'`).join(', ')}`);
     },
   );
 

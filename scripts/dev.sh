@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's two entry points, each doing its own set-up on a fresh machine (idempotent, quick when done):
-#   scripts/dev.sh demo   build, then pre-train the toy 2-D model and print its loss and a sample summary
+#   scripts/dev.sh demo   build, then the main job: DiffusionNFT on shapes from the shipped base (lib/jobs/demo-shapes.ts)
 #   scripts/dev.sh test   install what the tests need, lint, build both native builds, run every test suite
 #   scripts/dev.sh bench  build, then run the benchmark rows beside PyTorch (`bench efficiency ...`: row B4)
 set -euo pipefail

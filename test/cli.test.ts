@@ -1,5 +1,5 @@
 // The CLI end to end on tiny settings (it runs the compiled dist/, which `npm test` builds first).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,30 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function cli(...args: string[]) {
   const run = spawnSync(process.execPath, ['dist/lib/cli.js', ...args], { encoding: 'utf8', timeout: 240_000 });
   return { status: run.status, out: run.stdout, err: run.stderr };
+}
+
+/** Runs the CLI and sends it Ctrl-C (SIGINT) once its output matches `when`. */
+function interruptWhen(when: RegExp, ...args: string[]): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['dist/lib/cli.js', ...args]);
+    let output = '';
+    let sent = false;
+    const guard = setTimeout(() => child.kill('SIGKILL'), 240_000);
+    const collect = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (!sent && when.test(output)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(guard);
+      resolve({ status, output });
+    });
+  });
 }
 
 describe('the CLI', () => {
@@ -48,6 +72,7 @@ describe('the CLI', () => {
       base,
       '--prompt',
       'a red circle',
+      'two squares',
       '--n',
       '3',
       '--steps',
@@ -56,7 +81,11 @@ describe('the CLI', () => {
       png,
     );
     expect(sampled.status, sampled.err).toBe(0);
-    expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
+    expect(sampled.out).toMatch(/3 samples each of 'a red circle', 'two squares'/);
+    const image = readFileSync(png);
+    expect(image.subarray(1, 4).toString()).toBe('PNG');
+    // A row of three 16×16 samples (4× scaled, 2 px gaps) for each prompt.
+    expect([image.readUInt32BE(16), image.readUInt32BE(20)]).toEqual([3 * 66 + 2, 2 * 66 + 2]);
 
     const demo = join(dir, 'demo');
     const ran = cli('demo', '--base', base, '--minutes', '0.02', '--samples-per-prompt', '1', '--out', demo);
@@ -105,9 +134,63 @@ describe('the CLI', () => {
         out,
       );
       expect(resumed.status, resumed.err).toBe(0);
-      expect(JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')).at(-1).epoch).toBe(2);
+      // The resumed run's curve continues the first one's: epochs and training seconds go on.
+      const points = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as {
+        epoch: number;
+        seconds: number;
+      }[];
+      expect(points.map((p) => p.epoch)).toEqual([0, 1, 2]);
+      expect(points[2]?.seconds).toBeGreaterThan(points[1]?.seconds as number);
     }
   }, 600_000);
+
+  it('saves a checkpoint on Ctrl-C in pretrain and train, and --resume continues the interrupted run', async () => {
+    const base = join(dir, 'interrupted-base.safetensors');
+    const pretrain = await interruptWhen(
+      /pretrain \[/,
+      ...['pretrain', '--preset', 'M', '--minutes', '30', '--batch', '8', '--out', base],
+    );
+    expect(pretrain.status, pretrain.output).toBe(0);
+    expect(pretrain.output).toMatch(/interrupted: finishing the current step and saving a checkpoint/);
+    expect(pretrain.output).toMatch(/wrote .*interrupted-base\.safetensors: \d+ steps/);
+
+    const config = join(dir, 'interrupted.json');
+    writeFileSync(config, JSON.stringify({ trainer: { groups: 2, groupSize: 2 } }));
+    const out = join(dir, 'interrupted-run');
+    const common = ['--config', config, '--eval-every', '1', '--out', out];
+    const train = await interruptWhen(/epoch +1 /, 'train', '--base', base, '--minutes', '30', ...common);
+    expect(train.status, train.output).toBe(0);
+    expect(train.output).toMatch(/interrupted: finishing the current step/);
+    const stopped = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')).at(-1).epoch as number;
+    expect(stopped).toBeGreaterThanOrEqual(1);
+    const checkpoint = join(out, 'checkpoint.safetensors');
+    const resumed = cli('train', '--base', checkpoint, '--resume', '--epochs', String(stopped + 1), ...common);
+    expect(resumed.status, resumed.err).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')).at(-1).epoch).toBe(stopped + 1);
+  }, 600_000);
+
+  it('runs the quick 2-D demo and prints the backends', () => {
+    const toy = cli('toy2d', '--steps', '20', '--batch', '64', '--rl-epochs', '2');
+    expect(toy.status, toy.err).toBe(0);
+    expect(toy.out).toMatch(/toy2d: \d+ parameters, 20 steps of batch 64/);
+    expect(toy.out).toMatch(/after DiffusionNFT \(40-step Euler, EMA weights\): mean reward \d\.\d{3}/);
+    const info = cli('info');
+    expect(info.status, info.err).toBe(0);
+    expect(JSON.parse(info.out)).toMatchObject({ cuda: expect.any(Boolean), threads: expect.any(Number) });
+  });
+
+  it('has --help for every command', () => {
+    const commands = ['demo', 'toy2d', 'pretrain', 'train', 'eval', 'sample', 'info'];
+    const top = cli('--help');
+    expect(top.status).toBe(0);
+    for (const command of commands) {
+      expect(top.out).toContain(command);
+      const help = cli(command, '--help');
+      expect(help.status, command).toBe(0);
+      expect(help.out).toMatch(new RegExp(`^Usage: diffusion-nft ${command}`));
+      expect(help.out).toContain('--help');
+    }
+  });
 
   it('answers bad arguments with a usage message and a non-zero exit code', () => {
     const unknown = cli('pretrain', '--bogus');
@@ -128,6 +211,11 @@ describe('the CLI', () => {
     const interval = cli('eval', '--checkpoint', 'x.safetensors', '--cfg', '5', '--cfg-interval', '0.7,0.2');
     expect(interval.status).not.toBe(0);
     expect(interval.err).toMatch(/'--cfg-interval <lo,hi>' argument '0.7,0.2' is invalid/);
+    const config = join(dir, 'typo.json');
+    writeFileSync(config, JSON.stringify({ epochz: 3 }));
+    const typo = cli('train', '--base', 'x', '--config', config);
+    expect(typo.status).toBe(1);
+    expect(typo.err).toMatch(/config .*typo\.json: unknown option 'epochz'/);
     const method = cli('train', '--method', 'ppo', '--base', 'x');
     expect(method.status).not.toBe(0);
     expect(method.err).toMatch(/Allowed choices are nft, flowgrpo/);

@@ -19,6 +19,8 @@ export interface ShapesDemoOptions {
   out: string;
   /** Samples per test prompt in each evaluation. */
   samplesPerPrompt: number;
+  /** Aborting ends DiffusionNFT early; the demo still scores the model and writes its results. */
+  signal?: AbortSignal;
   log: (line: string) => void;
 }
 
@@ -57,6 +59,7 @@ export async function runShapesDemo(o: ShapesDemoOptions): Promise<string> {
     evalEvery: 5,
     evalSamplesPerPrompt: Math.max(1, Math.floor(samplesPerPrompt / 2)),
     out: join(o.out, 'run'),
+    signal: o.signal,
     log: o.log,
   });
   await writeFileAtomic(join(o.out, 'samples-after.png'), await grid(net));

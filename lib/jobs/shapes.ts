@@ -1,7 +1,7 @@
 // The jobs of the `shapes` benchmark that the CLI and the demo run: pre-training a base model, evaluating it
 // GenEval-style, sample grids, and RL runs (DiffusionNFT or FlowGRPO) with curves and reports.
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { loadCheckpoint } from '../checkpoint.js';
 import { writeFileAtomic } from '../files.js';
 import { imageGrid, svgToPng } from '../images.js';
@@ -232,16 +232,19 @@ export interface RunPoint {
 /** Options of trainShapes. */
 export interface TrainShapesOptions {
   method: 'nft' | 'flowgrpo';
-  /** The base checkpoint, or with `resume` a checkpoint of a run of the same method to continue. */
+  /**
+   * The base checkpoint, or with `resume` a checkpoint of a run of the same method to continue (its curve too, from
+   * the metrics.json beside it).
+   */
   base: string;
   resume?: boolean;
-  /** Stop after this many epochs or minutes, whichever comes first. */
+  /** Stop at this many epochs since the run's start, or after this many minutes of training in this call. */
   epochs?: number;
   minutes?: number;
   /** Evaluate every this many epochs (default 5) on the test prompts. */
   evalEvery?: number;
   evalSamplesPerPrompt?: number;
-  /** Output folder: checkpoint, metrics.jsonl, curve.svg/png. */
+  /** Output folder: checkpoint.safetensors, metrics.json and the curves (SVG and PNG). */
   out: string;
   /** Trainer options beyond the task's prompts and reward. */
   trainer?: Record<string, unknown>;
@@ -285,7 +288,10 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
   const net = trainer.net;
   const log = o.log ?? (() => {});
   const evalEvery = o.evalEvery ?? 5;
-  const points: RunPoint[] = [];
+  // A resumed run continues the curve of the run it came from (the metrics beside its checkpoint), epochs and
+  // training seconds included.
+  const points = o.resume ? await earlierPoints(dirname(o.base), trainer.epochCount, log) : [];
+  const earlierMs = (points.at(-1)?.seconds ?? 0) * 1000;
   const evaluatePoint = async (epoch: number, seconds: number, reward: number) => {
     const e = await evaluateShapes(net, { samplesPerPrompt: o.evalSamplesPerPrompt ?? 4 });
     points.push({ epoch, seconds, reward, strict: e.overall, testReward: e.reward });
@@ -295,7 +301,9 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
     await writeFileAtomic(join(o.out, 'metrics.json'), `${JSON.stringify(points, null, 2)}\n`);
   };
   const started = performance.now();
-  await evaluatePoint(0, 0, Number.NaN);
+  if (points.at(-1)?.epoch !== trainer.epochCount)
+    await evaluatePoint(trainer.epochCount, earlierMs / 1000, Number.NaN);
+  // --minutes bounds this call's training; --epochs counts from the run's start.
   const limitMs = (o.minutes ?? Number.POSITIVE_INFINITY) * 60_000;
   const epochs = o.epochs ?? Number.POSITIVE_INFINITY;
   const progress = new Progress(o.method, Number.isFinite(epochs) ? epochs : Math.round(limitMs / 1000));
@@ -310,15 +318,36 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
       Number.isFinite(epochs) ? trainer.epochCount : Math.round(trainingMs / 1000),
       `reward ${last.reward.toFixed(3)}`,
     );
-    if (trainer.epochCount % evalEvery === 0) await evaluatePoint(trainer.epochCount, trainingMs / 1000, last.reward);
+    if (trainer.epochCount % evalEvery === 0) {
+      await evaluatePoint(trainer.epochCount, (earlierMs + trainingMs) / 1000, last.reward);
+    }
   }
   progress.done();
   if (last && points.at(-1)?.epoch !== trainer.epochCount)
-    await evaluatePoint(trainer.epochCount, trainingMs / 1000, last.reward);
+    await evaluatePoint(trainer.epochCount, (earlierMs + trainingMs) / 1000, last.reward);
   await trainer.save(join(o.out, 'checkpoint.safetensors'));
   await writeCurves(o.out, [{ name: o.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO', points }]);
   log(`done in ${formatSeconds((performance.now() - started) / 1000)}; wrote ${o.out}`);
   return { points, net };
+}
+
+/** The points of `dir/metrics.json` up to `epoch` (none when the file is missing or unreadable, which is logged). */
+async function earlierPoints(dir: string, epoch: number, log: (line: string) => void): Promise<RunPoint[]> {
+  const path = join(dir, 'metrics.json');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return [];
+  }
+  try {
+    const points = JSON.parse(text) as RunPoint[];
+    if (!Array.isArray(points)) throw new TypeError('not a list of points');
+    return points.filter((p) => p.epoch <= epoch);
+  } catch (error) {
+    log(`ignoring ${path} (${(error as Error).message}): the curve starts at epoch ${epoch}`);
+    return [];
+  }
 }
 
 /**
@@ -341,7 +370,8 @@ export async function writeCurves(out: string, runs: { name: string; points: Run
         name: r.name,
         points: r.points.filter((p) => Number.isFinite(p[metric])).map((p) => [p[axis], p[metric]] as const),
       }));
-      const svg = lineChart(series, { title, xLabel, yLabel, yMin: 0, yMax: 1 });
+      // From 0 to a round value above the best point: at this scale the scores differ by hundredths.
+      const svg = lineChart(series, { title, xLabel, yLabel, yMin: 0 });
       await writeFileAtomic(join(out, `${metric}-vs-${axis}.svg`), svg);
       await writeFileAtomic(join(out, `${metric}-vs-${axis}.png`), svgToPng(svg));
     }
