@@ -293,7 +293,12 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
   // training seconds included.
   const points = o.resume ? await earlierPoints(dirname(o.base), trainer.epochCount, log) : [];
   const earlierMs = (points.at(-1)?.seconds ?? 0) * 1000;
-  const evaluatePoint = async (epoch: number, seconds: number, reward: number) => {
+  // Training wall-clock of this call; it excludes the evaluations, which are not part of either method.
+  let trainingMs = 0;
+  // Scores the current weights at the current epoch and training time, and writes the metrics so far.
+  const evaluatePoint = async (reward: number) => {
+    const epoch = trainer.epochCount;
+    const seconds = (earlierMs + trainingMs) / 1000;
     const e = await evaluateShapes(net, { samplesPerPrompt: o.evalSamplesPerPrompt ?? 4 });
     points.push({ epoch, seconds, reward, strict: e.overall, testReward: e.reward });
     log(
@@ -302,15 +307,12 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
     await writeFileAtomic(join(o.out, 'metrics.json'), `${JSON.stringify(points, null, 2)}\n`);
   };
   const started = performance.now();
-  if (points.at(-1)?.epoch !== trainer.epochCount)
-    await evaluatePoint(trainer.epochCount, earlierMs / 1000, Number.NaN);
+  if (points.at(-1)?.epoch !== trainer.epochCount) await evaluatePoint(Number.NaN);
   // --minutes bounds this call's training; --epochs counts from the run's start.
   const limitMs = (o.minutes ?? Number.POSITIVE_INFINITY) * 60_000;
   const epochs = o.epochs ?? Number.POSITIVE_INFINITY;
   const progress = new Progress(o.method, Number.isFinite(epochs) ? epochs : Math.round(limitMs / 1000));
   let last: EpochStats | undefined;
-  // Wall-clock excludes the evaluations, which are not part of either method.
-  let trainingMs = 0;
   while (trainer.epochCount < epochs && trainingMs < limitMs && !o.signal?.aborted) {
     const t0 = performance.now();
     last = await trainer.epoch();
@@ -319,13 +321,10 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
       Number.isFinite(epochs) ? trainer.epochCount : Math.round(trainingMs / 1000),
       `reward ${last.reward.toFixed(3)}`,
     );
-    if (trainer.epochCount % evalEvery === 0) {
-      await evaluatePoint(trainer.epochCount, (earlierMs + trainingMs) / 1000, last.reward);
-    }
+    if (trainer.epochCount % evalEvery === 0) await evaluatePoint(last.reward);
   }
   progress.done();
-  if (last && points.at(-1)?.epoch !== trainer.epochCount)
-    await evaluatePoint(trainer.epochCount, (earlierMs + trainingMs) / 1000, last.reward);
+  if (last && points.at(-1)?.epoch !== trainer.epochCount) await evaluatePoint(last.reward);
   await trainer.save(join(o.out, 'checkpoint.safetensors'));
   await writeCurves(o.out, [{ name: o.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO', points }]);
   log(`done in ${formatSeconds((performance.now() - started) / 1000)}; wrote ${o.out}`);
