@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { loadCheckpoint } from '../checkpoint.js';
 import { writeFileAtomic } from '../files.js';
 import { packageRoot } from '../native.js';
-import type { VelocityNet } from '../net.js';
 import * as shapes from '../tasks/shapes/index.js';
-import { evaluateShapes, type Guidance, guidanceLabel, SHAPES_GUIDANCE, sampleGrid, trainShapes } from './shapes.js';
+import { evaluateShapes, gridPrompts, guidanceLabel, runGrid, SHAPES_GUIDANCE, trainShapes } from './shapes.js';
 
 /** The base model shipped in the package (how it was made: its metadata and the README). */
 export const SHAPES_BASE = join(packageRoot(), 'models', 'shapes-base.safetensors');
@@ -24,13 +23,6 @@ export interface ShapesDemoOptions {
   log: (line: string) => void;
 }
 
-// The prompts of the sample grids: the first test prompt of each category and two unseen compositions.
-function gridPrompts(): shapes.ShapesPrompt[] {
-  const picked = shapes.CATEGORIES.map((c) => shapes.TEST_PROMPTS.find((p) => p.category === c) as shapes.ShapesPrompt);
-  const unseen = shapes.TEST_PROMPTS.filter((p) => !shapes.TRAIN_PROMPTS.includes(p) && !picked.includes(p));
-  return [...picked, ...unseen.slice(0, 2)];
-}
-
 function tableRow(name: string, e: shapes.ShapesEvaluation): string {
   const cells = shapes.CATEGORIES.map((c) => (e.byCategory[c] ?? Number.NaN).toFixed(2));
   return `| ${name} | **${e.overall.toFixed(3)}** | ${cells.join(' | ')} | ${e.reward.toFixed(3)} |`;
@@ -41,11 +33,9 @@ export async function runShapesDemo(o: ShapesDemoOptions): Promise<string> {
   await mkdir(o.out, { recursive: true });
   const { net: base } = await loadCheckpoint(o.base);
   const prompts = gridPrompts();
-  const grid = (net: VelocityNet, guidance: Guidance = {}) =>
-    sampleGrid(net, prompts, { ...guidance, perPrompt: 8, seed: 7 });
   o.log(`base model ${o.base}: ${base.paramCount} parameters (${base.config.arch})`);
-  await writeFileAtomic(join(o.out, 'samples-before.png'), await grid(base));
-  await writeFileAtomic(join(o.out, 'samples-before-cfg.png'), await grid(base, SHAPES_GUIDANCE));
+  await writeFileAtomic(join(o.out, 'samples-before.png'), await runGrid(base));
+  await writeFileAtomic(join(o.out, 'samples-before-cfg.png'), await runGrid(base, SHAPES_GUIDANCE));
   o.log('evaluating the base model on the test prompts (strict GenEval-style score, without and with CFG)');
   const samplesPerPrompt = o.samplesPerPrompt;
   const before = await evaluateShapes(base, { samplesPerPrompt });
@@ -62,7 +52,7 @@ export async function runShapesDemo(o: ShapesDemoOptions): Promise<string> {
     signal: o.signal,
     log: o.log,
   });
-  await writeFileAtomic(join(o.out, 'samples-after.png'), await grid(net));
+  await writeFileAtomic(join(o.out, 'samples-after.png'), await runGrid(net));
   const after = await evaluateShapes(net, { samplesPerPrompt });
   const last = points.at(-1);
   const table = [

@@ -1,10 +1,12 @@
 // The jobs of the `shapes` benchmark that the CLI and the demo run: pre-training a base model, evaluating it
 // GenEval-style, sample grids, and RL runs (DiffusionNFT or FlowGRPO) with curves and reports.
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { loadCheckpoint } from '../checkpoint.js';
 import { writeFileAtomic } from '../files.js';
 import { imageGrid, svgToPng } from '../images.js';
+import { MetricsLog } from '../metrics/log.js';
+import type { MetricsRecord } from '../metrics/records.js';
 import type { VelocityNet } from '../net.js';
 import { FlowMatchingTrainer } from '../pretrain.js';
 import { type SolverName, sample } from '../solvers.js';
@@ -229,12 +231,42 @@ export interface RunPoint {
   testReward: number;
 }
 
+/** The evaluated points of a run's metrics records, each with the training reward of its epoch. */
+export function runPoints(records: readonly MetricsRecord[]): RunPoint[] {
+  const rewards = new Map(records.flatMap((r) => (r.kind === 'epoch' ? [[r.epoch, r.reward] as const] : [])));
+  return records.flatMap((r) =>
+    r.kind === 'evaluation'
+      ? [
+          {
+            epoch: r.epoch,
+            seconds: r.elapsed,
+            reward: rewards.get(r.epoch) ?? Number.NaN,
+            strict: r.strict ?? Number.NaN,
+            testReward: r.reward,
+          },
+        ]
+      : [],
+  );
+}
+
+/** The prompts of the sample grids: the first test prompt of each category and two unseen compositions. */
+export function gridPrompts(): shapes.ShapesPrompt[] {
+  const picked = shapes.CATEGORIES.map((c) => shapes.TEST_PROMPTS.find((p) => p.category === c) as shapes.ShapesPrompt);
+  const unseen = shapes.TEST_PROMPTS.filter((p) => !shapes.TRAIN_PROMPTS.includes(p) && !picked.includes(p));
+  return [...picked, ...unseen.slice(0, 2)];
+}
+
+/** The sample grid of gridPrompts() that runs and the demo write: 8 samples a row, the same noise every time. */
+export function runGrid(net: VelocityNet, guidance: Guidance = {}): Promise<Buffer> {
+  return sampleGrid(net, gridPrompts(), { ...guidance, perPrompt: 8, seed: 7 });
+}
+
 /** Options of trainShapes. */
 export interface TrainShapesOptions {
   method: 'nft' | 'flowgrpo';
   /**
    * The base checkpoint, or with `resume` a checkpoint of a run of the same method to continue (its curve too, from
-   * the metrics.json beside it).
+   * the metrics beside it).
    */
   base: string;
   resume?: boolean;
@@ -244,7 +276,10 @@ export interface TrainShapesOptions {
   /** Evaluate every this many epochs (default 5) on the test prompts. */
   evalEvery?: number;
   evalSamplesPerPrompt?: number;
-  /** Output folder: checkpoint.safetensors, metrics.json and the curves (SVG and PNG). */
+  /**
+   * Output folder: checkpoint.safetensors, the metrics stream (metrics.jsonl, config.json, a sample grid per
+   * evaluation in samples/; docs/metrics.md) and the curves (SVG and PNG).
+   */
   out: string;
   /** Trainer options beyond the task's prompts and reward. */
   trainer?: Record<string, unknown>;
@@ -289,65 +324,73 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
   const net = trainer.net;
   const log = o.log ?? (() => {});
   const evalEvery = o.evalEvery ?? 5;
-  // A resumed run continues the curve of the run it came from (the metrics beside its checkpoint), epochs and
+  const evalSamplesPerPrompt = o.evalSamplesPerPrompt ?? 4;
+  // A resumed run continues the stream of the run it came from (the metrics beside its checkpoint), epochs and
   // training seconds included.
-  const points = o.resume ? await earlierPoints(dirname(o.base), trainer.epochCount, log) : [];
-  const earlierMs = (points.at(-1)?.seconds ?? 0) * 1000;
-  // Training wall-clock of this call; it excludes the evaluations, which are not part of either method.
-  let trainingMs = 0;
-  // Scores the current weights at the current epoch and training time, and writes the metrics so far.
+  const metrics = await MetricsLog.open({
+    dir: o.out,
+    from: o.resume ? dirname(o.base) : undefined,
+    epoch: trainer.epochCount,
+    trainer: trainer.constructor.name,
+    onUnreadable: (error) => log(`ignoring ${error.message}: the curve starts at epoch ${trainer.epochCount}`),
+    config: {
+      method: o.method,
+      base: o.base,
+      resume: o.resume === true,
+      epochs: o.epochs,
+      minutes: o.minutes,
+      evalEvery,
+      evalSamplesPerPrompt,
+      trainer: trainer.resolvedOptions,
+    },
+  });
+  // Scores the current weights at the current epoch, with a sample grid, and logs the point.
   const evaluatePoint = async (reward: number) => {
     const epoch = trainer.epochCount;
-    const seconds = (earlierMs + trainingMs) / 1000;
-    const e = await evaluateShapes(net, { samplesPerPrompt: o.evalSamplesPerPrompt ?? 4 });
-    points.push({ epoch, seconds, reward, strict: e.overall, testReward: e.reward });
-    log(
-      `epoch ${String(epoch).padStart(4)}  ${formatSeconds(seconds)}  reward ${Number.isNaN(reward) ? '  -  ' : reward.toFixed(3)}  strict (test, no CFG) ${e.overall.toFixed(3)}  test reward ${e.reward.toFixed(3)}`,
+    const e = await evaluateShapes(net, { samplesPerPrompt: evalSamplesPerPrompt });
+    const png = await runGrid(net);
+    await metrics.evaluation(
+      epoch,
+      {
+        reward: e.reward,
+        rewards: { shapes: e.reward },
+        samples: e.samples,
+        strict: e.overall,
+        categories: e.byCategory,
+      },
+      { png, prompts: gridPrompts().map((p) => p.text) },
     );
-    await writeFileAtomic(join(o.out, 'metrics.json'), `${JSON.stringify(points, null, 2)}\n`);
+    log(
+      `epoch ${String(epoch).padStart(4)}  ${formatSeconds(metrics.elapsed)}  reward ${Number.isNaN(reward) ? '  -  ' : reward.toFixed(3)}  strict (test, no CFG) ${e.overall.toFixed(3)}  test reward ${e.reward.toFixed(3)}`,
+    );
   };
+  const evaluated = () => metrics.evaluations().at(-1)?.epoch === trainer.epochCount;
   const started = performance.now();
-  if (points.at(-1)?.epoch !== trainer.epochCount) await evaluatePoint(Number.NaN);
-  // --minutes bounds this call's training; --epochs counts from the run's start.
-  const limitMs = (o.minutes ?? Number.POSITIVE_INFINITY) * 60_000;
+  if (!evaluated()) await evaluatePoint(Number.NaN);
+  // --minutes bounds this call's training (evaluations excluded, as they are part of neither method); --epochs
+  // counts from the run's start.
+  const limitSeconds = (o.minutes ?? Number.POSITIVE_INFINITY) * 60;
   const epochs = o.epochs ?? Number.POSITIVE_INFINITY;
-  const progress = new Progress(o.method, Number.isFinite(epochs) ? epochs : Math.round(limitMs / 1000));
+  const progress = new Progress(o.method, Number.isFinite(epochs) ? epochs : Math.round(limitSeconds));
+  let trainingSeconds = 0;
   let last: EpochStats | undefined;
-  while (trainer.epochCount < epochs && trainingMs < limitMs && !o.signal?.aborted) {
-    const t0 = performance.now();
+  while (trainer.epochCount < epochs && trainingSeconds < limitSeconds && !o.signal?.aborted) {
     last = await trainer.epoch();
-    trainingMs += performance.now() - t0;
+    trainingSeconds += last.seconds.total;
+    await metrics.epoch(last);
     progress.update(
-      Number.isFinite(epochs) ? trainer.epochCount : Math.round(trainingMs / 1000),
+      Number.isFinite(epochs) ? trainer.epochCount : Math.round(trainingSeconds),
       `reward ${last.reward.toFixed(3)}`,
     );
     if (trainer.epochCount % evalEvery === 0) await evaluatePoint(last.reward);
   }
   progress.done();
-  if (last && points.at(-1)?.epoch !== trainer.epochCount) await evaluatePoint(last.reward);
+  if (last && !evaluated()) await evaluatePoint(last.reward);
   await trainer.save(join(o.out, 'checkpoint.safetensors'));
+  const points = runPoints(metrics.records);
   await writeCurves(o.out, [{ name: o.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO', points }]);
   log(`done in ${formatSeconds((performance.now() - started) / 1000)}; wrote ${o.out}`);
   return { points, net };
-}
-
-/** The points of `dir/metrics.json` up to `epoch` (none when the file is missing or unreadable, which is logged). */
-async function earlierPoints(dir: string, epoch: number, log: (line: string) => void): Promise<RunPoint[]> {
-  const path = join(dir, 'metrics.json');
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    return [];
-  }
-  try {
-    const points = JSON.parse(text) as RunPoint[];
-    if (!Array.isArray(points)) throw new TypeError('not a list of points');
-    return points.filter((p) => p.epoch <= epoch);
-  } catch (error) {
-    log(`ignoring ${path} (${(error as Error).message}): the curve starts at epoch ${epoch}`);
-    return [];
-  }
 }
 
 /**

@@ -1,6 +1,7 @@
 // The epoch loop both online RL trainers share (algorithms.md 4): draw prompt groups, roll out in chunks while the
 // previous chunk's rewards are scored, train, and the run/evaluate/checkpoint/resume contract around it.
 import { type Checkpoint, loadCheckpoint, writeCheckpoint } from '../checkpoint.js';
+import { MetricsLog, type RecordHook } from '../metrics/log.js';
 import { VelocityNet } from '../net.js';
 import { numberOption, objectOption, rejectUnknown } from '../options.js';
 import { type OptimizerOptions, resolveOptimizer } from '../pretrain.js';
@@ -54,6 +55,8 @@ export interface EpochStats {
   epoch: number;
   /** Optimiser steps taken so far in this phase. */
   step: number;
+  /** Rollouts of the epoch (M·K). */
+  samples: number;
   /** Mean and standard deviation of the total reward of the epoch's rollouts. */
   reward: number;
   rewardStd: number;
@@ -78,6 +81,11 @@ export interface RunOptions<S extends EpochStats = EpochStats> {
   checkpoint?: { path: string; every?: number };
   /** Evaluates every `every` epochs (default 1) and at the end. */
   evaluate?: EvaluateOptions<Prompt> & { every?: number };
+  /** Writes metrics.jsonl (a record per epoch and per evaluation) and config.json into this folder as the run goes
+   * (docs/metrics.md); a resumed trainer continues the folder's stream. */
+  metrics?: string;
+  /** Receives each of those records as it is made, awaited (with or without `metrics`). */
+  onRecord?: RecordHook;
 }
 
 /** Options of evaluate(). */
@@ -246,6 +254,11 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     return JSON.stringify({ ...common, optimizer: this.optimizer, ...this.fingerprint() });
   }
 
+  /** The run's numeric options after defaults, as a checkpoint records them (the metrics' config.json). */
+  get resolvedOptions(): Record<string, unknown> {
+    return JSON.parse(this.#state()) as Record<string, unknown>;
+  }
+
   /** Writes the network (every parameter set, the optimiser) and the trainer's epoch atomically to `path`. */
   async save(path: string): Promise<void> {
     const trainer = JSON.stringify({ format: this.constructor.name, epoch: this.#epoch, options: this.#state() });
@@ -358,6 +371,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     const stats: EpochStats = {
       epoch: this.#epoch,
       step,
+      samples: n,
       reward: mean,
       rewardStd: std,
       rewards: named,
@@ -425,12 +439,26 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   /** Runs epochs with progress, evaluation, checkpoints and cancellation; returns the statistics of each epoch. */
   async run(options: RunOptions<S>): Promise<S[]> {
     const opts = objectOption('run options', options);
-    rejectUnknown('run options', opts, ['epochs', 'onProgress', 'signal', 'checkpoint', 'evaluate']);
+    const known = ['epochs', 'onProgress', 'signal', 'checkpoint', 'evaluate', 'metrics', 'onRecord'];
+    rejectUnknown('run options', opts, known);
     const epochs = numberOption('run options', opts, 'epochs', { kind: 'int', min: 1, max: 1e9 }, 1);
     const checkpoint = opts.checkpoint as RunOptions['checkpoint'];
     const evaluation = opts.evaluate as RunOptions['evaluate'];
     const signal = opts.signal as AbortSignal | undefined;
     const onProgress = opts.onProgress as RunOptions<S>['onProgress'];
+    if (opts.metrics !== undefined && typeof opts.metrics !== 'string') {
+      throw new TypeError('run options.metrics must be a folder');
+    }
+    if (opts.onRecord !== undefined && typeof opts.onRecord !== 'function') {
+      throw new TypeError('run options.onRecord must be a function');
+    }
+    const log = await MetricsLog.open({
+      dir: opts.metrics as string | undefined,
+      epoch: this.#epoch,
+      trainer: this.constructor.name,
+      config: this.resolvedOptions,
+      onRecord: opts.onRecord as RecordHook | undefined,
+    });
     const history: S[] = [];
     for (let i = 0; i < epochs && !signal?.aborted; i++) {
       let stats: S;
@@ -441,11 +469,13 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
         throw error;
       }
       history.push(stats);
+      await log.epoch(stats);
       const last = i === epochs - 1 || signal?.aborted === true;
       const due = (every: number | undefined) => last || this.#epoch % (every ?? 1) === 0;
       const { every: evalEvery, ...evalOptions } = evaluation ?? {};
       const result =
         evaluation !== undefined && due(evalEvery) ? await this.evaluate(evalOptions as EvaluateOptions<P>) : undefined;
+      if (result !== undefined) await log.evaluation(this.#epoch, result);
       onProgress?.(stats, result);
       if (checkpoint !== undefined && due(checkpoint.every)) await this.save(checkpoint.path);
     }

@@ -1,0 +1,136 @@
+// Writing a run's metrics stream: metrics.jsonl appended a line at a time (each line reaches the file as it is
+// written, so another process can follow it), the sample grid of each evaluation, and the run's resolved config.
+import { appendFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../files.js';
+import type { EpochStats } from '../trainers/online.js';
+import {
+  type EpochRecord,
+  type EvaluationRecord,
+  METRICS_FILE,
+  METRICS_VERSION,
+  MetricsFormatError,
+  type MetricsRecord,
+  readRunRecords,
+} from './records.js';
+
+/** Receives each record as it is made (awaited before the run goes on). */
+export type RecordHook = (record: MetricsRecord) => void | Promise<void>;
+
+/** Options of MetricsLog.open. */
+export interface MetricsLogOptions {
+  /** The run folder: metrics.jsonl, config.json and samples/ go here. Without it, records only go to `onRecord`. */
+  dir?: string;
+  /** The folder of the run being resumed (default `dir`): its records up to `epoch` start the new file. */
+  from?: string;
+  /** Epochs the trainer has completed: 0 starts a new stream, more continues the earlier one to that epoch. */
+  epoch: number;
+  /** The trainer's name for the start record. */
+  trainer: string;
+  /** Called with the error when the earlier records cannot be read; they are then dropped (default: throw). */
+  onUnreadable?: (error: Error) => void;
+  /** The run's resolved configuration, written to config.json. */
+  config?: unknown;
+  onRecord?: RecordHook;
+}
+
+/** What an evaluation scored, for its record. */
+export type EvaluationScores = Pick<EvaluationRecord, 'reward' | 'rewards' | 'samples' | 'strict' | 'categories'>;
+
+/** A sample grid to write with an evaluation: the PNG and the prompt of each row. */
+export interface SampleGrid {
+  png: Uint8Array;
+  prompts: string[];
+}
+
+/** The path of the sample grid after `epoch` epochs, relative to the run folder. */
+export function gridPath(epoch: number): string {
+  return `samples/epoch-${String(epoch).padStart(4, '0')}.png`;
+}
+
+/** A run's metrics stream: open() it, then write its records. */
+export class MetricsLog {
+  readonly #dir: string | undefined;
+  readonly #onRecord: RecordHook | undefined;
+  readonly #records: MetricsRecord[];
+  #elapsed: number;
+
+  private constructor(o: MetricsLogOptions, records: MetricsRecord[]) {
+    this.#dir = o.dir;
+    this.#onRecord = o.onRecord;
+    this.#records = records;
+    this.#elapsed = records.filter((r) => r.kind === 'epoch').at(-1)?.elapsed ?? 0;
+  }
+
+  /**
+   * Opens the stream of a run: a new one at epoch 0, else the earlier records up to `epoch` (those of epochs a
+   * resumed checkpoint did not reach are dropped) rewritten, then a start record.
+   */
+  static async open(o: MetricsLogOptions): Promise<MetricsLog> {
+    const source = o.from ?? o.dir;
+    let earlier: MetricsRecord[] = [];
+    try {
+      if (o.epoch > 0 && source !== undefined) earlier = await readRunRecords(source);
+    } catch (error) {
+      if (o.onUnreadable === undefined || !(error instanceof MetricsFormatError)) throw error;
+      o.onUnreadable(error);
+    }
+    const records = earlier.filter((r) => r.epoch <= o.epoch);
+    if (o.dir !== undefined) {
+      await mkdir(join(o.dir, 'samples'), { recursive: true });
+      await writeFileAtomic(join(o.dir, METRICS_FILE), records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+      if (o.config !== undefined) {
+        await writeFileAtomic(join(o.dir, 'config.json'), `${JSON.stringify(o.config, null, 2)}\n`);
+      }
+    }
+    const log = new MetricsLog(o, records);
+    await log.#write({ kind: 'start', ...log.#base(o.epoch), trainer: o.trainer });
+    return log;
+  }
+
+  /** Every record of the stream, the kept earlier ones first. */
+  get records(): readonly MetricsRecord[] {
+    return this.#records;
+  }
+
+  /** Training seconds since the run's start. */
+  get elapsed(): number {
+    return this.#elapsed;
+  }
+
+  /** The evaluation records, in order. */
+  evaluations(): EvaluationRecord[] {
+    return this.#records.filter((r): r is EvaluationRecord => r.kind === 'evaluation');
+  }
+
+  /** Writes an epoch's record: all its statistics, with the run's training seconds and the samples per second. */
+  async epoch(stats: EpochStats): Promise<EpochRecord> {
+    this.#elapsed += stats.seconds.total;
+    const samplesPerSecond = stats.samples / Math.max(stats.seconds.total, 1e-9);
+    const record: EpochRecord = { kind: 'epoch', ...this.#base(stats.epoch), ...stats, samplesPerSecond };
+    await this.#write(record);
+    return record;
+  }
+
+  /** Writes an evaluation's record, and its sample grid (to samples/epoch-NNNN.png) when one is given. */
+  async evaluation(epoch: number, scores: EvaluationScores, grid?: SampleGrid): Promise<EvaluationRecord> {
+    const record: EvaluationRecord = { kind: 'evaluation', ...this.#base(epoch), ...scores };
+    if (grid !== undefined && this.#dir !== undefined) {
+      await writeFileAtomic(join(this.#dir, gridPath(epoch)), grid.png);
+      record.grid = { image: gridPath(epoch), prompts: grid.prompts };
+    }
+    await this.#write(record);
+    return record;
+  }
+
+  #base(epoch: number) {
+    return { version: METRICS_VERSION, epoch, time: new Date().toISOString(), elapsed: this.#elapsed };
+  }
+
+  async #write(record: MetricsRecord): Promise<void> {
+    this.#records.push(record);
+    // One unbuffered append per line: a follower sees whole lines, or a last one still without its newline.
+    if (this.#dir !== undefined) await appendFile(join(this.#dir, METRICS_FILE), `${JSON.stringify(record)}\n`);
+    await this.#onRecord?.(record);
+  }
+}

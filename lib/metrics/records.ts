@@ -1,0 +1,142 @@
+// The records of a run's metrics stream (metrics.jsonl, one JSON object a line; docs/metrics.md) and how a run
+// folder's records are read, the older metrics.json of evaluated points included.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DiffusionNftError } from '../errors.js';
+
+/** The schema version of the records written now. Records converted from a metrics.json carry version 0. */
+export const METRICS_VERSION = 1;
+
+/** The stream's file in a run folder, and the older file of evaluated points it replaces. */
+export const METRICS_FILE = 'metrics.jsonl';
+export const LEGACY_METRICS_FILE = 'metrics.json';
+
+interface RecordBase {
+  version: number;
+  /** The epochs completed when the record was made. */
+  epoch: number;
+  /** When it was written (ISO 8601). */
+  time?: string;
+  /** Training seconds since the run's start: the sum of the epochs' seconds.total, evaluations excluded. */
+  elapsed: number;
+}
+
+/** Written each time a run starts or resumes. */
+export interface StartRecord extends RecordBase {
+  kind: 'start';
+  /** The trainer's class name, e.g. 'DiffusionNFT' or 'FlowGRPO'. */
+  trainer: string;
+}
+
+/** One epoch: every statistic the trainer reported (EpochStats and the method's own), plus its throughput. */
+export interface EpochRecord extends RecordBase {
+  kind: 'epoch';
+  step?: number;
+  /** Mean and std of the rollouts' total reward, and the mean of each named reward. */
+  reward: number | null;
+  rewardStd?: number;
+  rewards?: Record<string, number>;
+  samples?: number;
+  samplesPerSecond?: number;
+  loss?: number;
+  gradNorm?: number;
+  lr?: number;
+  seconds?: { sample: number; reward: number; train: number; total: number };
+  /** DiffusionNFT: counts of r in 10 bins of [0, 1], and η of the soft update. */
+  rHistogram?: number[];
+  eta?: number;
+  /** FlowGRPO: fraction of clipped ratios, approximate KL to the rollout policy, mean ratio, samples trained. */
+  clipFraction?: number;
+  approxKl?: number;
+  ratioMean?: number;
+  trainedSamples?: number;
+}
+
+/** One evaluation of the weights after `epoch` epochs. */
+export interface EvaluationRecord extends RecordBase {
+  kind: 'evaluation';
+  /** Mean total reward of the evaluation samples, and of each named reward. */
+  reward: number;
+  rewards?: Record<string, number>;
+  samples?: number;
+  /** A strict (all-or-nothing) score and its value for each prompt category, where the task has them. */
+  strict?: number;
+  categories?: Record<string, number>;
+  /** The sample grid written with it: the PNG's path in the run folder and the prompt of each row. */
+  grid?: { image: string; prompts: string[] };
+}
+
+export type MetricsRecord = StartRecord | EpochRecord | EvaluationRecord;
+
+/** A metrics.jsonl line that is not a record. */
+export class MetricsFormatError extends DiffusionNftError {
+  constructor(message: string) {
+    super(message, 'DNFT_METRICS');
+  }
+}
+
+const KINDS = new Set(['start', 'epoch', 'evaluation']);
+
+/**
+ * The records of a metrics.jsonl text. A last line without its newline is one still being written and is left out;
+ * any other line that is not a record throws MetricsFormatError naming it.
+ */
+export function parseRecords(text: string, what = METRICS_FILE): MetricsRecord[] {
+  const lines = text.split('\n');
+  lines.pop(); // '' after the last newline, or a line still being written
+  return lines.map((line, i) => {
+    let record: unknown;
+    try {
+      record = JSON.parse(line);
+    } catch (error) {
+      throw new MetricsFormatError(`${what} line ${i + 1}: ${(error as Error).message}`);
+    }
+    const r = record as Partial<MetricsRecord> | null;
+    if (r === null || typeof r !== 'object' || !KINDS.has(r.kind as string) || !Number.isInteger(r.epoch)) {
+      throw new MetricsFormatError(`${what} line ${i + 1}: not a metrics record (kind, version, epoch)`);
+    }
+    return r as MetricsRecord;
+  });
+}
+
+/** A point of the older metrics.json: an evaluation with the training reward of its epoch. */
+interface LegacyPoint {
+  epoch: number;
+  seconds: number;
+  reward: number | null;
+  strict: number;
+  testReward: number;
+}
+
+/** The records a metrics.json of evaluated points stands for (version 0: only the fields it had). */
+export function legacyRecords(points: unknown, what = LEGACY_METRICS_FILE): MetricsRecord[] {
+  if (!Array.isArray(points)) throw new MetricsFormatError(`${what}: not a list of points`);
+  return (points as LegacyPoint[]).flatMap((p, i): MetricsRecord[] => {
+    if (p === null || typeof p !== 'object' || !Number.isInteger(p.epoch) || typeof p.seconds !== 'number') {
+      throw new MetricsFormatError(`${what}: point ${i} has no epoch and seconds`);
+    }
+    const base = { version: 0, epoch: p.epoch, elapsed: p.seconds };
+    const evaluation: EvaluationRecord = { kind: 'evaluation', ...base, reward: p.testReward, strict: p.strict };
+    const reward = typeof p.reward === 'number' ? p.reward : null;
+    return reward === null ? [evaluation] : [{ kind: 'epoch', ...base, reward }, evaluation];
+  });
+}
+
+/**
+ * The records of a run folder: its metrics.jsonl, else its metrics.json converted; an empty list when it has
+ * neither (a run that has not written yet).
+ */
+export async function readRunRecords(dir: string): Promise<MetricsRecord[]> {
+  const path = join(dir, METRICS_FILE);
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  if (text !== undefined) return parseRecords(text, path);
+  const legacy = join(dir, LEGACY_METRICS_FILE);
+  const points = await readFile(legacy, 'utf8').catch(() => undefined);
+  if (points === undefined) return [];
+  try {
+    return legacyRecords(JSON.parse(points), legacy);
+  } catch (error) {
+    if (error instanceof MetricsFormatError) throw error;
+    throw new MetricsFormatError(`${legacy}: ${(error as Error).message}`);
+  }
+}
