@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { addDashboardCommand, dashboardOption, withDashboard } from './dashboard/command.js';
 import { type DemoOptions, runToy2dDemo } from './demo.js';
 import { writeFileAtomic } from './files.js';
 import { backendInfo } from './index.js';
@@ -111,17 +112,22 @@ program
   .option('--base <checkpoint>', 'base model (default: the one shipped in the package)')
   .option('--samples-per-prompt <n>', 'samples of each test prompt per evaluation', integer(1), 8)
   .option('--out <dir>', 'output folder', 'diffusion-nft-demo')
-  .action(async (o: { minutes: number; base?: string; samplesPerPrompt: number; out: string }) => {
-    const info = backendInfo();
-    console.log(`backend: cpu (${info.threads} threads)${info.cuda ? `, CUDA device ${info.device}` : ''}`);
-    const signal = interruptible(
-      'ending DiffusionNFT after the current epoch, then scoring it and writing the results',
-    );
-    const table = await runShapesDemo({ ...o, base: o.base ?? SHAPES_BASE, signal, log: (line) => console.log(line) });
-    console.log(
-      `\n${table}\n\nwrote ${o.out}/: summary.md, samples-before.png, samples-before-cfg.png, samples-after.png, run/*.png`,
-    );
-  });
+  .addOption(dashboardOption())
+  .action(
+    async (o: { minutes: number; base?: string; samplesPerPrompt: number; out: string; dashboard?: true | number }) => {
+      const info = backendInfo();
+      console.log(`backend: cpu (${info.threads} threads)${info.cuda ? `, CUDA device ${info.device}` : ''}`);
+      const signal = interruptible(
+        'ending DiffusionNFT after the current epoch, then scoring it and writing the results',
+      );
+      const table = await withDashboard(o.dashboard, [join(o.out, 'run')], () =>
+        runShapesDemo({ ...o, base: o.base ?? SHAPES_BASE, signal, log: (line) => console.log(line) }),
+      );
+      console.log(
+        `\n${table}\n\nwrote ${o.out}/: summary.md, samples-before.png, samples-before-cfg.png, samples-after.png, run/*.png`,
+      );
+    },
+  );
 
 program
   .command('toy2d')
@@ -216,6 +222,7 @@ program
   .option('--eval-every <n>', 'evaluate on the test prompts every n epochs', integer(1), 5)
   .option('--out <dir>', 'output folder', 'shapes-run')
   .option('--config <file>', 'JSON file with these options and a "trainer" object of trainer options')
+  .addOption(dashboardOption())
   .action(async (given, command: Command) => {
     const o = withConfig(given as Record<string, unknown> & { config?: string }, command) as {
       method: 'nft' | 'flowgrpo';
@@ -226,9 +233,13 @@ program
       evalEvery: number;
       out: string;
       trainer?: Record<string, unknown>;
+      dashboard?: true | number;
     };
     if (o.epochs === undefined && o.minutes === undefined) throw new InvalidArgumentError('give --epochs or --minutes');
-    await trainShapes({ ...o, signal: interruptible(), log: (line) => console.log(line) });
+    const { dashboard, ...job } = o;
+    await withDashboard(dashboard, [o.out], () =>
+      trainShapes({ ...job, signal: interruptible(), log: (line) => console.log(line) }),
+    );
   });
 
 program
@@ -297,6 +308,8 @@ program
       console.log(`wrote ${o.out}: ${o.n} samples each of ${prompts.map((p) => `'${p.text}'`).join(', ')}`);
     },
   );
+
+addDashboardCommand(program);
 
 program
   .command('info')

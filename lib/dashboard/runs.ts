@@ -1,0 +1,85 @@
+// The runs a dashboard shows: the folders it was given, or the run folders inside one (a B4 results folder), and a
+// snapshot of each (its metrics records and config) with a key that changes when its files do.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { LEGACY_METRICS_FILE, METRICS_FILE, type MetricsRecord, readRunRecords } from '../metrics/records.js';
+
+/** What the page gets of a run. */
+export interface RunSnapshot {
+  id: number;
+  name: string;
+  dir: string;
+  records: MetricsRecord[];
+  config: unknown;
+  /** Why the records could not be read, if so. */
+  error?: string;
+}
+
+const RUN_FILES = [METRICS_FILE, LEGACY_METRICS_FILE, 'config.json'];
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function isRun(dir: string): Promise<boolean> {
+  for (const file of RUN_FILES) if (await exists(join(dir, file))) return true;
+  return false;
+}
+
+/**
+ * The run folders of the given folders, each resolved: a folder holding metrics is a run; one that holds none but
+ * has run folders inside stands for them (sorted by name); any other (a run that has not written yet) is a run.
+ */
+export async function findRuns(folders: readonly string[]): Promise<string[]> {
+  const runs: string[] = [];
+  for (const folder of folders.map((f) => resolve(f))) {
+    if (await isRun(folder)) {
+      runs.push(folder);
+      continue;
+    }
+    const entries = await readdir(folder, { withFileTypes: true }).catch(() => []);
+    const inside: string[] = [];
+    for (const entry of entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
+      if (await isRun(join(folder, entry.name))) inside.push(join(folder, entry.name));
+    }
+    runs.push(...(inside.length > 0 ? inside : [folder]));
+  }
+  return [...new Set(runs)];
+}
+
+/** Display names: the folder's name, with its parent's where two runs share one. */
+export function runNames(dirs: readonly string[]): string[] {
+  const counts = new Map<string, number>();
+  for (const dir of dirs) counts.set(basename(dir), (counts.get(basename(dir)) ?? 0) + 1);
+  return dirs.map((dir) =>
+    (counts.get(basename(dir)) ?? 0) > 1 ? `${basename(dirname(dir))}/${basename(dir)}` : basename(dir),
+  );
+}
+
+/** A key of the run's files (sizes and modification times): a snapshot is taken again when it changes. */
+export async function runKey(dir: string): Promise<string> {
+  const parts = await Promise.all(
+    RUN_FILES.map((file) =>
+      stat(join(dir, file)).then(
+        (s) => `${s.size}:${s.mtimeMs}`,
+        () => '-',
+      ),
+    ),
+  );
+  return parts.join('|');
+}
+
+/** The run's records and config now. */
+export async function snapshot(id: number, name: string, dir: string): Promise<RunSnapshot> {
+  const config = await readFile(join(dir, 'config.json'), 'utf8')
+    .then((text) => JSON.parse(text) as unknown)
+    .catch(() => null);
+  try {
+    return { id, name, dir, records: await readRunRecords(dir), config };
+  } catch (error) {
+    return { id, name, dir, records: [], config, error: (error as Error).message };
+  }
+}

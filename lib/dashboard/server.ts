@@ -1,0 +1,188 @@
+// The dashboard's HTTP server (node:http, 127.0.0.1 only): the page and its assets from the package, the named run
+// folders' images, and a server-sent event stream that pushes a run's snapshot whenever its files change.
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { extname, isAbsolute, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ICON, PAGE, STYLE } from './page.js';
+import { findRuns, runKey, runNames, snapshot } from './runs.js';
+
+/** Options of startDashboard. */
+export interface DashboardOptions {
+  /** Run folders, or folders of run folders. */
+  folders: readonly string[];
+  /** TCP port on 127.0.0.1 (default 0: any free one). */
+  port?: number;
+  /** How often the run folders are checked for changes, in ms (default 500). */
+  pollMs?: number;
+}
+
+/** A running dashboard. */
+export interface Dashboard {
+  url: string;
+  port: number;
+  /** Ends the event streams and stops the server. */
+  close(): Promise<void>;
+}
+
+export const DASHBOARD_HOST = '127.0.0.1';
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.json': 'application/json',
+  '.jsonl': 'application/x-ndjson',
+};
+
+const require = createRequire(import.meta.url);
+
+/** The page's own assets: name → [file or content, type]. uPlot's come from its package (an exact dependency). */
+const ASSETS: Record<string, () => Promise<string | Buffer>> = {
+  'uPlot.iife.min.js': () => readFile(require.resolve('uplot/dist/uPlot.iife.min.js')),
+  'uPlot.min.css': () => readFile(require.resolve('uplot/dist/uPlot.min.css')),
+  'client.js': () => readFile(fileURLToPath(new URL('./client.js', import.meta.url))),
+  'dashboard.css': async () => STYLE,
+  'icon.svg': async () => ICON,
+};
+
+const HEADERS = {
+  'Cache-Control': 'no-store',
+  'X-Content-Type-Options': 'nosniff',
+  'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+};
+
+/**
+ * The path below a run folder that a request names, or undefined when it is not one to serve: `..` segments,
+ * absolute or backslashed paths, or anything resolving outside the folder.
+ */
+export function safeRelative(raw: string, root: string): string | undefined {
+  let path: string;
+  try {
+    path = decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+  if (path === '' || path.includes('\0') || path.includes('\\') || isAbsolute(path)) return undefined;
+  if (path.split('/').some((segment) => segment === '..' || segment === '.' || segment === '')) return undefined;
+  const full = resolve(root, path);
+  return full.startsWith(root + sep) ? full : undefined;
+}
+
+/** Serves the dashboard of these run folders on 127.0.0.1 until close(). */
+export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
+  const ids = new Map<string, number>(); // run folder → its id for this server's life
+  const keys = new Map<number, string>(); // id → the key of its files when last sent
+  const clients = new Set<ServerResponse>();
+  let port = 0;
+
+  const runs = async () => {
+    const dirs = await findRuns(o.folders);
+    for (const dir of dirs) if (!ids.has(dir)) ids.set(dir, ids.size);
+    const names = runNames(dirs);
+    return dirs.map((dir, i) => ({ id: ids.get(dir) as number, name: names[i] as string, dir }));
+  };
+  const send = (to: Iterable<ServerResponse>, event: string, data: unknown) => {
+    const message = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const client of to) client.write(message);
+  };
+  // Pushes the snapshot of every run whose files changed since it was last pushed.
+  let polling = false;
+  const poll = async () => {
+    if (polling || clients.size === 0) return;
+    polling = true;
+    try {
+      for (const run of await runs()) {
+        const key = await runKey(run.dir);
+        if (keys.get(run.id) === key) continue;
+        keys.set(run.id, key);
+        send(clients, 'run', await snapshot(run.id, run.name, run.dir));
+      }
+    } finally {
+      polling = false;
+    }
+  };
+  const timer = setInterval(() => void poll().catch(() => {}), o.pollMs ?? 500);
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const fail = (status: number, text: string) => {
+      res.writeHead(status, { ...HEADERS, 'Content-Type': 'text/plain; charset=utf-8' }).end(`${text}\n`);
+    };
+    // Only this machine's own names: a page elsewhere cannot reach the server through a name it controls.
+    const host = req.headers.host ?? '';
+    if (host !== `${DASHBOARD_HOST}:${port}` && host !== `localhost:${port}`) return fail(403, 'forbidden host');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return fail(405, 'method not allowed');
+    const url = req.url ?? '/';
+    const path = url.split('?')[0] as string;
+    if (!path.startsWith('/') || path.startsWith('//') || /(^|\/)\.\.(\/|$)|%2e|%2f|%5c|\\/i.test(path)) {
+      return fail(403, 'forbidden path');
+    }
+    if (path === '/') {
+      return res.writeHead(200, { ...HEADERS, 'Content-Type': TYPES['.html'] }).end(PAGE);
+    }
+    if (path === '/events') {
+      res.writeHead(200, { ...HEADERS, 'Content-Type': 'text/event-stream', Connection: 'keep-alive' });
+      res.write('retry: 1000\n\n');
+      clients.add(res);
+      req.on('close', () => clients.delete(res));
+      const list = await runs();
+      send(
+        [res],
+        'runs',
+        list.map(({ id, name }) => ({ id, name })),
+      );
+      for (const run of list) send([res], 'run', await snapshot(run.id, run.name, run.dir));
+      return;
+    }
+    const asset = /^\/assets\/([A-Za-z.]+)$/.exec(path)?.[1];
+    if (asset !== undefined && Object.hasOwn(ASSETS, asset)) {
+      const body = await (ASSETS[asset] as () => Promise<string | Buffer>)();
+      return res.writeHead(200, { ...HEADERS, 'Content-Type': TYPES[extname(asset)] ?? 'text/plain' }).end(body);
+    }
+    const file = /^\/runs\/(\d+)\/(.*)$/.exec(path);
+    if (file !== null) {
+      const dir = [...ids].find(([, id]) => id === Number(file[1]))?.[0];
+      if (dir === undefined) return fail(404, 'no such run');
+      const full = safeRelative(file[2] as string, dir);
+      const type = full === undefined ? undefined : TYPES[extname(full)];
+      if (full === undefined || type === undefined) return fail(403, 'forbidden path');
+      const body = await readFile(full).catch(() => undefined);
+      if (body === undefined) return fail(404, 'not found');
+      return res.writeHead(200, { ...HEADERS, 'Content-Type': type }).end(body);
+    }
+    return fail(404, 'not found');
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
+      res.end(`${(error as Error).message}\n`);
+    });
+  });
+  await new Promise<void>((done, fail) => {
+    server.once('error', fail);
+    server.listen(o.port ?? 0, DASHBOARD_HOST, () => {
+      server.off('error', fail);
+      done();
+    });
+  });
+  port = (server.address() as AddressInfo).port;
+  await runs(); // numbers the runs, so that their files can be served before the page connects
+  return {
+    url: `http://${DASHBOARD_HOST}:${port}/`,
+    port,
+    close: async () => {
+      clearInterval(timer);
+      for (const client of clients) client.end();
+      clients.clear();
+      await new Promise<void>((done) => {
+        server.close(() => done());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
