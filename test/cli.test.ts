@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseRecords } from '../lib/metrics/records.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -12,6 +13,10 @@ function cli(...args: string[]) {
   const run = spawnSync(process.execPath, ['dist/lib/cli.js', ...args], { encoding: 'utf8', timeout: 240_000 });
   return { status: run.status, out: run.stdout, err: run.stderr };
 }
+
+/** The evaluation records of a run folder's metrics stream. */
+const evaluations = (run: string) =>
+  parseRecords(readFileSync(join(run, 'metrics.jsonl'), 'utf8')).filter((r) => r.kind === 'evaluation');
 
 /** Runs the CLI and sends it Ctrl-C (SIGINT) once its output matches `when`. */
 function interruptWhen(when: RegExp, ...args: string[]): Promise<{ status: number | null; output: string }> {
@@ -88,8 +93,20 @@ describe('the CLI', () => {
     expect([image.readUInt32BE(16), image.readUInt32BE(20)]).toEqual([3 * 66 + 2, 2 * 66 + 2]);
 
     const demo = join(dir, 'demo');
-    const ran = cli('demo', '--base', base, '--minutes', '0.02', '--samples-per-prompt', '1', '--out', demo);
+    const ran = cli(
+      'demo',
+      '--base',
+      base,
+      '--minutes',
+      '0.02',
+      '--samples-per-prompt',
+      '1',
+      '--out',
+      demo,
+      '--dashboard',
+    );
     expect(ran.status, ran.err).toBe(0);
+    expect(ran.out).toMatch(/^dashboard: http:\/\/127\.0\.0\.1:\d+\/$/m);
     expect(ran.out).toMatch(/\| base, no CFG \| \*\*\d\.\d{3}\*\*/);
     expect(ran.out).toMatch(/\| base, CFG 5 at t ≤ 0.6 \| \*\*\d\.\d{3}\*\*/);
     const files = ['summary.md', 'samples-before.png', 'samples-before-cfg.png', 'samples-after.png'];
@@ -116,7 +133,14 @@ describe('the CLI', () => {
       );
       expect(train.status, train.err).toBe(0);
       expect(train.out).toMatch(/epoch +1 .* strict \(test, no CFG\)/);
-      for (const file of ['checkpoint.safetensors', 'metrics.json', 'strict-vs-epoch.svg', 'reward-vs-seconds.png']) {
+      const files = [
+        'checkpoint.safetensors',
+        'metrics.jsonl',
+        'config.json',
+        'samples/epoch-0001.png',
+        'strict-vs-epoch.svg',
+      ];
+      for (const file of [...files, 'reward-vs-seconds.png']) {
         expect(existsSync(join(out, file)), `${method}: ${file}`).toBe(true);
       }
       const resumed = cli(
@@ -135,12 +159,9 @@ describe('the CLI', () => {
       );
       expect(resumed.status, resumed.err).toBe(0);
       // The resumed run's curve continues the first one's: epochs and training seconds go on.
-      const points = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as {
-        epoch: number;
-        seconds: number;
-      }[];
+      const points = evaluations(out);
       expect(points.map((p) => p.epoch)).toEqual([0, 1, 2]);
-      expect(points[2]?.seconds).toBeGreaterThan(points[1]?.seconds as number);
+      expect(points[2]?.elapsed).toBeGreaterThan(points[1]?.elapsed as number);
     }
   }, 600_000);
 
@@ -161,12 +182,12 @@ describe('the CLI', () => {
     const train = await interruptWhen(/epoch +1 /, 'train', '--base', base, '--minutes', '30', ...common);
     expect(train.status, train.output).toBe(0);
     expect(train.output).toMatch(/interrupted: finishing the current step/);
-    const stopped = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')).at(-1).epoch as number;
+    const stopped = evaluations(out).at(-1)?.epoch as number;
     expect(stopped).toBeGreaterThanOrEqual(1);
     const checkpoint = join(out, 'checkpoint.safetensors');
     const resumed = cli('train', '--base', checkpoint, '--resume', '--epochs', String(stopped + 1), ...common);
     expect(resumed.status, resumed.err).toBe(0);
-    expect(JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')).at(-1).epoch).toBe(stopped + 1);
+    expect(evaluations(out).at(-1)?.epoch).toBe(stopped + 1);
   }, 600_000);
 
   it('runs the quick 2-D demo and prints the backends', () => {
@@ -180,7 +201,7 @@ describe('the CLI', () => {
   });
 
   it('has --help for every command', () => {
-    const commands = ['demo', 'toy2d', 'pretrain', 'train', 'eval', 'sample', 'info'];
+    const commands = ['demo', 'toy2d', 'pretrain', 'train', 'eval', 'sample', 'dashboard', 'info'];
     const top = cli('--help');
     expect(top.status).toBe(0);
     for (const command of commands) {

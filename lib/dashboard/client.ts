@@ -35,6 +35,10 @@ const CHARTS: ChartSpec[] = [
   { key: 'samplesPerSecond', title: 'Rollouts per second', kind: 'epoch', value: (r) => r.samplesPerSecond },
 ];
 
+// Tick steps of the x axis: whole epochs; round seconds, minutes and hours.
+const EPOCH_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
+const SECOND_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400];
+
 const runs = new Map<number, RunSnapshot>();
 const charts = new Map<string, { plot: UPlot; signature: string }>();
 let xAxis: 'epoch' | 'elapsed' = 'epoch';
@@ -50,6 +54,12 @@ function duration(seconds: number): string {
   if (seconds < 60) return `${seconds.toFixed(0)}s`;
   const m = Math.floor(seconds / 60);
   return m < 60 ? `${m}m${String(Math.round(seconds % 60)).padStart(2, '0')}s` : `${Math.floor(m / 60)}h${m % 60}m`;
+}
+
+/** A tick label: four significant digits, or exponential notation for tiny and huge values. */
+function tick(v: number): string {
+  if (v === 0) return '0';
+  return Math.abs(v) < 1e-3 || Math.abs(v) >= 1e5 ? v.toExponential(1) : String(Number(v.toPrecision(4)));
 }
 
 function element<K extends keyof HTMLElementTagNameMap>(tag: K, text = '', attrs: Record<string, string> = {}) {
@@ -81,6 +91,7 @@ function drawChart(spec: ChartSpec, container: HTMLElement): void {
   card.dataset.points = String(points);
   if (points === 0) return;
   const shown = list.filter((_, i) => (tables[i]?.[0].length ?? 0) > 0);
+  card.dataset.runs = String(shown.length);
   const data = uPlot.join(tables.filter(([xs]) => xs.length > 0) as UPlot.AlignedData[]);
   const signature = `${xAxis}|${shown.map((r) => r.id).join(',')}`;
   const existing = charts.get(spec.key);
@@ -98,11 +109,10 @@ function drawChart(spec: ChartSpec, container: HTMLElement): void {
       // The runs table above is the legend.
       legend: { show: false },
       axes: [
-        {
-          label: xAxis === 'epoch' ? 'epoch' : 'training time',
-          values: xAxis === 'epoch' ? undefined : (_u, ticks) => ticks.map(duration),
-        },
-        { size: 60 },
+        xAxis === 'epoch'
+          ? { label: 'epoch', incrs: EPOCH_STEPS, values: (_u, ticks) => ticks.map(String) }
+          : { label: 'training time', incrs: SECOND_STEPS, values: (_u, ticks) => ticks.map(duration) },
+        { size: 64, values: (_u, ticks) => ticks.map(tick) },
       ],
       series: [
         {
@@ -210,12 +220,8 @@ function drawSamples(): void {
   const withGrids = [...runs.values()].filter((run) => evaluations(run).some((r) => r.grid));
   const select = $<HTMLSelectElement>('samples-run');
   const id = fillSelect(select, withGrids);
-  $('samples-none').hidden = id !== undefined;
-  const view = document.querySelector('.grid-view') as HTMLElement;
-  view.hidden = id === undefined;
-  select.hidden = id === undefined;
+  $('samples-card').hidden = id === undefined;
   const slider = $<HTMLInputElement>('samples-slider');
-  slider.hidden = id === undefined;
   if (id === undefined) return;
   const grids = evaluations(runs.get(id) as RunSnapshot).filter((r) => r.grid);
   slider.max = String(grids.length - 1);
@@ -241,9 +247,11 @@ function alignPrompts(): void {
 }
 
 function drawConfig(): void {
-  const id = fillSelect($<HTMLSelectElement>('config-run'), [...runs.values()]);
+  const withConfig = [...runs.values()].filter((run) => run.config !== null);
+  $('config-card').hidden = withConfig.length === 0;
+  const id = fillSelect($<HTMLSelectElement>('config-run'), withConfig);
   const config = id === undefined ? null : runs.get(id)?.config;
-  $('config').textContent = config ? JSON.stringify(config, null, 2) : 'no config.json in this run folder';
+  $('config').textContent = JSON.stringify(config, null, 2);
 }
 
 function drawAll(): void {

@@ -31,16 +31,15 @@ export const PAGE = `<!doctype html>
     <h2>Strict score by prompt category <small>(latest evaluation)</small></h2>
     <table id="categories"></table>
   </section>
-  <section id="samples-card" class="card wide">
+  <section id="samples-card" class="card wide" hidden>
     <h2>Samples <small id="samples-label"></small></h2>
     <div class="controls">
       <select id="samples-run" aria-label="run"></select>
       <input id="samples-slider" type="range" min="0" max="0" value="0" aria-label="evaluation">
     </div>
-    <p id="samples-none" class="muted">No sample grids yet (runs written before the metrics stream have none).</p>
     <div class="grid-view"><ol id="samples-prompts"></ol><img id="samples-image" alt="sample grid"></div>
   </section>
-  <section class="card wide">
+  <section id="config-card" class="card wide" hidden>
     <h2>Config</h2>
     <div class="controls"><select id="config-run" aria-label="run"></select></div>
     <pre id="config"></pre>
