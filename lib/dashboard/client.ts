@@ -53,7 +53,9 @@ function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '–';
   if (seconds < 60) return `${seconds.toFixed(0)}s`;
   const m = Math.floor(seconds / 60);
-  return m < 60 ? `${m}m${String(Math.round(seconds % 60)).padStart(2, '0')}s` : `${Math.floor(m / 60)}h${m % 60}m`;
+  const s = Math.round(seconds % 60);
+  if (m < 60) return s === 0 ? `${m}m` : `${m}m${String(s).padStart(2, '0')}s`;
+  return m % 60 === 0 ? `${m / 60}h` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
 /** A tick label: four significant digits, or exponential notation for tiny and huge values. */
@@ -167,6 +169,7 @@ function drawRunTable(): void {
     const chipCell = element('td');
     chipCell.append(chip);
     const when = run.records.at(-1)?.time;
+    const older = run.records.some((r) => r.version === 0);
     row.append(
       chipCell,
       element('td', run.name, { title: run.dir }),
@@ -175,7 +178,7 @@ function drawRunTable(): void {
       element('td', duration(lastEpoch?.elapsed ?? last?.elapsed ?? 0)),
       element('td', last ? `${fixed(last.strict)} / ${fixed(best((r) => r.strict))}` : '–'),
       element('td', last ? `${fixed(last.reward)} / ${fixed(best((r) => r.reward))}` : '–'),
-      element('td', run.error ?? (when ? new Date(when).toLocaleTimeString() : '–'), {
+      element('td', run.error ?? (when ? new Date(when).toLocaleString() : older ? 'metrics.json (no times)' : '–'), {
         class: run.error ? 'error' : '',
       }),
     );
