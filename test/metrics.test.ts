@@ -1,5 +1,5 @@
 // The metrics stream of run(): one record a line, every statistic of each epoch, consecutive epochs, and a resumed
-// run continuing the same file (docs/metrics.md).
+// run continuing the same file (docs/dashboard.md).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -278,7 +278,7 @@ export interface TrainShapesOptions {
   evalSamplesPerPrompt?: number;
   /**
    * Output folder: checkpoint.safetensors, the metrics stream (metrics.jsonl, config.json, a sample grid per
-   * evaluation in samples/; docs/metrics.md) and the curves (SVG and PNG).
+   * evaluation in samples/; docs/dashboard.md) and the curves (SVG and PNG).
    */
   out: string;
   /** Trainer options beyond the task's prompts and reward. */

@@ -1,4 +1,4 @@
-// The records of a run's metrics stream (metrics.jsonl, one JSON object a line; docs/metrics.md) and how a run
+// The records of a run's metrics stream (metrics.jsonl, one JSON object a line; docs/dashboard.md) and how a run
 // folder's records are read, the older metrics.json of evaluated points included.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -82,7 +82,7 @@ export interface RunOptions<S extends EpochStats = EpochStats> {
   /** Evaluates every `every` epochs (default 1) and at the end. */
   evaluate?: EvaluateOptions<Prompt> & { every?: number };
   /** Writes metrics.jsonl (a record per epoch and per evaluation) and config.json into this folder as the run goes
-   * (docs/metrics.md); a resumed trainer continues the folder's stream. */
+   * (docs/dashboard.md); a resumed trainer continues the folder's stream. */
   metrics?: string;
   /** Receives each of those records as it is made, awaited (with or without `metrics`). */
   onRecord?: RecordHook;
