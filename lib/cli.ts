@@ -98,6 +98,14 @@ function printEvaluation(label: string, e: shapes.ShapesEvaluation): void {
   );
 }
 
+interface DemoFlags {
+  minutes: number;
+  base?: string;
+  samplesPerPrompt: number;
+  out: string;
+  dashboard?: true | number;
+}
+
 const program = new Command()
   .name('diffusion-nft')
   .description('Online RL post-training of flow-matching generators (DiffusionNFT, FlowGRPO)')
@@ -113,21 +121,19 @@ program
   .option('--samples-per-prompt <n>', 'samples of each test prompt per evaluation', integer(1), 8)
   .option('--out <dir>', 'output folder', 'diffusion-nft-demo')
   .addOption(dashboardOption())
-  .action(
-    async (o: { minutes: number; base?: string; samplesPerPrompt: number; out: string; dashboard?: true | number }) => {
-      const info = backendInfo();
-      console.log(`backend: cpu (${info.threads} threads)${info.cuda ? `, CUDA device ${info.device}` : ''}`);
-      const signal = interruptible(
-        'ending DiffusionNFT after the current epoch, then scoring it and writing the results',
-      );
-      const table = await withDashboard(o.dashboard, [join(o.out, 'run')], () =>
-        runShapesDemo({ ...o, base: o.base ?? SHAPES_BASE, signal, log: (line) => console.log(line) }),
-      );
-      console.log(
-        `\n${table}\n\nwrote ${o.out}/: summary.md, samples-before.png, samples-before-cfg.png, samples-after.png, run/*.png`,
-      );
-    },
-  );
+  .action(async (o: DemoFlags) => {
+    const info = backendInfo();
+    console.log(`backend: cpu (${info.threads} threads)${info.cuda ? `, CUDA device ${info.device}` : ''}`);
+    const signal = interruptible(
+      'ending DiffusionNFT after the current epoch, then scoring it and writing the results',
+    );
+    const table = await withDashboard(o.dashboard, [join(o.out, 'run')], () =>
+      runShapesDemo({ ...o, base: o.base ?? SHAPES_BASE, signal, log: (line) => console.log(line) }),
+    );
+    console.log(
+      `\n${table}\n\nwrote ${o.out}/: summary.md, samples-before.png, samples-before-cfg.png, samples-after.png, run/*.png`,
+    );
+  });
 
 program
   .command('toy2d')
