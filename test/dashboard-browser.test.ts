@@ -41,7 +41,7 @@ beforeAll(async () => {
   // Runs until the test stops it with Ctrl-C.
   training = (await startCli(['train', '--method', 'nft', '--minutes', '30', ...tiny, '--out', live], /epoch +0 /))
     .child;
-  browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'dnft-chromium-')), {
+  browser = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
     executablePath: '/usr/bin/chromium',
     headless: true,
     viewport: { width: 1400, height: 1000 },
@@ -70,6 +70,7 @@ const points = (page: Page, chart: string) =>
 describe('the dashboard in chromium', () => {
   it('follows a live run, overlays a second one, shows sample grids and logs no error', async () => {
     const page = (browser as BrowserContext).pages()[0] ?? (await (browser as BrowserContext).newPage());
+    page.setDefaultTimeout(90_000); // a busy CI machine trains slowly
     const errors: string[] = [];
     page.on('console', (message) => {
       if (message.type() === 'error' || message.type() === 'warning') errors.push(message.text());
@@ -87,7 +88,6 @@ describe('the dashboard in chromium', () => {
     await page.waitForFunction(
       (n) => Number(document.querySelector<HTMLElement>('[data-chart="loss"]')?.dataset.points) > n,
       before,
-      { timeout: 90_000 },
     );
     expect(await points(page, 'loss')).toBeGreaterThan(before);
 
