@@ -30,17 +30,33 @@ beforeAll(async () => {
   cli('pretrain', '--preset', 'M', '--steps', '3', '--batch', '8', '--out', base);
   const config = join(dir, 'tiny.json');
   writeFileSync(config, JSON.stringify({ trainer: { groups: 2, groupSize: 2 } }));
-  const tiny = ['--base', base, '--config', config, '--eval-every', '1'];
+  const tiny = ['--base', base, '--config', config];
   // train --dashboard prints the URL and closes the server with the run.
-  const done = cli('train', '--method', 'flowgrpo', '--epochs', '2', ...tiny, '--out', finished, '--dashboard');
+  const done = cli(
+    'train',
+    '--method',
+    'flowgrpo',
+    '--epochs',
+    '2',
+    '--eval-every',
+    '2',
+    ...tiny,
+    '--out',
+    finished,
+    '--dashboard',
+  );
   expect(done).toMatch(/^dashboard: http:\/\/127\.0\.0\.1:\d+\/$/m);
   mkdirSync(live);
   const served = await startCli(['dashboard', live, finished], /dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/);
   dashboard = served.child;
   url = served.match[1] as string;
   // Runs until the test stops it with Ctrl-C.
-  training = (await startCli(['train', '--method', 'nft', '--minutes', '30', ...tiny, '--out', live], /epoch +0 /))
-    .child;
+  training = (
+    await startCli(
+      ['train', '--method', 'nft', '--minutes', '30', '--eval-every', '1', ...tiny, '--out', live],
+      /epoch +0 /,
+    )
+  ).child;
   browser = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
     executablePath: '/usr/bin/chromium',
     headless: true,

@@ -41,7 +41,7 @@ const TYPES: Record<string, string> = {
 
 const require = createRequire(import.meta.url);
 
-/** The page's own assets: name → [file or content, type]. uPlot's come from its package (an exact dependency). */
+/** The page's own assets by name. uPlot's are read from its installed package (an exact dependency). */
 const ASSETS: Record<string, () => Promise<string | Buffer>> = {
   'uPlot.iife.min.js': () => readFile(require.resolve('uplot/dist/uPlot.iife.min.js')),
   'uPlot.min.css': () => readFile(require.resolve('uplot/dist/uPlot.min.css')),
@@ -53,7 +53,7 @@ const ASSETS: Record<string, () => Promise<string | Buffer>> = {
 const HEADERS = {
   'Cache-Control': 'no-store',
   'X-Content-Type-Options': 'nosniff',
-  'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+  'Content-Security-Policy': "default-src 'self'; frame-ancestors 'none'",
 };
 
 /**
