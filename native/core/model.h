@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/guidance.h"
 #include "core/network.h"
 #include "core/optimizer.h"
 #include "core/sampler.h"
@@ -124,11 +125,9 @@ class Model {
   Sampler sampler_{backend_, *net_, *workspace_};
   Buffer<float> sets_[kParamSetCount];
   Buffer<float> grads_, m_, v_;
+  Guidance guidance_;  // of grpo_step
   // staging for one batch
-  // the guided velocity (B, D) from a stacked [cond; null] forward (2B, D) when cfg_scale ≠ 1
-  void guided_forward(const float* params, const float* x, int rows, double cfg_scale, float* v);
-
-  Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_, x_next_, stacked_, stacked_out_;
+  Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_, x_next_;
   Buffer<SdeRow> rows_;
   Buffer<int32_t> tokens_;
   int64_t step_ = 0;

@@ -6,7 +6,6 @@
 #include "core/math/philox.h"
 #include "core/model.h"
 #include "core/network.h"
-#include "cpu/ops.h"
 #include "tests/check.h"
 #include "tests/net_gradients.h"
 
@@ -41,7 +40,7 @@ void philox_known_answers() {
 void philox_normal_moments() {
   const size_t n = 1 << 18;
   std::vector<float> x(n);
-  cpu::fill_normal(x.data(), n, 42, kStreamUser, 0, 1.0f);
+  cpu_backend().fill_normal(x.data(), n, 42, kStreamUser, 0, 1.0f);
   double mean = 0, var = 0;
   for (float v : x) mean += v;
   mean /= n;
@@ -77,7 +76,7 @@ std::vector<float> train(int steps, int micro_batch) {
   o.cond_dropout = 0.25;
   o.optimizer.lr = 1e-2;
   for (int s = 0; s < steps; ++s) {
-    cpu::fill_normal(x0.data(), x0.size(), 100 + s, kStreamUser, 0, 1.0f);
+    cpu_backend().fill_normal(x0.data(), x0.size(), 100 + s, kStreamUser, 0, 1.0f);
     model.flow_matching_step(x0.data(), tokens.data(), B, o);
   }
   std::vector<float> params(model.net().param_count());
@@ -109,7 +108,7 @@ std::vector<float> train_nft(int micro_batch, bool grid_times) {
   std::vector<int32_t> tokens(B * c.cond_slots, 3);
   FlowMatchingOptions pre;
   pre.optimizer.lr = 1e-2;
-  cpu::fill_normal(x0.data(), x0.size(), 9, kStreamUser, 0, 1.0f);
+  cpu_backend().fill_normal(x0.data(), x0.size(), 9, kStreamUser, 0, 1.0f);
   model.copy_params(ParamSet::kOld, ParamSet::kTheta);
   model.copy_params(ParamSet::kRef, ParamSet::kTheta);
   for (int s = 0; s < 3; ++s) model.flow_matching_step(x0.data(), tokens.data(), B, pre);
