@@ -1,4 +1,4 @@
-// Model::grpo_step: one FlowGRPO optimiser step over recorded SDE rollouts (algorithms.md 3.4–3.5).
+// Model::grpo_step: one FlowGRPO optimiser step over recorded SDE rollouts (docs/algorithms.md §3.4–3.5).
 #include <algorithm>
 #include <vector>
 

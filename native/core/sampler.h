@@ -1,5 +1,5 @@
 // Rollouts: integrate dx/dt = v(x, t, c) from noise at t = 1 to data at t = 0 over a time grid, with a built-in
-// solver, entirely in native code (algorithms.md sections 1 and 2.7).
+// solver, entirely in native code (docs/algorithms.md §1 and §2.7).
 #pragma once
 
 #include <vector>
