@@ -2,9 +2,9 @@
 
 namespace dnft {
 
-void Guidance::reserve(Backend& backend, size_t n) {
-  ensure(stacked_x_, backend, 2 * n);
-  ensure(stacked_v_, backend, 2 * n);
+void Guidance::reserve(Backend& backend, size_t rows, size_t dim) {
+  ensure(stacked_x_, backend, 2 * rows * dim);
+  ensure(stacked_v_, backend, 2 * rows * dim);
 }
 
 void Guidance::forward(Backend& backend, const Network& net, NetWorkspace& ws, const float* params, const float* x,
@@ -13,8 +13,8 @@ void Guidance::forward(Backend& backend, const Network& net, NetWorkspace& ws, c
     net.forward(backend, ws, params, x, t, tokens, rows, v);
     return;
   }
+  reserve(backend, rows, net.config().data_dim);
   const size_t n = static_cast<size_t>(rows) * net.config().data_dim;
-  reserve(backend, n);
   backend.copy(stacked_x_.get(), x, n * sizeof(float));
   backend.copy(stacked_x_.get() + n, x, n * sizeof(float));
   net.forward(backend, ws, params, stacked_x_.get(), t, tokens, 2 * rows, stacked_v_.get());

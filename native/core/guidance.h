@@ -10,6 +10,9 @@ namespace dnft {
 
 class Guidance {
  public:
+  // Grows the stacked buffers to passes of up to `rows` rows of `dim` values (forward() grows them too), so that
+  // a caller can allocate up front.
+  void reserve(Backend& backend, size_t rows, size_t dim);
   // v (rows, D) at x (rows, D); t and tokens hold 2·rows entries when scale ≠ 1 (the rows' own, then the null
   // conditions'), rows entries otherwise. The workspace keeps the pass's activations for backward().
   void forward(Backend& backend, const Network& net, NetWorkspace& ws, const float* params, const float* x,
@@ -20,8 +23,6 @@ class Guidance {
                 const float* x, const int32_t* tokens, const float* dv, int rows, double scale);
 
  private:
-  void reserve(Backend& backend, size_t n);
-
   Buffer<float> stacked_x_, stacked_v_;  // (2·rows, D): [x; x] and the pass's output, then its gradient
 };
 

@@ -23,6 +23,7 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
   const int micro = o.micro_batch > 0 && o.micro_batch < rows ? o.micro_batch : rows;
   const size_t cap = static_cast<size_t>(micro), stack = cfg ? 2 : 1;
   for (Buffer<float>* buffer : {&x_, &x_next_, &out_, &dout_, &v_ref_}) ensure(*buffer, backend_, cap * D);
+  guidance_.reserve(backend_, cap, D);
   ensure(t_, backend_, stack * cap);
   ensure(r_, backend_, 2 * cap);  // advantages, then log p_old
   ensure(tokens_, backend_, stack * cap * L);

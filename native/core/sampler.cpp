@@ -33,6 +33,7 @@ void Sampler::reserve(int rows) {
   v2_ = Buffer<float>(backend_, R * D);
   aux_ = Buffer<float>(backend_, R * D);
   x0_prev_ = Buffer<float>(backend_, R * D);
+  guidance_.reserve(backend_, R, D);
   t_ = Buffer<float>(backend_, 2 * R);
   logp_ = Buffer<float>(backend_, R);
   tokens_ = Buffer<int32_t>(backend_, 2 * R * L);
