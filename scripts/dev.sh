@@ -92,6 +92,7 @@ case "$command" in
     for exe in build/tests/*; do
       if [ -x "$exe" ]; then run_cpp_suite "$exe"; fi
     done
+    run_cpp_suite node scripts/binding-gyp.js --check build  # binding.gyp lists the sources CMake finds
     # The CPU suites once more on the portable loops (GEMM, activations, softmax, AdamW), which AVX2 machines would
     # otherwise never run.
     for suite in test_gemm test_core test_dit; do

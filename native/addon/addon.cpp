@@ -9,7 +9,6 @@
 #include "core/device.h"
 #include "core/math/philox.h"
 #include "core/math/sde.h"
-#include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 
 namespace dnft::addon {
@@ -60,9 +59,9 @@ Napi::Value RandomFill(const Napi::CallbackInfo& info) {
   const auto offset = static_cast<uint64_t>(integer_arg(info, 3, "offset", 0, (int64_t{1} << 53) - 1));
   const std::string kind = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
   if (kind == "normal") {
-    cpu::fill_normal(out.Data(), out.ElementLength(), seed, stream, offset, 1.0f);
+    cpu_backend().fill_normal(out.Data(), out.ElementLength(), seed, stream, offset, 1.0f);
   } else if (kind == "uniform") {
-    cpu::fill_uniform(out.Data(), out.ElementLength(), seed, stream, offset, 0.0f, 1.0f);
+    cpu_backend().fill_uniform(out.Data(), out.ElementLength(), seed, stream, offset, 0.0f, 1.0f);
   } else {
     throw Napi::RangeError::New(env, "kind must be 'normal' or 'uniform'");
   }
@@ -87,7 +86,7 @@ Napi::Value Interpolate(const Napi::CallbackInfo& info) {
   const uint64_t seed = seed_arg(info, 3);
   const auto offset = static_cast<uint64_t>(integer_arg(info, 4, "offset", 0, (int64_t{1} << 53) - 1));
   Napi::Float32Array xt = Napi::Float32Array::New(env, B * D), target = Napi::Float32Array::New(env, B * D);
-  cpu::interpolate(xt.Data(), target.Data(), x0.Data(), t.Data(), static_cast<int>(B), D, seed, offset);
+  cpu_backend().interpolate(xt.Data(), target.Data(), x0.Data(), t.Data(), static_cast<int>(B), D, seed, offset);
   Napi::Object result = Napi::Object::New(env);
   result.Set("xt", xt);
   result.Set("target", target);

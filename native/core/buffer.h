@@ -43,4 +43,10 @@ class Buffer {
   size_t count_ = 0;
 };
 
+// Grows a staging buffer to at least `count` elements (contents are not kept).
+template <typename T>
+void ensure(Buffer<T>& buffer, Backend& backend, size_t count) {
+  if (buffer.size() < count) buffer = Buffer<T>(backend, count);
+}
+
 }  // namespace dnft

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/guidance.h"
 #include "core/network.h"
 #include "core/optimizer.h"
 #include "core/sampler.h"
@@ -20,14 +21,14 @@ struct FlowMatchingOptions {
   OptimizerConfig optimizer;
 };
 
-// The parameter sets of a model, each a flat buffer with the network's layout (architecture.md): θ, the one trained;
-// θ_old, the lagging rollout policy of DiffusionNFT; θ_ref, the frozen reference of the KL terms; an EMA of θ for
-// evaluation. Only θ exists from the start; the others are made as copies (copy_params).
+// The parameter sets of a model, each a flat buffer with the network's layout (docs/architecture.md): θ, the one
+// trained; θ_old, the lagging rollout policy of DiffusionNFT; θ_ref, the frozen reference of the KL terms; an EMA of
+// θ for evaluation. Only θ exists from the start; the others are made as copies (copy_params).
 enum class ParamSet { kTheta = 0, kOld = 1, kRef = 2, kEma = 3 };
 constexpr int kParamSetCount = 4;
 const char* param_set_name(ParamSet which);
 
-// One DiffusionNFT optimiser step (algorithms.md 2.3–2.4).
+// One DiffusionNFT optimiser step (docs/algorithms.md §2.3–2.4).
 struct NftStepOptions {
   uint64_t seed = 0;          // keys the draws of training times and noise (with the optimiser step)
   std::vector<double> times;  // candidate training times (the rollout grid without t = 0); empty: t ~ U(0, 1)
@@ -37,7 +38,7 @@ struct NftStepOptions {
   OptimizerConfig optimizer;
 };
 
-// One FlowGRPO optimiser step (algorithms.md 3.4–3.5) over recorded SDE rollouts.
+// One FlowGRPO optimiser step (docs/algorithms.md §3.4–3.5) over recorded SDE rollouts.
 struct GrpoStepOptions {
   std::vector<double> grid;  // the rollout grid t_0 = 1 > … > t_N = 0
   int train_steps = 1;       // transitions n = 0 … train_steps − 1 are trained (the code: ⌊0.99·N⌋)
@@ -124,11 +125,9 @@ class Model {
   Sampler sampler_{backend_, *net_, *workspace_};
   Buffer<float> sets_[kParamSetCount];
   Buffer<float> grads_, m_, v_;
+  Guidance guidance_;  // of grpo_step
   // staging for one batch
-  // the guided velocity (B, D) from a stacked [cond; null] forward (2B, D) when cfg_scale ≠ 1
-  void guided_forward(const float* params, const float* x, int rows, double cfg_scale, float* v);
-
-  Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_, x_next_, stacked_, stacked_out_;
+  Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_, x_next_;
   Buffer<SdeRow> rows_;
   Buffer<int32_t> tokens_;
   int64_t step_ = 0;

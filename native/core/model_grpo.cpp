@@ -1,4 +1,4 @@
-// Model::grpo_step: one FlowGRPO optimiser step over recorded SDE rollouts (algorithms.md 3.4–3.5).
+// Model::grpo_step: one FlowGRPO optimiser step over recorded SDE rollouts (docs/algorithms.md §3.4–3.5).
 #include <algorithm>
 #include <vector>
 
@@ -6,20 +6,6 @@
 #include "core/model_internal.h"
 
 namespace dnft {
-
-void Model::guided_forward(const float* params, const float* x, int rows, double cfg_scale, float* v) {
-  const size_t n = static_cast<size_t>(rows) * net_->config().data_dim;
-  if (cfg_scale == 1.0) {
-    net_->forward(backend_, *workspace_, params, x, t_.get(), tokens_.get(), rows, v);
-    return;
-  }
-  // tokens_ and t_ hold 2·rows entries: the rows' conditions, then as many null ones.
-  backend_.copy(stacked_.get(), x, n * sizeof(float));
-  backend_.copy(stacked_.get() + n, x, n * sizeof(float));
-  net_->forward(backend_, *workspace_, params, stacked_.get(), t_.get(), tokens_.get(), 2 * rows, stacked_out_.get());
-  backend_.lincomb(v, n, static_cast<float>(cfg_scale), stacked_out_.get(), static_cast<float>(1.0 - cfg_scale),
-                   stacked_out_.get() + n, 0.0f, nullptr);
-}
 
 GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host_tokens, const float* host_advantages,
                                const float* host_logp_old, int B, const GrpoStepOptions& o) {
@@ -37,8 +23,7 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
   const int micro = o.micro_batch > 0 && o.micro_batch < rows ? o.micro_batch : rows;
   const size_t cap = static_cast<size_t>(micro), stack = cfg ? 2 : 1;
   for (Buffer<float>* buffer : {&x_, &x_next_, &out_, &dout_, &v_ref_}) ensure(*buffer, backend_, cap * D);
-  ensure(stacked_, backend_, 2 * cap * D);
-  ensure(stacked_out_, backend_, 2 * cap * D);
+  guidance_.reserve(backend_, cap, D);
   ensure(t_, backend_, stack * cap);
   ensure(r_, backend_, 2 * cap);  // advantages, then log p_old
   ensure(tokens_, backend_, stack * cap * L);
@@ -81,24 +66,18 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
     r_.upload(host_scalars.data(), 2 * cap);
 
     // The reference first: the workspace keeps the last forward's activations, θ's, for the backward.
-    if (kl) guided_forward(ref_params, x_.get(), m, o.cfg_scale, v_ref_.get());
-    guided_forward(params(), x_.get(), m, o.cfg_scale, out_.get());
+    if (kl) {
+      guidance_.forward(backend_, *net_, *workspace_, ref_params, x_.get(), t_.get(), tokens_.get(), m, o.cfg_scale,
+                        v_ref_.get());
+    }
+    guidance_.forward(backend_, *net_, *workspace_, params(), x_.get(), t_.get(), tokens_.get(), m, o.cfg_scale,
+                      out_.get());
     const float share = static_cast<float>(m) / static_cast<float>(rows);
     loss += share * backend_.grpo_loss(dout_.get(), out_.get(), kl ? v_ref_.get() : nullptr, x_.get(), x_next_.get(),
                                        rows_.get(), r_.get(), r_.get() + cap, m, static_cast<int>(D), o.loss, share,
                                        &stats);
-    if (cfg) {
-      // v = s·v_cond + (1 − s)·v_null: the conditional rows get s·dv, the null rows (1 − s)·dv.
-      const size_t n = static_cast<size_t>(m) * D;
-      backend_.lincomb(stacked_out_.get(), n, static_cast<float>(o.cfg_scale), dout_.get(), 0.0f, dout_.get(), 0.0f,
-                       nullptr);
-      backend_.lincomb(stacked_out_.get() + n, n, static_cast<float>(1.0 - o.cfg_scale), dout_.get(), 0.0f, dout_.get(),
-                       0.0f, nullptr);
-      net_->backward(backend_, *workspace_, params(), grads_.get(), stacked_.get(), tokens_.get(), stacked_out_.get(),
-                     2 * m, nullptr);
-    } else {
-      net_->backward(backend_, *workspace_, params(), grads_.get(), x_.get(), tokens_.get(), dout_.get(), m, nullptr);
-    }
+    guidance_.backward(backend_, *net_, *workspace_, params(), grads_.get(), x_.get(), tokens_.get(), dout_.get(), m,
+                       o.cfg_scale);
   }
   const StepStats step = apply_step(loss, o.optimizer);
   return {step, stats.clipped / rows, 0.5 * stats.log_ratio_sq / rows, stats.ratio_sum / rows};

@@ -1,4 +1,4 @@
-// Model::nft_step: one DiffusionNFT optimiser step (algorithms.md 2.3–2.4).
+// Model::nft_step: one DiffusionNFT optimiser step (docs/algorithms.md §2.3–2.4).
 #include <algorithm>
 #include <string>
 #include <utility>

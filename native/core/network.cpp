@@ -2,7 +2,7 @@
 
 #include "core/dit.h"
 #include "core/math/philox.h"
-#include "core/velocity_net.h"
+#include "core/mlp.h"
 
 namespace dnft {
 
@@ -28,7 +28,7 @@ void Network::init_params(Backend& backend, float* params, uint64_t seed) const 
 
 std::unique_ptr<Network> make_network(const NetConfig& config) {
   if (config.arch == Arch::kDit) return std::make_unique<DiT>(config);
-  return std::make_unique<VelocityNet>(config);
+  return std::make_unique<MlpNet>(config);
 }
 
 }  // namespace dnft

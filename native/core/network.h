@@ -1,5 +1,5 @@
 // The interface every velocity-network architecture implements (NetConfig::arch): the MLP of docs/network.md
-// (core/velocity_net.h) and the DiT of docs/dit.md (core/dit.h). Model, Sampler and the trainers' steps only see
+// (core/mlp.h) and the DiT of docs/dit.md (core/dit.h). Model, Sampler and the trainers' steps only see
 // this interface.
 #pragma once
 

@@ -33,8 +33,7 @@ void Sampler::reserve(int rows) {
   v2_ = Buffer<float>(backend_, R * D);
   aux_ = Buffer<float>(backend_, R * D);
   x0_prev_ = Buffer<float>(backend_, R * D);
-  xin_ = Buffer<float>(backend_, 2 * R * D);
-  vout_ = Buffer<float>(backend_, 2 * R * D);
+  guidance_.reserve(backend_, R, D);
   t_ = Buffer<float>(backend_, 2 * R);
   logp_ = Buffer<float>(backend_, R);
   tokens_ = Buffer<int32_t>(backend_, 2 * R * L);
@@ -42,20 +41,9 @@ void Sampler::reserve(int rows) {
 }
 
 void Sampler::velocity(const float* params, const float* x, double t, int rows, const SampleOptions& o, float* v) {
-  const size_t n = static_cast<size_t>(rows) * net_.config().data_dim;
-  const double cfg_scale = o.cfg_scale;
-  if (cfg_scale == 1.0 || t < o.cfg_t_min || t > o.cfg_t_max) {
-    backend_.fill(t_.get(), static_cast<float>(t), rows);
-    net_.forward(backend_, ws_, params, x, t_.get(), tokens_.get(), rows, v);
-    return;
-  }
-  // One pass over [x; x] with [c; null]: v = v_null + s·(v_cond − v_null).
-  backend_.copy(xin_.get(), x, n * sizeof(float));
-  backend_.copy(xin_.get() + n, x, n * sizeof(float));
-  backend_.fill(t_.get(), static_cast<float>(t), 2 * static_cast<size_t>(rows));
-  net_.forward(backend_, ws_, params, xin_.get(), t_.get(), tokens_.get(), 2 * rows, vout_.get());
-  backend_.lincomb(v, n, static_cast<float>(cfg_scale), vout_.get(), static_cast<float>(1.0 - cfg_scale),
-                   vout_.get() + n, 0.0f, nullptr);
+  const bool guided = o.cfg_scale != 1.0 && t >= o.cfg_t_min && t <= o.cfg_t_max;
+  backend_.fill(t_.get(), static_cast<float>(t), (guided ? 2 : 1) * static_cast<size_t>(rows));
+  guidance_.forward(backend_, net_, ws_, params, x, t_.get(), tokens_.get(), rows, guided ? o.cfg_scale : 1.0, v);
 }
 
 void Sampler::run(const float* params, const float* host_noise, const int32_t* host_tokens, int B,

@@ -1,10 +1,11 @@
 // Rollouts: integrate dx/dt = v(x, t, c) from noise at t = 1 to data at t = 0 over a time grid, with a built-in
-// solver, entirely in native code (algorithms.md sections 1 and 2.7).
+// solver, entirely in native code (docs/algorithms.md §1 and §2.7).
 #pragma once
 
 #include <vector>
 
 #include "core/buffer.h"
+#include "core/guidance.h"
 #include "core/network.h"
 
 namespace dnft {
@@ -48,9 +49,9 @@ class Sampler {
   const Network& net_;
   NetWorkspace& ws_;
   int capacity_ = 0;
-  // (2·rows, ·) where a CFG pass stacks the conditional rows over the null-condition rows
-  Buffer<float> x_, v_, v2_, aux_, x0_prev_, xin_, vout_, t_, logp_;
-  Buffer<int32_t> tokens_;
+  Guidance guidance_;
+  Buffer<float> x_, v_, v2_, aux_, x0_prev_, t_, logp_;
+  Buffer<int32_t> tokens_;  // t_ and tokens_ (2·rows, ·): a guided pass's null-condition rows follow the chunk's
 };
 
 }  // namespace dnft

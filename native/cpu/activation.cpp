@@ -3,7 +3,7 @@
 // the GEMMs around them leave (about 6 ns per element, 4 % of a config-M training step for SiLU alone).
 #include "core/math/activation.h"
 
-#include "cpu/ops.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/simd.h"
 #include "cpu/thread_pool.h"
 #include "cpu/vec_math.h"
@@ -72,7 +72,7 @@ DNFT_AVX2 void gelu_backward_avx2(float* din, const float* dout, const float* in
 
 }  // namespace
 
-void silu_forward(float* out, const float* in, size_t n) {
+void CpuBackend::silu_forward(float* out, const float* in, size_t n) {
   parallel_elements(n, [&](int64_t begin, int64_t end) {
 #if defined(__x86_64__)
     if (avx2_enabled()) return silu_forward_avx2(out, in, begin, end);
@@ -81,7 +81,7 @@ void silu_forward(float* out, const float* in, size_t n) {
   });
 }
 
-void silu_backward(float* din, const float* dout, const float* in, size_t n) {
+void CpuBackend::silu_backward(float* din, const float* dout, const float* in, size_t n) {
   parallel_elements(n, [&](int64_t begin, int64_t end) {
 #if defined(__x86_64__)
     if (avx2_enabled()) return silu_backward_avx2(din, dout, in, begin, end);
@@ -90,7 +90,7 @@ void silu_backward(float* din, const float* dout, const float* in, size_t n) {
   });
 }
 
-void gelu_forward(float* out, const float* in, size_t n) {
+void CpuBackend::gelu_forward(float* out, const float* in, size_t n) {
   parallel_elements(n, [&](int64_t begin, int64_t end) {
 #if defined(__x86_64__)
     if (avx2_enabled()) return gelu_forward_avx2(out, in, begin, end);
@@ -99,7 +99,7 @@ void gelu_forward(float* out, const float* in, size_t n) {
   });
 }
 
-void gelu_backward(float* din, const float* dout, const float* in, size_t n) {
+void CpuBackend::gelu_backward(float* din, const float* dout, const float* in, size_t n) {
   parallel_elements(n, [&](int64_t begin, int64_t end) {
 #if defined(__x86_64__)
     if (avx2_enabled()) return gelu_backward_avx2(din, dout, in, begin, end);

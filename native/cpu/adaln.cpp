@@ -4,13 +4,13 @@
 
 #include <cmath>
 
-#include "cpu/ops.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/thread_pool.h"
 
 namespace dnft::cpu {
 
-void modulated_norm_forward(float* out, float* mean, float* rstd, const float* in, const float* scale,
-                            const float* shift, int B, int T, int W, int mod_stride) {
+void CpuBackend::modulated_norm_forward(float* out, float* mean, float* rstd, const float* in, const float* scale,
+                                        const float* shift, int B, int T, int W, int mod_stride) {
   global_pool().parallel_for(static_cast<int64_t>(B) * T, [&](int64_t begin, int64_t end, int) {
     for (int64_t row = begin; row < end; ++row) {
       const float* x = in + row * W;
@@ -32,9 +32,9 @@ void modulated_norm_forward(float* out, float* mean, float* rstd, const float* i
   });
 }
 
-void modulated_norm_backward(float* din, float* dscale, float* dshift, const float* dout, const float* in,
-                             const float* mean, const float* rstd, const float* scale, int B, int T, int W,
-                             int mod_stride) {
+void CpuBackend::modulated_norm_backward(float* din, float* dscale, float* dshift, const float* dout, const float* in,
+                                         const float* mean, const float* rstd, const float* scale, int B, int T, int W,
+                                         int mod_stride) {
   global_pool().parallel_for(static_cast<int64_t>(B) * T, [&](int64_t begin, int64_t end, int) {
     for (int64_t row = begin; row < end; ++row) {
       const float* x = in + row * W;
@@ -67,27 +67,14 @@ void modulated_norm_backward(float* din, float* dscale, float* dshift, const flo
       for (int64_t row = b * T; row < (b + 1) * T; ++row) {
         const float* x = in + row * W;
         const float* dy = dout + row * W;
-        for (int w = 0; w < W; ++w) {
-          ds[w] += dy[w] * (x[w] - mean[row]) * rstd[row];
-          dsh[w] += dy[w];
-        }
+        for (int w = 0; w < W; ++w) adaln_modulation_grad(ds[w], dsh[w], dy[w], x[w], mean[row], rstd[row]);
       }
     }
   });
 }
 
-void adaln_forward(float* out, float* mean, float* rstd, const float* in, const float* mod, int B, int W) {
-  modulated_norm_forward(out, mean, rstd, in, mod, mod != nullptr ? mod + W : nullptr, B, 1, W, 2 * W);
-}
-
-void adaln_backward(float* din, float* dmod, const float* dout, const float* in, const float* mean, const float* rstd,
-                    const float* mod, int B, int W) {
-  modulated_norm_backward(din, mod != nullptr ? dmod : nullptr, dmod != nullptr ? dmod + W : nullptr, dout, in, mean,
-                          rstd, mod, B, 1, W, 2 * W);
-}
-
-void gated_residual_forward(float* out, const float* h, const float* y, const float* gate, int B, int T, int W,
-                            int mod_stride) {
+void CpuBackend::gated_residual_forward(float* out, const float* h, const float* y, const float* gate, int B, int T,
+                                        int W, int mod_stride) {
   global_pool().parallel_for(static_cast<int64_t>(B) * T, [&](int64_t begin, int64_t end, int) {
     for (int64_t row = begin; row < end; ++row) {
       const float* g = gate + row / T * mod_stride;
@@ -96,8 +83,8 @@ void gated_residual_forward(float* out, const float* h, const float* y, const fl
   });
 }
 
-void gated_residual_backward(float* dy, float* dgate, const float* dout, const float* y, const float* gate, int B,
-                             int T, int W, int mod_stride) {
+void CpuBackend::gated_residual_backward(float* dy, float* dgate, const float* dout, const float* y, const float* gate,
+                                         int B, int T, int W, int mod_stride) {
   global_pool().parallel_for(B, [&](int64_t begin, int64_t end, int) {
     for (int64_t b = begin; b < end; ++b) {
       const float* g = gate + b * mod_stride;

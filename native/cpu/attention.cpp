@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "core/math/softmax.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/gemm.h"
-#include "cpu/ops.h"
 #include "cpu/simd.h"
 #include "cpu/thread_pool.h"
 #include "cpu/vec_math.h"
@@ -64,7 +64,7 @@ void softmax_rows(float* p, int rows, int n) {
 
 }  // namespace
 
-void attention_forward(float* out, float* probs, const float* qkv, int B, int T, int H, int d) {
+void CpuBackend::attention_forward(float* out, float* probs, const float* qkv, int B, int T, int H, int d) {
   const int W = H * d, ld = 3 * W;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   global_pool().parallel_for(static_cast<int64_t>(B) * H, [&](int64_t begin, int64_t end, int) {
@@ -79,8 +79,8 @@ void attention_forward(float* out, float* probs, const float* qkv, int B, int T,
   });
 }
 
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs, int B, int T, int H,
-                        int d) {
+void CpuBackend::attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs, int B, int T,
+                                    int H, int d) {
   const int W = H * d, ld = 3 * W;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   std::vector<float> scratch(static_cast<size_t>(global_pool().size()) * T * T);

@@ -1,17 +1,17 @@
 #include "core/math/time_features.h"
-#include "cpu/ops.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/thread_pool.h"
 
 namespace dnft::cpu {
 
-void time_features(float* out, const float* t, int B, int F) {
+void CpuBackend::time_features(float* out, const float* t, int B, int F) {
   const int half = F / 2;
   for (int b = 0; b < B; ++b) {
     for (int j = 0; j < 2 * half; ++j) out[static_cast<size_t>(b) * F + j] = time_feature(t[b], j, half);
   }
 }
 
-void cond_embed_forward(float* out, const int32_t* tokens, const float* table, int B, int L, int V, int W) {
+void CpuBackend::cond_embed_forward(float* out, const int32_t* tokens, const float* table, int B, int L, int V, int W) {
   global_pool().parallel_for(B, [&](int64_t begin, int64_t end, int) {
     for (int64_t b = begin; b < end; ++b) {
       float* row = out + b * W;
@@ -24,7 +24,8 @@ void cond_embed_forward(float* out, const int32_t* tokens, const float* table, i
   });
 }
 
-void cond_embed_backward(float* dtable, const float* dout, const int32_t* tokens, int B, int L, int V, int W) {
+void CpuBackend::cond_embed_backward(float* dtable, const float* dout, const int32_t* tokens, int B, int L, int V,
+                                     int W) {
   // Parallel over the width, so no two workers touch the same table entry.
   global_pool().parallel_for(
       W,

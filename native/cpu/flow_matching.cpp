@@ -2,13 +2,13 @@
 
 #include "core/math/interpolate.h"
 #include "core/math/philox.h"
-#include "cpu/ops.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/thread_pool.h"
 
 namespace dnft::cpu {
 
-void interpolate(float* x_t, float* target, const float* x0, const float* t, int B, int D, uint64_t seed,
-                 uint64_t offset) {
+void CpuBackend::interpolate(float* x_t, float* target, const float* x0, const float* t, int B, int D, uint64_t seed,
+                             uint64_t offset) {
   global_pool().parallel_for(B, [&](int64_t begin, int64_t end, int) {
     for (int64_t b = begin; b < end; ++b) {
       for (int d = 0; d < D; ++d) {
@@ -21,7 +21,7 @@ void interpolate(float* x_t, float* target, const float* x0, const float* t, int
   });
 }
 
-double mse_loss(float* dpred, const float* pred, const float* target, size_t n, float scale) {
+double CpuBackend::mse_loss(float* dpred, const float* pred, const float* target, size_t n, float scale) {
   const int threads = global_pool().size();
   std::vector<double> partial(static_cast<size_t>(threads), 0.0);
   const float grad_factor = 2.0f * scale / static_cast<float>(n);

@@ -369,24 +369,10 @@ class Scratch {
   size_t capacity_ = 0;
 };
 
-struct Problem {
-  bool transA, transB;
-  int K;
-  float alpha;
-  const float* A;
-  int lda;
-  const float* B;
-  int ldb;
-  float beta;
-  float* C;
-  int ldc;
-  const float* bias;
-};
-
 inline int round_up(int x, int to) { return (x + to - 1) / to * to; }
 
 // Computes the block C[m0:m1, n0:n1] with the full blocked loop nest.
-void gemm_block(const Problem& p, int m0, int m1, int n0, int n1) {
+void gemm_block(const GemmArgs& p, int m0, int m1, int n0, int n1) {
   thread_local Scratch a_scratch, b_scratch;
   const Impl& im = impl();
   const int M = m1 - m0, N = n1 - n0;
@@ -444,7 +430,7 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
     scale_c(M, N, beta, C, ldc, bias);
     return;
   }
-  const Problem p{transA, transB, K, alpha, A, lda, B, ldb, beta, C, ldc, bias};
+  const GemmArgs p{transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias};
   ThreadPool& pool = global_pool();
   const int64_t flops = static_cast<int64_t>(M) * N * K;
   if (pool.size() == 1 || flops < kParallelMinFlops) {

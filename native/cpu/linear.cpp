@@ -1,17 +1,17 @@
 #include <vector>
 
+#include "cpu/cpu_backend.h"
 #include "cpu/gemm.h"
-#include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 
 namespace dnft::cpu {
 
-void linear_forward(float* out, const float* in, const float* w, const float* b, int B, int K, int N) {
+void CpuBackend::linear_forward(float* out, const float* in, const float* w, const float* b, int B, int K, int N) {
   sgemm(false, true, B, N, K, 1.0f, in, K, w, K, 0.0f, out, N, b);
 }
 
-void linear_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w, int B, int K,
-                     int N) {
+void CpuBackend::linear_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
+                                 int B, int K, int N) {
   if (din != nullptr) sgemm(false, false, B, K, N, 1.0f, dout, N, w, K, 0.0f, din, K);
   sgemm(true, false, N, K, B, 1.0f, dout, N, in, K, 1.0f, dw, K);
   global_pool().parallel_for(

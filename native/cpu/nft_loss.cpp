@@ -2,13 +2,14 @@
 
 #include <vector>
 
-#include "cpu/ops.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/thread_pool.h"
 
 namespace dnft::cpu {
 
-double nft_loss(float* dv_theta, const float* v_theta, const float* v_old, const float* v_ref, const float* target,
-                const float* t, const float* r, int B, int D, const NftLossParams& p, float scale) {
+double CpuBackend::nft_loss(float* dv_theta, const float* v_theta, const float* v_old, const float* v_ref,
+                            const float* target, const float* t, const float* r, int B, int D, const NftLossParams& p,
+                            float scale) {
   std::vector<double> row_loss(B);
   const bool kl = p.kl_coef != 0.0f && v_ref != nullptr;
   global_pool().parallel_for(B, [&](int64_t begin, int64_t end, int) {

@@ -3,7 +3,7 @@
 // fifth of a config-M training step, as its stores may alias the step's constants and so nothing vectorised.
 #include <vector>
 
-#include "cpu/ops.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/simd.h"
 #include "cpu/thread_pool.h"
 #include "cpu/vec_math.h"
@@ -62,7 +62,7 @@ DNFT_AVX2 __attribute__((optimize("fp-contract=off"))) void adamw_avx2(float* pa
 
 }  // namespace
 
-double sum_squares(const float* x, size_t n) {
+double CpuBackend::sum_squares(const float* x, size_t n) {
   std::vector<double> partial(static_cast<size_t>(global_pool().size()), 0.0);
   global_pool().parallel_for(
       static_cast<int64_t>(n),
@@ -83,7 +83,7 @@ double sum_squares(const float* x, size_t n) {
   return total;
 }
 
-void adamw(float* param, float* m, float* v, const float* grad, size_t n, const AdamWStep& step) {
+void CpuBackend::adamw(float* param, float* m, float* v, const float* grad, size_t n, const AdamWStep& step) {
   global_pool().parallel_for(
       static_cast<int64_t>(n),
       [&](int64_t begin, int64_t end, int) {

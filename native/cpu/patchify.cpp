@@ -1,12 +1,12 @@
 // Patchify and unpatchify (core/math/patchify.h): two gathers through one index map, each the other's backward.
 #include "core/math/patchify.h"
 
-#include "cpu/ops.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/thread_pool.h"
 
 namespace dnft::cpu {
 
-void patchify(float* tokens, const float* images, int B, int S, int C, int p) {
+void CpuBackend::patchify(float* tokens, const float* images, int B, int S, int C, int p) {
   const int T = (S / p) * (S / p), P = p * p * C, D = S * S * C;
   global_pool().parallel_for(static_cast<int64_t>(B) * T, [&](int64_t begin, int64_t end, int) {
     for (int64_t row = begin; row < end; ++row) {
@@ -16,7 +16,7 @@ void patchify(float* tokens, const float* images, int B, int S, int C, int p) {
   });
 }
 
-void unpatchify(float* images, const float* tokens, int B, int S, int C, int p) {
+void CpuBackend::unpatchify(float* images, const float* tokens, int B, int S, int C, int p) {
   const int T = (S / p) * (S / p), P = p * p * C, D = S * S * C;
   global_pool().parallel_for(static_cast<int64_t>(B) * T, [&](int64_t begin, int64_t end, int) {
     for (int64_t row = begin; row < end; ++row) {

@@ -1,5 +1,5 @@
 #include "core/math/philox.h"
-#include "cpu/ops.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/thread_pool.h"
 
 namespace dnft::cpu {
@@ -8,7 +8,7 @@ namespace {
 constexpr int64_t kRandomGrain = 4096;
 }
 
-void fill_normal(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float stddev) {
+void CpuBackend::fill_normal(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float stddev) {
   global_pool().parallel_for(
       static_cast<int64_t>(n),
       [&](int64_t begin, int64_t end, int) {
@@ -17,7 +17,8 @@ void fill_normal(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t 
       kRandomGrain);
 }
 
-void fill_uniform(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float low, float high) {
+void CpuBackend::fill_uniform(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float low,
+                              float high) {
   global_pool().parallel_for(
       static_cast<int64_t>(n),
       [&](int64_t begin, int64_t end, int) {

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "cpu/ops.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/thread_pool.h"
 
 namespace dnft::cpu {
@@ -19,7 +19,7 @@ float row_logp(const float* x_next, MeanAt mean_at, float std, int D, bool sum) 
 
 }  // namespace
 
-void sde_logp(float* logp, const float* x_next, const float* mean, float std, int B, int D, bool sum) {
+void CpuBackend::sde_logp(float* logp, const float* x_next, const float* mean, float std, int B, int D, bool sum) {
   global_pool().parallel_for(B, [&](int64_t begin, int64_t end, int) {
     for (int64_t b = begin; b < end; ++b) {
       const size_t row = static_cast<size_t>(b) * D;
@@ -29,9 +29,9 @@ void sde_logp(float* logp, const float* x_next, const float* mean, float std, in
   });
 }
 
-double grpo_loss(float* dv, const float* v_theta, const float* v_ref, const float* x, const float* x_next,
-                 const SdeRow* coefs, const float* advantages, const float* logp_old, int R, int D, const GrpoParams& p,
-                 float scale, GrpoStats* stats) {
+double CpuBackend::grpo_loss(float* dv, const float* v_theta, const float* v_ref, const float* x, const float* x_next,
+                             const SdeRow* coefs, const float* advantages, const float* logp_old, int R, int D,
+                             const GrpoParams& p, float scale, GrpoStats* stats) {
   std::vector<GrpoRowResult> rows(R);
   const bool kl = p.kl_coef != 0.0f && v_ref != nullptr;
   global_pool().parallel_for(R, [&](int64_t begin, int64_t end, int) {

@@ -3,8 +3,8 @@
 // over a sample's tokens in a fixed order, one thread per (sample, channel). core/math/adaln.h holds the per-element
 // math shared with the CPU.
 #include "core/math/adaln.h"
+#include "cuda/cuda_backend.cuh"
 #include "cuda/elementwise.cuh"
-#include "cuda/ops.cuh"
 #include "cuda/reduce.cuh"
 
 namespace dnft::cuda {
@@ -58,28 +58,26 @@ __global__ void __launch_bounds__(kRowThreads)
 
 }  // namespace
 
-void modulated_norm_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* in,
-                            const float* scale, const float* shift, int B, int T, int W, int mod_stride) {
-  launch_rows(ctx, B * T, modulated_norm_forward_kernel, "modulated_norm_forward", out, mean, rstd, in, scale, shift, T,
-              W, mod_stride);
+void CudaBackend::modulated_norm_forward(float* out, float* mean, float* rstd, const float* in, const float* scale,
+                                         const float* shift, int B, int T, int W, int mod_stride) {
+  launch_rows(ctx_, B * T, modulated_norm_forward_kernel, "modulated_norm_forward", out, mean, rstd, in, scale, shift,
+              T, W, mod_stride);
 }
 
-void modulated_norm_backward(const Context& ctx, float* din, float* dscale, float* dshift, const float* dout,
-                             const float* in, const float* mean, const float* rstd, const float* scale, int B, int T,
-                             int W, int mod_stride) {
-  launch_rows(ctx, B * T, modulated_norm_backward_kernel, "modulated_norm_backward", din, dout, in, mean, rstd, scale,
+void CudaBackend::modulated_norm_backward(float* din, float* dscale, float* dshift, const float* dout, const float* in,
+                                          const float* mean, const float* rstd, const float* scale, int B, int T, int W,
+                                          int mod_stride) {
+  launch_rows(ctx_, B * T, modulated_norm_backward_kernel, "modulated_norm_backward", din, dout, in, mean, rstd, scale,
               T, W, mod_stride);
   if (dscale == nullptr) return;
   // One thread per (sample, channel) sums its tokens in order: no atomics, the same result every run.
   for_each_index(
-      ctx, static_cast<size_t>(B) * W,
+      ctx_, static_cast<size_t>(B) * W,
       [=] __device__(size_t i) {
         const size_t b = i / W, w = i % W;
         float ds = 0.0f, dsh = 0.0f;
         for (size_t row = b * T; row < (b + 1) * T; ++row) {
-          const float dy = dout[row * W + w];
-          ds += dy * (in[row * W + w] - mean[row]) * rstd[row];
-          dsh += dy;
+          adaln_modulation_grad(ds, dsh, dout[row * W + w], in[row * W + w], mean[row], rstd[row]);
         }
         dscale[b * mod_stride + w] = ds;
         dshift[b * mod_stride + w] = dsh;
@@ -87,21 +85,10 @@ void modulated_norm_backward(const Context& ctx, float* din, float* dscale, floa
       "modulated_norm_backward (modulation)");
 }
 
-void adaln_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* in, const float* mod, int B,
-                   int W) {
-  modulated_norm_forward(ctx, out, mean, rstd, in, mod, mod != nullptr ? mod + W : nullptr, B, 1, W, 2 * W);
-}
-
-void adaln_backward(const Context& ctx, float* din, float* dmod, const float* dout, const float* in, const float* mean,
-                    const float* rstd, const float* mod, int B, int W) {
-  modulated_norm_backward(ctx, din, mod != nullptr ? dmod : nullptr, dmod != nullptr ? dmod + W : nullptr, dout, in,
-                          mean, rstd, mod, B, 1, W, 2 * W);
-}
-
-void gated_residual_forward(const Context& ctx, float* out, const float* h, const float* y, const float* gate, int B,
-                            int T, int W, int mod_stride) {
+void CudaBackend::gated_residual_forward(float* out, const float* h, const float* y, const float* gate, int B, int T,
+                                         int W, int mod_stride) {
   for_each_index(
-      ctx, static_cast<size_t>(B) * T * W,
+      ctx_, static_cast<size_t>(B) * T * W,
       [=] __device__(size_t i) {
         const size_t row = i / W, w = i % W;
         out[i] = gated_residual(h[i], gate[row / T * mod_stride + w], y[i]);
@@ -109,17 +96,17 @@ void gated_residual_forward(const Context& ctx, float* out, const float* h, cons
       "gated_residual_forward");
 }
 
-void gated_residual_backward(const Context& ctx, float* dy, float* dgate, const float* dout, const float* y,
-                             const float* gate, int B, int T, int W, int mod_stride) {
+void CudaBackend::gated_residual_backward(float* dy, float* dgate, const float* dout, const float* y, const float* gate,
+                                          int B, int T, int W, int mod_stride) {
   for_each_index(
-      ctx, static_cast<size_t>(B) * T * W,
+      ctx_, static_cast<size_t>(B) * T * W,
       [=] __device__(size_t i) {
         const size_t row = i / W, w = i % W;
         dy[i] = gate[row / T * mod_stride + w] * dout[i];
       },
       "gated_residual_backward");
   for_each_index(
-      ctx, static_cast<size_t>(B) * W,
+      ctx_, static_cast<size_t>(B) * W,
       [=] __device__(size_t i) {
         const size_t b = i / W, w = i % W;
         float g = 0.0f;

@@ -4,7 +4,7 @@
 // fixed-order loop (no atomics). core/math/softmax.h is the CPU's per-row reference.
 #include <cmath>
 
-#include "cuda/ops.cuh"
+#include "cuda/cuda_backend.cuh"
 #include "cuda/reduce.cuh"
 
 namespace dnft::cuda {
@@ -100,18 +100,19 @@ __global__ void __launch_bounds__(kRowThreads)
 
 }  // namespace
 
-void attention_forward(const Context& ctx, float* out, float* probs, const float* qkv, int B, int T, int H, int d) {
+void CudaBackend::attention_forward(float* out, float* probs, const float* qkv, int B, int T, int H, int d) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  launch_rows(ctx, B * H * T, attention_forward_kernel, "attention_forward", out, probs, qkv, Heads{T, H, d}, scale);
+  launch_rows(ctx_, B * H * T, attention_forward_kernel, "attention_forward", out, probs, qkv, Heads{T, H, d}, scale);
 }
 
-void attention_backward(const Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* probs, int B,
-                        int T, int H, int d) {
+void CudaBackend::attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs, int B, int T,
+                                     int H, int d) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  auto* ds = static_cast<float*>(ctx.scratch->get(static_cast<size_t>(B) * H * T * T * sizeof(float)));
+  auto* ds = static_cast<float*>(ctx_.scratch->get(static_cast<size_t>(B) * H * T * T * sizeof(float)));
   const Heads s{T, H, d};
-  launch_rows(ctx, B * H * T, attention_scores_backward_kernel, "attention_backward (scores)", ds, dout, qkv, probs, s);
-  launch_rows(ctx, B * H * T, attention_inputs_backward_kernel, "attention_backward (inputs)", dqkv, dout, qkv, probs,
+  launch_rows(ctx_, B * H * T, attention_scores_backward_kernel, "attention_backward (scores)", ds, dout, qkv, probs,
+              s);
+  launch_rows(ctx_, B * H * T, attention_inputs_backward_kernel, "attention_backward (inputs)", dqkv, dout, qkv, probs,
               static_cast<const float*>(ds), s, scale);
 }
 

@@ -1,27 +1,27 @@
 #include "core/math/lincomb.h"
+#include "cuda/cuda_backend.cuh"
 #include "cuda/elementwise.cuh"
-#include "cuda/ops.cuh"
 
 namespace dnft::cuda {
 
-void fill(const Context& ctx, float* dst, float value, size_t n) {
+void CudaBackend::fill(float* dst, float value, size_t n) {
   for_each_index(
-      ctx, n, [=] __device__(size_t i) { dst[i] = value; }, "fill");
+      ctx_, n, [=] __device__(size_t i) { dst[i] = value; }, "fill");
 }
 
-void add_inplace(const Context& ctx, float* y, const float* x, size_t n) {
+void CudaBackend::add_inplace(float* y, const float* x, size_t n) {
   for_each_index(
-      ctx, n, [=] __device__(size_t i) { y[i] += x[i]; }, "add_inplace");
+      ctx_, n, [=] __device__(size_t i) { y[i] += x[i]; }, "add_inplace");
 }
 
-void lincomb(const Context& ctx, float* out, size_t n, float a, const float* x, float b, const float* y, float c,
-             const float* z) {
+void CudaBackend::lincomb(float* out, size_t n, float a, const float* x, float b, const float* y, float c,
+                          const float* z) {
   if (z == nullptr) {
     for_each_index(
-        ctx, n, [=] __device__(size_t i) { out[i] = lincomb2(a, x[i], b, y[i]); }, "lincomb");
+        ctx_, n, [=] __device__(size_t i) { out[i] = lincomb2(a, x[i], b, y[i]); }, "lincomb");
   } else {
     for_each_index(
-        ctx, n, [=] __device__(size_t i) { out[i] = lincomb3(a, x[i], b, y[i], c, z[i]); }, "lincomb");
+        ctx_, n, [=] __device__(size_t i) { out[i] = lincomb3(a, x[i], b, y[i], c, z[i]); }, "lincomb");
   }
 }
 

@@ -1,15 +1,15 @@
 // Time features and the condition embedding. The embedding backward gives each (slot, column) to one thread that
 // walks the batch in order: the same accumulation order as the CPU, with no atomics.
 #include "core/math/time_features.h"
+#include "cuda/cuda_backend.cuh"
 #include "cuda/elementwise.cuh"
-#include "cuda/ops.cuh"
 
 namespace dnft::cuda {
 
-void time_features(const Context& ctx, float* out, const float* t, int B, int F) {
+void CudaBackend::time_features(float* out, const float* t, int B, int F) {
   const int half = F / 2;
   for_each_index(
-      ctx, static_cast<size_t>(B) * 2 * half,
+      ctx_, static_cast<size_t>(B) * 2 * half,
       [=] __device__(size_t i) {
         const size_t b = i / (2 * half);
         const int j = static_cast<int>(i % (2 * half));
@@ -18,10 +18,10 @@ void time_features(const Context& ctx, float* out, const float* t, int B, int F)
       "time_features");
 }
 
-void cond_embed_forward(const Context& ctx, float* out, const int32_t* tokens, const float* table, int B, int L, int V,
-                        int W) {
+void CudaBackend::cond_embed_forward(float* out, const int32_t* tokens, const float* table, int B, int L, int V,
+                                     int W) {
   for_each_index(
-      ctx, static_cast<size_t>(B) * W,
+      ctx_, static_cast<size_t>(B) * W,
       [=] __device__(size_t i) {
         const size_t b = i / W, w = i % W;
         float sum = 0.0f;
@@ -31,10 +31,10 @@ void cond_embed_forward(const Context& ctx, float* out, const int32_t* tokens, c
       "cond_embed_forward");
 }
 
-void cond_embed_backward(const Context& ctx, float* dtable, const float* dout, const int32_t* tokens, int B, int L,
-                         int V, int W) {
+void CudaBackend::cond_embed_backward(float* dtable, const float* dout, const int32_t* tokens, int B, int L, int V,
+                                      int W) {
   for_each_index(
-      ctx, static_cast<size_t>(L) * W,
+      ctx_, static_cast<size_t>(L) * W,
       [=] __device__(size_t i) {
         const size_t l = i / W, w = i % W;
         for (int b = 0; b < B; ++b) {

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "cuda/ops.cuh"
+#include "cuda/gemm.cuh"
 
 namespace dnft::cuda {
 

@@ -7,24 +7,10 @@
 
 #include "core/common.h"
 #include "core/device.h"
+#include "core/gemm_args.h"
 #include "cuda/launch.h"
 
 namespace dnft::cuda {
-
-// Row-major, BLAS semantics as cpu/gemm.h: C[M,N] = alpha·op(A)·op(B) + beta·C + bias[n]; beta == 0 never reads C.
-struct GemmArgs {
-  bool transA, transB;
-  int M, N, K;
-  float alpha;
-  const float* A;
-  int lda;
-  const float* B;
-  int ldb;
-  float beta;
-  float* C;
-  int ldc;
-  const float* bias;  // (N) or null
-};
 
 // A block computes a kTileM × kTileN tile of C, stepping through K by kTileK.
 constexpr int kTileM = 64, kTileN = 64, kTileK = 16;

@@ -1,7 +1,7 @@
 // The fused DiffusionNFT loss: one block per row sums the row's terms (core/math/nft_loss.h) in double, writes the
 // gradient and the row's loss; the host adds the row losses in row order, as the CPU does.
 #include "core/math/nft_loss.h"
-#include "cuda/ops.cuh"
+#include "cuda/cuda_backend.cuh"
 #include "cuda/reduce.cuh"
 
 namespace dnft::cuda {
@@ -42,16 +42,16 @@ __global__ void __launch_bounds__(kRowThreads)
 
 }  // namespace
 
-double nft_loss(const Context& ctx, float* dv_theta, const float* v_theta, const float* v_old, const float* v_ref,
-                const float* target, const float* t, const float* r, int B, int D, const NftLossParams& p,
-                float scale) {
+double CudaBackend::nft_loss(float* dv_theta, const float* v_theta, const float* v_old, const float* v_ref,
+                             const float* target, const float* t, const float* r, int B, int D, const NftLossParams& p,
+                             float scale) {
   if (B <= 0) return 0.0;
   const bool kl = p.kl_coef != 0.0f && v_ref != nullptr;
-  auto* row_loss = static_cast<double*>(ctx.scratch->get(static_cast<size_t>(B) * sizeof(double)));
-  launch_rows(ctx, B, nft_loss_kernel, "nft_loss", row_loss, dv_theta, v_theta, v_old, v_ref, target, t, r, B, D, p, kl,
-              scale);
+  auto* row_loss = static_cast<double*>(ctx_.scratch->get(static_cast<size_t>(B) * sizeof(double)));
+  launch_rows(ctx_, B, nft_loss_kernel, "nft_loss", row_loss, dv_theta, v_theta, v_old, v_ref, target, t, r, B, D, p,
+              kl, scale);
   double loss = 0;
-  for (double value : download(ctx, row_loss, static_cast<size_t>(B))) loss += value;
+  for (double value : download(ctx_, row_loss, static_cast<size_t>(B))) loss += value;
   return loss * (1.0 / B);
 }
 

@@ -1,18 +1,18 @@
+#include "cuda/cuda_backend.cuh"
 #include "cuda/elementwise.cuh"
-#include "cuda/ops.cuh"
 #include "cuda/reduce.cuh"
 
 namespace dnft::cuda {
 
-double sum_squares(const Context& ctx, const float* x, size_t n) {
+double CudaBackend::sum_squares(const float* x, size_t n) {
   return reduce_sum(
-      ctx, n, [=] __device__(size_t i) { return static_cast<double>(x[i]) * x[i]; }, "sum_squares");
+      ctx_, n, [=] __device__(size_t i) { return static_cast<double>(x[i]) * x[i]; }, "sum_squares");
 }
 
-void adamw(const Context& ctx, float* param, float* m, float* v, const float* grad, size_t n, const AdamWStep& step) {
+void CudaBackend::adamw(float* param, float* m, float* v, const float* grad, size_t n, const AdamWStep& step) {
   const AdamWStep s = step;
   for_each_index(
-      ctx, n, [=] __device__(size_t i) { adamw_update(param + i, m + i, v + i, grad[i], s); }, "adamw");
+      ctx_, n, [=] __device__(size_t i) { adamw_update(param + i, m + i, v + i, grad[i], s); }, "adamw");
 }
 
 }  // namespace dnft::cuda

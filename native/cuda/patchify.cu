@@ -1,8 +1,8 @@
 // Patchify and unpatchify on the GPU: the index map of core/math/patchify.h, one thread per value; each direction is
 // the other's backward.
 #include "core/math/patchify.h"
+#include "cuda/cuda_backend.cuh"
 #include "cuda/elementwise.cuh"
-#include "cuda/ops.cuh"
 
 namespace dnft::cuda {
 
@@ -29,12 +29,12 @@ void move_patches(const Context& ctx, float* tokens, float* images, int B, int S
 
 }  // namespace
 
-void patchify(const Context& ctx, float* tokens, const float* images, int B, int S, int C, int p) {
-  move_patches(ctx, tokens, const_cast<float*>(images), B, S, C, p, true, "patchify");
+void CudaBackend::patchify(float* tokens, const float* images, int B, int S, int C, int p) {
+  move_patches(ctx_, tokens, const_cast<float*>(images), B, S, C, p, true, "patchify");
 }
 
-void unpatchify(const Context& ctx, float* images, const float* tokens, int B, int S, int C, int p) {
-  move_patches(ctx, const_cast<float*>(tokens), images, B, S, C, p, false, "unpatchify");
+void CudaBackend::unpatchify(float* images, const float* tokens, int B, int S, int C, int p) {
+  move_patches(ctx_, const_cast<float*>(tokens), images, B, S, C, p, false, "unpatchify");
 }
 
 }  // namespace dnft::cuda

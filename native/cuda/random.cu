@@ -1,20 +1,19 @@
 // Philox fills: element i is draw (seed, stream, offset + i), the same bits as the CPU (core/math/philox.h).
 #include "core/math/philox.h"
+#include "cuda/cuda_backend.cuh"
 #include "cuda/elementwise.cuh"
-#include "cuda/ops.cuh"
 
 namespace dnft::cuda {
 
-void fill_normal(const Context& ctx, float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset,
-                 float stddev) {
+void CudaBackend::fill_normal(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float stddev) {
   for_each_index(
-      ctx, n, [=] __device__(size_t i) { dst[i] = stddev * philox_normal(seed, stream, offset + i); }, "fill_normal");
+      ctx_, n, [=] __device__(size_t i) { dst[i] = stddev * philox_normal(seed, stream, offset + i); }, "fill_normal");
 }
 
-void fill_uniform(const Context& ctx, float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float low,
-                  float high) {
+void CudaBackend::fill_uniform(float* dst, size_t n, uint64_t seed, uint32_t stream, uint64_t offset, float low,
+                               float high) {
   for_each_index(
-      ctx, n, [=] __device__(size_t i) { dst[i] = low + (high - low) * philox_uniform(seed, stream, offset + i); },
+      ctx_, n, [=] __device__(size_t i) { dst[i] = low + (high - low) * philox_uniform(seed, stream, offset + i); },
       "fill_uniform");
 }
 

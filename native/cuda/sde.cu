@@ -1,7 +1,7 @@
 // FlowGRPO: per-row SDE log-probabilities and the fused GRPO loss, one block per row with double sums; the host adds
 // the rows' results in row order (sum_grpo_rows), as the CPU does.
 #include "core/math/sde.h"
-#include "cuda/ops.cuh"
+#include "cuda/cuda_backend.cuh"
 #include "cuda/reduce.cuh"
 
 namespace dnft::cuda {
@@ -43,20 +43,19 @@ __global__ void __launch_bounds__(kRowThreads)
 
 }  // namespace
 
-void sde_logp(const Context& ctx, float* logp, const float* x_next, const float* mean, float std, int B, int D,
-              bool sum) {
-  launch_rows(ctx, B, sde_logp_kernel, "sde_logp", logp, x_next, mean, std, D, sum);
+void CudaBackend::sde_logp(float* logp, const float* x_next, const float* mean, float std, int B, int D, bool sum) {
+  launch_rows(ctx_, B, sde_logp_kernel, "sde_logp", logp, x_next, mean, std, D, sum);
 }
 
-double grpo_loss(const Context& ctx, float* dv, const float* v_theta, const float* v_ref, const float* x,
-                 const float* x_next, const SdeRow* coefs, const float* advantages, const float* logp_old, int R, int D,
-                 const GrpoParams& p, float scale, GrpoStats* stats) {
+double CudaBackend::grpo_loss(float* dv, const float* v_theta, const float* v_ref, const float* x, const float* x_next,
+                              const SdeRow* coefs, const float* advantages, const float* logp_old, int R, int D,
+                              const GrpoParams& p, float scale, GrpoStats* stats) {
   if (R <= 0) return 0.0;
   const bool kl = p.kl_coef != 0.0f && v_ref != nullptr;
-  auto* rows = static_cast<GrpoRowResult*>(ctx.scratch->get(static_cast<size_t>(R) * sizeof(GrpoRowResult)));
-  launch_rows(ctx, R, grpo_loss_kernel, "grpo_loss", rows, dv, v_theta, v_ref, x, x_next, coefs, advantages, logp_old,
+  auto* rows = static_cast<GrpoRowResult*>(ctx_.scratch->get(static_cast<size_t>(R) * sizeof(GrpoRowResult)));
+  launch_rows(ctx_, R, grpo_loss_kernel, "grpo_loss", rows, dv, v_theta, v_ref, x, x_next, coefs, advantages, logp_old,
               R, D, p, kl, scale);
-  const std::vector<GrpoRowResult> host = download(ctx, rows, static_cast<size_t>(R));
+  const std::vector<GrpoRowResult> host = download(ctx_, rows, static_cast<size_t>(R));
   return sum_grpo_rows(host.data(), R, stats);
 }
 

@@ -9,7 +9,6 @@
 
 #include "core/math/philox.h"
 #include "core/model.h"
-#include "cpu/ops.h"
 #include "tests/check.h"
 
 namespace dnft::test {
@@ -20,7 +19,7 @@ inline void check_directional(const char* what, std::vector<float>& values, size
                               const float* analytic, const std::function<double()>& f, uint64_t seed, double h = 3e-3,
                               double tolerance = 2e-3) {
   std::vector<float> direction(size);
-  cpu::fill_normal(direction.data(), size, seed, kStreamUser, 0, 1.0f);
+  cpu_backend().fill_normal(direction.data(), size, seed, kStreamUser, 0, 1.0f);
   double expect = 0;
   for (size_t i = 0; i < size; ++i) expect += static_cast<double>(analytic[i]) * direction[i];
   const std::vector<float> saved(values);
@@ -43,15 +42,15 @@ inline void check_network_gradients(const NetConfig& c, int B, double h = 3e-3, 
   const size_t n = model.net().param_count();
   std::vector<float> params(n), noise(n);
   model.get_params(params.data());
-  cpu::fill_normal(noise.data(), n, 9, kStreamUser, 0, 0.3f);
+  cpu_backend().fill_normal(noise.data(), n, 9, kStreamUser, 0, 0.3f);
   for (size_t i = 0; i < n; ++i) params[i] += noise[i];
   model.set_params(params.data());
 
   std::vector<float> x(static_cast<size_t>(B) * c.data_dim), t(B), dout(x.size());
   std::vector<int32_t> tokens(static_cast<size_t>(B) * c.cond_slots);
-  cpu::fill_normal(x.data(), x.size(), 1, kStreamUser, 0, 1.0f);
-  cpu::fill_uniform(t.data(), t.size(), 2, kStreamUser, 0, 0.0f, 1.0f);
-  cpu::fill_normal(dout.data(), dout.size(), 4, kStreamUser, 0, 1.0f);
+  cpu_backend().fill_normal(x.data(), x.size(), 1, kStreamUser, 0, 1.0f);
+  cpu_backend().fill_uniform(t.data(), t.size(), 2, kStreamUser, 0, 0.0f, 1.0f);
+  cpu_backend().fill_normal(dout.data(), dout.size(), 4, kStreamUser, 0, 1.0f);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 5 + 1) % c.vocab_size);
 
   std::vector<float> out(dout.size()), dx(x.size()), grads(n);

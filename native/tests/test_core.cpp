@@ -3,10 +3,10 @@
 #include <cmath>
 #include <vector>
 
+#include "core/guidance.h"
 #include "core/math/philox.h"
 #include "core/model.h"
 #include "core/network.h"
-#include "cpu/ops.h"
 #include "tests/check.h"
 #include "tests/net_gradients.h"
 
@@ -41,7 +41,7 @@ void philox_known_answers() {
 void philox_normal_moments() {
   const size_t n = 1 << 18;
   std::vector<float> x(n);
-  cpu::fill_normal(x.data(), n, 42, kStreamUser, 0, 1.0f);
+  cpu_backend().fill_normal(x.data(), n, 42, kStreamUser, 0, 1.0f);
   double mean = 0, var = 0;
   for (float v : x) mean += v;
   mean /= n;
@@ -65,6 +65,57 @@ NetConfig small_config() {
 
 void backward_matches_finite_differences() { test::check_network_gradients(small_config(), 7); }
 
+// Guidance::forward against its definition s·v(x, t, c) + (1 − s)·v(x, t, null) from two separate passes, and
+// Guidance::backward against finite differences of Σ v·dv for every parameter tensor, at a scale ≠ 1.
+void guidance_matches_definition_and_finite_differences() {
+  const NetConfig c = small_config();
+  const int B = 5, D = c.data_dim, L = c.cond_slots;
+  const double scale = 2.5;
+  Backend& be = cpu_backend();
+  const std::unique_ptr<Network> net = make_network(c);
+  const std::unique_ptr<NetWorkspace> ws = net->make_workspace();
+  const size_t n = net->param_count();
+  std::vector<float> params(n), noise(n);
+  net->init_params(be, params.data(), 3);
+  be.fill_normal(noise.data(), n, 9, kStreamUser, 0, 0.3f);
+  for (size_t i = 0; i < n; ++i) params[i] += noise[i];
+
+  std::vector<float> x(static_cast<size_t>(B) * D), t(2 * B), dv(x.size());
+  be.fill_normal(x.data(), x.size(), 1, kStreamUser, 0, 1.0f);
+  be.fill_uniform(t.data(), B, 2, kStreamUser, 0, 0.0f, 1.0f);
+  std::copy(t.begin(), t.begin() + B, t.begin() + B);
+  be.fill_normal(dv.data(), dv.size(), 4, kStreamUser, 0, 1.0f);
+  std::vector<int32_t> tokens(2 * static_cast<size_t>(B) * L, 0);  // the null rows' tokens stay 0
+  for (int i = 0; i < B * L; ++i) tokens[i] = 1 + i % (c.vocab_size - 1);
+
+  Guidance guidance;
+  std::vector<float> v(x.size()), v_cond(x.size()), v_null(x.size());
+  net->forward(be, *ws, params.data(), x.data(), t.data(), tokens.data(), B, v_cond.data());
+  net->forward(be, *ws, params.data(), x.data(), t.data() + B, tokens.data() + B * L, B, v_null.data());
+  guidance.forward(be, *net, *ws, params.data(), x.data(), t.data(), tokens.data(), B, scale, v.data());
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const double expect = scale * v_cond[i] + (1.0 - scale) * v_null[i];
+    err = std::max(err, std::fabs(v[i] - expect));
+    norm = std::max(norm, std::fabs(expect));
+  }
+  CHECK(err <= 1e-6 * norm, "guided velocity differs from its definition by %g (max |v| %g)", err, norm);
+
+  std::vector<float> grads(n, 0.0f);
+  guidance.backward(be, *net, *ws, params.data(), grads.data(), x.data(), tokens.data(), dv.data(), B, scale);
+  for (const ParamSpec& p : net->layout()) {
+    test::check_directional(
+        p.name.c_str(), params, p.offset, p.size, grads.data() + p.offset,
+        [&] {
+          guidance.forward(be, *net, *ws, params.data(), x.data(), t.data(), tokens.data(), B, scale, v.data());
+          double sum = 0;
+          for (size_t i = 0; i < v.size(); ++i) sum += static_cast<double>(v[i]) * dv[i];
+          return sum;
+        },
+        21 + p.offset, 3e-3, 5e-3);  // the two weighted passes (2.5 and −1.5) make the difference noisier
+  }
+}
+
 std::vector<float> train(int steps, int micro_batch) {
   const NetConfig c = small_config();
   const int B = 12;
@@ -77,7 +128,7 @@ std::vector<float> train(int steps, int micro_batch) {
   o.cond_dropout = 0.25;
   o.optimizer.lr = 1e-2;
   for (int s = 0; s < steps; ++s) {
-    cpu::fill_normal(x0.data(), x0.size(), 100 + s, kStreamUser, 0, 1.0f);
+    cpu_backend().fill_normal(x0.data(), x0.size(), 100 + s, kStreamUser, 0, 1.0f);
     model.flow_matching_step(x0.data(), tokens.data(), B, o);
   }
   std::vector<float> params(model.net().param_count());
@@ -109,7 +160,7 @@ std::vector<float> train_nft(int micro_batch, bool grid_times) {
   std::vector<int32_t> tokens(B * c.cond_slots, 3);
   FlowMatchingOptions pre;
   pre.optimizer.lr = 1e-2;
-  cpu::fill_normal(x0.data(), x0.size(), 9, kStreamUser, 0, 1.0f);
+  cpu_backend().fill_normal(x0.data(), x0.size(), 9, kStreamUser, 0, 1.0f);
   model.copy_params(ParamSet::kOld, ParamSet::kTheta);
   model.copy_params(ParamSet::kRef, ParamSet::kTheta);
   for (int s = 0; s < 3; ++s) model.flow_matching_step(x0.data(), tokens.data(), B, pre);
@@ -165,6 +216,8 @@ int main() {
       {"philox known answers", philox_known_answers},
       {"philox normal moments", philox_normal_moments},
       {"backward matches finite differences", backward_matches_finite_differences},
+      {"guidance: forward by definition, backward by finite differences",
+       guidance_matches_definition_and_finite_differences},
       {"flow matching is deterministic", flow_matching_is_deterministic},
       {"gradient accumulation matches the whole batch", gradient_accumulation_matches_whole_batch},
       {"DiffusionNFT step: accumulation and determinism", nft_step_accumulates_and_repeats},

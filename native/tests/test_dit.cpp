@@ -7,7 +7,6 @@
 #include "core/dit.h"
 #include "core/math/activation.h"
 #include "core/math/philox.h"
-#include "cpu/ops.h"
 #include "tests/check.h"
 #include "tests/net_gradients.h"
 
@@ -17,7 +16,7 @@ namespace {
 
 std::vector<float> randn(size_t n, uint64_t seed, float stddev = 1.0f) {
   std::vector<float> v(n);
-  cpu::fill_normal(v.data(), n, seed, kStreamUser, 0, stddev);
+  cpu_backend().fill_normal(v.data(), n, seed, kStreamUser, 0, stddev);
   return v;
 }
 
@@ -29,11 +28,11 @@ double dot(const std::vector<float>& a, const std::vector<float>& b) {
 
 void gelu_gradient() {
   std::vector<float> z = randn(257, 1, 2.0f), dout = randn(257, 2), out(257), dz(257);
-  cpu::gelu_backward(dz.data(), dout.data(), z.data(), z.size());
+  cpu_backend().gelu_backward(dz.data(), dout.data(), z.data(), z.size());
   test::check_directional(
       "gelu", z, 0, z.size(), dz.data(),
       [&] {
-        cpu::gelu_forward(out.data(), z.data(), z.size());
+        cpu_backend().gelu_forward(out.data(), z.data(), z.size());
         return dot(out, dout);
       },
       3);
@@ -45,13 +44,13 @@ void modulated_norm_gradient() {
   std::vector<float> in = randn(B * T * W, 4), mod = randn(B * stride, 5, 0.5f), dout = randn(B * T * W, 6);
   std::vector<float> out(in.size()), mean(B * T), rstd(B * T), din(in.size(), 0.0f), dmod(mod.size(), 0.0f);
   auto forward = [&] {
-    cpu::modulated_norm_forward(out.data(), mean.data(), rstd.data(), in.data(), mod.data(), mod.data() + W, B, T, W,
-                                stride);
+    cpu_backend().modulated_norm_forward(out.data(), mean.data(), rstd.data(), in.data(), mod.data(), mod.data() + W, B,
+                                         T, W, stride);
     return dot(out, dout);
   };
   forward();
-  cpu::modulated_norm_backward(din.data(), dmod.data(), dmod.data() + W, dout.data(), in.data(), mean.data(),
-                               rstd.data(), mod.data(), B, T, W, stride);
+  cpu_backend().modulated_norm_backward(din.data(), dmod.data(), dmod.data() + W, dout.data(), in.data(), mean.data(),
+                                        rstd.data(), mod.data(), B, T, W, stride);
   test::check_directional("modulated norm: input", in, 0, in.size(), din.data(), forward, 7);
   test::check_directional("modulated norm: scale and shift", mod, 0, mod.size(), dmod.data(), forward, 8);
 }
@@ -62,10 +61,11 @@ void gated_residual_gradient() {
                      dout = randn(B * T * W, 12);
   std::vector<float> out(h.size()), dy(y.size()), dgate(gate.size(), 0.0f);
   auto forward = [&] {
-    cpu::gated_residual_forward(out.data(), h.data(), y.data(), gate.data() + W, B, T, W, stride);
+    cpu_backend().gated_residual_forward(out.data(), h.data(), y.data(), gate.data() + W, B, T, W, stride);
     return dot(out, dout);
   };
-  cpu::gated_residual_backward(dy.data(), dgate.data() + W, dout.data(), y.data(), gate.data() + W, B, T, W, stride);
+  cpu_backend().gated_residual_backward(dy.data(), dgate.data() + W, dout.data(), y.data(), gate.data() + W, B, T, W,
+                                        stride);
   test::check_directional("gated residual: h", h, 0, h.size(), dout.data(), forward, 13);
   test::check_directional("gated residual: y", y, 0, y.size(), dy.data(), forward, 14);
   test::check_directional("gated residual: gate", gate, 0, gate.size(), dgate.data(), forward, 15);
@@ -76,11 +76,11 @@ void attention_gradient() {
   std::vector<float> qkv = randn(B * T * 3 * W, 16), dout = randn(B * T * W, 17);
   std::vector<float> out(dout.size()), probs(B * H * T * T), dqkv(qkv.size());
   auto forward = [&] {
-    cpu::attention_forward(out.data(), probs.data(), qkv.data(), B, T, H, d);
+    cpu_backend().attention_forward(out.data(), probs.data(), qkv.data(), B, T, H, d);
     return dot(out, dout);
   };
   forward();
-  cpu::attention_backward(dqkv.data(), dout.data(), qkv.data(), probs.data(), B, T, H, d);
+  cpu_backend().attention_backward(dqkv.data(), dout.data(), qkv.data(), probs.data(), B, T, H, d);
   test::check_directional("attention: qkv", qkv, 0, qkv.size(), dqkv.data(), forward, 18);
 }
 
@@ -118,7 +118,7 @@ void attention_matches_float64() {
   for (float stddev : {1.0f, 30.0f}) {  // 30: logits of order 10³, where an unshifted exp overflows
     const std::vector<float> qkv = randn(B * T * 3 * W, 19, stddev);
     std::vector<float> out(B * T * W), probs(B * H * T * T);
-    cpu::attention_forward(out.data(), probs.data(), qkv.data(), B, T, H, d);
+    cpu_backend().attention_forward(out.data(), probs.data(), qkv.data(), B, T, H, d);
     const std::vector<double> ref = naive_attention(qkv, B, T, H, d);
     double diff = 0, norm = 0;
     bool finite = true;
@@ -140,8 +140,8 @@ void patchify_is_a_permutation() {
     const int B = 2, D = s.S * s.S * s.C;
     std::vector<float> x(B * D), tokens(x.size()), back(x.size());
     for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
-    cpu::patchify(tokens.data(), x.data(), B, s.S, s.C, s.p);
-    cpu::unpatchify(back.data(), tokens.data(), B, s.S, s.C, s.p);
+    cpu_backend().patchify(tokens.data(), x.data(), B, s.S, s.C, s.p);
+    cpu_backend().unpatchify(back.data(), tokens.data(), B, s.S, s.C, s.p);
     CHECK(back == x, "unpatchify(patchify(x)) != x for S %d C %d p %d", s.S, s.C, s.p);
     // Token 1 starts at pixel (0, p), channel 0 (HWC order).
     const int P = s.p * s.p * s.C;

@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/backend.h"
 #include "cpu/gemm.h"
-#include "cpu/ops.h"
 #include "cpu/simd.h"
 #include "cpu/thread_pool.h"
 #include "tests/check.h"
@@ -287,13 +287,13 @@ void check_activations() {
   };
   const Op ops[] = {
       {"silu", silu64, false, 2.5e-7,
-       [](float* o, const float*, const float* x, size_t k) { dnft::cpu::silu_forward(o, x, k); }},
+       [](float* o, const float*, const float* x, size_t k) { dnft::cpu_backend().silu_forward(o, x, k); }},
       {"silu'", silu_grad64, true, 2.5e-7,
-       [](float* o, const float* d, const float* x, size_t k) { dnft::cpu::silu_backward(o, d, x, k); }},
+       [](float* o, const float* d, const float* x, size_t k) { dnft::cpu_backend().silu_backward(o, d, x, k); }},
       {"gelu", gelu64, false, 2.5e-7,
-       [](float* o, const float*, const float* x, size_t k) { dnft::cpu::gelu_forward(o, x, k); }},
+       [](float* o, const float*, const float* x, size_t k) { dnft::cpu_backend().gelu_forward(o, x, k); }},
       {"gelu'", gelu_grad64, true, 1e-6,
-       [](float* o, const float* d, const float* x, size_t k) { dnft::cpu::gelu_backward(o, d, x, k); }},
+       [](float* o, const float* d, const float* x, size_t k) { dnft::cpu_backend().gelu_backward(o, d, x, k); }},
   };
   for (const Op& op : ops) {
     op.run(out.data(), dy.data(), z.data(), n);
@@ -315,9 +315,9 @@ void check_activations() {
   }
   // NaN stays NaN (the trainers' finite-loss check relies on it), in the vector body and in the scalar tail.
   std::vector<float> nans(17, std::numeric_limits<float>::quiet_NaN()), ones(17, 1.0f), outs(17);
-  dnft::cpu::silu_forward(outs.data(), nans.data(), 17);
+  dnft::cpu_backend().silu_forward(outs.data(), nans.data(), 17);
   CHECK(std::isnan(outs[3]) && std::isnan(outs[16]), "silu(NaN) = %g, %g", outs[3], outs[16]);
-  dnft::cpu::gelu_backward(outs.data(), ones.data(), nans.data(), 17);
+  dnft::cpu_backend().gelu_backward(outs.data(), ones.data(), nans.data(), 17);
   CHECK(std::isnan(outs[3]) && std::isnan(outs[16]), "gelu'(NaN) = %g, %g", outs[3], outs[16]);
 }
 
@@ -332,7 +332,7 @@ void check_optimizer_passes() {
   for (const float decay : {0.0f, 0.01f}) {
     const dnft::AdamWStep step{3e-4f, 0.9f, 0.999f, 1e-8f, decay, 0.271f, 0.0199f, 0.73f};
     std::vector<float> p2 = p, m2 = m, v2 = v;
-    dnft::cpu::adamw(p2.data(), m2.data(), v2.data(), g.data(), n, step);
+    dnft::cpu_backend().adamw(p2.data(), m2.data(), v2.data(), g.data(), n, step);
     size_t mismatches = 0;
     for (size_t i = 0; i < n; ++i) {
       float pi = p[i], mi = m[i], vi = v[i];
@@ -343,7 +343,7 @@ void check_optimizer_passes() {
   }
   double want = 0.0;
   for (float x : g) want += static_cast<double>(x) * x;
-  const double got = dnft::cpu::sum_squares(g.data(), n);
+  const double got = dnft::cpu_backend().sum_squares(g.data(), n);
   CHECK(std::abs(got - want) <= 1e-12 * want, "sum of squares %.17g, float64 %.17g", got, want);
 }
 

@@ -26,6 +26,13 @@ DNFT_HD float adaln_dx(float dn, float n, float rstd, float dn_mean, float dn_n_
   return rstd * (dn - dn_mean - n * dn_n_mean);
 }
 
+// One token's terms of the modulation's gradient, which sums over the sample's tokens: dscale += dy·n with the
+// normalised input n = (x − mean)·rstd, dshift += dy.
+DNFT_HD void adaln_modulation_grad(float& dscale, float& dshift, float dy, float x, float mean, float rstd) {
+  dscale += dy * (x - mean) * rstd;
+  dshift += dy;
+}
+
 DNFT_HD float gated_residual(float h, float gate, float y) { return h + gate * y; }
 
 }  // namespace dnft

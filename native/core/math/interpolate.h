@@ -1,4 +1,4 @@
-// Forward (noising) process of rectified flow, algorithms.md section 1: t = 0 is data, t = 1 is noise.
+// Forward (noising) process of rectified flow, docs/algorithms.md §1: t = 0 is data, t = 1 is noise.
 #pragma once
 
 #include "core/common.h"

@@ -1,4 +1,4 @@
-// The DiffusionNFT loss of algorithms.md section 2.3, per element. With the target velocity v = eps − x0 and the
+// The DiffusionNFT loss of docs/algorithms.md §2.3, per element. With the target velocity v = eps − x0 and the
 // implicit policies v+ = β·v_θ + (1 − β)·v_old and v− = (1 + β)·v_old − β·v_θ, the code's x0-space errors are
 // x0± − x0 = −t·(v± − v), so everything follows from the velocity residuals v± − v:
 //   row loss  (C/β)·[r·a+·mean(res+²) + (1 − r)·a−·mean(res−²)]

@@ -1,6 +1,6 @@
-// FlowGRPO's reverse-time SDE (algorithms.md 3.2–3.4): the Euler–Maruyama step that keeps the ODE's marginals, its
-// per-step Gaussian log-probability, and the PPO-clipped objective, per element. The CPU loops and the CUDA kernels
-// share these functions; the per-step coefficients are computed once on the host in double.
+// FlowGRPO's reverse-time SDE (docs/algorithms.md §3.2–3.4): the Euler–Maruyama step that keeps the ODE's marginals,
+// its per-step Gaussian log-probability, and the PPO-clipped objective, per element. The CPU loops and the CUDA
+// kernels share these functions; the per-step coefficients are computed once on the host in double.
 #pragma once
 
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "core/velocity_net.h"
+#include "core/mlp.h"
 
 #include "core/embedding_net.h"
 
@@ -67,10 +67,10 @@ class MlpWorkspace final : public NetWorkspace {
 
 }  // namespace
 
-std::unique_ptr<NetWorkspace> VelocityNet::make_workspace() const { return std::make_unique<MlpWorkspace>(); }
+std::unique_ptr<NetWorkspace> MlpNet::make_workspace() const { return std::make_unique<MlpWorkspace>(); }
 
-void VelocityNet::forward(Backend& be, NetWorkspace& workspace, const float* params, const float* x, const float* t,
-                          const int32_t* tokens, int B, float* out) const {
+void MlpNet::forward(Backend& be, NetWorkspace& workspace, const float* params, const float* x, const float* t,
+                     const int32_t* tokens, int B, float* out) const {
   const NetConfig& c = config();
   MlpWorkspace& ws = dynamic_cast<MlpWorkspace&>(workspace);
   ws.reserve(be, c, B);
@@ -98,8 +98,8 @@ void VelocityNet::forward(Backend& be, NetWorkspace& workspace, const float* par
   be.linear_forward(out, ws.final_n, param(params, out_proj), param(params, out_proj + 1), B, W, D);
 }
 
-void VelocityNet::backward(Backend& be, NetWorkspace& workspace, const float* params, float* grads, const float* x,
-                           const int32_t* tokens, const float* dout, int B, float* dx) const {
+void MlpNet::backward(Backend& be, NetWorkspace& workspace, const float* params, float* grads, const float* x,
+                      const int32_t* tokens, const float* dout, int B, float* dx) const {
   const NetConfig& c = config();
   MlpWorkspace& ws = dynamic_cast<MlpWorkspace&>(workspace);
   const int W = c.width, E = c.mlp_ratio * c.width, D = c.data_dim;

@@ -8,9 +8,9 @@
 
 namespace dnft {
 
-class VelocityNet final : public Network {
+class MlpNet final : public Network {
  public:
-  explicit VelocityNet(const NetConfig& config) : Network(config) {}
+  explicit MlpNet(const NetConfig& config) : Network(config) {}
 
   std::unique_ptr<NetWorkspace> make_workspace() const override;
   void forward(Backend& backend, NetWorkspace& ws, const float* params, const float* x, const float* t,
