@@ -47,7 +47,9 @@ export interface NativeModel {
   getOptimizerState(m: Float32Array, v: Float32Array): void;
   setOptimizerState(m: Float32Array, v: Float32Array, step: number): void;
   resetOptimizer(): void;
+  /** Frees the native model now; every other method throws (code DNFT_DISPOSED) afterwards. */
   release(): void;
+  released(): boolean;
   velocity(
     x: Float32Array,
     t: Float32Array,
@@ -111,6 +113,14 @@ export interface NativeBackendInfo {
   deviceCount: number;
   device?: string;
   cudaUnavailableReason?: string;
+  /** CUDA builds: the CUDA runtime linked into the binary, e.g. '13.0'. */
+  cudaRuntime?: string;
+  /** CUDA builds: the oldest NVIDIA driver branch that runtime accepts, e.g. 580. */
+  requiredDriver?: number;
+  /** CUDA builds with a driver: the newest CUDA version the installed driver supports, e.g. '12.8'. */
+  driverCudaVersion?: string;
+  /** CUDA builds on Linux with a driver: the installed NVIDIA driver's version, e.g. '580.65.06'. */
+  driverVersion?: string;
   threads: number;
 }
 
