@@ -35,7 +35,7 @@ if ! command -v aarch64-linux-gnu-g++ >/dev/null || ! command -v qemu-aarch64-st
     qemu-user-static >/dev/null
 fi
 
-binary=prebuilds/linux-arm64/node.napi.glibc.node
+binary=prebuilds/linux-arm64/diffusion-nft.glibc.node
 check "cross-compiles the linux-arm64 binary" bash -c "bash scripts/prebuild-arm64.sh >\"\$0\" 2>&1 || { cat \"\$0\"; exit 1; }" \
   "${TMPDIR:-/tmp}/dnft-build-arm64.log"
 [ -f "$binary" ] || finish
