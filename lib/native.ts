@@ -198,6 +198,15 @@ export function packageRoot(): string {
   return dir;
 }
 
+/** The platforms with a prebuilt binary in the package (glibc Linux). */
+export const PREBUILT = ['linux-x64 (CPU + CUDA)', 'linux-arm64 (CPU)'];
+
+/** How a user builds the addon inside the installed package (docs/install.md gives the same commands). */
+export const BUILD_COMMANDS = [
+  'npm install --no-save cmake-js@8.0.0 node-addon-api@8.9.2',
+  'npx cmake-js compile -d node_modules/diffusion-nft --CDDNFT_BUILD_TESTS=OFF',
+];
+
 let addon: NativeAddon | undefined;
 
 /** The loaded addon; throws a BackendError that says what was looked for and how to build it. */
@@ -216,8 +225,9 @@ export function native(): NativeAddon {
         `  looked in: ${join(root, 'build', 'Release')} (a local build) and ${join(root, 'prebuilds', `${process.platform}-${process.arch}`)} (prebuilt binaries)`,
         `  platform: ${process.platform}-${process.arch}, node ${process.version}, N-API ${process.versions.napi}`,
         `  reason: ${reason}`,
-        '  to build from source: `npm run build:native` (CMake + a C++17 compiler; adds CUDA when nvcc is found),',
-        '  or `npm run build:native:cpu` for a CPU-only build, or `npm run build:gyp` to use node-gyp instead of CMake.',
+        `  prebuilt: ${PREBUILT.join(', ')}; on another platform, build it from the shipped sources (CMake and a`,
+        '  C++17 compiler; CUDA when nvcc is found) from the folder of your project (docs/install.md):',
+        ...BUILD_COMMANDS.map((command) => `    ${command}`),
       ].join('\n'),
       { cause: error },
     );

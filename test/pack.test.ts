@@ -15,6 +15,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUILD_COMMANDS } from '../lib/native.js';
 
 const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'dnft-pack-'));
@@ -192,4 +193,34 @@ describe('installing the tarball without a compiler', () => {
     );
     expect(tsc.status, tsc.stdout).toBe(0);
   });
+});
+
+describe('a platform without a prebuilt binary', () => {
+  it('builds the addon from the shipped sources with the commands the load error gives', () => {
+    const app = join(dir, 'app-source-build');
+    mkdirSync(app);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', type: 'module' }));
+    const env = {
+      ...process.env,
+      npm_config_prefer_offline: 'true',
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
+    };
+    execFileSync('npm', ['install', tarball], { cwd: app, env, stdio: 'pipe' });
+    // As on a platform with no binary in prebuilds/.
+    rmSync(join(app, 'node_modules', 'diffusion-nft', 'prebuilds'), { recursive: true });
+    const missing = spawnSync(process.execPath, ['-e', "import('diffusion-nft').then((m) => m.backendInfo())"], {
+      cwd: app,
+      encoding: 'utf8',
+    });
+    expect(missing.status).not.toBe(0);
+    for (const command of BUILD_COMMANDS) expect(missing.stderr).toContain(command);
+    // CPU only (the documented option), to keep CI quick: a CUDA build adds minutes of nvcc.
+    const commands = BUILD_COMMANDS.map((c) => (c.includes('cmake-js compile') ? `${c} --CDDNFT_CUDA=OFF` : c));
+    for (const command of commands) execFileSync('sh', ['-c', command], { cwd: app, env, stdio: 'pipe' });
+    writeFileSync(join(app, 'main.mjs'), MAIN);
+    const run = spawnSync(process.execPath, ['main.mjs'], { cwd: app, encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout).step).toBe(1);
+  }, 900_000);
 });
