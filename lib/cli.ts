@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type DemoOptions, runToy2dDemo } from './demo.js';
@@ -17,6 +17,7 @@ import {
   sampleGrid,
   trainShapes,
 } from './jobs/shapes.js';
+import { type NativeBackendInfo, packageRoot } from './native.js';
 import { VelocityNet } from './net.js';
 import * as shapes from './tasks/shapes/index.js';
 
@@ -97,9 +98,31 @@ function printEvaluation(label: string, e: shapes.ShapesEvaluation): void {
   );
 }
 
+/** The backends in a few lines for people; `info --json` gives the same fields. */
+function describeBackends(info: NativeBackendInfo): string {
+  const lines = [`CPU: ${info.threads} threads`];
+  if (!info.compiledWithCuda) lines.push(`CUDA: ${info.cudaUnavailableReason ?? 'not built in'}`);
+  else {
+    lines.push(
+      info.cuda
+        ? `CUDA: ${info.deviceCount} device(s), ${info.device}`
+        : `CUDA: unavailable, ${info.cudaUnavailableReason}`,
+    );
+    const found =
+      info.driverVersion ?? (info.driverCudaVersion ? `one supporting CUDA ${info.driverCudaVersion}` : 'none');
+    lines.push(
+      `  runtime CUDA ${info.cudaRuntime}, needs NVIDIA driver r${info.requiredDriver} or newer; driver found: ${found}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const { version } = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+
 const program = new Command()
   .name('diffusion-nft')
   .description('Online RL post-training of flow-matching generators (DiffusionNFT, FlowGRPO)')
+  .version(version, '-V, --version', 'print the version')
   .showHelpAfterError();
 
 program
@@ -216,6 +239,7 @@ program
   .option('--eval-every <n>', 'evaluate on the test prompts every n epochs', integer(1), 5)
   .option('--out <dir>', 'output folder', 'shapes-run')
   .option('--config <file>', 'JSON file with these options and a "trainer" object of trainer options')
+  .option('--json', 'end with a JSON summary on stdout (the progress log goes to stderr)')
   .action(async (given, command: Command) => {
     const o = withConfig(given as Record<string, unknown> & { config?: string }, command) as {
       method: 'nft' | 'flowgrpo';
@@ -226,9 +250,27 @@ program
       evalEvery: number;
       out: string;
       trainer?: Record<string, unknown>;
+      json?: boolean;
     };
     if (o.epochs === undefined && o.minutes === undefined) throw new InvalidArgumentError('give --epochs or --minutes');
-    await trainShapes({ ...o, signal: interruptible(), log: (line) => console.log(line) });
+    const started = performance.now();
+    const log = o.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
+    const { points } = await trainShapes({ ...o, signal: interruptible(), log });
+    if (o.json) {
+      const last = points.at(-1);
+      const summary = {
+        method: o.method,
+        out: o.out,
+        epochs: last?.epoch,
+        trainingSeconds: last?.seconds,
+        wallSeconds: (performance.now() - started) / 1000,
+        strict: last?.strict,
+        testReward: last?.testReward,
+        reward: last?.reward,
+        checkpoint: join(o.out, 'checkpoint.safetensors'),
+      };
+      console.log(JSON.stringify(summary, null, 2));
+    }
   });
 
 program
@@ -240,6 +282,7 @@ program
   .option('--samples-per-prompt <n>', 'samples of each prompt', integer(1), 8)
   .addOption(new Option('--prompts <set>', 'prompt set').choices(['test', 'train', 'all']).default('test'))
   .option('--steps <n>', 'Euler steps', integer(1), 40)
+  .option('--json', 'print the scores as JSON')
   .action(
     async (o: {
       checkpoint: string;
@@ -248,6 +291,7 @@ program
       samplesPerPrompt: number;
       prompts: string;
       steps: number;
+      json?: boolean;
     }) => {
       const { net } = await loadCheckpoint(o.checkpoint);
       const sets = { test: shapes.TEST_PROMPTS, train: shapes.TRAIN_PROMPTS, all: shapes.ALL_PROMPTS };
@@ -258,7 +302,12 @@ program
         samplesPerPrompt: o.samplesPerPrompt,
         steps: o.steps,
       });
-      printEvaluation(`${o.checkpoint}, ${o.prompts} prompts, ${guidanceLabel(guidance)}`, e);
+      if (o.json) {
+        const { checkpoint, prompts, cfg, cfgInterval, samplesPerPrompt, steps } = o;
+        const settings = { checkpoint, prompts, cfg, cfgInterval, samplesPerPrompt, steps };
+        const scores = { strict: e.overall, byCategory: e.byCategory, reward: e.reward, samples: e.samples };
+        console.log(JSON.stringify({ ...settings, ...scores }, null, 2));
+      } else printEvaluation(`${o.checkpoint}, ${o.prompts} prompts, ${guidanceLabel(guidance)}`, e);
     },
   );
 
@@ -300,8 +349,12 @@ program
 
 program
   .command('info')
-  .description('print the backends this build and machine offer')
-  .action(() => console.log(JSON.stringify(backendInfo(), null, 2)));
+  .description('print the backends this build and machine offer, and what CUDA needs')
+  .option('--json', 'print them as JSON')
+  .action((o: { json?: boolean }) => {
+    const info = backendInfo();
+    console.log(o.json ? JSON.stringify(info, null, 2) : describeBackends(info));
+  });
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
