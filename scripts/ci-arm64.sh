@@ -51,8 +51,13 @@ at_most() { [ "$(printf '%s\n' "$1" "$2" | sort -V | tail -n 1)" = "$2" ]; }
 read -r glibc glibcxx <<<"$arm_floors"
 check "linux-arm64 needs at most GLIBC_2.32 (docs/install.md)" at_most "$glibc" GLIBC_2.32
 check "linux-arm64 needs at most GLIBCXX_3.4.30 (docs/install.md)" at_most "$glibcxx" GLIBCXX_3.4.30
+# The x64 binary of `npm run prebuild` (CUDA's static runtime raises its glibc floor).
 for x64 in prebuilds/linux-x64/*.node; do
-  [ -f "$x64" ] && echo "linux-x64 needs: $(floors objdump "$x64")"
+  [ -f "$x64" ] || continue
+  read -r glibc glibcxx <<<"$(floors objdump "$x64")"
+  echo "linux-x64 needs: $glibc $glibcxx"
+  check "linux-x64 needs at most GLIBC_2.34 and GLIBCXX_3.4.30 (docs/install.md)" bash -c \
+    "$(declare -f at_most); at_most $glibc GLIBC_2.34 && at_most $glibcxx GLIBCXX_3.4.30"
 done
 
 # An arm64 Node from the npm registry (cached after the first run).
