@@ -214,7 +214,7 @@ describe('nftLoss', () => {
     await writeSafetensorsFile(join(dir, 'in.safetensors'), tensors, { cases: JSON.stringify(meta) });
     const run = spawnSync(
       '/usr/bin/python3',
-      ['bench/pytorch/nft_loss.py', join(dir, 'in.safetensors'), join(dir, 'out.safetensors')],
+      ['reference/nft_loss.py', join(dir, 'in.safetensors'), join(dir, 'out.safetensors')],
       {
         encoding: 'utf8',
       },

@@ -55,7 +55,8 @@ if __name__ == "__main__" and "torch" not in sys.modules:
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The networks are the PyTorch references of the test oracles.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "reference"))
 
 from dit import DiT, DiTConfig  # noqa: E402
 from velocity_net import CONFIG_M, VelocityNet, VelocityNetConfig, uses_weight_decay  # noqa: E402

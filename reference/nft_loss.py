@@ -1,6 +1,6 @@
 """Independent oracle for the DiffusionNFT loss (algorithms.md section 2.3).
 
-Usage:  /usr/bin/python3 bench/pytorch/nft_loss.py IN.safetensors OUT.safetensors
+Usage:  /usr/bin/python3 reference/nft_loss.py IN.safetensors OUT.safetensors
 
 IN holds one or more cases. Metadata `cases` is a JSON list of
 {"name", "beta", "advClipMax", "adaptive", "klCoef"}; for each case NAME the tensors

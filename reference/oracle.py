@@ -1,6 +1,6 @@
 """Independent oracle for the test suite: forward + backward of the velocity network (MLP or DiT).
 
-Usage:  /usr/bin/python3 bench/pytorch/oracle.py IN.safetensors OUT.safetensors
+Usage:  /usr/bin/python3 reference/oracle.py IN.safetensors OUT.safetensors
 
 IN holds every network parameter under its docs/network.md (or docs/dit.md) name, plus
 `input.x` (B, D) F32, `input.t` (B) F32, `input.cond` (B, L) I32 and
