@@ -1,4 +1,4 @@
-// Sampling: integrate dx/dt = v(x, t, c) from noise at t = 1 to data at t = 0 (algorithms.md sections 1 and 2.7).
+// Sampling: integrate dx/dt = v(x, t, c) from noise at t = 1 to data at t = 0 (docs/algorithms.md §1.1 and §2.7).
 // A VelocityNet with a built-in solver runs the whole rollout in one native call; any other combination (a velocity
 // function, a solver written in TypeScript) runs here, with the built-in solvers re-expressed over the same float32
 // arithmetic so that both paths give the same samples.
@@ -126,7 +126,7 @@ async function heun(ctx: SolverContext): Promise<Tensor> {
 }
 
 /**
- * DPM-Solver++(2M) in data-prediction form (algorithms.md 2.7): with x0 = x − s·v, h = λ(t) − λ(s), r = h_prev/h,
+ * DPM-Solver++(2M) in data-prediction form (docs/algorithms.md §2.7): with x0 = x − s·v, h = λ(t) − λ(s), r = h_prev/h,
  * x_t = (t/s)·x − (1 − t)(e^{−h} − 1)·[(1 + 1/2r)·x0 − 1/2r·x0_prev]. The first step and the step into t = 0 are
  * first order (DDIM, which for rectified flow equals Euler); after a first step from t = 1, h_prev = ∞ and the
  * second step is first order too.

@@ -1,4 +1,4 @@
-"""Independent oracle for optimalityProbability: rewards -> advantages -> r (DiffusionNFT, algorithms.md 2.2).
+"""Independent oracle for optimalityProbability: rewards -> advantages -> r (DiffusionNFT, docs/algorithms.md §2.2).
 
 Usage:  /usr/bin/python3 reference/advantage.py IN.json OUT.json
 

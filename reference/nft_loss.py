@@ -1,4 +1,4 @@
-"""Independent oracle for the DiffusionNFT loss (algorithms.md section 2.3).
+"""Independent oracle for the DiffusionNFT loss (docs/algorithms.md §2.3).
 
 Usage:  /usr/bin/python3 reference/nft_loss.py IN.safetensors OUT.safetensors
 

@@ -66,7 +66,7 @@ function referenceRollout(solver: string, grid: Float64Array, noise: Tensor): nu
 }
 
 describe('timeGrid', () => {
-  it('builds the uniform grid and the SD3 grid of algorithms.md section 1', () => {
+  it('builds the uniform grid and the SD3 grid of docs/algorithms.md §1.1', () => {
     expect(Array.from(timeGrid(4))).toEqual([1, 0.75, 0.5, 0.25, 0]);
     const sd3 = [1.0, 0.9601, 0.9133, 0.8577, 0.7904, 0.7073, 0.6022, 0.4649, 0.278, 0.0089, 0];
     const grid = timeGrid(10, { schedule: 'sd3' });

@@ -33,7 +33,9 @@ describe('Philox streams', () => {
 
   it('are the ones the draws use: Tensor.randn by default, interpolation noise', () => {
     const byDefault = Tensor.randn([6], { seed: 9 }).storage;
-    expect(Array.from(byDefault)).toEqual(Array.from(Tensor.randn([6], { seed: 9, stream: streams.USER_STREAM }).storage));
+    expect(Array.from(byDefault)).toEqual(
+      Array.from(Tensor.randn([6], { seed: 9, stream: streams.USER_STREAM }).storage),
+    );
     const x0 = Tensor.zeros([2, 3]);
     const { target } = interpolate(x0, Tensor.from([1, 1]), { seed: 4 });
     const eps = Tensor.randn([2, 3], { seed: 4, stream: streams.NOISE_STREAM }).storage;

@@ -1,3 +1,4 @@
+// The toy2d job (`diffusion-nft toy2d`): pre-train the small network on the 2-D Gaussian mixture, then DiffusionNFT.
 import { VelocityNet } from '../net.js';
 import { FlowMatchingTrainer } from '../pretrain.js';
 import { type SolverName, sample } from '../solvers.js';

@@ -12,7 +12,8 @@ namespace {
 [[noreturn]] void fail(const std::string& message) { throw Error(Error::Kind::kRange, "config." + message); }
 
 void check_positive(const char* name, int value, int low) {
-  if (value < low) fail(std::string(name) + " must be at least " + std::to_string(low) + ", got " + std::to_string(value));
+  if (value < low)
+    fail(std::string(name) + " must be at least " + std::to_string(low) + ", got " + std::to_string(value));
 }
 
 }  // namespace
