@@ -9,26 +9,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from embedding import LN_EPS, EmbeddedNet, config_dict, config_from_dict, config_from_json
+from embedding import LN_EPS, EmbeddedNet, EmbeddingConfig
 
 
 @dataclass(frozen=True)
-class DiTConfig:
-    """Network hyper-parameters; field names follow docs/dit.md (camelCase)."""
+class DiTConfig(EmbeddingConfig):
+    """Network hyper-parameters: the shared fields, then the image's (docs/dit.md, camelCase)."""
 
-    dataDim: int
-    width: int
-    depth: int
-    mlpRatio: int
-    timeFeatures: int
-    vocabSize: int
-    condSlots: int
     imageSize: int
     channels: int
     patch: int
@@ -46,16 +39,8 @@ class DiTConfig:
     def patchDim(self) -> int:
         return self.patch**2 * self.channels
 
-    @staticmethod
-    def from_dict(d: Mapping[str, Any]) -> "DiTConfig":
-        return config_from_dict(DiTConfig, d)
-
-    @staticmethod
-    def from_json(s: str) -> "DiTConfig":
-        return config_from_json(DiTConfig, s)
-
     def to_dict(self) -> Dict[str, Any]:
-        return {"arch": "dit", **config_dict(self)}
+        return {"arch": "dit", **super().to_dict()}
 
 
 CONFIG_D = DiTConfig(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Type, TypeVar
 
 import torch
@@ -19,20 +20,40 @@ from torch import nn
 
 LN_EPS = 1e-6
 
-C = TypeVar("C")
+C = TypeVar("C", bound="ConfigDict")
 
 
-def config_from_dict(cls: Type[C], d: Mapping[str, Any]) -> C:
-    """A config dataclass from a dict with every field (extra keys such as `arch` are ignored)."""
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    missing = [n for n in names if n not in d]
-    if missing:
-        raise ValueError(f"config is missing fields: {missing}")
-    return cls(**{n: int(d[n]) for n in names})
+class ConfigDict:
+    """Base of the config dataclasses: their dict and JSON forms, field names as the docs (camelCase)."""
+
+    @classmethod
+    def from_dict(cls: Type[C], d: Mapping[str, Any]) -> C:
+        """A config from a dict with every field (extra keys such as `arch` are ignored)."""
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        missing = [n for n in names if n not in d]
+        if missing:
+            raise ValueError(f"config is missing fields: {missing}")
+        return cls(**{n: int(d[n]) for n in names})
+
+    @classmethod
+    def from_json(cls: Type[C], s: str) -> C:
+        return cls.from_dict(json.loads(s))
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
 
 
-def config_from_json(cls: Type[C], s: str) -> C:
-    return config_from_dict(cls, json.loads(s))
+@dataclass(frozen=True)
+class EmbeddingConfig(ConfigDict):
+    """The fields both architectures share (docs/network.md, docs/dit.md)."""
+
+    dataDim: int
+    width: int
+    depth: int
+    mlpRatio: int
+    timeFeatures: int
+    vocabSize: int
+    condSlots: int
 
 
 class _Namespace(nn.Module):
@@ -94,7 +115,3 @@ class EmbeddedNet(nn.Module):
                 p.uniform_(-b, b, generator=generator)
             else:
                 p.normal_(0.0, std, generator=generator)
-
-
-def config_dict(config: Any) -> Dict[str, Any]:
-    return dataclasses.asdict(config)

@@ -10,37 +10,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from embedding import LN_EPS, EmbeddedNet, config_dict, config_from_dict, config_from_json
+from embedding import LN_EPS, EmbeddedNet, EmbeddingConfig
 
 
 @dataclass(frozen=True)
-class VelocityNetConfig:
-    """Network hyper-parameters; field names follow docs/network.md (camelCase)."""
-
-    dataDim: int
-    width: int
-    depth: int
-    mlpRatio: int
-    timeFeatures: int
-    vocabSize: int
-    condSlots: int
-
-    @staticmethod
-    def from_dict(d: Mapping[str, Any]) -> "VelocityNetConfig":
-        return config_from_dict(VelocityNetConfig, d)
-
-    @staticmethod
-    def from_json(s: str) -> "VelocityNetConfig":
-        return config_from_json(VelocityNetConfig, s)
-
-    def to_dict(self) -> Dict[str, int]:
-        return config_dict(self)
+class VelocityNetConfig(EmbeddingConfig):
+    """Network hyper-parameters: exactly the shared fields (docs/network.md)."""
 
 
 CONFIG_M = VelocityNetConfig(
