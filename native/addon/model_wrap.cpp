@@ -298,11 +298,7 @@ Napi::Value ModelWrap::FlowMatchingStep(const Napi::CallbackInfo& info) {
   Napi::Float32Array x0 = float32_arg(info, 0, "x0", static_cast<size_t>(B) * c.data_dim);
   Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
   Napi::Object o = object_arg(info, 3, "options");
-  FlowMatchingOptions options;
-  options.optimizer = optimizer_config_from(o);
-  options.seed = static_cast<uint64_t>(number_field(o, "seed", 0, 0, 9007199254740991.0));
-  options.micro_batch = static_cast<int>(number_field(o, "microBatch", 0, 0, kMaxBatch));
-  options.cond_dropout = number_field(o, "condDropout", 0, 0, 1);
+  const FlowMatchingOptions options = flow_matching_options_from(o);
   std::shared_ptr<Model> model = model_;
   auto stats = std::make_shared<StepStats>();
   const float* x0p = x0.Data();
