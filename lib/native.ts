@@ -114,6 +114,15 @@ export interface NativeBackendInfo {
   threads: number;
 }
 
+export interface NativeLimits {
+  /** Rows of one batch. */
+  maxBatch: number;
+  /** Bytes of any one array a call allocates. */
+  maxArrayBytes: number;
+  /** Optimiser steps a model may record (2^40). */
+  maxStep: number;
+}
+
 export interface NativeAddon {
   Model: new (
     config: Record<string, number | string>,
@@ -123,6 +132,10 @@ export interface NativeAddon {
   ) => NativeModel;
   backendInfo(): NativeBackendInfo;
   setThreads(threads: number): void;
+  /** The bounds every native call checks before allocating. */
+  limits(): NativeLimits;
+  /** The flat parameter layout of a config, computed without allocating a model. */
+  paramLayout(config: Record<string, number | string>): NativeParamSpec[];
   philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
   randomFill(
     out: Float32Array,
@@ -213,4 +226,12 @@ export function native(): NativeAddon {
     );
   }
   return addon;
+}
+
+let cachedLimits: NativeLimits | undefined;
+
+/** The native limits (docs/reliability.md), read once. */
+export function limits(): NativeLimits {
+  cachedLimits ??= native().limits();
+  return cachedLimits;
 }

@@ -1,6 +1,8 @@
 // The epoch loop both online RL trainers share (algorithms.md 4): draw prompt groups, roll out in chunks while the
 // previous chunk's rewards are scored, train, and the run/evaluate/checkpoint/resume contract around it.
 import { type Checkpoint, loadCheckpoint, writeCheckpoint } from '../checkpoint.js';
+import { BusyError, CheckpointError } from '../errors.js';
+import { limits } from '../native.js';
 import { VelocityNet } from '../net.js';
 import { numberOption, objectOption, rejectUnknown } from '../options.js';
 import { type OptimizerOptions, resolveOptimizer } from '../pretrain.js';
@@ -13,6 +15,7 @@ import {
   type Prompt,
   promptTokens,
   type ResolvedRewards,
+  type RewardPolicy,
   type Rewards,
   resolveRewards,
   type Scores,
@@ -47,6 +50,13 @@ export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptio
   seed?: number;
   /** Samples per native rollout call (default 1024). */
   chunk?: number;
+  /**
+   * Milliseconds one call of a reward may take before it fails with a RewardError (default 600000, ten minutes;
+   * 0: no limit). Bounds rewards served over a network that may never answer.
+   */
+  rewardTimeout?: number;
+  /** Further attempts of a reward call that threw, rejected or timed out (default 0). */
+  rewardRetries?: number;
 }
 
 /** Statistics every trainer reports for an epoch. */
@@ -119,6 +129,8 @@ export const ONLINE_FIELDS = [
   'ema',
   'seed',
   'chunk',
+  'rewardTimeout',
+  'rewardRetries',
   'lr',
   'beta1',
   'beta2',
@@ -160,6 +172,7 @@ interface Common {
   ema: number;
   seed: number;
   chunk: number;
+  reward: RewardPolicy;
 }
 
 /**
@@ -206,9 +219,18 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       ema: numberOption('options', opts, 'ema', { kind: 'number', min: 0, max: 1 }, 0.9),
       seed: int('seed', 0, Number.MAX_SAFE_INTEGER, 0),
       chunk: int('chunk', 1, 1 << 24, 1024),
+      reward: { timeoutMs: int('rewardTimeout', 0, 2 ** 31 - 1, 600_000), retries: int('rewardRetries', 0, 100, 0) },
     };
-    if (this.common.optimizerSteps > this.common.groups * groupSize) {
+    const perEpoch = this.common.groups * groupSize;
+    if (this.common.optimizerSteps > perEpoch) {
       throw new RangeError('options.optimizerSteps must not exceed the samples per epoch');
+    }
+    const { maxBatch, maxArrayBytes } = limits();
+    if (perEpoch > maxBatch || perEpoch * net.config.dataDim * 4 > maxArrayBytes) {
+      throw new RangeError(
+        `options.groups × groupSize = ${perEpoch} samples per epoch is above the limit (${maxBatch} rows, ` +
+          `${maxArrayBytes} bytes of samples)`,
+      );
     }
     this.optimizer = resolveOptimizer('options', opts);
     this.net = net;
@@ -242,7 +264,9 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   ): Promise<{ loss: number; gradNorm: number; lr: number; extra: Omit<S, keyof EpochStats> }>;
 
   #state(): string {
-    const common = { ...this.common, grid: Array.from(this.common.grid) };
+    // The reward policy does not change what a run computes: a resume may set it differently.
+    const { reward: _policy, ...rest } = this.common;
+    const common = { ...rest, grid: Array.from(this.common.grid) };
     return JSON.stringify({ ...common, optimizer: this.optimizer, ...this.fingerprint() });
   }
 
@@ -273,9 +297,19 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
 
   /** Restores the epoch count and the saved network state into this trainer's network. */
   private async restore(path: string, checkpoint: Checkpoint): Promise<void> {
-    const state = JSON.parse(checkpoint.trainer ?? '{}') as { format?: string; epoch?: number; options?: string };
-    if (state.format !== this.constructor.name || !Number.isSafeInteger(state.epoch)) {
-      throw new RangeError(
+    let state: { format?: string; epoch?: number; options?: string } = {};
+    try {
+      state = JSON.parse(checkpoint.trainer ?? '{}') ?? {};
+    } catch (error) {
+      throw new CheckpointError(`${path}: dnft.trainer is not valid JSON`, { cause: error });
+    }
+    if (
+      typeof state !== 'object' ||
+      state.format !== this.constructor.name ||
+      !Number.isSafeInteger(state.epoch) ||
+      (state.epoch as number) < 0
+    ) {
+      throw new CheckpointError(
         `${path} holds no ${this.constructor.name} state (save it with run({ checkpoint }) or save())`,
       );
     }
@@ -292,7 +326,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
    * fails, nothing is applied and the error names it.
    */
   async epoch(signal?: AbortSignal): Promise<S> {
-    if (this.#busy) throw new Error(`${this.constructor.name}.epoch: an epoch is already running; await it first`);
+    if (this.#busy) throw new BusyError(`${this.constructor.name}.epoch: an epoch is already running; await it first`);
     this.#busy = true;
     try {
       return await this.#runEpoch(signal);
@@ -312,21 +346,25 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     const chunks: RolloutChunk[] = [];
     const scoring: Promise<Scores>[] = [];
     let rewardSeconds = 0;
-    for (let start = 0; start < n; start += c.chunk) {
+    let rewardFailed = false;
+    for (let start = 0; start < n && !rewardFailed; start += c.chunk) {
       signal?.throwIfAborted();
       const rows = Math.min(c.chunk, n - start);
       const chunk = await this.rolloutChunk(tokens.slice(start * L, (start + rows) * L), rows, this.#epoch * n + start);
       chunks.push(chunk);
       samples.set(chunk.x.storage, start * D);
       const chunkPrompts = drawn.prompts.slice(start, start + rows);
-      scoring.push(
-        (async () => {
-          const t0 = performance.now();
-          const result = await score(this.rewardFns, chunk.x, chunkPrompts);
-          rewardSeconds += (performance.now() - t0) / 1000;
-          return result;
-        })(),
-      );
+      const scored = (async () => {
+        const t0 = performance.now();
+        const result = await score(this.rewardFns, chunk.x, chunkPrompts, c.reward);
+        rewardSeconds += (performance.now() - t0) / 1000;
+        return result;
+      })();
+      // Handled now, not only at the Promise.all below: a failure while later chunks sample must not go unhandled.
+      scored.catch(() => {
+        rewardFailed = true;
+      });
+      scoring.push(scored);
     }
     const sampled = performance.now();
     const parts = await Promise.all(scoring);
@@ -342,7 +380,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     }
     signal?.throwIfAborted();
     const scored = performance.now();
-    const trained = await this.train({
+    const trained = await this.#trainAtomically({
       prompts: drawn.prompts,
       groupIds: drawn.groupIds,
       tokens,
@@ -372,6 +410,30 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       },
     };
     return { ...stats, ...trained.extra } as S;
+  }
+
+  /**
+   * train(), undone if it fails: with several optimiser steps, a failure at a later one (a NumericError) would
+   * otherwise keep the earlier ones. (A single step changes nothing when it fails.)
+   */
+  async #trainAtomically(data: EpochData<P>): ReturnType<OnlineTrainer<P, S>['train']> {
+    if (this.common.optimizerSteps === 1) return this.train(data);
+    const model = this.net.model;
+    const theta = this.net.getParameters();
+    const step = this.net.step;
+    const moments = model.hasOptimizerState()
+      ? [new Float32Array(theta.length), new Float32Array(theta.length)]
+      : undefined;
+    if (moments !== undefined) model.getOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array);
+    try {
+      return await this.train(data);
+    } catch (error) {
+      await this.net.enqueue(async () => undefined);
+      model.setParams(theta);
+      if (moments === undefined) model.resetOptimizer();
+      else model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
+      throw error;
+    }
   }
 
   /**
@@ -416,7 +478,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       params,
       chunk: this.common.chunk,
     });
-    const { total, parts } = await score(this.rewardFns, x, list);
+    const { total, parts } = await score(this.rewardFns, x, list, this.common.reward);
     const rewards: Record<string, number> = {};
     for (const [name, values] of Object.entries(parts)) rewards[name] = meanStd(values).mean;
     return { reward: meanStd(total).mean, rewards, samples: list.length };
