@@ -39,7 +39,8 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// limits() -> { maxBatch, maxArrayBytes, maxStep }: the bounds every call checks before allocating (docs/reliability.md).
+// limits() -> { maxBatch, maxArrayBytes, maxStep }: the bounds every call checks before allocating
+// (docs/reliability.md).
 Napi::Value Limits(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(info.Env());
   result.Set("maxBatch", kMaxBatch);

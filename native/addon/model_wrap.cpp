@@ -140,9 +140,7 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   });
 }
 
-Napi::Value ModelWrap::Layout(const Napi::CallbackInfo& info) {
-  return layout_to(info.Env(), model_->net().layout());
-}
+Napi::Value ModelWrap::Layout(const Napi::CallbackInfo& info) { return layout_to(info.Env(), model_->net().layout()); }
 
 Napi::Value ModelWrap::Config(const Napi::CallbackInfo& info) {
   return net_config_to(info.Env(), model_->net().config());

@@ -13,7 +13,7 @@ namespace dnft::addon {
 
 // The limits of one call (docs/reliability.md): rows of a batch, bytes of any one array a call allocates, steps.
 constexpr int kMaxBatch = 1 << 24;
-constexpr int64_t kMaxStep = int64_t{1} << 40;  // optimiser steps a model may record
+constexpr int64_t kMaxStep = int64_t{1} << 40;   // optimiser steps a model may record
 constexpr double kMaxArrayBytes = 2147483648.0;  // 2 GiB
 
 // Throws a RangeError naming `what` when `count` floats exceed kMaxArrayBytes: checked before allocating, because

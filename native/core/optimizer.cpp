@@ -32,9 +32,8 @@ void check_update_bound(Backend& backend, const float* params, const float* m, c
   const double v_bound = c.beta2 * v_norm + (1.0 - c.beta2) * g_norm * g_norm;
   const double p_bound = p_norm + lr * (m_bound / (bias_correction1 * c.eps) + c.weight_decay * p_norm);
   if (!(m_bound < kLimit && v_bound < kLimit && p_bound < kLimit)) {
-    throw Error(Error::Kind::kNumeric,
-                "the update could overflow to Inf or NaN (gradient norm " + std::to_string(g_norm) +
-                    "); the step was not applied");
+    throw Error(Error::Kind::kNumeric, "the update could overflow to Inf or NaN (gradient norm " +
+                                           std::to_string(g_norm) + "); the step was not applied");
   }
 }
 
