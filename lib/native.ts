@@ -209,8 +209,10 @@ export function native(): NativeAddon {
   const root = packageRoot();
   const require = createRequire(import.meta.url);
   try {
+    // DNFT_ADDON names another build of the addon, e.g. the sanitizer build of scripts/ci-reliability.sh.
+    const path = process.env.DNFT_ADDON;
     const load = require('node-gyp-build') as (dir: string) => NativeAddon;
-    addon = load(root);
+    addon = path ? (require(path) as NativeAddon) : load(root);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new BackendError(

@@ -127,6 +127,7 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   const std::string precision =
       info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "tf32";
   guard(env, [&] {
+    check_array_size(env, static_cast<double>(param_count(param_layout(config))), "one set of parameters");
     const Precision mode = parse_precision(precision);
     if (choose_device(device, device_info()) == DeviceChoice::kCuda) {
       backend_ = create_cuda_backend({0, mode});
