@@ -45,8 +45,9 @@ export function mutate(bases, seed) {
     () => {
       const t = header[pick(r, names)];
       const i = Math.floor(r() * (t.shape.length + 1));
-      if (r() < 0.5) t.shape[i] = pick(r, [...NUMBERS, ...ODD]);
-      else if (r() < 0.5) t.shape.push(pick(r, [1, 2, 0]));
+      const how = r();
+      if (how < 0.5) t.shape[i] = pick(r, [...NUMBERS, ...ODD]);
+      else if (how < 0.75) t.shape.push(pick(r, [1, 2, 0]));
       else t.shape.splice(i, 1);
     },
     () => {
