@@ -14,18 +14,14 @@ import {
 const SMALL = { width: 16, depth: 1 };
 const PROMPTS = [{ tokens: [1] }];
 const zeros = (x: Tensor) => new Array(x.shape[0]).fill(0).map((_, i) => i % 2);
+/** DiffusionNFT with two optimiser steps per epoch and this η schedule. */
+const twoSteps = (net: VelocityNet, eta: (step: number) => number) =>
+  new DiffusionNFT(net, { prompts: PROMPTS, rewards: zeros, groups: 2, groupSize: 4, optimizerSteps: 2, eta });
 
 describe('reliability: errors', () => {
   it('an eta schedule outside [0, 1] fails the epoch before any optimiser step (item 6)', async () => {
     const net = VelocityNet.create(SMALL, { seed: 1 });
-    const nft = new DiffusionNFT(net, {
-      prompts: PROMPTS,
-      rewards: zeros,
-      groups: 2,
-      groupSize: 4,
-      optimizerSteps: 2,
-      eta: () => 2,
-    });
+    const nft = twoSteps(net, () => 2);
     const before = Array.from(net.getParameters());
     await expect(nft.epoch()).rejects.toThrow(/eta schedule gave 2 at step 2/);
     expect(Array.from(net.getParameters())).toEqual(before);
@@ -37,16 +33,9 @@ describe('reliability: errors', () => {
   it('a failing later optimiser step of an epoch undoes the earlier ones', async () => {
     const net = VelocityNet.create(SMALL, { seed: 1 });
     let calls = 0;
-    const nft = new DiffusionNFT(net, {
-      prompts: PROMPTS,
-      rewards: zeros,
-      groups: 2,
-      groupSize: 4,
-      optimizerSteps: 2,
-      eta: (step) => {
-        calls += 1;
-        return step > 100 ? 0.5 : 0.1;
-      },
+    const nft = twoSteps(net, (step) => {
+      calls += 1;
+      return step > 100 ? 0.5 : 0.1;
     });
     await nft.epoch();
     const before = Array.from(net.getParameters());

@@ -7,8 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { childLoop, pick, rng, runFuzz } from './driver.mjs';
+import { childLoop, fuzzArgs, pick, rng, runFuzz } from './driver.mjs';
 
 const NUMBERS = [-1, 0, 1, 2, 3, 7, 8, 64, 2 ** 31, 2 ** 32 + 4, 2 ** 53, 1e300, -(2 ** 40), 0.5, Number.NaN];
 const ODD = [null, 'x', '', '0x10', '1e3', true, {}, [], [1, [2]], '9'.repeat(30), -0];
@@ -172,15 +171,8 @@ async function writeBases(dir) {
 }
 
 async function main() {
-  const { values } = parseArgs({
-    options: {
-      inputs: { type: 'string', default: '5000' },
-      children: { type: 'string', default: '2' },
-      seed: { type: 'string', default: '1' },
-      out: { type: 'string', default: 'fuzz-findings/checkpoint' },
-    },
-  });
-  const seed = Number(values.seed);
+  const values = fuzzArgs('checkpoint');
+  const { seed } = values;
   const dir = mkdtempSync(join(tmpdir(), 'dnft-fuzz-ckpt-'));
   try {
     await writeBases(dir);
@@ -188,8 +180,8 @@ async function main() {
     const { report, clean } = await runFuzz({
       script: fileURLToPath(import.meta.url),
       childArgs: (from, to) => ['--child', dir, String(seed), String(from), String(to)],
-      inputs: Number(values.inputs),
-      children: Number(values.children),
+      inputs: values.inputs,
+      children: values.children,
       batch: 500,
       msPerInput: 2000,
       expected: ['loaded', 'rejected'],

@@ -4,6 +4,21 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+/** The command line of a fuzzer: --inputs, --children, --seed, --out (default fuzz-findings/NAME), plus `extra`. */
+export function fuzzArgs(name, extra = {}) {
+  const { values } = parseArgs({
+    options: {
+      inputs: { type: 'string', default: '5000' },
+      children: { type: 'string', default: '2' },
+      seed: { type: 'string', default: '1' },
+      out: { type: 'string', default: `fuzz-findings/${name}` },
+      ...extra,
+    },
+  });
+  return { ...values, inputs: Number(values.inputs), children: Number(values.children), seed: Number(values.seed) };
+}
 
 /** A small deterministic generator (mulberry32), so that any input can be made again from its number. */
 export function rng(seed) {

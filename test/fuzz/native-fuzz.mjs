@@ -7,8 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { childLoop, pick, rng, runFuzz } from './driver.mjs';
+import { childLoop, fuzzArgs, pick, rng, runFuzz } from './driver.mjs';
 
 const FUNCTIONS = [
   'backendInfo',
@@ -186,16 +185,8 @@ async function child(seed, from, to, released) {
 }
 
 async function main() {
-  const { values } = parseArgs({
-    options: {
-      inputs: { type: 'string', default: '5000' },
-      children: { type: 'string', default: '2' },
-      seed: { type: 'string', default: '1' },
-      released: { type: 'boolean', default: false },
-      out: { type: 'string', default: 'fuzz-findings/native' },
-    },
-  });
-  const seed = Number(values.seed);
+  const values = fuzzArgs('native', { released: { type: 'boolean', default: false } });
+  const { seed } = values;
   const expected = new Set();
   const { report, clean } = await runFuzz({
     script: fileURLToPath(import.meta.url),
