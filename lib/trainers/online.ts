@@ -418,7 +418,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
    */
   async #trainAtomically(data: EpochData<P>): ReturnType<OnlineTrainer<P, S>['train']> {
     if (this.common.optimizerSteps === 1) return this.train(data);
-    const model = this.net.model;
+    let model = this.net.model;
     const theta = this.net.getParameters();
     const step = this.net.step;
     const moments = model.hasOptimizerState()
@@ -429,6 +429,8 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       return await this.train(data);
     } catch (error) {
       await this.net.enqueue(async () => undefined);
+      if (this.net.disposed) throw error; // nothing left to restore
+      model = this.net.model;
       model.setParams(theta);
       if (moments === undefined) model.resetOptimizer();
       else model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
