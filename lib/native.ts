@@ -168,10 +168,23 @@ export interface NativeBackendInfo {
   threads: number;
 }
 
+export interface NativeLimits {
+  /** Rows of one batch. */
+  maxBatch: number;
+  /** Bytes of any one array a call allocates. */
+  maxArrayBytes: number;
+  /** Optimiser steps a model may record (2^40). */
+  maxStep: number;
+}
+
 export interface NativeAddon {
   Model: new (config: NetConfig, seed: number | bigint, device: string, precision: string) => NativeModel;
   backendInfo(): NativeBackendInfo;
   setThreads(threads: number): void;
+  /** The bounds every native call checks before allocating. */
+  limits(): NativeLimits;
+  /** The flat parameter layout of a config, computed without allocating a model. */
+  paramLayout(config: Record<string, number | string>): NativeParamSpec[];
   philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
   randomFill(
     out: Float32Array,
@@ -254,8 +267,10 @@ export function native(): NativeAddon {
   const root = packageRoot();
   const require = createRequire(import.meta.url);
   try {
+    // DNFT_ADDON names another build of the addon, e.g. the sanitizer build of scripts/ci-reliability.sh.
+    const path = process.env.DNFT_ADDON;
     const load = require('node-gyp-build') as (dir: string) => NativeAddon;
-    addon = load(root);
+    addon = path ? (require(path) as NativeAddon) : load(root);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new BackendError(
@@ -272,4 +287,12 @@ export function native(): NativeAddon {
     );
   }
   return addon;
+}
+
+let cachedLimits: NativeLimits | undefined;
+
+/** The native limits (docs/reliability.md), read once. */
+export function limits(): NativeLimits {
+  cachedLimits ??= native().limits();
+  return cachedLimits;
 }
