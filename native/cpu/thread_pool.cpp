@@ -151,7 +151,8 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
 namespace {
 
 std::mutex g_pool_mutex;
-std::shared_mutex g_pool_use;
+std::mutex g_use_mutex;  // guards g_users, and is held while set_num_threads replaces the pool
+int g_users = 0;
 std::atomic<ThreadPool*> g_pool{nullptr};  // intentionally leaked at exit: joining threads during teardown is fragile
 
 int default_threads() {
@@ -178,12 +179,20 @@ ThreadPool& global_pool() {
   return *pool;
 }
 
-PoolUse::PoolUse() : lock_(g_pool_use) {}
+PoolUse::PoolUse() {
+  const std::lock_guard<std::mutex> lock(g_use_mutex);
+  ++g_users;
+}
+
+PoolUse::~PoolUse() {
+  const std::lock_guard<std::mutex> lock(g_use_mutex);
+  --g_users;
+}
 
 void set_num_threads(int threads) {
   if (threads < 1) throw std::invalid_argument("set_num_threads: threads must be >= 1, got " + std::to_string(threads));
-  std::unique_lock<std::shared_mutex> idle(g_pool_use, std::try_to_lock);
-  if (!idle.owns_lock()) {
+  const std::lock_guard<std::mutex> idle(g_use_mutex);
+  if (g_users > 0) {
     throw Error(Error::Kind::kState, "setThreads: a native call is in flight; await it before changing the threads");
   }
   std::lock_guard<std::mutex> lock(g_pool_mutex);

@@ -7,7 +7,6 @@
 #include <exception>
 #include <functional>
 #include <mutex>
-#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -74,12 +73,14 @@ void parallel_elements(size_t n, Fn&& fn) {
 }
 // Held for the whole of a native call that uses the global pool, so that set_num_threads cannot replace the pool
 // under it (kernels size per-worker scratch by the pool they see at the start of a call).
+// A count under a plain mutex rather than std::shared_mutex: the latter's pthread_rwlock symbols raise the
+// prebuilt binaries' glibc floor to 2.34 (docs/install.md).
 class PoolUse {
  public:
   PoolUse();
-
- private:
-  std::shared_lock<std::shared_mutex> lock_;
+  ~PoolUse();
+  PoolUse(const PoolUse&) = delete;
+  PoolUse& operator=(const PoolUse&) = delete;
 };
 
 // Replaces the global pool (throws std::invalid_argument if threads < 1). Refuses, with dnft::Error (kState), while
