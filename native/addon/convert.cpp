@@ -248,4 +248,32 @@ GrpoStepOptions grpo_step_options_from(const Napi::Object& o) {
   return s;
 }
 
+LoraConfig lora_config_from(const Napi::Object& o, Arch arch) {
+  LoraConfig c;
+  Napi::Env env = o.Env();
+  const double rank = number_field(o, "rank", c.rank, -1e9, 1e9);
+  if (std::floor(rank) != rank) throw_range(env, "lora.rank must be an integer");
+  c.rank = static_cast<int>(rank);
+  c.alpha = number_field(o, "alpha", c.alpha, -1e300, 1e300);
+  Napi::Value targets = o.Get("targets");
+  if (targets.IsUndefined()) {
+    c.targets = lora_default_targets(arch);
+  } else {
+    if (!targets.IsArray()) throw_type(env, "lora.targets must be an array of module names");
+    Napi::Array list = targets.As<Napi::Array>();
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      Napi::Value name = list.Get(i);
+      if (!name.IsString()) throw_type(env, "lora.targets must be an array of module names");
+      c.targets.push_back(name.As<Napi::String>().Utf8Value());
+    }
+  }
+  Napi::Value init = o.Get("init");
+  if (!init.IsUndefined()) {
+    const std::string name = init.IsString() ? init.As<Napi::String>().Utf8Value() : "";
+    if (name != "gaussian" && name != "kaiming") throw_range(env, "lora.init must be 'gaussian' or 'kaiming'");
+    c.init = name == "kaiming" ? LoraInit::kKaiming : LoraInit::kGaussian;
+  }
+  return c;
+}
+
 }  // namespace dnft::addon

@@ -33,5 +33,8 @@ NftStepOptions nft_step_options_from(const Napi::Object& object);
 GrpoParams grpo_params_from(const Napi::Object& object);
 // { grid: Float64Array, trainSteps, sdeA, cfgScale, microBatch, ...GRPO params, ...optimizer }
 GrpoStepOptions grpo_step_options_from(const Napi::Object& object);
+// { rank?, alpha?, targets?, init? } (types only; LoraLayout checks the ranges): missing fields take LoraConfig's
+// defaults, missing targets the architecture's default targets.
+LoraConfig lora_config_from(const Napi::Object& object, Arch arch);
 
 }  // namespace dnft::addon

@@ -48,6 +48,23 @@ Napi::Value step_stats_to(Napi::Env env, const StepStats& stats) {
   return result;
 }
 
+Napi::Array layout_to(Napi::Env env, const std::vector<ParamSpec>& layout) {
+  Napi::Array result = Napi::Array::New(env, layout.size());
+  for (size_t i = 0; i < layout.size(); ++i) {
+    const ParamSpec& p = layout[i];
+    Napi::Object entry = Napi::Object::New(env);
+    Napi::Array shape = Napi::Array::New(env, p.shape.size());
+    for (size_t d = 0; d < p.shape.size(); ++d) shape.Set(d, Napi::Number::New(env, static_cast<double>(p.shape[d])));
+    entry.Set("name", p.name);
+    entry.Set("shape", shape);
+    entry.Set("offset", Napi::Number::New(env, static_cast<double>(p.offset)));
+    entry.Set("size", Napi::Number::New(env, static_cast<double>(p.size)));
+    entry.Set("decay", p.decay);
+    result.Set(i, entry);
+  }
+  return result;
+}
+
 }  // namespace
 
 Napi::Function ModelWrap::Define(Napi::Env env) {
@@ -75,6 +92,11 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Sample>("sample"),
                          InstanceMethod<&ModelWrap::NftStep>("nftStep"),
                          InstanceMethod<&ModelWrap::GrpoStep>("grpoStep"),
+                         InstanceMethod<&ModelWrap::EnableLora>("enableLora"),
+                         InstanceMethod<&ModelWrap::Lora>("lora"),
+                         InstanceMethod<&ModelWrap::GetAdapter>("getAdapter"),
+                         InstanceMethod<&ModelWrap::SetAdapter>("setAdapter"),
+                         InstanceMethod<&ModelWrap::MergeLora>("mergeLora"),
                      });
 }
 
@@ -100,24 +122,7 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   });
 }
 
-Napi::Value ModelWrap::Layout(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const auto& layout = model_->net().layout();
-  Napi::Array result = Napi::Array::New(env, layout.size());
-  for (size_t i = 0; i < layout.size(); ++i) {
-    const ParamSpec& p = layout[i];
-    Napi::Object entry = Napi::Object::New(env);
-    Napi::Array shape = Napi::Array::New(env, p.shape.size());
-    for (size_t d = 0; d < p.shape.size(); ++d) shape.Set(d, Napi::Number::New(env, static_cast<double>(p.shape[d])));
-    entry.Set("name", p.name);
-    entry.Set("shape", shape);
-    entry.Set("offset", Napi::Number::New(env, static_cast<double>(p.offset)));
-    entry.Set("size", Napi::Number::New(env, static_cast<double>(p.size)));
-    entry.Set("decay", p.decay);
-    result.Set(i, entry);
-  }
-  return result;
-}
+Napi::Value ModelWrap::Layout(const Napi::CallbackInfo& info) { return layout_to(info.Env(), model_->net().layout()); }
 
 Napi::Value ModelWrap::Config(const Napi::CallbackInfo& info) {
   return net_config_to(info.Env(), model_->net().config());
@@ -196,7 +201,7 @@ Napi::Value ModelWrap::HasOptimizerState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::GetOptimizerState(const Napi::CallbackInfo& info) {
-  const size_t n = model_->net().param_count();
+  const size_t n = model_->trained_count();
   Napi::Float32Array m = float32_arg(info, 0, "m", n), v = float32_arg(info, 1, "v", n);
   guard(info.Env(), [&] {
     on_model(*model_, [&] { model_->get_optimizer_state(m.Data(), v.Data()); });
@@ -206,7 +211,7 @@ Napi::Value ModelWrap::GetOptimizerState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::SetOptimizerState(const Napi::CallbackInfo& info) {
-  const size_t n = model_->net().param_count();
+  const size_t n = model_->trained_count();
   Napi::Float32Array m = float32_arg(info, 0, "m", n), v = float32_arg(info, 1, "v", n);
   const int64_t step = integer_arg(info, 2, "step", 0, int64_t{1} << 40);
   guard(info.Env(), [&] {
@@ -269,7 +274,7 @@ Napi::Value ModelWrap::ForwardBackward(const Napi::CallbackInfo& info) {
   Napi::Int32Array tokens = int32_arg(info, 2, "cond", static_cast<size_t>(B) * c.cond_slots);
   Napi::Float32Array dout = float32_arg(info, 3, "dout", BD);
   Napi::Float32Array out = Napi::Float32Array::New(env, BD), dx = Napi::Float32Array::New(env, BD);
-  Napi::Float32Array grads = Napi::Float32Array::New(env, model_->net().param_count());
+  Napi::Float32Array grads = Napi::Float32Array::New(env, model_->trained_count());
   Model* model = model_.get();
   const float *xp = x.Data(), *tp = t.Data(), *doutp = dout.Data();
   const int32_t* tokp = tokens.Data();
@@ -395,6 +400,66 @@ Napi::Value ModelWrap::GrpoStep(const Napi::CallbackInfo& info) {
         result.Set("ratioMean", stats->ratio_mean);
         return result;
       });
+}
+
+// enableLora({ rank, alpha, targets, init }, seed)
+Napi::Value ModelWrap::EnableLora(const Napi::CallbackInfo& info) {
+  const LoraConfig config = lora_config_from(object_arg(info, 0, "lora"), model_->net().config().arch);
+  const uint64_t seed = seed_arg(info, 1);
+  guard(info.Env(), [&] {
+    on_model(*model_, [&] { model_->enable_lora(config, seed); });
+    return 0;
+  });
+  return info.Env().Undefined();
+}
+
+// lora() -> { rank, alpha, init, targets, layout } or null
+Napi::Value ModelWrap::Lora(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!model_->has_lora()) return env.Null();
+  const LoraLayout& lora = model_->lora();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("rank", lora.config().rank);
+  result.Set("alpha", lora.config().alpha);
+  result.Set("init", lora.config().init == LoraInit::kKaiming ? "kaiming" : "gaussian");
+  Napi::Array targets = Napi::Array::New(env, lora.config().targets.size());
+  for (size_t i = 0; i < lora.config().targets.size(); ++i) targets.Set(i, lora.config().targets[i]);
+  result.Set("targets", targets);
+  result.Set("layout", layout_to(env, lora.layout()));
+  return result;
+}
+
+// getAdapter(out, which?)
+Napi::Value ModelWrap::GetAdapter(const Napi::CallbackInfo& info) {
+  const size_t n = model_->has_lora() ? model_->lora().param_count() : 0;
+  Napi::Float32Array out = float32_arg(info, 0, "adapter", n);
+  const ParamSet which = param_set_arg(info, 1);
+  guard(info.Env(), [&] {
+    on_model(*model_, [&] { model_->get_adapter(out.Data(), which); });
+    return 0;
+  });
+  return info.Env().Undefined();
+}
+
+// setAdapter(src, which?)
+Napi::Value ModelWrap::SetAdapter(const Napi::CallbackInfo& info) {
+  const size_t n = model_->has_lora() ? model_->lora().param_count() : 0;
+  Napi::Float32Array src = float32_arg(info, 0, "adapter", n);
+  const ParamSet which = param_set_arg(info, 1);
+  guard(info.Env(), [&] {
+    on_model(*model_, [&] { model_->set_adapter(src.Data(), which); });
+    return 0;
+  });
+  return info.Env().Undefined();
+}
+
+// mergeLora(): θ ← θ + (alpha/rank)·B·A, adapters dropped
+Napi::Value ModelWrap::MergeLora(const Napi::CallbackInfo& info) {
+  guard(info.Env(), [&] {
+    on_model(*model_, [&] { model_->merge_lora(); });
+    return 0;
+  });
+  return info.Env().Undefined();
 }
 
 }  // namespace dnft::addon

@@ -38,6 +38,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Sample(const Napi::CallbackInfo& info);
   Napi::Value NftStep(const Napi::CallbackInfo& info);
   Napi::Value GrpoStep(const Napi::CallbackInfo& info);
+  Napi::Value EnableLora(const Napi::CallbackInfo& info);
+  Napi::Value Lora(const Napi::CallbackInfo& info);
+  Napi::Value GetAdapter(const Napi::CallbackInfo& info);
+  Napi::Value SetAdapter(const Napi::CallbackInfo& info);
+  Napi::Value MergeLora(const Napi::CallbackInfo& info);
 
   // Batch inputs shared by the calls above: x (B, D), t (B), tokens (B, L) at the given argument positions.
   int batch_arg(const Napi::CallbackInfo& info, size_t index);

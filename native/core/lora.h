@@ -16,10 +16,11 @@ namespace dnft {
 // kaiming_uniform(a = √5). B starts at zero either way, so a fresh adapter changes nothing.
 enum class LoraInit { kGaussian, kKaiming };
 
+// The defaults are DiffusionNFT's official settings.
 struct LoraConfig {
-  int rank = 8;
-  double alpha = 8.0;
-  // Module names inside a block, e.g. "attn.qkv" (docs/lora.md lists them per architecture).
+  int rank = 32;
+  double alpha = 64.0;
+  // Module names inside a block, e.g. "attn.qkv" (lora_target_names); the JS binding fills lora_default_targets.
   std::vector<std::string> targets;
   LoraInit init = LoraInit::kGaussian;
 };
