@@ -18,6 +18,7 @@ import {
   sampleGrid,
   trainShapes,
 } from './jobs/shapes.js';
+import { type NativeBackendInfo, packageRoot } from './native.js';
 import { VelocityNet } from './net.js';
 import * as shapes from './tasks/shapes/index.js';
 
@@ -106,9 +107,31 @@ interface DemoFlags {
   dashboard?: true | number;
 }
 
+/** The backends in a few lines for people; `info --json` gives the same fields. */
+function describeBackends(info: NativeBackendInfo): string {
+  const lines = [`CPU: ${info.threads} threads`];
+  if (!info.compiledWithCuda) lines.push(`CUDA: ${info.cudaUnavailableReason ?? 'not built in'}`);
+  else {
+    lines.push(
+      info.cuda
+        ? `CUDA: ${info.deviceCount} device(s), ${info.device}`
+        : `CUDA: unavailable, ${info.cudaUnavailableReason}`,
+    );
+    const found =
+      info.driverVersion ?? (info.driverCudaVersion ? `one supporting CUDA ${info.driverCudaVersion}` : 'none');
+    lines.push(
+      `  runtime CUDA ${info.cudaRuntime}, needs NVIDIA driver r${info.requiredDriver} or newer; driver found: ${found}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const { version } = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+
 const program = new Command()
   .name('diffusion-nft')
   .description('Online RL post-training of flow-matching generators (DiffusionNFT, FlowGRPO)')
+  .version(version, '-V, --version', 'print the version')
   .showHelpAfterError();
 
 program
@@ -229,6 +252,7 @@ program
   .option('--out <dir>', 'output folder', 'shapes-run')
   .option('--config <file>', 'JSON file with these options and a "trainer" object of trainer options')
   .addOption(dashboardOption())
+  .option('--json', 'end with a JSON summary on stdout (the progress log goes to stderr)')
   .action(async (given, command: Command) => {
     const o = withConfig(given as Record<string, unknown> & { config?: string }, command) as {
       method: 'nft' | 'flowgrpo';
@@ -240,12 +264,30 @@ program
       out: string;
       trainer?: Record<string, unknown>;
       dashboard?: true | number;
+      json?: boolean;
     };
     if (o.epochs === undefined && o.minutes === undefined) throw new InvalidArgumentError('give --epochs or --minutes');
-    const { dashboard, ...job } = o;
-    await withDashboard(dashboard, [o.out], () =>
-      trainShapes({ ...job, signal: interruptible(), log: (line) => console.log(line) }),
+    const started = performance.now();
+    const log = o.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
+    const { dashboard, json, ...job } = o;
+    const { points } = await withDashboard(dashboard, [o.out], () =>
+      trainShapes({ ...job, signal: interruptible(), log }),
     );
+    if (json) {
+      const last = points.at(-1);
+      const summary = {
+        method: o.method,
+        out: o.out,
+        epochs: last?.epoch,
+        trainingSeconds: last?.seconds,
+        wallSeconds: (performance.now() - started) / 1000,
+        strict: last?.strict,
+        testReward: last?.testReward,
+        reward: last?.reward,
+        checkpoint: join(o.out, 'checkpoint.safetensors'),
+      };
+      console.log(JSON.stringify(summary, null, 2));
+    }
   });
 
 program
@@ -257,6 +299,7 @@ program
   .option('--samples-per-prompt <n>', 'samples of each prompt', integer(1), 8)
   .addOption(new Option('--prompts <set>', 'prompt set').choices(['test', 'train', 'all']).default('test'))
   .option('--steps <n>', 'Euler steps', integer(1), 40)
+  .option('--json', 'print the scores as JSON')
   .action(
     async (o: {
       checkpoint: string;
@@ -265,6 +308,7 @@ program
       samplesPerPrompt: number;
       prompts: string;
       steps: number;
+      json?: boolean;
     }) => {
       const { net } = await loadCheckpoint(o.checkpoint);
       const sets = { test: shapes.TEST_PROMPTS, train: shapes.TRAIN_PROMPTS, all: shapes.ALL_PROMPTS };
@@ -275,7 +319,12 @@ program
         samplesPerPrompt: o.samplesPerPrompt,
         steps: o.steps,
       });
-      printEvaluation(`${o.checkpoint}, ${o.prompts} prompts, ${guidanceLabel(guidance)}`, e);
+      if (o.json) {
+        const { checkpoint, prompts, cfg, cfgInterval, samplesPerPrompt, steps } = o;
+        const settings = { checkpoint, prompts, cfg, cfgInterval, samplesPerPrompt, steps };
+        const scores = { strict: e.overall, byCategory: e.byCategory, reward: e.reward, samples: e.samples };
+        console.log(JSON.stringify({ ...settings, ...scores }, null, 2));
+      } else printEvaluation(`${o.checkpoint}, ${o.prompts} prompts, ${guidanceLabel(guidance)}`, e);
     },
   );
 
@@ -319,8 +368,12 @@ addDashboardCommand(program);
 
 program
   .command('info')
-  .description('print the backends this build and machine offer')
-  .action(() => console.log(JSON.stringify(backendInfo(), null, 2)));
+  .description('print the backends this build and machine offer, and what CUDA needs')
+  .option('--json', 'print them as JSON')
+  .action((o: { json?: boolean }) => {
+    const info = backendInfo();
+    console.log(o.json ? JSON.stringify(info, null, 2) : describeBackends(info));
+  });
 
 program.parseAsync().catch((error: unknown) => {
   console.error(`error: ${error instanceof Error ? error.message : String(error)}`);

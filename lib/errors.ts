@@ -41,6 +41,7 @@ export class BackendError extends DiffusionNftError {
 export function fromNative(error: unknown): Error {
   if (!(error instanceof Error) || error instanceof TypeError || error instanceof RangeError) return error as Error;
   const code = (error as { code?: unknown }).code;
+  if (code === 'DNFT_DISPOSED') return new DisposedError('the native model');
   if (code === 'DNFT_NUMERIC') return new NumericError(error.message);
   if (code === 'DNFT_BACKEND') return new BackendError(error.message);
   if (typeof code === 'string' && code.startsWith('DNFT_')) return new DiffusionNftError(error.message, code);

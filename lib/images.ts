@@ -1,6 +1,7 @@
 // Image outputs: grids of generated RGB images as PNG (pngjs) and SVG charts rendered to PNG (resvg).
 import { Resvg } from '@resvg/resvg-js';
 import { PNG } from 'pngjs';
+import { escapeXml } from './jobs/chart.js';
 import type { Tensor } from './tensor.js';
 
 /** Options of writeImageGrid. */
@@ -14,7 +15,11 @@ export interface GridOptions {
   scale?: number;
   /** Gap between images, in output pixels (default 2, grey). */
   gap?: number;
+  /** A text for each row, written left of it (e.g. the prompt of the row's samples). */
+  rowLabels?: readonly string[];
 }
+
+const LABEL_FONT_PX = 13;
 
 /** Encodes samples (n, size·size·channels) as one PNG grid. */
 export function imageGrid(samples: Tensor, options: GridOptions): Buffer {
@@ -43,7 +48,32 @@ export function imageGrid(samples: Tensor, options: GridOptions): Buffer {
       }
     }
   }
-  return PNG.sync.write(png);
+  if (options.rowLabels === undefined) return PNG.sync.write(png);
+  return PNG.sync.write(besideLabels(png, cell, gap, options.rowLabels));
+}
+
+// The grid with a white column on its left holding one label per row, centred on the row (text rendered by resvg).
+function besideLabels(grid: PNG, cell: number, gap: number, labels: readonly string[]): PNG {
+  const rows = Math.round((grid.height - gap) / cell);
+  if (labels.length !== rows) throw new RangeError(`imageGrid: ${labels.length} row labels for ${rows} rows`);
+  // About 0.6 em a character in DejaVu Sans, and a margin either side.
+  const column = Math.ceil(Math.max(...labels.map((l) => l.length)) * LABEL_FONT_PX * 0.6) + 2 * LABEL_FONT_PX;
+  const svg = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${column}" height="${grid.height}" font-family="DejaVu Sans" font-size="${LABEL_FONT_PX}">`,
+    `<rect width="${column}" height="${grid.height}" fill="white"/>`,
+    ...labels.map(
+      (label, row) =>
+        `<text x="${column - LABEL_FONT_PX}" y="${gap + row * cell + (cell - gap) / 2}" text-anchor="end" dominant-baseline="central">${escapeXml(label)}</text>`,
+    ),
+    '</svg>',
+  ].join('\n');
+  const text = PNG.sync.read(svgToPng(svg));
+  const out = new PNG({ width: column + grid.width, height: grid.height });
+  for (let y = 0; y < grid.height; y++) {
+    text.data.copy(out.data, y * out.width * 4, y * column * 4, (y + 1) * column * 4);
+    grid.data.copy(out.data, (y * out.width + column) * 4, y * grid.width * 4, (y + 1) * grid.width * 4);
+  }
+  return out;
 }
 
 /** Renders an SVG (a chart) to PNG with resvg, using the system's fonts for its text. */

@@ -47,7 +47,9 @@ export interface NativeModel {
   getOptimizerState(m: Float32Array, v: Float32Array): void;
   setOptimizerState(m: Float32Array, v: Float32Array, step: number): void;
   resetOptimizer(): void;
+  /** Frees the native model now; every other method throws (code DNFT_DISPOSED) afterwards. */
   release(): void;
+  released(): boolean;
   velocity(
     x: Float32Array,
     t: Float32Array,
@@ -111,6 +113,14 @@ export interface NativeBackendInfo {
   deviceCount: number;
   device?: string;
   cudaUnavailableReason?: string;
+  /** CUDA builds: the CUDA runtime linked into the binary, e.g. '13.0'. */
+  cudaRuntime?: string;
+  /** CUDA builds: the oldest NVIDIA driver branch that runtime accepts, e.g. 580. */
+  requiredDriver?: number;
+  /** CUDA builds with a driver: the newest CUDA version the installed driver supports, e.g. '12.8'. */
+  driverCudaVersion?: string;
+  /** CUDA builds on Linux with a driver: the installed NVIDIA driver's version, e.g. '580.65.06'. */
+  driverVersion?: string;
   threads: number;
 }
 
@@ -188,6 +198,15 @@ export function packageRoot(): string {
   return dir;
 }
 
+/** The platforms with a prebuilt binary in the package (glibc Linux). */
+export const PREBUILT = ['linux-x64 (CPU + CUDA)', 'linux-arm64 (CPU)'];
+
+/** How a user builds the addon inside the installed package (docs/install.md gives the same commands). */
+export const BUILD_COMMANDS = [
+  'npm install --no-save cmake-js@8.0.0 node-addon-api@8.9.2',
+  'npx cmake-js compile -d node_modules/diffusion-nft --CDDNFT_BUILD_TESTS=OFF',
+];
+
 let addon: NativeAddon | undefined;
 
 /** The loaded addon; throws a BackendError that says what was looked for and how to build it. */
@@ -206,8 +225,9 @@ export function native(): NativeAddon {
         `  looked in: ${join(root, 'build', 'Release')} (a local build) and ${join(root, 'prebuilds', `${process.platform}-${process.arch}`)} (prebuilt binaries)`,
         `  platform: ${process.platform}-${process.arch}, node ${process.version}, N-API ${process.versions.napi}`,
         `  reason: ${reason}`,
-        '  to build from source: `npm run build:native` (CMake + a C++17 compiler; adds CUDA when nvcc is found),',
-        '  or `npm run build:native:cpu` for a CPU-only build, or `npm run build:gyp` to use node-gyp instead of CMake.',
+        `  prebuilt: ${PREBUILT.join(', ')}; on another platform, build it from the shipped sources (CMake and a`,
+        '  C++17 compiler; CUDA when nvcc is found) from the folder of your project (docs/install.md):',
+        ...BUILD_COMMANDS.map((command) => `    ${command}`),
       ].join('\n'),
       { cause: error },
     );

@@ -32,11 +32,25 @@ export interface CreateOptions {
   seed?: number | bigint;
   /**
    * Backend: 'cpu' (default); 'cuda' (throws a BackendError naming the reason when no usable GPU is present);
-   * 'auto' (the GPU when `backendInfo().cuda`, else the CPU). `net.device` tells which one was picked.
+   * 'auto' (the GPU when `backendInfo().cuda`, else the CPU, which a CUDA build announces once per process with a
+   * `DNFT_CUDA_FALLBACK` process warning naming the reason). `net.device` tells which one was picked.
    */
   device?: DeviceRequest;
   /** GPU matrix-product arithmetic (default 'tf32'); the CPU always computes in FP32. */
   precision?: Precision;
+}
+
+let warnedCpuFallback = false;
+
+// device 'auto' on the CPU in a CUDA build: said once per process, as a warning event with the reason.
+function warnCpuFallback(): void {
+  if (warnedCpuFallback) return;
+  const info = native().backendInfo();
+  if (!info.compiledWithCuda) return;
+  warnedCpuFallback = true;
+  process.emitWarning(`device 'auto' is using the CPU: ${info.cudaUnavailableReason ?? 'CUDA is not available'}`, {
+    code: 'DNFT_CUDA_FALLBACK',
+  });
 }
 
 /** The inputs of one batch, checked and converted for a native call. */
@@ -91,11 +105,14 @@ export class VelocityNet {
     const precision = opts.precision ?? 'tf32';
     if (precision !== 'tf32' && precision !== 'fp32')
       throw new RangeError(`options.precision must be 'tf32' or 'fp32', got ${String(precision)}`);
+    let net: VelocityNet;
     try {
-      return new VelocityNet(new (native().Model)({ ...resolved }, seed, device, precision));
+      net = new VelocityNet(new (native().Model)({ ...resolved }, seed, device, precision));
     } catch (error) {
       throw fromNative(error);
     }
+    if (device === 'auto' && net.device === 'cpu') warnCpuFallback();
+    return net;
   }
 
   /** The parameter tensors in flat-buffer order (name, shape, offset, size, weight decay). */
@@ -115,12 +132,12 @@ export class VelocityNet {
 
   /** Whether dispose() was called. */
   get disposed(): boolean {
-    return this.#model === null;
+    return this.#model === null || this.#model.released();
   }
 
   /** The native model, for the trainers and checkpoints of this package. @internal */
   get model(): NativeModel {
-    if (this.#model === null) throw new DisposedError('VelocityNet');
+    if (this.#model === null || this.#model.released()) throw new DisposedError('VelocityNet');
     return this.#model;
   }
 

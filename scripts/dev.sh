@@ -98,6 +98,7 @@ case "$command" in
     for suite in test_gemm test_core test_dit; do
       DNFT_CPU_KERNELS=generic run_cpp_suite "build/tests/$suite"
     done
+    run_cpp_suite bash scripts/ci-arm64.sh
 
     if [ "$cpp_passed" -eq 0 ]; then echo "no C++ test ran" >&2; cpp_failed=$((cpp_failed + 1)); fi
 

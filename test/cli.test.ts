@@ -69,6 +69,16 @@ describe('the CLI', () => {
     );
     expect(limited.status, limited.err).toBe(0);
     expect(limited.out).toMatch(/test prompts, CFG 2 at t ≤ 0.6: strict/);
+    const json = cli('eval', '--checkpoint', base, '--samples-per-prompt', '1', '--steps', '4', '--json');
+    expect(json.status, json.err).toBe(0);
+    expect(JSON.parse(json.out)).toMatchObject({
+      checkpoint: base,
+      prompts: 'test',
+      cfg: 1,
+      strict: expect.any(Number),
+      reward: expect.any(Number),
+      byCategory: expect.any(Object),
+    });
 
     const png = join(dir, 'grid.png');
     const sampled = cli(
@@ -89,8 +99,9 @@ describe('the CLI', () => {
     expect(sampled.out).toMatch(/3 samples each of 'a red circle', 'two squares'/);
     const image = readFileSync(png);
     expect(image.subarray(1, 4).toString()).toBe('PNG');
-    // A row of three 16×16 samples (4× scaled, 2 px gaps) for each prompt.
-    expect([image.readUInt32BE(16), image.readUInt32BE(20)]).toEqual([3 * 66 + 2, 2 * 66 + 2]);
+    // A row of three 16×16 samples (4× scaled, 2 px gaps) for each prompt, with the prompt's text left of it.
+    expect(image.readUInt32BE(20)).toBe(2 * 66 + 2);
+    expect(image.readUInt32BE(16)).toBeGreaterThan(3 * 66 + 2 + 'a red circle'.length * 6);
 
     const demo = join(dir, 'demo');
     const ran = cli(
@@ -156,8 +167,15 @@ describe('the CLI', () => {
         '2',
         '--out',
         out,
+        '--json',
       );
       expect(resumed.status, resumed.err).toBe(0);
+      // --json: stdout is the summary alone, the log went to stderr.
+      const summary = JSON.parse(resumed.out);
+      expect(summary).toMatchObject({ method, epochs: 2, strict: expect.any(Number), testReward: expect.any(Number) });
+      expect(summary.wallSeconds).toBeGreaterThan(0);
+      expect(summary.trainingSeconds).toBeGreaterThan(0);
+      expect(resumed.err).toMatch(/epoch +2 .* strict \(test, no CFG\)/);
       // The resumed run's curve continues the first one's: epochs and training seconds go on.
       const points = evaluations(out);
       expect(points.map((p) => p.epoch)).toEqual([0, 1, 2]);
@@ -197,7 +215,15 @@ describe('the CLI', () => {
     expect(toy.out).toMatch(/after DiffusionNFT \(40-step Euler, EMA weights\): mean reward \d\.\d{3}/);
     const info = cli('info');
     expect(info.status, info.err).toBe(0);
-    expect(JSON.parse(info.out)).toMatchObject({ cuda: expect.any(Boolean), threads: expect.any(Number) });
+    expect(info.out).toMatch(/^CPU: \d+ threads/m);
+    const json = cli('info', '--json');
+    expect(JSON.parse(json.out)).toMatchObject({ cuda: expect.any(Boolean), threads: expect.any(Number) });
+  });
+
+  it('prints its version', () => {
+    const version = cli('--version');
+    expect(version.status).toBe(0);
+    expect(version.out.trim()).toBe(JSON.parse(readFileSync('package.json', 'utf8')).version);
   });
 
   it('has --help for every command', () => {

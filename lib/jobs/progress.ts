@@ -1,32 +1,32 @@
-// A progress line for long jobs: a bar, the count, the rate and the time left, redrawn in place on a terminal and
-// printed every tenth of the way otherwise (logs, CI).
+// A progress line for long jobs: a bar, the count, the wall-clock and the time left, redrawn in place on a terminal
+// and printed every tenth of the way otherwise (logs, CI).
+
+/** What a job counts: optimiser steps, epochs, or seconds of training (which exclude evaluations). */
+export type ProgressUnit = 'steps' | 'epochs' | 'seconds';
+
 export class Progress {
   readonly #total: number;
   readonly #label: string;
+  readonly #unit: ProgressUnit;
   readonly #started = performance.now();
   readonly #tty = process.stderr.isTTY === true;
   #lastPrinted = -1;
 
-  constructor(label: string, total: number) {
+  constructor(label: string, total: number, unit: ProgressUnit) {
     this.#label = label;
     this.#total = Math.max(1, total);
+    this.#unit = unit;
   }
 
   /** Shows `done` of the total, with a short status text. */
   update(done: number, status = ''): void {
-    const fraction = Math.min(1, done / this.#total);
-    const tenth = Math.floor(fraction * 10);
+    const tenth = Math.floor(Math.min(1, done / this.#total) * 10);
     if (!this.#tty && tenth === this.#lastPrinted && done < this.#total) return;
     this.#lastPrinted = tenth;
-    const seconds = (performance.now() - this.#started) / 1000;
-    const left = fraction > 0 ? (seconds / fraction) * (1 - fraction) : Number.NaN;
-    const width = 24;
-    const bar = '#'.repeat(Math.round(fraction * width)).padEnd(width, '.');
-    const line = `${this.#label} [${bar}] ${done}/${this.#total} ${formatSeconds(seconds)} elapsed, ${Number.isFinite(left) ? formatSeconds(left) : '?'} left ${status}`;
-    if (this.#tty)
-      process.stderr.write(
-        `\r${line.padEnd(process.stderr.columns ?? 100).slice(0, (process.stderr.columns ?? 100) - 1)}`,
-      );
+    const wall = (performance.now() - this.#started) / 1000;
+    const line = progressLine(this.#label, done, this.#total, this.#unit, wall, status);
+    const columns = process.stderr.columns ?? 100;
+    if (this.#tty) process.stderr.write(`\r${line.padEnd(columns).slice(0, columns - 1)}`);
     else process.stderr.write(`${line}\n`);
   }
 
@@ -34,6 +34,31 @@ export class Progress {
   done(): void {
     if (this.#tty) process.stderr.write('\n');
   }
+}
+
+/**
+ * One progress line. Counting seconds of training, both clocks show: the count (which may pass the total by the last
+ * epoch) and the wall-clock since the start, evaluations included, e.g.
+ * `nft [########################] 10m10s/10m00s of training, 13m24s wall, 0s left reward 0.431`.
+ */
+export function progressLine(
+  label: string,
+  done: number,
+  total: number,
+  unit: ProgressUnit,
+  wallSeconds: number,
+  status = '',
+): string {
+  const fraction = Math.min(1, done / total);
+  const left = fraction > 0 ? (wallSeconds / fraction) * (1 - fraction) : Number.NaN;
+  const width = 24;
+  const bar = '#'.repeat(Math.round(fraction * width)).padEnd(width, '.');
+  const count =
+    unit === 'seconds'
+      ? `${formatSeconds(done)}/${formatSeconds(total)} of training, ${formatSeconds(wallSeconds)} wall`
+      : `${unit} ${done}/${total}, ${formatSeconds(wallSeconds)}`;
+  const eta = Number.isFinite(left) ? formatSeconds(left) : '?';
+  return `${label} [${bar}] ${count}, ${eta} left${status ? ` ${status}` : ''}`;
 }
 
 /** 75 → "1m15s". */

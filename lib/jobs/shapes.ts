@@ -86,7 +86,8 @@ export async function pretrainShapes(
     seed: o.seed,
   });
   const average = (o.ema ?? 0) > 0 ? new MovingAverage(net, o.ema as number) : undefined;
-  const progress = new Progress('pretrain', Number.isFinite(limitSteps) ? limitSteps : Math.round(limitMs / 1000));
+  const byStep = Number.isFinite(limitSteps);
+  const progress = new Progress('pretrain', byStep ? limitSteps : limitMs / 1000, byStep ? 'steps' : 'seconds');
   const started = performance.now();
   let step = 0;
   let recent = 0;
@@ -101,10 +102,7 @@ export async function pretrainShapes(
     recent = step === 1 ? stats.loss : 0.98 * recent + 0.02 * stats.loss;
     loss = recent;
     const elapsed = performance.now() - started;
-    progress.update(
-      Number.isFinite(limitSteps) ? step : Math.round(elapsed / 1000),
-      `step ${net.step} loss ${recent.toFixed(4)}`,
-    );
+    progress.update(byStep ? step : elapsed / 1000, `step ${net.step} loss ${recent.toFixed(4)}`);
   }
   progress.done();
   average?.apply();
@@ -200,7 +198,7 @@ function tokensOf(prompts: readonly shapes.ShapesPrompt[]): Int32Array {
   return Int32Array.from(prompts.flatMap((p) => [...p.tokens]));
 }
 
-/** A PNG grid of samples: `perPrompt` samples of each prompt in a row, the same noise for every call. */
+/** A PNG grid of samples: `perPrompt` samples of each prompt in a row labelled with the prompt, the same noise for every call. */
 export async function sampleGrid(
   net: VelocityNet,
   prompts: readonly shapes.ShapesPrompt[],
@@ -217,7 +215,7 @@ export async function sampleGrid(
     seed: o.seed ?? 7,
     params: o.params ?? 'theta',
   });
-  return imageGrid(x, { size: shapes.IMAGE_SIZE, columns: perPrompt, scale: 4 });
+  return imageGrid(x, { size: shapes.IMAGE_SIZE, columns: perPrompt, scale: 4, rowLabels: prompts.map((p) => p.text) });
 }
 
 /** One evaluated point of an RL run. */
@@ -371,17 +369,15 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
   // counts from the run's start.
   const limitSeconds = (o.minutes ?? Number.POSITIVE_INFINITY) * 60;
   const epochs = o.epochs ?? Number.POSITIVE_INFINITY;
-  const progress = new Progress(o.method, Number.isFinite(epochs) ? epochs : Math.round(limitSeconds));
+  const byEpoch = Number.isFinite(epochs);
+  const progress = new Progress(o.method, byEpoch ? epochs : limitSeconds, byEpoch ? 'epochs' : 'seconds');
   let trainingSeconds = 0;
   let last: EpochStats | undefined;
   while (trainer.epochCount < epochs && trainingSeconds < limitSeconds && !o.signal?.aborted) {
     last = await trainer.epoch();
     trainingSeconds += last.seconds.total;
     await metrics.epoch(last);
-    progress.update(
-      Number.isFinite(epochs) ? trainer.epochCount : Math.round(trainingSeconds),
-      `reward ${last.reward.toFixed(3)}`,
-    );
+    progress.update(byEpoch ? trainer.epochCount : trainingSeconds, `reward ${last.reward.toFixed(3)}`);
     if (trainer.epochCount % evalEvery === 0) await evaluatePoint(last.reward);
   }
   progress.done();

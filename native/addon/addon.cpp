@@ -24,6 +24,12 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   result.Set("deviceCount", device.device_count);
   if (!device.device_name.empty()) result.Set("device", device.device_name);
   if (!device.reason.empty()) result.Set("cudaUnavailableReason", device.reason);
+  if (device.compiled_with_cuda) {
+    result.Set("cudaRuntime", cuda_version_name(device.runtime_version));
+    result.Set("requiredDriver", device.required_driver);
+    if (device.driver_cuda_version > 0) result.Set("driverCudaVersion", cuda_version_name(device.driver_cuda_version));
+    if (!device.driver_version.empty()) result.Set("driverVersion", device.driver_version);
+  }
   result.Set("threads", cpu::num_threads());
   return result;
 }

@@ -67,36 +67,43 @@ Napi::Array layout_to(Napi::Env env, const std::vector<ParamSpec>& layout) {
 
 }  // namespace
 
+template <Napi::Value (ModelWrap::*method)(const Napi::CallbackInfo&)>
+Napi::Value ModelWrap::Live(const Napi::CallbackInfo& info) {
+  if (!model_) throw make_js_error(info.Env(), "the native model has been released", "DNFT_DISPOSED");
+  return (this->*method)(info);
+}
+
 Napi::Function ModelWrap::Define(Napi::Env env) {
   return DefineClass(env, "Model",
                      {
-                         InstanceMethod<&ModelWrap::Layout>("layout"),
-                         InstanceMethod<&ModelWrap::Config>("config"),
-                         InstanceMethod<&ModelWrap::ParamCount>("paramCount"),
-                         InstanceMethod<&ModelWrap::Step>("step"),
-                         InstanceMethod<&ModelWrap::GetDevice>("device"),
-                         InstanceMethod<&ModelWrap::GetPrecision>("precision"),
-                         InstanceMethod<&ModelWrap::GetParams>("getParams"),
-                         InstanceMethod<&ModelWrap::SetParams>("setParams"),
-                         InstanceMethod<&ModelWrap::HasParams>("hasParams"),
-                         InstanceMethod<&ModelWrap::CopyParams>("copyParams"),
-                         InstanceMethod<&ModelWrap::BlendParams>("blendParams"),
-                         InstanceMethod<&ModelWrap::HasOptimizerState>("hasOptimizerState"),
-                         InstanceMethod<&ModelWrap::GetOptimizerState>("getOptimizerState"),
-                         InstanceMethod<&ModelWrap::SetOptimizerState>("setOptimizerState"),
-                         InstanceMethod<&ModelWrap::ResetOptimizer>("resetOptimizer"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::Layout>>("layout"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::Config>>("config"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::ParamCount>>("paramCount"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::Step>>("step"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::GetDevice>>("device"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::GetPrecision>>("precision"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::GetParams>>("getParams"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::SetParams>>("setParams"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::HasParams>>("hasParams"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::CopyParams>>("copyParams"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::BlendParams>>("blendParams"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::HasOptimizerState>>("hasOptimizerState"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::GetOptimizerState>>("getOptimizerState"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::SetOptimizerState>>("setOptimizerState"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::ResetOptimizer>>("resetOptimizer"),
                          InstanceMethod<&ModelWrap::Release>("release"),
-                         InstanceMethod<&ModelWrap::Velocity>("velocity"),
-                         InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
-                         InstanceMethod<&ModelWrap::FlowMatchingStep>("flowMatchingStep"),
-                         InstanceMethod<&ModelWrap::Sample>("sample"),
-                         InstanceMethod<&ModelWrap::NftStep>("nftStep"),
-                         InstanceMethod<&ModelWrap::GrpoStep>("grpoStep"),
-                         InstanceMethod<&ModelWrap::EnableLora>("enableLora"),
-                         InstanceMethod<&ModelWrap::Lora>("lora"),
-                         InstanceMethod<&ModelWrap::GetAdapter>("getAdapter"),
-                         InstanceMethod<&ModelWrap::SetAdapter>("setAdapter"),
-                         InstanceMethod<&ModelWrap::MergeLora>("mergeLora"),
+                         InstanceMethod<&ModelWrap::Released>("released"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::Velocity>>("velocity"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::ForwardBackward>>("forwardBackward"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::FlowMatchingStep>>("flowMatchingStep"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::Sample>>("sample"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::NftStep>>("nftStep"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::GrpoStep>>("grpoStep"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::EnableLora>>("enableLora"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::Lora>>("lora"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::GetAdapter>>("getAdapter"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::SetAdapter>>("setAdapter"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::MergeLora>>("mergeLora"),
                      });
 }
 
@@ -116,7 +123,7 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
     }
     Backend& backend = backend_ != nullptr ? *backend_ : cpu_backend();
     backend.activate();
-    model_ = std::make_unique<Model>(backend, config, seed);
+    model_ = std::make_shared<Model>(backend, config, seed);
     backend.synchronize();
     return 0;
   });
@@ -221,15 +228,14 @@ Napi::Value ModelWrap::SetOptimizerState(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// release(): frees the native model and its memory now rather than at garbage collection. The JS side calls it once
-// every queued call has settled and never uses the object again.
+// release(): frees the native model and its memory now rather than at garbage collection (once the calls in flight
+// end). Idempotent; every other method throws DNFT_DISPOSED afterwards.
 Napi::Value ModelWrap::Release(const Napi::CallbackInfo& info) {
-  if (model_) {
-    { std::lock_guard<std::mutex> lock(model_->mutex()); }
-    model_.reset();
-  }
+  model_.reset();
   return info.Env().Undefined();
 }
+
+Napi::Value ModelWrap::Released(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !model_); }
 
 Napi::Value ModelWrap::ResetOptimizer(const Napi::CallbackInfo& info) {
   guard(info.Env(), [&] {
@@ -253,7 +259,7 @@ Napi::Value ModelWrap::Velocity(const Napi::CallbackInfo& info) {
   Napi::Int32Array tokens = int32_arg(info, 2, "cond", static_cast<size_t>(B) * c.cond_slots);
   const ParamSet which = param_set_arg(info, 4);
   Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(B) * c.data_dim);
-  Model* model = model_.get();
+  std::shared_ptr<Model> model = model_;
   const float *xp = x.Data(), *tp = t.Data();
   const int32_t* tokp = tokens.Data();
   float* outp = out.Data();
@@ -275,7 +281,7 @@ Napi::Value ModelWrap::ForwardBackward(const Napi::CallbackInfo& info) {
   Napi::Float32Array dout = float32_arg(info, 3, "dout", BD);
   Napi::Float32Array out = Napi::Float32Array::New(env, BD), dx = Napi::Float32Array::New(env, BD);
   Napi::Float32Array grads = Napi::Float32Array::New(env, model_->trained_count());
-  Model* model = model_.get();
+  std::shared_ptr<Model> model = model_;
   const float *xp = x.Data(), *tp = t.Data(), *doutp = dout.Data();
   const int32_t* tokp = tokens.Data();
   float *outp = out.Data(), *dxp = dx.Data(), *gradp = grads.Data();
@@ -302,7 +308,7 @@ Napi::Value ModelWrap::FlowMatchingStep(const Napi::CallbackInfo& info) {
   options.seed = static_cast<uint64_t>(number_field(o, "seed", 0, 0, 9007199254740991.0));
   options.micro_batch = static_cast<int>(number_field(o, "microBatch", 0, 0, kMaxBatch));
   options.cond_dropout = number_field(o, "condDropout", 0, 0, 1);
-  Model* model = model_.get();
+  std::shared_ptr<Model> model = model_;
   auto stats = std::make_shared<StepStats>();
   const float* x0p = x0.Data();
   const int32_t* tokp = tokens.Data();
@@ -345,7 +351,7 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
     logp = array.Data();
     result.Set("logp", array);
   }
-  Model* model = model_.get();
+  std::shared_ptr<Model> model = model_;
   const float* noisep = has_noise ? noise.Data() : nullptr;
   const int32_t* tokp = tokens.Data();
   float* outp = out.Data();
@@ -364,7 +370,7 @@ Napi::Value ModelWrap::NftStep(const Napi::CallbackInfo& info) {
   Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
   Napi::Float32Array r = float32_arg(info, 2, "r", B);
   const NftStepOptions options = nft_step_options_from(object_arg(info, 4, "options"));
-  Model* model = model_.get();
+  std::shared_ptr<Model> model = model_;
   auto stats = std::make_shared<StepStats>();
   const float *x0p = x0.Data(), *rp = r.Data();
   const int32_t* tokp = tokens.Data();
@@ -386,7 +392,7 @@ Napi::Value ModelWrap::GrpoStep(const Napi::CallbackInfo& info) {
   Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
   Napi::Float32Array advantages = float32_arg(info, 2, "advantages", B);
   Napi::Float32Array logp_old = float32_arg(info, 3, "logpOld", N * B);
-  Model* model = model_.get();
+  std::shared_ptr<Model> model = model_;
   auto stats = std::make_shared<GrpoStepStats>();
   const float *trajp = trajectory.Data(), *advp = advantages.Data(), *logpp = logp_old.Data();
   const int32_t* tokp = tokens.Data();

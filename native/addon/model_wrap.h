@@ -32,6 +32,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value ResetOptimizer(const Napi::CallbackInfo& info);
   Napi::Value Release(const Napi::CallbackInfo& info);
+  Napi::Value Released(const Napi::CallbackInfo& info);
   Napi::Value Velocity(const Napi::CallbackInfo& info);
   Napi::Value ForwardBackward(const Napi::CallbackInfo& info);
   Napi::Value FlowMatchingStep(const Napi::CallbackInfo& info);
@@ -44,13 +45,18 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value SetAdapter(const Napi::CallbackInfo& info);
   Napi::Value MergeLora(const Napi::CallbackInfo& info);
 
+  // Runs `method` while the native model is held; after release() it throws a JS Error with code DNFT_DISPOSED
+  // instead of touching freed memory.
+  template <Napi::Value (ModelWrap::*method)(const Napi::CallbackInfo&)>
+  Napi::Value Live(const Napi::CallbackInfo& info);
+
   // Batch inputs shared by the calls above: x (B, D), t (B), tokens (B, L) at the given argument positions.
   int batch_arg(const Napi::CallbackInfo& info, size_t index);
 
   // The backend outlives the model whose buffers it holds (members are destroyed in reverse order); null for the
-  // process-wide CPU backend.
+  // process-wide CPU backend. Calls in flight share the model, so release() during one frees it when it ends.
   std::unique_ptr<Backend> backend_;
-  std::unique_ptr<Model> model_;
+  std::shared_ptr<Model> model_;
   Precision precision_ = dnft::Precision::kFp32;
 };
 

@@ -16,9 +16,23 @@ struct DeviceInfo {
   int device_count = 0;
   std::string device_name;  // of device 0, when available
   std::string reason;       // why CUDA is not available, when it is not
+  // CUDA builds only (0 / empty otherwise): the runtime linked in (CUDART_VERSION, e.g. 13000), the oldest NVIDIA
+  // driver branch that runtime accepts, the CUDA version the installed driver supports (0 without a driver) and
+  // the installed driver's own version (from /proc/driver/nvidia/version on Linux; empty when unreadable).
+  int runtime_version = 0;
+  int required_driver = 0;
+  int driver_cuda_version = 0;
+  std::string driver_version;
 };
 
 DeviceInfo device_info();
+
+// The oldest NVIDIA driver branch that a CUDA runtime of this version accepts (minor-version compatibility: 13.x
+// needs r580, 12.x r525, 11.x r450).
+int required_driver_branch(int runtime_version);
+
+// A CUDA version number as CUDA spells it: 13000 -> "13.0", 12080 -> "12.8".
+std::string cuda_version_name(int version);
 
 // The arithmetic of the GEMMs on a GPU: TF32 tensor cores with FP32 accumulation (the default, ~1e-3 relative), or
 // FP32 throughout (matches the CPU to ~1e-6). The other kernels are FP32 (FP64 sums) in both modes.

@@ -11,6 +11,15 @@ Precision parse_precision(const std::string& name) {
   throw Error(Error::Kind::kRange, "precision must be 'tf32' or 'fp32', got '" + name + "'");
 }
 
+int required_driver_branch(int runtime_version) {
+  const int major = runtime_version / 1000;
+  return major >= 13 ? 580 : major == 12 ? 525 : 450;
+}
+
+std::string cuda_version_name(int version) {
+  return std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
+}
+
 DeviceChoice choose_device(const std::string& request, const DeviceInfo& info) {
   if (request == "cpu") return DeviceChoice::kCpu;
   if (request == "auto") return info.cuda_available ? DeviceChoice::kCuda : DeviceChoice::kCpu;

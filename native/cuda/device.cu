@@ -2,17 +2,48 @@
 // an error code (no crash) and the addon stays on the CPU backend.
 #include <cuda_runtime.h>
 
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
 #include "core/device.h"
 
 namespace dnft {
 
+namespace {
+
+// The kernel module's version, e.g. "580.65.06", from "NVRM version: NVIDIA UNIX ... Kernel Module  580.65.06  ...".
+std::string installed_driver_version() {
+  std::ifstream file("/proc/driver/nvidia/version");
+  std::string line;
+  if (!std::getline(file, line)) return "";
+  const size_t at = line.find("Kernel Module");
+  if (at == std::string::npos) return "";
+  std::istringstream rest(line.substr(at + std::strlen("Kernel Module")));
+  std::string version;
+  rest >> version;
+  return version;
+}
+
+}  // namespace
+
 DeviceInfo device_info() {
   DeviceInfo info;
   info.compiled_with_cuda = true;
+  info.runtime_version = CUDART_VERSION;
+  info.required_driver = required_driver_branch(CUDART_VERSION);
+  if (cudaDriverGetVersion(&info.driver_cuda_version) != cudaSuccess) info.driver_cuda_version = 0;
+  info.driver_version = installed_driver_version();
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
     info.reason = std::string("no usable CUDA device: ") + cudaGetErrorString(status);
+    if (status == cudaErrorInsufficientDriver) {
+      info.reason += " (this binary's CUDA " + cuda_version_name(CUDART_VERSION) + " runtime needs an NVIDIA driver r" +
+                     std::to_string(info.required_driver) + " or newer; found " +
+                     (info.driver_version.empty() ? std::string("none") : info.driver_version) + ")";
+    }
     cudaGetLastError();  // clear the sticky error so later calls start clean
     return info;
   }

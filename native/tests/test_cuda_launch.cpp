@@ -196,6 +196,21 @@ void device_requests_resolve() {
   }
 }
 
+// The driver each CUDA runtime needs and how versions read; a CUDA build reports its own runtime and requirement.
+void cuda_driver_requirements() {
+  CHECK(required_driver_branch(13000) == 580 && required_driver_branch(13020) == 580, "13.x needs r580");
+  CHECK(required_driver_branch(12080) == 525, "12.x needs r525");
+  CHECK(cuda_version_name(13000) == "13.0" && cuda_version_name(12080) == "12.8", "%s",
+        cuda_version_name(12080).c_str());
+  const DeviceInfo here = device_info();
+  if (here.compiled_with_cuda) {
+    CHECK(here.runtime_version >= 12000 && here.required_driver == required_driver_branch(here.runtime_version),
+          "runtime %d needs r%d", here.runtime_version, here.required_driver);
+  } else {
+    CHECK(here.runtime_version == 0 && here.required_driver == 0 && here.driver_version.empty(), "no CUDA, no runtime");
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -207,5 +222,6 @@ int main() {
       {"tiled GEMM index math matches the CPU GEMM", tiled_gemm_matches_cpu_gemm},
       {"GEMM kernel choice", gemm_kernel_choice},
       {"device requests resolve", device_requests_resolve},
+      {"CUDA driver requirements", cuda_driver_requirements},
   });
 }
