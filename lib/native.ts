@@ -105,6 +105,21 @@ export interface NativeModel {
     batch: number,
     options: Record<string, unknown>,
   ): Promise<NativeStepStats>;
+  /** LoRA (lib/lora.ts): options { rank, alpha, targets, init } are type-checked there, ranges here. */
+  enableLora(options: Record<string, unknown>, seed: number | bigint): void;
+  lora(): NativeLoraInfo | null;
+  loraLayout(options: Record<string, unknown>): NativeParamSpec[];
+  getAdapter(out: Float32Array, which?: ParamSetName): void;
+  setAdapter(src: Float32Array, which?: ParamSetName): void;
+  mergeLora(): void;
+}
+
+export interface NativeLoraInfo {
+  rank: number;
+  alpha: number;
+  init: 'gaussian' | 'kaiming';
+  targets: string[];
+  layout: NativeParamSpec[];
 }
 
 export interface NativeBackendInfo {

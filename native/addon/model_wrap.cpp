@@ -101,6 +101,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::GrpoStep>>("grpoStep"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::EnableLora>>("enableLora"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::Lora>>("lora"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::LoraLayoutOf>>("loraLayout"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::GetAdapter>>("getAdapter"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::SetAdapter>>("setAdapter"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::MergeLora>>("mergeLora"),
@@ -433,6 +434,12 @@ Napi::Value ModelWrap::Lora(const Napi::CallbackInfo& info) {
   result.Set("targets", targets);
   result.Set("layout", layout_to(env, lora.layout()));
   return result;
+}
+
+// loraLayout({ rank, alpha, targets, init }) -> the adapter layout enableLora would make, changing nothing
+Napi::Value ModelWrap::LoraLayoutOf(const Napi::CallbackInfo& info) {
+  const LoraConfig config = lora_config_from(object_arg(info, 0, "lora"), model_->net().config().arch);
+  return guard(info.Env(), [&] { return layout_to(info.Env(), LoraLayout(config, model_->net().layout()).layout()); });
 }
 
 // getAdapter(out, which?)

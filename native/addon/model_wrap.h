@@ -41,6 +41,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value GrpoStep(const Napi::CallbackInfo& info);
   Napi::Value EnableLora(const Napi::CallbackInfo& info);
   Napi::Value Lora(const Napi::CallbackInfo& info);
+  Napi::Value LoraLayoutOf(const Napi::CallbackInfo& info);
   Napi::Value GetAdapter(const Napi::CallbackInfo& info);
   Napi::Value SetAdapter(const Napi::CallbackInfo& info);
   Napi::Value MergeLora(const Napi::CallbackInfo& info);

@@ -1,0 +1,212 @@
+// LoRA adapters (docs/lora.md): the options, the adapter's description, and adapter files. The native core holds
+// the adapters (native/core/lora.h) and checks their ranges; this file checks types and unknown fields.
+import { CheckpointError, fromNative } from './errors.js';
+import type { NativeParamSpec, ParamSetName } from './native.js';
+import type { ParamInfo, VelocityNet } from './net.js';
+import { objectOption, rejectUnknown, seedOption } from './options.js';
+import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from './safetensors.js';
+
+/** How A starts: 'gaussian' N(0, 1/rank²) (PEFT's 'gaussian'), or 'kaiming' U(±1/√in) (PEFT's default). B is 0. */
+export type LoraInit = 'gaussian' | 'kaiming';
+
+/**
+ * Options of `VelocityNet.enableLora` and `CreateOptions.lora`. Defaults are DiffusionNFT's official settings:
+ * rank 32, alpha 64, 'gaussian'; targets default to the attention's qkv and output projection (DiT) or the blocks'
+ * fc1 and fc2 (MLP).
+ */
+export interface LoraOptions {
+  /** Rank r of A (r, in) and B (out, r), an integer in [1, 4096]. */
+  rank?: number;
+  /** The adapter's output is scaled by alpha / rank; a positive number. */
+  alpha?: number;
+  /** Modules inside every block: DiT 'attn.qkv' | 'attn.proj' | 'mlp.fc1' | 'mlp.fc2' | 'ada'; MLP 'fc1' | 'fc2' | 'ada'. */
+  targets?: readonly string[];
+  init?: LoraInit;
+  /** Seed of A's draw (default 0). */
+  seed?: number | bigint;
+}
+
+/** The adapters a network carries. */
+export interface LoraInfo {
+  readonly rank: number;
+  readonly alpha: number;
+  readonly init: LoraInit;
+  readonly targets: readonly string[];
+  /** The adapter tensors `<module>.lora_A.weight` (rank, in) and `<module>.lora_B.weight` (out, rank), in order. */
+  readonly params: readonly ParamInfo[];
+  readonly paramCount: number;
+}
+
+const OPTION_FIELDS = ['rank', 'alpha', 'targets', 'init', 'seed'];
+const FORMAT = 'diffusion-nft-lora/1';
+const M_PREFIX = 'optimizer.m.';
+const V_PREFIX = 'optimizer.v.';
+const EXTRA_SETS: readonly ParamSetName[] = ['old', 'ref', 'ema'];
+
+/** Type checks of LoraOptions; the native core checks ranges and target names. @internal */
+export function loraOptions(what: string, value: unknown): { config: Record<string, unknown>; seed: number | bigint } {
+  const o = objectOption(what, value);
+  rejectUnknown(what, o, OPTION_FIELDS);
+  for (const field of ['rank', 'alpha']) {
+    if (o[field] !== undefined && typeof o[field] !== 'number')
+      throw new TypeError(`${what}.${field} must be a number, got ${typeof o[field]}`);
+  }
+  if (o.targets !== undefined && !(Array.isArray(o.targets) && o.targets.every((t) => typeof t === 'string')))
+    throw new TypeError(`${what}.targets must be an array of module names`);
+  if (o.init !== undefined && o.init !== 'gaussian' && o.init !== 'kaiming')
+    throw new RangeError(`${what}.init must be 'gaussian' or 'kaiming', got ${String(o.init)}`);
+  const { seed, ...config } = o;
+  return { config, seed: seedOption(`${what}.seed`, seed ?? 0) };
+}
+
+/** The native description as LoraInfo, or null. @internal */
+export function loraInfo(net: VelocityNet): LoraInfo | null {
+  const info = net.model.lora();
+  if (info === null) return null;
+  const params = Object.freeze(
+    info.layout.map((p: NativeParamSpec) => Object.freeze({ ...p, shape: Object.freeze([...p.shape]) })),
+  );
+  const last = params[params.length - 1];
+  return Object.freeze({
+    rank: info.rank,
+    alpha: info.alpha,
+    init: info.init,
+    targets: Object.freeze([...info.targets]),
+    params,
+    paramCount: last === undefined ? 0 : last.offset + last.size,
+  });
+}
+
+function requireLora(net: VelocityNet, what: string): LoraInfo {
+  const info = loraInfo(net);
+  if (info === null) throw new RangeError(`${what}: the network has no LoRA adapters (enableLora first)`);
+  return info;
+}
+
+/** Options of saveAdapter. */
+export interface SaveAdapterOptions {
+  /** Include the AdamW moments and step, so training resumes exactly (default: when the model has them). */
+  optimizer?: boolean;
+}
+
+/**
+ * Writes the adapters alone as safetensors: the trained adapter under its tensor names (`blocks.0.attn.qkv.lora_A.weight`
+ * …), the θ_old, θ_ref and EMA adapter sets under `old.`, `ref.`, `ema.`, the AdamW moments under `optimizer.m.` and
+ * `optimizer.v.`; metadata `dnft.format`, `dnft.lora` (rank, alpha, targets, init), `dnft.config` (the base's) and
+ * `dnft.step`.
+ */
+export async function saveAdapter(path: string, net: VelocityNet, options: SaveAdapterOptions = {}): Promise<void> {
+  const opts = objectOption('options', options);
+  rejectUnknown('saveAdapter options', opts, ['optimizer']);
+  net.assertIdle('saveAdapter');
+  const info = requireLora(net, 'saveAdapter');
+  const withOptimizer = opts.optimizer === undefined ? net.model.hasOptimizerState() : opts.optimizer === true;
+  if (withOptimizer && !net.model.hasOptimizerState())
+    throw new CheckpointError('saveAdapter: optimizer state requested but the adapter has not been trained yet');
+  const tensors: Record<string, SafeTensor> = {};
+  const add = (prefix: string, source: Float32Array) => {
+    for (const p of info.params)
+      tensors[prefix + p.name] = {
+        dtype: 'F32',
+        shape: [...p.shape],
+        data: source.subarray(p.offset, p.offset + p.size),
+      };
+  };
+  const read = (set: ParamSetName) => {
+    const values = new Float32Array(info.paramCount);
+    net.model.getAdapter(values, set);
+    return values;
+  };
+  add('', read('theta'));
+  for (const set of EXTRA_SETS) if (net.model.hasParams(set)) add(`${set}.`, read(set));
+  if (withOptimizer) {
+    const m = new Float32Array(info.paramCount);
+    const v = new Float32Array(info.paramCount);
+    net.model.getOptimizerState(m, v);
+    add(M_PREFIX, m);
+    add(V_PREFIX, v);
+  }
+  const { rank, alpha, targets, init } = info;
+  await writeSafetensorsFile(path, tensors, {
+    'dnft.format': FORMAT,
+    'dnft.lora': JSON.stringify({ rank, alpha, targets, init }),
+    'dnft.config': JSON.stringify(net.config),
+    'dnft.step': String(net.step),
+  });
+}
+
+/**
+ * Loads an adapter file of saveAdapter into `net` (the base it was trained on: same config), replacing any
+ * adapters: the adapter sets, and the optimiser state and step when the file has them. Everything is checked
+ * before the network changes; a bad file is a CheckpointError.
+ */
+export async function loadAdapter(path: string, net: VelocityNet): Promise<void> {
+  net.assertIdle('loadAdapter');
+  let file: Awaited<ReturnType<typeof readSafetensorsFile>>;
+  try {
+    file = await readSafetensorsFile(path);
+  } catch (error) {
+    throw new CheckpointError(`cannot read adapter: ${(error as Error).message}`, { cause: error });
+  }
+  const meta = file.metadata;
+  if (meta['dnft.format'] !== FORMAT)
+    throw new CheckpointError(
+      `${path}: not a diffusion-nft adapter (dnft.format is ${meta['dnft.format'] ?? 'missing'})`,
+    );
+  if (meta['dnft.config'] !== JSON.stringify(net.config))
+    throw new CheckpointError(
+      `${path}: base config ${meta['dnft.config']} does not match the network's ${JSON.stringify(net.config)}`,
+    );
+  const step = Number(meta['dnft.step'] ?? '0');
+  if (!Number.isSafeInteger(step) || step < 0) throw new CheckpointError(`${path}: invalid dnft.step`);
+  let config: Record<string, unknown>;
+  try {
+    config = loraOptions('dnft.lora', JSON.parse(meta['dnft.lora'] ?? 'null')).config;
+  } catch (error) {
+    throw new CheckpointError(`${path}: invalid dnft.lora: ${(error as Error).message}`, { cause: error });
+  }
+  // The layout the file's config gives, without changing the network, which changes only once all is read.
+  let params: NativeParamSpec[];
+  try {
+    params = net.model.loraLayout(config);
+  } catch (error) {
+    throw new CheckpointError(`${path}: invalid dnft.lora: ${fromNative(error).message}`, { cause: error });
+  }
+  const last = params[params.length - 1];
+  const layout = { params, count: last === undefined ? 0 : last.offset + last.size };
+  const gather = (prefix: string) => {
+    const flat = new Float32Array(layout.count);
+    for (const p of layout.params) {
+      const name = prefix + p.name;
+      const t = file.tensors[name];
+      if (t === undefined) throw new CheckpointError(`${path}: tensor '${name}' is missing`);
+      if (t.dtype !== 'F32' || t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
+        throw new CheckpointError(
+          `${path}: tensor '${name}' is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${p.shape.join(', ')}]`,
+        );
+      const data = t.data as Float32Array;
+      for (let i = 0; i < data.length; i++)
+        if (!Number.isFinite(data[i])) throw new CheckpointError(`${path}: tensor '${name}' holds a non-finite value`);
+      flat.set(data, p.offset);
+    }
+    return flat;
+  };
+  const names = Object.keys(file.tensors);
+  const theta = gather('');
+  const sets = EXTRA_SETS.filter((set) => names.some((k) => k.startsWith(`${set}.`))).map(
+    (set) => [set, gather(`${set}.`)] as const,
+  );
+  const moments = names.some((k) => k.startsWith(M_PREFIX)) ? [gather(M_PREFIX), gather(V_PREFIX)] : [];
+  const prefixes = ['', M_PREFIX, V_PREFIX, ...sets.map(([set]) => `${set}.`)];
+  const known = new Set(layout.params.flatMap((p) => prefixes.map((prefix) => prefix + p.name)));
+  const unknown = names.filter((k) => !known.has(k));
+  if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
+  try {
+    net.model.enableLora(config, 0);
+    net.model.setAdapter(theta, 'theta');
+    for (const [set, values] of sets) net.model.setAdapter(values, set);
+    if (moments.length === 2) net.model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
+  } catch (error) {
+    throw fromNative(error);
+  }
+}
