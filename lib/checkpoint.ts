@@ -1,5 +1,6 @@
 import { resolveNetConfig } from './config.js';
 import { CheckpointError } from './errors.js';
+import { adapterTensors, readAdapterTensors } from './lora.js';
 import type { ParamSetName } from './native.js';
 import { type CreateOptions, VelocityNet } from './net.js';
 import { objectOption, rejectUnknown } from './options.js';
@@ -10,6 +11,8 @@ const M_PREFIX = 'optimizer.m.';
 const V_PREFIX = 'optimizer.v.';
 // The parameter sets besides θ, saved under these prefixes when the network has them.
 const EXTRA_SETS: readonly ParamSetName[] = ['old', 'ref', 'ema'];
+// With LoRA adapters (docs/lora.md) those sets and the optimiser state are the adapters', saved under this prefix.
+const LORA_PREFIX = 'lora.';
 
 /** Options of saveCheckpoint. */
 export interface SaveOptions {
@@ -75,13 +78,15 @@ export async function writeCheckpoint(
     }
   };
   add('', flat);
+  const lora = net.lora === null ? undefined : adapterTensors(net, withOptimizer, LORA_PREFIX);
+  if (lora !== undefined) Object.assign(tensors, lora.tensors);
   for (const set of EXTRA_SETS) {
-    if (!net.model.hasParams(set)) continue;
+    if (lora !== undefined || !net.model.hasParams(set)) continue;
     const values = new Float32Array(flat.length);
     net.model.getParams(values, set);
     add(`${set}.`, values);
   }
-  if (withOptimizer) {
+  if (withOptimizer && lora === undefined) {
     const m = new Float32Array(flat.length);
     const v = new Float32Array(flat.length);
     net.model.getOptimizerState(m, v);
@@ -90,6 +95,7 @@ export async function writeCheckpoint(
   }
   await writeSafetensorsFile(path, tensors, {
     ...metadata,
+    ...lora?.metadata,
     'dnft.format': FORMAT,
     'dnft.arch': net.config.arch,
     'dnft.config': JSON.stringify(net.config),
@@ -178,10 +184,13 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   const extra = sets.map((set) => [set, gather(file.tensors, `${set}.`, net, path)] as const);
   const prefixes = ['', M_PREFIX, V_PREFIX, ...sets.map((set) => `${set}.`)];
   const known = new Set(net.params.flatMap((p) => prefixes.map((prefix) => prefix + p.name)));
+  const lora = meta['dnft.lora'] === undefined ? undefined : readAdapterTensors(path, net, file, LORA_PREFIX, step);
+  for (const name of lora?.names ?? []) known.add(name);
   const unknown = Object.keys(file.tensors).filter((k) => !known.has(k));
   if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
 
   net.setParameters(params);
+  lora?.apply();
   for (const [set, values] of extra) net.model.setParams(values, set);
   if (moments.length === 2) net.model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
   const metadata: Record<string, string> = {};

@@ -90,27 +90,22 @@ export interface SaveAdapterOptions {
 }
 
 /**
- * Writes the adapters alone as safetensors: the trained adapter under its tensor names (`blocks.0.attn.qkv.lora_A.weight`
- * …), the θ_old, θ_ref and EMA adapter sets under `old.`, `ref.`, `ema.`, the AdamW moments under `optimizer.m.` and
- * `optimizer.v.`; metadata `dnft.format`, `dnft.lora` (rank, alpha, targets, init), `dnft.config` (the base's) and
- * `dnft.step`.
+ * The adapter state of a network with adapters as safetensors entries under `prefix`: the trained adapter, the
+ * θ_old / θ_ref / EMA adapter sets (`old.` …), the AdamW moments when asked; and the `dnft.lora` metadata.
+ * @internal
  */
-export async function saveAdapter(path: string, net: VelocityNet, options: SaveAdapterOptions = {}): Promise<void> {
-  const opts = objectOption('options', options);
-  rejectUnknown('saveAdapter options', opts, ['optimizer']);
-  net.assertIdle('saveAdapter');
-  const info = requireLora(net, 'saveAdapter');
-  const withOptimizer = opts.optimizer === undefined ? net.model.hasOptimizerState() : opts.optimizer === true;
-  if (withOptimizer && !net.model.hasOptimizerState())
-    throw new CheckpointError('saveAdapter: optimizer state requested but the adapter has not been trained yet');
+export function adapterTensors(
+  net: VelocityNet,
+  withOptimizer: boolean,
+  prefix: string,
+): { tensors: Record<string, SafeTensor>; metadata: Record<string, string> } {
+  const info = requireLora(net, 'saving adapters');
   const tensors: Record<string, SafeTensor> = {};
-  const add = (prefix: string, source: Float32Array) => {
-    for (const p of info.params)
-      tensors[prefix + p.name] = {
-        dtype: 'F32',
-        shape: [...p.shape],
-        data: source.subarray(p.offset, p.offset + p.size),
-      };
+  const add = (group: string, source: Float32Array) => {
+    for (const p of info.params) {
+      const data = source.subarray(p.offset, p.offset + p.size);
+      tensors[prefix + group + p.name] = { dtype: 'F32', shape: [...p.shape], data };
+    }
   };
   const read = (set: ParamSetName) => {
     const values = new Float32Array(info.paramCount);
@@ -127,9 +122,90 @@ export async function saveAdapter(path: string, net: VelocityNet, options: SaveA
     add(V_PREFIX, v);
   }
   const { rank, alpha, targets, init } = info;
+  return { tensors, metadata: { 'dnft.lora': JSON.stringify({ rank, alpha, targets, init }) } };
+}
+
+/**
+ * Checks the adapter entries under `prefix` of a file against `net` (its `dnft.lora` metadata, names, shapes,
+ * values) without changing anything, and returns what installs them: the adapters, their sets, and the AdamW
+ * moments with `step` when the file has them. @internal
+ */
+export function readAdapterTensors(
+  path: string,
+  net: VelocityNet,
+  file: { tensors: Record<string, SafeTensor>; metadata: Record<string, string> },
+  prefix: string,
+  step: number,
+): { names: Set<string>; apply: () => void } {
+  let config: Record<string, unknown>;
+  let params: NativeParamSpec[];
+  try {
+    config = loraOptions('dnft.lora', JSON.parse(file.metadata['dnft.lora'] ?? 'null')).config;
+    params = net.model.loraLayout(config);
+  } catch (error) {
+    throw new CheckpointError(`${path}: invalid dnft.lora: ${fromNative(error).message}`, { cause: error });
+  }
+  const last = params[params.length - 1];
+  const count = last === undefined ? 0 : last.offset + last.size;
+  const gather = (group: string) => {
+    const flat = new Float32Array(count);
+    for (const p of params) {
+      const name = prefix + group + p.name;
+      const t = file.tensors[name];
+      if (t === undefined) throw new CheckpointError(`${path}: tensor '${name}' is missing`);
+      if (t.dtype !== 'F32' || t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
+        throw new CheckpointError(
+          `${path}: tensor '${name}' is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${p.shape.join(', ')}]`,
+        );
+      const data = t.data as Float32Array;
+      for (let i = 0; i < data.length; i++)
+        if (!Number.isFinite(data[i])) throw new CheckpointError(`${path}: tensor '${name}' holds a non-finite value`);
+      flat.set(data, p.offset);
+    }
+    return flat;
+  };
+  const present = Object.keys(file.tensors).filter((k) => k.startsWith(prefix));
+  const theta = gather('');
+  const sets = EXTRA_SETS.filter((set) => present.some((k) => k.startsWith(`${prefix}${set}.`))).map(
+    (set) => [set, gather(`${set}.`)] as const,
+  );
+  const moments = present.some((k) => k.startsWith(prefix + M_PREFIX)) ? [gather(M_PREFIX), gather(V_PREFIX)] : [];
+  const groups = ['', M_PREFIX, V_PREFIX, ...sets.map(([set]) => `${set}.`)];
+  const names = new Set(params.flatMap((p) => groups.map((group) => prefix + group + p.name)));
+  return {
+    names,
+    apply: () => {
+      try {
+        net.model.enableLora(config, 0);
+        net.model.setAdapter(theta, 'theta');
+        for (const [set, values] of sets) net.model.setAdapter(values, set);
+        if (moments.length === 2)
+          net.model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
+      } catch (error) {
+        throw fromNative(error);
+      }
+    },
+  };
+}
+
+/**
+ * Writes the adapters alone as safetensors: the trained adapter under its tensor names
+ * (`blocks.0.attn.qkv.lora_A.weight` …), the θ_old, θ_ref and EMA adapter sets under `old.`, `ref.`, `ema.`, the
+ * AdamW moments under `optimizer.m.` and `optimizer.v.`; metadata `dnft.format`, `dnft.lora` (rank, alpha,
+ * targets, init), `dnft.config` (the base's) and `dnft.step`.
+ */
+export async function saveAdapter(path: string, net: VelocityNet, options: SaveAdapterOptions = {}): Promise<void> {
+  const opts = objectOption('options', options);
+  rejectUnknown('saveAdapter options', opts, ['optimizer']);
+  net.assertIdle('saveAdapter');
+  requireLora(net, 'saveAdapter');
+  const withOptimizer = opts.optimizer === undefined ? net.model.hasOptimizerState() : opts.optimizer === true;
+  if (withOptimizer && !net.model.hasOptimizerState())
+    throw new CheckpointError('saveAdapter: optimizer state requested but the adapter has not been trained yet');
+  const { tensors, metadata } = adapterTensors(net, withOptimizer, '');
   await writeSafetensorsFile(path, tensors, {
+    ...metadata,
     'dnft.format': FORMAT,
-    'dnft.lora': JSON.stringify({ rank, alpha, targets, init }),
     'dnft.config': JSON.stringify(net.config),
     'dnft.step': String(net.step),
   });
@@ -159,54 +235,8 @@ export async function loadAdapter(path: string, net: VelocityNet): Promise<void>
     );
   const step = Number(meta['dnft.step'] ?? '0');
   if (!Number.isSafeInteger(step) || step < 0) throw new CheckpointError(`${path}: invalid dnft.step`);
-  let config: Record<string, unknown>;
-  try {
-    config = loraOptions('dnft.lora', JSON.parse(meta['dnft.lora'] ?? 'null')).config;
-  } catch (error) {
-    throw new CheckpointError(`${path}: invalid dnft.lora: ${(error as Error).message}`, { cause: error });
-  }
-  // The layout the file's config gives, without changing the network, which changes only once all is read.
-  let params: NativeParamSpec[];
-  try {
-    params = net.model.loraLayout(config);
-  } catch (error) {
-    throw new CheckpointError(`${path}: invalid dnft.lora: ${fromNative(error).message}`, { cause: error });
-  }
-  const last = params[params.length - 1];
-  const layout = { params, count: last === undefined ? 0 : last.offset + last.size };
-  const gather = (prefix: string) => {
-    const flat = new Float32Array(layout.count);
-    for (const p of layout.params) {
-      const name = prefix + p.name;
-      const t = file.tensors[name];
-      if (t === undefined) throw new CheckpointError(`${path}: tensor '${name}' is missing`);
-      if (t.dtype !== 'F32' || t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
-        throw new CheckpointError(
-          `${path}: tensor '${name}' is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${p.shape.join(', ')}]`,
-        );
-      const data = t.data as Float32Array;
-      for (let i = 0; i < data.length; i++)
-        if (!Number.isFinite(data[i])) throw new CheckpointError(`${path}: tensor '${name}' holds a non-finite value`);
-      flat.set(data, p.offset);
-    }
-    return flat;
-  };
-  const names = Object.keys(file.tensors);
-  const theta = gather('');
-  const sets = EXTRA_SETS.filter((set) => names.some((k) => k.startsWith(`${set}.`))).map(
-    (set) => [set, gather(`${set}.`)] as const,
-  );
-  const moments = names.some((k) => k.startsWith(M_PREFIX)) ? [gather(M_PREFIX), gather(V_PREFIX)] : [];
-  const prefixes = ['', M_PREFIX, V_PREFIX, ...sets.map(([set]) => `${set}.`)];
-  const known = new Set(layout.params.flatMap((p) => prefixes.map((prefix) => prefix + p.name)));
-  const unknown = names.filter((k) => !known.has(k));
+  const { names, apply } = readAdapterTensors(path, net, file, '', step);
+  const unknown = Object.keys(file.tensors).filter((k) => !names.has(k));
   if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
-  try {
-    net.model.enableLora(config, 0);
-    net.model.setAdapter(theta, 'theta');
-    for (const [set, values] of sets) net.model.setAdapter(values, set);
-    if (moments.length === 2) net.model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
-  } catch (error) {
-    throw fromNative(error);
-  }
+  apply();
 }
