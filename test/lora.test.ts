@@ -6,8 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CheckpointError, FlowMatchingTrainer, Tensor, VelocityNet } from '../lib/index.js';
-import { loadAdapter, saveAdapter } from '../lib/lora.js';
+import { CheckpointError, FlowMatchingTrainer, loadAdapter, saveAdapter, Tensor, VelocityNet } from '../lib/index.js';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/safetensors.js';
 import { randomBatch, randomizedNet, relativeError } from './helpers.js';
 
