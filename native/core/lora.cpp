@@ -120,54 +120,69 @@ void LoraLayout::merge(Backend& backend, float* base, const float* adapter) cons
   }
 }
 
+namespace {
+
+// A base linear (weight at layout index `weight`, its bias next) and, when it carries one in this pass, its adapter.
+struct AdaptedLinear {
+  const ParamSpec& w;
+  const ParamSpec& b;
+  int N, K;
+  const ParamSpec* A = nullptr;  // null: no adapter
+  const ParamSpec* B = nullptr;
+  int slot = -1;  // the adapter's number (A's layout index / 2)
+
+  AdaptedLinear(const LoraLayout* lora, const std::vector<ParamSpec>& base, const NetParams& params, int weight)
+      : w(base[weight]), b(base[weight + 1]), N(static_cast<int>(w.shape[0])), K(static_cast<int>(w.shape[1])) {
+    const int a = lora != nullptr && params.adapter != nullptr ? lora->adapter_of(weight) : -1;
+    if (a < 0) return;
+    A = &lora->layout()[a];
+    B = &lora->layout()[a + 1];
+    slot = a / 2;
+  }
+};
+
+}  // namespace
+
 void adapted_linear_forward(Backend& be, LoraWorkspace& ws, const LoraLayout* lora, const std::vector<ParamSpec>& base,
                             const NetParams& params, int weight, float* out, const float* in, int rows) {
-  const ParamSpec& w = base[weight];
-  const int N = static_cast<int>(w.shape[0]), K = static_cast<int>(w.shape[1]);
-  be.linear_forward(out, in, params.base + w.offset, params.base + base[weight + 1].offset, rows, K, N);
-  const int a = lora != nullptr && params.adapter != nullptr ? lora->adapter_of(weight) : -1;
-  if (a < 0) return;
-  const ParamSpec& A = lora->layout()[a];
-  const ParamSpec& B = lora->layout()[a + 1];
+  const AdaptedLinear l(lora, base, params, weight);
+  be.linear_forward(out, in, params.base + l.w.offset, params.base + l.b.offset, rows, l.K, l.N);
+  if (l.A == nullptr) return;
   const int r = lora->config().rank;
-  const size_t n = static_cast<size_t>(rows) * N;
+  const size_t n = static_cast<size_t>(rows) * l.N;
   if (ws.saved_ax.size() < lora->layout().size() / 2) ws.saved_ax.resize(lora->layout().size() / 2);
-  Buffer<float>& ax = ws.saved_ax[a / 2];
+  Buffer<float>& ax = ws.saved_ax[l.slot];
   ensure(ax, be, static_cast<size_t>(rows) * r);
   ensure(ws.tmp_out, be, n);
-  be.linear_forward(ax.get(), in, params.adapter + A.offset, nullptr, rows, K, r);
-  be.linear_forward(ws.tmp_out.get(), ax.get(), params.adapter + B.offset, nullptr, rows, r, N);
+  be.linear_forward(ax.get(), in, params.adapter + l.A->offset, nullptr, rows, l.K, r);
+  be.linear_forward(ws.tmp_out.get(), ax.get(), params.adapter + l.B->offset, nullptr, rows, r, l.N);
   be.lincomb(out, n, 1.0f, out, lora->scale(), ws.tmp_out.get(), 0.0f, nullptr);
 }
 
 void adapted_linear_backward(Backend& be, LoraWorkspace& ws, const LoraLayout* lora, const std::vector<ParamSpec>& base,
                              const NetParams& params, const NetGrads& grads, int weight, float* din, const float* dout,
                              const float* in, int rows) {
-  const ParamSpec& w = base[weight];
-  const int N = static_cast<int>(w.shape[0]), K = static_cast<int>(w.shape[1]);
+  const AdaptedLinear l(lora, base, params, weight);
   auto grad = [&](const ParamSpec& p) { return grads.base != nullptr ? grads.base + p.offset : nullptr; };
-  be.linear_backward(din, grad(w), grad(base[weight + 1]), dout, in, params.base + w.offset, rows, K, N);
-  const int a = lora != nullptr && params.adapter != nullptr ? lora->adapter_of(weight) : -1;
-  if (a < 0) return;
-  const ParamSpec& A = lora->layout()[a];
-  const ParamSpec& B = lora->layout()[a + 1];
+  be.linear_backward(din, grad(l.w), grad(l.b), dout, in, params.base + l.w.offset, rows, l.K, l.N);
+  if (l.A == nullptr) return;
   const int r = lora->config().rank;
-  const size_t n = static_cast<size_t>(rows) * N;
+  const size_t n = static_cast<size_t>(rows) * l.N;
   auto agrad = [&](const ParamSpec& p) { return grads.adapter != nullptr ? grads.adapter + p.offset : nullptr; };
   ensure(ws.tmp_out, be, n);
   ensure(ws.tmp_rank, be, static_cast<size_t>(rows) * r);
   // With g = s·dout: dB += gᵀ·(A x), d(A x) = g·B, dA += d(A x)ᵀ·x, dx += d(A x)·A.
   be.lincomb(ws.tmp_out.get(), n, lora->scale(), dout, 0.0f, dout, 0.0f, nullptr);
-  be.linear_backward(ws.tmp_rank.get(), agrad(B), nullptr, ws.tmp_out.get(), ws.saved_ax[a / 2].get(),
-                     params.adapter + B.offset, rows, r, N);
+  be.linear_backward(ws.tmp_rank.get(), agrad(*l.B), nullptr, ws.tmp_out.get(), ws.saved_ax[l.slot].get(),
+                     params.adapter + l.B->offset, rows, r, l.N);
   float* dx = nullptr;
   if (din != nullptr) {
-    ensure(ws.tmp_in, be, static_cast<size_t>(rows) * K);
+    ensure(ws.tmp_in, be, static_cast<size_t>(rows) * l.K);
     dx = ws.tmp_in.get();
   }
-  if (dx == nullptr && agrad(A) == nullptr) return;
-  be.linear_backward(dx, agrad(A), nullptr, ws.tmp_rank.get(), in, params.adapter + A.offset, rows, K, r);
-  if (dx != nullptr) be.add_inplace(din, dx, static_cast<size_t>(rows) * K);
+  if (dx == nullptr && agrad(*l.A) == nullptr) return;
+  be.linear_backward(dx, agrad(*l.A), nullptr, ws.tmp_rank.get(), in, params.adapter + l.A->offset, rows, l.K, r);
+  if (dx != nullptr) be.add_inplace(din, dx, static_cast<size_t>(rows) * l.K);
 }
 
 }  // namespace dnft
