@@ -1,4 +1,4 @@
-// Row B4 (shared/spec benchmarks.md): DiffusionNFT against FlowGRPO on `shapes` from the same base checkpoint, the
+// Row B4 (bench/NOTES.md): DiffusionNFT against FlowGRPO on `shapes` from the same base checkpoint, the
 // same prompts, samples per epoch and reward; each method with the settings of a sweep, to a time limit. Reports
 // the epochs, network evaluations and training wall-clock each run needs to reach strict-score thresholds, the
 // curves of all runs on one plot, and the speed-up. `node dist/bench/efficiency.js --base base.safetensors`.

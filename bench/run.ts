@@ -1,4 +1,4 @@
-// `npm run bench`: benchmark rows measured side by side with their peers in one run (shared/spec benchmarks.md).
+// `npm run bench`: benchmark rows measured side by side with their peers in one run (bench/NOTES.md).
 // Prints a Markdown table and writes it as JSON under bench/results/, named after the machine.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,6 +16,9 @@ import {
   VelocityNet,
 } from '../lib/index.js';
 import { packageRoot } from '../lib/native.js';
+import { NFT_LOSS_SCHEMA } from '../lib/nft.js';
+import { OPTIMIZER_SCHEMA } from '../lib/optimizer.js';
+import { resolveOptions } from '../lib/options.js';
 
 const THREADS = Number(process.env.DNFT_BENCH_THREADS ?? 2);
 const BATCH = Number(process.env.DNFT_BENCH_BATCH ?? 256);
@@ -141,7 +144,13 @@ async function oursB2(batch: number) {
   const x0 = Tensor.randn([batch, CONFIG_M.dataDim], { seed: 4 }).storage;
   const r = Tensor.rand([batch], { seed: 5 }).storage;
   const cond = condTokens(batch).storage;
-  const options = { lr: 1e-4, seed: 6, timesPerSample: 1, beta: 1, advClipMax: 5, adaptive: true };
+  const options = {
+    ...resolveOptions('B2', { lr: 1e-4 }, OPTIMIZER_SCHEMA),
+    ...resolveOptions('B2', { beta: 1, advClipMax: 5, adaptive: true }, NFT_LOSS_SCHEMA),
+    seed: 6,
+    timesPerSample: 1,
+    microBatch: 0,
+  };
   return timeAndDispose(net, () => net.enqueue(() => net.model.nftStep(x0, cond, r, batch, options)), ITERS);
 }
 

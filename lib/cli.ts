@@ -4,11 +4,12 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { flag, parseNumber, withConfig } from './cli-options.js';
 import { addDashboardCommand, dashboardOption, withDashboard } from './dashboard/command.js';
-import { type DemoOptions, runToy2dDemo } from './demo.js';
 import { writeFileAtomic } from './files.js';
 import { backendInfo } from './index.js';
 import { runShapesDemo, SHAPES_BASE } from './jobs/demo-shapes.js';
+import { type DemoOptions, runToy2dDemo } from './jobs/demo-toy2d.js';
 import {
   evaluateShapes,
   findPrompt,
@@ -20,27 +21,47 @@ import {
 } from './jobs/shapes.js';
 import { type NativeBackendInfo, packageRoot } from './native.js';
 import { VelocityNet } from './net.js';
+import { OPTIMIZER_SCHEMA } from './optimizer.js';
+import { objectOption, type Rule, withDefaults } from './options.js';
+import { FLOW_MATCHING_SCHEMA } from './pretrain.js';
 import * as shapes from './tasks/shapes/index.js';
 
-function integer(min: number) {
-  return (value: string) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
-    return n;
-  };
-}
+const integer = (min: number) => parseNumber({ type: 'int', min, max: Number.MAX_SAFE_INTEGER });
+const positive = parseNumber({ type: 'number', min: Number.MIN_VALUE, max: Number.MAX_VALUE });
+const number = parseNumber({ type: 'number', min: -Number.MAX_VALUE, max: Number.MAX_VALUE });
 
-function positive(value: string): number {
-  const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a positive number');
-  return n;
-}
+/** How long a run trains. */
+const MINUTES = { type: 'number', min: 1e-6, max: 1e7 } as const satisfies Rule;
 
-function number(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
-  return n;
-}
+/** The options of `pretrain`, for its flags and its --config file. */
+const PRETRAIN_OPTIONS = {
+  preset: { type: 'enum', values: ['D', 'M'], default: 'D' },
+  minutes: MINUTES,
+  steps: { type: 'int', min: 1, max: 1e12 },
+  batch: { type: 'int', min: 1, max: 1 << 20, default: 128 },
+  ...withDefaults(
+    { lr: OPTIMIZER_SCHEMA.lr, condDropout: FLOW_MATCHING_SCHEMA.condDropout },
+    { lr: 1e-3, condDropout: 0.1 },
+  ),
+  schedule: { type: 'enum', values: ['constant', 'cosine'], default: 'constant' },
+  ema: { type: 'number', min: 0, max: 0.999999, default: 0 },
+  seed: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 1 },
+  from: { type: 'string' },
+  withOptimizer: { type: 'boolean' },
+  out: { type: 'string', default: 'shapes-base.safetensors' },
+} as const;
+
+/** The options of `train`, for its flags and its --config file (`trainer` holds the trainer's own options). */
+const TRAIN_OPTIONS = {
+  method: { type: 'enum', values: ['nft', 'flowgrpo'], default: 'nft' },
+  base: { type: 'string' },
+  resume: { type: 'boolean' },
+  epochs: { type: 'int', min: 1, max: 1e9 },
+  minutes: MINUTES,
+  evalEvery: { type: 'int', min: 1, max: 1e9, default: 5 },
+  out: { type: 'string', default: 'shapes-run' },
+  trainer: { type: 'value' },
+} as const;
 
 // "lo,hi" with 0 ≤ lo ≤ hi ≤ 1: the times at which guidance applies.
 function interval(value: string): [number, number] {
@@ -57,26 +78,6 @@ const CFG_HELP = 'classifier-free guidance scale';
 function cfgIntervalOption(): Option {
   const help = `guidance only at t in [lo, hi] (1 = noise; the benchmark's "with CFG" is ${guidanceLabel(SHAPES_GUIDANCE)})`;
   return new Option('--cfg-interval <lo,hi>', help).argParser(interval).default([0, 1], '0,1');
-}
-
-/** Options from a JSON config file, under the command-line flags given explicitly. */
-function withConfig<T extends object>(opts: T & { config?: string }, command: Command): T {
-  if (opts.config === undefined) return opts;
-  let file: Record<string, unknown>;
-  try {
-    file = JSON.parse(readFileSync(opts.config, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    throw new InvalidArgumentError(`cannot read config ${opts.config}: ${(error as Error).message}`);
-  }
-  const merged: Record<string, unknown> = { ...opts };
-  const known = new Set(command.options.map((option) => option.attributeName()));
-  for (const [key, value] of Object.entries(file)) {
-    if (!known.has(key) && key !== 'trainer') {
-      throw new InvalidArgumentError(`config ${opts.config}: unknown option '${key}'`);
-    }
-    if (command.getOptionValueSource(key) !== 'cli') merged[key] = value;
-  }
-  return merged as T;
 }
 
 /** An AbortSignal that Ctrl-C (SIGINT) trips once, saying what happens next; a second Ctrl-C exits at once. */
@@ -178,25 +179,33 @@ program
 program
   .command('pretrain')
   .description('pre-train a base model on the shapes world (rendered caption–image pairs, condition dropout)')
-  .addOption(new Option('--preset <name>', 'network preset: D (DiT) or M (MLP)').choices(['D', 'M']).default('D'))
-  .option('--minutes <n>', 'stop after this many minutes', positive)
-  .option('--steps <n>', 'stop after this many optimiser steps', integer(1))
-  .option('--batch <n>', 'samples per step', integer(1), 128)
-  .option('--lr <x>', 'peak learning rate', positive, 1e-3)
-  .option('--cond-dropout <p>', 'probability of the null condition', number, 0.1)
+  .addOption(flag('--preset <name>', 'network preset: D (DiT) or M (MLP)', PRETRAIN_OPTIONS.preset))
+  .addOption(flag('--minutes <n>', 'stop after this many minutes', PRETRAIN_OPTIONS.minutes))
+  .addOption(flag('--steps <n>', 'stop after this many optimiser steps', PRETRAIN_OPTIONS.steps))
+  .addOption(flag('--batch <n>', 'samples per step', PRETRAIN_OPTIONS.batch))
+  .addOption(flag('--lr <x>', 'peak learning rate', PRETRAIN_OPTIONS.lr))
+  .addOption(flag('--cond-dropout <p>', 'probability of the null condition', PRETRAIN_OPTIONS.condDropout))
   .addOption(
-    new Option('--schedule <name>', 'learning rate after the warm-up (cosine: down to lr/100 at the last --steps)')
-      .choices(['constant', 'cosine'])
-      .default('constant'),
+    flag(
+      '--schedule <name>',
+      'learning rate after the warm-up (cosine: down to lr/100 at the last --steps)',
+      PRETRAIN_OPTIONS.schedule,
+    ),
   )
-  .option('--ema <decay>', 'write an exponential moving average of the weights (e.g. 0.999; 0 = none)', number, 0)
-  .option('--seed <n>', 'random seed', integer(0), 1)
+  .addOption(
+    flag(
+      '--ema <decay>',
+      'write an exponential moving average of the weights (e.g. 0.999; 0 = none)',
+      PRETRAIN_OPTIONS.ema,
+    ),
+  )
+  .addOption(flag('--seed <n>', 'random seed', PRETRAIN_OPTIONS.seed))
   .option('--from <checkpoint>', 'continue from a checkpoint')
   .option('--with-optimizer', 'also save the AdamW state (3× the size), for an exact --from continuation')
-  .option('--out <path>', 'checkpoint to write', 'shapes-base.safetensors')
+  .addOption(flag('--out <path>', 'checkpoint to write', PRETRAIN_OPTIONS.out))
   .option('--config <file>', 'JSON file with any of these options')
   .action(async (given, command: Command) => {
-    const o = withConfig(given as Record<string, unknown> & { config?: string }, command) as {
+    const o = withConfig(given as Record<string, unknown> & { config?: string }, command, PRETRAIN_OPTIONS) as {
       preset: 'D' | 'M';
       minutes?: number;
       steps?: number;
@@ -213,7 +222,6 @@ program
     if (o.minutes === undefined && o.steps === undefined) throw new InvalidArgumentError('give --minutes or --steps');
     if (o.schedule === 'cosine' && o.steps === undefined)
       throw new InvalidArgumentError('--schedule cosine needs --steps');
-    if (!(o.ema >= 0 && o.ema < 1)) throw new InvalidArgumentError('--ema must be in [0, 1)');
     const net = o.from
       ? (await loadCheckpoint(o.from)).net
       : VelocityNet.create({ preset: o.preset }, { seed: o.seed });
@@ -243,18 +251,18 @@ program
 program
   .command('train')
   .description('post-train a shapes base model with DiffusionNFT or FlowGRPO')
-  .addOption(new Option('--method <name>', 'RL method').choices(['nft', 'flowgrpo']).default('nft'))
+  .addOption(flag('--method <name>', 'RL method', TRAIN_OPTIONS.method))
   .requiredOption('--base <checkpoint>', 'the base model (or a run to resume with --resume)')
   .option('--resume', 'continue the trainer state saved in --base')
-  .option('--epochs <n>', 'stop after this many epochs', integer(1))
-  .option('--minutes <n>', 'stop after this many minutes of training', positive)
-  .option('--eval-every <n>', 'evaluate on the test prompts every n epochs', integer(1), 5)
-  .option('--out <dir>', 'output folder', 'shapes-run')
+  .addOption(flag('--epochs <n>', 'stop after this many epochs', TRAIN_OPTIONS.epochs))
+  .addOption(flag('--minutes <n>', 'stop after this many minutes of training', TRAIN_OPTIONS.minutes))
+  .addOption(flag('--eval-every <n>', 'evaluate on the test prompts every n epochs', TRAIN_OPTIONS.evalEvery))
+  .addOption(flag('--out <dir>', 'output folder', TRAIN_OPTIONS.out))
   .option('--config <file>', 'JSON file with these options and a "trainer" object of trainer options')
   .addOption(dashboardOption())
   .option('--json', 'end with a JSON summary on stdout (the progress log goes to stderr)')
   .action(async (given, command: Command) => {
-    const o = withConfig(given as Record<string, unknown> & { config?: string }, command) as {
+    const o = withConfig(given as Record<string, unknown> & { config?: string }, command, TRAIN_OPTIONS) as {
       method: 'nft' | 'flowgrpo';
       base: string;
       resume?: boolean;
@@ -267,6 +275,7 @@ program
       json?: boolean;
     };
     if (o.epochs === undefined && o.minutes === undefined) throw new InvalidArgumentError('give --epochs or --minutes');
+    objectOption("the config's trainer", o.trainer);
     const started = performance.now();
     const log = o.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
     const { dashboard, json, ...job } = o;

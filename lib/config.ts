@@ -1,4 +1,4 @@
-import { numberOption, objectOption, rejectUnknown } from './options.js';
+import { type Rule, resolveOptions } from './options.js';
 
 /** Network architecture: the residual MLP of docs/network.md or the diffusion transformer of docs/dit.md. */
 export type Arch = 'mlp' | 'dit';
@@ -87,62 +87,55 @@ export const CONFIG_D: Readonly<DitConfig> = Object.freeze({
 
 const PRESETS: Record<NetPreset, Readonly<NetConfig>> = { small: CONFIG_SMALL, M: CONFIG_M, D: CONFIG_D };
 
-const LIMITS: Record<keyof CommonNetConfig, [number, number]> = {
-  dataDim: [1, 1 << 20],
-  width: [1, 1 << 16],
-  depth: [0, 256],
-  mlpRatio: [1, 64],
-  timeFeatures: [2, 4096],
-  vocabSize: [1, 1 << 20],
-  condSlots: [1, 1024],
-};
+const int = (min: number, max: number) => ({ type: 'int', min, max }) as const;
 
-const DIT_LIMITS: Record<'imageSize' | 'channels' | 'patch' | 'heads', [number, number]> = {
-  imageSize: [1, 4096],
-  channels: [1, 4096],
-  patch: [1, 4096],
-  heads: [1, 1 << 16],
-};
+/** The network config's option table; defaults come from the preset. */
+const NET_CONFIG_SCHEMA = {
+  preset: { type: 'enum', values: ['small', 'M', 'D'] },
+  arch: { type: 'enum', values: ['mlp', 'dit'] },
+  dataDim: int(1, 1 << 20),
+  width: int(1, 1 << 16),
+  depth: int(0, 256),
+  mlpRatio: int(1, 64),
+  timeFeatures: int(2, 4096),
+  vocabSize: int(1, 1 << 20),
+  condSlots: int(1, 1024),
+  imageSize: int(1, 4096),
+  channels: int(1, 4096),
+  patch: int(1, 4096),
+  heads: int(1, 1 << 16),
+} as const satisfies Record<keyof MlpConfig | keyof DitConfig | 'preset', Rule>;
+
+const DIT_FIELDS = ['imageSize', 'channels', 'patch', 'heads'] as const;
 
 /**
- * Fills a partial config from a preset and validates every field. The preset defaults to 'D' when `arch` is 'dit'
- * and to 'small' otherwise; an explicit preset of the other architecture is an error.
+ * Fills a partial config from a preset and validates every field: the one network-config validator (the native core
+ * re-checks only what its memory safety needs). The preset defaults to 'D' when `arch` is 'dit' and to 'small'
+ * otherwise; an explicit preset of the other architecture is an error.
  */
 export function resolveNetConfig(config: unknown): NetConfig {
-  const given = objectOption('config', config);
-  rejectUnknown('config', given, ['arch', ...Object.keys(LIMITS), ...Object.keys(DIT_LIMITS), 'preset']);
-  if (given.arch !== undefined && given.arch !== 'mlp' && given.arch !== 'dit')
-    throw new RangeError(`config.arch must be 'mlp' or 'dit', got ${String(given.arch)}`);
+  const given = resolveOptions('config', config, NET_CONFIG_SCHEMA);
   const preset = given.preset ?? (given.arch === 'dit' ? 'D' : 'small');
-  if (typeof preset !== 'string' || !Object.hasOwn(PRESETS, preset))
-    throw new RangeError(`config.preset must be 'small', 'M' or 'D', got ${String(preset)}`);
-  const base = PRESETS[preset as NetPreset];
+  const base = PRESETS[preset];
   if (given.arch !== undefined && given.arch !== base.arch)
     throw new RangeError(`config.arch '${given.arch}' does not match preset '${preset}' (arch '${base.arch}')`);
-
-  const common = { arch: base.arch } as Record<string, unknown>;
-  for (const key of Object.keys(LIMITS) as (keyof CommonNetConfig)[]) {
-    const [min, max] = LIMITS[key];
-    common[key] = numberOption('config', given, key, { kind: 'int', min, max }, base[key]);
-  }
-  if ((common.timeFeatures as number) % 2 !== 0)
-    throw new RangeError(`config.timeFeatures must be even, got ${common.timeFeatures}`);
+  const { preset: _, ...fields } = given;
+  const resolved = { ...base } as Record<string, unknown>;
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined) resolved[key] = value;
+  if ((resolved.timeFeatures as number) % 2 !== 0)
+    throw new RangeError(`config.timeFeatures must be even, got ${resolved.timeFeatures}`);
   if (base.arch === 'mlp') {
-    for (const key of Object.keys(DIT_LIMITS)) {
+    for (const key of DIT_FIELDS) {
       if (given[key] !== undefined) throw new TypeError(`config.${key} applies only to arch 'dit'`);
     }
-    return common as unknown as MlpConfig;
+    return resolved as unknown as MlpConfig;
   }
-  for (const key of Object.keys(DIT_LIMITS) as (keyof typeof DIT_LIMITS)[]) {
-    const [min, max] = DIT_LIMITS[key];
-    common[key] = numberOption('config', given, key, { kind: 'int', min, max }, base[key]);
-  }
-  const dit = common as unknown as DitConfig;
+  const dit = resolved as unknown as DitConfig;
   checkDitShapes(dit);
   return dit;
 }
 
-/** The DiT's consistency rules (the native core checks them again). */
+/** The DiT's consistency rules (the native core checks them again: its indexing relies on them). */
 function checkDitShapes(c: DitConfig): void {
   const pixels = c.imageSize * c.imageSize * c.channels;
   if (c.dataDim !== pixels)

@@ -1,16 +1,20 @@
-// The pure pieces of FlowGRPO (algorithms.md 3.2–3.4), exposed for verification: the SDE step and its
+// The pure pieces of FlowGRPO (docs/algorithms.md §3.2–§3.4), exposed for verification: the SDE step and its
 // log-probability, the SDE rollout with the per-step log-probabilities, and the GRPO loss with its gradient.
 import { checkFinite, checkTensor } from './checks.js';
 import { native } from './native.js';
 import type { VelocityNet } from './net.js';
-import { numberOption, objectOption, rejectUnknown, seedOption } from './options.js';
-import { timeGrid } from './solvers.js';
+import { objectOption, type Rule, rejectUnknown, resolveOptions, seedOption } from './options.js';
+import { ROLLOUT_RULES, timeGrid } from './solvers.js';
 import { Tensor } from './tensor.js';
 
-/** Philox stream of the SDE noise: step n of sample i uses elements n·2^40 + [i·D, (i + 1)·D). */
-export const SDE_STREAM = 7;
+/** The noise level a of the SDE's σ_t = a·√(t/(1 − t)) (0.7, the code's); 0 is the Euler ODE. */
+export const SDE_A = { type: 'number', min: 0, max: 100, default: 0.7 } as const satisfies Rule;
 
-/** One step of the SDE from t to tNext < t (algorithms.md 3.2). */
+const TIME = { type: 'number', min: 0, max: 1 } as const satisfies Rule;
+
+const SDE_STEP_SCHEMA = { t: TIME, tNext: TIME, a: SDE_A, tFirst: TIME } as const;
+
+/** One step of the SDE from t to tNext < t (docs/algorithms.md §3.2). */
 export interface SdeStepResult {
   /** mean = x + [v + σ²/(2t)·(x + (1 − t)·v)]·dt, dt = tNext − t. */
   mean: Tensor;
@@ -32,14 +36,10 @@ export function sdeStep(
   noise: Tensor,
   options: { t: number; tNext: number; a?: number; tFirst?: number },
 ): SdeStepResult {
-  const opts = objectOption('sdeStep options', options);
-  rejectUnknown('sdeStep options', opts, ['t', 'tNext', 'a', 'tFirst']);
-  const t = numberOption('sdeStep options', opts, 't', { kind: 'number', min: 0, max: 1 }, Number.NaN);
-  const tNext = numberOption('sdeStep options', opts, 'tNext', { kind: 'number', min: 0, max: 1 }, Number.NaN);
-  if (!(t > 0 && tNext < t)) throw new RangeError('sdeStep needs 0 ≤ tNext < t ≤ 1');
-  const a = numberOption('sdeStep options', opts, 'a', { kind: 'number', min: 0, max: 100 }, 0.7);
-  const tFirst = numberOption('sdeStep options', opts, 'tFirst', { kind: 'number', min: 0, max: 1 }, tNext);
-  if (t === 1 && !(tFirst < 1)) throw new RangeError('sdeStep at t = 1 needs tFirst < 1');
+  const { t, tNext, a, tFirst = tNext } = resolveOptions('sdeStep options', options, SDE_STEP_SCHEMA);
+  if (!(t !== undefined && tNext !== undefined && t > 0 && tNext < t))
+    throw new RangeError('sdeStep needs 0 ≤ tNext < t ≤ 1');
+  if (t === 1 && !((tFirst as number) < 1)) throw new RangeError('sdeStep at t = 1 needs tFirst < 1');
   if (!(x instanceof Tensor)) throw new TypeError('x must be a Tensor');
   for (const [name, tensor] of [
     ['x', x],
@@ -56,7 +56,7 @@ export function sdeStep(
     t,
     tNext,
     a,
-    tFirst,
+    tFirst as number,
   );
   return { mean: Tensor.from(r.mean, x.shape), xNext: Tensor.from(r.xNext, x.shape), std: r.std, sigma: r.sigma };
 }
@@ -102,6 +102,16 @@ export interface SdeSampleOptions {
   params?: 'theta' | 'old' | 'ref' | 'ema';
 }
 
+const SDE_SAMPLE_SCHEMA = {
+  ...ROLLOUT_RULES,
+  cond: { type: 'value' },
+  grid: { type: 'value' },
+  a: SDE_A,
+  seed: { type: 'value' },
+  logpSum: { type: 'boolean', default: false },
+  params: { type: 'value' },
+} as const satisfies Record<keyof SdeSampleOptions, Rule>;
+
 /**
  * An SDE rollout as FlowGRPO collects it, in one native call per chunk: the clean samples x (B, D), every state
  * (N + 1, B, D) and the log-probability of every step (N, B), as stored for the ratio.
@@ -110,41 +120,28 @@ export async function sampleSde(
   net: VelocityNet,
   options: SdeSampleOptions,
 ): Promise<{ x: Tensor; trajectory: Tensor; logp: Tensor }> {
-  const opts = objectOption('sampleSde options', options);
-  rejectUnknown('sampleSde options', opts, [
-    'cond',
-    'steps',
-    'grid',
-    'a',
-    'cfgScale',
-    'seed',
-    'firstSample',
-    'chunk',
-    'logpSum',
-    'params',
-  ]);
+  const opts = resolveOptions('sampleSde options', options, SDE_SAMPLE_SCHEMA);
   const cond = opts.cond as Tensor<'int32'>;
   if (!(cond instanceof Tensor) || cond.shape.length !== 2)
     throw new TypeError('options.cond must be a [B, L] int32 Tensor');
   const batch = cond.shape[0] as number;
   const tokens = net.checkCond(cond, batch);
-  const grid =
-    opts.grid === undefined
-      ? timeGrid(numberOption('options', opts, 'steps', { kind: 'int', min: 1, max: 100000 }, 10))
-      : Float64Array.from(opts.grid as ArrayLike<number>);
+  const grid = opts.grid === undefined ? timeGrid(opts.steps) : Float64Array.from(opts.grid as ArrayLike<number>);
   const params = (opts.params ?? 'theta') as 'theta';
   net.checkParamSet(params);
   const seed = Number(seedOption('options.seed', opts.seed ?? 0));
   if (!Number.isSafeInteger(seed)) throw new RangeError('options.seed must be below 2^53');
   const nativeOptions = {
-    solver: 'sde',
+    solver: 'sde' as const,
     grid,
-    sdeA: numberOption('options', opts, 'a', { kind: 'number', min: 0, max: 100 }, 0.7),
-    cfgScale: numberOption('options', opts, 'cfgScale', { kind: 'number', min: -1e6, max: 1e6 }, 1),
+    sdeA: opts.a,
+    cfgScale: opts.cfgScale,
+    cfgTMin: 0,
+    cfgTMax: 1,
     seed,
-    firstSample: numberOption('options', opts, 'firstSample', { kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER }, 0),
-    chunk: numberOption('options', opts, 'chunk', { kind: 'int', min: 1, max: 1 << 24 }, 1024),
-    logpSum: opts.logpSum === true,
+    firstSample: opts.firstSample,
+    chunk: opts.chunk,
+    logpSum: opts.logpSum,
   };
   const r = await net.enqueue(() => net.model.sample(null, tokens, batch, nativeOptions, true, params));
   const D = net.config.dataDim;
@@ -157,7 +154,7 @@ export async function sampleSde(
   };
 }
 
-/** Options of the GRPO loss (algorithms.md 3.4; defaults as the official code). */
+/** Options of the GRPO loss (docs/algorithms.md §3.4; defaults as the official code). */
 export interface GrpoLossOptions {
   /** PPO clip range ε on the ratio of mean-over-dimension likelihoods (1e-4, the code's, for 65536-dim latents). */
   clipRange?: number;
@@ -166,6 +163,15 @@ export interface GrpoLossOptions {
   /** Sum the per-dimension log-probabilities instead of averaging them (false). */
   logpSum?: boolean;
 }
+
+/** The GRPO loss's option table. */
+export const GRPO_LOSS_SCHEMA = {
+  clipRange: { type: 'number', min: 0, max: 1e6, default: 1e-4 },
+  klCoef: { type: 'number', min: 0, max: 1e6, default: 0 },
+  logpSum: { type: 'boolean', default: false },
+} as const satisfies Record<keyof GrpoLossOptions, Rule>;
+
+const GRPO_LOSS_CALL_SCHEMA = { ...GRPO_LOSS_SCHEMA, a: SDE_A, tFirst: TIME } as const;
 
 /** The inputs of grpoLoss: R transitions x → xNext (R, D), with their step's times and the rollout's log p. */
 export interface GrpoLossInputs {
@@ -183,7 +189,7 @@ export interface GrpoLossInputs {
 }
 
 /**
- * The GRPO objective of algorithms.md 3.4 over R transitions, in the native code the trainer runs: ratio =
+ * The GRPO objective of docs/algorithms.md §3.4 over R transitions, in the native code the trainer runs: ratio =
  * exp(log p_θ − log p_old), mean of max(−A·ratio, −A·clip(ratio, 1 ± ε)), plus the code's KL term. Returns the
  * loss, its gradient with respect to vTheta, and the clip fraction, approximate KL and mean ratio.
  */
@@ -193,8 +199,7 @@ export function grpoLoss(
 ): { loss: number; grad: Tensor; clipFraction: number; approxKl: number; ratioMean: number } {
   const given = objectOption('grpoLoss inputs', inputs);
   rejectUnknown('grpoLoss inputs', given, ['vTheta', 'vRef', 'x', 'xNext', 't', 'tNext', 'advantages', 'logpOld']);
-  const opts = objectOption('grpoLoss options', options);
-  rejectUnknown('grpoLoss options', opts, ['clipRange', 'klCoef', 'logpSum', 'a', 'tFirst']);
+  const { a, tFirst, ...params } = resolveOptions('grpoLoss options', options, GRPO_LOSS_CALL_SCHEMA);
   const vTheta = given.vTheta as Tensor;
   if (!(vTheta instanceof Tensor) || vTheta.shape.length !== 2) throw new TypeError('vTheta must be a [R, D] Tensor');
   const [R, D] = vTheta.shape as [number, number];
@@ -206,13 +211,7 @@ export function grpoLoss(
     checkTensor(name, given[name], 'float32', [R]);
     checkFinite(name, (given[name] as Tensor<'float32'>).storage);
   }
-  const params = {
-    clipRange: numberOption('grpoLoss options', opts, 'clipRange', { kind: 'number', min: 0, max: 1e6 }, 1e-4),
-    klCoef: numberOption('grpoLoss options', opts, 'klCoef', { kind: 'number', min: 0, max: 1e6 }, 0),
-    logpSum: opts.logpSum === true,
-  };
   if (params.klCoef > 0 && given.vRef === undefined) throw new TypeError('grpoLoss: vRef is required when klCoef > 0');
-  const a = numberOption('grpoLoss options', opts, 'a', { kind: 'number', min: 0, max: 100 }, 0.7);
   const t = (given.t as Tensor<'float32'>).storage;
   const tNext = (given.tNext as Tensor<'float32'>).storage;
   const rows = new Float32Array(4 * R);
@@ -222,8 +221,7 @@ export function grpoLoss(
     if (!(ti > 0 && ti <= 1 && tn > 0 && tn < ti)) {
       throw new RangeError(`transition ${i} needs 0 < tNext < t ≤ 1 (the last step into t = 0 is not trained)`);
     }
-    const tFirst = numberOption('grpoLoss options', opts, 'tFirst', { kind: 'number', min: 0, max: 1 }, tn);
-    const k = native().sdeCoefficients(ti, tn, a, tFirst);
+    const k = native().sdeCoefficients(ti, tn, a, tFirst ?? tn);
     rows.set([k.xCoef, k.vCoef, k.std, k.sigma], 4 * i);
   }
   const r = native().grpoLoss(

@@ -4,6 +4,8 @@
  */
 import { type NativeBackendInfo, native } from './native.js';
 
+export type { OptimalityOptions } from './advantage.js';
+export { optimalityProbability } from './advantage.js';
 export type { Checkpoint, LoadOptions, SaveOptions } from './checkpoint.js';
 export { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 export type { Arch, DitConfig, MlpConfig, NetConfig, NetPreset } from './config.js';
@@ -12,7 +14,7 @@ export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
 export { BackendError, CheckpointError, DiffusionNftError, DisposedError, NumericError } from './errors.js';
 export type { GrpoLossInputs, GrpoLossOptions, SdeSampleOptions, SdeStepResult } from './flowgrpo.js';
-export { grpoLoss, SDE_STREAM, sampleSde, sdeLogProb, sdeStep } from './flowgrpo.js';
+export { grpoLoss, sampleSde, sdeLogProb, sdeStep } from './flowgrpo.js';
 export type { LoraInfo, LoraInit, LoraOptions, SaveAdapterOptions } from './lora.js';
 export { loadAdapter, saveAdapter } from './lora.js';
 export type { EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';
@@ -22,10 +24,11 @@ export { METRICS_VERSION, MetricsFormatError, parseRecords, readRunRecords } fro
 export type { ParamSetName } from './native.js';
 export type { CreateOptions, DeviceRequest, ParamInfo, Precision } from './net.js';
 export { VelocityNet } from './net.js';
-export type { NftLossInputs, NftLossOptions, OptimalityOptions } from './nft.js';
-export { nftLoss, optimalityProbability } from './nft.js';
+export type { NftLossInputs, NftLossOptions } from './nft.js';
+export { nftLoss } from './nft.js';
 export { interpolate, philox4x32 } from './ops.js';
-export type { FlowMatchingOptions, LrSchedule, OptimizerOptions, StepStats } from './pretrain.js';
+export type { LrSchedule, OptimizerOptions, StepStats } from './optimizer.js';
+export type { FlowMatchingOptions } from './pretrain.js';
 export { FlowMatchingTrainer } from './pretrain.js';
 export { SafetensorsError } from './safetensors.js';
 export type {
@@ -37,10 +40,11 @@ export type {
   TimeGridOptions,
   VelocityFn,
 } from './solvers.js';
-export { SAMPLE_STREAM, sample, solvers, timeGrid } from './solvers.js';
+export { sample, solvers, timeGrid } from './solvers.js';
+export { SAMPLE_STREAM, SDE_STREAM, USER_STREAM } from './streams.js';
 export { tasks } from './tasks/index.js';
 export type { Device, DType, RandomOptions } from './tensor.js';
-export { liveTensors, Tensor, USER_STREAM } from './tensor.js';
+export { liveTensors, Tensor } from './tensor.js';
 export type { NamedReward, Prompt, RewardFn, Rewards } from './trainers/common.js';
 export type { DiffusionNFTOptions, EtaSchedule, NftEpochStats } from './trainers/diffusion-nft.js';
 export { DiffusionNFT, etaAt } from './trainers/diffusion-nft.js';

@@ -1,9 +1,11 @@
-// LoRA adapters (docs/lora.md): the options, the adapter's description, and adapter files. The native core holds
-// the adapters (native/core/lora.h) and checks their ranges; this file checks types and unknown fields.
+// LoRA adapters (docs/lora.md): the option table, the adapter's description, and adapter files. The native core
+// holds the adapters (native/core/lora.h) and checks the target names against the network's modules.
+
+import type { Arch } from './config.js';
 import { CheckpointError, fromNative } from './errors.js';
 import type { NativeParamSpec, ParamSetName } from './native.js';
 import type { ParamInfo, VelocityNet } from './net.js';
-import { objectOption, rejectUnknown, seedOption } from './options.js';
+import { objectOption, type Rule, rejectUnknown, resolveOptions, seedOption } from './options.js';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from './safetensors.js';
 
 /** How A starts: 'gaussian' N(0, 1/rank²) (PEFT's 'gaussian'), or 'kaiming' U(±1/√in) (PEFT's default). B is 0. */
@@ -37,26 +39,40 @@ export interface LoraInfo {
   readonly paramCount: number;
 }
 
-const OPTION_FIELDS = ['rank', 'alpha', 'targets', 'init', 'seed'];
+/** LoraOptions' table (DiffusionNFT's official defaults); targets and seed are checked by loraOptions. */
+export const LORA_SCHEMA = {
+  rank: { type: 'int', min: 1, max: 4096, default: 32 },
+  alpha: { type: 'number', min: 1e-6, max: 1e6, default: 64 },
+  targets: { type: 'value' },
+  init: { type: 'enum', values: ['gaussian', 'kaiming'], default: 'gaussian' },
+  seed: { type: 'value' },
+} as const satisfies Record<keyof LoraOptions, Rule>;
+
+/** The default targets: the attention's projections (DiT), the block MLP (MLP). */
+export const LORA_DEFAULT_TARGETS: Readonly<Record<Arch, readonly string[]>> = {
+  dit: ['attn.qkv', 'attn.proj'],
+  mlp: ['fc1', 'fc2'],
+};
+
 const FORMAT = 'diffusion-nft-lora/1';
 const M_PREFIX = 'optimizer.m.';
 const V_PREFIX = 'optimizer.v.';
 const EXTRA_SETS: readonly ParamSetName[] = ['old', 'ref', 'ema'];
 
-/** Type checks of LoraOptions; the native core checks ranges and target names. @internal */
-export function loraOptions(what: string, value: unknown): { config: Record<string, unknown>; seed: number | bigint } {
-  const o = objectOption(what, value);
-  rejectUnknown(what, o, OPTION_FIELDS);
-  for (const field of ['rank', 'alpha']) {
-    if (o[field] !== undefined && typeof o[field] !== 'number')
-      throw new TypeError(`${what}.${field} must be a number, got ${typeof o[field]}`);
-  }
-  if (o.targets !== undefined && !(Array.isArray(o.targets) && o.targets.every((t) => typeof t === 'string')))
+/** The options resolved for the native call, and A's seed. @internal */
+export function loraOptions(
+  what: string,
+  value: unknown,
+  arch: Arch,
+): { config: { rank: number; alpha: number; init: LoraInit; targets: string[] }; seed: number | bigint } {
+  const o = resolveOptions(what, value, LORA_SCHEMA);
+  const targets = o.targets ?? LORA_DEFAULT_TARGETS[arch];
+  if (!(Array.isArray(targets) && targets.every((t) => typeof t === 'string')))
     throw new TypeError(`${what}.targets must be an array of module names`);
-  if (o.init !== undefined && o.init !== 'gaussian' && o.init !== 'kaiming')
-    throw new RangeError(`${what}.init must be 'gaussian' or 'kaiming', got ${String(o.init)}`);
-  const { seed, ...config } = o;
-  return { config, seed: seedOption(`${what}.seed`, seed ?? 0) };
+  return {
+    config: { rank: o.rank, alpha: o.alpha, init: o.init, targets: [...targets] },
+    seed: seedOption(`${what}.seed`, o.seed ?? 0),
+  };
 }
 
 /** The native description as LoraInfo, or null. @internal */
@@ -137,10 +153,10 @@ export function readAdapterTensors(
   prefix: string,
   step: number,
 ): { names: Set<string>; apply: () => void } {
-  let config: Record<string, unknown>;
+  let config: ReturnType<typeof loraOptions>['config'];
   let params: NativeParamSpec[];
   try {
-    config = loraOptions('dnft.lora', JSON.parse(file.metadata['dnft.lora'] ?? 'null')).config;
+    config = loraOptions('dnft.lora', JSON.parse(file.metadata['dnft.lora'] ?? 'null'), net.config.arch).config;
     params = net.model.loraLayout(config);
   } catch (error) {
     throw new CheckpointError(`${path}: invalid dnft.lora: ${fromNative(error).message}`, { cause: error });

@@ -4,7 +4,11 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { NetConfig } from './config.js';
 import { BackendError } from './errors.js';
+import type { GrpoLossOptions } from './flowgrpo.js';
+import type { NftLossOptions } from './nft.js';
+import type { OptimizerOptions } from './optimizer.js';
 
 /** Layout entry of one parameter tensor in the flat buffer. */
 export interface NativeParamSpec {
@@ -23,6 +27,58 @@ export interface NativeStepStats {
   step: number;
 }
 
+// The option objects of the native calls. The TypeScript option tables (lib/options.ts and the groups' schemas)
+// check every value and fill every default; the addon checks only that each field is there with the right type.
+
+/** AdamW settings of a training step, all given. */
+export type NativeOptimizerOptions = Required<OptimizerOptions>;
+
+/** One flow-matching step. */
+export interface NativeFlowMatchingOptions extends NativeOptimizerOptions {
+  seed: number;
+  microBatch: number;
+  condDropout: number;
+}
+
+/** The NFT loss. */
+export type NativeNftLossParams = Required<NftLossOptions>;
+
+/** One DiffusionNFT step: the loss, the optimiser, and the training times (the grid's, or t ~ U(0, 1) without). */
+export interface NativeNftStepOptions extends NativeOptimizerOptions, NativeNftLossParams {
+  seed: number;
+  times?: Float64Array;
+  timesPerSample: number;
+  microBatch: number;
+}
+
+/** The GRPO loss. */
+export type NativeGrpoParams = Required<GrpoLossOptions>;
+
+/** One FlowGRPO step over recorded rollouts on `grid`, training its first `trainSteps` transitions. */
+export interface NativeGrpoStepOptions extends NativeOptimizerOptions, NativeGrpoParams {
+  grid: Float64Array;
+  trainSteps: number;
+  sdeA: number;
+  cfgScale: number;
+  microBatch: number;
+}
+
+/** A rollout. Guidance applies to velocities at cfgTMin ≤ t ≤ cfgTMax only. */
+export interface NativeSampleOptions {
+  solver: 'euler' | 'heun' | 'dpm2' | 'sde';
+  grid: Float64Array;
+  cfgScale: number;
+  cfgTMin: number;
+  cfgTMax: number;
+  seed: number;
+  firstSample: number;
+  chunk: number;
+  /** The SDE's noise level a (required by 'sde', read by no other solver). */
+  sdeA?: number;
+  /** Sum the per-dimension log-probabilities instead of averaging them (required by 'sde'). */
+  logpSum?: boolean;
+}
+
 /**
  * The parameter sets of a network: 'theta' (trained), 'old' (DiffusionNFT's rollout policy), 'ref' (the frozen
  * reference of KL terms), 'ema' (an exponential moving average of θ for evaluation).
@@ -31,7 +87,7 @@ export type ParamSetName = 'theta' | 'old' | 'ref' | 'ema';
 
 export interface NativeModel {
   layout(): NativeParamSpec[];
-  config(): Record<string, number>;
+  config(): NetConfig;
   paramCount(): number;
   step(): number;
   /** The backend the model lives on. */
@@ -68,25 +124,13 @@ export interface NativeModel {
     x0: Float32Array,
     cond: Int32Array,
     batch: number,
-    options: Record<string, unknown>,
+    options: NativeFlowMatchingOptions,
   ): Promise<NativeStepStats>;
   sample(
     noise: Float32Array | null,
     cond: Int32Array,
     batch: number,
-    options: {
-      solver: string;
-      grid: Float64Array;
-      cfgScale: number;
-      /** Guidance applies to velocities at cfgTMin ≤ t ≤ cfgTMax only (default 0 and 1). */
-      cfgTMin?: number;
-      cfgTMax?: number;
-      seed: number;
-      firstSample: number;
-      chunk: number;
-      sdeA?: number;
-      logpSum?: boolean;
-    },
+    options: NativeSampleOptions,
     trajectory: boolean,
     which?: ParamSetName,
   ): Promise<{ x: Float32Array; trajectory: Float32Array | null; logp?: Float32Array }>;
@@ -96,29 +140,32 @@ export interface NativeModel {
     advantages: Float32Array,
     logpOld: Float32Array,
     batch: number,
-    options: Record<string, unknown>,
+    options: NativeGrpoStepOptions,
   ): Promise<NativeStepStats & { clipFraction: number; approxKl: number; ratioMean: number }>;
   nftStep(
     x0: Float32Array,
     cond: Int32Array,
     r: Float32Array,
     batch: number,
-    options: Record<string, unknown>,
+    options: NativeNftStepOptions,
   ): Promise<NativeStepStats>;
-  /** LoRA (lib/lora.ts): options { rank, alpha, targets, init } are type-checked there, ranges here. */
-  enableLora(options: Record<string, unknown>, seed: number | bigint): void;
+  /** LoRA (lib/lora.ts, which resolves the options); the native side checks the target names. */
+  enableLora(options: NativeLoraOptions, seed: number | bigint): void;
   lora(): NativeLoraInfo | null;
-  loraLayout(options: Record<string, unknown>): NativeParamSpec[];
+  loraLayout(options: NativeLoraOptions): NativeParamSpec[];
   getAdapter(out: Float32Array, which?: ParamSetName): void;
   setAdapter(src: Float32Array, which?: ParamSetName): void;
   mergeLora(): void;
 }
 
-export interface NativeLoraInfo {
+export interface NativeLoraOptions {
   rank: number;
   alpha: number;
   init: 'gaussian' | 'kaiming';
   targets: string[];
+}
+
+export interface NativeLoraInfo extends NativeLoraOptions {
   layout: NativeParamSpec[];
 }
 
@@ -140,12 +187,7 @@ export interface NativeBackendInfo {
 }
 
 export interface NativeAddon {
-  Model: new (
-    config: Record<string, number | string>,
-    seed: number | bigint,
-    device: string,
-    precision: string,
-  ) => NativeModel;
+  Model: new (config: NetConfig, seed: number | bigint, device: string, precision: string) => NativeModel;
   backendInfo(): NativeBackendInfo;
   setThreads(threads: number): void;
   philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
@@ -181,7 +223,7 @@ export interface NativeAddon {
     advantages: Float32Array,
     logpOld: Float32Array,
     dim: number,
-    params: Record<string, number | boolean>,
+    params: NativeGrpoParams,
   ): { loss: number; grad: Float32Array; clipFraction: number; approxKl: number; ratioMean: number };
   nftLoss(
     vTheta: Float32Array,
@@ -191,7 +233,7 @@ export interface NativeAddon {
     t: Float32Array,
     r: Float32Array,
     dim: number,
-    params: Record<string, number | boolean>,
+    params: NativeNftLossParams,
   ): { loss: number; grad: Float32Array };
   interpolate(
     x0: Float32Array,

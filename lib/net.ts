@@ -101,7 +101,7 @@ export class VelocityNet {
     const resolved = resolveNetConfig(config);
     const opts = objectOption('options', options);
     rejectUnknown('options', opts, ['seed', 'device', 'precision', 'lora']);
-    const lora = opts.lora === undefined ? undefined : loraOptions('options.lora', opts.lora);
+    const lora = opts.lora === undefined ? undefined : loraOptions('options.lora', opts.lora, resolved.arch);
     const seed = seedOption('options.seed', opts.seed ?? 0);
     const device = opts.device ?? 'cpu';
     if (device !== 'cpu' && device !== 'cuda' && device !== 'auto')
@@ -165,7 +165,7 @@ export class VelocityNet {
    */
   enableLora(options: LoraOptions = {}): void {
     this.assertIdle('enableLora');
-    const { config, seed } = loraOptions('lora', options);
+    const { config, seed } = loraOptions('lora', options, this.config.arch);
     try {
       this.model.enableLora(config, seed);
     } catch (error) {

@@ -1,79 +1,12 @@
-// The pure pieces of DiffusionNFT, exposed for verification and for pipelines of one's own: rewards → optimality
-// probability r (algorithms.md 2.2) and the fused NFT loss with its gradient (2.3).
+// The NFT loss of DiffusionNFT with its gradient (docs/algorithms.md §2.3), exposed for verification and for
+// pipelines of one's own; the optimality probability r it takes comes from lib/advantage.ts.
+import { ADV_CLIP_MAX } from './advantage.js';
 import { checkFinite, checkTensor } from './checks.js';
 import { native } from './native.js';
-import { numberOption, objectOption, rejectUnknown } from './options.js';
+import { objectOption, type Rule, rejectUnknown, resolveOptions } from './options.js';
 import { Tensor } from './tensor.js';
 
-/** Options of optimalityProbability. */
-export interface OptimalityOptions {
-  /** Advantages are clipped to ±advClipMax and r = 1/2 + A_c/(2·advClipMax) (default 5, as the code). */
-  advClipMax?: number;
-  /** Normaliser: the standard deviation of all rewards ('global', the code's default) or of each group ('group'). */
-  std?: 'global' | 'group';
-  /** Added to the standard deviation (default 1e-4, as the code). */
-  eps?: number;
-}
-
-/**
- * Rewards → optimality probabilities, exactly as the official code (algorithms.md 2.2): A = (R − mean of the
- * sample's group) / (std + eps), with the population standard deviation (numpy's default, ddof 0); A_c = clip(A,
- * ±advClipMax); r = clip(A_c/advClipMax/2 + 1/2, 0, 1). A group whose rewards are all equal, or of one sample, gets
- * r = 1/2.
- */
-export function optimalityProbability(
-  rewards: ArrayLike<number>,
-  groupIds: ArrayLike<number | string>,
-  options: OptimalityOptions = {},
-): { r: Float32Array; advantages: Float64Array } {
-  const opts = objectOption('optimalityProbability options', options);
-  rejectUnknown('optimalityProbability options', opts, ['advClipMax', 'std', 'eps']);
-  const clip = numberOption('options', opts, 'advClipMax', { kind: 'number', min: 1e-6, max: 1e6 }, 5);
-  const eps = numberOption('options', opts, 'eps', { kind: 'number', min: 0, max: 1e6 }, 1e-4);
-  const mode = opts.std ?? 'global';
-  if (mode !== 'global' && mode !== 'group') throw new RangeError(`options.std must be 'global' or 'group'`);
-  const n = rewards?.length;
-  if (typeof n !== 'number' || n === 0) throw new TypeError('rewards must be a non-empty array of numbers');
-  if (groupIds?.length !== n) throw new RangeError(`groupIds has ${groupIds?.length} entries for ${n} rewards`);
-  const groups = new Map<number | string, number[]>();
-  for (let i = 0; i < n; i++) {
-    const value = rewards[i] as number;
-    if (typeof value !== 'number' || !Number.isFinite(value)) {
-      throw new RangeError(`rewards[${i}] is not a finite number (${value})`);
-    }
-    const id = groupIds[i] as number | string;
-    if (!(typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)))) {
-      throw new TypeError(`groupIds[${i}] must be a finite number or a string, got ${String(id)}`);
-    }
-    const members = groups.get(id);
-    if (members === undefined) groups.set(id, [i]);
-    else members.push(i);
-  }
-  const stats = (indices: readonly number[]) => {
-    let mean = 0;
-    for (const i of indices) mean += rewards[i] as number;
-    mean /= indices.length;
-    let sq = 0;
-    for (const i of indices) sq += ((rewards[i] as number) - mean) ** 2;
-    return { mean, std: Math.sqrt(sq / indices.length) };
-  };
-  const globalStd = stats(Array.from({ length: n }, (_, i) => i)).std;
-  const advantages = new Float64Array(n);
-  const r = new Float32Array(n);
-  for (const members of groups.values()) {
-    const group = stats(members);
-    const std = mode === 'global' ? globalStd : group.std;
-    for (const i of members) {
-      const a = ((rewards[i] as number) - group.mean) / (std + eps);
-      advantages[i] = a;
-      const clipped = Math.min(clip, Math.max(-clip, a));
-      r[i] = Math.min(1, Math.max(0, clipped / clip / 2 + 0.5));
-    }
-  }
-  return { r, advantages };
-}
-
-/** Options of the NFT loss (algorithms.md 2.3; defaults as the official code). */
+/** Options of the NFT loss (docs/algorithms.md §2.3; defaults as the official code). */
 export interface NftLossOptions {
   /** Guidance strength β of the implicit policies (1; the code uses 0.1 for OCR and multi-reward). */
   beta?: number;
@@ -87,20 +20,14 @@ export interface NftLossOptions {
   klCoef?: number;
 }
 
-/** Checks NFT loss options; returns the fields of the native call. @internal */
-export function resolveNftLoss(what: string, opts: Record<string, unknown>): Record<string, number | boolean> {
-  const result: Record<string, number | boolean> = {
-    beta: numberOption(what, opts, 'beta', { kind: 'number', min: 1e-6, max: 1e6 }, 1),
-    advClipMax: numberOption(what, opts, 'advClipMax', { kind: 'number', min: 1e-6, max: 1e6 }, 5),
-    klCoef: numberOption(what, opts, 'klCoef', { kind: 'number', min: 0, max: 1e6 }, 0),
-  };
-  for (const flag of ['adaptive', 'positiveOnly'] as const) {
-    const value = opts[flag];
-    if (value !== undefined && typeof value !== 'boolean') throw new TypeError(`${what}.${flag} must be a boolean`);
-    result[flag] = value ?? flag === 'adaptive';
-  }
-  return result;
-}
+/** The NFT loss's option table. */
+export const NFT_LOSS_SCHEMA = {
+  beta: { type: 'number', min: 1e-6, max: 1e6, default: 1 },
+  advClipMax: ADV_CLIP_MAX,
+  adaptive: { type: 'boolean', default: true },
+  positiveOnly: { type: 'boolean', default: false },
+  klCoef: { type: 'number', min: 0, max: 1e6, default: 0 },
+} as const satisfies Record<keyof NftLossOptions, Rule>;
 
 /** The inputs of nftLoss: rows (B, D) of velocities, the clean samples and their noise, times and r (B). */
 export interface NftLossInputs {
@@ -117,16 +44,14 @@ export interface NftLossInputs {
 }
 
 /**
- * The DiffusionNFT loss of algorithms.md 2.3 as the trainer computes it, in one native pass: with v = ε − x0,
+ * The DiffusionNFT loss of docs/algorithms.md §2.3 as the trainer computes it, in one native pass: with v = ε − x0,
  * v± the implicit policies, the adaptive (or plain) weighting, the advClipMax/β scaling and the mean over the
  * batch. Returns the loss and its gradient with respect to vTheta.
  */
 export function nftLoss(inputs: NftLossInputs, options: NftLossOptions = {}): { loss: number; grad: Tensor } {
   const given = objectOption('nftLoss inputs', inputs);
   rejectUnknown('nftLoss inputs', given, ['vTheta', 'vOld', 'vRef', 'x0', 'eps', 't', 'r']);
-  const opts = objectOption('nftLoss options', options);
-  rejectUnknown('nftLoss options', opts, ['beta', 'advClipMax', 'adaptive', 'positiveOnly', 'klCoef']);
-  const params = resolveNftLoss('nftLoss options', opts);
+  const params = resolveOptions('nftLoss options', options, NFT_LOSS_SCHEMA);
   const vTheta = given.vTheta as Tensor;
   if (!(vTheta instanceof Tensor) || vTheta.shape.length !== 2) {
     throw new TypeError('vTheta must be a float32 Tensor of shape [B, D]');
@@ -140,7 +65,7 @@ export function nftLoss(inputs: NftLossInputs, options: NftLossOptions = {}): { 
   if (given.vRef !== undefined) {
     checkTensor('vRef', given.vRef, 'float32', shape);
     checkFinite('vRef', (given.vRef as Tensor<'float32'>).storage);
-  } else if ((params.klCoef as number) > 0) {
+  } else if (params.klCoef > 0) {
     throw new TypeError('nftLoss: vRef is required when klCoef > 0');
   }
   checkTensor('t', given.t, 'float32', [rows]);

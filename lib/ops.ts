@@ -5,7 +5,7 @@ import { Tensor } from './tensor.js';
 
 /**
  * The forward (noising) process of rectified flow: x_t = (1 − t)·x0 + t·ε and the velocity target ε − x0, with
- * ε drawn from Philox stream 2 of `seed` starting at element `offset` (the draw the trainers make).
+ * ε drawn from NOISE_STREAM (lib/streams.ts) of `seed` starting at element `offset` (the draw the trainers make).
  */
 export function interpolate(
   x0: Tensor,

@@ -1,12 +1,58 @@
-// Validation of user options at the API edge: unknown fields and out-of-range values are rejected with errors that
-// name the field, before any native state is touched.
+// The option schema: each option group is one table of rules (type, range, default), and resolveOptions checks user
+// options against it at the API edge. Unknown fields and bad values are rejected with errors that name the field,
+// before any native state is touched; the native side checks types only.
 
-/** One field's rule: an integer or real number within [min, max]. */
+/** An integer or real number within [min, max]. */
 export interface NumberRule {
-  kind: 'int' | 'number';
-  min: number;
-  max: number;
+  readonly type: 'int' | 'number';
+  readonly min: number;
+  readonly max: number;
+  readonly default?: number;
 }
+
+/** A boolean. */
+export interface BooleanRule {
+  readonly type: 'boolean';
+  readonly default?: boolean;
+}
+
+/** One of a few strings. */
+export interface EnumRule<V extends string = string> {
+  readonly type: 'enum';
+  readonly values: readonly V[];
+  readonly default?: V;
+}
+
+/** A string. */
+export interface StringRule {
+  readonly type: 'string';
+  readonly default?: string;
+}
+
+/** A field whose value (a tensor, a function, a list) the caller checks itself; the schema only knows its name. */
+export interface ValueRule {
+  readonly type: 'value';
+}
+
+export type Rule = NumberRule | BooleanRule | EnumRule | StringRule | ValueRule;
+
+/** An option group: field name → rule. */
+export type Schema = Readonly<Record<string, Rule>>;
+
+type ValueOf<R> = R extends BooleanRule
+  ? boolean
+  : R extends StringRule
+    ? string
+    : R extends EnumRule<infer V>
+      ? V
+      : R extends NumberRule
+        ? number
+        : unknown;
+
+/** The resolved options of a schema: fields with a default are always present. */
+export type Resolved<S extends Schema> = {
+  -readonly [K in keyof S]: S[K] extends { default: unknown } ? ValueOf<S[K]> : ValueOf<S[K]> | undefined;
+};
 
 /** Throws TypeError for fields not in `allowed` (typos must not be silently ignored). */
 export function rejectUnknown(what: string, value: object, allowed: readonly string[]): void {
@@ -17,23 +63,65 @@ export function rejectUnknown(what: string, value: object, allowed: readonly str
   }
 }
 
-/** Checks value[field] against its rule when it is present; returns it or the fallback. */
-export function numberOption(
-  what: string,
-  value: Record<string, unknown>,
-  field: string,
-  rule: NumberRule,
-  fallback: number,
-): number {
-  const v = value[field];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || Number.isNaN(v))
-    throw new TypeError(`${what}.${field} must be a number, got ${typeof v}`);
-  if ((rule.kind === 'int' && !Number.isInteger(v)) || v < rule.min || v > rule.max) {
-    const kind = rule.kind === 'int' ? 'an integer' : 'a number';
-    throw new RangeError(`${what}.${field} must be ${kind} in [${rule.min}, ${rule.max}], got ${v}`);
+/** Checks one value against its rule (`name` is the field's full name in messages); returns it. */
+export function checkValue(name: string, rule: Rule, v: unknown): unknown {
+  switch (rule.type) {
+    case 'value':
+      return v;
+    case 'boolean':
+    case 'string':
+      if (typeof v !== rule.type) throw new TypeError(`${name} must be a ${rule.type}, got ${typeof v}`);
+      return v;
+    case 'enum':
+      if (typeof v !== 'string' || !rule.values.includes(v)) {
+        const list = rule.values.map((x) => `'${x}'`);
+        const choices = list.length > 1 ? `${list.slice(0, -1).join(', ')} or ${list.at(-1)}` : list.join('');
+        throw new RangeError(`${name} must be ${choices}, got ${String(v)}`);
+      }
+      return v;
+    default: {
+      if (typeof v !== 'number') throw new TypeError(`${name} must be a number, got ${typeof v}`);
+      if (!Number.isFinite(v)) throw new RangeError(`${name} must be a finite number, got ${v}`);
+      if ((rule.type === 'int' && !Number.isInteger(v)) || v < rule.min || v > rule.max) {
+        const kind = rule.type === 'int' ? 'an integer' : 'a number';
+        throw new RangeError(`${name} must be ${kind} in [${rule.min}, ${rule.max}], got ${v}`);
+      }
+      return v;
+    }
   }
-  return v;
+}
+
+/**
+ * Checks `given` (an object of user options, or undefined) against a schema: unknown fields are rejected, present
+ * ones checked, absent ones take the rule's default (or stay undefined). Messages name `what.field`.
+ */
+export function resolveOptions<S extends Schema>(what: string, given: unknown, schema: S): Resolved<S> {
+  const opts = objectOption(what, given);
+  rejectUnknown(what, opts, Object.keys(schema));
+  const result: Record<string, unknown> = {};
+  for (const [field, rule] of Object.entries(schema)) {
+    const v = opts[field];
+    if (v !== undefined) result[field] = checkValue(`${what}.${field}`, rule, v);
+    else if (rule.type !== 'value' && rule.default !== undefined) result[field] = rule.default;
+  }
+  return result as Resolved<S>;
+}
+
+/** The fields of `values` that `schema` names. */
+export function pick<S extends Schema>(values: object, schema: S): Resolved<S> {
+  const result: Record<string, unknown> = {};
+  for (const field of Object.keys(schema)) {
+    const v = (values as Record<string, unknown>)[field];
+    if (v !== undefined) result[field] = v;
+  }
+  return result as Resolved<S>;
+}
+
+/** The schema with some fields' defaults replaced (their types and ranges unchanged). */
+export function withDefaults<S extends Schema>(schema: S, defaults: Readonly<Partial<Record<keyof S, unknown>>>): S {
+  const result: Record<string, Rule> = { ...schema };
+  for (const [field, value] of Object.entries(defaults)) result[field] = { ...schema[field], default: value } as Rule;
+  return result as S;
 }
 
 /** Checks that `value` is a plain object (or undefined, giving {}). */

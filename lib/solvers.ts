@@ -1,15 +1,13 @@
-// Sampling: integrate dx/dt = v(x, t, c) from noise at t = 1 to data at t = 0 (algorithms.md sections 1 and 2.7).
+// Sampling: integrate dx/dt = v(x, t, c) from noise at t = 1 to data at t = 0 (docs/algorithms.md §1.1 and §2.7).
 // A VelocityNet with a built-in solver runs the whole rollout in one native call; any other combination (a velocity
 // function, a solver written in TypeScript) runs here, with the built-in solvers re-expressed over the same float32
 // arithmetic so that both paths give the same samples.
 import { checkFinite, checkTensor } from './checks.js';
 import type { ParamSetName } from './native.js';
 import { VelocityNet } from './net.js';
-import { numberOption, objectOption, rejectUnknown, seedOption } from './options.js';
+import { checkValue, type Resolved, type Rule, resolveOptions, type Schema, seedOption } from './options.js';
+import { SAMPLE_STREAM } from './streams.js';
 import { Tensor } from './tensor.js';
-
-/** The Philox stream of rollout noise: sample i of a seed uses elements [i·D, (i + 1)·D). */
-export const SAMPLE_STREAM = 5;
 
 /** Names of the built-in solvers. */
 export type SolverName = 'euler' | 'heun' | 'dpm2';
@@ -43,19 +41,17 @@ export interface TimeGridOptions {
   shift?: number;
 }
 
+/** The option table of timeGrid (the shift's default depends on the schedule). */
+export const TIME_GRID_SCHEMA = {
+  schedule: { type: 'enum', values: ['uniform', 'sd3'], default: 'uniform' },
+  shift: { type: 'number', min: 1e-3, max: 1e3 },
+} as const satisfies Record<keyof TimeGridOptions, Rule>;
+
 /** The N + 1 times of an N-step rollout, from t = 1 (noise) down to t = 0 (data), in double precision. */
 export function timeGrid(steps: number, options: TimeGridOptions = {}): Float64Array {
-  if (!Number.isInteger(steps) || steps < 1 || steps > 100000) {
-    throw new RangeError(`steps must be an integer in [1, 100000], got ${steps}`);
-  }
-  const opts = objectOption('timeGrid options', options);
-  rejectUnknown('timeGrid options', opts, ['schedule', 'shift']);
-  const schedule = opts.schedule ?? 'uniform';
-  if (schedule !== 'uniform' && schedule !== 'sd3') {
-    throw new RangeError(`timeGrid options.schedule must be 'uniform' or 'sd3', got ${String(schedule)}`);
-  }
-  const shift = numberOption('timeGrid options', opts, 'shift', { kind: 'number', min: 1e-3, max: 1e3 }, 1);
-  const shiftValue = opts.shift === undefined && schedule === 'sd3' ? 3 : shift;
+  checkValue('steps', ROLLOUT_RULES.steps, steps);
+  const { schedule, shift } = resolveOptions('timeGrid options', options, TIME_GRID_SCHEMA);
+  const shiftValue = shift ?? (schedule === 'sd3' ? 3 : 1);
   const sigma = (s: number) => (shiftValue * s) / (1 + (shiftValue - 1) * s);
   const grid = new Float64Array(steps + 1);
   if (schedule === 'uniform') {
@@ -130,7 +126,7 @@ async function heun(ctx: SolverContext): Promise<Tensor> {
 }
 
 /**
- * DPM-Solver++(2M) in data-prediction form (algorithms.md 2.7): with x0 = x − s·v, h = λ(t) − λ(s), r = h_prev/h,
+ * DPM-Solver++(2M) in data-prediction form (docs/algorithms.md §2.7): with x0 = x − s·v, h = λ(t) − λ(s), r = h_prev/h,
  * x_t = (t/s)·x − (1 − t)(e^{−h} − 1)·[(1 + 1/2r)·x0 − 1/2r·x0_prev]. The first step and the step into t = 0 are
  * first order (DDIM, which for rectified flow equals Euler); after a first step from t = 1, h_prev = ∞ and the
  * second step is first order too.
@@ -210,23 +206,28 @@ export interface SampleResult {
   trajectory?: Tensor;
 }
 
-const SAMPLE_FIELDS = [
-  'cond',
-  'solver',
-  'steps',
-  'grid',
-  'schedule',
-  'shift',
-  'cfgScale',
-  'cfgInterval',
-  'noise',
-  'seed',
-  'firstSample',
-  'chunk',
-  'trajectory',
-  'dataDim',
-  'params',
-];
+/** Rules shared by every rollout call: steps of a uniform grid, guidance, the noise stream's first sample, chunks. */
+export const ROLLOUT_RULES = {
+  steps: { type: 'int', min: 1, max: 100000, default: 10 },
+  cfgScale: { type: 'number', min: -1e6, max: 1e6, default: 1 },
+  firstSample: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 0 },
+  chunk: { type: 'int', min: 1, max: 1 << 24, default: 1024 },
+} as const satisfies Schema;
+
+/** The option table of sample; `value` fields are checked below. */
+const SAMPLE_SCHEMA = {
+  ...TIME_GRID_SCHEMA,
+  ...ROLLOUT_RULES,
+  cond: { type: 'value' },
+  solver: { type: 'value' },
+  grid: { type: 'value' },
+  cfgInterval: { type: 'value' },
+  noise: { type: 'value' },
+  seed: { type: 'value' },
+  trajectory: { type: 'boolean', default: false },
+  dataDim: { type: 'value' },
+  params: { type: 'value' },
+} as const satisfies Record<keyof SampleOptions, Rule>;
 
 function resolveInterval(given: unknown): [number, number] {
   if (given === undefined) return [0, 1];
@@ -239,11 +240,8 @@ function resolveInterval(given: unknown): [number, number] {
   return [lo, hi];
 }
 
-function resolveGrid(opts: Record<string, unknown>): Float64Array {
-  if (opts.grid === undefined) {
-    const steps = numberOption('sample options', opts, 'steps', { kind: 'int', min: 1, max: 100000 }, 10);
-    return timeGrid(steps, { schedule: opts.schedule as 'uniform', shift: opts.shift as number | undefined });
-  }
+function resolveGrid(opts: Resolved<typeof SAMPLE_SCHEMA>): Float64Array {
+  if (opts.grid === undefined) return timeGrid(opts.steps, { schedule: opts.schedule, shift: opts.shift });
   const given = opts.grid as ArrayLike<number>;
   if (given === null || typeof given !== 'object' || typeof given.length !== 'number') {
     throw new TypeError('sample options.grid must be an array of numbers');
@@ -266,8 +264,7 @@ function resolveGrid(opts: Record<string, unknown>): Float64Array {
  * rollout as one native call off the JavaScript thread.
  */
 export async function sample(model: VelocityNet | VelocityFn, options: SampleOptions): Promise<SampleResult> {
-  const opts = objectOption('sample options', options);
-  rejectUnknown('sample options', opts, SAMPLE_FIELDS);
+  const opts = resolveOptions('sample options', options, SAMPLE_SCHEMA);
   const net = model instanceof VelocityNet ? model : null;
   if (net === null && typeof model !== 'function') throw new TypeError('model must be a VelocityNet or a function');
   const cond = opts.cond as Tensor<'int32'>;
@@ -290,20 +287,17 @@ export async function sample(model: VelocityNet | VelocityFn, options: SampleOpt
   if (typeof solver !== 'function' && !Object.hasOwn(solvers, solver as string)) {
     throw new RangeError(`sample options.solver must be 'euler', 'heun', 'dpm2' or a function, got ${String(solver)}`);
   }
-  const cfgScale = numberOption('sample options', opts, 'cfgScale', { kind: 'number', min: -1e6, max: 1e6 }, 1);
+  const { cfgScale, firstSample, chunk } = opts;
   const [cfgTMin, cfgTMax] = resolveInterval(opts.cfgInterval);
   const seed = Number(seedOption('sample options.seed', opts.seed ?? 0));
   if (!Number.isSafeInteger(seed)) throw new RangeError('sample options.seed must be below 2^53');
-  const limit = { kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER } as const;
-  const firstSample = numberOption('sample options', opts, 'firstSample', limit, 0);
-  const chunk = numberOption('sample options', opts, 'chunk', { kind: 'int', min: 1, max: 1 << 24 }, 1024);
-  const withTrajectory = opts.trajectory === true;
+  const withTrajectory = opts.trajectory;
   const params = (opts.params ?? 'theta') as ParamSetName;
   if (net !== null) net.checkParamSet(params);
   else if (opts.params !== undefined) throw new TypeError('sample options.params applies to a VelocityNet only');
 
   if (net !== null && typeof solver === 'string') {
-    const nativeOptions = { solver, grid, cfgScale, cfgTMin, cfgTMax, seed, firstSample, chunk };
+    const nativeOptions = { solver: solver as SolverName, grid, cfgScale, cfgTMin, cfgTMax, seed, firstSample, chunk };
     const r = await net.enqueue(() =>
       net.model.sample(noise?.storage ?? null, tokens, batch, nativeOptions, withTrajectory, params),
     );

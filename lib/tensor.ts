@@ -1,15 +1,13 @@
 import { isFloat32Array, isInt32Array } from 'node:util/types';
 import { DisposedError } from './errors.js';
 import { native } from './native.js';
+import { USER_STREAM } from './streams.js';
 
 /** Where a tensor's data lives. */
 export type Device = 'cpu' | 'cuda';
 /** Element types: float32 for data, int32 for condition tokens. */
 export type DType = 'float32' | 'int32';
 type ArrayOf<D extends DType> = D extends 'int32' ? Int32Array : Float32Array;
-
-/** First Philox stream free for user draws (streams below are reserved for init, noise, times and dropout). */
-export const USER_STREAM = 16;
 
 /** Options of the random factories. */
 export interface RandomOptions {

@@ -62,7 +62,7 @@ case "$command" in
     npm run --silent build:gyp >gyp.log 2>&1 || { cat gyp.log; exit 1; }
     node -e "
       const addon = require('./build/Release/diffusion_nft.node');
-      const m = new addon.Model({ dataDim: 2, width: 16, depth: 1 }, 1, 'cpu');
+      const m = new addon.Model({ arch: 'mlp', dataDim: 2, width: 16, depth: 1, mlpRatio: 4, timeFeatures: 8, vocabSize: 4, condSlots: 1 }, 1, 'cpu');
       if (!(m.paramCount() > 0) || typeof addon.backendInfo().threads !== 'number') process.exit(1);
       console.log('node-gyp build loads: ' + m.paramCount() + ' parameters');"
     rm -rf build

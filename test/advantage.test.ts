@@ -1,5 +1,5 @@
 // optimalityProbability against a float64 numpy transcription of the official PerPromptStatTracker and the r clamp
-// (bench/pytorch/advantage.py), and its input checks.
+// (reference/advantage.py), and its input checks.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,7 +51,7 @@ describe('optimalityProbability vs the official stat tracker (numpy float64)', (
     const inPath = join(dir, 'in.json');
     const outPath = join(dir, 'out.json');
     writeFileSync(inPath, JSON.stringify(cases.map((c) => ({ ...c, globalStd: c.std === 'global' }))));
-    const run = spawnSync(PYTHON, ['bench/pytorch/advantage.py', inPath, outPath], { encoding: 'utf8' });
+    const run = spawnSync(PYTHON, ['reference/advantage.py', inPath, outPath], { encoding: 'utf8' });
     if (run.status !== 0) throw new Error(`advantage.py failed: ${run.stderr}`);
     reference = JSON.parse(readFileSync(outPath, 'utf8'));
   }, 60_000);

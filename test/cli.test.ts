@@ -267,4 +267,24 @@ describe('the CLI', () => {
     expect(method.status).not.toBe(0);
     expect(method.err).toMatch(/Allowed choices are nft, flowgrpo/);
   });
+
+  it('checks every value of a config file against the option rules, naming the field', () => {
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ['pretrain', { batch: 'big' }, /big\.json: batch must be a number, got string/],
+      ['pretrain', { batch: 0 }, /zero\.json: batch must be an integer in \[1, \d+\], got 0/],
+      ['pretrain', { schedule: 'step' }, /step\.json: schedule must be 'constant' or 'cosine', got step/],
+      ['pretrain', { condDropout: 2 }, /dropout\.json: condDropout must be a number in \[0, 1\], got 2/],
+      ['train', { evalEvery: 2.5 }, /every\.json: evalEvery must be an integer/],
+      ['train', { out: 3 }, /out\.json: out must be a string, got number/],
+    ];
+    const names = ['big', 'zero', 'step', 'dropout', 'every', 'out'];
+    cases.forEach(([command, content, message], i) => {
+      const config = join(dir, `${names[i]}.json`);
+      writeFileSync(config, JSON.stringify(content));
+      const flags = command === 'pretrain' ? ['--steps', '1'] : ['--base', 'x', '--epochs', '1'];
+      const run = cli(command, ...flags, '--config', config);
+      expect(run.status, JSON.stringify(content)).toBe(1);
+      expect(run.err).toMatch(message);
+    });
+  });
 });

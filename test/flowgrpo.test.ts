@@ -132,7 +132,7 @@ describe('the FlowGRPO SDE', () => {
   });
 });
 
-// The GRPO loss written from algorithms.md 3.4 in float64: per row, log p from the step mean, the ratio, the PPO
+// The GRPO loss written from docs/algorithms.md §3.4 in float64: per row, log p from the step mean, the ratio, the PPO
 // max, the code's KL; the mean over rows. x_next is data (no gradient).
 function referenceGrpo(
   rows: {

@@ -1,5 +1,5 @@
 // LoRA adapters from the API (lib/lora.ts, docs/lora.md): a fresh adapter changes nothing, outputs and adapter
-// gradients match a PyTorch LoRA of the same network (bench/pytorch/lora_oracle.py), adapter files round-trip and
+// gradients match a PyTorch LoRA of the same network (reference/lora_oracle.py), adapter files round-trip and
 // resume training bit for bit, merging matches the unmerged adapter, and bad input changes nothing.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -88,7 +88,7 @@ describe('LoRA adapters', () => {
         config: JSON.stringify(net.config),
         lora: JSON.stringify({ rank: info.rank, alpha: info.alpha, targets: info.targets }),
       });
-      const run = spawnSync(PYTHON, ['bench/pytorch/lora_oracle.py', input, output], { encoding: 'utf8' });
+      const run = spawnSync(PYTHON, ['reference/lora_oracle.py', input, output], { encoding: 'utf8' });
       expect(run.status, run.stderr).toBe(0);
       const ref = (await readSafetensorsFile(output)).tensors;
       expect(relativeError(ours.out.storage, ref.output?.data as Float32Array)).toBeLessThan(1e-5);

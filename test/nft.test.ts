@@ -134,7 +134,7 @@ function ourLoss(c: Case, o: RefOptions) {
 }
 
 describe('nftLoss', () => {
-  it('matches a float64 re-computation of algorithms.md 2.3 and its finite-difference gradient', () => {
+  it('matches a float64 re-computation of docs/algorithms.md §2.3 and its finite-difference gradient', () => {
     const shapes = [
       [1, 2],
       [7, 5],
@@ -214,7 +214,7 @@ describe('nftLoss', () => {
     await writeSafetensorsFile(join(dir, 'in.safetensors'), tensors, { cases: JSON.stringify(meta) });
     const run = spawnSync(
       '/usr/bin/python3',
-      ['bench/pytorch/nft_loss.py', join(dir, 'in.safetensors'), join(dir, 'out.safetensors')],
+      ['reference/nft_loss.py', join(dir, 'in.safetensors'), join(dir, 'out.safetensors')],
       {
         encoding: 'utf8',
       },
@@ -241,7 +241,7 @@ describe('nftLoss', () => {
     }
   });
 
-  it('at v_θ = v_old has the velocity-space gradient 2·clip(A)·(v_old − v)/D of algorithms.md 2.5', () => {
+  it('at v_θ = v_old has the velocity-space gradient 2·clip(A)·(v_old − v)/D of docs/algorithms.md §2.5', () => {
     const c = randomCase(12, 6, 41);
     c.vTheta = Float64Array.from(c.vOld);
     const advantages = Array.from({ length: 12 }, (_, b) => -7 + 1.3 * b);

@@ -1,4 +1,4 @@
-// The PyTorch oracle: the same network in PyTorch (bench/pytorch/velocity_net.py, bench/pytorch/dit.py), loaded from
+// The PyTorch oracle: the same network in PyTorch (reference/velocity_net.py, reference/dit.py), loaded from
 // the same safetensors weights, must give the same output and the same gradients for every parameter and the input.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -82,7 +82,7 @@ describe('PyTorch oracle', () => {
         const input = join(dir, `${name}-${batch}-in.safetensors`);
         const output = join(dir, `${name}-${batch}-out.safetensors`);
         await writeSafetensorsFile(input, tensors, { config: JSON.stringify(net.config) });
-        const run = spawnSync(PYTHON, ['bench/pytorch/oracle.py', input, output], {
+        const run = spawnSync(PYTHON, ['reference/oracle.py', input, output], {
           encoding: 'utf8',
           env: { ...process.env, OMP_NUM_THREADS: '1' },
         });

@@ -54,19 +54,19 @@ async function gaussianError(solver: Solver | (typeof SOLVERS)[number], steps: n
   return err;
 }
 
-// The float64 textbook solvers of bench/pytorch/solvers_reference.py on the same velocity, grid and noise.
+// The float64 textbook solvers of reference/solvers_reference.py on the same velocity, grid and noise.
 function referenceRollout(solver: string, grid: Float64Array, noise: Tensor): number[] {
   const rows = Array.from({ length: noise.shape[0] as number }, (_, b) =>
     Array.from(noise.storage.subarray(b * 3, b * 3 + 3)),
   );
   const input = JSON.stringify({ mu: MU, sigma: SIGMA, grid: Array.from(grid), noise: rows, solver });
-  const run = spawnSync('/usr/bin/python3', ['bench/pytorch/solvers_reference.py'], { input, encoding: 'utf8' });
+  const run = spawnSync('/usr/bin/python3', ['reference/solvers_reference.py'], { input, encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`solvers_reference.py failed: ${run.stderr}`);
   return (JSON.parse(run.stdout) as { x: number[][] }).x.flat();
 }
 
 describe('timeGrid', () => {
-  it('builds the uniform grid and the SD3 grid of algorithms.md section 1', () => {
+  it('builds the uniform grid and the SD3 grid of docs/algorithms.md §1.1', () => {
     expect(Array.from(timeGrid(4))).toEqual([1, 0.75, 0.5, 0.25, 0]);
     const sd3 = [1.0, 0.9601, 0.9133, 0.8577, 0.7904, 0.7073, 0.6022, 0.4649, 0.278, 0.0089, 0];
     const grid = timeGrid(10, { schedule: 'sd3' });

@@ -1,4 +1,4 @@
-"""PyTorch peers of the benchmark rows B1-B3 (shared/spec benchmarks.md) on the same velocity net.
+"""PyTorch peers of the benchmark rows B1-B3 (bench/NOTES.md) on the same velocity net.
 
 --config takes a JSON config of either architecture; `"arch": "dit"` selects the DiT (dit.py), e.g. config D:
   --config '{"arch": "dit", "dataDim": 768, "width": 192, "depth": 4, "mlpRatio": 4, "timeFeatures": 64,
@@ -8,7 +8,7 @@ B1, one flow-matching training step: x0, eps ~ N(0, I), t ~ U(0, 1), cond ~ U{0.
   x_t = (1 - t) x0 + t eps, loss = mean((net(x_t, t, cond) - (eps - x0))^2); backward; clip the global grad
   norm to 1.0; AdamW(lr 1e-4, betas (0.9, 0.999), eps 1e-8, weight decay 1e-4 on the Linear weights).
 B2, one DiffusionNFT optimiser step on B (sample, time) rows: v_old from a frozen copy under no_grad, v_theta with
-  grad, the loss of algorithms.md 2.3 (beta 1, adaptive x0-space weights, C = 5) written as the official training
+  grad, the loss of docs/algorithms.md §2.3 (beta 1, adaptive x0-space weights, C = 5) written as the official training
   loop writes it; backward, clip, AdamW as B1.
 B3, one rollout: B samples, 10-step DPM-Solver++(2M) on the uniform grid, no grad (the library's 'dpm2').
 
@@ -55,7 +55,8 @@ if __name__ == "__main__" and "torch" not in sys.modules:
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The networks are the PyTorch references of the test oracles.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "reference"))
 
 from dit import DiT, DiTConfig  # noqa: E402
 from velocity_net import CONFIG_M, VelocityNet, VelocityNetConfig, uses_weight_decay  # noqa: E402

@@ -1,4 +1,5 @@
 import { CONFIG_SMALL, type NetConfig } from '../config.js';
+import { TOY2D_MODE_STREAM, TOY2D_POINT_STREAM } from '../streams.js';
 import { Tensor } from '../tensor.js';
 
 /** Number of mixture components. */
@@ -9,10 +10,6 @@ export const RADIUS = 2;
 export const MODE_STD = 0.1;
 /** Network config for this task: the small preset (D = 2, one condition slot). */
 export const config: Readonly<NetConfig> = CONFIG_SMALL;
-
-// Streams of the task's own draws (any user stream ≥ 16 works; these keep them apart).
-const MODE_STREAM = 100;
-const POINT_STREAM = 101;
 
 /** Centre (x, y) of mode k (0-based). */
 export function center(mode: number): [number, number] {
@@ -35,8 +32,8 @@ export function batch(
   index: number,
 ): { x0: Tensor; cond: Tensor<'int32'>; modes: Int32Array } {
   const offset = index * size * 2;
-  const u = Tensor.rand([size], { seed, stream: MODE_STREAM, offset: index * size });
-  const z = Tensor.randn([size, 2], { seed, stream: POINT_STREAM, offset });
+  const u = Tensor.rand([size], { seed, stream: TOY2D_MODE_STREAM, offset: index * size });
+  const z = Tensor.randn([size, 2], { seed, stream: TOY2D_POINT_STREAM, offset });
   const modes = new Int32Array(size);
   const x = z.storage;
   for (let b = 0; b < size; b++) {

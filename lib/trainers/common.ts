@@ -21,7 +21,7 @@ export interface NamedReward<P extends Prompt = Prompt> {
   weight?: number;
 }
 
-/** One reward, or several combined as a weighted sum (algorithms.md section 1, "multi-reward"). */
+/** One reward, or several combined as a weighted sum (docs/algorithms.md §1.4). */
 export type Rewards<P extends Prompt = Prompt> =
   | RewardFn<P>
   | NamedReward<P>

@@ -1,19 +1,21 @@
-// DiffusionNFT (algorithms.md 2 and 4.1): roll out θ_old with any solver, score the clean samples, turn rewards into
+// DiffusionNFT (docs/algorithms.md §2 and §4.1): roll out θ_old with any solver, score the clean samples, turn rewards into
 // optimality probabilities, train θ with the fused NFT loss, soft-update θ_old.
+import { optimalityProbability } from '../advantage.js';
+import type { NativeNftStepOptions } from '../native.js';
 import type { VelocityNet } from '../net.js';
-import { type NftLossOptions, optimalityProbability, resolveNftLoss } from '../nft.js';
-import { numberOption, objectOption } from '../options.js';
-import type { StepStats } from '../pretrain.js';
+import { NFT_LOSS_SCHEMA, type NftLossOptions } from '../nft.js';
+import type { StepStats } from '../optimizer.js';
+import { pick, type Rule, resolveOptions, withDefaults } from '../options.js';
 import { type SolverName, sample } from '../solvers.js';
 import { Tensor } from '../tensor.js';
 import { histogram, type Prompt } from './common.js';
-import { type EpochData, type EpochStats, ONLINE_FIELDS, type OnlineOptions, OnlineTrainer } from './online.js';
+import { type EpochData, type EpochStats, ONLINE_SCHEMA, type OnlineOptions, OnlineTrainer } from './online.js';
 
 /** The η schedule of the soft update θ_old ← η·θ_old + (1 − η)·θ, as a function of the optimiser step i. */
 export type EtaSchedule = 'default' | 'delayed' | 'on-policy' | number | ((step: number) => number);
 
 /**
- * η_i of a schedule (algorithms.md 2.6): 'default' min(0.001·i, 0.5); 'delayed' (the OCR one) 0 before step 75,
+ * η_i of a schedule (docs/algorithms.md §2.6): 'default' min(0.001·i, 0.5); 'delayed' (the OCR one) 0 before step 75,
  * then min(0.0075·(i − 75), 0.999); 'on-policy' 0 (a hard copy); a number: constant; a function: yours.
  */
 export function etaAt(schedule: EtaSchedule, step: number): number {
@@ -45,18 +47,15 @@ export interface NftEpochStats extends EpochStats {
   eta: number;
 }
 
-const NFT_FIELDS = [
-  ...ONLINE_FIELDS,
-  'solver',
-  'timeSampling',
-  'timeFraction',
-  'eta',
-  'beta',
-  'advClipMax',
-  'adaptive',
-  'positiveOnly',
-  'klCoef',
-];
+/** The option table of DiffusionNFT. */
+const NFT_SCHEMA = {
+  ...withDefaults(ONLINE_SCHEMA, { optimizerSteps: 1 }),
+  ...NFT_LOSS_SCHEMA,
+  solver: { type: 'enum', values: ['euler', 'heun', 'dpm2'], default: 'dpm2' },
+  timeSampling: { type: 'enum', values: ['grid', 'uniform'], default: 'grid' },
+  timeFraction: { type: 'number', min: 1e-6, max: 1, default: 0.99 },
+  eta: { type: 'value' },
+} as const satisfies Record<keyof DiffusionNFTOptions, Rule>;
 
 /**
  * DiffusionNFT (Zheng et al., 2025) on a VelocityNet: `await nft.epoch()` runs one sampling round and its optimiser
@@ -67,18 +66,12 @@ const NFT_FIELDS = [
 export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, NftEpochStats> {
   readonly #solver: SolverName;
   readonly #eta: EtaSchedule;
-  readonly #native: Record<string, unknown>;
+  readonly #native: NativeNftStepOptions;
 
   constructor(net: VelocityNet, options: DiffusionNFTOptions<P>) {
-    const opts = objectOption('options', options);
-    super(net, opts, NFT_FIELDS, { optimizerSteps: 1 });
-    const solver = (opts.solver ?? 'dpm2') as SolverName;
-    if (!['euler', 'heun', 'dpm2'].includes(solver))
-      throw new RangeError(`options.solver must be 'euler', 'heun' or 'dpm2'`);
-    const sampling = opts.timeSampling ?? 'grid';
-    if (sampling !== 'grid' && sampling !== 'uniform')
-      throw new RangeError(`options.timeSampling must be 'grid' or 'uniform'`);
-    const fraction = numberOption('options', opts, 'timeFraction', { kind: 'number', min: 1e-6, max: 1 }, 0.99);
+    const opts = resolveOptions('options', options, NFT_SCHEMA);
+    super(net, opts);
+    const { solver, timeSampling: sampling, timeFraction: fraction } = opts;
     const eta = (opts.eta ?? 'default') as EtaSchedule;
     const etaOk =
       typeof eta === 'function' ||
@@ -88,7 +81,7 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
       eta === 'on-policy';
     if (!etaOk)
       throw new RangeError(`options.eta must be 'default', 'delayed', 'on-policy', a number in [0, 1] or a function`);
-    const loss = resolveNftLoss('options', opts);
+    const loss = pick(opts, NFT_LOSS_SCHEMA);
     const { grid } = this.common;
     this.#solver = solver;
     this.#eta = eta;
@@ -100,7 +93,7 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
       microBatch: this.common.microBatch,
       ...(sampling === 'grid' ? { times: grid.subarray(0, grid.length - 1) } : {}),
     };
-    this.startPhase((loss.klCoef as number) > 0 ? ['old', 'ref'] : ['old']);
+    this.startPhase(loss.klCoef > 0 ? ['old', 'ref'] : ['old']);
   }
 
   /**
@@ -137,7 +130,7 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
   protected async train(data: EpochData<P>) {
     const { dataDim: D, condSlots: L } = this.net.config;
     const { r } = optimalityProbability(data.rewards, data.groupIds, {
-      advClipMax: this.#native.advClipMax as number,
+      advClipMax: this.#native.advClipMax,
       std: this.common.std,
     });
     const n = data.rewards.length;

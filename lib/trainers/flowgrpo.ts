@@ -1,13 +1,15 @@
-// FlowGRPO (algorithms.md 3 and 4.2), the baseline: roll out θ with the marginal-preserving SDE recording the
+// FlowGRPO (docs/algorithms.md §3 and §4.2), the baseline: roll out θ with the marginal-preserving SDE recording the
 // per-step log-probabilities, score, normalise advantages per group, and train with the PPO-clipped GRPO objective
 // on the first ⌊0.99·N⌋ transitions.
-import { type GrpoLossOptions, sampleSde } from '../flowgrpo.js';
+import { ADV_CLIP_MAX, groupAdvantages } from '../advantage.js';
+import { GRPO_LOSS_SCHEMA, type GrpoLossOptions, SDE_A, sampleSde } from '../flowgrpo.js';
+import type { NativeGrpoStepOptions } from '../native.js';
 import type { VelocityNet } from '../net.js';
-import { optimalityProbability } from '../nft.js';
-import { numberOption, objectOption } from '../options.js';
+import { pick, type Rule, resolveOptions, withDefaults } from '../options.js';
+import { ROLLOUT_RULES } from '../solvers.js';
 import { Tensor } from '../tensor.js';
 import type { Prompt } from './common.js';
-import { type EpochData, type EpochStats, ONLINE_FIELDS, type OnlineOptions, OnlineTrainer } from './online.js';
+import { type EpochData, type EpochStats, ONLINE_SCHEMA, type OnlineOptions, OnlineTrainer } from './online.js';
 
 /** Options of a FlowGRPO trainer: the official code's defaults, except where a comment says why not. */
 export interface FlowGRPOOptions<P extends Prompt = Prompt> extends OnlineOptions<P>, GrpoLossOptions {
@@ -35,17 +37,16 @@ export interface GrpoEpochStats extends EpochStats {
   trainedSamples: number;
 }
 
-const GRPO_FIELDS = [
-  ...ONLINE_FIELDS,
-  'sdeA',
-  'advClipMax',
-  'trainFraction',
-  'cfgScale',
-  'filterZeroAdvantage',
-  'clipRange',
-  'klCoef',
-  'logpSum',
-];
+/** The option table of FlowGRPO: the trainer runs the code's KL coefficient 0.04, where grpoLoss alone has none. */
+const GRPO_SCHEMA = {
+  ...withDefaults(ONLINE_SCHEMA, { optimizerSteps: 2 }),
+  ...withDefaults(GRPO_LOSS_SCHEMA, { klCoef: 0.04 }),
+  sdeA: SDE_A,
+  advClipMax: ADV_CLIP_MAX,
+  trainFraction: { type: 'number', min: 1e-6, max: 1, default: 0.99 },
+  cfgScale: ROLLOUT_RULES.cfgScale,
+  filterZeroAdvantage: { type: 'boolean', default: true },
+} as const satisfies Record<keyof FlowGRPOOptions, Rule>;
 
 interface Recorded {
   trajectory: Float32Array; // (N + 1, rows, D)
@@ -60,38 +61,28 @@ interface Recorded {
  * start of the phase.
  */
 export class FlowGRPO<P extends Prompt = Prompt> extends OnlineTrainer<P, GrpoEpochStats> {
-  readonly #native: Record<string, unknown>;
+  readonly #native: NativeGrpoStepOptions;
   readonly #advClipMax: number;
   readonly #filter: boolean;
 
   constructor(net: VelocityNet, options: FlowGRPOOptions<P>) {
-    const opts = objectOption('options', options);
-    super(net, opts, GRPO_FIELDS, { optimizerSteps: 2 });
+    const opts = resolveOptions('options', options, GRPO_SCHEMA);
+    super(net, opts);
     const N = this.common.grid.length - 1;
-    const fraction = numberOption('options', opts, 'trainFraction', { kind: 'number', min: 1e-6, max: 1 }, 0.99);
-    if (opts.logpSum !== undefined && typeof opts.logpSum !== 'boolean')
-      throw new TypeError('options.logpSum must be a boolean');
-    if (opts.filterZeroAdvantage !== undefined && typeof opts.filterZeroAdvantage !== 'boolean') {
-      throw new TypeError('options.filterZeroAdvantage must be a boolean');
-    }
-    this.#advClipMax = numberOption('options', opts, 'advClipMax', { kind: 'number', min: 1e-6, max: 1e6 }, 5);
-    this.#filter = opts.filterZeroAdvantage !== false;
-    const klCoef = numberOption('options', opts, 'klCoef', { kind: 'number', min: 0, max: 1e6 }, 0.04);
+    this.#advClipMax = opts.advClipMax;
+    this.#filter = opts.filterZeroAdvantage;
     this.#native = {
       ...this.optimizer,
+      ...pick(opts, GRPO_LOSS_SCHEMA),
       grid: this.common.grid,
       // The last transition into t ≈ 0 is never trained: its tiny σ makes the log-density overflow.
-      trainSteps: Math.min(N - 1 || 1, Math.max(1, Math.floor(N * fraction))),
-      sdeA: numberOption('options', opts, 'sdeA', { kind: 'number', min: 0, max: 100 }, 0.7),
-      cfgScale: numberOption('options', opts, 'cfgScale', { kind: 'number', min: -1e6, max: 1e6 }, 1),
+      trainSteps: Math.min(N - 1 || 1, Math.max(1, Math.floor(N * opts.trainFraction))),
+      sdeA: opts.sdeA,
+      cfgScale: opts.cfgScale,
       microBatch: this.common.microBatch,
-      clipRange: numberOption('options', opts, 'clipRange', { kind: 'number', min: 0, max: 1e6 }, 1e-4),
-      klCoef,
-      logpSum: opts.logpSum === true,
     };
-    if ((this.#native.sdeA as number) === 0)
-      throw new RangeError('options.sdeA must be > 0: FlowGRPO needs a stochastic policy');
-    this.startPhase(klCoef > 0 ? ['ref'] : []);
+    if (this.#native.sdeA === 0) throw new RangeError('options.sdeA must be > 0: FlowGRPO needs a stochastic policy');
+    this.startPhase(this.#native.klCoef > 0 ? ['ref'] : []);
   }
 
   /** Continues a run saved by `run({ checkpoint })` or `save()` (see DiffusionNFT.resume). */
@@ -108,12 +99,12 @@ export class FlowGRPO<P extends Prompt = Prompt> extends OnlineTrainer<P, GrpoEp
     const r = await sampleSde(this.net, {
       cond: Tensor.fromInt32(tokens, [rows, L]),
       grid: this.common.grid,
-      a: this.#native.sdeA as number,
-      cfgScale: this.#native.cfgScale as number,
+      a: this.#native.sdeA,
+      cfgScale: this.#native.cfgScale,
       seed: this.common.seed,
       firstSample,
       chunk: this.common.chunk,
-      logpSum: this.#native.logpSum as boolean,
+      logpSum: this.#native.logpSum,
     });
     const data: Recorded = { trajectory: r.trajectory.storage, logp: r.logp.storage, rows };
     return { x: r.x, data };
@@ -122,7 +113,8 @@ export class FlowGRPO<P extends Prompt = Prompt> extends OnlineTrainer<P, GrpoEp
   protected async train(data: EpochData<P>) {
     const { dataDim: D, condSlots: L } = this.net.config;
     const N = this.common.grid.length - 1;
-    const { advantages } = optimalityProbability(data.rewards, data.groupIds, {
+    // Clipped once, here: the advantages the loss sees are A_c of docs/algorithms.md §3.3.
+    const { clipped: advantages } = groupAdvantages(data.rewards, data.groupIds, {
       advClipMax: this.#advClipMax,
       std: this.common.std,
     });
@@ -150,7 +142,7 @@ export class FlowGRPO<P extends Prompt = Prompt> extends OnlineTrainer<P, GrpoEp
           if (n < N) logpOld[n * B + b] = recorded.logp[n * recorded.rows + row] as number;
         }
         tokens.set(data.tokens.subarray(sample * L, (sample + 1) * L), b * L);
-        adv[b] = Math.max(-this.#advClipMax, Math.min(this.#advClipMax, advantages[sample] as number));
+        adv[b] = advantages[sample] as number;
       });
       const stats = await this.net.enqueue(() =>
         this.net.model.grpoStep(trajectory, tokens, adv, logpOld, B, this.#native),

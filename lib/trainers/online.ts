@@ -1,11 +1,15 @@
-// The epoch loop both online RL trainers share (algorithms.md 4): draw prompt groups, roll out in chunks while the
+// The epoch loop both online RL trainers share (docs/algorithms.md §4): draw prompt groups, roll out in chunks while the
 // previous chunk's rewards are scored, train, and the run/evaluate/checkpoint/resume contract around it.
+
+import { ADVANTAGE_SCHEMA } from '../advantage.js';
 import { type Checkpoint, loadCheckpoint, writeCheckpoint } from '../checkpoint.js';
 import { MetricsLog, type RecordHook } from '../metrics/log.js';
+import type { NativeOptimizerOptions } from '../native.js';
 import { VelocityNet } from '../net.js';
-import { numberOption, objectOption, rejectUnknown } from '../options.js';
-import { type OptimizerOptions, resolveOptimizer } from '../pretrain.js';
-import { type SolverName, sample, timeGrid } from '../solvers.js';
+import { MICRO_BATCH, OPTIMIZER_SCHEMA, type OptimizerOptions } from '../optimizer.js';
+import { pick, type Resolved, type Rule, resolveOptions } from '../options.js';
+import { ROLLOUT_RULES, type SolverName, sample, TIME_GRID_SCHEMA, timeGrid } from '../solvers.js';
+import { PROMPT_STREAM } from '../streams.js';
 import { Tensor } from '../tensor.js';
 import {
   checkPrompts,
@@ -112,34 +116,46 @@ export interface Evaluation {
   samples: number;
 }
 
-/** The option names of OnlineOptions, for the subclasses' unknown-option checks. */
-export const ONLINE_FIELDS = [
-  'prompts',
-  'rewards',
-  'groups',
-  'groupSize',
-  'steps',
-  'gridSchedule',
-  'shift',
-  'optimizerSteps',
-  'microBatch',
-  'std',
-  'ema',
-  'seed',
-  'chunk',
-  'lr',
-  'beta1',
-  'beta2',
-  'eps',
-  'weightDecay',
-  'maxGradNorm',
-  'warmupSteps',
-  'schedule',
-  'totalSteps',
-  'minLr',
-] as const;
+/** The option table of OnlineOptions (the optimiser's is OPTIMIZER_SCHEMA); each trainer adds its own fields. */
+export const ONLINE_SCHEMA = {
+  prompts: { type: 'value' },
+  rewards: { type: 'value' },
+  groups: { type: 'int', min: 1, max: 1 << 16, default: 16 },
+  groupSize: { type: 'int', min: 1, max: 1 << 16, default: 8 },
+  steps: { type: 'int', min: 1, max: 10000, default: 10 },
+  gridSchedule: TIME_GRID_SCHEMA.schedule,
+  shift: TIME_GRID_SCHEMA.shift,
+  optimizerSteps: { type: 'int', min: 1, max: 1 << 16, default: 1 },
+  microBatch: MICRO_BATCH,
+  std: ADVANTAGE_SCHEMA.std,
+  ema: { type: 'number', min: 0, max: 1, default: 0.9 },
+  seed: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 0 },
+  chunk: ROLLOUT_RULES.chunk,
+  ...OPTIMIZER_SCHEMA,
+} as const satisfies Record<keyof OnlineOptions, Rule>;
 
-const PROMPT_STREAM = 6;
+const EVALUATE_SCHEMA = {
+  prompts: { type: 'value' },
+  samplesPerPrompt: { type: 'int', min: 1, max: 1 << 16, default: 4 },
+  steps: { type: 'int', min: 1, max: 10000, default: 40 },
+  solver: { type: 'enum', values: ['euler', 'heun', 'dpm2'], default: 'euler' },
+  cfgScale: ROLLOUT_RULES.cfgScale,
+  params: { type: 'enum', values: ['theta', 'ema', 'old'] },
+  seed: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 12345 },
+} as const satisfies Record<keyof EvaluateOptions, Rule>;
+
+const RUN_SCHEMA = {
+  epochs: { type: 'int', min: 1, max: 1e9, default: 1 },
+  onProgress: { type: 'value' },
+  signal: { type: 'value' },
+  checkpoint: { type: 'value' },
+  evaluate: { type: 'value' },
+  metrics: { type: 'value' },
+  onRecord: { type: 'value' },
+} as const satisfies Record<keyof RunOptions, Rule>;
+
+/** Resolved options of the shared part. */
+export type OnlineResolved = Resolved<typeof ONLINE_SCHEMA>;
 
 /** One chunk of an epoch's rollouts: the clean samples and whatever the trainer keeps for training. */
 export interface RolloutChunk {
@@ -179,46 +195,33 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   protected readonly prompts: readonly P[];
   protected readonly rewardFns: ResolvedRewards<P>;
   protected readonly common: Common;
-  protected readonly optimizer: Record<string, unknown>;
+  protected readonly optimizer: NativeOptimizerOptions;
   #epoch = 0;
   #busy = false;
 
-  protected constructor(
-    net: VelocityNet,
-    opts: Record<string, unknown>,
-    allowed: readonly string[],
-    defaults: { optimizerSteps: number },
-  ) {
+  /** `opts` are the trainer's options resolved against its table, which includes ONLINE_SCHEMA. */
+  protected constructor(net: VelocityNet, opts: OnlineResolved) {
     if (!(net instanceof VelocityNet)) throw new TypeError('net must be a VelocityNet');
-    rejectUnknown(`${this.constructor.name} options`, opts, allowed);
     const { condSlots, vocabSize } = net.config;
     this.prompts = checkPrompts<P>('options.prompts', opts.prompts, condSlots, vocabSize);
     this.rewardFns = resolveRewards<P>(opts.rewards);
-    const int = (field: string, min: number, max: number, fallback: number) =>
-      numberOption('options', opts, field, { kind: 'int', min, max }, fallback);
-    const groupSize = int('groupSize', 1, 1 << 16, 8);
+    const { groups, groupSize, optimizerSteps } = opts;
     if (groupSize < 2) throw new RangeError('options.groupSize must be at least 2: advantages compare a group');
-    const std = opts.std ?? 'global';
-    if (std !== 'global' && std !== 'group') throw new RangeError(`options.std must be 'global' or 'group'`);
-    const gridSchedule = opts.gridSchedule ?? 'uniform';
-    if (gridSchedule !== 'uniform' && gridSchedule !== 'sd3') {
-      throw new RangeError(`options.gridSchedule must be 'uniform' or 'sd3'`);
-    }
     this.common = {
-      groups: int('groups', 1, 1 << 16, 16),
+      groups,
       groupSize,
-      grid: timeGrid(int('steps', 1, 10000, 10), { schedule: gridSchedule, shift: opts.shift as number | undefined }),
-      optimizerSteps: int('optimizerSteps', 1, 1 << 16, defaults.optimizerSteps),
-      microBatch: int('microBatch', 0, 1 << 24, 0),
-      std,
-      ema: numberOption('options', opts, 'ema', { kind: 'number', min: 0, max: 1 }, 0.9),
-      seed: int('seed', 0, Number.MAX_SAFE_INTEGER, 0),
-      chunk: int('chunk', 1, 1 << 24, 1024),
+      grid: timeGrid(opts.steps, { schedule: opts.gridSchedule, shift: opts.shift }),
+      optimizerSteps,
+      microBatch: opts.microBatch,
+      std: opts.std,
+      ema: opts.ema,
+      seed: opts.seed,
+      chunk: opts.chunk,
     };
-    if (this.common.optimizerSteps > this.common.groups * groupSize) {
+    if (optimizerSteps > groups * groupSize) {
       throw new RangeError('options.optimizerSteps must not exceed the samples per epoch');
     }
-    this.optimizer = resolveOptimizer('options', opts);
+    this.optimizer = pick(opts, OPTIMIZER_SCHEMA);
     this.net = net;
   }
 
@@ -393,40 +396,18 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
    * EMA weights: the codes' evaluation protocol.
    */
   async evaluate(options: EvaluateOptions<P> = {}): Promise<Evaluation> {
-    const opts = objectOption('evaluate options', options);
-    rejectUnknown('evaluate options', opts, [
-      'prompts',
-      'samplesPerPrompt',
-      'steps',
-      'solver',
-      'cfgScale',
-      'params',
-      'seed',
-    ]);
+    const opts = resolveOptions('evaluate options', options, EVALUATE_SCHEMA);
     const { condSlots: L, vocabSize } = this.net.config;
     const prompts =
       opts.prompts === undefined ? this.prompts : checkPrompts<P>('evaluate prompts', opts.prompts, L, vocabSize);
-    const perPrompt = numberOption(
-      'evaluate options',
-      opts,
-      'samplesPerPrompt',
-      { kind: 'int', min: 1, max: 1 << 16 },
-      4,
-    );
-    const list = prompts.flatMap((p) => Array.from({ length: perPrompt }, () => p));
-    const params = (opts.params ?? (this.net.model.hasParams('ema') ? 'ema' : 'theta')) as 'theta' | 'ema' | 'old';
+    const list = prompts.flatMap((p) => Array.from({ length: opts.samplesPerPrompt }, () => p));
+    const params = opts.params ?? (this.net.model.hasParams('ema') ? 'ema' : 'theta');
     const { x } = await sample(this.net, {
       cond: Tensor.fromInt32(promptTokens(list, L), [list.length, L]),
-      solver: (opts.solver ?? 'euler') as SolverName,
-      steps: numberOption('evaluate options', opts, 'steps', { kind: 'int', min: 1, max: 10000 }, 40),
-      cfgScale: numberOption('evaluate options', opts, 'cfgScale', { kind: 'number', min: -1e6, max: 1e6 }, 1),
-      seed: numberOption(
-        'evaluate options',
-        opts,
-        'seed',
-        { kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER },
-        12345,
-      ),
+      solver: opts.solver,
+      steps: opts.steps,
+      cfgScale: opts.cfgScale,
+      seed: opts.seed,
       params,
       chunk: this.common.chunk,
     });
@@ -438,10 +419,8 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
 
   /** Runs epochs with progress, evaluation, checkpoints and cancellation; returns the statistics of each epoch. */
   async run(options: RunOptions<S>): Promise<S[]> {
-    const opts = objectOption('run options', options);
-    const known = ['epochs', 'onProgress', 'signal', 'checkpoint', 'evaluate', 'metrics', 'onRecord'];
-    rejectUnknown('run options', opts, known);
-    const epochs = numberOption('run options', opts, 'epochs', { kind: 'int', min: 1, max: 1e9 }, 1);
+    const opts = resolveOptions('run options', options, RUN_SCHEMA);
+    const epochs = opts.epochs;
     const checkpoint = opts.checkpoint as RunOptions['checkpoint'];
     const evaluation = opts.evaluate as RunOptions['evaluate'];
     const signal = opts.signal as AbortSignal | undefined;

@@ -1,6 +1,9 @@
 #include "addon/convert.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace dnft::addon {
@@ -62,42 +65,87 @@ Napi::Object object_arg(const Napi::CallbackInfo& info, size_t index, const char
   return info[index].As<Napi::Object>();
 }
 
-double number_field(const Napi::Object& object, const char* field, double fallback, double low, double high) {
-  Napi::Value value = object.Get(field);
-  if (value.IsUndefined()) return fallback;
-  if (!value.IsNumber()) throw_type(object.Env(), std::string(field) + " must be a number");
-  const double number = value.As<Napi::Number>().DoubleValue();
-  if (!(number >= low && number <= high)) {
-    throw_range(object.Env(), std::string(field) + " must be in [" + std::to_string(low) + ", " + std::to_string(high) +
-                                  "], got " + std::to_string(number));
+namespace {
+
+// A required field: the TypeScript option tables fill every default, so a missing one is a binding bug.
+Napi::Value required(const Napi::Object& o, const char* field) {
+  Napi::Value value = o.Get(field);
+  if (value.IsUndefined()) throw_type(o.Env(), std::string(field) + " is required");
+  return value;
+}
+
+// An integer-valued number that the C++ type T holds exactly (a type check: the value ranges are TypeScript's).
+template <typename T>
+T integer_field(const Napi::Object& o, const char* field) {
+  const double value = number_field(o, field);
+  constexpr double kLow = static_cast<double>(std::numeric_limits<T>::min());
+  constexpr double kHigh = std::min(static_cast<double>(std::numeric_limits<T>::max()), 9007199254740991.0);
+  if (!(value >= kLow && value <= kHigh) || std::floor(value) != value) {
+    throw_type(o.Env(), std::string(field) + " must be an integer that fits a " +
+                            (std::is_signed_v<T> ? "signed " : "unsigned ") + std::to_string(8 * sizeof(T)) +
+                            "-bit value");
   }
-  return number;
+  return static_cast<T>(value);
+}
+
+bool bool_field(const Napi::Object& o, const char* field) {
+  Napi::Value value = required(o, field);
+  if (!value.IsBoolean()) throw_type(o.Env(), std::string(field) + " must be a boolean");
+  return value.As<Napi::Boolean>().Value();
+}
+
+std::string string_field(const Napi::Object& o, const char* field) {
+  Napi::Value value = required(o, field);
+  if (!value.IsString()) throw_type(o.Env(), std::string(field) + " must be a string");
+  return value.As<Napi::String>().Utf8Value();
+}
+
+std::vector<double> float64_field(const Napi::Object& o, const char* field) {
+  Napi::Value value = required(o, field);
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    throw_type(o.Env(), std::string(field) + " must be a Float64Array");
+  }
+  Napi::Float64Array array = value.As<Napi::Float64Array>();
+  return std::vector<double>(array.Data(), array.Data() + array.ElementLength());
+}
+
+// The time grid of a rollout (validate_grid's rules: the samplers index by it).
+std::vector<double> grid_field(const Napi::Object& o) {
+  std::vector<double> grid = float64_field(o, "grid");
+  validate_grid(grid);
+  return grid;
+}
+
+[[noreturn]] void unknown_name(Napi::Env env, const char* field, const std::string& name) {
+  throw_type(env, std::string(field) + ": unknown name '" + name + "'");
+}
+
+}  // namespace
+
+double number_field(const Napi::Object& o, const char* field) {
+  Napi::Value value = required(o, field);
+  if (!value.IsNumber()) throw_type(o.Env(), std::string(field) + " must be a number");
+  return value.As<Napi::Number>().DoubleValue();
 }
 
 NetConfig net_config_from(const Napi::Object& o) {
   NetConfig c;
-  auto int_field = [&](const char* name, int fallback) {
-    const double v = number_field(o, name, fallback, -1e9, 1e9);
-    if (std::floor(v) != v) throw_range(o.Env(), std::string("config.") + name + " must be an integer");
-    return static_cast<int>(v);
-  };
-  Napi::Value arch = o.Get("arch");
-  if (!arch.IsUndefined()) {
-    const std::string name = arch.IsString() ? arch.As<Napi::String>().Utf8Value() : "";
-    if (name != "mlp" && name != "dit") throw_range(o.Env(), "config.arch must be 'mlp' or 'dit'");
-    c.arch = name == "dit" ? Arch::kDit : Arch::kMlp;
+  const std::string arch = string_field(o, "arch");
+  if (arch != "mlp" && arch != "dit") unknown_name(o.Env(), "config.arch", arch);
+  c.arch = arch == "dit" ? Arch::kDit : Arch::kMlp;
+  c.data_dim = integer_field<int>(o, "dataDim");
+  c.width = integer_field<int>(o, "width");
+  c.depth = integer_field<int>(o, "depth");
+  c.mlp_ratio = integer_field<int>(o, "mlpRatio");
+  c.time_features = integer_field<int>(o, "timeFeatures");
+  c.vocab_size = integer_field<int>(o, "vocabSize");
+  c.cond_slots = integer_field<int>(o, "condSlots");
+  if (c.arch == Arch::kDit) {
+    c.image_size = integer_field<int>(o, "imageSize");
+    c.channels = integer_field<int>(o, "channels");
+    c.patch = integer_field<int>(o, "patch");
+    c.heads = integer_field<int>(o, "heads");
   }
-  c.data_dim = int_field("dataDim", c.data_dim);
-  c.width = int_field("width", c.width);
-  c.depth = int_field("depth", c.depth);
-  c.mlp_ratio = int_field("mlpRatio", c.mlp_ratio);
-  c.time_features = int_field("timeFeatures", c.time_features);
-  c.vocab_size = int_field("vocabSize", c.vocab_size);
-  c.cond_slots = int_field("condSlots", c.cond_slots);
-  c.image_size = int_field("imageSize", c.image_size);
-  c.channels = int_field("channels", c.channels);
-  c.patch = int_field("patch", c.patch);
-  c.heads = int_field("heads", c.heads);
   return c;
 }
 
@@ -122,57 +170,40 @@ Napi::Object net_config_to(Napi::Env env, const NetConfig& c) {
 
 OptimizerConfig optimizer_config_from(const Napi::Object& o) {
   OptimizerConfig c;
-  c.lr = number_field(o, "lr", c.lr, 0.0, 10.0);
-  c.beta1 = number_field(o, "beta1", c.beta1, 0.0, 0.999999);
-  c.beta2 = number_field(o, "beta2", c.beta2, 0.0, 0.999999999);
-  c.eps = number_field(o, "eps", c.eps, 1e-30, 1.0);
-  c.weight_decay = number_field(o, "weightDecay", c.weight_decay, 0.0, 10.0);
-  c.max_grad_norm = number_field(o, "maxGradNorm", c.max_grad_norm, 0.0, 1e30);
-  c.warmup_steps = static_cast<int64_t>(number_field(o, "warmupSteps", 0, 0, 1e15));
-  c.total_steps = static_cast<int64_t>(number_field(o, "totalSteps", 0, 0, 1e15));
-  c.min_lr = number_field(o, "minLr", c.min_lr, 0.0, 10.0);
-  Napi::Value schedule = o.Get("schedule");
-  if (!schedule.IsUndefined()) {
-    const std::string name = schedule.IsString() ? schedule.As<Napi::String>().Utf8Value() : "";
-    if (name == "constant") {
-      c.schedule = LrSchedule::kConstant;
-    } else if (name == "cosine") {
-      c.schedule = LrSchedule::kCosine;
-    } else if (name == "linear") {
-      c.schedule = LrSchedule::kLinear;
-    } else {
-      throw_range(o.Env(), "schedule must be 'constant', 'cosine' or 'linear'");
-    }
+  c.lr = number_field(o, "lr");
+  c.beta1 = number_field(o, "beta1");
+  c.beta2 = number_field(o, "beta2");
+  c.eps = number_field(o, "eps");
+  c.weight_decay = number_field(o, "weightDecay");
+  c.max_grad_norm = number_field(o, "maxGradNorm");
+  c.warmup_steps = integer_field<int64_t>(o, "warmupSteps");
+  c.total_steps = integer_field<int64_t>(o, "totalSteps");
+  c.min_lr = number_field(o, "minLr");
+  const std::string schedule = string_field(o, "schedule");
+  if (schedule == "constant") {
+    c.schedule = LrSchedule::kConstant;
+  } else if (schedule == "cosine") {
+    c.schedule = LrSchedule::kCosine;
+  } else if (schedule == "linear") {
+    c.schedule = LrSchedule::kLinear;
+  } else {
+    unknown_name(o.Env(), "schedule", schedule);
   }
   return c;
 }
 
-namespace {
-
-// The time grid of a rollout: a Float64Array from t = 1 down to t = 0 (validate_grid's rules).
-std::vector<double> grid_field(const Napi::Object& o) {
-  Napi::Value grid = o.Get("grid");
-  if (!grid.IsTypedArray() || grid.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-    throw_type(o.Env(), "grid must be a Float64Array");
-  }
-  Napi::Float64Array g = grid.As<Napi::Float64Array>();
-  std::vector<double> values(g.Data(), g.Data() + g.ElementLength());
-  validate_grid(values);
-  return values;
+FlowMatchingOptions flow_matching_options_from(const Napi::Object& o) {
+  FlowMatchingOptions f;
+  f.optimizer = optimizer_config_from(o);
+  f.seed = integer_field<uint64_t>(o, "seed");
+  f.micro_batch = integer_field<int>(o, "microBatch");
+  f.cond_dropout = number_field(o, "condDropout");
+  return f;
 }
-
-bool bool_field(const Napi::Object& o, const char* field, bool fallback) {
-  Napi::Value value = o.Get(field);
-  if (value.IsUndefined()) return fallback;
-  if (!value.IsBoolean()) throw_type(o.Env(), std::string(field) + " must be a boolean");
-  return value.As<Napi::Boolean>().Value();
-}
-
-}  // namespace
 
 SampleOptions sample_options_from(const Napi::Object& o) {
   SampleOptions s;
-  const std::string solver = o.Get("solver").IsString() ? o.Get("solver").As<Napi::String>().Utf8Value() : "";
+  const std::string solver = string_field(o, "solver");
   if (solver == "euler") {
     s.solver = SolverKind::kEuler;
   } else if (solver == "heun") {
@@ -182,47 +213,38 @@ SampleOptions sample_options_from(const Napi::Object& o) {
   } else if (solver == "sde") {
     s.solver = SolverKind::kSde;
   } else {
-    throw_range(o.Env(), "solver must be 'euler', 'heun', 'dpm2' or 'sde'");
+    unknown_name(o.Env(), "solver", solver);
   }
   s.grid = grid_field(o);
-  s.cfg_scale = number_field(o, "cfgScale", 1.0, -1e6, 1e6);
-  s.cfg_t_min = number_field(o, "cfgTMin", s.cfg_t_min, 0.0, 1.0);
-  s.cfg_t_max = number_field(o, "cfgTMax", s.cfg_t_max, 0.0, 1.0);
-  if (s.cfg_t_min > s.cfg_t_max) throw_range(o.Env(), "cfgTMin must not exceed cfgTMax");
-  s.seed = static_cast<uint64_t>(number_field(o, "seed", 0, 0, 9007199254740991.0));
-  s.first_sample = static_cast<int64_t>(number_field(o, "firstSample", 0, 0, 9007199254740991.0));
-  s.chunk = static_cast<int>(number_field(o, "chunk", s.chunk, 1, 1 << 24));
-  s.sde_a = number_field(o, "sdeA", s.sde_a, 0.0, 100.0);
-  s.logp_sum = bool_field(o, "logpSum", s.logp_sum);
+  s.cfg_scale = number_field(o, "cfgScale");
+  s.cfg_t_min = number_field(o, "cfgTMin");
+  s.cfg_t_max = number_field(o, "cfgTMax");
+  s.seed = integer_field<uint64_t>(o, "seed");
+  s.first_sample = integer_field<int64_t>(o, "firstSample");
+  s.chunk = integer_field<int>(o, "chunk");
+  if (s.solver == SolverKind::kSde) {
+    s.sde_a = number_field(o, "sdeA");
+    s.logp_sum = bool_field(o, "logpSum");
+  }
   return s;
 }
 
 NftLossParams nft_loss_params_from(const Napi::Object& o) {
   NftLossParams p;
-  p.beta = static_cast<float>(number_field(o, "beta", p.beta, 1e-6, 1e6));
-  p.adv_clip_max = static_cast<float>(number_field(o, "advClipMax", p.adv_clip_max, 1e-6, 1e6));
-  p.adaptive = bool_field(o, "adaptive", p.adaptive);
-  p.positive_only = bool_field(o, "positiveOnly", p.positive_only);
-  p.kl_coef = static_cast<float>(number_field(o, "klCoef", p.kl_coef, 0.0, 1e6));
+  p.beta = static_cast<float>(number_field(o, "beta"));
+  p.adv_clip_max = static_cast<float>(number_field(o, "advClipMax"));
+  p.adaptive = bool_field(o, "adaptive");
+  p.positive_only = bool_field(o, "positiveOnly");
+  p.kl_coef = static_cast<float>(number_field(o, "klCoef"));
   return p;
 }
 
 NftStepOptions nft_step_options_from(const Napi::Object& o) {
   NftStepOptions s;
-  s.seed = static_cast<uint64_t>(number_field(o, "seed", 0, 0, 9007199254740991.0));
-  Napi::Value times = o.Get("times");
-  if (!times.IsUndefined()) {
-    if (!times.IsTypedArray() || times.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-      throw_type(o.Env(), "times must be a Float64Array");
-    }
-    Napi::Float64Array array = times.As<Napi::Float64Array>();
-    s.times.assign(array.Data(), array.Data() + array.ElementLength());
-    for (double t : s.times) {
-      if (!(t > 0.0 && t <= 1.0)) throw_range(o.Env(), "training times must be in (0, 1]");
-    }
-  }
-  s.times_per_sample = static_cast<int>(number_field(o, "timesPerSample", 1, 1, 1 << 16));
-  s.micro_batch = static_cast<int>(number_field(o, "microBatch", 0, 0, 1 << 24));
+  s.seed = integer_field<uint64_t>(o, "seed");
+  if (!o.Get("times").IsUndefined()) s.times = float64_field(o, "times");
+  s.times_per_sample = integer_field<int>(o, "timesPerSample");
+  s.micro_batch = integer_field<int>(o, "microBatch");
   s.loss = nft_loss_params_from(o);
   s.optimizer = optimizer_config_from(o);
   return s;
@@ -230,48 +252,38 @@ NftStepOptions nft_step_options_from(const Napi::Object& o) {
 
 GrpoParams grpo_params_from(const Napi::Object& o) {
   GrpoParams p;
-  p.clip_range = static_cast<float>(number_field(o, "clipRange", p.clip_range, 0.0, 1e6));
-  p.kl_coef = static_cast<float>(number_field(o, "klCoef", p.kl_coef, 0.0, 1e6));
-  p.logp_sum = bool_field(o, "logpSum", p.logp_sum);
+  p.clip_range = static_cast<float>(number_field(o, "clipRange"));
+  p.kl_coef = static_cast<float>(number_field(o, "klCoef"));
+  p.logp_sum = bool_field(o, "logpSum");
   return p;
 }
 
 GrpoStepOptions grpo_step_options_from(const Napi::Object& o) {
   GrpoStepOptions s;
   s.grid = grid_field(o);
-  s.train_steps = static_cast<int>(number_field(o, "trainSteps", 1, 1, 1 << 20));
-  s.sde_a = number_field(o, "sdeA", s.sde_a, 0.0, 100.0);
-  s.cfg_scale = number_field(o, "cfgScale", 1.0, -1e6, 1e6);
-  s.micro_batch = static_cast<int>(number_field(o, "microBatch", 0, 0, 1 << 24));
+  s.train_steps = integer_field<int>(o, "trainSteps");
+  s.sde_a = number_field(o, "sdeA");
+  s.cfg_scale = number_field(o, "cfgScale");
+  s.micro_batch = integer_field<int>(o, "microBatch");
   s.loss = grpo_params_from(o);
   s.optimizer = optimizer_config_from(o);
   return s;
 }
 
-LoraConfig lora_config_from(const Napi::Object& o, Arch arch) {
+LoraConfig lora_config_from(const Napi::Object& o) {
   LoraConfig c;
-  Napi::Env env = o.Env();
-  const double rank = number_field(o, "rank", c.rank, -1e9, 1e9);
-  if (std::floor(rank) != rank) throw_range(env, "lora.rank must be an integer");
-  c.rank = static_cast<int>(rank);
-  c.alpha = number_field(o, "alpha", c.alpha, -1e300, 1e300);
-  Napi::Value targets = o.Get("targets");
-  if (targets.IsUndefined()) {
-    c.targets = lora_default_targets(arch);
-  } else {
-    if (!targets.IsArray()) throw_type(env, "lora.targets must be an array of module names");
-    Napi::Array list = targets.As<Napi::Array>();
-    for (uint32_t i = 0; i < list.Length(); ++i) {
-      Napi::Value name = list.Get(i);
-      if (!name.IsString()) throw_type(env, "lora.targets must be an array of module names");
-      c.targets.push_back(name.As<Napi::String>().Utf8Value());
-    }
-  }
-  Napi::Value init = o.Get("init");
-  if (!init.IsUndefined()) {
-    const std::string name = init.IsString() ? init.As<Napi::String>().Utf8Value() : "";
-    if (name != "gaussian" && name != "kaiming") throw_range(env, "lora.init must be 'gaussian' or 'kaiming'");
-    c.init = name == "kaiming" ? LoraInit::kKaiming : LoraInit::kGaussian;
+  c.rank = integer_field<int>(o, "rank");
+  c.alpha = number_field(o, "alpha");
+  const std::string init = string_field(o, "init");
+  if (init != "gaussian" && init != "kaiming") unknown_name(o.Env(), "lora.init", init);
+  c.init = init == "kaiming" ? LoraInit::kKaiming : LoraInit::kGaussian;
+  Napi::Value targets = required(o, "targets");
+  if (!targets.IsArray()) throw_type(o.Env(), "lora.targets must be an array of module names");
+  Napi::Array list = targets.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    Napi::Value name = list.Get(i);
+    if (!name.IsString()) throw_type(o.Env(), "lora.targets must be an array of module names");
+    c.targets.push_back(name.As<Napi::String>().Utf8Value());
   }
   return c;
 }

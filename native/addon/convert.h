@@ -18,12 +18,16 @@ int64_t integer_arg(const Napi::CallbackInfo& info, size_t index, const char* na
 uint64_t seed_arg(const Napi::CallbackInfo& info, size_t index);
 Napi::Object object_arg(const Napi::CallbackInfo& info, size_t index, const char* name);
 
-double number_field(const Napi::Object& object, const char* field, double fallback, double low, double high);
+// The option objects of lib/native.ts. Every field is required and checked for its type only: the TypeScript
+// option tables own the ranges and defaults (a wrong name of an enumeration is a TypeError here).
+double number_field(const Napi::Object& object, const char* field);
 NetConfig net_config_from(const Napi::Object& object);
 Napi::Object net_config_to(Napi::Env env, const NetConfig& config);
 OptimizerConfig optimizer_config_from(const Napi::Object& object);
-// { solver: 'euler' | 'heun' | 'dpm2' | 'sde', grid: Float64Array, cfgScale, seed, firstSample, chunk, sdeA,
-//   logpSum }; validates the grid.
+// { seed, microBatch, condDropout, ...optimizer }
+FlowMatchingOptions flow_matching_options_from(const Napi::Object& object);
+// { solver: 'euler' | 'heun' | 'dpm2' | 'sde', grid: Float64Array, cfgScale, cfgTMin, cfgTMax, seed, firstSample,
+//   chunk, and for 'sde' sdeA, logpSum }; validates the grid.
 SampleOptions sample_options_from(const Napi::Object& object);
 // { beta, advClipMax, adaptive, positiveOnly, klCoef }
 NftLossParams nft_loss_params_from(const Napi::Object& object);
@@ -33,8 +37,7 @@ NftStepOptions nft_step_options_from(const Napi::Object& object);
 GrpoParams grpo_params_from(const Napi::Object& object);
 // { grid: Float64Array, trainSteps, sdeA, cfgScale, microBatch, ...GRPO params, ...optimizer }
 GrpoStepOptions grpo_step_options_from(const Napi::Object& object);
-// { rank?, alpha?, targets?, init? } (types only; LoraLayout checks the ranges): missing fields take LoraConfig's
-// defaults, missing targets the architecture's default targets.
-LoraConfig lora_config_from(const Napi::Object& object, Arch arch);
+// { rank, alpha, init, targets } (lib/lora.ts resolves them; LoraLayout checks the target names)
+LoraConfig lora_config_from(const Napi::Object& object);
 
 }  // namespace dnft::addon

@@ -304,11 +304,7 @@ Napi::Value ModelWrap::FlowMatchingStep(const Napi::CallbackInfo& info) {
   Napi::Float32Array x0 = float32_arg(info, 0, "x0", static_cast<size_t>(B) * c.data_dim);
   Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
   Napi::Object o = object_arg(info, 3, "options");
-  FlowMatchingOptions options;
-  options.optimizer = optimizer_config_from(o);
-  options.seed = static_cast<uint64_t>(number_field(o, "seed", 0, 0, 9007199254740991.0));
-  options.micro_batch = static_cast<int>(number_field(o, "microBatch", 0, 0, kMaxBatch));
-  options.cond_dropout = number_field(o, "condDropout", 0, 0, 1);
+  const FlowMatchingOptions options = flow_matching_options_from(o);
   std::shared_ptr<Model> model = model_;
   auto stats = std::make_shared<StepStats>();
   const float* x0p = x0.Data();
@@ -411,7 +407,7 @@ Napi::Value ModelWrap::GrpoStep(const Napi::CallbackInfo& info) {
 
 // enableLora({ rank, alpha, targets, init }, seed)
 Napi::Value ModelWrap::EnableLora(const Napi::CallbackInfo& info) {
-  const LoraConfig config = lora_config_from(object_arg(info, 0, "lora"), model_->net().config().arch);
+  const LoraConfig config = lora_config_from(object_arg(info, 0, "lora"));
   const uint64_t seed = seed_arg(info, 1);
   guard(info.Env(), [&] {
     on_model(*model_, [&] { model_->enable_lora(config, seed); });
@@ -438,7 +434,7 @@ Napi::Value ModelWrap::Lora(const Napi::CallbackInfo& info) {
 
 // loraLayout({ rank, alpha, targets, init }) -> the adapter layout enableLora would make, changing nothing
 Napi::Value ModelWrap::LoraLayoutOf(const Napi::CallbackInfo& info) {
-  const LoraConfig config = lora_config_from(object_arg(info, 0, "lora"), model_->net().config().arch);
+  const LoraConfig config = lora_config_from(object_arg(info, 0, "lora"));
   return guard(info.Env(), [&] { return layout_to(info.Env(), LoraLayout(config, model_->net().layout()).layout()); });
 }
 

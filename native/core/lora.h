@@ -16,11 +16,11 @@ namespace dnft {
 // kaiming_uniform(a = √5). B starts at zero either way, so a fresh adapter changes nothing.
 enum class LoraInit { kGaussian, kKaiming };
 
-// The defaults are DiffusionNFT's official settings.
+// The user-facing ranges and defaults are lib/lora.ts's (LORA_SCHEMA); LoraLayout checks what its indexing needs.
 struct LoraConfig {
-  int rank = 32;
-  double alpha = 64.0;
-  // Module names inside a block, e.g. "attn.qkv" (lora_target_names); the JS binding fills lora_default_targets.
+  int rank = 1;
+  double alpha = 1.0;
+  // Module names inside a block: "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2", "ada" (DiT); "fc1", "fc2", "ada" (MLP).
   std::vector<std::string> targets;
   LoraInit init = LoraInit::kGaussian;
 };
@@ -44,7 +44,7 @@ struct NetGrads {
 // Which base linears carry an adapter, and the adapter buffer's layout.
 class LoraLayout {
  public:
-  // Throws Error(kRange) for a rank or alpha out of range, an unknown or repeated target, or no target.
+  // Throws Error(kRange) for a rank below 1, an unknown or repeated target, or no target.
   LoraLayout(const LoraConfig& config, const std::vector<ParamSpec>& base);
 
   const LoraConfig& config() const { return config_; }
@@ -65,10 +65,6 @@ class LoraLayout {
   std::vector<int> slot_;            // per base layout index
   std::vector<size_t> base_offset_;  // per adapter: its base weight's offset in the base buffer
 };
-
-// The module names `targets` may hold for the architecture, and the default set.
-std::vector<std::string> lora_target_names(Arch arch);
-std::vector<std::string> lora_default_targets(Arch arch);
 
 // Activations an adapted pass saves (A x of each adapter) and the backward's scratch, grown on demand.
 class LoraWorkspace {

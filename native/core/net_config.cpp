@@ -1,36 +1,42 @@
 #include "core/net_config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 namespace dnft {
 
 namespace {
 
-void check_field(const char* name, int value, int low, int high) {
-  if (value < low || value > high) {
-    throw Error(Error::Kind::kRange, std::string("config.") + name + " must be an integer in [" + std::to_string(low) +
-                                         ", " + std::to_string(high) + "], got " + std::to_string(value));
-  }
+[[noreturn]] void fail(const std::string& message) { throw Error(Error::Kind::kRange, "config." + message); }
+
+void check_positive(const char* name, int value, int low) {
+  if (value < low)
+    fail(std::string(name) + " must be at least " + std::to_string(low) + ", got " + std::to_string(value));
 }
 
 }  // namespace
 
+// The user-facing limits of every field are lib/config.ts's; these are the conditions the indexing below and in the
+// networks relies on: positive sizes, activations whose widths fit an int, and the DiT's exact shapes.
 void validate(const NetConfig& c) {
-  check_field("dataDim", c.data_dim, 1, 1 << 20);
-  check_field("width", c.width, 1, 1 << 16);
-  check_field("depth", c.depth, 0, 256);
-  check_field("mlpRatio", c.mlp_ratio, 1, 64);
-  check_field("timeFeatures", c.time_features, 2, 4096);
-  if (c.time_features % 2 != 0) throw Error(Error::Kind::kRange, "config.timeFeatures must be even");
-  check_field("vocabSize", c.vocab_size, 1, 1 << 20);
-  check_field("condSlots", c.cond_slots, 1, 1024);
+  check_positive("dataDim", c.data_dim, 1);
+  check_positive("width", c.width, 1);
+  check_positive("depth", c.depth, 0);
+  check_positive("mlpRatio", c.mlp_ratio, 1);
+  check_positive("timeFeatures", c.time_features, 2);
+  check_positive("vocabSize", c.vocab_size, 1);
+  check_positive("condSlots", c.cond_slots, 1);
+  if (c.time_features % 2 != 0) fail("timeFeatures must be even (sin and cos pairs)");
+  const int64_t widest = std::max({static_cast<int64_t>(c.mlp_ratio) * c.width, int64_t{6} * c.width,
+                                   static_cast<int64_t>(c.cond_slots) * c.vocab_size * c.width});
+  if (widest > std::numeric_limits<int>::max()) fail("sizes overflow: a layer would have over 2^31 values per row");
   if (c.arch != Arch::kDit) return;
-  check_field("imageSize", c.image_size, 1, 4096);
-  check_field("channels", c.channels, 1, 4096);
-  check_field("patch", c.patch, 1, c.image_size);
-  check_field("heads", c.heads, 1, c.width);
-  auto fail = [](const std::string& message) { throw Error(Error::Kind::kRange, "config." + message); };
+  check_positive("imageSize", c.image_size, 1);
+  check_positive("channels", c.channels, 1);
+  check_positive("patch", c.patch, 1);
+  check_positive("heads", c.heads, 1);
   const int64_t pixels = static_cast<int64_t>(c.image_size) * c.image_size * c.channels;
   if (c.data_dim != pixels) {
     fail("dataDim must equal imageSize² · channels = " + std::to_string(pixels) + " for arch 'dit', got " +
@@ -44,6 +50,8 @@ void validate(const NetConfig& c) {
     fail("width (" + std::to_string(c.width) + ") must be divisible by heads (" + std::to_string(c.heads) + ")");
   }
   if (c.width % 4 != 0) fail("width must be a multiple of 4 for the 2-D sin-cos position embedding");
+  const int64_t tokens = static_cast<int64_t>(c.image_size / c.patch) * (c.image_size / c.patch);
+  if (tokens * c.width > std::numeric_limits<int>::max()) fail("sizes overflow: tokens · width exceeds 2^31");
 }
 
 namespace {

@@ -483,7 +483,8 @@ void lora_models() {
     LoraConfig l;
     l.rank = 4;
     l.alpha = 8;
-    l.targets = lora_target_names(cfg.arch);
+    l.targets = cfg.arch == Arch::kDit ? std::vector<std::string>{"attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2", "ada"}
+                                       : std::vector<std::string>{"fc1", "fc2", "ada"};
     for (Model* m : {&c, &g}) {
       m->set_params(base.data());
       m->enable_lora(l, 5);

@@ -1,4 +1,5 @@
 // The `shapes` task: a GenEval in miniature (see world.ts, prompts.ts, detector.ts, score.ts).
+import { SHAPES_PROMPT_STREAM, SHAPES_SCENE_STREAM } from '../../streams.js';
 import { Tensor } from '../../tensor.js';
 import { detect } from './detector.js';
 import { CATEGORIES, type Category, type ShapesPrompt, SLOTS, sceneFor, TRAIN_PROMPTS } from './prompts.js';
@@ -15,12 +16,11 @@ export type { Colour, SceneObject, Shape } from './world.js';
 export { BACKGROUND, CHANNELS, COLOURS, DATA_DIM, Draws, IMAGE_SIZE, PALETTE, render, SHAPES, SIZES } from './world.js';
 
 // Random numbers of one scene: placements retry, so each image gets a generous private range of its stream.
-const SCENE_STREAM = 110;
 const DRAWS_PER_SCENE = 4096;
 
 /** A rendered image (D values) of a random scene satisfying `prompt`; scene `index` of a seed is always the same. */
 export function renderPrompt(prompt: ShapesPrompt, seed: number, index: number): Float32Array {
-  return render(sceneFor(prompt, new Draws(seed, SCENE_STREAM, index * DRAWS_PER_SCENE, DRAWS_PER_SCENE)));
+  return render(sceneFor(prompt, new Draws(seed, SHAPES_SCENE_STREAM, index * DRAWS_PER_SCENE, DRAWS_PER_SCENE)));
 }
 
 /**
@@ -33,7 +33,7 @@ export function batch(
   index: number,
   prompts: readonly ShapesPrompt[] = TRAIN_PROMPTS,
 ): { x0: Tensor; cond: Tensor<'int32'>; prompts: ShapesPrompt[] } {
-  const choice = new Draws(seed, SCENE_STREAM + 1, index * size, size);
+  const choice = new Draws(seed, SHAPES_PROMPT_STREAM, index * size, size);
   const chosen = Array.from({ length: size }, () => choice.pick(prompts));
   const x0 = new Float32Array(size * DATA_DIM);
   const cond = new Int32Array(size * SLOTS);

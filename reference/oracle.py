@@ -1,6 +1,6 @@
 """Independent oracle for the test suite: forward + backward of the velocity network (MLP or DiT).
 
-Usage:  /usr/bin/python3 bench/pytorch/oracle.py IN.safetensors OUT.safetensors
+Usage:  /usr/bin/python3 reference/oracle.py IN.safetensors OUT.safetensors
 
 IN holds every network parameter under its docs/network.md (or docs/dit.md) name, plus
 `input.x` (B, D) F32, `input.t` (B) F32, `input.cond` (B, L) I32 and
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Dict, List
+from typing import Dict
 
 # Single-threaded: the oracle runs on tiny inputs, often from parallel test workers.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -94,14 +94,5 @@ def run(in_path: str, out_path: str) -> None:
     )
 
 
-def main(argv: List[str]) -> int:
-    if len(argv) != 3:
-        print(f"usage: {argv[0]} IN.safetensors OUT.safetensors", file=sys.stderr)
-        return 2
-    torch.set_num_threads(1)
-    run(argv[1], argv[2])
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(safetensors_io.run_script(run, sys.argv))

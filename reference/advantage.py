@@ -1,6 +1,6 @@
-"""Independent oracle for optimalityProbability: rewards -> advantages -> r (DiffusionNFT, algorithms.md 2.2).
+"""Independent oracle for optimalityProbability: rewards -> advantages -> r (DiffusionNFT, docs/algorithms.md §2.2).
 
-Usage:  /usr/bin/python3 bench/pytorch/advantage.py IN.json OUT.json
+Usage:  /usr/bin/python3 reference/advantage.py IN.json OUT.json
 
 IN is a JSON list of cases {"rewards": [...], "groups": [...], "advClipMax", "globalStd", "eps"};
 OUT is the list of {"advantages": [...], "r": [...]} in the same order. The advantages follow

@@ -2,55 +2,30 @@
 
 Parameter names, shapes and registration order equal the doc's table, so `state_dict()` keys (and
 `named_parameters()` order) match the flat-buffer order of the native backends and one safetensors file loads in
-all implementations. The time + condition embedding is the MLP's (velocity_net.py). Device- and dtype-agnostic.
+all implementations. The time + condition embedding is the MLP's (embedding.py). Device- and dtype-agnostic.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from velocity_net import LN_EPS, CondEmbed, _Namespace, time_features
+from embedding import LN_EPS, EmbeddedNet, EmbeddingConfig
 
 
 @dataclass(frozen=True)
-class DiTConfig:
-    """Network hyper-parameters; field names follow docs/dit.md (camelCase)."""
+class DiTConfig(EmbeddingConfig):
+    """Network hyper-parameters: the shared fields, then the image's (docs/dit.md, camelCase)."""
 
-    dataDim: int
-    width: int
-    depth: int
-    mlpRatio: int
-    timeFeatures: int
-    vocabSize: int
-    condSlots: int
     imageSize: int
     channels: int
     patch: int
     heads: int
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"config.{f.name} must be a positive integer, got {v!r}")
-        if self.timeFeatures % 2 != 0:
-            raise ValueError("config.timeFeatures must be even")
-        if self.dataDim != self.imageSize**2 * self.channels:
-            raise ValueError("config.dataDim must equal imageSize² · channels")
-        if self.imageSize % self.patch != 0:
-            raise ValueError("config.imageSize must be divisible by patch")
-        if self.width % self.heads != 0:
-            raise ValueError("config.width must be divisible by heads")
-        if self.width % 4 != 0:
-            raise ValueError("config.width must be a multiple of 4")
 
     @property
     def grid(self) -> int:
@@ -64,21 +39,8 @@ class DiTConfig:
     def patchDim(self) -> int:
         return self.patch**2 * self.channels
 
-    @staticmethod
-    def from_dict(d: Mapping[str, Any]) -> "DiTConfig":
-        """Build from a dict (the `arch` key is ignored)."""
-        names = [f.name for f in dataclasses.fields(DiTConfig)]
-        missing = [n for n in names if n not in d]
-        if missing:
-            raise ValueError(f"config is missing fields: {missing}")
-        return DiTConfig(**{n: int(d[n]) for n in names})
-
-    @staticmethod
-    def from_json(s: str) -> "DiTConfig":
-        return DiTConfig.from_dict(json.loads(s))
-
     def to_dict(self) -> Dict[str, Any]:
-        return {"arch": "dit", **dataclasses.asdict(self)}
+        return {"arch": "dit", **super().to_dict()}
 
 
 CONFIG_D = DiTConfig(
@@ -173,19 +135,14 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(h, scale, shift))
 
 
-class DiT(nn.Module):
+class DiT(EmbeddedNet):
     """v(x, t, cond): the diffusion transformer of docs/dit.md."""
 
     def __init__(self, config: DiTConfig, init: bool = True) -> None:
-        super().__init__()
+        super().__init__(config)  # time_mlp, cond_embed
         c = config
-        self.config = c
         w = c.width
         # registration order == flat-buffer order of the doc
-        self.time_mlp = _Namespace()
-        self.time_mlp.fc1 = nn.Linear(c.timeFeatures, w)
-        self.time_mlp.fc2 = nn.Linear(w, w)
-        self.cond_embed = CondEmbed(c.condSlots, c.vocabSize, w)
         self.patch_embed = nn.Linear(c.patchDim, w)
         self.blocks = nn.ModuleList([DiTBlock(w, c.heads, c.mlpRatio) for _ in range(c.depth)])
         self.final = FinalLayer(w, c.patchDim)
@@ -205,25 +162,11 @@ class DiT(nn.Module):
                 b = 1.0 / math.sqrt(p.shape[1])
                 p.uniform_(-b, b, generator=generator)
 
-    @torch.no_grad()
-    def randomize_(self, std: float = 0.05, generator: Optional[torch.Generator] = None) -> None:
-        """Overwrite every parameter with non-zero random values (tests / benchmarks)."""
-        for name, p in self.named_parameters():
-            if name == "cond_embed.weight":
-                p.normal_(0.0, 0.02, generator=generator)
-            elif name.endswith(".weight"):
-                b = 1.0 / math.sqrt(p.shape[1])
-                p.uniform_(-b, b, generator=generator)
-            else:
-                p.normal_(0.0, std, generator=generator)
-
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """x (B, D) float, t (B) float in [0, 1], cond (B, L) int -> velocity (B, D)."""
         c = self.config
         dtype = self.patch_embed.weight.dtype
-        tf = time_features(t, c.timeFeatures, dtype)
-        te = self.time_mlp.fc2(F.silu(self.time_mlp.fc1(tf)))
-        se = F.silu(te + self.cond_embed(cond))
+        se = self.modulation_input(t, cond, dtype)
         h = self.patch_embed(patchify(x.to(dtype), c)) + self.pos.to(dtype)
         for blk in self.blocks:
             h = blk(h, se)

@@ -1,4 +1,4 @@
-"""Self-checks of the PyTorch reference: /usr/bin/python3 bench/pytorch/selftest.py
+"""Self-checks of the PyTorch reference: /usr/bin/python3 reference/selftest.py
 
 (a) parameter count of config M, names/shapes/order vs the doc's table;
 (b) float64 gradients vs torch.autograd.gradcheck on a tiny config (random non-zero params);

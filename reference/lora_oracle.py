@@ -1,6 +1,6 @@
 """Oracle of the LoRA-adapted network: forward + backward with frozen base weights.
 
-Usage:  /usr/bin/python3 bench/pytorch/lora_oracle.py IN.safetensors OUT.safetensors
+Usage:  /usr/bin/python3 reference/lora_oracle.py IN.safetensors OUT.safetensors
 
 IN is oracle.py's input (every base parameter, input.x, input.t, input.cond, input.dout, metadata `config`)
 plus every adapter tensor `<module>.lora_A.weight` (rank, in) and `<module>.lora_B.weight` (out, rank), and

@@ -1,6 +1,6 @@
-"""Independent oracle for the DiffusionNFT loss (algorithms.md section 2.3).
+"""Independent oracle for the DiffusionNFT loss (docs/algorithms.md §2.3).
 
-Usage:  /usr/bin/python3 bench/pytorch/nft_loss.py IN.safetensors OUT.safetensors
+Usage:  /usr/bin/python3 reference/nft_loss.py IN.safetensors OUT.safetensors
 
 IN holds one or more cases. Metadata `cases` is a JSON list of
 {"name", "beta", "advClipMax", "adaptive", "klCoef"}; for each case NAME the tensors
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Dict, List
+from typing import Dict
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -105,14 +105,5 @@ def run(in_path: str, out_path: str) -> None:
     safetensors_io.save(out_path, result, {"torch": torch.__version__})
 
 
-def main(argv: List[str]) -> int:
-    if len(argv) != 3:
-        print(f"usage: {argv[0]} IN.safetensors OUT.safetensors", file=sys.stderr)
-        return 2
-    torch.set_num_threads(1)
-    run(argv[1], argv[2])
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(safetensors_io.run_script(run, sys.argv))

@@ -16,7 +16,7 @@ import os
 import struct
 import sys
 import tempfile
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
@@ -132,3 +132,13 @@ def save(
         except OSError:
             pass
         raise
+
+
+def run_script(run: Callable[[str, str], None], argv: List[str]) -> int:
+    """The command line of an oracle script: `SCRIPT IN.safetensors OUT.safetensors`, single-threaded torch."""
+    if len(argv) != 3:
+        print(f"usage: {argv[0]} IN.safetensors OUT.safetensors", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    run(argv[1], argv[2])
+    return 0
