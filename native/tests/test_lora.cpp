@@ -27,19 +27,13 @@ NetConfig mlp_config() {
 }
 
 NetConfig dit_config() {
-  NetConfig c;
+  NetConfig c = mlp_config();
   c.arch = Arch::kDit;
   c.image_size = 4;  // 4 tokens
   c.channels = 2;
   c.patch = 2;
   c.data_dim = 32;
-  c.width = 8;  // 2 heads of 4
-  c.heads = 2;
-  c.depth = 2;
-  c.mlp_ratio = 2;
-  c.time_features = 6;
-  c.vocab_size = 4;
-  c.cond_slots = 2;
+  c.heads = 2;  // of 4 channels
   return c;
 }
 
