@@ -75,6 +75,26 @@ export function loraOptions(
   };
 }
 
+/**
+ * A trainer's `lora` option, resolved with loraOptions, at the start of its phase: adds the adapters to a network
+ * without any; a network that has adapters (a resumed run) must carry these ones. @internal
+ */
+export function useLora(net: VelocityNet, lora: ReturnType<typeof loraOptions>): void {
+  const info = loraInfo(net);
+  if (info === null) {
+    try {
+      net.model.enableLora(lora.config, lora.seed);
+    } catch (error) {
+      throw fromNative(error);
+    }
+    return;
+  }
+  const { rank, alpha, init, targets } = info;
+  const has = JSON.stringify({ rank, alpha, init, targets });
+  if (has !== JSON.stringify(lora.config))
+    throw new RangeError(`options.lora ${JSON.stringify(lora.config)} differs from the network's adapters ${has}`);
+}
+
 /** The native description as LoraInfo, or null. @internal */
 export function loraInfo(net: VelocityNet): LoraInfo | null {
   const info = net.model.lora();

@@ -18,8 +18,9 @@ beforeAll(async () => {
 });
 
 const LORA = { rank: 8, alpha: 16, targets: ['fc1', 'fc2', 'ada'], seed: 2 };
+const baseNet = () => netWithParameters(toy2d.config, base);
 const adaptedNet = () => {
-  const net = netWithParameters(toy2d.config, base);
+  const net = baseNet();
   net.enableLora(LORA);
   return net;
 };
@@ -30,9 +31,10 @@ const OPTIONS: DiffusionNFTOptions = {
   groupSize: 16,
   lr: 3e-3,
   seed: 3,
+  lora: LORA,
 };
 
-async function meanRedReward(net: ReturnType<typeof adaptedNet>): Promise<number> {
+async function meanRedReward(net: ReturnType<typeof baseNet>): Promise<number> {
   const cond = Tensor.fromInt32(new Int32Array(512), [512, 1]);
   const { x } = await sample(net, { cond, solver: 'euler', steps: 40, seed: 99 });
   const scores = toy2d.rewards.red(x);
@@ -40,22 +42,23 @@ async function meanRedReward(net: ReturnType<typeof adaptedNet>): Promise<number
 }
 
 describe('DiffusionNFT with LoRA adapters', () => {
-  it('raises the toy2d reward with the base frozen', async () => {
-    const net = adaptedNet();
+  it('raises the toy2d reward with the base frozen (the lora option)', async () => {
+    const net = baseNet();
     const before = await meanRedReward(net);
     await new DiffusionNFT(net, OPTIONS).run({ epochs: 40 });
     const after = await meanRedReward(net);
     expect(before).toBeLessThan(0.3);
     expect(after).toBeGreaterThan(before + 0.5);
     expect(net.getParameters()).toEqual(base);
+    expect(net.lora?.rank).toBe(8);
     expect(net.model.hasParams('old') && net.model.hasParams('ema')).toBe(true);
     net.dispose();
   });
 
   it('resumes a checkpointed LoRA run to exactly the uninterrupted state', async () => {
-    const straight = adaptedNet();
+    const straight = baseNet();
     await new DiffusionNFT(straight, OPTIONS).run({ epochs: 4 });
-    const first = adaptedNet();
+    const first = baseNet();
     const path = join(dir, 'nft-lora.safetensors');
     await new DiffusionNFT(first, OPTIONS).run({ epochs: 2, checkpoint: { path } });
     first.dispose();
@@ -71,6 +74,9 @@ describe('DiffusionNFT with LoRA adapters', () => {
       expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer)), set).toBe(true);
     }
     expect(resumed.net.getParameters()).toEqual(base);
+    const { lora: _, ...plain } = OPTIONS;
+    await expect(DiffusionNFT.resume(path, plain)).rejects.toThrow(/other options/);
+    expect(() => new DiffusionNFT(straight, { ...OPTIONS, lora: { ...LORA, rank: 4 } })).toThrow(/differs/);
     straight.dispose();
     resumed.net.dispose();
   });
@@ -80,7 +86,8 @@ describe('DiffusionNFT with LoRA adapters', () => {
     const count = net.lora?.paramCount ?? 0;
     const fresh = new Float32Array(count);
     net.model.getAdapter(fresh);
-    await new FlowGRPO(net, { ...OPTIONS, ...toy2d.flowGrpoDefaults, klCoef: 0.01 }).run({ epochs: 1 });
+    const { lora: _, ...options } = OPTIONS;
+    await new FlowGRPO(net, { ...options, ...toy2d.flowGrpoDefaults, klCoef: 0.01 }).run({ epochs: 1 });
     const trained = new Float32Array(count);
     net.model.getAdapter(trained);
     expect(trained).not.toEqual(fresh);

@@ -119,11 +119,11 @@ describe('LoRA adapters', () => {
     const data = randomBatch(randomizedNet(MLP, 21), 8, 23);
     const batch = { x0: data.x, cond: data.cond };
     const make = () => {
-      const net = VelocityNet.create(MLP, { lora: { rank: 4, alpha: 8, seed: 5 } });
+      const net = VelocityNet.create(MLP);
       net.setParameters(base);
       return net;
     };
-    const options = { lr: 1e-2, seed: 3 };
+    const options = { lr: 1e-2, seed: 3, lora: { rank: 4, alpha: 8, seed: 5 } };
     const straight = make();
     const trainer = new FlowMatchingTrainer(straight, options);
     for (let s = 0; s < 2; s++) await trainer.step(batch);
@@ -140,6 +140,7 @@ describe('LoRA adapters', () => {
     const resumed = make();
     resumed.enableLora({ rank: 2 }); // replaced by the file's adapter
     await loadAdapter(file, resumed);
+    expect(() => new FlowMatchingTrainer(resumed, { ...options, lora: { rank: 2 } })).toThrow(/differs/);
     expect(resumed.step).toBe(2);
     expect(resumed.lora?.rank).toBe(4);
     const again = new FlowMatchingTrainer(resumed, options);

@@ -3,6 +3,7 @@
 
 import { ADVANTAGE_SCHEMA } from '../advantage.js';
 import { type Checkpoint, loadCheckpoint, writeCheckpoint } from '../checkpoint.js';
+import { type LoraOptions, loraOptions, useLora } from '../lora.js';
 import { MetricsLog, type RecordHook } from '../metrics/log.js';
 import type { NativeOptimizerOptions } from '../native.js';
 import { VelocityNet } from '../net.js';
@@ -52,6 +53,11 @@ export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptio
   seed?: number;
   /** Samples per native rollout call (default 1024). */
   chunk?: number;
+  /**
+   * Train LoRA adapters of a frozen base instead of every weight (docs/lora.md): added to a network without
+   * adapters; a network with adapters must carry these. θ_old, θ_ref and the EMA are then adapter sets.
+   */
+  lora?: LoraOptions;
 }
 
 /** Statistics every trainer reports for an epoch. */
@@ -131,6 +137,7 @@ export const ONLINE_SCHEMA = {
   ema: { type: 'number', min: 0, max: 1, default: 0.9 },
   seed: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 0 },
   chunk: ROLLOUT_RULES.chunk,
+  lora: { type: 'value' },
   ...OPTIMIZER_SCHEMA,
 } as const satisfies Record<keyof OnlineOptions, Rule>;
 
@@ -198,6 +205,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   protected readonly optimizer: NativeOptimizerOptions;
   #epoch = 0;
   #busy = false;
+  readonly #lora: ReturnType<typeof loraOptions> | undefined;
 
   /** `opts` are the trainer's options resolved against its table, which includes ONLINE_SCHEMA. */
   protected constructor(net: VelocityNet, opts: OnlineResolved) {
@@ -222,6 +230,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       throw new RangeError('options.optimizerSteps must not exceed the samples per epoch');
     }
     this.optimizer = pick(opts, OPTIMIZER_SCHEMA);
+    this.#lora = opts.lora === undefined ? undefined : loraOptions('options.lora', opts.lora, net.config.arch);
     this.net = net;
   }
 
@@ -231,6 +240,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
    */
   protected startPhase(sets: readonly ('old' | 'ref' | 'ema')[]): void {
     this.net.assertIdle(this.constructor.name);
+    if (this.#lora !== undefined) useLora(this.net, this.#lora);
     for (const set of sets) this.net.model.copyParams(set, 'theta');
     if (this.common.ema > 0) this.net.model.copyParams('ema', 'theta');
     this.net.model.resetOptimizer();
@@ -254,7 +264,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
 
   #state(): string {
     const common = { ...this.common, grid: Array.from(this.common.grid) };
-    return JSON.stringify({ ...common, optimizer: this.optimizer, ...this.fingerprint() });
+    return JSON.stringify({ ...common, optimizer: this.optimizer, lora: this.#lora?.config, ...this.fingerprint() });
   }
 
   /** The run's numeric options after defaults, as a checkpoint records them (the metrics' config.json). */
