@@ -1,10 +1,17 @@
-import { resolveNetConfig } from './config.js';
+import { type NetConfig, resolveNetConfig } from './config.js';
 import { CheckpointError } from './errors.js';
-import { adapterTensors, readAdapterTensors } from './lora.js';
-import type { ParamSetName } from './native.js';
+import { adapterEntries, adapterTensors } from './lora.js';
+import { limits, type NativeParamSpec, native, type ParamSetName } from './native.js';
 import { type CreateOptions, VelocityNet } from './net.js';
 import { objectOption, rejectUnknown } from './options.js';
-import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from './safetensors.js';
+import {
+  type Header,
+  openSafetensorsFile,
+  parseBoundedJson,
+  type SafeTensor,
+  type SafetensorsFile,
+  writeSafetensorsFile,
+} from './safetensors.js';
 
 const FORMAT = 'diffusion-nft/1';
 const M_PREFIX = 'optimizer.m.';
@@ -93,31 +100,80 @@ export async function writeCheckpoint(
     add(M_PREFIX, m);
     add(V_PREFIX, v);
   }
-  await writeSafetensorsFile(path, tensors, {
-    ...metadata,
-    ...lora?.metadata,
-    'dnft.format': FORMAT,
-    'dnft.arch': net.config.arch,
-    'dnft.config': JSON.stringify(net.config),
-    'dnft.step': String(net.step),
-  });
+  try {
+    await writeSafetensorsFile(path, tensors, {
+      ...metadata,
+      ...lora?.metadata,
+      'dnft.format': FORMAT,
+      'dnft.arch': net.config.arch,
+      'dnft.config': JSON.stringify(net.config),
+      'dnft.step': String(net.step),
+    });
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new CheckpointError(`cannot write checkpoint ${path} (${reason}); the file there is unchanged`, {
+      cause: error,
+    });
+  }
 }
 
-function gather(tensors: Record<string, SafeTensor>, prefix: string, net: VelocityNet, path: string): Float32Array {
-  const flat = new Float32Array(net.paramCount);
-  for (const p of net.params) {
-    const name = prefix + p.name;
-    const t = tensors[name];
-    if (t === undefined) throw new CheckpointError(`${path}: tensor '${name}' is missing`);
-    if (t.dtype !== 'F32') throw new CheckpointError(`${path}: tensor '${name}' has dtype ${t.dtype}, expected F32`);
-    if (t.shape.length !== p.shape.length || t.shape.some((d: number, i: number) => d !== p.shape[i])) {
-      throw new CheckpointError(
-        `${path}: tensor '${name}' has shape [${t.shape.join(', ')}], expected [${p.shape.join(', ')}]`,
-      );
+/**
+ * The tensor names a file holds under each prefix it uses, checked against the layout before any data is read;
+ * `adapters` are the names of its LoRA entries (checked by adapterEntries).
+ */
+function checkHeader(
+  header: Header,
+  layout: readonly NativeParamSpec[],
+  path: string,
+  adapters: ReadonlySet<string>,
+): string[] {
+  const names = Object.keys(header.tensors);
+  const prefixes = ['', ...EXTRA_SETS.map((set) => `${set}.`), M_PREFIX, V_PREFIX].filter(
+    (prefix) => prefix === '' || names.some((name) => name.startsWith(prefix)),
+  );
+  if (prefixes.includes(M_PREFIX) !== prefixes.includes(V_PREFIX)) {
+    throw new CheckpointError(`${path}: the optimizer state needs both ${M_PREFIX}* and ${V_PREFIX}* tensors`);
+  }
+  const known = new Set<string>();
+  for (const prefix of prefixes) {
+    for (const p of layout) {
+      const name = prefix + p.name;
+      known.add(name);
+      const t = Object.hasOwn(header.tensors, name) ? header.tensors[name] : undefined;
+      if (t === undefined) throw new CheckpointError(`${path}: tensor '${name}' is missing`);
+      if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') {
+        throw new CheckpointError(`${path}: tensor '${name}' has dtype ${t.dtype}, expected F32`);
+      }
+      if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
+        throw new CheckpointError(
+          `${path}: tensor '${name}' has shape [${t.shape.join(', ')}], expected [${p.shape.join(', ')}]`,
+        );
+      }
     }
-    const data = t.data as Float32Array;
+  }
+  const unknown = names.filter((k) => !known.has(k) && !adapters.has(k));
+  if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
+  return prefixes;
+}
+
+/** The flat buffer of one prefix's tensors, every value finite (and >= 0 for AdamW's second moments). */
+function gather(
+  tensors: Record<string, SafeTensor>,
+  prefix: string,
+  layout: readonly NativeParamSpec[],
+  count: number,
+  path: string,
+): Float32Array {
+  const flat = new Float32Array(count);
+  for (const p of layout) {
+    const name = prefix + p.name;
+    const data = (tensors[name] as SafeTensor).data as Float32Array;
     for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) throw new CheckpointError(`${path}: tensor '${name}' holds a non-finite value`);
+      const v = data[i] as number;
+      if (!Number.isFinite(v)) throw new CheckpointError(`${path}: tensor '${name}' holds a non-finite value`);
+      if (prefix === V_PREFIX && v < 0) {
+        throw new CheckpointError(`${path}: tensor '${name}' holds a negative second moment (${v}) at ${i}`);
+      }
     }
     flat.set(data, p.offset);
   }
@@ -133,68 +189,101 @@ function withArch(config: unknown, arch: string | undefined): unknown {
   return { arch: stored ?? arch ?? 'mlp', ...config };
 }
 
-/**
- * Reads a checkpoint written by saveCheckpoint (or any safetensors file with the same names, e.g. one written from
- * PyTorch with `dnft.config` metadata). Validates names, shapes, dtypes and values; a corrupt file is a
- * CheckpointError and nothing is changed.
- */
-export async function loadCheckpoint(path: string, options: LoadOptions = {}): Promise<Checkpoint> {
-  const opts = objectOption('options', options);
-  rejectUnknown('loadCheckpoint options', opts, ['into', 'seed', 'device', 'precision']);
-  let file: Awaited<ReturnType<typeof readSafetensorsFile>>;
-  try {
-    file = await readSafetensorsFile(path);
-  } catch (error) {
-    throw new CheckpointError(`cannot read checkpoint: ${(error as Error).message}`, { cause: error });
+/** The optimiser step of `dnft.step`: decimal digits only, at most the native limit. */
+function parseStep(text: string | undefined, path: string): number {
+  if (text === undefined) return 0;
+  const step = /^(0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : Number.NaN;
+  if (!(step <= limits().maxStep)) {
+    throw new CheckpointError(
+      `${path}: invalid dnft.step ${JSON.stringify(text.slice(0, 40))} (a decimal integer in [0, 2^40])`,
+    );
   }
-  const meta = file.metadata;
+  return step;
+}
+
+/** What a file's metadata says: the config and step, checked. */
+function readMetadata(meta: Record<string, string>, path: string): { config: NetConfig; step: number } {
   if (meta['dnft.format'] !== FORMAT) {
     throw new CheckpointError(
       `${path}: not a diffusion-nft checkpoint (dnft.format is ${meta['dnft.format'] ?? 'missing'})`,
     );
   }
-  let config: ReturnType<typeof resolveNetConfig>;
+  let config: NetConfig;
   try {
-    config = resolveNetConfig(withArch(JSON.parse(meta['dnft.config'] ?? 'null'), meta['dnft.arch']));
+    config = resolveNetConfig(withArch(parseBoundedJson(meta['dnft.config'] ?? 'null'), meta['dnft.arch']) as never);
   } catch (error) {
     throw new CheckpointError(`${path}: invalid dnft.config: ${(error as Error).message}`, { cause: error });
   }
-  const step = Number(meta['dnft.step'] ?? '0');
-  if (!Number.isSafeInteger(step) || step < 0) throw new CheckpointError(`${path}: invalid dnft.step`);
+  return { config, step: parseStep(meta['dnft.step'], path) };
+}
 
+/**
+ * Reads a checkpoint written by saveCheckpoint (or any safetensors file with the same names, e.g. one written from
+ * PyTorch with `dnft.config` metadata). The header is validated completely (names, shapes, dtypes, offsets against
+ * the file's length) before the data is read and before any network is allocated; then every value is checked.
+ * Any problem with the file is a CheckpointError, and nothing is changed: no network is left allocated, and a
+ * network given as `into` keeps its state.
+ */
+export async function loadCheckpoint(path: string, options: LoadOptions = {}): Promise<Checkpoint> {
+  const opts = objectOption('options', options);
+  rejectUnknown('loadCheckpoint options', opts, ['into', 'seed', 'device', 'precision']);
   const into = opts.into as VelocityNet | undefined;
-  if (into !== undefined && JSON.stringify(into.config) !== JSON.stringify(config)) {
-    throw new CheckpointError(
-      `${path}: config ${meta['dnft.config']} does not match the network's ${JSON.stringify(into.config)}`,
-    );
-  }
-  const net =
-    into ??
-    VelocityNet.create(config, {
-      seed: opts.seed as CreateOptions['seed'],
-      device: opts.device as CreateOptions['device'],
-      precision: opts.precision as CreateOptions['precision'],
-    });
-  const params = gather(file.tensors, '', net, path);
-  const hasOptimizer = Object.keys(file.tensors).some((k) => k.startsWith(M_PREFIX));
-  const moments = hasOptimizer
-    ? [gather(file.tensors, M_PREFIX, net, path), gather(file.tensors, V_PREFIX, net, path)]
-    : [];
-  const sets = EXTRA_SETS.filter((set) => Object.keys(file.tensors).some((k) => k.startsWith(`${set}.`)));
-  const extra = sets.map((set) => [set, gather(file.tensors, `${set}.`, net, path)] as const);
-  const prefixes = ['', M_PREFIX, V_PREFIX, ...sets.map((set) => `${set}.`)];
-  const known = new Set(net.params.flatMap((p) => prefixes.map((prefix) => prefix + p.name)));
-  const lora = meta['dnft.lora'] === undefined ? undefined : readAdapterTensors(path, net, file, LORA_PREFIX, step);
-  for (const name of lora?.names ?? []) known.add(name);
-  const unknown = Object.keys(file.tensors).filter((k) => !known.has(k));
-  if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
+  if (into !== undefined && !(into instanceof VelocityNet)) throw new TypeError('options.into must be a VelocityNet');
+  into?.assertIdle('loadCheckpoint');
+  let file: SafetensorsFile | undefined;
+  let created: VelocityNet | undefined;
+  try {
+    try {
+      file = await openSafetensorsFile(path);
+    } catch (error) {
+      throw new CheckpointError(`cannot read checkpoint: ${(error as Error).message}`, { cause: error });
+    }
+    const meta = file.metadata;
+    const { config, step } = readMetadata(meta, path);
+    if (into !== undefined && JSON.stringify(into.config) !== JSON.stringify(config)) {
+      throw new CheckpointError(
+        `${path}: config ${meta['dnft.config']} does not match the network's ${JSON.stringify(into.config)}`,
+      );
+    }
+    const layout = native().paramLayout({ ...config });
+    const adapters =
+      meta['dnft.lora'] === undefined
+        ? undefined
+        : adapterEntries(path, config, meta, Object.keys(file.tensors), LORA_PREFIX);
+    const prefixes = checkHeader(file, layout, path, adapters?.names ?? new Set());
+    adapters?.check(file.tensors);
+    const count = layout.reduce((sum, p) => sum + p.size, 0);
+    const tensors = await file.readTensors();
+    const values = new Map(prefixes.map((prefix) => [prefix, gather(tensors, prefix, layout, count, path)]));
+    const installAdapters = adapters?.read(tensors, step);
 
-  net.setParameters(params);
-  lora?.apply();
-  for (const [set, values] of extra) net.model.setParams(values, set);
-  if (moments.length === 2) net.model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
-  const metadata: Record<string, string> = {};
-  for (const [k, v] of Object.entries(meta)) if (!k.startsWith('dnft.')) metadata[k] = String(v);
-  const trainer = meta['dnft.trainer'];
-  return trainer === undefined ? { net, step, metadata } : { net, step, metadata, trainer };
+    const net =
+      into ??
+      VelocityNet.create(config, {
+        seed: opts.seed as CreateOptions['seed'],
+        device: opts.device as CreateOptions['device'],
+        precision: opts.precision as CreateOptions['precision'],
+      });
+    if (into === undefined) created = net;
+    into?.assertIdle('loadCheckpoint');
+    net.setParameters(values.get('') as Float32Array);
+    installAdapters?.(net);
+    for (const set of EXTRA_SETS) {
+      const flat = values.get(`${set}.`);
+      if (flat !== undefined) net.model.setParams(flat, set);
+    }
+    const m = values.get(M_PREFIX);
+    if (m !== undefined) net.model.setOptimizerState(m, values.get(V_PREFIX) as Float32Array, step);
+    const metadata: Record<string, string> = {};
+    for (const [k, v] of Object.entries(meta)) if (!k.startsWith('dnft.')) metadata[k] = String(v);
+    const trainer = meta['dnft.trainer'];
+    created = undefined;
+    return trainer === undefined ? { net, step, metadata } : { net, step, metadata, trainer };
+  } catch (error) {
+    created?.dispose();
+    if (error instanceof CheckpointError) throw error;
+    throw new CheckpointError(`${path}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    await file?.close();
+  }
 }

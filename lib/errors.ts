@@ -30,6 +30,23 @@ export class CheckpointError extends DiffusionNftError {
   }
 }
 
+/** A call that needs the object idle was made while other calls on it are in flight (await them first). */
+export class BusyError extends DiffusionNftError {
+  constructor(message: string) {
+    super(message, 'DNFT_BUSY');
+  }
+}
+
+/** A reward function threw, rejected, timed out or answered something other than one number per sample. */
+export class RewardError extends DiffusionNftError {
+  /** The name of the reward that failed. */
+  readonly reward: string;
+  constructor(reward: string, message: string, options?: ErrorOptions) {
+    super(`reward '${reward}' ${message}`, 'DNFT_REWARD', options);
+    this.reward = reward;
+  }
+}
+
 /** The native addon could not be loaded, or a requested backend is not available. */
 export class BackendError extends DiffusionNftError {
   constructor(message: string, options?: ErrorOptions) {
@@ -40,6 +57,7 @@ export class BackendError extends DiffusionNftError {
 /** Translates an error raised by the native addon into this package's error classes. */
 export function fromNative(error: unknown): Error {
   if (!(error instanceof Error) || error instanceof TypeError || error instanceof RangeError) return error as Error;
+  if (error instanceof DiffusionNftError) return error;
   const code = (error as { code?: unknown }).code;
   if (code === 'DNFT_DISPOSED') return new DisposedError('the native model');
   if (code === 'DNFT_NUMERIC') return new NumericError(error.message);

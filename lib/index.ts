@@ -2,6 +2,7 @@
  * diffusion-nft: online RL post-training of flow-matching generators, with a C++/CUDA core.
  * This module is the package's only entry point.
  */
+import { BusyError } from './errors.js';
 import { type NativeBackendInfo, native } from './native.js';
 
 export type { OptimalityOptions } from './advantage.js';
@@ -12,7 +13,15 @@ export type { Arch, DitConfig, MlpConfig, NetConfig, NetPreset } from './config.
 export { CONFIG_D, CONFIG_M, CONFIG_SMALL } from './config.js';
 export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
-export { BackendError, CheckpointError, DiffusionNftError, DisposedError, NumericError } from './errors.js';
+export {
+  BackendError,
+  BusyError,
+  CheckpointError,
+  DiffusionNftError,
+  DisposedError,
+  NumericError,
+  RewardError,
+} from './errors.js';
 export type { GrpoLossInputs, GrpoLossOptions, SdeSampleOptions, SdeStepResult } from './flowgrpo.js';
 export { grpoLoss, sampleSde, sdeLogProb, sdeStep } from './flowgrpo.js';
 export type { LoraInfo, LoraInit, LoraOptions, SaveAdapterOptions } from './lora.js';
@@ -57,10 +66,18 @@ export function backendInfo(): NativeBackendInfo {
   return native().backendInfo();
 }
 
-/** Sets the number of CPU threads of the native thread pool (default: the machine's cores, or DNFT_NUM_THREADS). */
+/**
+ * Sets the number of CPU threads of the native thread pool (default: the machine's cores, or DNFT_NUM_THREADS).
+ * Throws BusyError while a native call is in flight (in any worker thread): await the work first.
+ */
 export function setThreads(threads: number): void {
   if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
     throw new RangeError(`threads must be an integer in [1, 1024], got ${threads}`);
   }
-  native().setThreads(threads);
+  try {
+    native().setThreads(threads);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'DNFT_STATE') throw new BusyError((error as Error).message);
+    throw error;
+  }
 }

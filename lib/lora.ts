@@ -1,9 +1,9 @@
 // LoRA adapters (docs/lora.md): the option table, the adapter's description, and adapter files. The native core
 // holds the adapters (native/core/lora.h) and checks the target names against the network's modules.
 
-import type { Arch } from './config.js';
+import type { Arch, NetConfig } from './config.js';
 import { CheckpointError, fromNative } from './errors.js';
-import type { NativeParamSpec, ParamSetName } from './native.js';
+import { type NativeParamSpec, native, type ParamSetName } from './native.js';
 import type { ParamInfo, VelocityNet } from './net.js';
 import { objectOption, type Rule, rejectUnknown, resolveOptions, seedOption } from './options.js';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from './safetensors.js';
@@ -162,66 +162,81 @@ export function adapterTensors(
 }
 
 /**
- * Checks the adapter entries under `prefix` of a file against `net` (its `dnft.lora` metadata, names, shapes,
- * values) without changing anything, and returns what installs them: the adapters, their sets, and the AdamW
- * moments with `step` when the file has them. @internal
+ * The adapter entries under `prefix` of a file for a network of `netConfig`, checked in two phases like a
+ * checkpoint: `names` and `check` from the header (its `dnft.lora` metadata, the names present, dtypes and shapes),
+ * then `read` of the data (every value finite), which returns what installs them on a network: the adapters, their
+ * sets, and the AdamW moments with `step` when the file has them. Nothing changes until that runs. @internal
  */
-export function readAdapterTensors(
+export function adapterEntries(
   path: string,
-  net: VelocityNet,
-  file: { tensors: Record<string, SafeTensor>; metadata: Record<string, string> },
+  netConfig: Readonly<NetConfig>,
+  metadata: Record<string, string>,
+  present: readonly string[],
   prefix: string,
-  step: number,
-): { names: Set<string>; apply: () => void } {
+): {
+  names: Set<string>;
+  check: (tensors: Readonly<Record<string, { dtype: string; shape: readonly number[] }>>) => void;
+  read: (tensors: Record<string, SafeTensor>, step: number) => (net: VelocityNet) => void;
+} {
   let config: ReturnType<typeof loraOptions>['config'];
   let params: NativeParamSpec[];
   try {
-    config = loraOptions('dnft.lora', JSON.parse(file.metadata['dnft.lora'] ?? 'null'), net.config.arch).config;
-    params = net.model.loraLayout(config);
+    config = loraOptions('dnft.lora', JSON.parse(metadata['dnft.lora'] ?? 'null'), netConfig.arch).config;
+    params = native().loraLayout({ ...netConfig }, config);
   } catch (error) {
     throw new CheckpointError(`${path}: invalid dnft.lora: ${fromNative(error).message}`, { cause: error });
   }
   const last = params[params.length - 1];
   const count = last === undefined ? 0 : last.offset + last.size;
-  const gather = (group: string) => {
-    const flat = new Float32Array(count);
-    for (const p of params) {
-      const name = prefix + group + p.name;
-      const t = file.tensors[name];
-      if (t === undefined) throw new CheckpointError(`${path}: tensor '${name}' is missing`);
-      if (t.dtype !== 'F32' || t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
-        throw new CheckpointError(
-          `${path}: tensor '${name}' is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${p.shape.join(', ')}]`,
-        );
-      const data = t.data as Float32Array;
-      for (let i = 0; i < data.length; i++)
-        if (!Number.isFinite(data[i])) throw new CheckpointError(`${path}: tensor '${name}' holds a non-finite value`);
-      flat.set(data, p.offset);
-    }
-    return flat;
-  };
-  const present = Object.keys(file.tensors).filter((k) => k.startsWith(prefix));
-  const theta = gather('');
-  const sets = EXTRA_SETS.filter((set) => present.some((k) => k.startsWith(`${prefix}${set}.`))).map(
-    (set) => [set, gather(`${set}.`)] as const,
-  );
-  const moments = present.some((k) => k.startsWith(prefix + M_PREFIX)) ? [gather(M_PREFIX), gather(V_PREFIX)] : [];
-  const groups = ['', M_PREFIX, V_PREFIX, ...sets.map(([set]) => `${set}.`)];
+  const mine = present.filter((k) => k.startsWith(prefix));
+  const sets = EXTRA_SETS.filter((set) => mine.some((k) => k.startsWith(`${prefix}${set}.`)));
+  const withMoments = mine.some((k) => k.startsWith(prefix + M_PREFIX) || k.startsWith(prefix + V_PREFIX));
+  const groups = ['', ...sets.map((set) => `${set}.`), ...(withMoments ? [M_PREFIX, V_PREFIX] : [])];
   const names = new Set(params.flatMap((p) => groups.map((group) => prefix + group + p.name)));
-  return {
-    names,
-    apply: () => {
+  const check = (tensors: Readonly<Record<string, { dtype: string; shape: readonly number[] }>>) => {
+    for (const group of groups) {
+      for (const p of params) {
+        const name = prefix + group + p.name;
+        const t = Object.hasOwn(tensors, name) ? tensors[name] : undefined;
+        if (t === undefined) throw new CheckpointError(`${path}: tensor '${name}' is missing`);
+        if (t.dtype !== 'F32' || t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
+          throw new CheckpointError(
+            `${path}: tensor '${name}' is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${p.shape.join(', ')}]`,
+          );
+      }
+    }
+  };
+  const read = (tensors: Record<string, SafeTensor>, step: number) => {
+    const gather = (group: string) => {
+      const flat = new Float32Array(count);
+      for (const p of params) {
+        const name = prefix + group + p.name;
+        const data = (tensors[name] as SafeTensor).data as Float32Array;
+        for (let i = 0; i < data.length; i++) {
+          const v = data[i] as number;
+          if (!Number.isFinite(v) || (group === V_PREFIX && v < 0))
+            throw new CheckpointError(`${path}: tensor '${name}' holds an invalid value (${v}) at ${i}`);
+        }
+        flat.set(data, p.offset);
+      }
+      return flat;
+    };
+    const theta = gather('');
+    const extra = sets.map((set) => [set, gather(`${set}.`)] as const);
+    const moments = withMoments ? [gather(M_PREFIX), gather(V_PREFIX)] : [];
+    return (net: VelocityNet) => {
       try {
         net.model.enableLora(config, 0);
         net.model.setAdapter(theta, 'theta');
-        for (const [set, values] of sets) net.model.setAdapter(values, set);
+        for (const [set, values] of extra) net.model.setAdapter(values, set);
         if (moments.length === 2)
           net.model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
       } catch (error) {
         throw fromNative(error);
       }
-    },
+    };
   };
+  return { names, check, read };
 }
 
 /**
@@ -271,8 +286,9 @@ export async function loadAdapter(path: string, net: VelocityNet): Promise<void>
     );
   const step = Number(meta['dnft.step'] ?? '0');
   if (!Number.isSafeInteger(step) || step < 0) throw new CheckpointError(`${path}: invalid dnft.step`);
-  const { names, apply } = readAdapterTensors(path, net, file, '', step);
-  const unknown = Object.keys(file.tensors).filter((k) => !names.has(k));
+  const entries = adapterEntries(path, net.config, meta, Object.keys(file.tensors), '');
+  const unknown = Object.keys(file.tensors).filter((k) => !entries.names.has(k));
   if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
-  apply();
+  entries.check(file.tensors);
+  entries.read(file.tensors, step)(net);
 }

@@ -152,7 +152,6 @@ export interface NativeModel {
   /** LoRA (lib/lora.ts, which resolves the options); the native side checks the target names. */
   enableLora(options: NativeLoraOptions, seed: number | bigint): void;
   lora(): NativeLoraInfo | null;
-  loraLayout(options: NativeLoraOptions): NativeParamSpec[];
   getAdapter(out: Float32Array, which?: ParamSetName): void;
   setAdapter(src: Float32Array, which?: ParamSetName): void;
   mergeLora(): void;
@@ -186,10 +185,25 @@ export interface NativeBackendInfo {
   threads: number;
 }
 
+export interface NativeLimits {
+  /** Rows of one batch. */
+  maxBatch: number;
+  /** Bytes of any one array a call allocates. */
+  maxArrayBytes: number;
+  /** Optimiser steps a model may record (2^40). */
+  maxStep: number;
+}
+
 export interface NativeAddon {
   Model: new (config: NetConfig, seed: number | bigint, device: string, precision: string) => NativeModel;
   backendInfo(): NativeBackendInfo;
   setThreads(threads: number): void;
+  /** The bounds every native call checks before allocating. */
+  limits(): NativeLimits;
+  /** The flat parameter layout of a config, computed without allocating a model. */
+  paramLayout(config: Record<string, number | string>): NativeParamSpec[];
+  /** The adapter layout of a config (lib/lora.ts), without allocating a model. */
+  loraLayout(config: Record<string, number | string>, lora: NativeLoraOptions): NativeParamSpec[];
   philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
   randomFill(
     out: Float32Array,
@@ -272,8 +286,10 @@ export function native(): NativeAddon {
   const root = packageRoot();
   const require = createRequire(import.meta.url);
   try {
+    // DNFT_ADDON names another build of the addon, e.g. the sanitizer build of scripts/ci-reliability.sh.
+    const path = process.env.DNFT_ADDON;
     const load = require('node-gyp-build') as (dir: string) => NativeAddon;
-    addon = load(root);
+    addon = path ? (require(path) as NativeAddon) : load(root);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new BackendError(
@@ -290,4 +306,12 @@ export function native(): NativeAddon {
     );
   }
   return addon;
+}
+
+let cachedLimits: NativeLimits | undefined;
+
+/** The native limits (docs/reliability.md), read once. */
+export function limits(): NativeLimits {
+  cachedLimits ??= native().limits();
+  return cachedLimits;
 }

@@ -1,9 +1,9 @@
 import { isFloat32Array } from 'node:util/types';
 import { checkFinite, checkTensor } from './checks.js';
 import { type NetConfig, type NetPreset, resolveNetConfig } from './config.js';
-import { DisposedError, fromNative } from './errors.js';
+import { BusyError, DisposedError, fromNative } from './errors.js';
 import { type LoraInfo, type LoraOptions, loraInfo, loraOptions } from './lora.js';
-import { type NativeModel, native, type ParamSetName } from './native.js';
+import { limits, type NativeModel, native, type ParamSetName } from './native.js';
 import { objectOption, rejectUnknown, seedOption } from './options.js';
 import { type Device, Tensor } from './tensor.js';
 
@@ -56,6 +56,12 @@ function warnCpuFallback(): void {
   });
 }
 
+/** Throws a RangeError when a batch has more rows than one native call takes (before anything is allocated). */
+export function checkBatch(what: string, rows: number): void {
+  const { maxBatch } = limits();
+  if (rows > maxBatch) throw new RangeError(`${what} has ${rows} rows, above the limit of ${maxBatch} per call`);
+}
+
 /** The inputs of one batch, checked and converted for a native call. */
 export interface BatchInputs {
   batch: number;
@@ -81,6 +87,9 @@ export class VelocityNet {
   #layout: readonly ParamInfo[];
   #queue: Promise<unknown> = Promise.resolve();
   #pending = 0;
+  #disposed = false;
+  // True while a queued call starts: calls made before dispose() still reach the model after it.
+  #starting = false;
 
   private constructor(model: NativeModel) {
     this.#model = model;
@@ -144,12 +153,14 @@ export class VelocityNet {
 
   /** Whether dispose() was called. */
   get disposed(): boolean {
-    return this.#model === null || this.#model.released();
+    return this.#disposed || this.#model === null || this.#model.released();
   }
 
   /** The native model, for the trainers and checkpoints of this package. @internal */
   get model(): NativeModel {
-    if (this.#model === null || this.#model.released()) throw new DisposedError('VelocityNet');
+    if (this.#model === null || this.#model.released() || (this.#disposed && !this.#starting)) {
+      throw new DisposedError('VelocityNet');
+    }
     return this.#model;
   }
 
@@ -223,6 +234,7 @@ export class VelocityNet {
     const inputs = this.checkInputs(x, t, cond);
     this.checkParamSet(params);
     const out = await this.enqueue(() => this.model.velocity(inputs.x, inputs.t, inputs.cond, inputs.batch, params));
+    checkFinite('the velocity of these inputs', out);
     return Tensor.from(out, [inputs.batch, this.config.dataDim]);
   }
 
@@ -243,6 +255,8 @@ export class VelocityNet {
     const r = await this.enqueue(() =>
       this.model.forwardBackward(inputs.x, inputs.t, inputs.cond, dout.storage, inputs.batch),
     );
+    checkFinite('the output of these inputs', r.out);
+    checkFinite('the gradients of these inputs', r.grads);
     const shape = [inputs.batch, this.config.dataDim];
     return { out: Tensor.from(r.out, shape), dx: Tensor.from(r.dx, shape), grads: r.grads };
   }
@@ -253,6 +267,7 @@ export class VelocityNet {
     if (!(x instanceof Tensor)) throw new TypeError('x must be a Tensor');
     const batch = x.shape[0] ?? 0;
     if (batch < 1) throw new RangeError(`x must have shape [B, ${this.config.dataDim}] with B >= 1`);
+    checkBatch('x', batch);
     checkTensor('x', x, 'float32', [batch, this.config.dataDim]);
     checkFinite('x', x.storage);
     let times: Float32Array;
@@ -282,6 +297,7 @@ export class VelocityNet {
 
   /** Validates condition tokens (B, L) in [0, vocabSize). @internal */
   checkCond(cond: Tensor<'int32'>, batch: number): Int32Array {
+    checkBatch('cond', batch);
     checkTensor('cond', cond, 'int32', [batch, this.config.condSlots]);
     const tokens = cond.storage;
     for (let i = 0; i < tokens.length; i++) {
@@ -296,10 +312,15 @@ export class VelocityNet {
   /** Runs `call` after every earlier call on this network has settled. @internal */
   enqueue<T>(call: () => Promise<T>): Promise<T> {
     this.#pending += 1;
-    const run = this.#queue.then(
-      () => call(),
-      () => call(),
-    );
+    const start = () => {
+      this.#starting = true;
+      try {
+        return call();
+      } finally {
+        this.#starting = false;
+      }
+    };
+    const run = this.#queue.then(start, start);
     this.#queue = run.catch(() => undefined);
     return run.then(
       (value) => {
@@ -317,17 +338,23 @@ export class VelocityNet {
   assertIdle(what: string): void {
     this.model;
     if (this.#pending > 0) {
-      throw new Error(`VelocityNet.${what}: ${this.#pending} call(s) in flight; await them first`);
+      throw new BusyError(`VelocityNet.${what}: ${this.#pending} call(s) in flight; await them first`);
     }
   }
 
-  /** Releases the native model once pending calls finish. Idempotent. */
+  /**
+   * Releases the native model once the calls made before it finish (they complete normally); later calls throw
+   * DisposedError. Idempotent.
+   */
   dispose(): void {
     const model = this.#model;
-    if (model === null) return;
-    this.#model = null;
+    if (model === null || this.#disposed) return;
+    this.#disposed = true;
     // Free the native memory as soon as the calls already queued have settled, not at garbage collection.
-    void this.#queue.then(() => model.release());
+    void this.#queue.then(() => {
+      this.#model = null;
+      model.release();
+    });
   }
 
   [Symbol.dispose](): void {

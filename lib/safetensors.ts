@@ -2,7 +2,8 @@
 // mapping each tensor name to its dtype, shape and byte range [begin, end) in the data section (plus an optional
 // "__metadata__" string map), then the data section, tensors back to back with no gaps. Readers validate everything,
 // because a checkpoint may be truncated or corrupt; writers are atomic. Little-endian throughout.
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { writeFileAtomic } from './files.js';
 
 /** Element types read and written (F16 and BF16 are also read, converted to F32). */
@@ -21,7 +22,9 @@ export class SafetensorsError extends Error {
 }
 
 /** The largest header accepted, as in the reference implementation. */
-const MAX_HEADER = 100_000_000;
+export const MAX_HEADER = 100_000_000;
+/** The deepest nesting of JSON accepted in a header (and in JSON strings of its metadata). */
+export const MAX_JSON_DEPTH = 64;
 const METADATA = '__metadata__';
 const ARRAYS = {
   F32: Float32Array,
@@ -35,6 +38,39 @@ const SIZES: Record<SafeDType, number> = { F32: 4, I32: 4, F64: 8, I64: 8, U8: 1
 const HALF_SIZES: Record<'F16' | 'BF16', number> = { F16: 2, BF16: 2 };
 
 type Decoded = { tensors: Record<string, SafeTensor>; metadata: Record<string, string> };
+
+/** A tensor as the header declares it: dtype (F16 and BF16 read as F32), shape and byte range in the data. */
+export interface TensorEntry {
+  dtype: SafeDType | 'F16' | 'BF16';
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** A validated header: the tensors it declares (by name) and its metadata. */
+export interface Header {
+  tensors: Record<string, TensorEntry>;
+  metadata: Record<string, string>;
+}
+
+/**
+ * JSON.parse of text nested at most `maxDepth` deep; deeper text throws a RangeError before parsing (JSON.parse
+ * would overflow the stack on very deep input).
+ */
+export function parseBoundedJson(text: string, maxDepth = MAX_JSON_DEPTH): unknown {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxDepth) throw new RangeError(`JSON nested deeper than ${maxDepth} levels`);
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return JSON.parse(text);
+}
 
 function isDType(dtype: unknown): dtype is SafeDType {
   return typeof dtype === 'string' && Object.hasOwn(SIZES, dtype);
@@ -185,32 +221,23 @@ export function encodeSafetensors(tensors: Record<string, SafeTensor>, metadata?
 }
 
 /**
- * Decodes and validates safetensors bytes (padded or unpadded header); `source` (e.g. a path) names them in errors.
- * Returned arrays are fresh copies that never alias `bytes`. F16 and BF16 tensors come back widened to F32.
- * Throws SafetensorsError for truncation, trailing bytes, bad JSON, duplicate keys, unknown dtypes, bad shapes,
- * offsets that do not tile the data section exactly, or non-string metadata.
+ * Validates a header's JSON bytes against the length of the data section that follows them: UTF-8, JSON within the
+ * depth bound, no duplicate keys, known dtypes, shapes of non-negative integers, offsets that tile the data section
+ * exactly, string metadata. Throws SafetensorsError naming `source`.
  */
-export function decodeSafetensors(bytes: Uint8Array, source?: string): Decoded {
+export function decodeHeader(json: Uint8Array, dataLength: number, source?: string): Header {
   const fail = (message: string): never => {
     throw new SafetensorsError(source === undefined ? `safetensors: ${message}` : `${source}: ${message}`);
   };
-  if (!(bytes instanceof Uint8Array)) fail('input is not a Uint8Array');
-  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, fewer than the 8-byte header length`);
-  const declared = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (declared > BigInt(MAX_HEADER)) fail(`header length ${declared} exceeds the limit of ${MAX_HEADER} bytes`);
-  const n = Number(declared);
-  if (bytes.length < 8 + n) {
-    fail(`truncated: the header length says ${n} bytes but only ${bytes.length - 8} follow the length`);
-  }
   let text = '';
   try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, 8 + n));
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(json);
   } catch {
     fail('the header is not valid UTF-8');
   }
   let header: unknown;
   try {
-    header = JSON.parse(text);
+    header = parseBoundedJson(text);
   } catch (error) {
     fail(`the header is not valid JSON (${(error as Error).message})`);
   }
@@ -229,16 +256,8 @@ export function decodeSafetensors(bytes: Uint8Array, source?: string): Decoded {
   }
 
   const metadata: Record<string, string> = {};
-  const tensors: Record<string, SafeTensor> = {};
-  type Range = {
-    name: string;
-    begin: number;
-    end: number;
-    dtype: SafeDType | 'F16' | 'BF16';
-    shape: number[];
-    count: number;
-  };
-  const ranges: Range[] = [];
+  const tensors: Record<string, TensorEntry> = {};
+  const ranges: (TensorEntry & { name: string })[] = [];
   for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
     if (name === METADATA) {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(`'${METADATA}' is not an object`);
@@ -277,11 +296,11 @@ export function decodeSafetensors(bytes: Uint8Array, source?: string): Decoded {
           `${formatShape(dims)} of ${type} needs ${count === undefined ? 'too many' : count * size}`,
       );
     }
-    ranges.push({ name, begin, end, dtype: type, shape: [...(dims as number[])], count: count as number });
+    const entry = { dtype: type, shape: [...(dims as number[])], begin, end };
+    setOwn(tensors, name, entry);
+    ranges.push({ name, ...entry });
   }
 
-  const dataStart = 8 + n;
-  const dataLength = bytes.length - dataStart;
   ranges.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let expected = 0;
   for (const r of ranges) {
@@ -303,19 +322,51 @@ export function decodeSafetensors(bytes: Uint8Array, source?: string): Decoded {
       `${dataLength - expected} trailing bytes after the last tensor (data section ${dataLength}, tensors ${expected})`,
     );
   }
+  return { tensors, metadata };
+}
 
-  for (const r of ranges) {
+/** The tensors of a validated header, copied out of its data section (F16 and BF16 widened to F32). */
+function extractTensors(header: Header, data: Uint8Array): Record<string, SafeTensor> {
+  const tensors: Record<string, SafeTensor> = {};
+  for (const [name, r] of Object.entries(header.tensors)) {
     // A copy into a fresh ArrayBuffer at offset 0, so the typed array below is aligned and owns its memory. (Not
     // bytes.slice(): on a Node Buffer, slice() is a view into memory the caller, or Buffer's pool, may reuse.)
-    const copy = new Uint8Array(bytes.subarray(dataStart + r.begin, dataStart + r.end));
+    const copy = new Uint8Array(data.subarray(r.begin, r.end));
+    const count = elementCount(r.shape) as number;
     if (isHalf(r.dtype)) {
-      setOwn(tensors, r.name, { dtype: 'F32', shape: r.shape, data: widenHalf(r.dtype, copy, r.count) });
+      setOwn(tensors, name, { dtype: 'F32', shape: r.shape, data: widenHalf(r.dtype, copy, count) });
     } else {
       const Array_ = ARRAYS[r.dtype];
-      setOwn(tensors, r.name, { dtype: r.dtype, shape: r.shape, data: new Array_(copy.buffer, 0, r.count) });
+      setOwn(tensors, name, { dtype: r.dtype, shape: r.shape, data: new Array_(copy.buffer, 0, count) });
     }
   }
-  return { tensors, metadata };
+  return tensors;
+}
+
+/** The header length of the first 8 bytes, checked against the limit and the bytes available after them. */
+function headerLength(prefix: Uint8Array, available: number, fail: (message: string) => never): number {
+  const declared = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  if (declared > BigInt(MAX_HEADER)) fail(`header length ${declared} exceeds the limit of ${MAX_HEADER} bytes`);
+  const n = Number(declared);
+  if (available < n) fail(`truncated: the header length says ${n} bytes but only ${available} follow the length`);
+  return n;
+}
+
+/**
+ * Decodes and validates safetensors bytes (padded or unpadded header); `source` (e.g. a path) names them in errors.
+ * Returned arrays are fresh copies that never alias `bytes`. F16 and BF16 tensors come back widened to F32.
+ * Throws SafetensorsError for truncation, trailing bytes, bad JSON, duplicate keys, unknown dtypes, bad shapes,
+ * offsets that do not tile the data section exactly, or non-string metadata.
+ */
+export function decodeSafetensors(bytes: Uint8Array, source?: string): Decoded {
+  const fail = (message: string): never => {
+    throw new SafetensorsError(source === undefined ? `safetensors: ${message}` : `${source}: ${message}`);
+  };
+  if (!(bytes instanceof Uint8Array)) fail('input is not a Uint8Array');
+  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, fewer than the 8-byte header length`);
+  const n = headerLength(bytes, bytes.length - 8, fail);
+  const header = decodeHeader(bytes.subarray(8, 8 + n), bytes.length - 8 - n, source);
+  return { tensors: extractTensors(header, bytes.subarray(8 + n)), metadata: header.metadata };
 }
 
 /**
@@ -329,14 +380,64 @@ export async function writeSafetensorsFile(
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
+/** An open safetensors file whose header is validated; its data is read only when asked for. */
+export interface SafetensorsFile extends Header {
+  /** Reads and returns every tensor (validated against the header already). */
+  readTensors(): Promise<Record<string, SafeTensor>>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a safetensors file and validates its header without reading the data: only a regular file (not a FIFO, a
+ * device or a folder), the 8-byte length first, then at most MAX_HEADER bytes of header, whose offsets must match
+ * the file's length exactly. Errors (including a missing file) are SafetensorsErrors naming `path`.
+ */
+export async function openSafetensorsFile(path: string): Promise<SafetensorsFile> {
+  const fail = (message: string): never => {
+    throw new SafetensorsError(`${path}: ${message}`);
+  };
+  let file: FileHandle | undefined;
+  try {
+    try {
+      // O_NONBLOCK: opening a FIFO must not wait for a writer (the check below then refuses it).
+      file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch (error) {
+      fail(`cannot read the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    const handle = file as FileHandle;
+    const info = await handle.stat();
+    if (!info.isFile()) fail('not a regular file');
+    const size = info.size;
+    const readExactly = async (length: number, position: number): Promise<Uint8Array> => {
+      const buffer = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
+        if (bytesRead === 0) fail(`truncated while reading: the file changed or shrank`);
+        done += bytesRead;
+      }
+      return buffer;
+    };
+    if (size < 8) fail(`truncated: ${size} bytes, fewer than the 8-byte header length`);
+    const n = headerLength(await readExactly(8, 0), size - 8, fail);
+    const header = decodeHeader(await readExactly(n, 8), size - 8 - n, path);
+    return {
+      ...header,
+      readTensors: async () => extractTensors(header, await readExactly(size - 8 - n, 8 + n)),
+      close: () => handle.close(),
+    };
+  } catch (error) {
+    await file?.close();
+    throw error;
+  }
+}
+
 /** Reads and validates a safetensors file; errors (including a missing file) are SafetensorsErrors naming `path`. */
 export async function readSafetensorsFile(path: string): Promise<Decoded> {
-  let bytes: Uint8Array;
+  const file = await openSafetensorsFile(path);
   try {
-    bytes = await readFile(path);
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new SafetensorsError(`${path}: cannot read the file (${reason})`);
+    return { tensors: await file.readTensors(), metadata: file.metadata };
+  } finally {
+    await file.close();
   }
-  return decodeSafetensors(bytes, path);
 }

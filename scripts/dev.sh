@@ -101,6 +101,7 @@ case "$command" in
     run_cpp_suite bash scripts/ci-arm64.sh
 
     if [ "$cpp_passed" -eq 0 ]; then echo "no C++ test ran" >&2; cpp_failed=$((cpp_failed + 1)); fi
+    run_cpp_suite bash scripts/ci-reliability.sh
 
     log "vitest"
     status=0
@@ -121,6 +122,9 @@ case "$command" in
     if [ "${1:-}" = efficiency ]; then
       shift
       node dist/bench/efficiency.js "$@"
+    elif [ "${1:-}" = soak ]; then
+      shift
+      node dist/bench/soak.js "$@"
     else
       node dist/bench/run.js "$@"
     fi

@@ -30,7 +30,7 @@ const SHIPPED = [
   /^dist\/lib\/.+\.(js|d\.ts)$/,
   /^prebuilds\/linux-(x64|arm64)\/diffusion-nft\.glibc\.node$/,
   /^CMakeLists\.txt$/,
-  /^native\/(addon|core|cpu|cuda)\/[\w/]+\.(cpp|h|cu|cuh)$/,
+  /^native\/(addon|core|cpu|cuda)\/[\w/]+\.(cpp|h|cu|cuh|def)$/,
   /^models\/shapes-base\.safetensors$/,
 ];
 const REQUIRED = [

@@ -1,4 +1,5 @@
 // What the online RL trainers share: prompts, reward functions and their checks, prompt groups, histograms.
+import { NumericError, RewardError } from '../errors.js';
 import { native } from '../native.js';
 import type { Tensor } from '../tensor.js';
 
@@ -54,26 +55,69 @@ export interface Scores {
   parts: Record<string, Float64Array>;
 }
 
-/** Calls every reward on a batch and checks each answer: the right count, all finite. */
+/** How long a reward may take, and how often a failed or timed-out call is repeated. */
+export interface RewardPolicy {
+  /** Milliseconds one call may take before it counts as failed (0: no limit). */
+  timeoutMs: number;
+  /** Further attempts after a call throws, rejects or times out. */
+  retries: number;
+}
+
+/** One answer of a reward, within the policy's time; its failures become RewardErrors naming it. */
+async function callReward<P extends Prompt>(
+  reward: Required<NamedReward<P>>,
+  samples: Tensor,
+  prompts: readonly P[],
+  policy: RewardPolicy,
+): Promise<ArrayLike<number>> {
+  for (let attempt = 0; ; attempt++) {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const answer = Promise.resolve().then(() => reward.fn(samples, prompts));
+      if (policy.timeoutMs <= 0) return await answer;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new RewardError(reward.name, `gave no answer within ${policy.timeoutMs} ms`)),
+          policy.timeoutMs,
+        );
+      });
+      return await Promise.race([answer, timeout]);
+    } catch (error) {
+      if (attempt >= policy.retries) {
+        if (error instanceof RewardError) throw error;
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new RewardError(reward.name, `failed: ${reason}`, { cause: error });
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/**
+ * Calls every reward on a batch and checks each answer: the right count (else RewardError), all finite (else
+ * NumericError). A reward that throws, rejects or times out is a RewardError naming it, with the original as `cause`.
+ */
 export async function score<P extends Prompt>(
   rewards: ResolvedRewards<P>,
   samples: Tensor,
   prompts: readonly P[],
+  policy: RewardPolicy = { timeoutMs: 0, retries: 0 },
 ): Promise<Scores> {
   const n = prompts.length;
   const total = new Float64Array(n);
   const parts: Record<string, Float64Array> = {};
-  const answers = await Promise.all(rewards.map((r) => r.fn(samples, prompts)));
+  const answers = await Promise.all(rewards.map((r) => callReward(r, samples, prompts, policy)));
   answers.forEach((answer, k) => {
     const { name, weight } = rewards[k] as Required<NamedReward<P>>;
     if (answer === null || typeof answer !== 'object' || typeof answer.length !== 'number') {
-      throw new TypeError(`reward '${name}' must return an array of numbers`);
+      throw new RewardError(name, 'must return an array of numbers');
     }
-    if (answer.length !== n) throw new RangeError(`reward '${name}' returned ${answer.length} scores for ${n} samples`);
+    if (answer.length !== n) throw new RewardError(name, `returned ${answer.length} scores for ${n} samples`);
     const values = Float64Array.from(answer);
     for (let i = 0; i < n; i++) {
       if (!Number.isFinite(values[i])) {
-        throw new RangeError(`reward '${name}' returned a non-finite score (${values[i]}) for sample ${i}`);
+        throw new NumericError(`reward '${name}' returned a non-finite score (${values[i]}) for sample ${i}`);
       }
       total[i] = (total[i] as number) + weight * (values[i] as number);
     }

@@ -136,6 +136,11 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
     const n = data.rewards.length;
     const steps: StepStats[] = [];
     const S = this.common.optimizerSteps;
+    // η of the soft update after the epoch's S steps, checked before any of them changes the network.
+    const etaStep = this.net.step + S;
+    const eta = etaAt(this.#eta, etaStep);
+    if (!(typeof eta === 'number' && eta >= 0 && eta <= 1))
+      throw new RangeError(`the eta schedule gave ${eta} at step ${etaStep}; it must be in [0, 1]`);
     for (let k = 0; k < S; k++) {
       const from = Math.floor((k * n) / S);
       const to = Math.floor(((k + 1) * n) / S);
@@ -152,9 +157,6 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
       );
     }
     // The soft update of θ_old, after the epoch's optimiser steps.
-    const eta = etaAt(this.#eta, this.net.step);
-    if (!(eta >= 0 && eta <= 1))
-      throw new RangeError(`the eta schedule gave ${eta} at step ${this.net.step}; it must be in [0, 1]`);
     this.net.model.blendParams('old', eta, 'theta');
     const mean = (key: 'loss' | 'gradNorm') => steps.reduce((s, x) => s + x[key], 0) / steps.length;
     return {

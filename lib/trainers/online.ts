@@ -4,8 +4,10 @@
 import { ADVANTAGE_SCHEMA } from '../advantage.js';
 import { type Checkpoint, loadCheckpoint, writeCheckpoint } from '../checkpoint.js';
 import { type LoraOptions, loraOptions, useLora } from '../lora.js';
+import { BusyError, CheckpointError } from '../errors.js';
 import { MetricsLog, type RecordHook } from '../metrics/log.js';
 import type { NativeOptimizerOptions } from '../native.js';
+import { limits } from '../native.js';
 import { VelocityNet } from '../net.js';
 import { MICRO_BATCH, OPTIMIZER_SCHEMA, type OptimizerOptions } from '../optimizer.js';
 import { pick, type Resolved, type Rule, resolveOptions } from '../options.js';
@@ -19,6 +21,7 @@ import {
   type Prompt,
   promptTokens,
   type ResolvedRewards,
+  type RewardPolicy,
   type Rewards,
   resolveRewards,
   type Scores,
@@ -53,6 +56,13 @@ export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptio
   seed?: number;
   /** Samples per native rollout call (default 1024). */
   chunk?: number;
+  /**
+   * Milliseconds one call of a reward may take before it fails with a RewardError (default 600000, ten minutes;
+   * 0: no limit). Bounds rewards served over a network that may never answer.
+   */
+  rewardTimeout?: number;
+  /** Further attempts of a reward call that threw, rejected or timed out (default 0). */
+  rewardRetries?: number;
   /**
    * Train LoRA adapters of a frozen base instead of every weight (docs/lora.md): added to a network without
    * adapters; a network with adapters must carry these. θ_old, θ_ref and the EMA are then adapter sets.
@@ -137,6 +147,8 @@ export const ONLINE_SCHEMA = {
   ema: { type: 'number', min: 0, max: 1, default: 0.9 },
   seed: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 0 },
   chunk: ROLLOUT_RULES.chunk,
+  rewardTimeout: { type: 'int', min: 0, max: 2 ** 31 - 1, default: 600_000 },
+  rewardRetries: { type: 'int', min: 0, max: 100, default: 0 },
   lora: { type: 'value' },
   ...OPTIMIZER_SCHEMA,
 } as const satisfies Record<keyof OnlineOptions, Rule>;
@@ -191,6 +203,7 @@ interface Common {
   ema: number;
   seed: number;
   chunk: number;
+  reward: RewardPolicy;
 }
 
 /**
@@ -225,9 +238,18 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       ema: opts.ema,
       seed: opts.seed,
       chunk: opts.chunk,
+      reward: { timeoutMs: opts.rewardTimeout, retries: opts.rewardRetries },
     };
-    if (optimizerSteps > groups * groupSize) {
+    const perEpoch = groups * groupSize;
+    if (optimizerSteps > perEpoch) {
       throw new RangeError('options.optimizerSteps must not exceed the samples per epoch');
+    }
+    const { maxBatch, maxArrayBytes } = limits();
+    if (perEpoch > maxBatch || perEpoch * net.config.dataDim * 4 > maxArrayBytes) {
+      throw new RangeError(
+        `options.groups × groupSize = ${perEpoch} samples per epoch is above the limit (${maxBatch} rows, ` +
+          `${maxArrayBytes} bytes of samples)`,
+      );
     }
     this.optimizer = pick(opts, OPTIMIZER_SCHEMA);
     this.#lora = opts.lora === undefined ? undefined : loraOptions('options.lora', opts.lora, net.config.arch);
@@ -263,7 +285,9 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   ): Promise<{ loss: number; gradNorm: number; lr: number; extra: Omit<S, keyof EpochStats> }>;
 
   #state(): string {
-    const common = { ...this.common, grid: Array.from(this.common.grid) };
+    // The reward policy does not change what a run computes: a resume may set it differently.
+    const { reward: _policy, ...rest } = this.common;
+    const common = { ...rest, grid: Array.from(this.common.grid) };
     return JSON.stringify({ ...common, optimizer: this.optimizer, lora: this.#lora?.config, ...this.fingerprint() });
   }
 
@@ -299,9 +323,19 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
 
   /** Restores the epoch count and the saved network state into this trainer's network. */
   private async restore(path: string, checkpoint: Checkpoint): Promise<void> {
-    const state = JSON.parse(checkpoint.trainer ?? '{}') as { format?: string; epoch?: number; options?: string };
-    if (state.format !== this.constructor.name || !Number.isSafeInteger(state.epoch)) {
-      throw new RangeError(
+    let state: { format?: string; epoch?: number; options?: string } = {};
+    try {
+      state = JSON.parse(checkpoint.trainer ?? '{}') ?? {};
+    } catch (error) {
+      throw new CheckpointError(`${path}: dnft.trainer is not valid JSON`, { cause: error });
+    }
+    if (
+      typeof state !== 'object' ||
+      state.format !== this.constructor.name ||
+      !Number.isSafeInteger(state.epoch) ||
+      (state.epoch as number) < 0
+    ) {
+      throw new CheckpointError(
         `${path} holds no ${this.constructor.name} state (save it with run({ checkpoint }) or save())`,
       );
     }
@@ -318,7 +352,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
    * fails, nothing is applied and the error names it.
    */
   async epoch(signal?: AbortSignal): Promise<S> {
-    if (this.#busy) throw new Error(`${this.constructor.name}.epoch: an epoch is already running; await it first`);
+    if (this.#busy) throw new BusyError(`${this.constructor.name}.epoch: an epoch is already running; await it first`);
     this.#busy = true;
     try {
       return await this.#runEpoch(signal);
@@ -338,21 +372,25 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     const chunks: RolloutChunk[] = [];
     const scoring: Promise<Scores>[] = [];
     let rewardSeconds = 0;
-    for (let start = 0; start < n; start += c.chunk) {
+    let rewardFailed = false;
+    for (let start = 0; start < n && !rewardFailed; start += c.chunk) {
       signal?.throwIfAborted();
       const rows = Math.min(c.chunk, n - start);
       const chunk = await this.rolloutChunk(tokens.slice(start * L, (start + rows) * L), rows, this.#epoch * n + start);
       chunks.push(chunk);
       samples.set(chunk.x.storage, start * D);
       const chunkPrompts = drawn.prompts.slice(start, start + rows);
-      scoring.push(
-        (async () => {
-          const t0 = performance.now();
-          const result = await score(this.rewardFns, chunk.x, chunkPrompts);
-          rewardSeconds += (performance.now() - t0) / 1000;
-          return result;
-        })(),
-      );
+      const scored = (async () => {
+        const t0 = performance.now();
+        const result = await score(this.rewardFns, chunk.x, chunkPrompts, c.reward);
+        rewardSeconds += (performance.now() - t0) / 1000;
+        return result;
+      })();
+      // Handled now, not only at the Promise.all below: a failure while later chunks sample must not go unhandled.
+      scored.catch(() => {
+        rewardFailed = true;
+      });
+      scoring.push(scored);
     }
     const sampled = performance.now();
     const parts = await Promise.all(scoring);
@@ -368,7 +406,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     }
     signal?.throwIfAborted();
     const scored = performance.now();
-    const trained = await this.train({
+    const trained = await this.#trainAtomically({
       prompts: drawn.prompts,
       groupIds: drawn.groupIds,
       tokens,
@@ -402,6 +440,32 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   }
 
   /**
+   * train(), undone if it fails: with several optimiser steps, a failure at a later one (a NumericError) would
+   * otherwise keep the earlier ones. (A single step changes nothing when it fails.)
+   */
+  async #trainAtomically(data: EpochData<P>): ReturnType<OnlineTrainer<P, S>['train']> {
+    if (this.common.optimizerSteps === 1) return this.train(data);
+    let model = this.net.model;
+    const theta = this.net.getParameters();
+    const step = this.net.step;
+    const moments = model.hasOptimizerState()
+      ? [new Float32Array(theta.length), new Float32Array(theta.length)]
+      : undefined;
+    if (moments !== undefined) model.getOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array);
+    try {
+      return await this.train(data);
+    } catch (error) {
+      await this.net.enqueue(async () => undefined);
+      if (this.net.disposed) throw error; // nothing left to restore
+      model = this.net.model;
+      model.setParams(theta);
+      if (moments === undefined) model.resetOptimizer();
+      else model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
+      throw error;
+    }
+  }
+
+  /**
    * Mean rewards of fresh samples on (held-out) prompts with a many-step deterministic ODE, by default from the
    * EMA weights: the codes' evaluation protocol.
    */
@@ -421,7 +485,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       params,
       chunk: this.common.chunk,
     });
-    const { total, parts } = await score(this.rewardFns, x, list);
+    const { total, parts } = await score(this.rewardFns, x, list, this.common.reward);
     const rewards: Record<string, number> = {};
     for (const [name, values] of Object.entries(parts)) rewards[name] = meanStd(values).mean;
     return { reward: meanStd(total).mean, rewards, samples: list.length };

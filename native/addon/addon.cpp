@@ -35,8 +35,44 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
-  cpu::set_num_threads(static_cast<int>(integer_arg(info, 0, "threads", 1, 1024)));
+  const int threads = static_cast<int>(integer_arg(info, 0, "threads", 1, 1024));
+  try {
+    cpu::set_num_threads(threads);
+  } catch (const dnft::Error& e) {
+    throw_js_error(info.Env(), e);
+  }
   return info.Env().Undefined();
+}
+
+// limits() -> { maxBatch, maxArrayBytes, maxStep }: the bounds every call checks before allocating
+// (docs/reliability.md).
+Napi::Value Limits(const Napi::CallbackInfo& info) {
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("maxBatch", kMaxBatch);
+  result.Set("maxArrayBytes", kMaxArrayBytes);
+  result.Set("maxStep", static_cast<double>(kMaxStep));
+  return result;
+}
+
+// paramLayout(config) -> the flat parameter layout of a config, computed without allocating a model.
+Napi::Value ParamLayout(const Napi::CallbackInfo& info) {
+  const NetConfig config = net_config_from(object_arg(info, 0, "config"));
+  try {
+    return layout_to(info.Env(), param_layout(config));
+  } catch (const dnft::Error& e) {
+    throw_js_error(info.Env(), e);
+  }
+}
+
+// loraLayout(config, { rank, alpha, init, targets }) -> the adapter layout (core/lora.h) of a config, without a model.
+Napi::Value LoraLayoutOf(const Napi::CallbackInfo& info) {
+  const NetConfig config = net_config_from(object_arg(info, 0, "config"));
+  const LoraConfig lora = lora_config_from(object_arg(info, 1, "lora"));
+  try {
+    return layout_to(info.Env(), LoraLayout(lora, param_layout(config)).layout());
+  } catch (const dnft::Error& e) {
+    throw_js_error(info.Env(), e);
+  }
 }
 
 // philox4x32(counter: Uint32Array(4), key: Uint32Array(2)) -> Uint32Array(4): the raw block function.
@@ -56,6 +92,7 @@ Napi::Value Philox4x32(const Napi::CallbackInfo& info) {
 // randomFill(out: Float32Array, seed, stream, offset, kind: 'normal' | 'uniform')
 Napi::Value RandomFill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const cpu::PoolUse pool;  // these run on the global pool, on the calling thread
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
     throw Napi::TypeError::New(env, "out must be a Float32Array");
   }
@@ -85,6 +122,7 @@ size_t length_of(const Napi::CallbackInfo& info, size_t index, const char* name)
 // interpolate(x0: Float32Array (B*D), t: Float32Array (B), D, seed, offset) -> { xt, target }
 Napi::Value Interpolate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const cpu::PoolUse pool;
   const int D = static_cast<int>(integer_arg(info, 2, "dim", 1, 1 << 24));
   const size_t B = length_of(info, 1, "t");
   Napi::Float32Array x0 = float32_arg(info, 0, "x0", B * D);
@@ -102,6 +140,7 @@ Napi::Value Interpolate(const Napi::CallbackInfo& info) {
 // nftLoss(vTheta, vOld, vRef | null, target, t, r, dim, params) -> { loss, grad }: the fused loss on the CPU backend.
 Napi::Value NftLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const cpu::PoolUse pool;
   const int D = static_cast<int>(integer_arg(info, 6, "dim", 1, 1 << 24));
   const size_t B = length_of(info, 4, "t");
   if (B == 0) throw Napi::RangeError::New(env, "the batch must not be empty");
@@ -125,6 +164,7 @@ Napi::Value NftLoss(const Napi::CallbackInfo& info) {
 // sdeStep(x, v, noise, t, tNext, a, tFirst) -> { mean, xNext, std, sigma }: one FlowGRPO SDE step on the CPU.
 Napi::Value SdeStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const cpu::PoolUse pool;
   const size_t n = length_of(info, 0, "x");
   Napi::Float32Array x = float32_arg(info, 0, "x", n), v = float32_arg(info, 1, "v", n),
                      noise = float32_arg(info, 2, "noise", n);
@@ -172,6 +212,7 @@ Napi::Value SdeCoefficientsOf(const Napi::CallbackInfo& info) {
 // sdeLogp(xNext, mean, std, dim, sum) -> Float32Array (B)
 Napi::Value SdeLogp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const cpu::PoolUse pool;
   const int D = static_cast<int>(integer_arg(info, 3, "dim", 1, 1 << 24));
   const size_t B = length_of(info, 0, "xNext") / D;
   Napi::Float32Array x_next = float32_arg(info, 0, "xNext", B * D), mean = float32_arg(info, 1, "mean", B * D);
@@ -187,6 +228,7 @@ Napi::Value SdeLogp(const Napi::CallbackInfo& info) {
 //   -> { loss, grad, clipFraction, approxKl, ratioMean }
 Napi::Value GrpoLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const cpu::PoolUse pool;
   const int D = static_cast<int>(integer_arg(info, 7, "dim", 1, 1 << 24));
   const size_t R = length_of(info, 5, "advantages");
   if (R == 0) throw Napi::RangeError::New(env, "the batch must not be empty");
@@ -221,6 +263,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", ModelWrap::Define(env));
   exports.Set("backendInfo", Napi::Function::New<BackendInfo>(env, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
+  exports.Set("limits", Napi::Function::New<Limits>(env, "limits"));
+  exports.Set("paramLayout", Napi::Function::New<ParamLayout>(env, "paramLayout"));
+  exports.Set("loraLayout", Napi::Function::New<LoraLayoutOf>(env, "loraLayout"));
   exports.Set("philox4x32", Napi::Function::New<Philox4x32>(env, "philox4x32"));
   exports.Set("randomFill", Napi::Function::New<RandomFill>(env, "randomFill"));
   exports.Set("interpolate", Napi::Function::New<Interpolate>(env, "interpolate"));

@@ -1,14 +1,17 @@
 #include "addon/model_wrap.h"
 
+#include <cmath>
+#include <new>
+#include <string>
+
 #include "addon/convert.h"
 #include "addon/promise_worker.h"
 #include "core/device.h"
+#include "cpu/thread_pool.h"
 
 namespace dnft::addon {
 
 namespace {
-
-constexpr int kMaxBatch = 1 << 24;
 
 template <typename F>
 auto guard(Napi::Env env, F&& body) -> decltype(body()) {
@@ -16,6 +19,8 @@ auto guard(Napi::Env env, F&& body) -> decltype(body()) {
     return body();
   } catch (const dnft::Error& e) {
     throw_js_error(env, e);
+  } catch (const std::bad_alloc&) {
+    throw Napi::RangeError::New(env, "out of memory: the native allocation of this call failed");
   }
 }
 
@@ -23,6 +28,7 @@ auto guard(Napi::Env env, F&& body) -> decltype(body()) {
 // (cudaSetDevice on this thread), and finished (its stream synchronised, faults reported) before returning.
 template <typename F>
 void on_model(Model& model, F&& body) {
+  const cpu::PoolUse pool;
   std::lock_guard<std::mutex> lock(model.mutex());
   model.backend().activate();
   body();
@@ -48,6 +54,31 @@ Napi::Value step_stats_to(Napi::Env env, const StepStats& stats) {
   return result;
 }
 
+// Throws a RangeError unless every value is finite and >= 0 (AdamW's second moments).
+void check_second_moments(Napi::Env env, const float* v, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!(v[i] >= 0.0f) || std::isinf(v[i])) {
+      throw Napi::RangeError::New(env, "v must hold finite values >= 0 (AdamW second moments), got " +
+                                           std::to_string(v[i]) + " at index " + std::to_string(i));
+    }
+  }
+}
+
+}  // namespace
+
+template <Napi::Value (ModelWrap::*method)(const Napi::CallbackInfo&)>
+Napi::Value ModelWrap::Live(const Napi::CallbackInfo& info) {
+  if (!model_) throw make_js_error(info.Env(), "the native model has been released", "DNFT_DISPOSED");
+  return (this->*method)(info);
+}
+
+void check_array_size(Napi::Env env, double count, const char* what) {
+  if (count * 4.0 > kMaxArrayBytes) {
+    throw Napi::RangeError::New(env, std::string(what) + " would need " + std::to_string(count * 4.0 / (1 << 20)) +
+                                         " MiB, above the limit of 2048 MiB for one array; use smaller batches");
+  }
+}
+
 Napi::Array layout_to(Napi::Env env, const std::vector<ParamSpec>& layout) {
   Napi::Array result = Napi::Array::New(env, layout.size());
   for (size_t i = 0; i < layout.size(); ++i) {
@@ -63,14 +94,6 @@ Napi::Array layout_to(Napi::Env env, const std::vector<ParamSpec>& layout) {
     result.Set(i, entry);
   }
   return result;
-}
-
-}  // namespace
-
-template <Napi::Value (ModelWrap::*method)(const Napi::CallbackInfo&)>
-Napi::Value ModelWrap::Live(const Napi::CallbackInfo& info) {
-  if (!model_) throw make_js_error(info.Env(), "the native model has been released", "DNFT_DISPOSED");
-  return (this->*method)(info);
 }
 
 Napi::Function ModelWrap::Define(Napi::Env env) {
@@ -101,7 +124,6 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::GrpoStep>>("grpoStep"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::EnableLora>>("enableLora"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::Lora>>("lora"),
-                         InstanceMethod<&ModelWrap::Live<&ModelWrap::LoraLayoutOf>>("loraLayout"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::GetAdapter>>("getAdapter"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::SetAdapter>>("setAdapter"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::MergeLora>>("mergeLora"),
@@ -117,6 +139,7 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   const std::string precision =
       info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "tf32";
   guard(env, [&] {
+    check_array_size(env, static_cast<double>(param_count(param_layout(config))), "one set of parameters");
     const Precision mode = parse_precision(precision);
     if (choose_device(device, device_info()) == DeviceChoice::kCuda) {
       backend_ = create_cuda_backend({0, mode});
@@ -221,7 +244,8 @@ Napi::Value ModelWrap::GetOptimizerState(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::SetOptimizerState(const Napi::CallbackInfo& info) {
   const size_t n = model_->trained_count();
   Napi::Float32Array m = float32_arg(info, 0, "m", n), v = float32_arg(info, 1, "v", n);
-  const int64_t step = integer_arg(info, 2, "step", 0, int64_t{1} << 40);
+  const int64_t step = integer_arg(info, 2, "step", 0, kMaxStep);
+  check_second_moments(info.Env(), v.Data(), n);
   guard(info.Env(), [&] {
     on_model(*model_, [&] { model_->set_optimizer_state(m.Data(), v.Data(), step); });
     return 0;
@@ -259,6 +283,7 @@ Napi::Value ModelWrap::Velocity(const Napi::CallbackInfo& info) {
   Napi::Float32Array t = float32_arg(info, 1, "t", B);
   Napi::Int32Array tokens = int32_arg(info, 2, "cond", static_cast<size_t>(B) * c.cond_slots);
   const ParamSet which = param_set_arg(info, 4);
+  check_array_size(env, static_cast<double>(B) * c.data_dim, "the velocities");
   Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(B) * c.data_dim);
   std::shared_ptr<Model> model = model_;
   const float *xp = x.Data(), *tp = t.Data();
@@ -280,6 +305,7 @@ Napi::Value ModelWrap::ForwardBackward(const Napi::CallbackInfo& info) {
   Napi::Float32Array t = float32_arg(info, 1, "t", B);
   Napi::Int32Array tokens = int32_arg(info, 2, "cond", static_cast<size_t>(B) * c.cond_slots);
   Napi::Float32Array dout = float32_arg(info, 3, "dout", BD);
+  check_array_size(env, static_cast<double>(model_->net().param_count()), "grads");
   Napi::Float32Array out = Napi::Float32Array::New(env, BD), dx = Napi::Float32Array::New(env, BD);
   Napi::Float32Array grads = Napi::Float32Array::New(env, model_->trained_count());
   std::shared_ptr<Model> model = model_;
@@ -330,6 +356,11 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
   const bool with_trajectory = info.Length() > 4 && info[4].ToBoolean().Value();
   const ParamSet which = param_set_arg(info, 5);
   SampleOptions options = guard(env, [&] { return sample_options_from(o); });
+  check_array_size(env, static_cast<double>(BD), "the samples");
+  if (with_trajectory) check_array_size(env, static_cast<double>(options.grid.size()) * BD, "the trajectory");
+  if (options.solver == SolverKind::kSde) {
+    check_array_size(env, static_cast<double>(options.grid.size() - 1) * B, "the log-probabilities");
+  }
 
   Napi::Float32Array out = Napi::Float32Array::New(env, BD);
   Napi::Object result = Napi::Object::New(env);
@@ -430,12 +461,6 @@ Napi::Value ModelWrap::Lora(const Napi::CallbackInfo& info) {
   result.Set("targets", targets);
   result.Set("layout", layout_to(env, lora.layout()));
   return result;
-}
-
-// loraLayout({ rank, alpha, targets, init }) -> the adapter layout enableLora would make, changing nothing
-Napi::Value ModelWrap::LoraLayoutOf(const Napi::CallbackInfo& info) {
-  const LoraConfig config = lora_config_from(object_arg(info, 0, "lora"));
-  return guard(info.Env(), [&] { return layout_to(info.Env(), LoraLayout(config, model_->net().layout()).layout()); });
 }
 
 // getAdapter(out, which?)

@@ -4,11 +4,24 @@
 #include <napi.h>
 
 #include <memory>
+#include <vector>
 
 #include "core/device.h"
 #include "core/model.h"
 
 namespace dnft::addon {
+
+// The limits of one call (docs/reliability.md): rows of a batch, bytes of any one array a call allocates, steps.
+constexpr int kMaxBatch = 1 << 24;
+constexpr int64_t kMaxStep = int64_t{1} << 40;   // optimiser steps a model may record
+constexpr double kMaxArrayBytes = 2147483648.0;  // 2 GiB
+
+// Throws a RangeError naming `what` when `count` floats exceed kMaxArrayBytes: checked before allocating, because
+// V8 aborts the process when it cannot allocate an ArrayBuffer.
+void check_array_size(Napi::Env env, double count, const char* what);
+
+// The parameter layout as JS objects { name, shape, offset, size, decay }.
+Napi::Array layout_to(Napi::Env env, const std::vector<ParamSpec>& layout);
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
@@ -41,7 +54,6 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value GrpoStep(const Napi::CallbackInfo& info);
   Napi::Value EnableLora(const Napi::CallbackInfo& info);
   Napi::Value Lora(const Napi::CallbackInfo& info);
-  Napi::Value LoraLayoutOf(const Napi::CallbackInfo& info);
   Napi::Value GetAdapter(const Napi::CallbackInfo& info);
   Napi::Value SetAdapter(const Napi::CallbackInfo& info);
   Napi::Value MergeLora(const Napi::CallbackInfo& info);

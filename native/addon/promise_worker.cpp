@@ -62,7 +62,9 @@ void PromiseWorker::Execute() {
     error_kind_ = e.kind();
     SetError(e.what());
   } catch (const std::bad_alloc&) {
-    SetError("out of memory");
+    native_error_ = true;
+    error_kind_ = dnft::Error::Kind::kRange;
+    SetError("out of memory: the native allocation of this call failed");
   } catch (const std::exception& e) {
     SetError(e.what());
   }

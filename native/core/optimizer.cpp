@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "core/math/adamw.h"
 
@@ -16,6 +17,28 @@ double learning_rate(const OptimizerConfig& c, int64_t step) {
   return c.min_lr + (c.lr - c.min_lr) * shape;
 }
 
+namespace {
+
+// Refuses a step before it changes anything when some element could leave the float range. Every element obeys
+// |m'| <= b1·|m| + (1 − b1)·|g|, v' <= b2·|v| + (1 − b2)·g² and |p'| <= |p| + lr·(|m'|/(bc1·eps) + wd·|p|), and
+// each |x| is at most the 2-norm of its buffer; when these bounds stay well inside the float range, so does the
+// update. (v >= 0 holds: v' of v >= 0 is >= 0, and the binding rejects negative moments.)
+void check_update_bound(Backend& backend, const float* params, const float* m, const float* v, size_t count,
+                        double g_norm, double lr, double bias_correction1, const OptimizerConfig& c) {
+  constexpr double kLimit = 1e37;
+  const double m_norm = std::sqrt(backend.sum_squares(m, count)), v_norm = std::sqrt(backend.sum_squares(v, count));
+  const double p_norm = std::sqrt(backend.sum_squares(params, count));
+  const double m_bound = c.beta1 * m_norm + (1.0 - c.beta1) * g_norm;
+  const double v_bound = c.beta2 * v_norm + (1.0 - c.beta2) * g_norm * g_norm;
+  const double p_bound = p_norm + lr * (m_bound / (bias_correction1 * c.eps) + c.weight_decay * p_norm);
+  if (!(m_bound < kLimit && v_bound < kLimit && p_bound < kLimit)) {
+    throw Error(Error::Kind::kNumeric, "the update could overflow to Inf or NaN (gradient norm " +
+                                           std::to_string(g_norm) + "); the step was not applied");
+  }
+}
+
+}  // namespace
+
 OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layout, float* params, float* m, float* v,
                            const float* grads, size_t count, double grad_scale, const OptimizerConfig& c,
                            int64_t step) {
@@ -26,12 +49,14 @@ OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layou
   double scale = grad_scale;
   if (c.max_grad_norm > 0.0 && grad_norm > c.max_grad_norm) scale *= c.max_grad_norm / (grad_norm + 1e-6);
   const double lr = learning_rate(c, step);
+  const double bias_correction1 = 1.0 - std::pow(c.beta1, static_cast<double>(step));
+  check_update_bound(backend, params, m, v, count, grad_norm / grad_scale * scale, lr, bias_correction1, c);
   AdamWStep s{static_cast<float>(lr),
               static_cast<float>(c.beta1),
               static_cast<float>(c.beta2),
               static_cast<float>(c.eps),
               0.0f,
-              static_cast<float>(1.0 - std::pow(c.beta1, static_cast<double>(step))),
+              static_cast<float>(bias_correction1),
               static_cast<float>(1.0 - std::pow(c.beta2, static_cast<double>(step))),
               static_cast<float>(scale)};
   for (const ParamSpec& p : layout) {

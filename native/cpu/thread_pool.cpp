@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/common.h"
+
 namespace dnft::cpu {
 namespace {
 
@@ -149,6 +151,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
 namespace {
 
 std::mutex g_pool_mutex;
+std::shared_mutex g_pool_use;
 std::atomic<ThreadPool*> g_pool{nullptr};  // intentionally leaked at exit: joining threads during teardown is fragile
 
 int default_threads() {
@@ -175,8 +178,14 @@ ThreadPool& global_pool() {
   return *pool;
 }
 
+PoolUse::PoolUse() : lock_(g_pool_use) {}
+
 void set_num_threads(int threads) {
   if (threads < 1) throw std::invalid_argument("set_num_threads: threads must be >= 1, got " + std::to_string(threads));
+  std::unique_lock<std::shared_mutex> idle(g_pool_use, std::try_to_lock);
+  if (!idle.owns_lock()) {
+    throw Error(Error::Kind::kState, "setThreads: a native call is in flight; await it before changing the threads");
+  }
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   ThreadPool* old = g_pool.load(std::memory_order_acquire);
   if (old != nullptr && old->size() == threads) return;

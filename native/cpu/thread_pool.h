@@ -7,6 +7,7 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -71,7 +72,18 @@ void parallel_elements(size_t n, Fn&& fn) {
   global_pool().parallel_for(
       static_cast<int64_t>(n), [&](int64_t begin, int64_t end, int) { fn(begin, end); }, kElementGrain);
 }
-// Replaces the global pool (throws std::invalid_argument if threads < 1). Not safe while the pool is in use.
+// Held for the whole of a native call that uses the global pool, so that set_num_threads cannot replace the pool
+// under it (kernels size per-worker scratch by the pool they see at the start of a call).
+class PoolUse {
+ public:
+  PoolUse();
+
+ private:
+  std::shared_lock<std::shared_mutex> lock_;
+};
+
+// Replaces the global pool (throws std::invalid_argument if threads < 1). Refuses, with dnft::Error (kState), while
+// any PoolUse is held: it never waits, so it cannot deadlock against a call in flight.
 void set_num_threads(int threads);
 int num_threads();
 
