@@ -3,8 +3,8 @@
 
 import { ADVANTAGE_SCHEMA } from '../advantage.js';
 import { type Checkpoint, loadCheckpoint, writeCheckpoint } from '../checkpoint.js';
-import { type LoraOptions, loraOptions, useLora } from '../lora.js';
 import { BusyError, CheckpointError } from '../errors.js';
+import { type LoraOptions, loraOptions, useLora } from '../lora.js';
 import { MetricsLog, type RecordHook } from '../metrics/log.js';
 import type { NativeOptimizerOptions } from '../native.js';
 import { limits } from '../native.js';

@@ -441,6 +441,8 @@ Napi::Value ModelWrap::EnableLora(const Napi::CallbackInfo& info) {
   const LoraConfig config = lora_config_from(object_arg(info, 0, "lora"));
   const uint64_t seed = seed_arg(info, 1);
   guard(info.Env(), [&] {
+    check_array_size(info.Env(), static_cast<double>(LoraLayout(config, model_->net().layout()).param_count()),
+                     "the adapter");
     on_model(*model_, [&] { model_->enable_lora(config, seed); });
     return 0;
   });

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/math/philox.h"
 
@@ -60,6 +61,9 @@ LoraLayout::LoraLayout(const LoraConfig& config, const std::vector<ParamSpec>& b
     }
     const std::string stem = w.name.substr(0, w.name.size() - std::char_traits<char>::length(kWeightSuffix));
     const int64_t N = w.shape[0], K = w.shape[1];
+    if (r * std::max(N, K) > std::numeric_limits<int>::max()) {
+      fail("rank " + std::to_string(r) + " is too large for " + stem + ": A and B must have under 2^31 values");
+    }
     slot_[i] = static_cast<int>(layout_.size());
     base_offset_.push_back(w.offset);
     for (auto [name, shape] : {std::pair<std::string, std::vector<int64_t>>{stem + ".lora_A.weight", {r, K}},

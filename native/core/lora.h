@@ -44,7 +44,7 @@ struct NetGrads {
 // Which base linears carry an adapter, and the adapter buffer's layout.
 class LoraLayout {
  public:
-  // Throws Error(kRange) for a rank below 1, an unknown or repeated target, or no target.
+  // Throws Error(kRange) for a rank below 1 or too large to index, an unknown or repeated target, or no target.
   LoraLayout(const LoraConfig& config, const std::vector<ParamSpec>& base);
 
   const LoraConfig& config() const { return config_; }
