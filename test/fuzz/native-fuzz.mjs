@@ -55,7 +55,23 @@ const METHODS = [
 ];
 const NUMBERS = [0, 1, 2, 3, 4, -1, 0.5, 2 ** 31, 2 ** 32, 2 ** 53, -(2 ** 40), 1e300, -1e300];
 const SPECIAL = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0];
-const STRINGS = ['theta', 'old', 'ref', 'ema', 'cpu', 'cuda', 'auto', 'normal', 'uniform', 'euler', 'sde', 'dpm2', 'gaussian', 'kaiming', ''];
+const STRINGS = [
+  'theta',
+  'old',
+  'ref',
+  'ema',
+  'cpu',
+  'cuda',
+  'auto',
+  'normal',
+  'uniform',
+  'euler',
+  'sde',
+  'dpm2',
+  'gaussian',
+  'kaiming',
+  '',
+];
 
 /** A random value for one argument, given the model (for plausible lengths). */
 function value(r, model, depth = 0) {
