@@ -6,7 +6,7 @@ import { CheckpointError, fromNative } from './errors.js';
 import { type NativeParamSpec, native, type ParamSetName } from './native.js';
 import type { ParamInfo, VelocityNet } from './net.js';
 import { objectOption, type Rule, rejectUnknown, resolveOptions, seedOption } from './options.js';
-import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from './safetensors.js';
+import { parseBoundedJson, readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from './safetensors.js';
 
 /** How A starts: 'gaussian' N(0, 1/rank²) (PEFT's 'gaussian'), or 'kaiming' U(±1/√in) (PEFT's default). B is 0. */
 export type LoraInit = 'gaussian' | 'kaiming';
@@ -181,7 +181,7 @@ export function adapterEntries(
   let config: ReturnType<typeof loraOptions>['config'];
   let params: NativeParamSpec[];
   try {
-    config = loraOptions('dnft.lora', JSON.parse(metadata['dnft.lora'] ?? 'null'), netConfig.arch).config;
+    config = loraOptions('dnft.lora', parseBoundedJson(metadata['dnft.lora'] ?? 'null'), netConfig.arch).config;
     params = native().loraLayout({ ...netConfig }, config);
   } catch (error) {
     throw new CheckpointError(`${path}: invalid dnft.lora: ${fromNative(error).message}`, { cause: error });
