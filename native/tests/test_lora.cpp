@@ -87,7 +87,7 @@ struct Batch {
 };
 
 // The adapter gradients and dx of Σ out·dout against directional finite differences; the base gets none.
-void check_adapter_gradients(const NetConfig& c, double h) {
+void check_adapter_gradients(const NetConfig& c, double h, double tolerance) {
   const int B = 3;
   Model model(cpu_backend(), c, 3);
   model.enable_lora(lora_config(c, 3, 3.0), 4);
@@ -112,14 +112,16 @@ void check_adapter_gradients(const NetConfig& c, double h) {
           model.set_adapter(adapter.data());
           return projected();
         },
-        11 + p.offset, h);
+        11 + p.offset, h, tolerance);
   }
   model.set_adapter(adapter.data());
-  test::check_directional("x", in.x, 0, in.x.size(), dx.data(), projected, 11, h);
+  test::check_directional("x", in.x, 0, in.x.size(), dx.data(), projected, 11, h, tolerance);
 }
 
-void mlp_adapter_gradients() { check_adapter_gradients(mlp_config(), 3e-3); }
-void dit_adapter_gradients() { check_adapter_gradients(dit_config(), 2e-3); }
+void mlp_adapter_gradients() { check_adapter_gradients(mlp_config(), 3e-3, 2e-3); }
+// The attention's float32 rounding limits central differences to about 1e-2 here (the portable kernels round
+// differently from AVX2); test/lora.test.ts checks the same gradients against PyTorch at 1e-4.
+void dit_adapter_gradients() { check_adapter_gradients(dit_config(), 2e-3, 1e-2); }
 
 void fresh_adapter_changes_nothing() {
   for (const NetConfig& c : {mlp_config(), dit_config()}) {
