@@ -250,6 +250,11 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
       meta['dnft.lora'] === undefined
         ? undefined
         : adapterEntries(path, config, meta, Object.keys(file.tensors), LORA_PREFIX);
+    if (adapters === undefined && into?.lora != null) {
+      throw new CheckpointError(
+        `${path} holds no LoRA adapters but the network has some: load it into a fresh network`,
+      );
+    }
     const prefixes = checkHeader(file, layout, path, adapters?.names ?? new Set());
     adapters?.check(file.tensors);
     const count = layout.reduce((sum, p) => sum + p.size, 0);

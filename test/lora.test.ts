@@ -6,7 +6,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CheckpointError, FlowMatchingTrainer, loadAdapter, saveAdapter, Tensor, VelocityNet } from '../lib/index.js';
+import {
+  CheckpointError,
+  FlowMatchingTrainer,
+  loadAdapter,
+  loadCheckpoint,
+  saveAdapter,
+  saveCheckpoint,
+  Tensor,
+  VelocityNet,
+} from '../lib/index.js';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/safetensors.js';
 import { randomBatch, randomizedNet, relativeError } from './helpers.js';
 
@@ -170,6 +179,10 @@ describe('LoRA adapters', () => {
     await saveAdapter(file, other);
     await expect(loadAdapter(file, net)).rejects.toThrow(CheckpointError);
     expect(net.lora).toBeNull();
+    const plain = join(dir, 'plain.safetensors');
+    await saveCheckpoint(plain, VelocityNet.create(MLP));
+    await expect(loadCheckpoint(plain, { into: other })).rejects.toThrow(/no LoRA adapters/);
+    expect(other.lora?.rank).toBe(32);
     other.dispose();
     net.dispose();
   });
