@@ -13,6 +13,7 @@
         "native/core/dit.cpp",
         "native/core/embedding_net.cpp",
         "native/core/guidance.cpp",
+        "native/core/lora.cpp",
         "native/core/mlp.cpp",
         "native/core/model.cpp",
         "native/core/model_grpo.cpp",

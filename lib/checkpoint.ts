@@ -1,5 +1,6 @@
 import { type NetConfig, resolveNetConfig } from './config.js';
 import { CheckpointError } from './errors.js';
+import { adapterEntries, adapterTensors } from './lora.js';
 import { limits, type NativeParamSpec, native, type ParamSetName } from './native.js';
 import { type CreateOptions, VelocityNet } from './net.js';
 import { objectOption, rejectUnknown } from './options.js';
@@ -17,6 +18,8 @@ const M_PREFIX = 'optimizer.m.';
 const V_PREFIX = 'optimizer.v.';
 // The parameter sets besides θ, saved under these prefixes when the network has them.
 const EXTRA_SETS: readonly ParamSetName[] = ['old', 'ref', 'ema'];
+// With LoRA adapters (docs/lora.md) those sets and the optimiser state are the adapters', saved under this prefix.
+const LORA_PREFIX = 'lora.';
 
 /** Options of saveCheckpoint. */
 export interface SaveOptions {
@@ -82,13 +85,15 @@ export async function writeCheckpoint(
     }
   };
   add('', flat);
+  const lora = net.lora === null ? undefined : adapterTensors(net, withOptimizer, LORA_PREFIX);
+  if (lora !== undefined) Object.assign(tensors, lora.tensors);
   for (const set of EXTRA_SETS) {
-    if (!net.model.hasParams(set)) continue;
+    if (lora !== undefined || !net.model.hasParams(set)) continue;
     const values = new Float32Array(flat.length);
     net.model.getParams(values, set);
     add(`${set}.`, values);
   }
-  if (withOptimizer) {
+  if (withOptimizer && lora === undefined) {
     const m = new Float32Array(flat.length);
     const v = new Float32Array(flat.length);
     net.model.getOptimizerState(m, v);
@@ -98,6 +103,7 @@ export async function writeCheckpoint(
   try {
     await writeSafetensorsFile(path, tensors, {
       ...metadata,
+      ...lora?.metadata,
       'dnft.format': FORMAT,
       'dnft.arch': net.config.arch,
       'dnft.config': JSON.stringify(net.config),
@@ -111,8 +117,16 @@ export async function writeCheckpoint(
   }
 }
 
-/** The tensor names a file holds under each prefix it uses, checked against the layout before any data is read. */
-function checkHeader(header: Header, layout: readonly NativeParamSpec[], path: string): string[] {
+/**
+ * The tensor names a file holds under each prefix it uses, checked against the layout before any data is read;
+ * `adapters` are the names of its LoRA entries (checked by adapterEntries).
+ */
+function checkHeader(
+  header: Header,
+  layout: readonly NativeParamSpec[],
+  path: string,
+  adapters: ReadonlySet<string>,
+): string[] {
   const names = Object.keys(header.tensors);
   const prefixes = ['', ...EXTRA_SETS.map((set) => `${set}.`), M_PREFIX, V_PREFIX].filter(
     (prefix) => prefix === '' || names.some((name) => name.startsWith(prefix)),
@@ -137,7 +151,7 @@ function checkHeader(header: Header, layout: readonly NativeParamSpec[], path: s
       }
     }
   }
-  const unknown = names.filter((k) => !known.has(k));
+  const unknown = names.filter((k) => !known.has(k) && !adapters.has(k));
   if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
   return prefixes;
 }
@@ -232,10 +246,21 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
       );
     }
     const layout = native().paramLayout({ ...config });
-    const prefixes = checkHeader(file, layout, path);
+    const adapters =
+      meta['dnft.lora'] === undefined
+        ? undefined
+        : adapterEntries(path, config, meta, Object.keys(file.tensors), LORA_PREFIX);
+    if (adapters === undefined && into?.lora != null) {
+      throw new CheckpointError(
+        `${path} holds no LoRA adapters but the network has some: load it into a fresh network`,
+      );
+    }
+    const prefixes = checkHeader(file, layout, path, adapters?.names ?? new Set());
+    adapters?.check(file.tensors);
     const count = layout.reduce((sum, p) => sum + p.size, 0);
     const tensors = await file.readTensors();
     const values = new Map(prefixes.map((prefix) => [prefix, gather(tensors, prefix, layout, count, path)]));
+    const installAdapters = adapters?.read(tensors, step);
 
     const net =
       into ??
@@ -247,6 +272,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     if (into === undefined) created = net;
     into?.assertIdle('loadCheckpoint');
     net.setParameters(values.get('') as Float32Array);
+    installAdapters?.(net);
     for (const set of EXTRA_SETS) {
       const flat = values.get(`${set}.`);
       if (flat !== undefined) net.model.setParams(flat, set);

@@ -24,6 +24,8 @@ export {
 } from './errors.js';
 export type { GrpoLossInputs, GrpoLossOptions, SdeSampleOptions, SdeStepResult } from './flowgrpo.js';
 export { grpoLoss, sampleSde, sdeLogProb, sdeStep } from './flowgrpo.js';
+export type { LoraInfo, LoraInit, LoraOptions, SaveAdapterOptions } from './lora.js';
+export { loadAdapter, saveAdapter } from './lora.js';
 export type { EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';
 export { MetricsLog } from './metrics/log.js';
 export type { EpochRecord, EvaluationRecord, MetricsRecord, StartRecord } from './metrics/records.js';

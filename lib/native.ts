@@ -149,6 +149,23 @@ export interface NativeModel {
     batch: number,
     options: NativeNftStepOptions,
   ): Promise<NativeStepStats>;
+  /** LoRA (lib/lora.ts, which resolves the options); the native side checks the target names. */
+  enableLora(options: NativeLoraOptions, seed: number | bigint): void;
+  lora(): NativeLoraInfo | null;
+  getAdapter(out: Float32Array, which?: ParamSetName): void;
+  setAdapter(src: Float32Array, which?: ParamSetName): void;
+  mergeLora(): void;
+}
+
+export interface NativeLoraOptions {
+  rank: number;
+  alpha: number;
+  init: 'gaussian' | 'kaiming';
+  targets: string[];
+}
+
+export interface NativeLoraInfo extends NativeLoraOptions {
+  layout: NativeParamSpec[];
 }
 
 export interface NativeBackendInfo {
@@ -185,6 +202,8 @@ export interface NativeAddon {
   limits(): NativeLimits;
   /** The flat parameter layout of a config, computed without allocating a model. */
   paramLayout(config: Record<string, number | string>): NativeParamSpec[];
+  /** The adapter layout of a config (lib/lora.ts), without allocating a model. */
+  loraLayout(config: Record<string, number | string>, lora: NativeLoraOptions): NativeParamSpec[];
   philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
   randomFill(
     out: Float32Array,

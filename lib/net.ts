@@ -2,6 +2,7 @@ import { isFloat32Array } from 'node:util/types';
 import { checkFinite, checkTensor } from './checks.js';
 import { type NetConfig, type NetPreset, resolveNetConfig } from './config.js';
 import { BusyError, DisposedError, fromNative } from './errors.js';
+import { type LoraInfo, type LoraOptions, loraInfo, loraOptions } from './lora.js';
 import { limits, type NativeModel, native, type ParamSetName } from './native.js';
 import { objectOption, rejectUnknown, seedOption } from './options.js';
 import { type Device, Tensor } from './tensor.js';
@@ -38,6 +39,8 @@ export interface CreateOptions {
   device?: DeviceRequest;
   /** GPU matrix-product arithmetic (default 'tf32'); the CPU always computes in FP32. */
   precision?: Precision;
+  /** Freeze the base and train LoRA adapters (docs/lora.md), as `enableLora(lora)` after creation. */
+  lora?: LoraOptions;
 }
 
 let warnedCpuFallback = false;
@@ -106,7 +109,8 @@ export class VelocityNet {
   static create(config: Partial<NetConfig> & { preset?: NetPreset } = {}, options: CreateOptions = {}): VelocityNet {
     const resolved = resolveNetConfig(config);
     const opts = objectOption('options', options);
-    rejectUnknown('options', opts, ['seed', 'device', 'precision']);
+    rejectUnknown('options', opts, ['seed', 'device', 'precision', 'lora']);
+    const lora = opts.lora === undefined ? undefined : loraOptions('options.lora', opts.lora, resolved.arch);
     const seed = seedOption('options.seed', opts.seed ?? 0);
     const device = opts.device ?? 'cpu';
     if (device !== 'cpu' && device !== 'cuda' && device !== 'auto')
@@ -121,6 +125,14 @@ export class VelocityNet {
       throw fromNative(error);
     }
     if (device === 'auto' && net.device === 'cpu') warnCpuFallback();
+    if (lora !== undefined) {
+      try {
+        net.model.enableLora(lora.config, lora.seed);
+      } catch (error) {
+        net.dispose();
+        throw fromNative(error);
+      }
+    }
     return net;
   }
 
@@ -150,6 +162,36 @@ export class VelocityNet {
       throw new DisposedError('VelocityNet');
     }
     return this.#model;
+  }
+
+  /** The LoRA adapters (docs/lora.md), or null for a network that trains every parameter. */
+  get lora(): LoraInfo | null {
+    return loraInfo(this);
+  }
+
+  /**
+   * Freezes the base parameters and trains LoRA adapters from now on: a fresh adapter (B = 0, so outputs are
+   * unchanged) replaces any earlier one, and the θ_old / θ_ref / EMA sets and the optimiser state are dropped;
+   * those sets are adapter sets from then on. Throws RangeError (nothing changed) for a bad rank, alpha or target.
+   */
+  enableLora(options: LoraOptions = {}): void {
+    this.assertIdle('enableLora');
+    const { config, seed } = loraOptions('lora', options, this.config.arch);
+    try {
+      this.model.enableLora(config, seed);
+    } catch (error) {
+      throw fromNative(error);
+    }
+  }
+
+  /**
+   * Folds the trained adapter into the base, W ← W + (alpha/rank)·B·A (PEFT's merge_and_unload): the network then
+   * trains every parameter again, without adapter sets or optimiser state.
+   */
+  mergeLora(): void {
+    this.assertIdle('mergeLora');
+    if (this.lora === null) throw new RangeError('mergeLora: the network has no LoRA adapters');
+    this.model.mergeLora();
   }
 
   /** A copy of all parameters as one flat buffer, in the order of `params`. */
@@ -198,7 +240,8 @@ export class VelocityNet {
 
   /**
    * Forward and backward for verification: the output and the gradients of Σ out·dout with respect to x and every
-   * parameter (flat, in the order of `params`).
+   * parameter (flat, in the order of `params`), or with LoRA adapters every adapter parameter (in the order of
+   * `lora.params`; the frozen base gets none).
    */
   async forwardBackward(
     x: Tensor,

@@ -1,3 +1,4 @@
+import { type LoraOptions, loraOptions, useLora } from './lora.js';
 import type { NativeFlowMatchingOptions } from './native.js';
 import type { VelocityNet } from './net.js';
 import { MICRO_BATCH, OPTIMIZER_SCHEMA, type OptimizerOptions, type StepStats } from './optimizer.js';
@@ -12,6 +13,8 @@ export interface FlowMatchingOptions extends OptimizerOptions {
   microBatch?: number;
   /** Probability of replacing a sample's condition by the null condition, for classifier-free guidance (0). */
   condDropout?: number;
+  /** Train LoRA adapters of a frozen base (docs/lora.md): added to a network without; one with must carry these. */
+  lora?: LoraOptions;
 }
 
 /** The option table of pre-training. */
@@ -20,6 +23,7 @@ export const FLOW_MATCHING_SCHEMA = {
   seed: { type: 'value' },
   microBatch: MICRO_BATCH,
   condDropout: { type: 'number', min: 0, max: 1, default: 0 },
+  lora: { type: 'value' },
 } as const satisfies Record<keyof FlowMatchingOptions, Rule>;
 
 /**
@@ -33,12 +37,13 @@ export class FlowMatchingTrainer {
   readonly #native: NativeFlowMatchingOptions;
 
   constructor(net: VelocityNet, options: FlowMatchingOptions = {}) {
-    const opts = resolveOptions('options', options, FLOW_MATCHING_SCHEMA);
+    const { lora, ...opts } = resolveOptions('options', options, FLOW_MATCHING_SCHEMA);
     this.net = net;
     const seed = seedOption('options.seed', opts.seed ?? 0);
     if (typeof seed === 'bigint' && seed > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw new RangeError('options.seed of a trainer must be below 2^53');
     }
+    if (lora !== undefined) useLora(net, loraOptions('options.lora', lora, net.config.arch));
     this.#native = { ...opts, seed: Number(seed) };
   }
 

@@ -1,5 +1,5 @@
 // Every Philox stream of the package (docs/algorithms.md §5.1). A draw is keyed by (seed, stream, element), so each
-// purpose has a stream of its own and draws of one kind never shift those of another. Streams 1–7 are the native
+// purpose has a stream of its own and draws of one kind never shift those of another. Streams 1–8 are the native
 // core's (native/core/math/philox.h, kept equal by test/streams.test.ts); 16 and above are free for user draws.
 
 /** Parameter initialisation. */
@@ -16,6 +16,8 @@ export const SAMPLE_STREAM = 5;
 export const PROMPT_STREAM = 6;
 /** The SDE noise: step n of sample i uses elements n·2^40 + [i·D, (i + 1)·D). */
 export const SDE_STREAM = 7;
+/** The A matrices of fresh LoRA adapters (docs/lora.md), element = position in the adapter buffer. */
+export const LORA_STREAM = 8;
 /** First stream free for user draws (Tensor.randn, Tensor.rand). */
 export const USER_STREAM = 16;
 /** toy2d: the mode of each sample, and its point around the mode centre. */

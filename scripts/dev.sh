@@ -95,7 +95,7 @@ case "$command" in
     run_cpp_suite node scripts/binding-gyp.js --check build  # binding.gyp lists the sources CMake finds
     # The CPU suites once more on the portable loops (GEMM, activations, softmax, AdamW), which AVX2 machines would
     # otherwise never run.
-    for suite in test_gemm test_core test_dit; do
+    for suite in test_gemm test_core test_dit test_lora; do
       DNFT_CPU_KERNELS=generic run_cpp_suite "build/tests/$suite"
     done
     run_cpp_suite bash scripts/ci-arm64.sh

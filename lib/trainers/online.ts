@@ -4,6 +4,7 @@
 import { ADVANTAGE_SCHEMA } from '../advantage.js';
 import { type Checkpoint, loadCheckpoint, writeCheckpoint } from '../checkpoint.js';
 import { BusyError, CheckpointError } from '../errors.js';
+import { type LoraOptions, loraOptions, useLora } from '../lora.js';
 import { MetricsLog, type RecordHook } from '../metrics/log.js';
 import type { NativeOptimizerOptions } from '../native.js';
 import { limits } from '../native.js';
@@ -62,6 +63,11 @@ export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptio
   rewardTimeout?: number;
   /** Further attempts of a reward call that threw, rejected or timed out (default 0). */
   rewardRetries?: number;
+  /**
+   * Train LoRA adapters of a frozen base instead of every weight (docs/lora.md): added to a network without
+   * adapters; a network with adapters must carry these. θ_old, θ_ref and the EMA are then adapter sets.
+   */
+  lora?: LoraOptions;
 }
 
 /** Statistics every trainer reports for an epoch. */
@@ -143,6 +149,7 @@ export const ONLINE_SCHEMA = {
   chunk: ROLLOUT_RULES.chunk,
   rewardTimeout: { type: 'int', min: 0, max: 2 ** 31 - 1, default: 600_000 },
   rewardRetries: { type: 'int', min: 0, max: 100, default: 0 },
+  lora: { type: 'value' },
   ...OPTIMIZER_SCHEMA,
 } as const satisfies Record<keyof OnlineOptions, Rule>;
 
@@ -211,6 +218,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   protected readonly optimizer: NativeOptimizerOptions;
   #epoch = 0;
   #busy = false;
+  readonly #lora: ReturnType<typeof loraOptions> | undefined;
 
   /** `opts` are the trainer's options resolved against its table, which includes ONLINE_SCHEMA. */
   protected constructor(net: VelocityNet, opts: OnlineResolved) {
@@ -244,6 +252,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       );
     }
     this.optimizer = pick(opts, OPTIMIZER_SCHEMA);
+    this.#lora = opts.lora === undefined ? undefined : loraOptions('options.lora', opts.lora, net.config.arch);
     this.net = net;
   }
 
@@ -253,6 +262,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
    */
   protected startPhase(sets: readonly ('old' | 'ref' | 'ema')[]): void {
     this.net.assertIdle(this.constructor.name);
+    if (this.#lora !== undefined) useLora(this.net, this.#lora);
     for (const set of sets) this.net.model.copyParams(set, 'theta');
     if (this.common.ema > 0) this.net.model.copyParams('ema', 'theta');
     this.net.model.resetOptimizer();
@@ -278,7 +288,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     // The reward policy does not change what a run computes: a resume may set it differently.
     const { reward: _policy, ...rest } = this.common;
     const common = { ...rest, grid: Array.from(this.common.grid) };
-    return JSON.stringify({ ...common, optimizer: this.optimizer, ...this.fingerprint() });
+    return JSON.stringify({ ...common, optimizer: this.optimizer, lora: this.#lora?.config, ...this.fingerprint() });
   }
 
   /** The run's numeric options after defaults, as a checkpoint records them (the metrics' config.json). */

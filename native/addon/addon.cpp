@@ -64,6 +64,17 @@ Napi::Value ParamLayout(const Napi::CallbackInfo& info) {
   }
 }
 
+// loraLayout(config, { rank, alpha, init, targets }) -> the adapter layout (core/lora.h) of a config, without a model.
+Napi::Value LoraLayoutOf(const Napi::CallbackInfo& info) {
+  const NetConfig config = net_config_from(object_arg(info, 0, "config"));
+  const LoraConfig lora = lora_config_from(object_arg(info, 1, "lora"));
+  try {
+    return layout_to(info.Env(), LoraLayout(lora, param_layout(config)).layout());
+  } catch (const dnft::Error& e) {
+    throw_js_error(info.Env(), e);
+  }
+}
+
 // philox4x32(counter: Uint32Array(4), key: Uint32Array(2)) -> Uint32Array(4): the raw block function.
 Napi::Value Philox4x32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -254,6 +265,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
   exports.Set("limits", Napi::Function::New<Limits>(env, "limits"));
   exports.Set("paramLayout", Napi::Function::New<ParamLayout>(env, "paramLayout"));
+  exports.Set("loraLayout", Napi::Function::New<LoraLayoutOf>(env, "loraLayout"));
   exports.Set("philox4x32", Napi::Function::New<Philox4x32>(env, "philox4x32"));
   exports.Set("randomFill", Napi::Function::New<RandomFill>(env, "randomFill"));
   exports.Set("interpolate", Napi::Function::New<Interpolate>(env, "interpolate"));

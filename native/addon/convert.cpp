@@ -270,4 +270,22 @@ GrpoStepOptions grpo_step_options_from(const Napi::Object& o) {
   return s;
 }
 
+LoraConfig lora_config_from(const Napi::Object& o) {
+  LoraConfig c;
+  c.rank = integer_field<int>(o, "rank");
+  c.alpha = number_field(o, "alpha");
+  const std::string init = string_field(o, "init");
+  if (init != "gaussian" && init != "kaiming") unknown_name(o.Env(), "lora.init", init);
+  c.init = init == "kaiming" ? LoraInit::kKaiming : LoraInit::kGaussian;
+  Napi::Value targets = required(o, "targets");
+  if (!targets.IsArray()) throw_type(o.Env(), "lora.targets must be an array of module names");
+  Napi::Array list = targets.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    Napi::Value name = list.Get(i);
+    if (!name.IsString()) throw_type(o.Env(), "lora.targets must be an array of module names");
+    c.targets.push_back(name.As<Napi::String>().Utf8Value());
+  }
+  return c;
+}
+
 }  // namespace dnft::addon

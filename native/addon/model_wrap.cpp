@@ -122,6 +122,11 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::Sample>>("sample"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::NftStep>>("nftStep"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::GrpoStep>>("grpoStep"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::EnableLora>>("enableLora"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::Lora>>("lora"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::GetAdapter>>("getAdapter"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::SetAdapter>>("setAdapter"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::MergeLora>>("mergeLora"),
                      });
 }
 
@@ -227,7 +232,7 @@ Napi::Value ModelWrap::HasOptimizerState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::GetOptimizerState(const Napi::CallbackInfo& info) {
-  const size_t n = model_->net().param_count();
+  const size_t n = model_->trained_count();
   Napi::Float32Array m = float32_arg(info, 0, "m", n), v = float32_arg(info, 1, "v", n);
   guard(info.Env(), [&] {
     on_model(*model_, [&] { model_->get_optimizer_state(m.Data(), v.Data()); });
@@ -237,7 +242,7 @@ Napi::Value ModelWrap::GetOptimizerState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::SetOptimizerState(const Napi::CallbackInfo& info) {
-  const size_t n = model_->net().param_count();
+  const size_t n = model_->trained_count();
   Napi::Float32Array m = float32_arg(info, 0, "m", n), v = float32_arg(info, 1, "v", n);
   const int64_t step = integer_arg(info, 2, "step", 0, kMaxStep);
   check_second_moments(info.Env(), v.Data(), n);
@@ -302,7 +307,7 @@ Napi::Value ModelWrap::ForwardBackward(const Napi::CallbackInfo& info) {
   Napi::Float32Array dout = float32_arg(info, 3, "dout", BD);
   check_array_size(env, static_cast<double>(model_->net().param_count()), "grads");
   Napi::Float32Array out = Napi::Float32Array::New(env, BD), dx = Napi::Float32Array::New(env, BD);
-  Napi::Float32Array grads = Napi::Float32Array::New(env, model_->net().param_count());
+  Napi::Float32Array grads = Napi::Float32Array::New(env, model_->trained_count());
   std::shared_ptr<Model> model = model_;
   const float *xp = x.Data(), *tp = t.Data(), *doutp = dout.Data();
   const int32_t* tokp = tokens.Data();
@@ -429,6 +434,68 @@ Napi::Value ModelWrap::GrpoStep(const Napi::CallbackInfo& info) {
         result.Set("ratioMean", stats->ratio_mean);
         return result;
       });
+}
+
+// enableLora({ rank, alpha, targets, init }, seed)
+Napi::Value ModelWrap::EnableLora(const Napi::CallbackInfo& info) {
+  const LoraConfig config = lora_config_from(object_arg(info, 0, "lora"));
+  const uint64_t seed = seed_arg(info, 1);
+  guard(info.Env(), [&] {
+    check_array_size(info.Env(), static_cast<double>(LoraLayout(config, model_->net().layout()).param_count()),
+                     "the adapter");
+    on_model(*model_, [&] { model_->enable_lora(config, seed); });
+    return 0;
+  });
+  return info.Env().Undefined();
+}
+
+// lora() -> { rank, alpha, init, targets, layout } or null
+Napi::Value ModelWrap::Lora(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!model_->has_lora()) return env.Null();
+  const LoraLayout& lora = model_->lora();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("rank", lora.config().rank);
+  result.Set("alpha", lora.config().alpha);
+  result.Set("init", lora.config().init == LoraInit::kKaiming ? "kaiming" : "gaussian");
+  Napi::Array targets = Napi::Array::New(env, lora.config().targets.size());
+  for (size_t i = 0; i < lora.config().targets.size(); ++i) targets.Set(i, lora.config().targets[i]);
+  result.Set("targets", targets);
+  result.Set("layout", layout_to(env, lora.layout()));
+  return result;
+}
+
+// getAdapter(out, which?)
+Napi::Value ModelWrap::GetAdapter(const Napi::CallbackInfo& info) {
+  const size_t n = model_->has_lora() ? model_->lora().param_count() : 0;
+  Napi::Float32Array out = float32_arg(info, 0, "adapter", n);
+  const ParamSet which = param_set_arg(info, 1);
+  guard(info.Env(), [&] {
+    on_model(*model_, [&] { model_->get_adapter(out.Data(), which); });
+    return 0;
+  });
+  return info.Env().Undefined();
+}
+
+// setAdapter(src, which?)
+Napi::Value ModelWrap::SetAdapter(const Napi::CallbackInfo& info) {
+  const size_t n = model_->has_lora() ? model_->lora().param_count() : 0;
+  Napi::Float32Array src = float32_arg(info, 0, "adapter", n);
+  const ParamSet which = param_set_arg(info, 1);
+  guard(info.Env(), [&] {
+    on_model(*model_, [&] { model_->set_adapter(src.Data(), which); });
+    return 0;
+  });
+  return info.Env().Undefined();
+}
+
+// mergeLora(): θ ← θ + (alpha/rank)·B·A, adapters dropped
+Napi::Value ModelWrap::MergeLora(const Napi::CallbackInfo& info) {
+  guard(info.Env(), [&] {
+    on_model(*model_, [&] { model_->merge_lora(); });
+    return 0;
+  });
+  return info.Env().Undefined();
 }
 
 }  // namespace dnft::addon

@@ -52,6 +52,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Sample(const Napi::CallbackInfo& info);
   Napi::Value NftStep(const Napi::CallbackInfo& info);
   Napi::Value GrpoStep(const Napi::CallbackInfo& info);
+  Napi::Value EnableLora(const Napi::CallbackInfo& info);
+  Napi::Value Lora(const Napi::CallbackInfo& info);
+  Napi::Value GetAdapter(const Napi::CallbackInfo& info);
+  Napi::Value SetAdapter(const Napi::CallbackInfo& info);
+  Napi::Value MergeLora(const Napi::CallbackInfo& info);
 
   // Runs `method` while the native model is held; after release() it throws a JS Error with code DNFT_DISPOSED
   // instead of touching freed memory.

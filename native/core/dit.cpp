@@ -138,99 +138,100 @@ std::vector<float> sincos_position_embedding(int grid, int width) {
 
 std::unique_ptr<NetWorkspace> DiT::make_workspace() const { return std::make_unique<DitWorkspace>(); }
 
-void DiT::forward(Backend& be, NetWorkspace& workspace, const float* params, const float* x, const float* t,
+void DiT::forward(Backend& be, NetWorkspace& workspace, const NetParams& params, const float* x, const float* t,
                   const int32_t* tokens, int B, float* out) const {
   const NetConfig& c = config();
   DitWorkspace& ws = dynamic_cast<DitWorkspace&>(workspace);
   ws.reserve(be, c, B);
   const Dims n(c, B);
   const int W = n.W, R = static_cast<int>(n.R);
-  auto weight = [&](int index) { return param(params, index); };
-  auto bias = [&](int index) { return param(params, index + 1); };
+  auto linear = [&](int weight, float* y, const float* in, int rows) {
+    linear_forward(be, ws, params, weight, y, in, rows);
+  };
 
-  embedding_forward(be, c, layout(), ws.embed, params, t, tokens, B);
+  embedding_forward(be, c, layout(), ws.embed, params.base, t, tokens, B);
   float* h = c.depth > 0 ? ws.blocks[0].h1 : ws.h_last;
   be.patchify(ws.tok_in, x, B, n.S, n.C, n.p);
-  be.linear_forward(h, ws.tok_in, weight(kPatchEmbed), bias(kPatchEmbed), R, n.P, W);
+  linear(kPatchEmbed, h, ws.tok_in, R);
   const size_t plane = static_cast<size_t>(n.T) * W;
   for (int b = 0; b < B; ++b) be.add_inplace(h + b * plane, ws.pos.get(), plane);
 
   for (int i = 0; i < c.depth; ++i) {
     DitWorkspace::Block& blk = ws.blocks[i];
     float* h_next = i + 1 < c.depth ? ws.blocks[i + 1].h1 : ws.h_last;
-    const int ada = block_param(i, kAda);
     auto mod = [&](int part) { return blk.mod + part * W; };
-    be.linear_forward(blk.mod, ws.embed.se, weight(ada), bias(ada), B, W, 6 * W);
+    linear(block_param(i, kAda), blk.mod, ws.embed.se, B);
     // Attention: h2 = h1 + gate·proj(attention(qkv(modulated norm(h1)))).
     be.modulated_norm_forward(blk.n1, blk.mean1, blk.rstd1, blk.h1, mod(kScaleAttn), mod(kShiftAttn), B, n.T, W, 6 * W);
-    be.linear_forward(blk.qkv, blk.n1, weight(block_param(i, kQkv)), bias(block_param(i, kQkv)), R, W, 3 * W);
+    linear(block_param(i, kQkv), blk.qkv, blk.n1, R);
     be.attention_forward(blk.att, blk.probs, blk.qkv, B, n.T, n.H, n.d);
-    be.linear_forward(blk.y1, blk.att, weight(block_param(i, kProj)), bias(block_param(i, kProj)), R, W, W);
+    linear(block_param(i, kProj), blk.y1, blk.att, R);
     be.gated_residual_forward(blk.h2, blk.h1, blk.y1, mod(kGateAttn), B, n.T, W, 6 * W);
     // MLP: h_next = h2 + gate·fc2(gelu(fc1(modulated norm(h2)))).
     be.modulated_norm_forward(blk.n2, blk.mean2, blk.rstd2, blk.h2, mod(kScaleMlp), mod(kShiftMlp), B, n.T, W, 6 * W);
-    be.linear_forward(blk.u, blk.n2, weight(block_param(i, kFc1)), bias(block_param(i, kFc1)), R, W, n.E);
+    linear(block_param(i, kFc1), blk.u, blk.n2, R);
     be.gelu_forward(blk.g, blk.u, n.R * n.E);
-    be.linear_forward(blk.y2, blk.g, weight(block_param(i, kFc2)), bias(block_param(i, kFc2)), R, n.E, W);
+    linear(block_param(i, kFc2), blk.y2, blk.g, R);
     be.gated_residual_forward(h_next, blk.h2, blk.y2, mod(kGateMlp), B, n.T, W, 6 * W);
   }
   const int final_ada = block_param(c.depth, 0), final_linear = final_ada + 2;
-  be.linear_forward(ws.final_mod, ws.embed.se, weight(final_ada), bias(final_ada), B, W, 2 * W);
+  linear(final_ada, ws.final_mod, ws.embed.se, B);
   be.modulated_norm_forward(ws.final_n, ws.final_mean, ws.final_rstd, ws.h_last, ws.final_mod, ws.final_mod + W, B, n.T,
                             W, 2 * W);
-  be.linear_forward(ws.tok_out, ws.final_n, weight(final_linear), bias(final_linear), R, W, n.P);
+  linear(final_linear, ws.tok_out, ws.final_n, R);
   be.unpatchify(out, ws.tok_out, B, n.S, n.C, n.p);
 }
 
 // x is not read: the forward kept its patches.
-void DiT::backward(Backend& be, NetWorkspace& workspace, const float* params, float* grads, const float* /*x*/,
-                   const int32_t* tokens, const float* dout, int B, float* dx) const {
+void DiT::backward(Backend& be, NetWorkspace& workspace, const NetParams& params, const NetGrads& grads,
+                   const float* /*x*/, const int32_t* tokens, const float* dout, int B, float* dx) const {
   const NetConfig& c = config();
   DitWorkspace& ws = dynamic_cast<DitWorkspace&>(workspace);
   const Dims n(c, B);
   const int W = n.W, R = static_cast<int>(n.R);
   const size_t RW = n.R * W, BW = static_cast<size_t>(B) * W;
-  auto weight = [&](int index) { return param(params, index); };
-  auto gw = [&](int index) { return param(grads, index); };
-  auto gb = [&](int index) { return param(grads, index + 1); };
+  auto linear = [&](int weight, float* din, const float* dy, const float* in, int rows) {
+    linear_backward(be, ws, params, grads, weight, din, dy, in, rows);
+  };
+  // With a frozen base nothing upstream of the adaLN inputs se has a gradient to receive.
+  const bool base_grads = grads.base != nullptr;
 
   // Final layer. dh accumulates dL/dh through the residual stream; dse dL/dse over every ada linear.
   const int final_ada = block_param(c.depth, 0), final_linear = final_ada + 2;
   be.patchify(ws.dtok, dout, B, n.S, n.C, n.p);
-  be.linear_backward(ws.dn, gw(final_linear), gb(final_linear), ws.dtok, ws.final_n, weight(final_linear), R, W, n.P);
+  linear(final_linear, ws.dn, ws.dtok, ws.final_n, R);
   be.fill(ws.dh, 0.0f, RW);
   be.modulated_norm_backward(ws.dh, ws.dmod, ws.dmod + W, ws.dn, ws.h_last, ws.final_mean, ws.final_rstd, ws.final_mod,
                              B, n.T, W, 2 * W);
-  be.linear_backward(ws.dse, gw(final_ada), gb(final_ada), ws.dmod, ws.embed.se, weight(final_ada), B, W, 2 * W);
+  linear(final_ada, base_grads ? ws.dse : nullptr, ws.dmod, ws.embed.se, B);
 
   for (int i = c.depth - 1; i >= 0; --i) {
     DitWorkspace::Block& blk = ws.blocks[i];
-    const int ada = block_param(i, kAda), qkv = block_param(i, kQkv), proj = block_param(i, kProj),
-              fc1 = block_param(i, kFc1), fc2 = block_param(i, kFc2);
     auto mod = [&](int part) { return blk.mod + part * W; };
     auto dmod = [&](int part) { return ws.dmod + part * W; };
     // MLP branch (dh passes the residual unchanged).
     be.gated_residual_backward(ws.dy, dmod(kGateMlp), ws.dh, blk.y2, mod(kGateMlp), B, n.T, W, 6 * W);
-    be.linear_backward(ws.dg, gw(fc2), gb(fc2), ws.dy, blk.g, weight(fc2), R, n.E, W);
+    linear(block_param(i, kFc2), ws.dg, ws.dy, blk.g, R);
     be.gelu_backward(ws.du, ws.dg, blk.u, n.R * n.E);
-    be.linear_backward(ws.dn, gw(fc1), gb(fc1), ws.du, blk.n2, weight(fc1), R, W, n.E);
+    linear(block_param(i, kFc1), ws.dn, ws.du, blk.n2, R);
     be.modulated_norm_backward(ws.dh, dmod(kScaleMlp), dmod(kShiftMlp), ws.dn, blk.h2, blk.mean2, blk.rstd2,
                                mod(kScaleMlp), B, n.T, W, 6 * W);
     // Attention branch.
     be.gated_residual_backward(ws.dy, dmod(kGateAttn), ws.dh, blk.y1, mod(kGateAttn), B, n.T, W, 6 * W);
-    be.linear_backward(ws.datt, gw(proj), gb(proj), ws.dy, blk.att, weight(proj), R, W, W);
+    linear(block_param(i, kProj), ws.datt, ws.dy, blk.att, R);
     be.attention_backward(ws.dqkv, ws.datt, blk.qkv, blk.probs, B, n.T, n.H, n.d);
-    be.linear_backward(ws.dn, gw(qkv), gb(qkv), ws.dqkv, blk.n1, weight(qkv), R, W, 3 * W);
+    linear(block_param(i, kQkv), ws.dn, ws.dqkv, blk.n1, R);
     be.modulated_norm_backward(ws.dh, dmod(kScaleAttn), dmod(kShiftAttn), ws.dn, blk.h1, blk.mean1, blk.rstd1,
                                mod(kScaleAttn), B, n.T, W, 6 * W);
-    be.linear_backward(ws.dtmp, gw(ada), gb(ada), ws.dmod, ws.embed.se, weight(ada), B, W, 6 * W);
-    be.add_inplace(ws.dse, ws.dtmp, BW);
+    linear(block_param(i, kAda), base_grads ? ws.dtmp : nullptr, ws.dmod, ws.embed.se, B);
+    if (base_grads) be.add_inplace(ws.dse, ws.dtmp, BW);
   }
   // The position embedding is constant: dh flows only into the patch embedding.
-  be.linear_backward(dx != nullptr ? ws.dtok : nullptr, gw(kPatchEmbed), gb(kPatchEmbed), ws.dh, ws.tok_in,
-                     weight(kPatchEmbed), R, n.P, W);
+  linear(kPatchEmbed, dx != nullptr ? ws.dtok : nullptr, ws.dh, ws.tok_in, R);
   if (dx != nullptr) be.unpatchify(dx, ws.dtok, B, n.S, n.C, n.p);
-  embedding_backward(be, c, layout(), ws.embed, params, grads, tokens, ws.dse, B, ws.dn, ws.dy, ws.dtmp);
+  if (base_grads) {
+    embedding_backward(be, c, layout(), ws.embed, params.base, grads.base, tokens, ws.dse, B, ws.dn, ws.dy, ws.dtmp);
+  }
 }
 
 }  // namespace dnft

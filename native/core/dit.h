@@ -15,9 +15,9 @@ class DiT final : public Network {
   explicit DiT(const NetConfig& config) : Network(config) {}
 
   std::unique_ptr<NetWorkspace> make_workspace() const override;
-  void forward(Backend& backend, NetWorkspace& ws, const float* params, const float* x, const float* t,
+  void forward(Backend& backend, NetWorkspace& ws, const NetParams& params, const float* x, const float* t,
                const int32_t* tokens, int B, float* out) const override;
-  void backward(Backend& backend, NetWorkspace& ws, const float* params, float* grads, const float* x,
+  void backward(Backend& backend, NetWorkspace& ws, const NetParams& params, const NetGrads& grads, const float* x,
                 const int32_t* tokens, const float* dout, int B, float* dx) const override;
 };
 

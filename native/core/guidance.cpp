@@ -7,7 +7,7 @@ void Guidance::reserve(Backend& backend, size_t rows, size_t dim) {
   ensure(stacked_v_, backend, 2 * rows * dim);
 }
 
-void Guidance::forward(Backend& backend, const Network& net, NetWorkspace& ws, const float* params, const float* x,
+void Guidance::forward(Backend& backend, const Network& net, NetWorkspace& ws, const NetParams& params, const float* x,
                        const float* t, const int32_t* tokens, int rows, double scale, float* v) {
   if (scale == 1.0) {
     net.forward(backend, ws, params, x, t, tokens, rows, v);
@@ -22,8 +22,9 @@ void Guidance::forward(Backend& backend, const Network& net, NetWorkspace& ws, c
                   stacked_v_.get() + n, 0.0f, nullptr);
 }
 
-void Guidance::backward(Backend& backend, const Network& net, NetWorkspace& ws, const float* params, float* grads,
-                        const float* x, const int32_t* tokens, const float* dv, int rows, double scale) {
+void Guidance::backward(Backend& backend, const Network& net, NetWorkspace& ws, const NetParams& params,
+                        const NetGrads& grads, const float* x, const int32_t* tokens, const float* dv, int rows,
+                        double scale) {
   if (scale == 1.0) {
     net.backward(backend, ws, params, grads, x, tokens, dv, rows, nullptr);
     return;

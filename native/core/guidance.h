@@ -15,11 +15,11 @@ class Guidance {
   void reserve(Backend& backend, size_t rows, size_t dim);
   // v (rows, D) at x (rows, D); t and tokens hold 2·rows entries when scale ≠ 1 (the rows' own, then the null
   // conditions'), rows entries otherwise. The workspace keeps the pass's activations for backward().
-  void forward(Backend& backend, const Network& net, NetWorkspace& ws, const float* params, const float* x,
+  void forward(Backend& backend, const Network& net, NetWorkspace& ws, const NetParams& params, const float* x,
                const float* t, const int32_t* tokens, int rows, double scale, float* v);
   // The backward of the last forward() on ws, with the same x, tokens, rows and scale: the parameter gradients of
   // Σ v·dv accumulate into grads.
-  void backward(Backend& backend, const Network& net, NetWorkspace& ws, const float* params, float* grads,
+  void backward(Backend& backend, const Network& net, NetWorkspace& ws, const NetParams& params, const NetGrads& grads,
                 const float* x, const int32_t* tokens, const float* dv, int rows, double scale);
 
  private:

@@ -69,63 +69,62 @@ class MlpWorkspace final : public NetWorkspace {
 
 std::unique_ptr<NetWorkspace> MlpNet::make_workspace() const { return std::make_unique<MlpWorkspace>(); }
 
-void MlpNet::forward(Backend& be, NetWorkspace& workspace, const float* params, const float* x, const float* t,
+void MlpNet::forward(Backend& be, NetWorkspace& workspace, const NetParams& params, const float* x, const float* t,
                      const int32_t* tokens, int B, float* out) const {
   const NetConfig& c = config();
   MlpWorkspace& ws = dynamic_cast<MlpWorkspace&>(workspace);
   ws.reserve(be, c, B);
-  const int W = c.width, E = c.mlp_ratio * c.width, D = c.data_dim;
+  const int W = c.width, E = c.mlp_ratio * c.width;
   const size_t BW = static_cast<size_t>(B) * W, BE = static_cast<size_t>(B) * E;
+  auto linear = [&](int weight, float* y, const float* in) { linear_forward(be, ws, params, weight, y, in, B); };
 
-  embedding_forward(be, c, layout(), ws.embed, params, t, tokens, B);
+  embedding_forward(be, c, layout(), ws.embed, params.base, t, tokens, B);
   float* h = c.depth > 0 ? ws.blocks[0].h : ws.h_last;
-  be.linear_forward(h, x, param(params, kInputProj), param(params, kInputProj + 1), B, D, W);
+  linear(kInputProj, h, x);
   for (int i = 0; i < c.depth; ++i) {
     MlpWorkspace::Block& blk = ws.blocks[i];
     float* h_next = i + 1 < c.depth ? ws.blocks[i + 1].h : ws.h_last;
-    be.linear_forward(blk.mod, ws.embed.se, param(params, block_param(i, kAda)),
-                      param(params, block_param(i, kAda) + 1), B, W, 2 * W);
+    linear(block_param(i, kAda), blk.mod, ws.embed.se);
     be.adaln_forward(blk.m, blk.mean, blk.rstd, blk.h, blk.mod, B, W);
-    be.linear_forward(blk.u, blk.m, param(params, block_param(i, kFc1)), param(params, block_param(i, kFc1) + 1), B, W,
-                      E);
+    linear(block_param(i, kFc1), blk.u, blk.m);
     be.silu_forward(blk.a, blk.u, BE);
-    be.linear_forward(h_next, blk.a, param(params, block_param(i, kFc2)), param(params, block_param(i, kFc2) + 1), B, E,
-                      W);
+    linear(block_param(i, kFc2), h_next, blk.a);
     be.add_inplace(h_next, blk.h, BW);
   }
-  const int out_proj = block_param(c.depth, 0);
   be.adaln_forward(ws.final_n, ws.final_mean, ws.final_rstd, ws.h_last, nullptr, B, W);
-  be.linear_forward(out, ws.final_n, param(params, out_proj), param(params, out_proj + 1), B, W, D);
+  linear(block_param(c.depth, 0), out, ws.final_n);
 }
 
-void MlpNet::backward(Backend& be, NetWorkspace& workspace, const float* params, float* grads, const float* x,
-                      const int32_t* tokens, const float* dout, int B, float* dx) const {
+void MlpNet::backward(Backend& be, NetWorkspace& workspace, const NetParams& params, const NetGrads& grads,
+                      const float* x, const int32_t* tokens, const float* dout, int B, float* dx) const {
   const NetConfig& c = config();
   MlpWorkspace& ws = dynamic_cast<MlpWorkspace&>(workspace);
-  const int W = c.width, E = c.mlp_ratio * c.width, D = c.data_dim;
+  const int W = c.width, E = c.mlp_ratio * c.width;
   const size_t BW = static_cast<size_t>(B) * W, BE = static_cast<size_t>(B) * E;
-  const int out_proj = block_param(c.depth, 0);
+  auto linear = [&](int weight, float* din, const float* dy, const float* in) {
+    linear_backward(be, ws, params, grads, weight, din, dy, in, B);
+  };
+  // With a frozen base nothing upstream of the adaLN inputs se has a gradient to receive.
+  const bool base_grads = grads.base != nullptr;
 
   // dh accumulates dL/dh through the residual stream; dse accumulates dL/d silu(e) over the blocks' adaLN.
-  be.linear_backward(ws.dm, param(grads, out_proj), param(grads, out_proj + 1), dout, ws.final_n,
-                     param(params, out_proj), B, W, D);
+  linear(block_param(c.depth, 0), ws.dm, dout, ws.final_n);
   be.fill(ws.dh, 0.0f, BW);
   be.adaln_backward(ws.dh, nullptr, ws.dm, ws.h_last, ws.final_mean, ws.final_rstd, nullptr, B, W);
   be.fill(ws.dse, 0.0f, BW);
   for (int i = c.depth - 1; i >= 0; --i) {
     MlpWorkspace::Block& blk = ws.blocks[i];
-    const int fc1 = block_param(i, kFc1), fc2 = block_param(i, kFc2), ada = block_param(i, kAda);
-    be.linear_backward(ws.da, param(grads, fc2), param(grads, fc2 + 1), ws.dh, blk.a, param(params, fc2), B, E, W);
+    linear(block_param(i, kFc2), ws.da, ws.dh, blk.a);
     be.silu_backward(ws.du, ws.da, blk.u, BE);
-    be.linear_backward(ws.dm, param(grads, fc1), param(grads, fc1 + 1), ws.du, blk.m, param(params, fc1), B, W, E);
+    linear(block_param(i, kFc1), ws.dm, ws.du, blk.m);
     be.adaln_backward(ws.dh, ws.dmod, ws.dm, blk.h, blk.mean, blk.rstd, blk.mod, B, W);
-    be.linear_backward(ws.dtmp, param(grads, ada), param(grads, ada + 1), ws.dmod, ws.embed.se, param(params, ada), B,
-                       W, 2 * W);
-    be.add_inplace(ws.dse, ws.dtmp, BW);
+    linear(block_param(i, kAda), base_grads ? ws.dtmp : nullptr, ws.dmod, ws.embed.se);
+    if (base_grads) be.add_inplace(ws.dse, ws.dtmp, BW);
   }
-  be.linear_backward(dx, param(grads, kInputProj), param(grads, kInputProj + 1), ws.dh, x, param(params, kInputProj), B,
-                     D, W);
-  embedding_backward(be, c, layout(), ws.embed, params, grads, tokens, ws.dse, B, ws.dm, ws.dtmp, ws.dh);
+  linear(kInputProj, dx, ws.dh, x);
+  if (base_grads) {
+    embedding_backward(be, c, layout(), ws.embed, params.base, grads.base, tokens, ws.dse, B, ws.dm, ws.dtmp, ws.dh);
+  }
 }
 
 }  // namespace dnft

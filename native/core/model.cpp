@@ -33,37 +33,95 @@ float* Model::params(ParamSet which) const {
   return set.get();
 }
 
+float* Model::trained(ParamSet which) const {
+  if (!has_lora()) return params(which);
+  const Buffer<float>& set = adapters_[static_cast<int>(which)];
+  if (set.empty()) {
+    throw Error(Error::Kind::kState, std::string("the model has no '") + param_set_name(which) + "' adapter set");
+  }
+  return set.get();
+}
+
+NetParams Model::weights(ParamSet which) const {
+  return has_lora() ? NetParams(params(), trained(which)) : NetParams(params(which));
+}
+
+NetGrads Model::gradients() const { return has_lora() ? NetGrads(nullptr, grads_.get()) : NetGrads(grads_.get()); }
+
+const LoraLayout& Model::lora() const {
+  if (!has_lora()) throw Error(Error::Kind::kState, "the model has no LoRA adapters");
+  return *net_->lora();
+}
+
+void Model::enable_lora(const LoraConfig& config, uint64_t seed) {
+  auto layout = std::make_unique<LoraLayout>(config, net_->layout());
+  const size_t n = layout->param_count();
+  Buffer<float> adapter(backend_, n), grads(backend_, n);
+  layout->init_params(backend_, adapter.get(), seed);
+  backend_.fill(grads.get(), 0.0f, n);
+  for (int s = 0; s < kParamSetCount; ++s) adapters_[s] = Buffer<float>();
+  for (int s = 1; s < kParamSetCount; ++s) sets_[s] = Buffer<float>();
+  adapters_[0] = std::move(adapter);
+  grads_ = std::move(grads);
+  reset_optimizer();
+  net_->set_lora(std::move(layout));
+}
+
+void Model::get_adapter(float* host, ParamSet which) const {
+  backend_.copy_to_host(host, trained(which), lora().param_count() * sizeof(float));
+}
+
+void Model::set_adapter(const float* host, ParamSet which) {
+  Buffer<float>& set = adapters_[static_cast<int>(which)];
+  ensure(set, backend_, lora().param_count());
+  set.upload(host, lora().param_count());
+}
+
+void Model::merge_lora() {
+  Buffer<float> grads(backend_, net_->param_count());
+  backend_.fill(grads.get(), 0.0f, net_->param_count());
+  lora().merge(backend_, params(), trained(ParamSet::kTheta));
+  for (Buffer<float>& set : adapters_) set = Buffer<float>();
+  grads_ = std::move(grads);
+  reset_optimizer();
+  net_->set_lora(nullptr);
+}
+
 void Model::get_params(float* host, ParamSet which) const {
   backend_.copy_to_host(host, params(which), net_->param_count() * sizeof(float));
 }
 
 void Model::set_params(const float* host, ParamSet which) {
+  if (has_lora() && which != ParamSet::kTheta) {
+    throw Error(Error::Kind::kState, std::string("with LoRA adapters '") + param_set_name(which) +
+                                         "' is an adapter set: set it with set_adapter");
+  }
   Buffer<float>& set = sets_[static_cast<int>(which)];
   ensure(set, backend_, net_->param_count());
   set.upload(host, net_->param_count());
 }
 
 void Model::copy_params(ParamSet dst, ParamSet src) {
-  const float* from = params(src);
-  Buffer<float>& set = sets_[static_cast<int>(dst)];
-  ensure(set, backend_, net_->param_count());
-  if (dst != src) backend_.copy(set.get(), from, net_->param_count() * sizeof(float));
+  const float* from = trained(src);
+  Buffer<float>& set = (has_lora() ? adapters_ : sets_)[static_cast<int>(dst)];
+  ensure(set, backend_, trained_count());
+  if (dst != src) backend_.copy(set.get(), from, trained_count() * sizeof(float));
 }
 
 void Model::blend_params(ParamSet dst, double eta, ParamSet src) {
-  float* to = params(dst);
-  backend_.lincomb(to, net_->param_count(), static_cast<float>(eta), to, static_cast<float>(1.0 - eta), params(src),
-                   0.0f, nullptr);
+  float* to = trained(dst);
+  backend_.lincomb(to, trained_count(), static_cast<float>(eta), to, static_cast<float>(1.0 - eta), trained(src), 0.0f,
+                   nullptr);
 }
 
 void Model::get_optimizer_state(float* host_m, float* host_v) const {
   if (m_.empty()) throw Error(Error::Kind::kState, "the model has no optimiser state yet");
-  m_.download(host_m, net_->param_count());
-  v_.download(host_v, net_->param_count());
+  m_.download(host_m, trained_count());
+  v_.download(host_v, trained_count());
 }
 
 void Model::set_optimizer_state(const float* host_m, const float* host_v, int64_t step) {
-  const size_t n = net_->param_count();
+  const size_t n = trained_count();
   ensure(m_, backend_, n);
   ensure(v_, backend_, n);
   m_.upload(host_m, n);
@@ -94,7 +152,7 @@ void Model::stage_inputs(const float* host_x, const float* host_t, const int32_t
 
 void Model::velocity(ParamSet which, const float* host_x, const float* host_t, const int32_t* host_tokens, int B,
                      float* host_out) {
-  const float* p = params(which);
+  const NetParams p = weights(which);
   stage_inputs(host_x, host_t, host_tokens, B);
   net_->forward(backend_, *workspace_, p, x_.get(), t_.get(), tokens_.get(), B, out_.get());
   out_.download(host_out, static_cast<size_t>(B) * net_->config().data_dim);
@@ -105,24 +163,24 @@ void Model::forward_backward(const float* host_x, const float* host_t, const int
   const size_t BD = static_cast<size_t>(B) * net_->config().data_dim;
   stage_inputs(host_x, host_t, host_tokens, B);
   dout_.upload(host_dout, BD);
-  net_->forward(backend_, *workspace_, params(), x_.get(), t_.get(), tokens_.get(), B, out_.get());
-  backend_.fill(grads_.get(), 0.0f, net_->param_count());
-  net_->backward(backend_, *workspace_, params(), grads_.get(), x_.get(), tokens_.get(), dout_.get(), B, target_.get());
+  net_->forward(backend_, *workspace_, weights(), x_.get(), t_.get(), tokens_.get(), B, out_.get());
+  backend_.fill(grads_.get(), 0.0f, trained_count());
+  net_->backward(backend_, *workspace_, weights(), gradients(), x_.get(), tokens_.get(), dout_.get(), B, target_.get());
   out_.download(host_out, BD);
   target_.download(host_dx, BD);
-  grads_.download(host_grads, net_->param_count());
+  grads_.download(host_grads, trained_count());
 }
 
 void Model::sample(ParamSet which, const float* host_noise, const int32_t* host_tokens, int B,
                    const SampleOptions& options, float* host_out, float* host_trajectory, float* host_logp) {
-  sampler_.run(params(which), host_noise, host_tokens, B, options, host_out, host_trajectory, host_logp);
+  sampler_.run(weights(which), host_noise, host_tokens, B, options, host_out, host_trajectory, host_logp);
 }
 
 StepStats Model::flow_matching_step(const float* host_x0, const int32_t* host_tokens, int B,
                                     const FlowMatchingOptions& o) {
   const NetConfig& c = net_->config();
   const int64_t step = step_ + 1;
-  const size_t n = net_->param_count(), D = c.data_dim, L = c.cond_slots;
+  const size_t n = trained_count(), D = c.data_dim, L = c.cond_slots;
 
   // Times and condition dropout are drawn on the host (B values), so both backends see identical inputs.
   std::vector<float> t(B);
@@ -149,18 +207,18 @@ StepStats Model::flow_matching_step(const float* host_x0, const int32_t* host_to
     const int32_t* tok = tokens_.get() + static_cast<size_t>(start) * L;
     backend_.interpolate(xt, target, x0, t_.get() + start, rows, static_cast<int>(D), o.seed,
                          step_offset(step) + first);
-    net_->forward(backend_, *workspace_, params(), xt, t_.get() + start, tok, rows, out);
+    net_->forward(backend_, *workspace_, weights(), xt, t_.get() + start, tok, rows, out);
     // The batch loss is the mean over all B·D elements: weight each micro-batch by its share of the rows.
     const float share = static_cast<float>(rows) / static_cast<float>(B);
     loss += share * backend_.mse_loss(dout, out, target, count, share);
-    net_->backward(backend_, *workspace_, params(), grads_.get(), xt, tok, dout, rows, nullptr);
+    net_->backward(backend_, *workspace_, weights(), gradients(), xt, tok, dout, rows, nullptr);
   }
   return apply_step(loss, o.optimizer);
 }
 
 StepStats Model::apply_step(double loss, const OptimizerConfig& optimizer) {
   if (!std::isfinite(loss)) throw Error(Error::Kind::kNumeric, "the loss is not finite; the step was not applied");
-  const size_t n = net_->param_count();
+  const size_t n = trained_count();
   if (m_.empty()) {
     m_ = Buffer<float>(backend_, n);
     v_ = Buffer<float>(backend_, n);
@@ -168,8 +226,8 @@ StepStats Model::apply_step(double loss, const OptimizerConfig& optimizer) {
     backend_.fill(v_.get(), 0.0f, n);
   }
   const int64_t step = step_ + 1;
-  const OptimizerResult r =
-      adamw_step(backend_, net_->layout(), params(), m_.get(), v_.get(), grads_.get(), n, 1.0, optimizer, step);
+  const OptimizerResult r = adamw_step(backend_, trained_layout(), trained(ParamSet::kTheta), m_.get(), v_.get(),
+                                       grads_.get(), n, 1.0, optimizer, step);
   step_ = step;
   return {loss, r.grad_norm, r.lr, step};
 }

@@ -23,7 +23,8 @@ struct FlowMatchingOptions {
 
 // The parameter sets of a model, each a flat buffer with the network's layout (docs/architecture.md): θ, the one
 // trained; θ_old, the lagging rollout policy of DiffusionNFT; θ_ref, the frozen reference of the KL terms; an EMA of
-// θ for evaluation. Only θ exists from the start; the others are made as copies (copy_params).
+// θ for evaluation. Only θ exists from the start; the others are made as copies (copy_params). With LoRA adapters
+// (enable_lora) θ is the frozen base and every set is an adapter set over it: the trained one, θ_old, θ_ref, the EMA.
 enum class ParamSet { kTheta = 0, kOld = 1, kRef = 2, kEma = 3 };
 constexpr int kParamSetCount = 4;
 const char* param_set_name(ParamSet which);
@@ -72,14 +73,32 @@ class Model {
   std::mutex& mutex() { return mutex_; }
   int64_t step() const { return step_; }
 
-  bool has_params(ParamSet which) const { return !sets_[static_cast<int>(which)].empty(); }
-  // The set's buffer; throws kState when it does not exist yet.
+  // With adapters: whether the adapter set exists (the base θ always does).
+  bool has_params(ParamSet which) const { return !(has_lora() ? adapters_ : sets_)[static_cast<int>(which)].empty(); }
+  // The base set's buffer (with adapters only θ has one); throws kState when it does not exist yet.
   float* params(ParamSet which = ParamSet::kTheta) const;
   void get_params(float* host, ParamSet which = ParamSet::kTheta) const;
   void set_params(const float* host, ParamSet which = ParamSet::kTheta);  // creates the set if needed
-  void copy_params(ParamSet dst, ParamSet src);                           // creates dst if needed
+  // With adapters, copy and blend act on the adapter sets.
+  void copy_params(ParamSet dst, ParamSet src);  // creates dst if needed
   // dst ← η·dst + (1 − η)·src: the soft update of θ_old and the EMA.
   void blend_params(ParamSet dst, double eta, ParamSet src);
+
+  // LoRA (core/lora.h, docs/lora.md). enable_lora freezes the base θ and trains a fresh adapter (A from `seed`):
+  // it drops θ_old, θ_ref, the EMA and the optimiser state, and replaces any adapters. Throws kRange (nothing
+  // changed) for a bad config.
+  void enable_lora(const LoraConfig& config, uint64_t seed);
+  bool has_lora() const { return net_->lora() != nullptr; }
+  const LoraLayout& lora() const;  // throws kState without adapters
+  void get_adapter(float* host, ParamSet which = ParamSet::kTheta) const;
+  void set_adapter(const float* host, ParamSet which = ParamSet::kTheta);  // creates the set if needed
+  // θ ← θ + (alpha/rank)·B·A with the trained adapter, then back to a plain model (adapter sets and optimiser
+  // state dropped), as PEFT's merge_and_unload.
+  void merge_lora();
+  // Floats of what training updates: the adapter with LoRA, else θ; its gradient and AdamW moments have this size.
+  size_t trained_count() const { return has_lora() ? lora().param_count() : net_->param_count(); }
+  // Floats allocated for the gradient and the AdamW moments (for the tests of adapter-sized training state).
+  size_t training_state_floats() const { return grads_.size() + m_.size() + v_.size(); }
   // AdamW moments; absent (false) until the first optimiser step or set_optimizer_state.
   bool has_optimizer_state() const { return !m_.empty(); }
   void get_optimizer_state(float* host_m, float* host_v) const;
@@ -118,12 +137,18 @@ class Model {
   // AdamW on the accumulated gradients, unless the loss is not finite (then nothing changes).
   StepStats apply_step(double loss, const OptimizerConfig& optimizer);
   void stage_inputs(const float* host_x, const float* host_t, const int32_t* host_tokens, int B);
+  // What a pass with the set reads, the buffer training updates (the adapter with LoRA) and its layout.
+  NetParams weights(ParamSet which = ParamSet::kTheta) const;
+  NetGrads gradients() const;
+  float* trained(ParamSet which) const;
+  const std::vector<ParamSpec>& trained_layout() const { return has_lora() ? lora().layout() : net_->layout(); }
 
   Backend& backend_;
-  std::unique_ptr<Network> net_;
+  std::unique_ptr<Network> net_;  // not const: enable_lora and merge_lora attach and detach its adapters
   std::unique_ptr<NetWorkspace> workspace_;
   Sampler sampler_{backend_, *net_, *workspace_};
   Buffer<float> sets_[kParamSetCount];
+  Buffer<float> adapters_[kParamSetCount];  // with LoRA
   Buffer<float> grads_, m_, v_;
   Guidance guidance_;  // of grpo_step
   // staging for one batch

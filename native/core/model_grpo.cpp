@@ -16,7 +16,7 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
     throw Error(Error::Kind::kRange, "train_steps must be in [1, N] for a grid of N steps");
   }
   const bool kl = o.loss.kl_coef != 0.0f, cfg = o.cfg_scale != 1.0;
-  const float* ref_params = kl ? params(ParamSet::kRef) : nullptr;
+  const NetParams ref_params = kl ? weights(ParamSet::kRef) : NetParams(nullptr);
 
   // Rows are (sample b, transition n) for the first train_steps transitions, sample-major.
   const int T = o.train_steps, rows = B * T;
@@ -38,7 +38,7 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
   std::vector<int32_t> host_rows_tokens(stack * cap * L, 0);
   std::vector<SdeRow> host_rows(cap);
 
-  backend_.fill(grads_.get(), 0.0f, net_->param_count());
+  backend_.fill(grads_.get(), 0.0f, trained_count());
   GrpoStats stats;
   double loss = 0.0;
   const size_t plane = static_cast<size_t>(B) * D;  // one time step of the trajectory
@@ -70,13 +70,13 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
       guidance_.forward(backend_, *net_, *workspace_, ref_params, x_.get(), t_.get(), tokens_.get(), m, o.cfg_scale,
                         v_ref_.get());
     }
-    guidance_.forward(backend_, *net_, *workspace_, params(), x_.get(), t_.get(), tokens_.get(), m, o.cfg_scale,
+    guidance_.forward(backend_, *net_, *workspace_, weights(), x_.get(), t_.get(), tokens_.get(), m, o.cfg_scale,
                       out_.get());
     const float share = static_cast<float>(m) / static_cast<float>(rows);
     loss += share * backend_.grpo_loss(dout_.get(), out_.get(), kl ? v_ref_.get() : nullptr, x_.get(), x_next_.get(),
                                        rows_.get(), r_.get(), r_.get() + cap, m, static_cast<int>(D), o.loss, share,
                                        &stats);
-    guidance_.backward(backend_, *net_, *workspace_, params(), grads_.get(), x_.get(), tokens_.get(), dout_.get(), m,
+    guidance_.backward(backend_, *net_, *workspace_, weights(), gradients(), x_.get(), tokens_.get(), dout_.get(), m,
                        o.cfg_scale);
   }
   const StepStats step = apply_step(loss, o.optimizer);

@@ -45,9 +45,9 @@ StepStats Model::nft_step(const float* host_x0, const int32_t* host_tokens, cons
                           const NftStepOptions& o) {
   const NetConfig& c = net_->config();
   const size_t D = c.data_dim, L = c.cond_slots;
-  const float* old_params = params(ParamSet::kOld);
+  const NetParams old_params = weights(ParamSet::kOld);
   const bool kl = o.loss.kl_coef != 0.0f;
-  const float* ref_params = kl ? params(ParamSet::kRef) : nullptr;
+  const NetParams ref_params = kl ? weights(ParamSet::kRef) : NetParams(nullptr);
   const int64_t step = step_ + 1;
 
   // Every sample is trained at K times, each (sample, time) row with its own noise: rows = B·K.
@@ -64,7 +64,7 @@ StepStats Model::nft_step(const float* host_x0, const int32_t* host_tokens, cons
   std::vector<float> host_x(capacity * D), host_rows_r(capacity);
   std::vector<int32_t> host_rows_tokens(capacity * L);
 
-  backend_.fill(grads_.get(), 0.0f, net_->param_count());
+  backend_.fill(grads_.get(), 0.0f, trained_count());
   double loss = 0.0;
   for (int start = 0; start < rows; start += micro) {
     const int m = std::min(micro, rows - start);
@@ -83,11 +83,11 @@ StepStats Model::nft_step(const float* host_x0, const int32_t* host_tokens, cons
     // v_old and v_ref first: the workspace keeps the activations of the last forward, θ's, for the backward.
     net_->forward(backend_, *workspace_, old_params, xt_.get(), t_.get(), tokens_.get(), m, v_old_.get());
     if (kl) net_->forward(backend_, *workspace_, ref_params, xt_.get(), t_.get(), tokens_.get(), m, v_ref_.get());
-    net_->forward(backend_, *workspace_, params(), xt_.get(), t_.get(), tokens_.get(), m, out_.get());
+    net_->forward(backend_, *workspace_, weights(), xt_.get(), t_.get(), tokens_.get(), m, out_.get());
     const float share = static_cast<float>(m) / static_cast<float>(rows);
     loss += share * backend_.nft_loss(dout_.get(), out_.get(), v_old_.get(), kl ? v_ref_.get() : nullptr, target_.get(),
                                       t_.get(), r_.get(), m, static_cast<int>(D), o.loss, share);
-    net_->backward(backend_, *workspace_, params(), grads_.get(), xt_.get(), tokens_.get(), dout_.get(), m, nullptr);
+    net_->backward(backend_, *workspace_, weights(), gradients(), xt_.get(), tokens_.get(), dout_.get(), m, nullptr);
   }
   return apply_step(loss, o.optimizer);
 }

@@ -40,13 +40,13 @@ void Sampler::reserve(int rows) {
   capacity_ = rows;
 }
 
-void Sampler::velocity(const float* params, const float* x, double t, int rows, const SampleOptions& o, float* v) {
+void Sampler::velocity(const NetParams& params, const float* x, double t, int rows, const SampleOptions& o, float* v) {
   const bool guided = o.cfg_scale != 1.0 && t >= o.cfg_t_min && t <= o.cfg_t_max;
   backend_.fill(t_.get(), static_cast<float>(t), (guided ? 2 : 1) * static_cast<size_t>(rows));
   guidance_.forward(backend_, net_, ws_, params, x, t_.get(), tokens_.get(), rows, guided ? o.cfg_scale : 1.0, v);
 }
 
-void Sampler::run(const float* params, const float* host_noise, const int32_t* host_tokens, int B,
+void Sampler::run(const NetParams& params, const float* host_noise, const int32_t* host_tokens, int B,
                   const SampleOptions& o, float* host_out, float* host_trajectory, float* host_logp) {
   validate_grid(o.grid);
   const NetConfig& c = net_.config();

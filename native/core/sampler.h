@@ -37,13 +37,13 @@ class Sampler {
   // out (B, D): the samples at t = 0; trajectory (N + 1, B, D), the state at every grid point, when not null;
   // logp (N, B), the log-probability of each SDE step (kSde only), when not null. The initial noise is host_noise
   // (B, D) when given, else drawn from options.seed. Host pointers.
-  void run(const float* params, const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& o,
+  void run(const NetParams& params, const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& o,
            float* host_out, float* host_trajectory, float* host_logp = nullptr);
 
  private:
   void reserve(int rows);
   // v (rows, D) = the velocity at (x, t) for the staged tokens of the chunk, guided where o asks for it at t.
-  void velocity(const float* params, const float* x, double t, int rows, const SampleOptions& o, float* v);
+  void velocity(const NetParams& params, const float* x, double t, int rows, const SampleOptions& o, float* v);
 
   Backend& backend_;
   const Network& net_;

@@ -13,7 +13,8 @@ void CpuBackend::linear_forward(float* out, const float* in, const float* w, con
 void CpuBackend::linear_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
                                  int B, int K, int N) {
   if (din != nullptr) sgemm(false, false, B, K, N, 1.0f, dout, N, w, K, 0.0f, din, K);
-  sgemm(true, false, N, K, B, 1.0f, dout, N, in, K, 1.0f, dw, K);
+  if (dw != nullptr) sgemm(true, false, N, K, B, 1.0f, dout, N, in, K, 1.0f, dw, K);
+  if (db == nullptr) return;
   global_pool().parallel_for(
       N,
       [&](int64_t begin, int64_t end, int) {

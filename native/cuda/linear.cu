@@ -12,7 +12,8 @@ void CudaBackend::linear_forward(float* out, const float* in, const float* w, co
 void CudaBackend::linear_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
                                   int B, int K, int N) {
   if (din != nullptr) sgemm(ctx_, {false, false, B, K, N, 1.0f, dout, N, w, K, 0.0f, din, K, nullptr});
-  sgemm(ctx_, {true, false, N, K, B, 1.0f, dout, N, in, K, 1.0f, dw, K, nullptr});
+  if (dw != nullptr) sgemm(ctx_, {true, false, N, K, B, 1.0f, dout, N, in, K, 1.0f, dw, K, nullptr});
+  if (db == nullptr) return;
   for_each_index(
       ctx_, static_cast<size_t>(N),
       [=] __device__(size_t n) {

@@ -138,6 +138,10 @@ void linear_layers() {
       expect_close("linear_backward dw (+=)", dw, setup->tol_gemm);
       expect_close("linear_backward db (+=)", db, setup->tol_elem);
     }
+    Out din_alone(BK);  // dw and db null: a frozen layer
+    cpu().linear_backward(din_alone.c.get(), nullptr, nullptr, dout.c.get(), in.c.get(), w.c.get(), s.B, s.K, s.N);
+    gpu().linear_backward(din_alone.g.get(), nullptr, nullptr, dout.g.get(), in.g.get(), w.g.get(), s.B, s.K, s.N);
+    expect_close("linear_backward din alone", din_alone, setup->tol_gemm);
   }
 }
 
@@ -470,6 +474,54 @@ void model_forward_backward() {
   for (const NetConfig& cfg : {parity_config(), parity_dit_config()}) model_forward_backward_of(cfg);
 }
 
+// LoRA adapters (core/lora.h) on a perturbed base: forward, dx and adapter gradients, flow-matching steps that train
+// only the adapter, and the merge.
+void lora_models() {
+  for (const NetConfig& cfg : {parity_config(), parity_dit_config()}) {
+    Model c(cpu(), cfg, 3), g(gpu(), cfg, 3);
+    const std::vector<float> base = random_vec(c.net().param_count());
+    LoraConfig l;
+    l.rank = 4;
+    l.alpha = 8;
+    l.targets = cfg.arch == Arch::kDit ? std::vector<std::string>{"attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2", "ada"}
+                                       : std::vector<std::string>{"fc1", "fc2", "ada"};
+    for (Model* m : {&c, &g}) {
+      m->set_params(base.data());
+      m->enable_lora(l, 5);
+    }
+    const size_t A = c.lora().param_count();
+    std::vector<float> ac(A), ag(A);
+    c.get_adapter(ac.data());
+    g.get_adapter(ag.data());
+    CHECK(ac == ag, "the same seed must give bit-identical adapters");
+    const std::vector<float> adapter = random_vec(A);
+    for (Model* m : {&c, &g}) m->set_adapter(adapter.data());
+    const int B = 13;
+    const size_t BD = static_cast<size_t>(B) * cfg.data_dim;
+    const std::vector<float> x = random_vec(BD), t = random_vec(B, 0.0f, 1.0f), dout = random_vec(BD);
+    const std::vector<int32_t> tokens = random_tokens(static_cast<size_t>(B) * cfg.cond_slots, cfg.vocab_size);
+    std::vector<float> oc(BD), og(BD), dxc(BD), dxg(BD), gc(A), gg(A);
+    c.forward_backward(x.data(), t.data(), tokens.data(), dout.data(), B, oc.data(), dxc.data(), gc.data());
+    g.forward_backward(x.data(), t.data(), tokens.data(), dout.data(), B, og.data(), dxg.data(), gg.data());
+    CHECK(rel_error(og, oc) <= setup->tol_gemm, "adapted velocity: %.3g", rel_error(og, oc));
+    CHECK(rel_error(dxg, dxc) <= setup->tol_gemm, "adapted dx: %.3g", rel_error(dxg, dxc));
+    CHECK(rel_error(gg, gc) <= setup->tol_gemm, "adapter gradients: %.3g", rel_error(gg, gc));
+    FlowMatchingOptions o;
+    o.seed = 9;
+    for (int step = 0; step < 3; ++step) {
+      const StepStats sc = c.flow_matching_step(x.data(), tokens.data(), B, o);
+      const StepStats sg = g.flow_matching_step(x.data(), tokens.data(), B, o);
+      expect_close("adapter flow-matching loss", sg.loss, sc.loss, setup->tol_step);
+    }
+    c.get_adapter(ac.data());
+    g.get_adapter(ag.data());
+    CHECK(rel_error(ag, ac) <= setup->tol_step, "trained adapters: %.3g", rel_error(ag, ac));
+    CHECK(params_of(g) == base, "the GPU's frozen base changed");
+    for (Model* m : {&c, &g}) m->merge_lora();
+    expect_params_close("merged base", g, c, setup->tol_step);
+  }
+}
+
 void model_rollouts() {
   const NetConfig cfg = parity_config();
   Model c(cpu(), cfg, 4), g(gpu(), cfg, 4);
@@ -599,6 +651,7 @@ const std::vector<test::Case> kCases = {
     {"sum of squares and AdamW", optimizer_pieces},
     {"memory, copies and out-of-memory", memory_and_errors},
     {"model forward and backward", model_forward_backward},
+    {"LoRA adapters: forward, backward, steps, merge", lora_models},
     {"rollouts (euler, heun + CFG, dpm2, sde)", model_rollouts},
     {"whole flow-matching step", flow_matching_step},
     {"whole DiffusionNFT step", nft_step},

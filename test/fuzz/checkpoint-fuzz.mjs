@@ -133,7 +133,7 @@ export function mutate(bases, seed) {
 /** The child: loads the inputs [from, to), each an outcome 'loaded', 'rejected' or the wrong error's kind. */
 async function child(dir, seed, from, to) {
   const { CheckpointError, loadCheckpoint } = await import('../../dist/lib/index.js');
-  const bases = [readFileSync(join(dir, 'mlp.safetensors')), readFileSync(join(dir, 'dit.safetensors'))];
+  const bases = BASES.map((name) => readFileSync(join(dir, `${name}.safetensors`)));
   const file = join(dir, `input-${process.pid}.safetensors`);
   await childLoop(from, to, async (i) => {
     writeFileSync(file, mutate(bases, seed + i));
@@ -147,16 +147,26 @@ async function child(dir, seed, from, to) {
   });
 }
 
-/** The two valid bases: a trained MLP and a DiT checkpoint, with optimiser state and every parameter set. */
+const BASES = ['mlp', 'dit', 'mlp-lora'];
+
+/**
+ * The valid bases: a trained MLP and a DiT checkpoint, with optimiser state and every parameter set, and an MLP
+ * whose LoRA adapters trained (docs/lora.md: the adapter state under `lora.`).
+ */
 async function writeBases(dir) {
   const { DiffusionNFT, VelocityNet } = await import('../../dist/lib/index.js');
+  const mlp = { width: 16, depth: 1 };
   const configs = {
-    mlp: { width: 16, depth: 1 },
-    dit: { arch: 'dit', dataDim: 16, condSlots: 1, imageSize: 4, channels: 1, patch: 2, width: 8, heads: 2, depth: 1 },
+    mlp: [mlp],
+    dit: [
+      { arch: 'dit', dataDim: 16, condSlots: 1, imageSize: 4, channels: 1, patch: 2, width: 8, heads: 2, depth: 1 },
+    ],
+    'mlp-lora': [mlp, { rank: 2, alpha: 4, targets: ['fc1', 'ada'] }],
   };
-  for (const [name, config] of Object.entries(configs)) {
+  for (const [name, [config, lora]] of Object.entries(configs)) {
     const net = VelocityNet.create(config, { seed: 1 });
     const trainer = new DiffusionNFT(net, {
+      lora,
       prompts: [{ tokens: [1] }],
       rewards: (x) => Array.from({ length: x.shape[0] }, (_, i) => i % 2),
       groups: 1,
@@ -176,7 +186,7 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'dnft-fuzz-ckpt-'));
   try {
     await writeBases(dir);
-    const bases = [readFileSync(join(dir, 'mlp.safetensors')), readFileSync(join(dir, 'dit.safetensors'))];
+    const bases = BASES.map((name) => readFileSync(join(dir, `${name}.safetensors`)));
     const { report, clean } = await runFuzz({
       script: fileURLToPath(import.meta.url),
       childArgs: (from, to) => ['--child', dir, String(seed), String(from), String(to)],

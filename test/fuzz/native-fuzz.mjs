@@ -14,6 +14,7 @@ const FUNCTIONS = [
   'setThreads',
   'limits',
   'paramLayout',
+  'loraLayout',
   'philox4x32',
   'randomFill',
   'interpolate',
@@ -45,11 +46,32 @@ const METHODS = [
   'sample',
   'nftStep',
   'grpoStep',
+  'enableLora',
+  'lora',
+  'getAdapter',
+  'setAdapter',
+  'mergeLora',
   'release',
 ];
 const NUMBERS = [0, 1, 2, 3, 4, -1, 0.5, 2 ** 31, 2 ** 32, 2 ** 53, -(2 ** 40), 1e300, -1e300];
 const SPECIAL = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0];
-const STRINGS = ['theta', 'old', 'ref', 'ema', 'cpu', 'cuda', 'auto', 'normal', 'uniform', 'euler', 'sde', 'dpm2', ''];
+const STRINGS = [
+  'theta',
+  'old',
+  'ref',
+  'ema',
+  'cpu',
+  'cuda',
+  'auto',
+  'normal',
+  'uniform',
+  'euler',
+  'sde',
+  'dpm2',
+  'gaussian',
+  'kaiming',
+  '',
+];
 
 /** A random value for one argument, given the model (for plausible lengths). */
 function value(r, model, depth = 0) {
@@ -74,9 +96,12 @@ function value(r, model, depth = 0) {
     const fields = ['solver', 'grid', 'cfgScale', 'seed', 'firstSample', 'chunk', 'sdeA', 'logpSum', 'microBatch'];
     const more = ['times', 'timesPerSample', 'beta', 'klCoef', 'lr', 'eps', 'trainSteps', 'clipRange', 'condDropout'];
     const arch = ['arch', 'dataDim', 'width', 'depth', 'heads', 'patch', 'imageSize', 'channels', 'vocabSize'];
+    const lora = ['rank', 'alpha', 'init', 'targets'];
     const object = {};
-    for (const field of [...fields, ...more, ...arch]) {
-      if (r() < 0.3) object[field] = field === 'grid' || field === 'times' ? grid(r) : value(r, model, 1);
+    for (const field of [...fields, ...more, ...arch, ...lora]) {
+      if (r() >= 0.3) continue;
+      if (field === 'targets') object[field] = pick(r, [['fc1'], ['fc1', 'ada'], ['fc1', 'fc1'], [], [1], 'fc1']);
+      else object[field] = field === 'grid' || field === 'times' ? grid(r) : value(r, model, 1);
     }
     return object;
   }

@@ -1,0 +1,294 @@
+// LoRA adapters (docs/lora.md): the option table, the adapter's description, and adapter files. The native core
+// holds the adapters (native/core/lora.h) and checks the target names against the network's modules.
+
+import type { Arch, NetConfig } from './config.js';
+import { CheckpointError, fromNative } from './errors.js';
+import { type NativeParamSpec, native, type ParamSetName } from './native.js';
+import type { ParamInfo, VelocityNet } from './net.js';
+import { objectOption, type Rule, rejectUnknown, resolveOptions, seedOption } from './options.js';
+import { parseBoundedJson, readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from './safetensors.js';
+
+/** How A starts: 'gaussian' N(0, 1/rank²) (PEFT's 'gaussian'), or 'kaiming' U(±1/√in) (PEFT's default). B is 0. */
+export type LoraInit = 'gaussian' | 'kaiming';
+
+/**
+ * Options of `VelocityNet.enableLora` and `CreateOptions.lora`. Defaults are DiffusionNFT's official settings:
+ * rank 32, alpha 64, 'gaussian'; targets default to the attention's qkv and output projection (DiT) or the blocks'
+ * fc1 and fc2 (MLP).
+ */
+export interface LoraOptions {
+  /** Rank r of A (r, in) and B (out, r), an integer in [1, 4096]. */
+  rank?: number;
+  /** The adapter's output is scaled by alpha / rank; a positive number. */
+  alpha?: number;
+  /** Modules inside every block: DiT 'attn.qkv' | 'attn.proj' | 'mlp.fc1' | 'mlp.fc2' | 'ada'; MLP 'fc1' | 'fc2' | 'ada'. */
+  targets?: readonly string[];
+  init?: LoraInit;
+  /** Seed of A's draw (default 0). */
+  seed?: number | bigint;
+}
+
+/** The adapters a network carries. */
+export interface LoraInfo {
+  readonly rank: number;
+  readonly alpha: number;
+  readonly init: LoraInit;
+  readonly targets: readonly string[];
+  /** The adapter tensors `<module>.lora_A.weight` (rank, in) and `<module>.lora_B.weight` (out, rank), in order. */
+  readonly params: readonly ParamInfo[];
+  readonly paramCount: number;
+}
+
+/** LoraOptions' table (DiffusionNFT's official defaults); targets and seed are checked by loraOptions. */
+export const LORA_SCHEMA = {
+  rank: { type: 'int', min: 1, max: 4096, default: 32 },
+  alpha: { type: 'number', min: 1e-6, max: 1e6, default: 64 },
+  targets: { type: 'value' },
+  init: { type: 'enum', values: ['gaussian', 'kaiming'], default: 'gaussian' },
+  seed: { type: 'value' },
+} as const satisfies Record<keyof LoraOptions, Rule>;
+
+/** The default targets: the attention's projections (DiT), the block MLP (MLP). */
+export const LORA_DEFAULT_TARGETS: Readonly<Record<Arch, readonly string[]>> = {
+  dit: ['attn.qkv', 'attn.proj'],
+  mlp: ['fc1', 'fc2'],
+};
+
+const FORMAT = 'diffusion-nft-lora/1';
+const M_PREFIX = 'optimizer.m.';
+const V_PREFIX = 'optimizer.v.';
+const EXTRA_SETS: readonly ParamSetName[] = ['old', 'ref', 'ema'];
+
+/** The options resolved for the native call, and A's seed. @internal */
+export function loraOptions(
+  what: string,
+  value: unknown,
+  arch: Arch,
+): { config: { rank: number; alpha: number; init: LoraInit; targets: string[] }; seed: number | bigint } {
+  const o = resolveOptions(what, value, LORA_SCHEMA);
+  const targets = o.targets ?? LORA_DEFAULT_TARGETS[arch];
+  if (!(Array.isArray(targets) && targets.every((t) => typeof t === 'string')))
+    throw new TypeError(`${what}.targets must be an array of module names`);
+  return {
+    config: { rank: o.rank, alpha: o.alpha, init: o.init, targets: [...targets] },
+    seed: seedOption(`${what}.seed`, o.seed ?? 0),
+  };
+}
+
+/**
+ * A trainer's `lora` option, resolved with loraOptions, at the start of its phase: adds the adapters to a network
+ * without any; a network that has adapters (a resumed run) must carry these ones. @internal
+ */
+export function useLora(net: VelocityNet, lora: ReturnType<typeof loraOptions>): void {
+  const info = loraInfo(net);
+  if (info === null) {
+    try {
+      net.model.enableLora(lora.config, lora.seed);
+    } catch (error) {
+      throw fromNative(error);
+    }
+    return;
+  }
+  const { rank, alpha, init, targets } = info;
+  const has = JSON.stringify({ rank, alpha, init, targets });
+  if (has !== JSON.stringify(lora.config))
+    throw new RangeError(`options.lora ${JSON.stringify(lora.config)} differs from the network's adapters ${has}`);
+}
+
+/** The native description as LoraInfo, or null. @internal */
+export function loraInfo(net: VelocityNet): LoraInfo | null {
+  const info = net.model.lora();
+  if (info === null) return null;
+  const params = Object.freeze(
+    info.layout.map((p: NativeParamSpec) => Object.freeze({ ...p, shape: Object.freeze([...p.shape]) })),
+  );
+  const last = params[params.length - 1];
+  return Object.freeze({
+    rank: info.rank,
+    alpha: info.alpha,
+    init: info.init,
+    targets: Object.freeze([...info.targets]),
+    params,
+    paramCount: last === undefined ? 0 : last.offset + last.size,
+  });
+}
+
+function requireLora(net: VelocityNet, what: string): LoraInfo {
+  const info = loraInfo(net);
+  if (info === null) throw new RangeError(`${what}: the network has no LoRA adapters (enableLora first)`);
+  return info;
+}
+
+/** Options of saveAdapter. */
+export interface SaveAdapterOptions {
+  /** Include the AdamW moments and step, so training resumes exactly (default: when the model has them). */
+  optimizer?: boolean;
+}
+
+/**
+ * The adapter state of a network with adapters as safetensors entries under `prefix`: the trained adapter, the
+ * θ_old / θ_ref / EMA adapter sets (`old.` …), the AdamW moments when asked; and the `dnft.lora` metadata.
+ * @internal
+ */
+export function adapterTensors(
+  net: VelocityNet,
+  withOptimizer: boolean,
+  prefix: string,
+): { tensors: Record<string, SafeTensor>; metadata: Record<string, string> } {
+  const info = requireLora(net, 'saving adapters');
+  const tensors: Record<string, SafeTensor> = {};
+  const add = (group: string, source: Float32Array) => {
+    for (const p of info.params) {
+      const data = source.subarray(p.offset, p.offset + p.size);
+      tensors[prefix + group + p.name] = { dtype: 'F32', shape: [...p.shape], data };
+    }
+  };
+  const read = (set: ParamSetName) => {
+    const values = new Float32Array(info.paramCount);
+    net.model.getAdapter(values, set);
+    return values;
+  };
+  add('', read('theta'));
+  for (const set of EXTRA_SETS) if (net.model.hasParams(set)) add(`${set}.`, read(set));
+  if (withOptimizer) {
+    const m = new Float32Array(info.paramCount);
+    const v = new Float32Array(info.paramCount);
+    net.model.getOptimizerState(m, v);
+    add(M_PREFIX, m);
+    add(V_PREFIX, v);
+  }
+  const { rank, alpha, targets, init } = info;
+  return { tensors, metadata: { 'dnft.lora': JSON.stringify({ rank, alpha, targets, init }) } };
+}
+
+/**
+ * The adapter entries under `prefix` of a file for a network of `netConfig`, checked in two phases like a
+ * checkpoint: `names` and `check` from the header (its `dnft.lora` metadata, the names present, dtypes and shapes),
+ * then `read` of the data (every value finite), which returns what installs them on a network: the adapters, their
+ * sets, and the AdamW moments with `step` when the file has them. Nothing changes until that runs. @internal
+ */
+export function adapterEntries(
+  path: string,
+  netConfig: Readonly<NetConfig>,
+  metadata: Record<string, string>,
+  present: readonly string[],
+  prefix: string,
+): {
+  names: Set<string>;
+  check: (tensors: Readonly<Record<string, { dtype: string; shape: readonly number[] }>>) => void;
+  read: (tensors: Record<string, SafeTensor>, step: number) => (net: VelocityNet) => void;
+} {
+  let config: ReturnType<typeof loraOptions>['config'];
+  let params: NativeParamSpec[];
+  try {
+    config = loraOptions('dnft.lora', parseBoundedJson(metadata['dnft.lora'] ?? 'null'), netConfig.arch).config;
+    params = native().loraLayout({ ...netConfig }, config);
+  } catch (error) {
+    throw new CheckpointError(`${path}: invalid dnft.lora: ${fromNative(error).message}`, { cause: error });
+  }
+  const last = params[params.length - 1];
+  const count = last === undefined ? 0 : last.offset + last.size;
+  const mine = present.filter((k) => k.startsWith(prefix));
+  const sets = EXTRA_SETS.filter((set) => mine.some((k) => k.startsWith(`${prefix}${set}.`)));
+  const withMoments = mine.some((k) => k.startsWith(prefix + M_PREFIX) || k.startsWith(prefix + V_PREFIX));
+  const groups = ['', ...sets.map((set) => `${set}.`), ...(withMoments ? [M_PREFIX, V_PREFIX] : [])];
+  const names = new Set(params.flatMap((p) => groups.map((group) => prefix + group + p.name)));
+  const check = (tensors: Readonly<Record<string, { dtype: string; shape: readonly number[] }>>) => {
+    for (const group of groups) {
+      for (const p of params) {
+        const name = prefix + group + p.name;
+        const t = Object.hasOwn(tensors, name) ? tensors[name] : undefined;
+        if (t === undefined) throw new CheckpointError(`${path}: tensor '${name}' is missing`);
+        if (t.dtype !== 'F32' || t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
+          throw new CheckpointError(
+            `${path}: tensor '${name}' is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${p.shape.join(', ')}]`,
+          );
+      }
+    }
+  };
+  const read = (tensors: Record<string, SafeTensor>, step: number) => {
+    const gather = (group: string) => {
+      const flat = new Float32Array(count);
+      for (const p of params) {
+        const name = prefix + group + p.name;
+        const data = (tensors[name] as SafeTensor).data as Float32Array;
+        for (let i = 0; i < data.length; i++) {
+          const v = data[i] as number;
+          if (!Number.isFinite(v) || (group === V_PREFIX && v < 0))
+            throw new CheckpointError(`${path}: tensor '${name}' holds an invalid value (${v}) at ${i}`);
+        }
+        flat.set(data, p.offset);
+      }
+      return flat;
+    };
+    const theta = gather('');
+    const extra = sets.map((set) => [set, gather(`${set}.`)] as const);
+    const moments = withMoments ? [gather(M_PREFIX), gather(V_PREFIX)] : [];
+    return (net: VelocityNet) => {
+      try {
+        net.model.enableLora(config, 0);
+        net.model.setAdapter(theta, 'theta');
+        for (const [set, values] of extra) net.model.setAdapter(values, set);
+        if (moments.length === 2)
+          net.model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
+      } catch (error) {
+        throw fromNative(error);
+      }
+    };
+  };
+  return { names, check, read };
+}
+
+/**
+ * Writes the adapters alone as safetensors: the trained adapter under its tensor names
+ * (`blocks.0.attn.qkv.lora_A.weight` …), the θ_old, θ_ref and EMA adapter sets under `old.`, `ref.`, `ema.`, the
+ * AdamW moments under `optimizer.m.` and `optimizer.v.`; metadata `dnft.format`, `dnft.lora` (rank, alpha,
+ * targets, init), `dnft.config` (the base's) and `dnft.step`.
+ */
+export async function saveAdapter(path: string, net: VelocityNet, options: SaveAdapterOptions = {}): Promise<void> {
+  const opts = objectOption('options', options);
+  rejectUnknown('saveAdapter options', opts, ['optimizer']);
+  net.assertIdle('saveAdapter');
+  requireLora(net, 'saveAdapter');
+  const withOptimizer = opts.optimizer === undefined ? net.model.hasOptimizerState() : opts.optimizer === true;
+  if (withOptimizer && !net.model.hasOptimizerState())
+    throw new CheckpointError('saveAdapter: optimizer state requested but the adapter has not been trained yet');
+  const { tensors, metadata } = adapterTensors(net, withOptimizer, '');
+  await writeSafetensorsFile(path, tensors, {
+    ...metadata,
+    'dnft.format': FORMAT,
+    'dnft.config': JSON.stringify(net.config),
+    'dnft.step': String(net.step),
+  });
+}
+
+/**
+ * Loads an adapter file of saveAdapter into `net` (the base it was trained on: same config), replacing any
+ * adapters: the adapter sets, and the optimiser state and step when the file has them. Everything is checked
+ * before the network changes; a bad file is a CheckpointError.
+ */
+export async function loadAdapter(path: string, net: VelocityNet): Promise<void> {
+  net.assertIdle('loadAdapter');
+  let file: Awaited<ReturnType<typeof readSafetensorsFile>>;
+  try {
+    file = await readSafetensorsFile(path);
+  } catch (error) {
+    throw new CheckpointError(`cannot read adapter: ${(error as Error).message}`, { cause: error });
+  }
+  const meta = file.metadata;
+  if (meta['dnft.format'] !== FORMAT)
+    throw new CheckpointError(
+      `${path}: not a diffusion-nft adapter (dnft.format is ${meta['dnft.format'] ?? 'missing'})`,
+    );
+  if (meta['dnft.config'] !== JSON.stringify(net.config))
+    throw new CheckpointError(
+      `${path}: base config ${meta['dnft.config']} does not match the network's ${JSON.stringify(net.config)}`,
+    );
+  const step = Number(meta['dnft.step'] ?? '0');
+  if (!Number.isSafeInteger(step) || step < 0) throw new CheckpointError(`${path}: invalid dnft.step`);
+  const entries = adapterEntries(path, net.config, meta, Object.keys(file.tensors), '');
+  const unknown = Object.keys(file.tensors).filter((k) => !entries.names.has(k));
+  if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
+  entries.check(file.tensors);
+  entries.read(file.tensors, step)(net);
+}
