@@ -117,7 +117,7 @@ describe('the CLI', () => {
       '--dashboard',
     );
     expect(ran.status, ran.err).toBe(0);
-    expect(ran.out).toMatch(/^dashboard: http:\/\/127\.0\.0\.1:\d+\/$/m);
+    expect(ran.err).toMatch(/^dashboard: http:\/\/127\.0\.0\.1:\d+\/$/m);
     expect(ran.out).toMatch(/\| base, no CFG \| \*\*\d\.\d{3}\*\*/);
     expect(ran.out).toMatch(/\| base, CFG 5 at t ≤ 0.6 \| \*\*\d\.\d{3}\*\*/);
     const files = ['summary.md', 'samples-before.png', 'samples-before-cfg.png', 'samples-after.png'];
@@ -168,9 +168,11 @@ describe('the CLI', () => {
         '--out',
         out,
         '--json',
+        '--dashboard',
       );
       expect(resumed.status, resumed.err).toBe(0);
-      // --json: stdout is the summary alone, the log went to stderr.
+      // --json: stdout is the summary alone, the log and the dashboard's address went to stderr.
+      expect(resumed.err).toMatch(/^dashboard: http:\/\/127\.0\.0\.1:\d+\/$/m);
       const summary = JSON.parse(resumed.out);
       expect(summary).toMatchObject({ method, epochs: 2, strict: expect.any(Number), testReward: expect.any(Number) });
       expect(summary.wallSeconds).toBeGreaterThan(0);

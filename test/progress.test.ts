@@ -18,5 +18,7 @@ describe('progressLine', () => {
 
   it('formats durations', () => {
     expect([formatSeconds(59), formatSeconds(75), formatSeconds(3725)]).toEqual(['59s', '1m15s', '1h02m']);
+    // Rounding carries into the minutes.
+    expect([formatSeconds(59.6), formatSeconds(119.6), formatSeconds(3599.6)]).toEqual(['1m00s', '2m00s', '1h00m']);
   });
 });

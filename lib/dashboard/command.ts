@@ -24,7 +24,8 @@ export async function withDashboard<T>(
 ): Promise<T> {
   if (option === undefined || option === false) return job();
   const dashboard = await startDashboard({ folders, port: option === true ? 0 : option });
-  console.log(`dashboard: ${dashboard.url}`);
+  // stderr, with the job's log: stdout stays the job's result alone (--json).
+  console.error(`dashboard: ${dashboard.url}`);
   try {
     return await job();
   } finally {

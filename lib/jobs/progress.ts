@@ -63,9 +63,11 @@ export function progressLine(
 
 /** 75 → "1m15s". */
 export function formatSeconds(seconds: number): string {
-  if (seconds < 60) return `${seconds.toFixed(0)}s`;
-  const m = Math.floor(seconds / 60);
+  // Rounded first, so a carry reaches the minutes (119.6 s is 2m00s, not 1m60s).
+  const whole = Math.round(seconds);
+  if (whole < 60) return `${whole}s`;
+  const m = Math.floor(whole / 60);
   return m < 60
-    ? `${m}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`
+    ? `${m}m${String(whole % 60).padStart(2, '0')}s`
     : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
