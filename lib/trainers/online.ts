@@ -206,6 +206,38 @@ interface Common {
   reward: RewardPolicy;
 }
 
+/** Keys sorted at every level, so two states compare whatever order their fields were written in. */
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value === null || typeof value !== 'object') return value;
+  const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return Object.fromEntries(entries.map(([k, v]) => [k, canonical(v)]));
+}
+
+/**
+ * Whether a saved trainer state is the current one. States saved before the option schema (up to commit
+ * 99ab044) list only the optimiser options that were given, in `optimizer` and `native`; the others took the
+ * defaults, the same then as OPTIMIZER_SCHEMA's, so they are filled in before comparing.
+ */
+function sameRun(saved: unknown, current: string): boolean {
+  if (typeof saved !== 'string') return false;
+  let state: Record<string, unknown>;
+  try {
+    state = JSON.parse(saved) as Record<string, unknown>;
+  } catch {
+    return false;
+  }
+  if (state === null || typeof state !== 'object') return false;
+  for (const key of ['optimizer', 'native']) {
+    const group = state[key] as Record<string, unknown> | undefined;
+    if (group === null || typeof group !== 'object') continue;
+    for (const [field, rule] of Object.entries(OPTIMIZER_SCHEMA)) {
+      if (!(field in group)) group[field] = rule.default;
+    }
+  }
+  return JSON.stringify(canonical(state)) === JSON.stringify(canonical(JSON.parse(current)));
+}
+
 /**
  * The shared online RL loop. Subclasses say how a chunk is rolled out, how an epoch trains, and which options
  * define a run (for checking a resume).
@@ -339,7 +371,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
         `${path} holds no ${this.constructor.name} state (save it with run({ checkpoint }) or save())`,
       );
     }
-    if (state.options !== this.#state()) {
+    if (!sameRun(state.options, this.#state())) {
       throw new RangeError(`${path} was saved with other options: ${state.options}`);
     }
     // The constructor started a new phase; put back the saved parameter sets and optimiser.
