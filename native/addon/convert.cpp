@@ -169,7 +169,7 @@ Napi::Object net_config_to(Napi::Env env, const NetConfig& c) {
 }
 
 OptimizerConfig optimizer_config_from(const Napi::Object& o) {
-  OptimizerConfig c;
+  OptimizerConfig c{};
   c.lr = number_field(o, "lr");
   c.beta1 = number_field(o, "beta1");
   c.beta2 = number_field(o, "beta2");
@@ -193,7 +193,7 @@ OptimizerConfig optimizer_config_from(const Napi::Object& o) {
 }
 
 FlowMatchingOptions flow_matching_options_from(const Napi::Object& o) {
-  FlowMatchingOptions f;
+  FlowMatchingOptions f{};
   f.optimizer = optimizer_config_from(o);
   f.seed = integer_field<uint64_t>(o, "seed");
   f.micro_batch = integer_field<int>(o, "microBatch");
@@ -202,7 +202,7 @@ FlowMatchingOptions flow_matching_options_from(const Napi::Object& o) {
 }
 
 SampleOptions sample_options_from(const Napi::Object& o) {
-  SampleOptions s;
+  SampleOptions s{};
   const std::string solver = string_field(o, "solver");
   if (solver == "euler") {
     s.solver = SolverKind::kEuler;
@@ -230,7 +230,7 @@ SampleOptions sample_options_from(const Napi::Object& o) {
 }
 
 NftLossParams nft_loss_params_from(const Napi::Object& o) {
-  NftLossParams p;
+  NftLossParams p{};
   p.beta = static_cast<float>(number_field(o, "beta"));
   p.adv_clip_max = static_cast<float>(number_field(o, "advClipMax"));
   p.adaptive = bool_field(o, "adaptive");
@@ -240,7 +240,7 @@ NftLossParams nft_loss_params_from(const Napi::Object& o) {
 }
 
 NftStepOptions nft_step_options_from(const Napi::Object& o) {
-  NftStepOptions s;
+  NftStepOptions s{};
   s.seed = integer_field<uint64_t>(o, "seed");
   if (!o.Get("times").IsUndefined()) s.times = float64_field(o, "times");
   s.times_per_sample = integer_field<int>(o, "timesPerSample");
@@ -251,7 +251,7 @@ NftStepOptions nft_step_options_from(const Napi::Object& o) {
 }
 
 GrpoParams grpo_params_from(const Napi::Object& o) {
-  GrpoParams p;
+  GrpoParams p{};
   p.clip_range = static_cast<float>(number_field(o, "clipRange"));
   p.kl_coef = static_cast<float>(number_field(o, "klCoef"));
   p.logp_sum = bool_field(o, "logpSum");
@@ -259,7 +259,7 @@ GrpoParams grpo_params_from(const Napi::Object& o) {
 }
 
 GrpoStepOptions grpo_step_options_from(const Napi::Object& o) {
-  GrpoStepOptions s;
+  GrpoStepOptions s{};
   s.grid = grid_field(o);
   s.train_steps = integer_field<int>(o, "trainSteps");
   s.sde_a = number_field(o, "sdeA");

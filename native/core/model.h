@@ -15,10 +15,10 @@
 namespace dnft {
 
 struct FlowMatchingOptions {
-  uint64_t seed = 0;        // keys the Philox draws of t, noise and dropout (with the optimiser step)
-  int micro_batch = 0;      // gradient accumulation: rows per forward/backward, 0 = the whole batch
-  double cond_dropout = 0;  // probability that a sample's condition is replaced by the null condition
-  OptimizerConfig optimizer;
+  uint64_t seed{};        // keys the Philox draws of t, noise and dropout (with the optimiser step)
+  int micro_batch{};      // gradient accumulation: rows per forward/backward, 0 = the whole batch
+  double cond_dropout{};  // probability that a sample's condition is replaced by the null condition
+  OptimizerConfig optimizer{};
 };
 
 // The parameter sets of a model, each a flat buffer with the network's layout (docs/architecture.md): θ, the one
@@ -31,23 +31,23 @@ const char* param_set_name(ParamSet which);
 
 // One DiffusionNFT optimiser step (docs/algorithms.md §2.3–2.4).
 struct NftStepOptions {
-  uint64_t seed = 0;          // keys the draws of training times and noise (with the optimiser step)
+  uint64_t seed{};            // keys the draws of training times and noise (with the optimiser step)
   std::vector<double> times;  // candidate training times (the rollout grid without t = 0); empty: t ~ U(0, 1)
-  int times_per_sample = 1;   // K times per sample: distinct grid times, or K uniform draws
-  int micro_batch = 0;        // (sample, time) rows per forward/backward, 0 = all
-  NftLossParams loss;
-  OptimizerConfig optimizer;
+  int times_per_sample{};     // K times per sample: distinct grid times, or K uniform draws
+  int micro_batch{};          // (sample, time) rows per forward/backward, 0 = all
+  NftLossParams loss{};
+  OptimizerConfig optimizer{};
 };
 
 // One FlowGRPO optimiser step (docs/algorithms.md §3.4–3.5) over recorded SDE rollouts.
 struct GrpoStepOptions {
   std::vector<double> grid;  // the rollout grid t_0 = 1 > … > t_N = 0
-  int train_steps = 1;       // transitions n = 0 … train_steps − 1 are trained (the code: ⌊0.99·N⌋)
-  double sde_a = 0.7;
-  double cfg_scale = 1.0;  // guidance in the training forward (and the reference), as in the rollout
-  int micro_batch = 0;     // (sample, transition) rows per forward/backward, 0 = all
-  GrpoParams loss;
-  OptimizerConfig optimizer;
+  int train_steps{};         // transitions n = 0 … train_steps − 1 are trained (the code: ⌊0.99·N⌋)
+  double sde_a{};
+  double cfg_scale{};  // guidance in the training forward (and the reference), as in the rollout
+  int micro_batch{};   // (sample, transition) rows per forward/backward, 0 = all
+  GrpoParams loss{};
+  OptimizerConfig optimizer{};
 };
 
 struct StepStats {

@@ -11,15 +11,16 @@ namespace dnft {
 
 enum class LrSchedule { kConstant, kCosine, kLinear };
 
+// The option structs hold no defaults: lib/ resolves every field (docs/architecture.md).
 struct OptimizerConfig {
-  double lr = 3e-4;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  double weight_decay = 1e-4;  // not applied to biases and embeddings (ParamSpec::decay)
-  double max_grad_norm = 1.0;  // 0 disables clipping
-  int64_t warmup_steps = 0;    // linear ramp from 0 to lr
-  LrSchedule schedule = LrSchedule::kConstant;
-  int64_t total_steps = 0;  // end of the cosine/linear decay
-  double min_lr = 0.0;      // reached at total_steps
+  double lr{};
+  double beta1{}, beta2{}, eps{};
+  double weight_decay{};   // not applied to biases and embeddings (ParamSpec::decay)
+  double max_grad_norm{};  // 0 disables clipping
+  int64_t warmup_steps{};  // linear ramp from 0 to lr
+  LrSchedule schedule{};
+  int64_t total_steps{};  // end of the cosine/linear decay
+  double min_lr{};        // reached at total_steps
 };
 
 // Learning rate for optimiser step `step` (1-based).

@@ -14,16 +14,16 @@ namespace dnft {
 enum class SolverKind { kEuler, kHeun, kDpm2, kSde };
 
 struct SampleOptions {
-  SolverKind solver = SolverKind::kEuler;
+  SolverKind solver{};
   std::vector<double> grid;  // t_0 = 1 > t_1 > ... > t_N = 0
-  double cfg_scale = 1.0;    // classifier-free guidance; 1 = off (no null-condition pass)
-  double cfg_t_min = 0.0;    // guidance applies only to velocities at t in [cfg_t_min, cfg_t_max] (a guidance
-  double cfg_t_max = 1.0;    // interval, Kynkäänniemi et al. 2024); elsewhere the conditional velocity alone
-  uint64_t seed = 0;         // initial noise: Philox stream kStreamSample of this seed
-  int64_t first_sample = 0;  // index of the first row in that stream, so a batch can continue another
-  int chunk = 1024;          // rows integrated at a time (doubled inside with CFG): bounds the memory
-  double sde_a = 0.7;        // kSde: noise level a of σ_t = a·√(t/(1 − t))
-  bool logp_sum = false;     // kSde: sum the per-dimension log-probabilities instead of the mean
+  double cfg_scale{};        // classifier-free guidance; 1 = off (no null-condition pass)
+  double cfg_t_min{};        // guidance applies only to velocities at t in [cfg_t_min, cfg_t_max] (a guidance
+  double cfg_t_max{};        // interval, Kynkäänniemi et al. 2024); elsewhere the conditional velocity alone
+  uint64_t seed{};           // initial noise: Philox stream kStreamSample of this seed
+  int64_t first_sample{};    // index of the first row in that stream, so a batch can continue another
+  int chunk{};               // rows integrated at a time (doubled inside with CFG): bounds the memory
+  double sde_a{};            // kSde: noise level a of σ_t = a·√(t/(1 − t))
+  bool logp_sum{};           // kSde: sum the per-dimension log-probabilities instead of the mean
 };
 
 // Checks a grid: at least 2 points, t_0 = 1, strictly decreasing, t_N = 0. Throws kRange otherwise.

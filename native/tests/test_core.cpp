@@ -8,6 +8,7 @@
 #include "core/model.h"
 #include "core/network.h"
 #include "tests/check.h"
+#include "tests/options.h"
 #include "tests/net_gradients.h"
 
 using namespace dnft;
@@ -122,7 +123,7 @@ std::vector<float> train(int steps, int micro_batch) {
   Model model(cpu_backend(), c, 5);
   std::vector<float> x0(B * c.data_dim);
   std::vector<int32_t> tokens(B * c.cond_slots, 2);
-  FlowMatchingOptions o;
+  FlowMatchingOptions o = test::flow_matching_options();
   o.seed = 77;
   o.micro_batch = micro_batch;
   o.cond_dropout = 0.25;
@@ -158,13 +159,13 @@ std::vector<float> train_nft(int micro_batch, bool grid_times) {
   Model model(cpu_backend(), c, 6);
   std::vector<float> x0(B * c.data_dim), r(B);
   std::vector<int32_t> tokens(B * c.cond_slots, 3);
-  FlowMatchingOptions pre;
+  FlowMatchingOptions pre = test::flow_matching_options();
   pre.optimizer.lr = 1e-2;
   cpu_backend().fill_normal(x0.data(), x0.size(), 9, kStreamUser, 0, 1.0f);
   model.copy_params(ParamSet::kOld, ParamSet::kTheta);
   model.copy_params(ParamSet::kRef, ParamSet::kTheta);
   for (int s = 0; s < 3; ++s) model.flow_matching_step(x0.data(), tokens.data(), B, pre);
-  NftStepOptions o;
+  NftStepOptions o = test::nft_step_options();
   o.seed = 5;
   o.micro_batch = micro_batch;
   o.times_per_sample = 3;
@@ -201,7 +202,7 @@ void nft_step_needs_old_params() {
   std::vector<int32_t> tokens(small_config().cond_slots, 0);
   bool threw = false;
   try {
-    model.nft_step(x0.data(), tokens.data(), r.data(), 1, NftStepOptions{});
+    model.nft_step(x0.data(), tokens.data(), r.data(), 1, test::nft_step_options());
   } catch (const Error& e) {
     threw = e.kind() == Error::Kind::kState;
   }

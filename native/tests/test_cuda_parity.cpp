@@ -14,6 +14,7 @@
 #include "core/device.h"
 #include "core/model.h"
 #include "tests/check.h"
+#include "tests/options.h"
 
 using namespace dnft;
 
@@ -311,7 +312,7 @@ void nft_loss_variants() {
   Twin<float> vt(random_vec(n)), vo(random_vec(n)), vr(random_vec(n)), target(random_vec(n)),
       t(random_vec(B, 0.02f, 1.0f)), r(random_vec(B, 0.0f, 1.0f));
   for (int variant = 0; variant < 8; ++variant) {
-    NftLossParams p;
+    NftLossParams p = test::nft_loss_params();
     p.beta = 0.7f;
     p.adaptive = variant & 1;
     p.positive_only = variant & 2;
@@ -347,7 +348,7 @@ void sde_pieces() {
   }
   Twin<SdeRow> coefs(rows);
   for (int variant = 0; variant < 4; ++variant) {
-    GrpoParams p;
+    GrpoParams p = test::grpo_params();
     p.clip_range = 0.2f;
     p.kl_coef = variant & 1 ? 0.05f : 0.0f;
     p.logp_sum = variant & 2;
@@ -506,7 +507,7 @@ void lora_models() {
     CHECK(rel_error(og, oc) <= setup->tol_gemm, "adapted velocity: %.3g", rel_error(og, oc));
     CHECK(rel_error(dxg, dxc) <= setup->tol_gemm, "adapted dx: %.3g", rel_error(dxg, dxc));
     CHECK(rel_error(gg, gc) <= setup->tol_gemm, "adapter gradients: %.3g", rel_error(gg, gc));
-    FlowMatchingOptions o;
+    FlowMatchingOptions o = test::flow_matching_options();
     o.seed = 9;
     for (int step = 0; step < 3; ++step) {
       const StepStats sc = c.flow_matching_step(x.data(), tokens.data(), B, o);
@@ -529,7 +530,7 @@ void model_rollouts() {
   const size_t BD = static_cast<size_t>(B) * cfg.data_dim;
   const std::vector<int32_t> tokens = random_tokens(static_cast<size_t>(B) * cfg.cond_slots, cfg.vocab_size);
   for (SolverKind solver : {SolverKind::kEuler, SolverKind::kHeun, SolverKind::kDpm2, SolverKind::kSde}) {
-    SampleOptions o;
+    SampleOptions o = test::sample_options();
     o.solver = solver;
     o.cfg_scale = solver == SolverKind::kHeun ? 2.0 : 1.0;
     o.seed = 11;
@@ -550,7 +551,7 @@ void flow_matching_step() {
   const int B = 37;
   const std::vector<float> x0 = random_vec(static_cast<size_t>(B) * cfg.data_dim);
   const std::vector<int32_t> tokens = random_tokens(static_cast<size_t>(B) * cfg.cond_slots, cfg.vocab_size);
-  FlowMatchingOptions o;
+  FlowMatchingOptions o = test::flow_matching_options();
   o.seed = 9;
   o.micro_batch = 16;
   o.cond_dropout = 0.2;
@@ -573,7 +574,7 @@ void nft_step() {
   const int B = 23;
   const std::vector<float> x0 = random_vec(static_cast<size_t>(B) * cfg.data_dim), r = random_vec(B, 0.0f, 1.0f);
   const std::vector<int32_t> tokens = random_tokens(static_cast<size_t>(B) * cfg.cond_slots, cfg.vocab_size);
-  NftStepOptions o;
+  NftStepOptions o = test::nft_step_options();
   o.seed = 12;
   o.times = {0.9, 0.7, 0.5, 0.3, 0.1};
   o.times_per_sample = 2;
@@ -595,7 +596,7 @@ void grpo_step() {
   const int B = 19, steps = 5;
   const size_t BD = static_cast<size_t>(B) * cfg.data_dim;
   const std::vector<int32_t> tokens = random_tokens(static_cast<size_t>(B) * cfg.cond_slots, cfg.vocab_size);
-  SampleOptions so;
+  SampleOptions so = test::sample_options();
   so.solver = SolverKind::kSde;
   so.seed = 13;
   for (int i = 0; i <= steps; ++i) so.grid.push_back(1.0 - static_cast<double>(i) / steps);
@@ -603,7 +604,7 @@ void grpo_step() {
   std::vector<float> out(BD), trajectory((steps + 1) * BD), logp(static_cast<size_t>(steps) * B);
   c.sample(ParamSet::kTheta, nullptr, tokens.data(), B, so, out.data(), trajectory.data(), logp.data());
   const std::vector<float> adv = random_vec(B, -2, 2);
-  GrpoStepOptions o;
+  GrpoStepOptions o = test::grpo_step_options();
   o.grid = so.grid;
   o.train_steps = 4;
   o.cfg_scale = 1.5;
@@ -630,7 +631,7 @@ void steps_are_reproducible() {
     std::vector<float> x0(static_cast<size_t>(B) * cfg.data_dim), r(B, 0.3f);
     for (float& v : x0) v = std::uniform_real_distribution<float>(-1, 1)(local);
     std::vector<int32_t> tokens(static_cast<size_t>(B) * cfg.cond_slots, 1);
-    NftStepOptions o;
+    NftStepOptions o = test::nft_step_options();
     o.seed = 3;
     for (int i = 0; i < 3; ++i) g.nft_step(x0.data(), tokens.data(), r.data(), B, o);
     return params_of(g);

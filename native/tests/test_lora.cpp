@@ -8,6 +8,7 @@
 #include "core/math/philox.h"
 #include "core/model.h"
 #include "tests/check.h"
+#include "tests/options.h"
 #include "tests/net_gradients.h"
 
 using namespace dnft;
@@ -180,7 +181,7 @@ void frozen_base_and_adapter_sized_state() {
     const size_t n = model.lora().param_count();
     CHECK(n < full / 2, "the adapter (%zu) is smaller than the network (%zu)", n, full);
     Batch in(c, 4);
-    FlowMatchingOptions o;
+    FlowMatchingOptions o = test::flow_matching_options();
     o.optimizer.lr = 1e-2;
     o.optimizer.weight_decay = 0.1;
     for (int s = 0; s < 3; ++s) model.flow_matching_step(in.x.data(), in.tokens.data(), 4, o);
@@ -214,7 +215,7 @@ void nft_with_adapter_sets() {
   Batch in(c, B);
   std::vector<float> r(B);
   for (int b = 0; b < B; ++b) r[b] = static_cast<float>(b) / (B - 1);
-  NftStepOptions o;
+  NftStepOptions o = test::nft_step_options();
   o.loss.kl_coef = 0.1f;
   o.optimizer.lr = 1e-2;
   for (int s = 0; s < 2; ++s) {

@@ -14,11 +14,11 @@
 namespace dnft {
 
 struct NftLossParams {
-  float beta = 1.0f;           // guidance strength β (config.beta)
-  float adv_clip_max = 5.0f;   // C: the loss is scaled by C/β as in the code
-  bool adaptive = true;        // x0-space adaptive weighting (code default); false = velocity MSE of Eq. 5
-  bool positive_only = false;  // ablation: drop the negative term (r·L+ only), which the paper reports collapses
-  float kl_coef = 0.0f;        // weight of mean (v_θ − v_ref)², the code's KL to the reference (needs v_ref)
+  float beta{};          // guidance strength β (config.beta)
+  float adv_clip_max{};  // C: the loss is scaled by C/β as in the code
+  bool adaptive{};       // x0-space adaptive weighting (code default); false = velocity MSE of Eq. 5
+  bool positive_only{};  // ablation: drop the negative term (r·L+ only), which the paper reports collapses
+  float kl_coef{};       // weight of mean (v_θ − v_ref)², the code's KL to the reference (needs v_ref)
 };
 
 // Floor of the adaptive weights (the code's clamp), in x0 units.

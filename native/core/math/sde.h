@@ -42,9 +42,9 @@ struct SdeRow {
 };
 
 struct GrpoParams {
-  float clip_range = 1e-4f;  // ε of the PPO clip on the ratio (the code's; re-tune for small D, see the README)
-  float kl_coef = 0.0f;      // β_KL of mean_dims (mean_θ − mean_ref)²/(2σ_t²) (needs v_ref)
-  bool logp_sum = false;     // sum the per-dimension log-probabilities instead of the code's mean
+  float clip_range{};  // ε of the PPO clip on the ratio (the code's; re-tune for small D, see the README)
+  float kl_coef{};     // β_KL of mean_dims (mean_θ − mean_ref)²/(2σ_t²) (needs v_ref)
+  bool logp_sum{};     // sum the per-dimension log-probabilities instead of the code's mean
 };
 
 // The PPO term of one row, max(−A·ratio, −A·clip(ratio, 1 − ε, 1 + ε)), and its derivative in log p.
