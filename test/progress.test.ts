@@ -1,6 +1,6 @@
 // The progress line of long jobs: what its count and its clocks say.
-import { describe, expect, it } from 'vitest';
-import { formatSeconds, progressLine } from '../lib/jobs/progress.js';
+import { describe, expect, it, vi } from 'vitest';
+import { formatSeconds, Progress, progressLine } from '../lib/jobs/progress.js';
 
 describe('progressLine', () => {
   it('shows seconds of training and the wall-clock apart, past the total included', () => {
@@ -20,5 +20,49 @@ describe('progressLine', () => {
     expect([formatSeconds(59), formatSeconds(75), formatSeconds(3725)]).toEqual(['59s', '1m15s', '1h02m']);
     // Rounding carries into the minutes.
     expect([formatSeconds(59.6), formatSeconds(119.6), formatSeconds(3599.6)]).toEqual(['1m00s', '2m00s', '1h00m']);
+  });
+});
+
+describe('Progress', () => {
+  // The lines a Progress prints for these updates, each [count, seconds on the fake clock].
+  function lines(total: number, unit: 'epochs' | 'seconds', updates: [number, number][]): string[] {
+    let now = 0;
+    const printed: string[] = [];
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      printed.push(String(chunk).trim());
+      return true;
+    });
+    try {
+      const progress = new Progress('nft', total, unit, () => now * 1000);
+      for (const [done, seconds] of updates) {
+        now = seconds;
+        progress.update(done);
+      }
+    } finally {
+      write.mockRestore();
+    }
+    return printed.map((line) => /(\S+) left/.exec(line)?.[1] ?? line);
+  }
+
+  it('estimates the time left from the rate since the first update, not the warm-up', () => {
+    // A first epoch of 60 s (warm-up), then 10 s each: 7 epochs left at 10 s, then 6.
+    expect(
+      lines(10, 'epochs', [
+        [1, 60],
+        [2, 70],
+        [3, 80],
+        [4, 90],
+      ]),
+    ).toEqual(['9m00s', '1m20s', '1m10s', '1m00s']);
+  });
+
+  it('counting seconds of training, at least the training left, then the measured wall-clock per training second', () => {
+    // 15 s of training by 75 s of wall (start-up), 15 more by 95 s: 20 s of wall per 15 of training since.
+    expect(
+      lines(100, 'seconds', [
+        [15, 75],
+        [30, 95],
+      ]),
+    ).toEqual(['1m25s', '1m33s']);
   });
 });

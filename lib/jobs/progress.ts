@@ -8,23 +8,48 @@ export class Progress {
   readonly #total: number;
   readonly #label: string;
   readonly #unit: ProgressUnit;
-  readonly #started = performance.now();
+  readonly #now: () => number;
+  readonly #started: number;
   readonly #tty = process.stderr.isTTY === true;
   #lastPrinted = -1;
+  // The first update's count and wall-clock: the rate is measured from there, so the start-up and the first
+  // epoch's warm-up do not weigh on every later estimate.
+  #first: { done: number; wall: number } | undefined;
 
-  constructor(label: string, total: number, unit: ProgressUnit) {
+  /** `now` gives milliseconds (a test's fake clock). */
+  constructor(label: string, total: number, unit: ProgressUnit, now: () => number = () => performance.now()) {
     this.#label = label;
     this.#total = Math.max(1, total);
     this.#unit = unit;
+    this.#now = now;
+    this.#started = now();
+  }
+
+  /**
+   * Seconds left: the count left times the wall-clock per unit since the first update (evaluations between
+   * updates included, so on average). Counting seconds of training, at least the training left.
+   */
+  #left(done: number, wall: number): number {
+    const first = this.#first;
+    const span = first === undefined ? 0 : done - first.done;
+    const remaining = Math.max(0, this.#total - done);
+    if (span <= 0 || first === undefined) {
+      if (this.#unit === 'seconds') return remaining;
+      return done > 0 ? (remaining * wall) / done : Number.NaN;
+    }
+    const rate = (wall - first.wall) / span;
+    return remaining * (this.#unit === 'seconds' ? Math.max(1, rate) : rate);
   }
 
   /** Shows `done` of the total, with a short status text. */
   update(done: number, status = ''): void {
     const tenth = Math.floor(Math.min(1, done / this.#total) * 10);
+    const wall = (this.#now() - this.#started) / 1000;
+    const left = this.#left(done, wall);
+    this.#first ??= { done, wall };
     if (!this.#tty && tenth === this.#lastPrinted && done < this.#total) return;
     this.#lastPrinted = tenth;
-    const wall = (performance.now() - this.#started) / 1000;
-    const line = progressLine(this.#label, done, this.#total, this.#unit, wall, status);
+    const line = progressLine(this.#label, done, this.#total, this.#unit, wall, status, left);
     const columns = process.stderr.columns ?? 100;
     if (this.#tty) process.stderr.write(`\r${line.padEnd(columns).slice(0, columns - 1)}`);
     else process.stderr.write(`${line}\n`);
@@ -48,9 +73,10 @@ export function progressLine(
   unit: ProgressUnit,
   wallSeconds: number,
   status = '',
+  leftSeconds?: number,
 ): string {
   const fraction = Math.min(1, done / total);
-  const left = fraction > 0 ? (wallSeconds / fraction) * (1 - fraction) : Number.NaN;
+  const left = leftSeconds ?? (fraction > 0 ? (wallSeconds / fraction) * (1 - fraction) : Number.NaN);
   const width = 24;
   const bar = '#'.repeat(Math.round(fraction * width)).padEnd(width, '.');
   const count =
