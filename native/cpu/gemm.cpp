@@ -184,6 +184,8 @@ DNFT_AVX2 void kernel_avx2(int k, const float* a, const float* b, float* c, int 
     _mm_prefetch(reinterpret_cast<const char*>(c + static_cast<int64_t>(i) * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + static_cast<int64_t>(i) * ldc + kNR - 1), _MM_HINT_T0);
   }
+  // The 6 × 16 tile written out row by row on purpose: twelve named accumulators stay in registers, which an
+  // array indexed in a loop does not guarantee (the same rows repeat in DNFT_STEP and the stores below).
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
