@@ -8,8 +8,8 @@
 #include "core/model.h"
 #include "core/network.h"
 #include "tests/check.h"
-#include "tests/options.h"
 #include "tests/net_gradients.h"
+#include "tests/options.h"
 
 using namespace dnft;
 

@@ -8,8 +8,8 @@
 #include "core/math/philox.h"
 #include "core/model.h"
 #include "tests/check.h"
-#include "tests/options.h"
 #include "tests/net_gradients.h"
+#include "tests/options.h"
 
 using namespace dnft;
 
