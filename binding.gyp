@@ -6,6 +6,7 @@
         "native/addon/addon.cpp",
         "native/addon/convert.cpp",
         "native/addon/model_wrap.cpp",
+        "native/addon/mpi.cpp",
         "native/addon/promise_worker.cpp",
         "native/core/backend.cpp",
         "native/core/device_none.cpp",

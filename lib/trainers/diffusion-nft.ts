@@ -91,6 +91,7 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
       seed: this.common.seed,
       timesPerSample: Math.max(1, Math.floor((grid.length - 1) * fraction)),
       microBatch: this.common.microBatch,
+      firstSample: 0,
       ...(sampling === 'grid' ? { times: grid.subarray(0, grid.length - 1) } : {}),
     };
     this.startPhase(loss.klCoef > 0 ? ['old', 'ref'] : ['old']);
