@@ -89,6 +89,17 @@ describe('faults and resume over MPI', () => {
     expect(Date.now() - started).toBeLessThan(60_000);
   });
 
+  it('a rank that dies ends the job: mpirun stops the others', () => {
+    const r = spawnSync(
+      'mpirun',
+      ['--oversubscribe', '-np', '2', 'node', 'test/distributed/online.mjs', join(dir, 'die'), 'nft', '2', 'die'],
+      { env, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(r.error).toBeUndefined(); // not the 60 s timeout
+    expect(r.status).not.toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/rank 1 .*(signal 9|Killed)/);
+  });
+
   it('a run saved at 2 ranks resumes at 1 rank as the uninterrupted 2-rank run continues', () => {
     const ckpt = join(dir, 'resume.ckpt');
     run(2, 'online', 'nft', '2', 'plain', ckpt);

@@ -1,5 +1,5 @@
 // Run under mpirun (test/distributed.test.ts): epochs of DiffusionNFT or FlowGRPO, stats and θ to `${out}.${rank}.json`.
-// mode 'fail': rank 1's reward throws; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run.
+// mode 'fail': rank 1's reward throws; 'die': rank 1 is killed while scoring; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run.
 import { writeFileSync } from 'node:fs';
 import { DiffusionNFT, FlowGRPO, VelocityNet } from '../../dist/lib/index.js';
 
@@ -8,6 +8,7 @@ const rank = Number(process.env.OMPI_COMM_WORLD_RANK ?? 0);
 const prompts = [0, 1, 2, 3].map((t) => ({ tokens: [t] }));
 const reward = (x, p) => {
   if (mode === 'fail' && rank === 1) throw new Error('the scorer is down');
+  if (mode === 'die' && rank === 1) process.kill(process.pid, 'SIGKILL');
   const s = x.storage;
   return p.map((q, i) => -((s[i * 4] - q.tokens[0] / 3) ** 2) - s[i * 4 + 1] ** 2);
 };
