@@ -6,13 +6,19 @@ import { fileURLToPath } from 'node:url';
 import { BackendError, DistributedError } from './errors.js';
 import { native } from './native.js';
 
-/** The `distributed` option of the trainers: true, false, or settings; absent: on under an MPI launcher. */
-export type DistributedOption = boolean | { timeout?: number };
+/**
+ * The `distributed` option of the trainers: true, false, or settings; absent: on under an MPI launcher. `timeout`:
+ * seconds a collective may wait before the job is aborted (600); `checkEvery`: compare a hash of every parameter set
+ * across the ranks every this many epochs, a debugging aid (0: never).
+ */
+export type DistributedOption = boolean | { timeout?: number; checkEvery?: number };
 
 /** This process's place in the job. */
 export interface World {
   rank: number;
   size: number;
+  /** Epochs between parameter checks (0: none). */
+  checkEvery: number;
 }
 
 let world: World | undefined;
@@ -35,11 +41,16 @@ export function mpiLibraryPath(): string {
 export function openWorld(what: string, option: unknown): World | undefined {
   if (option === false || (option === undefined && !launchedByMpi())) return undefined;
   if (option !== true && option !== undefined && (option === null || typeof option !== 'object')) {
-    throw new TypeError(`${what} must be a boolean or { timeout }`);
+    throw new TypeError(`${what} must be a boolean or { timeout, checkEvery }`);
   }
-  const timeout = (option as { timeout?: unknown } | undefined)?.timeout ?? 600;
+  const settings = (typeof option === 'object' ? option : {}) as { timeout?: unknown; checkEvery?: unknown };
+  const timeout = settings.timeout ?? 600;
   if (typeof timeout !== 'number' || !(timeout >= 0)) throw new RangeError(`${what}.timeout must be seconds ≥ 0`);
-  if (world !== undefined) return world;
+  const checkEvery = settings.checkEvery ?? 0;
+  if (!Number.isSafeInteger(checkEvery) || (checkEvery as number) < 0) {
+    throw new RangeError(`${what}.checkEvery must be an integer ≥ 0`);
+  }
+  if (world !== undefined) return { ...world, checkEvery: checkEvery as number };
   const path = mpiLibraryPath();
   if (!existsSync(path)) {
     throw new BackendError(
@@ -47,10 +58,10 @@ export function openWorld(what: string, option: unknown): World | undefined {
         '(needs an MPI such as Open MPI: apt-get install openmpi-bin libopenmpi-dev), or set DNFT_MPI_LIBRARY',
     );
   }
-  world = native().mpiOpen(path, timeout);
+  world = { ...native().mpiOpen(path, timeout), checkEvery: 0 };
   // MPI_Finalize once the process is done, so the launcher sees a clean exit.
   process.once('exit', () => native().mpiFinalize());
-  return world;
+  return { ...world, checkEvery: checkEvery as number };
 }
 
 /** Equal-sized byte blocks of every rank, in rank order. */

@@ -62,7 +62,7 @@ export class FlowMatchingTrainer {
 
   /** This process's rank and the world size (rank 0 of 1 when not distributed). */
   get world(): World {
-    return this.#world ?? { rank: 0, size: 1 };
+    return this.#world ?? { rank: 0, size: 1, checkEvery: 0 };
   }
 
   /** The resolved options (as passed to the native step). */

@@ -89,6 +89,28 @@ describe('faults and resume over MPI', () => {
     expect(Date.now() - started).toBeLessThan(60_000);
   });
 
+  it('ranks given different options are rejected at the start, on every rank', () => {
+    const r = spawnSync(
+      'mpirun',
+      [
+        '--oversubscribe',
+        '-np',
+        '2',
+        'node',
+        'test/distributed/online.mjs',
+        join(dir, 'mismatch'),
+        'nft',
+        '1',
+        'mismatch',
+      ],
+      { env, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(r.status).not.toBe(0);
+    expect(
+      (r.stderr.match(/DistributedError: DiffusionNFT: the options and θ differs between ranks/g) ?? []).length,
+    ).toBe(2);
+  });
+
   it('a rank that dies ends the job: mpirun stops the others', () => {
     const r = spawnSync(
       'mpirun',

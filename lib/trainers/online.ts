@@ -451,6 +451,9 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     const step = this.net.step;
     if (c.ema > 0) this.net.model.blendParams('ema', Math.min((1 + step) / (10 + step), c.ema), 'theta');
     this.#epoch += 1;
+    if (this.world !== undefined && this.world.checkEvery > 0 && this.#epoch % this.world.checkEvery === 0) {
+      this.#checkParameters();
+    }
     const finished = performance.now();
     const { mean, std } = meanStd(rewards);
     const stats: EpochStats = {
@@ -471,6 +474,22 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       },
     };
     return { ...stats, ...trained.extra } as S;
+  }
+
+  /** Debugging aid: every parameter set must be bit-identical on every rank. */
+  #checkParameters(): void {
+    const model = this.net.model;
+    const lora = model.lora();
+    // With LoRA the trained sets are adapters over a frozen base.
+    const count = lora === null ? model.paramCount() : lora.layout.reduce((n, p) => n + p.size, 0);
+    const sets = (['theta', 'old', 'ref', 'ema'] as const).filter((set) => model.hasParams(set));
+    const bytes = new Uint8Array(sets.length * count * 4);
+    sets.forEach((set, k) => {
+      const view = new Float32Array(bytes.buffer, k * count * 4, count);
+      if (lora === null) model.getParams(view, set);
+      else model.getAdapter(view, set);
+    });
+    checkSameRun(`the parameters after epoch ${this.#epoch}`, bytes);
   }
 
   /**

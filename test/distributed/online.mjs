@@ -1,5 +1,5 @@
 // Run under mpirun (test/distributed.test.ts): epochs of DiffusionNFT or FlowGRPO, stats and θ to `${out}.${rank}.json`.
-// mode 'fail': rank 1's reward throws; 'die': rank 1 is killed while scoring; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run.
+// mode 'fail': rank 1's reward throws; 'die': rank 1 is killed while scoring; 'mismatch': rank 1 has another seed; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run.
 import { writeFileSync } from 'node:fs';
 import { DiffusionNFT, FlowGRPO, VelocityNet } from '../../dist/lib/index.js';
 
@@ -18,7 +18,7 @@ const options = {
   groups: 4,
   groupSize: 4,
   steps: 4,
-  seed: 5,
+  seed: mode === 'mismatch' && rank === 1 ? 6 : 5,
   lr: 3e-3,
 };
 const Trainer = trainerName === 'nft' ? DiffusionNFT : FlowGRPO;
