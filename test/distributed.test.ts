@@ -22,6 +22,26 @@ function run(ranks: number, script: string, ...args: string[]) {
 
 const maxDiff = (a: number[], b: number[]) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - (b[i] as number))), 0);
 
+describe('without MPI', () => {
+  it('the addon does not link MPI, and asking for distributed without libdnft_mpi.so says how to build it', () => {
+    const ldd = execFileSync('ldd', ['build/Release/diffusion_nft.node'], { encoding: 'utf8' });
+    expect(ldd).not.toMatch(/mpi/i);
+    const r = spawnSync(
+      'node',
+      [
+        '--input-type=module',
+        '-e',
+        "import { FlowMatchingTrainer, VelocityNet } from './dist/lib/index.js';" +
+          'new FlowMatchingTrainer(VelocityNet.create({ dataDim: 2, width: 8, depth: 1 }), { distributed: true });',
+      ],
+      { env: { ...env, DNFT_MPI_LIBRARY: join(dir, 'missing.so') }, encoding: 'utf8' },
+    );
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('BackendError');
+    expect(r.stderr).toContain('npm run build:mpi');
+  });
+});
+
 describe('FlowMatchingTrainer over MPI', () => {
   it('2 ranks give the θ and losses of 1 rank over the same global batch, and identical θ on both ranks', () => {
     const [one] = run(1, 'flow-matching', '4');
