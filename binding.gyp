@@ -6,6 +6,7 @@
         "native/addon/addon.cpp",
         "native/addon/convert.cpp",
         "native/addon/model_wrap.cpp",
+        "native/addon/mpi.cpp",
         "native/addon/promise_worker.cpp",
         "native/core/backend.cpp",
         "native/core/device_none.cpp",
@@ -43,7 +44,8 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-Werror", "-fexceptions"],
-      "ldflags": ["-pthread"]
+      "ldflags": ["-pthread"],
+      "libraries": ["-ldl"]
     }
   ]
 }

@@ -150,6 +150,7 @@ async function oursB2(batch: number) {
     seed: 6,
     timesPerSample: 1,
     microBatch: 0,
+    firstSample: 0,
   };
   return timeAndDispose(net, () => net.enqueue(() => net.model.nftStep(x0, cond, r, batch, options)), ITERS);
 }

@@ -54,6 +54,16 @@ export class BackendError extends DiffusionNftError {
   }
 }
 
+/** A data-parallel run failed on some rank (docs/distributed.md): every rank throws this, naming that rank. */
+export class DistributedError extends DiffusionNftError {
+  /** The rank that failed, when one is known. */
+  readonly rank: number | undefined;
+  constructor(message: string, rank?: number, options?: ErrorOptions) {
+    super(message, 'DNFT_DISTRIBUTED', options);
+    this.rank = rank;
+  }
+}
+
 /** Translates an error raised by the native addon into this package's error classes. */
 export function fromNative(error: unknown): Error {
   if (!(error instanceof Error) || error instanceof TypeError || error instanceof RangeError) return error as Error;
@@ -62,6 +72,7 @@ export function fromNative(error: unknown): Error {
   if (code === 'DNFT_DISPOSED') return new DisposedError('the native model');
   if (code === 'DNFT_NUMERIC') return new NumericError(error.message);
   if (code === 'DNFT_BACKEND') return new BackendError(error.message);
+  if (code === 'DNFT_DISTRIBUTED') return new DistributedError(error.message);
   if (typeof code === 'string' && code.startsWith('DNFT_')) return new DiffusionNftError(error.message, code);
   return error;
 }

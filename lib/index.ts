@@ -13,12 +13,14 @@ export type { Arch, DitConfig, MlpConfig, NetConfig, NetPreset } from './config.
 export { CONFIG_D, CONFIG_M, CONFIG_SMALL } from './config.js';
 export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
+export type { DistributedOption, World } from './distributed.js';
 export {
   BackendError,
   BusyError,
   CheckpointError,
   DiffusionNftError,
   DisposedError,
+  DistributedError,
   NumericError,
   RewardError,
 } from './errors.js';

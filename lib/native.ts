@@ -38,6 +38,8 @@ export interface NativeFlowMatchingOptions extends NativeOptimizerOptions {
   seed: number;
   microBatch: number;
   condDropout: number;
+  /** Index of row 0 in the step's global batch (data-parallel: docs/distributed.md); keys its draws. */
+  firstSample: number;
 }
 
 /** The NFT loss. */
@@ -49,6 +51,8 @@ export interface NativeNftStepOptions extends NativeOptimizerOptions, NativeNftL
   times?: Float64Array;
   timesPerSample: number;
   microBatch: number;
+  /** Index of sample 0 in the step's global batch (data-parallel: docs/distributed.md); keys its draws. */
+  firstSample: number;
 }
 
 /** The GRPO loss. */
@@ -103,6 +107,8 @@ export interface NativeModel {
   getOptimizerState(m: Float32Array, v: Float32Array): void;
   setOptimizerState(m: Float32Array, v: Float32Array, step: number): void;
   resetOptimizer(): void;
+  /** Steps sum gradients and statistics over the MPI ranks (after mpiOpen), or not (lib/distributed.ts). */
+  setDistributed(on: boolean): void;
   /** Frees the native model now; every other method throws (code DNFT_DISPOSED) afterwards. */
   release(): void;
   released(): boolean;
@@ -200,6 +206,13 @@ export interface NativeAddon {
   setThreads(threads: number): void;
   /** The bounds every native call checks before allocating. */
   limits(): NativeLimits;
+  /** Data parallelism over libdnft_mpi.so (native/mpi/dnft_mpi.h; lib/distributed.ts). */
+  mpiOpen(path: string, timeoutSeconds: number): { rank: number; size: number };
+  mpiAllgather(bytes: Uint8Array): Uint8Array;
+  mpiSum(values: Float64Array): void;
+  mpiBcast(bytes: Uint8Array, root: number): void;
+  mpiAbort(message: string, code: number): void;
+  mpiFinalize(): void;
   /** The flat parameter layout of a config, computed without allocating a model. */
   paramLayout(config: Record<string, number | string>): NativeParamSpec[];
   /** The adapter layout of a config (lib/lora.ts), without allocating a model. */

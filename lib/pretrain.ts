@@ -1,3 +1,4 @@
+import { checkSameRun, type DistributedOption, openWorld, type World } from './distributed.js';
 import { type LoraOptions, loraOptions, useLora } from './lora.js';
 import type { NativeFlowMatchingOptions } from './native.js';
 import type { VelocityNet } from './net.js';
@@ -15,6 +16,11 @@ export interface FlowMatchingOptions extends OptimizerOptions {
   condDropout?: number;
   /** Train LoRA adapters of a frozen base (docs/lora.md): added to a network without; one with must carry these. */
   lora?: LoraOptions;
+  /**
+   * Data-parallel over MPI (docs/distributed.md): every rank passes the same global batch to step() and trains its
+   * share of the rows; default: on when an MPI launcher started several ranks.
+   */
+  distributed?: DistributedOption;
 }
 
 /** The option table of pre-training. */
@@ -24,6 +30,7 @@ export const FLOW_MATCHING_SCHEMA = {
   microBatch: MICRO_BATCH,
   condDropout: { type: 'number', min: 0, max: 1, default: 0 },
   lora: { type: 'value' },
+  distributed: { type: 'value' },
 } as const satisfies Record<keyof FlowMatchingOptions, Rule>;
 
 /**
@@ -35,16 +42,27 @@ export class FlowMatchingTrainer {
   /** The network being trained. */
   readonly net: VelocityNet;
   readonly #native: NativeFlowMatchingOptions;
+  readonly #world: World | undefined;
 
   constructor(net: VelocityNet, options: FlowMatchingOptions = {}) {
-    const { lora, ...opts } = resolveOptions('options', options, FLOW_MATCHING_SCHEMA);
+    const { lora, distributed, ...opts } = resolveOptions('options', options, FLOW_MATCHING_SCHEMA);
     this.net = net;
     const seed = seedOption('options.seed', opts.seed ?? 0);
     if (typeof seed === 'bigint' && seed > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw new RangeError('options.seed of a trainer must be below 2^53');
     }
     if (lora !== undefined) useLora(net, loraOptions('options.lora', lora, net.config.arch));
-    this.#native = { ...opts, seed: Number(seed) };
+    this.#native = { ...opts, seed: Number(seed), firstSample: 0 };
+    this.#world = openWorld('options.distributed', distributed);
+    if (this.#world !== undefined) {
+      net.model.setDistributed(true);
+      checkSameRun('FlowMatchingTrainer: the options and θ', JSON.stringify(this.#native) + net.getParameters().join());
+    }
+  }
+
+  /** This process's rank and the world size (rank 0 of 1 when not distributed). */
+  get world(): World {
+    return this.#world ?? { rank: 0, size: 1, checkEvery: 0 };
   }
 
   /** The resolved options (as passed to the native step). */
@@ -56,6 +74,17 @@ export class FlowMatchingTrainer {
   async step(batch: { x0: Tensor; cond: Tensor<'int32'> }): Promise<StepStats> {
     if (batch === null || typeof batch !== 'object') throw new TypeError('step expects { x0, cond }');
     const inputs = this.net.checkInputs(batch.x0, 0, batch.cond);
-    return this.net.enqueue(() => this.net.model.flowMatchingStep(inputs.x, inputs.cond, inputs.batch, this.#native));
+    const { rank, size } = this.world;
+    if (inputs.batch % size !== 0) {
+      throw new RangeError(`the batch of ${inputs.batch} rows does not split evenly over ${size} ranks`);
+    }
+    // This rank's share of the global batch, its draws keyed by the rows' global indices.
+    const rows = inputs.batch / size;
+    const { dataDim: D, condSlots: L } = this.net.config;
+    const first = rank * rows;
+    const x = size === 1 ? inputs.x : inputs.x.subarray(first * D, (first + rows) * D);
+    const cond = size === 1 ? inputs.cond : inputs.cond.subarray(first * L, (first + rows) * L);
+    const native = { ...this.#native, firstSample: first };
+    return this.net.enqueue(() => this.net.model.flowMatchingStep(x, cond, rows, native));
   }
 }

@@ -50,7 +50,7 @@ case "$command" in
     node dist/lib/cli.js demo "$@"
     ;;
   test)
-    ensure_debian_packages cmake g++ clang-format python3-torch python3-numpy libopenblas0-pthread chromium
+    ensure_debian_packages cmake g++ clang-format python3-torch python3-numpy libopenblas0-pthread chromium openmpi-bin libopenmpi-dev
     ensure_node_modules
     log "lint: biome, clang-format, tsc --noEmit"
     npx biome check .
@@ -74,6 +74,8 @@ case "$command" in
     ls prebuilds/*/
     # prebuildify rebuilt without the C++ tests; restore the full build tree.
     build
+    log "libdnft_mpi.so against the local MPI (docs/distributed.md)"
+    npm run --silent build:mpi >build-mpi.log 2>&1 || { cat build-mpi.log; exit 1; }
 
     log "C++ tests"
     cpp_passed=0; cpp_failed=0
@@ -115,13 +117,18 @@ case "$command" in
     [ "$status" -eq 0 ] && [ "$cpp_failed" -eq 0 ]
     ;;
   bench)
-    ensure_debian_packages cmake g++ python3-torch python3-numpy libopenblas0-pthread
+    ensure_debian_packages cmake g++ python3-torch python3-numpy libopenblas0-pthread openmpi-bin libopenmpi-dev
     ensure_node_modules
     build
-    # `npm run bench` runs the speed rows; `npm run bench -- efficiency --base CKPT` the B4 head-to-head.
+    # `npm run bench` runs the speed rows; `npm run bench -- efficiency --base CKPT` the B4 head-to-head;
+    # `npm run bench -- distributed` the data-parallel epoch times (docs/distributed.md).
     if [ "${1:-}" = efficiency ]; then
       shift
       node dist/bench/efficiency.js "$@"
+    elif [ "${1:-}" = distributed ]; then
+      shift
+      npm run --silent build:mpi >build-mpi.log 2>&1 || { cat build-mpi.log; exit 1; }
+      node dist/bench/distributed.js "$@"
     elif [ "${1:-}" = soak ]; then
       shift
       node dist/bench/soak.js "$@"

@@ -31,6 +31,8 @@ const SHIPPED = [
   /^prebuilds\/linux-(x64|arm64)\/diffusion-nft\.glibc\.node$/,
   /^CMakeLists\.txt$/,
   /^native\/(addon|core|cpu|cuda)\/[\w/]+\.(cpp|h|cu|cuh|def)$/,
+  // The MPI bridge that `npm run build:mpi` builds in an installed package (docs/distributed.md).
+  /^native\/mpi\/(CMakeLists\.txt|dnft_mpi\.(cpp|h))$/,
   /^models\/shapes-base\.safetensors$/,
 ];
 const REQUIRED = [

@@ -91,6 +91,7 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
       seed: this.common.seed,
       timesPerSample: Math.max(1, Math.floor((grid.length - 1) * fraction)),
       microBatch: this.common.microBatch,
+      firstSample: 0,
       ...(sampling === 'grid' ? { times: grid.subarray(0, grid.length - 1) } : {}),
     };
     this.startPhase(loss.klCoef > 0 ? ['old', 'ref'] : ['old']);
@@ -142,8 +143,12 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
     if (!(typeof eta === 'number' && eta >= 0 && eta <= 1))
       throw new RangeError(`the eta schedule gave ${eta} at step ${etaStep}; it must be in [0, 1]`);
     for (let k = 0; k < S; k++) {
-      const from = Math.floor((k * n) / S);
-      const to = Math.floor(((k + 1) * n) / S);
+      const stepFrom = Math.floor((k * n) / S);
+      const stepTo = Math.floor(((k + 1) * n) / S);
+      // The step's samples this rank holds (all of them in one process), keyed by their index in the step.
+      const from = Math.max(stepFrom, data.from);
+      const to = Math.max(from, Math.min(stepTo, data.to));
+      const native = { ...this.#native, firstSample: from - stepFrom };
       steps.push(
         await this.net.enqueue(() =>
           this.net.model.nftStep(
@@ -151,7 +156,7 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
             data.tokens.slice(from * L, to * L),
             r.slice(from, to),
             to - from,
-            this.#native,
+            native,
           ),
         ),
       );

@@ -128,14 +128,17 @@ export class FlowGRPO<P extends Prompt = Prompt> extends OnlineTrainer<P, GrpoEp
     const totals = { loss: 0, gradNorm: 0, clipFraction: 0, approxKl: 0, ratioMean: 0, lr: 0 };
     const S = Math.min(this.common.optimizerSteps, kept.length);
     for (let k = 0; k < S; k++) {
-      const part = kept.slice(Math.floor((k * kept.length) / S), Math.floor(((k + 1) * kept.length) / S));
+      // The step's samples this rank rolled out (all of them in one process).
+      const part = kept
+        .slice(Math.floor((k * kept.length) / S), Math.floor(((k + 1) * kept.length) / S))
+        .filter((i) => i >= data.from && i < data.to);
       const B = part.length;
       const trajectory = new Float32Array((N + 1) * B * D);
       const logpOld = new Float32Array(N * B);
       const tokens = new Int32Array(B * L);
       const adv = new Float32Array(B);
       part.forEach((sample, b) => {
-        const [recorded, row] = where[sample] as [Recorded, number];
+        const [recorded, row] = where[sample - data.from] as [Recorded, number];
         for (let n = 0; n <= N; n++) {
           const from = (n * recorded.rows + row) * D;
           trajectory.set(recorded.trajectory.subarray(from, from + D), (n * B + b) * D);

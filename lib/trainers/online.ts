@@ -3,7 +3,8 @@
 
 import { ADVANTAGE_SCHEMA } from '../advantage.js';
 import { type Checkpoint, loadCheckpoint, writeCheckpoint } from '../checkpoint.js';
-import { BusyError, CheckpointError } from '../errors.js';
+import { allgather, checkSameRun, type DistributedOption, openWorld, type World } from '../distributed.js';
+import { BusyError, CheckpointError, DistributedError } from '../errors.js';
 import { type LoraOptions, loraOptions, useLora } from '../lora.js';
 import { MetricsLog, type RecordHook } from '../metrics/log.js';
 import type { NativeOptimizerOptions } from '../native.js';
@@ -68,6 +69,11 @@ export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptio
    * adapters; a network with adapters must carry these. θ_old, θ_ref and the EMA are then adapter sets.
    */
   lora?: LoraOptions;
+  /**
+   * Data-parallel over MPI (docs/distributed.md): the `groups` prompt groups of an epoch are split over the ranks;
+   * default: on when an MPI launcher started several ranks.
+   */
+  distributed?: DistributedOption;
 }
 
 /** Statistics every trainer reports for an epoch. */
@@ -150,6 +156,7 @@ export const ONLINE_SCHEMA = {
   rewardTimeout: { type: 'int', min: 0, max: 2 ** 31 - 1, default: 600_000 },
   rewardRetries: { type: 'int', min: 0, max: 100, default: 0 },
   lora: { type: 'value' },
+  distributed: { type: 'value' },
   ...OPTIMIZER_SCHEMA,
 } as const satisfies Record<keyof OnlineOptions, Rule>;
 
@@ -190,6 +197,9 @@ export interface EpochData<P extends Prompt> {
   samples: Float32Array;
   rewards: Float64Array;
   chunks: RolloutChunk[];
+  /** The samples this rank rolled out, [from, to) (all of them in one process); `samples` holds only these. */
+  from: number;
+  to: number;
 }
 
 /** The resolved common options. */
@@ -250,6 +260,8 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   protected readonly optimizer: NativeOptimizerOptions;
   #epoch = 0;
   #busy = false;
+  /** Undefined in one process. */
+  protected readonly world: World | undefined;
   readonly #lora: ReturnType<typeof loraOptions> | undefined;
 
   /** `opts` are the trainer's options resolved against its table, which includes ONLINE_SCHEMA. */
@@ -285,6 +297,12 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     }
     this.optimizer = pick(opts, OPTIMIZER_SCHEMA);
     this.#lora = opts.lora === undefined ? undefined : loraOptions('options.lora', opts.lora, net.config.arch);
+    this.world = openWorld('options.distributed', opts.distributed);
+    if (this.world !== undefined && groups % this.world.size !== 0) {
+      throw new RangeError(
+        `options.groups = ${groups} prompt groups do not split evenly over ${this.world.size} ranks`,
+      );
+    }
     this.net = net;
   }
 
@@ -298,6 +316,10 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     for (const set of sets) this.net.model.copyParams(set, 'theta');
     if (this.common.ema > 0) this.net.model.copyParams('ema', 'theta');
     this.net.model.resetOptimizer();
+    if (this.world !== undefined) {
+      this.net.model.setDistributed(true);
+      checkSameRun(`${this.constructor.name}: the options and θ`, this.#state() + this.net.getParameters().join());
+    }
   }
 
   /** Epochs completed. */
@@ -330,6 +352,16 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
 
   /** Writes the network (every parameter set, the optimiser) and the trainer's epoch atomically to `path`. */
   async save(path: string): Promise<void> {
+    if (this.world !== undefined) {
+      // Rank 0 writes; the others wait for it, so that a resume right after finds the file.
+      if (this.world.rank === 0) await this.#write(path);
+      allgather(new Uint8Array(1));
+      return;
+    }
+    await this.#write(path);
+  }
+
+  async #write(path: string): Promise<void> {
     const trainer = JSON.stringify({ format: this.constructor.name, epoch: this.#epoch, options: this.#state() });
     await writeCheckpoint(path, this.net, this.net.model.hasOptimizerState(), { 'dnft.trainer': trainer });
   }
@@ -401,13 +433,17 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     const n = drawn.prompts.length;
     const tokens = promptTokens(drawn.prompts, L);
     const samples = new Float32Array(n * D);
+    // This rank's prompt groups: an equal contiguous share of the epoch's samples.
+    const size = this.world?.size ?? 1;
+    const from = ((this.world?.rank ?? 0) * n) / size;
+    const to = from + n / size;
     const chunks: RolloutChunk[] = [];
     const scoring: Promise<Scores>[] = [];
     let rewardSeconds = 0;
     let rewardFailed = false;
-    for (let start = 0; start < n && !rewardFailed; start += c.chunk) {
-      signal?.throwIfAborted();
-      const rows = Math.min(c.chunk, n - start);
+    for (let start = from; start < to && !rewardFailed; start += c.chunk) {
+      if (this.world === undefined) signal?.throwIfAborted();
+      const rows = Math.min(c.chunk, to - start);
       const chunk = await this.rolloutChunk(tokens.slice(start * L, (start + rows) * L), rows, this.#epoch * n + start);
       chunks.push(chunk);
       samples.set(chunk.x.storage, start * D);
@@ -425,16 +461,12 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       scoring.push(scored);
     }
     const sampled = performance.now();
-    const parts = await Promise.all(scoring);
     const rewards = new Float64Array(n);
     const named: Record<string, number> = {};
-    let offset = 0;
-    for (const part of parts) {
-      rewards.set(part.total, offset);
-      for (const [name, values] of Object.entries(part.parts)) {
-        named[name] = (named[name] ?? 0) + values.reduce((s, v) => s + v, 0) / n;
-      }
-      offset += part.total.length;
+    const gathered = await this.#gatherScores(Promise.all(scoring), from, to, signal);
+    rewards.set(gathered.total);
+    for (const [name, values] of Object.entries(gathered.parts)) {
+      named[name] = values.reduce((s, v) => s + v, 0) / n;
     }
     signal?.throwIfAborted();
     const scored = performance.now();
@@ -445,10 +477,15 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       samples,
       rewards,
       chunks,
+      from,
+      to,
     });
     const step = this.net.step;
     if (c.ema > 0) this.net.model.blendParams('ema', Math.min((1 + step) / (10 + step), c.ema), 'theta');
     this.#epoch += 1;
+    if (this.world !== undefined && this.world.checkEvery > 0 && this.#epoch % this.world.checkEvery === 0) {
+      this.#checkParameters();
+    }
     const finished = performance.now();
     const { mean, std } = meanStd(rewards);
     const stats: EpochStats = {
@@ -469,6 +506,93 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       },
     };
     return { ...stats, ...trained.extra } as S;
+  }
+
+  /** Debugging aid: every parameter set must be bit-identical on every rank. */
+  #checkParameters(): void {
+    const model = this.net.model;
+    const lora = model.lora();
+    // With LoRA the trained sets are adapters over a frozen base.
+    const count = lora === null ? model.paramCount() : lora.layout.reduce((n, p) => n + p.size, 0);
+    const sets = (['theta', 'old', 'ref', 'ema'] as const).filter((set) => model.hasParams(set));
+    const bytes = new Uint8Array(sets.length * count * 4);
+    sets.forEach((set, k) => {
+      const view = new Float32Array(bytes.buffer, k * count * 4, count);
+      if (lora === null) model.getParams(view, set);
+      else model.getAdapter(view, set);
+    });
+    checkSameRun(`the parameters after epoch ${this.#epoch}`, bytes);
+  }
+
+  /**
+   * The scores of every sample of the epoch. Distributed, each rank's are all-gathered with a status, so that a rank
+   * whose reward failed (or whose run was aborted) makes every rank stop with a DistributedError naming it.
+   */
+  async #gatherScores(
+    scoring: Promise<Scores[]>,
+    from: number,
+    to: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ total: Float64Array; parts: Record<string, Float64Array> }> {
+    const names = this.rewardFns.map((r) => r.name);
+    const join = (parts: Scores[]) => {
+      const total = new Float64Array(to - from);
+      const named = Object.fromEntries(names.map((name) => [name, new Float64Array(to - from)]));
+      let offset = 0;
+      for (const part of parts) {
+        total.set(part.total, offset);
+        for (const name of names) named[name]?.set(part.parts[name] as Float64Array, offset);
+        offset += part.total.length;
+      }
+      return { total, parts: named };
+    };
+    if (this.world === undefined) return join(await scoring);
+    const world = this.world;
+    const rows = to - from;
+    const values = new Float64Array(1 + rows * (1 + names.length));
+    let failure: unknown;
+    try {
+      const mine = join(await scoring);
+      values.set(mine.total, 1);
+      names.forEach((name, k) => {
+        values.set(mine.parts[name] as Float64Array, 1 + rows * (1 + k));
+      });
+      if (signal?.aborted) values[0] = 2;
+    } catch (error) {
+      failure = error;
+      values[0] = 1;
+    }
+    const MESSAGE = 512;
+    const block = new Uint8Array(values.byteLength + MESSAGE);
+    block.set(new Uint8Array(values.buffer));
+    if (failure !== undefined) {
+      const text = failure instanceof Error ? failure.message : String(failure);
+      block.set(new TextEncoder().encode(text).subarray(0, MESSAGE), values.byteLength);
+    }
+    const blocks = allgather(block);
+    const all = blocks.map((b) => new Float64Array(b.slice(0, values.byteLength).buffer));
+    const failed = all.findIndex((v) => v[0] === 1);
+    if (failed >= 0) {
+      const text = new TextDecoder()
+        .decode((blocks[failed] as Uint8Array).subarray(values.byteLength))
+        .replace(/\0+$/, '');
+      throw new DistributedError(`rank ${failed} of ${world.size} failed scoring its samples: ${text}`, failed, {
+        cause: failure,
+      });
+    }
+    if (all.some((v) => v[0] === 2)) {
+      signal?.throwIfAborted();
+      throw new DistributedError('another rank was aborted');
+    }
+    const total = new Float64Array(rows * world.size);
+    const parts = Object.fromEntries(names.map((name) => [name, new Float64Array(rows * world.size)]));
+    all.forEach((v, r) => {
+      total.set(v.subarray(1, 1 + rows), r * rows);
+      names.forEach((name, k) => {
+        parts[name]?.set(v.subarray(1 + rows * (1 + k), 1 + rows * (2 + k)), r * rows);
+      });
+    });
+    return { total, parts };
   }
 
   /**
@@ -538,7 +662,8 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       throw new TypeError('run options.onRecord must be a function');
     }
     const log = await MetricsLog.open({
-      dir: opts.metrics as string | undefined,
+      // Rank 0 writes the metrics; every rank gets the records.
+      dir: (this.world?.rank ?? 0) === 0 ? (opts.metrics as string | undefined) : undefined,
       epoch: this.#epoch,
       trainer: this.constructor.name,
       config: this.resolvedOptions,

@@ -5,6 +5,7 @@
 
 #include "addon/convert.h"
 #include "addon/model_wrap.h"
+#include "addon/mpi.h"
 #include "addon/promise_worker.h"
 #include "core/device.h"
 #include "core/math/philox.h"
@@ -261,6 +262,7 @@ Napi::Value GrpoLoss(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", ModelWrap::Define(env));
+  define_mpi(env, exports);
   exports.Set("backendInfo", Napi::Function::New<BackendInfo>(env, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
   exports.Set("limits", Napi::Function::New<Limits>(env, "limits"));

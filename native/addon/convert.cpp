@@ -198,6 +198,7 @@ FlowMatchingOptions flow_matching_options_from(const Napi::Object& o) {
   f.seed = integer_field<uint64_t>(o, "seed");
   f.micro_batch = integer_field<int>(o, "microBatch");
   f.cond_dropout = number_field(o, "condDropout");
+  f.first_sample = integer_field<int64_t>(o, "firstSample");
   return f;
 }
 
@@ -245,6 +246,7 @@ NftStepOptions nft_step_options_from(const Napi::Object& o) {
   if (!o.Get("times").IsUndefined()) s.times = float64_field(o, "times");
   s.times_per_sample = integer_field<int>(o, "timesPerSample");
   s.micro_batch = integer_field<int>(o, "microBatch");
+  s.first_sample = integer_field<int64_t>(o, "firstSample");
   s.loss = nft_loss_params_from(o);
   s.optimizer = optimizer_config_from(o);
   return s;

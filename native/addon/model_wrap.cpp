@@ -5,6 +5,7 @@
 #include <string>
 
 #include "addon/convert.h"
+#include "addon/mpi.h"
 #include "addon/promise_worker.h"
 #include "core/device.h"
 #include "cpu/thread_pool.h"
@@ -127,6 +128,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::GetAdapter>>("getAdapter"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::SetAdapter>>("setAdapter"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::MergeLora>>("mergeLora"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::SetDistributed>>("setDistributed"),
                      });
 }
 
@@ -274,6 +276,26 @@ int ModelWrap::batch_arg(const Napi::CallbackInfo& info, size_t index) {
   return static_cast<int>(integer_arg(info, index, "batch", 1, kMaxBatch));
 }
 
+int ModelWrap::step_batch_arg(const Napi::CallbackInfo& info, size_t index) {
+  return static_cast<int>(integer_arg(info, index, "batch", model_->distributed() ? 0 : 1, kMaxBatch));
+}
+
+// setDistributed(on): the model's steps sum gradients and statistics over the MPI ranks (mpiOpen first), or not.
+Napi::Value ModelWrap::SetDistributed(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "setDistributed(on: boolean)");
+  const bool on = info[0].As<Napi::Boolean>().Value();
+  std::shared_ptr<Communicator> communicator;
+  if (on) {
+    try {
+      communicator = mpi_communicator(backend_ == nullptr);
+    } catch (const Error& error) {
+      throw_js_error(info.Env(), error);
+    }
+  }
+  on_model(*model_, [&] { model_->set_communicator(communicator); });
+  return info.Env().Undefined();
+}
+
 // velocity(x, t, tokens, batch, which?) -> Promise<Float32Array (B, D)>
 Napi::Value ModelWrap::Velocity(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -326,7 +348,7 @@ Napi::Value ModelWrap::ForwardBackward(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::FlowMatchingStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const NetConfig& c = model_->net().config();
-  const int B = batch_arg(info, 2);
+  const int B = step_batch_arg(info, 2);
   Napi::Float32Array x0 = float32_arg(info, 0, "x0", static_cast<size_t>(B) * c.data_dim);
   Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
   Napi::Object o = object_arg(info, 3, "options");
@@ -393,7 +415,7 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::NftStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const NetConfig& c = model_->net().config();
-  const int B = batch_arg(info, 3);
+  const int B = step_batch_arg(info, 3);
   Napi::Float32Array x0 = float32_arg(info, 0, "x0", static_cast<size_t>(B) * c.data_dim);
   Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
   Napi::Float32Array r = float32_arg(info, 2, "r", B);
@@ -413,7 +435,7 @@ Napi::Value ModelWrap::NftStep(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::GrpoStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const NetConfig& c = model_->net().config();
-  const int B = batch_arg(info, 4);
+  const int B = step_batch_arg(info, 4);
   const GrpoStepOptions options = guard(env, [&] { return grpo_step_options_from(object_arg(info, 5, "options")); });
   const size_t N = options.grid.size() - 1;
   Napi::Float32Array trajectory = float32_arg(info, 0, "trajectory", (N + 1) * B * c.data_dim);

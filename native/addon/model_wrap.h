@@ -57,6 +57,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value GetAdapter(const Napi::CallbackInfo& info);
   Napi::Value SetAdapter(const Napi::CallbackInfo& info);
   Napi::Value MergeLora(const Napi::CallbackInfo& info);
+  Napi::Value SetDistributed(const Napi::CallbackInfo& info);
 
   // Runs `method` while the native model is held; after release() it throws a JS Error with code DNFT_DISPOSED
   // instead of touching freed memory.
@@ -65,6 +66,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   // Batch inputs shared by the calls above: x (B, D), t (B), tokens (B, L) at the given argument positions.
   int batch_arg(const Napi::CallbackInfo& info, size_t index);
+  // A training step's batch: 0 is allowed for a distributed model, whose rank may hold no rows of a step.
+  int step_batch_arg(const Napi::CallbackInfo& info, size_t index);
 
   // The backend outlives the model whose buffers it holds (members are destroyed in reverse order); null for the
   // process-wide CPU backend. Calls in flight share the model, so release() during one frees it when it ends.

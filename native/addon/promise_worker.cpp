@@ -14,6 +14,8 @@ const char* error_code(dnft::Error::Kind kind) {
       return "DNFT_STATE";
     case dnft::Error::Kind::kNumeric:
       return "DNFT_NUMERIC";
+    case dnft::Error::Kind::kDistributed:
+      return "DNFT_DISTRIBUTED";
     case dnft::Error::Kind::kBackend:
       break;
   }

@@ -17,7 +17,7 @@ namespace dnft {
 // Errors raised by the native core. The addon turns the kind into the matching JS error class.
 class Error : public std::runtime_error {
  public:
-  enum class Kind { kType, kRange, kState, kNumeric, kBackend };
+  enum class Kind { kType, kRange, kState, kNumeric, kBackend, kDistributed };
   Error(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
   Kind kind() const { return kind_; }
 

@@ -183,42 +183,65 @@ StepStats Model::flow_matching_step(const float* host_x0, const int32_t* host_to
   const size_t n = trained_count(), D = c.data_dim, L = c.cond_slots;
 
   // Times and condition dropout are drawn on the host (B values), so both backends see identical inputs.
+  backend_.fill(grads_.get(), 0.0f, n);
+  if (B == 0) return apply_step(0.0, 0, o.optimizer);
+  const uint64_t first = static_cast<uint64_t>(o.first_sample);
   std::vector<float> t(B);
   std::vector<int32_t> tokens(host_tokens, host_tokens + static_cast<size_t>(B) * L);
   for (int b = 0; b < B; ++b) {
-    t[b] = philox_uniform(o.seed, kStreamTime, step_offset(step) + b);
-    if (o.cond_dropout > 0 && philox_uniform(o.seed, kStreamDropout, step_offset(step) + b) < o.cond_dropout) {
+    t[b] = philox_uniform(o.seed, kStreamTime, step_offset(step) + first + b);
+    if (o.cond_dropout > 0 &&
+        philox_uniform(o.seed, kStreamDropout, step_offset(step) + first + b) < o.cond_dropout) {
       std::fill(tokens.begin() + b * L, tokens.begin() + (b + 1) * L, 0);
     }
   }
   stage_inputs(host_x0, t.data(), tokens.data(), B);
 
   const int micro = o.micro_batch > 0 && o.micro_batch < B ? o.micro_batch : B;
-  backend_.fill(grads_.get(), 0.0f, n);
   double loss = 0.0;
   for (int start = 0; start < B; start += micro) {
     const int rows = std::min(micro, B - start);
-    const size_t first = static_cast<size_t>(start) * D, count = static_cast<size_t>(rows) * D;
-    float* x0 = x_.get() + first;
-    float* xt = xt_.get() + first;
-    float* dout = dout_.get() + first;
-    float* target = target_.get() + first;
-    float* out = out_.get() + first;
+    const size_t at = static_cast<size_t>(start) * D, count = static_cast<size_t>(rows) * D;
+    float* x0 = x_.get() + at;
+    float* xt = xt_.get() + at;
+    float* dout = dout_.get() + at;
+    float* target = target_.get() + at;
+    float* out = out_.get() + at;
     const int32_t* tok = tokens_.get() + static_cast<size_t>(start) * L;
     backend_.interpolate(xt, target, x0, t_.get() + start, rows, static_cast<int>(D), o.seed,
-                         step_offset(step) + first);
+                         step_offset(step) + (first + start) * D);
     net_->forward(backend_, *workspace_, weights(), xt, t_.get() + start, tok, rows, out);
     // The batch loss is the mean over all B·D elements: weight each micro-batch by its share of the rows.
     const float share = static_cast<float>(rows) / static_cast<float>(B);
     loss += share * backend_.mse_loss(dout, out, target, count, share);
     net_->backward(backend_, *workspace_, weights(), gradients(), xt, tok, dout, rows, nullptr);
   }
-  return apply_step(loss, o.optimizer);
+  return apply_step(loss, B, o.optimizer);
 }
 
-StepStats Model::apply_step(double loss, const OptimizerConfig& optimizer) {
-  if (!std::isfinite(loss)) throw Error(Error::Kind::kNumeric, "the loss is not finite; the step was not applied");
+StepStats Model::apply_step(double loss, double rows, const OptimizerConfig& optimizer, GrpoStats* grpo) {
   const size_t n = trained_count();
+  if (communicator_ != nullptr) {
+    double sums[5] = {rows, rows * loss, 0, 0, 0};
+    if (grpo != nullptr) {
+      sums[2] = grpo->clipped;
+      sums[3] = grpo->log_ratio_sq;
+      sums[4] = grpo->ratio_sum;
+    }
+    communicator_->sum(sums, 5);
+    if (grpo != nullptr) *grpo = {sums[2], sums[4], sums[3]};
+    // Every rank sees the same sums, so a non-finite loss anywhere stops the step on all of them.
+    loss = sums[0] > 0 ? sums[1] / sums[0] : 0.0;
+    if (!std::isfinite(loss)) throw Error(Error::Kind::kNumeric, "the loss is not finite; the step was not applied");
+    // Each rank's gradient is the mean over its rows: weighted by its share, their sum is the mean over all rows.
+    if (rows != sums[0]) {
+      const float share = sums[0] > 0 ? static_cast<float>(rows / sums[0]) : 0.0f;
+      backend_.lincomb(grads_.get(), n, share, grads_.get(), 0.0f, grads_.get(), 0.0f, nullptr);
+    }
+    communicator_->sum(backend_, grads_.get(), n);
+    rows = sums[0];
+  }
+  if (!std::isfinite(loss)) throw Error(Error::Kind::kNumeric, "the loss is not finite; the step was not applied");
   if (m_.empty()) {
     m_ = Buffer<float>(backend_, n);
     v_ = Buffer<float>(backend_, n);
@@ -229,7 +252,7 @@ StepStats Model::apply_step(double loss, const OptimizerConfig& optimizer) {
   const OptimizerResult r = adamw_step(backend_, trained_layout(), trained(ParamSet::kTheta), m_.get(), v_.get(),
                                        grads_.get(), n, 1.0, optimizer, step);
   step_ = step;
-  return {loss, r.grad_norm, r.lr, step};
+  return {loss, r.grad_norm, r.lr, step, rows};
 }
 
 }  // namespace dnft

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/communicator.h"
 #include "core/guidance.h"
 #include "core/network.h"
 #include "core/optimizer.h"
@@ -15,9 +16,10 @@
 namespace dnft {
 
 struct FlowMatchingOptions {
-  uint64_t seed{};        // keys the Philox draws of t, noise and dropout (with the optimiser step)
-  int micro_batch{};      // gradient accumulation: rows per forward/backward, 0 = the whole batch
-  double cond_dropout{};  // probability that a sample's condition is replaced by the null condition
+  uint64_t seed{};         // keys the Philox draws of t, noise and dropout (with the optimiser step)
+  int micro_batch{};       // gradient accumulation: rows per forward/backward, 0 = the whole batch
+  double cond_dropout{};   // probability that a sample's condition is replaced by the null condition
+  int64_t first_sample{};  // index of row 0 in the step's global batch (data-parallel), keys its draws
   OptimizerConfig optimizer{};
 };
 
@@ -35,6 +37,7 @@ struct NftStepOptions {
   std::vector<double> times;  // candidate training times (the rollout grid without t = 0); empty: t ~ U(0, 1)
   int times_per_sample{};     // K times per sample: distinct grid times, or K uniform draws
   int micro_batch{};          // (sample, time) rows per forward/backward, 0 = all
+  int64_t first_sample{};     // index of sample 0 in the step's global batch (data-parallel), keys its draws
   NftLossParams loss{};
   OptimizerConfig optimizer{};
 };
@@ -55,6 +58,7 @@ struct StepStats {
   double grad_norm;
   double lr;
   int64_t step;
+  double rows;  // rows of the step, over every rank
 };
 
 struct GrpoStepStats {
@@ -129,13 +133,20 @@ class Model {
   GrpoStepStats grpo_step(const float* host_trajectory, const int32_t* host_tokens, const float* host_advantages,
                           const float* host_logp_old, int B, const GrpoStepOptions& options);
 
+  // Data parallelism (core/communicator.h): with a communicator each step's gradient, loss and statistics are those
+  // of the rows of every rank together; B may then be 0 (a rank with no rows in this step still takes part).
+  void set_communicator(std::shared_ptr<Communicator> communicator) { communicator_ = std::move(communicator); }
+  bool distributed() const { return communicator_ != nullptr; }
+
   // One flow-matching optimiser step on clean samples x0 (B, D) with their condition tokens (B, L).
   StepStats flow_matching_step(const float* host_x0, const int32_t* host_tokens, int B,
                                const FlowMatchingOptions& options);
 
  private:
-  // AdamW on the accumulated gradients, unless the loss is not finite (then nothing changes).
-  StepStats apply_step(double loss, const OptimizerConfig& optimizer);
+  // AdamW on the accumulated gradients of `rows` rows with mean loss `loss`, unless the loss is not finite (then
+  // nothing changes). With a communicator, first the sums over the ranks: rows, loss, the GRPO statistics (in
+  // place) and the gradient, each rank's weighted by its share of the rows.
+  StepStats apply_step(double loss, double rows, const OptimizerConfig& optimizer, GrpoStats* grpo = nullptr);
   void stage_inputs(const float* host_x, const float* host_t, const int32_t* host_tokens, int B);
   // What a pass with the set reads, the buffer training updates (the adapter with LoRA) and its layout.
   NetParams weights(ParamSet which = ParamSet::kTheta) const;
@@ -156,6 +167,7 @@ class Model {
   Buffer<SdeRow> rows_;
   Buffer<int32_t> tokens_;
   int64_t step_ = 0;
+  std::shared_ptr<Communicator> communicator_;
   std::mutex mutex_;
 };
 

@@ -20,6 +20,12 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
 
   // Rows are (sample b, transition n) for the first train_steps transitions, sample-major.
   const int T = o.train_steps, rows = B * T;
+  if (B == 0) {
+    backend_.fill(grads_.get(), 0.0f, trained_count());
+    GrpoStats totals;
+    const StepStats step = apply_step(0.0, 0, o.optimizer, &totals);
+    return {step, totals.clipped / step.rows, 0.5 * totals.log_ratio_sq / step.rows, totals.ratio_sum / step.rows};
+  }
   const int micro = o.micro_batch > 0 && o.micro_batch < rows ? o.micro_batch : rows;
   const size_t cap = static_cast<size_t>(micro), stack = cfg ? 2 : 1;
   for (Buffer<float>* buffer : {&x_, &x_next_, &out_, &dout_, &v_ref_}) ensure(*buffer, backend_, cap * D);
@@ -79,8 +85,8 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
     guidance_.backward(backend_, *net_, *workspace_, weights(), gradients(), x_.get(), tokens_.get(), dout_.get(), m,
                        o.cfg_scale);
   }
-  const StepStats step = apply_step(loss, o.optimizer);
-  return {step, stats.clipped / rows, 0.5 * stats.log_ratio_sq / rows, stats.ratio_sum / rows};
+  const StepStats step = apply_step(loss, rows, o.optimizer, &stats);
+  return {step, stats.clipped / step.rows, 0.5 * stats.log_ratio_sq / step.rows, stats.ratio_sum / step.rows};
 }
 
 }  // namespace dnft

@@ -14,6 +14,7 @@ namespace {
 
 // The training times of every (sample, k) row, drawn on the host so that both backends see the same ones.
 std::vector<float> nft_training_times(const NftStepOptions& o, int B, int64_t step) {
+  const uint64_t first = static_cast<uint64_t>(o.first_sample);
   const int K = o.times_per_sample, N = static_cast<int>(o.times.size());
   if (K < 1 || (N > 0 && K > N)) {
     throw Error(Error::Kind::kRange,
@@ -24,13 +25,13 @@ std::vector<float> nft_training_times(const NftStepOptions& o, int B, int64_t st
   for (int b = 0; b < B; ++b) {
     if (N == 0) {
       // Continuous: t ~ U(0, 1) (philox_uniform never returns 0).
-      for (int j = 0; j < K; ++j) t[b * K + j] = philox_uniform(o.seed, kStreamTime, step_offset(step) + b * K + j);
+      for (int j = 0; j < K; ++j) t[b * K + j] = philox_uniform(o.seed, kStreamTime, step_offset(step) + (first + b) * K + j);
       continue;
     }
     // K distinct grid times: the first K entries of a Fisher–Yates shuffle, as the code's random permutation.
     for (int i = 0; i < N; ++i) order[i] = i;
     for (int j = 0; j < K; ++j) {
-      const float u = philox_uniform(o.seed, kStreamTime, step_offset(step) + static_cast<uint64_t>(b) * N + j);
+      const float u = philox_uniform(o.seed, kStreamTime, step_offset(step) + (first + b) * N + j);
       const int pick = std::min(N - 1, j + static_cast<int>(u * static_cast<float>(N - j)));
       std::swap(order[j], order[pick]);
       t[b * K + j] = static_cast<float>(o.times[order[j]]);
@@ -53,6 +54,10 @@ StepStats Model::nft_step(const float* host_x0, const int32_t* host_tokens, cons
   // Every sample is trained at K times, each (sample, time) row with its own noise: rows = B·K.
   const std::vector<float> times = nft_training_times(o, B, step);
   const int K = o.times_per_sample, rows = B * K;
+  if (B == 0) {
+    backend_.fill(grads_.get(), 0.0f, trained_count());
+    return apply_step(0.0, 0, o.optimizer);
+  }
   const int micro = o.micro_batch > 0 && o.micro_batch < rows ? o.micro_batch : rows;
   const size_t capacity = static_cast<size_t>(micro);
   for (Buffer<float>* buffer : {&x_, &xt_, &target_, &out_, &dout_, &v_old_, &v_ref_}) {
@@ -79,7 +84,7 @@ StepStats Model::nft_step(const float* host_x0, const int32_t* host_tokens, cons
     r_.upload(host_rows_r.data(), m);
     t_.upload(times.data() + start, m);
     backend_.interpolate(xt_.get(), target_.get(), x_.get(), t_.get(), m, static_cast<int>(D), o.seed,
-                         step_offset(step) + static_cast<uint64_t>(start) * D);
+                         step_offset(step) + (static_cast<uint64_t>(o.first_sample) * K + start) * D);
     // v_old and v_ref first: the workspace keeps the activations of the last forward, θ's, for the backward.
     net_->forward(backend_, *workspace_, old_params, xt_.get(), t_.get(), tokens_.get(), m, v_old_.get());
     if (kl) net_->forward(backend_, *workspace_, ref_params, xt_.get(), t_.get(), tokens_.get(), m, v_ref_.get());
@@ -89,7 +94,7 @@ StepStats Model::nft_step(const float* host_x0, const int32_t* host_tokens, cons
                                       t_.get(), r_.get(), m, static_cast<int>(D), o.loss, share);
     net_->backward(backend_, *workspace_, weights(), gradients(), xt_.get(), tokens_.get(), dout_.get(), m, nullptr);
   }
-  return apply_step(loss, o.optimizer);
+  return apply_step(loss, rows, o.optimizer);
 }
 
 }  // namespace dnft

@@ -1,0 +1,20 @@
+// The addon's side of data parallelism (docs/distributed.md): libdnft_mpi.so (native/mpi/dnft_mpi.h) opened with
+// dlopen on request, the JS functions over it, and the Communicator the models' steps call.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "core/communicator.h"
+
+namespace dnft::addon {
+
+// Adds mpiOpen, mpiAllgather, mpiSum, mpiBcast, mpiAbort and mpiFinalize to the exports.
+void define_mpi(Napi::Env env, Napi::Object exports);
+
+// The communicator of a model on the CPU (host memory) or on a device (staged through the host); throws kState when
+// mpiOpen has not run.
+std::shared_ptr<Communicator> mpi_communicator(bool host_memory);
+
+}  // namespace dnft::addon

@@ -1,0 +1,44 @@
+// Run under mpirun (test/distributed.test.ts): epochs of DiffusionNFT or FlowGRPO, stats and θ to `${out}.${rank}.json`.
+// mode 'fail': rank 1's reward throws; 'die': rank 1 is killed while scoring; 'mismatch': rank 1 has another seed; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run.
+import { writeFileSync } from 'node:fs';
+import { DiffusionNFT, FlowGRPO, VelocityNet } from '../../dist/lib/index.js';
+
+const [out, trainerName, epochs = '3', mode = 'plain', checkpoint = ''] = process.argv.slice(2);
+const rank = Number(process.env.OMPI_COMM_WORLD_RANK ?? 0);
+const prompts = [0, 1, 2, 3].map((t) => ({ tokens: [t] }));
+const reward = (x, p) => {
+  if (mode === 'fail' && rank === 1) throw new Error('the scorer is down');
+  if (mode === 'die' && rank === 1) process.kill(process.pid, 'SIGKILL');
+  const s = x.storage;
+  return p.map((q, i) => -((s[i * 4] - q.tokens[0] / 3) ** 2) - s[i * 4 + 1] ** 2);
+};
+const options = {
+  prompts,
+  rewards: { name: 'target', fn: reward },
+  groups: 4,
+  groupSize: 4,
+  steps: 4,
+  seed: mode === 'mismatch' && rank === 1 ? 6 : 5,
+  lr: 3e-3,
+};
+const Trainer = trainerName === 'nft' ? DiffusionNFT : FlowGRPO;
+const extra = trainerName === 'nft' ? { optimizerSteps: 1 } : { optimizerSteps: 2, klCoef: 0.04 };
+const trainer =
+  mode === 'resume'
+    ? await Trainer.resume(checkpoint, { ...options, ...extra })
+    : new Trainer(VelocityNet.create({ dataDim: 4, width: 16, depth: 2, condSlots: 1, vocabSize: 4 }, { seed: 9 }), {
+        ...options,
+        ...extra,
+      });
+const stats = await trainer.run({
+  epochs: Number(epochs),
+  ...(checkpoint && mode !== 'resume' ? { checkpoint: { path: checkpoint } } : {}),
+});
+const sets = ['theta', 'old', 'ref', 'ema'].filter((s) => trainer.net.model.hasParams(s));
+const read = (set) => {
+  const a = new Float32Array(trainer.net.model.paramCount());
+  trainer.net.model.getParams(a, set);
+  return Array.from(a);
+};
+const params = Object.fromEntries(sets.map((s) => [s, read(s)]));
+writeFileSync(`${out}.${rank}.json`, JSON.stringify({ stats: stats.map(({ seconds, ...s }) => s), params }));
