@@ -13,6 +13,7 @@ export type { Arch, DitConfig, MlpConfig, NetConfig, NetPreset } from './config.
 export { CONFIG_D, CONFIG_M, CONFIG_SMALL } from './config.js';
 export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
+export type { StateDictProblem } from './errors.js';
 export {
   BackendError,
   BusyError,
@@ -21,6 +22,7 @@ export {
   DisposedError,
   NumericError,
   RewardError,
+  StateDictError,
 } from './errors.js';
 export type { GrpoLossInputs, GrpoLossOptions, SdeSampleOptions, SdeStepResult } from './flowgrpo.js';
 export { grpoLoss, sampleSde, sdeLogProb, sdeStep } from './flowgrpo.js';
@@ -50,6 +52,8 @@ export type {
   VelocityFn,
 } from './solvers.js';
 export { sample, solvers, timeGrid } from './solvers.js';
+export type { LoadStateDictOptions } from './state-dict.js';
+export { loadStateDict } from './state-dict.js';
 export { SAMPLE_STREAM, SDE_STREAM, USER_STREAM } from './streams.js';
 export { tasks } from './tasks/index.js';
 export type { Device, DType, RandomOptions } from './tensor.js';
