@@ -19,6 +19,7 @@ import {
   sampleGrid,
   trainShapes,
 } from './jobs/shapes.js';
+import { LORA_SCHEMA, loadAdapter } from './lora.js';
 import { type NativeBackendInfo, packageRoot } from './native.js';
 import { VelocityNet } from './net.js';
 import { OPTIMIZER_SCHEMA } from './optimizer.js';
@@ -61,7 +62,26 @@ const TRAIN_OPTIONS = {
   evalEvery: { type: 'int', min: 1, max: 1e9, default: 5 },
   out: { type: 'string', default: 'shapes-run' },
   trainer: { type: 'value' },
+  // LoRA (docs/lora.md): any of these trains adapters, the others taking LORA_SCHEMA's defaults.
+  loraRank: { ...LORA_SCHEMA.rank, default: undefined },
+  loraAlpha: { ...LORA_SCHEMA.alpha, default: undefined },
+  loraInit: { ...LORA_SCHEMA.init, default: undefined },
 } as const;
+
+/** The trainer options with the --lora-* flags as its `lora` option (over a `lora` of the config's trainer). */
+function withLora(
+  trainer: Record<string, unknown> | undefined,
+  o: { loraRank?: number; loraAlpha?: number; loraInit?: string },
+): Record<string, unknown> | undefined {
+  const given = Object.entries({ rank: o.loraRank, alpha: o.loraAlpha, init: o.loraInit }).filter(
+    ([, v]) => v !== undefined,
+  );
+  if (given.length === 0) return trainer;
+  return {
+    ...trainer,
+    lora: { ...objectOption("the config's trainer.lora", trainer?.lora), ...Object.fromEntries(given) },
+  };
+}
 
 // "lo,hi" with 0 ≤ lo ≤ hi ≤ 1: the times at which guidance applies.
 function interval(value: string): [number, number] {
@@ -258,6 +278,23 @@ program
   .addOption(flag('--minutes <n>', 'stop after this many minutes of training', TRAIN_OPTIONS.minutes))
   .addOption(flag('--eval-every <n>', 'evaluate on the test prompts every n epochs', TRAIN_OPTIONS.evalEvery))
   .addOption(flag('--out <dir>', 'output folder', TRAIN_OPTIONS.out))
+  .addOption(
+    flag(
+      '--lora-rank <n>',
+      `train LoRA adapters of this rank instead of every weight (default with LoRA: ${LORA_SCHEMA.rank.default}); the run also writes adapter.safetensors`,
+      TRAIN_OPTIONS.loraRank,
+    ),
+  )
+  .addOption(
+    flag(
+      '--lora-alpha <x>',
+      `LoRA scale alpha (default with LoRA: ${LORA_SCHEMA.alpha.default})`,
+      TRAIN_OPTIONS.loraAlpha,
+    ),
+  )
+  .addOption(
+    flag('--lora-init <name>', `LoRA A init (default with LoRA: ${LORA_SCHEMA.init.default})`, TRAIN_OPTIONS.loraInit),
+  )
   .option('--config <file>', 'JSON file with these options and a "trainer" object of trainer options')
   .addOption(dashboardOption())
   .option('--json', 'end with a JSON summary on stdout (the progress log goes to stderr)')
@@ -271,6 +308,9 @@ program
       evalEvery: number;
       out: string;
       trainer?: Record<string, unknown>;
+      loraRank?: number;
+      loraAlpha?: number;
+      loraInit?: string;
       dashboard?: true | number;
       json?: boolean;
     };
@@ -278,9 +318,10 @@ program
     objectOption("the config's trainer", o.trainer);
     const started = performance.now();
     const log = o.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
-    const { dashboard, json, ...job } = o;
+    const { dashboard, json, loraRank, loraAlpha, loraInit, ...job } = o;
+    const trainer = withLora(o.trainer, { loraRank, loraAlpha, loraInit });
     const { points } = await withDashboard(dashboard, [o.out], () =>
-      trainShapes({ ...job, signal: interruptible(), log }),
+      trainShapes({ ...job, trainer, signal: interruptible(), log }),
     );
     if (json) {
       const last = points.at(-1);
@@ -341,6 +382,7 @@ program
   .command('sample')
   .description('write a PNG grid of samples: a row for each prompt')
   .requiredOption('--checkpoint <path>', 'the model')
+  .option('--adapter <file>', 'apply this LoRA adapter (adapter.safetensors of a LoRA run) to the model')
   .requiredOption('--prompt <text...>', "shapes prompts, e.g. 'a red circle left of a blue square' 'two triangles'")
   .option('--n <n>', 'samples of each prompt', integer(1), 8)
   .option('--cfg <scale>', CFG_HELP, number, 1)
@@ -351,6 +393,7 @@ program
   .action(
     async (o: {
       checkpoint: string;
+      adapter?: string;
       prompt: string[];
       n: number;
       cfg: number;
@@ -361,6 +404,7 @@ program
     }) => {
       const prompts = o.prompt.map(findPrompt);
       const { net } = await loadCheckpoint(o.checkpoint);
+      if (o.adapter !== undefined) await loadAdapter(o.adapter, net);
       const png = await sampleGrid(net, prompts, {
         cfgScale: o.cfg,
         cfgInterval: o.cfgInterval,
@@ -372,6 +416,22 @@ program
       console.log(`wrote ${o.out}: ${o.n} samples each of ${prompts.map((p) => `'${p.text}'`).join(', ')}`);
     },
   );
+
+program
+  .command('merge')
+  .description('fold a LoRA adapter into its base model: a full checkpoint that needs no adapter')
+  .requiredOption('--base <checkpoint>', 'the base model (or a LoRA run checkpoint, which carries its adapter)')
+  .option('--adapter <file>', 'the adapter (adapter.safetensors of a LoRA run); default: the one --base carries')
+  .requiredOption('--out <path>', 'checkpoint to write')
+  .action(async (o: { base: string; adapter?: string; out: string }) => {
+    const { net } = await loadCheckpoint(o.base);
+    if (o.adapter !== undefined) await loadAdapter(o.adapter, net);
+    const lora = net.lora;
+    if (lora === null) throw new InvalidArgumentError(`${o.base} carries no LoRA adapter: give --adapter`);
+    net.mergeLora();
+    await saveCheckpoint(o.out, net, { optimizer: false });
+    console.log(`wrote ${o.out}: ${o.base} with the rank-${lora.rank} adapter on ${lora.targets.join(', ')} merged`);
+  });
 
 addDashboardCommand(program);
 

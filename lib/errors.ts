@@ -30,6 +30,27 @@ export class CheckpointError extends DiffusionNftError {
   }
 }
 
+/** One tensor of a state dict that does not fit the network: missing, unexpected, of the wrong shape or dtype, or non-finite. */
+export interface StateDictProblem {
+  /** The tensor's name, as in the file or in the network's `params`. */
+  readonly name: string;
+  readonly kind: 'missing' | 'unexpected' | 'shape' | 'dtype' | 'value';
+  /** The problem in words, naming the tensor. */
+  readonly detail: string;
+}
+
+/** A plain state dict does not fit the network: `problems` lists every tensor at fault, as does the message. */
+export class StateDictError extends CheckpointError {
+  readonly problems: readonly StateDictProblem[];
+  constructor(path: string, problems: readonly StateDictProblem[]) {
+    const n = problems.length;
+    super(
+      `${path} does not fit the network (${n} problem${n === 1 ? '' : 's'}):\n${problems.map((p) => `  ${p.detail}`).join('\n')}`,
+    );
+    this.problems = Object.freeze(problems.map((p) => Object.freeze({ ...p })));
+  }
+}
+
 /** A call that needs the object idle was made while other calls on it are in flight (await them first). */
 export class BusyError extends DiffusionNftError {
   constructor(message: string) {

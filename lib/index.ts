@@ -14,6 +14,7 @@ export { CONFIG_D, CONFIG_M, CONFIG_SMALL } from './config.js';
 export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
 export type { DistributedOption, World } from './distributed.js';
+export type { StateDictProblem } from './errors.js';
 export {
   BackendError,
   BusyError,
@@ -23,6 +24,7 @@ export {
   DistributedError,
   NumericError,
   RewardError,
+  StateDictError,
 } from './errors.js';
 export type { GrpoLossInputs, GrpoLossOptions, SdeSampleOptions, SdeStepResult } from './flowgrpo.js';
 export { grpoLoss, sampleSde, sdeLogProb, sdeStep } from './flowgrpo.js';
@@ -52,6 +54,8 @@ export type {
   VelocityFn,
 } from './solvers.js';
 export { sample, solvers, timeGrid } from './solvers.js';
+export type { LoadStateDictOptions } from './state-dict.js';
+export { loadStateDict } from './state-dict.js';
 export { SAMPLE_STREAM, SDE_STREAM, USER_STREAM } from './streams.js';
 export { tasks } from './tasks/index.js';
 export type { Device, DType, RandomOptions } from './tensor.js';

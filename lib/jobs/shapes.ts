@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { loadCheckpoint } from '../checkpoint.js';
 import { writeFileAtomic } from '../files.js';
 import { imageGrid, svgToPng } from '../images.js';
+import { saveAdapter } from '../lora.js';
 import { MetricsLog } from '../metrics/log.js';
 import type { MetricsRecord } from '../metrics/records.js';
 import type { VelocityNet } from '../net.js';
@@ -383,6 +384,7 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
   progress.done();
   if (last && !evaluated()) await evaluatePoint(last.reward);
   await trainer.save(join(o.out, 'checkpoint.safetensors'));
+  if (net.lora !== null) await saveAdapter(join(o.out, 'adapter.safetensors'), net, { optimizer: false });
   const points = runPoints(metrics.records);
   await writeCurves(o.out, [{ name: o.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO', points }]);
   log(`done in ${formatSeconds((performance.now() - started) / 1000)}; wrote ${o.out}`);
