@@ -13,7 +13,7 @@ interface AxisWeights {
 // PyTorch's _compute_weights_aa (aten/src/ATen/native/UpSample.h) for interp_size 2 (the triangle filter).
 function axisWeights(inSize: number, outSize: number): AxisWeights {
   const scale = inSize / outSize;
-  const support = scale >= 1 ? scale : 1;
+  const support = Math.max(scale, 1);
   const invScale = scale >= 1 ? 1 / scale : 1;
   const taps = Math.ceil(support) * 2 + 1;
   const first = new Int32Array(outSize);

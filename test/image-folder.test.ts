@@ -112,7 +112,7 @@ describe('imageFolderDataset', () => {
 
   it('reads grey images for a one-channel network and RGBA with its alpha for a four-channel one', async () => {
     const dir = folder();
-    const grey = pixels(8, 8, (x, y) => [x * 30, x * 30, x * 30, 255]);
+    const grey = pixels(8, 8, (x) => [x * 30, x * 30, x * 30, 255]);
     writePng(join(dir, 'g', 'a.png'), 8, 8, grey, { colorType: 0 });
     const one = await imageFolderDataset(dir, config({ imageSize: 8, channels: 1, dataDim: 64, patch: 2 }));
     expect(Array.from(one.images)).toEqual(grey.filter((_, i) => i % 4 === 0).map(byte));
