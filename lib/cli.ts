@@ -10,6 +10,7 @@ import { writeFileAtomic } from './files.js';
 import { backendInfo } from './index.js';
 import { runShapesDemo, SHAPES_BASE } from './jobs/demo-shapes.js';
 import { type DemoOptions, runToy2dDemo } from './jobs/demo-toy2d.js';
+import { pretrainImageFolderJob } from './jobs/pretrain.js';
 import {
   evaluateShapes,
   findPrompt,
@@ -48,6 +49,7 @@ const PRETRAIN_OPTIONS = {
   ema: { type: 'number', min: 0, max: 0.999999, default: 0 },
   seed: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 1 },
   from: { type: 'string' },
+  images: { type: 'string' },
   withOptimizer: { type: 'boolean' },
   out: { type: 'string', default: 'shapes-base.safetensors' },
 } as const;
@@ -221,6 +223,7 @@ program
   )
   .addOption(flag('--seed <n>', 'random seed', PRETRAIN_OPTIONS.seed))
   .option('--from <checkpoint>', 'continue from a checkpoint')
+  .option('--images <dir>', 'pre-train on the PNG images of DIR/<class>/ instead of the shapes world (docs/data.md)')
   .option('--with-optimizer', 'also save the AdamW state (3× the size), for an exact --from continuation')
   .addOption(flag('--out <path>', 'checkpoint to write', PRETRAIN_OPTIONS.out))
   .option('--config <file>', 'JSON file with any of these options')
@@ -236,6 +239,7 @@ program
       ema: number;
       seed: number;
       from?: string;
+      images?: string;
       withOptimizer?: boolean;
       out: string;
     };
@@ -247,6 +251,11 @@ program
       : VelocityNet.create({ preset: o.preset }, { seed: o.seed });
     console.log(`pretrain: ${net.paramCount} parameters (${net.config.arch}), batch ${o.batch}`);
     const signal = interruptible();
+    if (o.images !== undefined) {
+      const command = `pretrain ${JSON.stringify(o)}`;
+      await pretrainImageFolderJob(net, o.images, { ...o, signal, command, log: (line) => console.log(line) });
+      return;
+    }
     const result = await pretrainShapes(net, { ...o, signal });
     const plain = await evaluateShapes(net);
     const guided = await evaluateShapes(net, SHAPES_GUIDANCE);

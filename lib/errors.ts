@@ -85,6 +85,16 @@ export class DistributedError extends DiffusionNftError {
   }
 }
 
+/** A folder of training images is missing, empty, laid out wrongly, or holds a file that cannot be used. */
+export class DatasetError extends DiffusionNftError {
+  /** The folder or file at fault. */
+  readonly path: string;
+  constructor(path: string, message: string, options?: ErrorOptions) {
+    super(`${path}: ${message}`, 'DNFT_DATASET', options);
+    this.path = path;
+  }
+}
+
 /** Translates an error raised by the native addon into this package's error classes. */
 export function fromNative(error: unknown): Error {
   if (!(error instanceof Error) || error instanceof TypeError || error instanceof RangeError) return error as Error;

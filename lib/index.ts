@@ -19,6 +19,7 @@ export {
   BackendError,
   BusyError,
   CheckpointError,
+  DatasetError,
   DiffusionNftError,
   DisposedError,
   DistributedError,
@@ -28,6 +29,8 @@ export {
 } from './errors.js';
 export type { GrpoLossInputs, GrpoLossOptions, SdeSampleOptions, SdeStepResult } from './flowgrpo.js';
 export { grpoLoss, sampleSde, sdeLogProb, sdeStep } from './flowgrpo.js';
+export type { ImageFolderOptions } from './image-folder.js';
+export { ImageFolderDataset, imageFolderDataset } from './image-folder.js';
 export type { LoraInfo, LoraInit, LoraOptions, SaveAdapterOptions } from './lora.js';
 export { loadAdapter, saveAdapter } from './lora.js';
 export type { EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';

@@ -26,3 +26,5 @@ export const TOY2D_POINT_STREAM = 101;
 /** shapes: the random placements of a scene, and the choice of a batch's prompts. */
 export const SHAPES_SCENE_STREAM = 110;
 export const SHAPES_PROMPT_STREAM = 111;
+/** Image folders: the order of the images in each epoch. */
+export const IMAGE_FOLDER_STREAM = 120;

@@ -1,8 +1,8 @@
 // A progress line for long jobs: a bar, the count, the wall-clock and the time left, redrawn in place on a terminal
 // and printed every tenth of the way otherwise (logs, CI).
 
-/** What a job counts: optimiser steps, epochs, or seconds of training (which exclude evaluations). */
-export type ProgressUnit = 'steps' | 'epochs' | 'seconds';
+/** What a job counts: optimiser steps, epochs, seconds of training (which exclude evaluations), or images read. */
+export type ProgressUnit = 'steps' | 'epochs' | 'seconds' | 'images';
 
 export class Progress {
   readonly #total: number;

@@ -9,7 +9,6 @@ import { saveAdapter } from '../lora.js';
 import { MetricsLog } from '../metrics/log.js';
 import type { MetricsRecord } from '../metrics/records.js';
 import type { VelocityNet } from '../net.js';
-import { FlowMatchingTrainer } from '../pretrain.js';
 import { type SolverName, sample } from '../solvers.js';
 import * as shapes from '../tasks/shapes/index.js';
 import { Tensor } from '../tensor.js';
@@ -17,6 +16,7 @@ import { DiffusionNFT, type DiffusionNFTOptions } from '../trainers/diffusion-nf
 import { FlowGRPO, type FlowGRPOOptions } from '../trainers/flowgrpo.js';
 import type { EpochStats } from '../trainers/online.js';
 import { lineChart } from './chart.js';
+import { type PretrainOptions, type PretrainResult, pretrainLoop } from './pretrain.js';
 import { formatSeconds, Progress } from './progress.js';
 
 /** The prompt of a text, e.g. "a red circle left of a blue square"; the error lists close matches. */
@@ -48,100 +48,9 @@ function editDistance(a: string, b: string): number {
   return previous[b.length] as number;
 }
 
-/** Options of pretrainShapes. */
-export interface PretrainOptions {
-  /** Stop after this many optimiser steps or minutes, whichever comes first. */
-  steps?: number;
-  minutes?: number;
-  batch: number;
-  lr: number;
-  condDropout: number;
-  seed: number;
-  /** Learning rate after the warm-up: constant, or a cosine decay to lr/100 at the last step (needs `steps`). */
-  schedule?: 'constant' | 'cosine';
-  /** Decay of an exponential moving average of the weights, written into the network at the end (0 = none). */
-  ema?: number;
-  signal?: AbortSignal;
-  log?: (line: string) => void;
-}
-
 /** Flow-matching pre-training on rendered caption–image pairs of the training prompts, with condition dropout. */
-export async function pretrainShapes(
-  net: VelocityNet,
-  o: PretrainOptions,
-): Promise<{ steps: number; seconds: number; loss: number; lr: number }> {
-  const limitSteps = o.steps ?? Number.POSITIVE_INFINITY;
-  const limitMs = (o.minutes ?? Number.POSITIVE_INFINITY) * 60_000;
-  if (!Number.isFinite(limitSteps) && !Number.isFinite(limitMs))
-    throw new RangeError('pretrainShapes needs steps or minutes');
-  const schedule = o.schedule ?? 'constant';
-  if (schedule === 'cosine' && !Number.isFinite(limitSteps)) throw new RangeError('a cosine schedule needs steps');
-  const trainer = new FlowMatchingTrainer(net, {
-    lr: o.lr,
-    warmupSteps: 100,
-    schedule,
-    // The native step counter goes on from a checkpoint saved with its optimiser state.
-    totalSteps: schedule === 'cosine' ? net.step + limitSteps : 0,
-    minLr: o.lr / 100,
-    condDropout: o.condDropout,
-    seed: o.seed,
-  });
-  const average = (o.ema ?? 0) > 0 ? new MovingAverage(net, o.ema as number) : undefined;
-  const byStep = Number.isFinite(limitSteps);
-  const progress = new Progress('pretrain', byStep ? limitSteps : limitMs / 1000, byStep ? 'steps' : 'seconds');
-  const started = performance.now();
-  let step = 0;
-  let recent = 0;
-  let loss = Number.NaN;
-  let lr = Number.NaN;
-  while (step < limitSteps && performance.now() - started < limitMs && !o.signal?.aborted) {
-    const { x0, cond } = shapes.batch(o.batch, o.seed, net.step);
-    const stats = await trainer.step({ x0, cond });
-    step += 1;
-    average?.update();
-    lr = stats.lr;
-    recent = step === 1 ? stats.loss : 0.98 * recent + 0.02 * stats.loss;
-    loss = recent;
-    const elapsed = performance.now() - started;
-    progress.update(byStep ? step : elapsed / 1000, `step ${net.step} loss ${recent.toFixed(4)}`);
-  }
-  progress.done();
-  average?.apply();
-  return { steps: step, seconds: (performance.now() - started) / 1000, loss, lr };
-}
-
-/**
- * An exponential moving average of a network's weights, kept on the JavaScript side so that the network (and the
- * checkpoint written from it) holds one parameter set. The decay ramps up as (1 + n)/(10 + n) over the first updates.
- */
-class MovingAverage {
-  readonly #net: VelocityNet;
-  readonly #decay: number;
-  readonly #average: Float32Array;
-  readonly #current: Float32Array;
-  #updates = 0;
-
-  constructor(net: VelocityNet, decay: number) {
-    if (!(decay > 0 && decay < 1)) throw new RangeError(`ema must be in (0, 1), got ${decay}`);
-    this.#net = net;
-    this.#decay = decay;
-    this.#average = net.getParameters();
-    this.#current = new Float32Array(this.#average.length);
-  }
-
-  update(): void {
-    this.#net.model.getParams(this.#current, 'theta');
-    const d = Math.min((1 + this.#updates) / (10 + this.#updates), this.#decay);
-    this.#updates += 1;
-    const average = this.#average;
-    const current = this.#current;
-    for (let i = 0; i < average.length; i++) average[i] = d * (average[i] as number) + (1 - d) * (current[i] as number);
-  }
-
-  /** Writes the average into the network. */
-  apply(): void {
-    this.#net.setParameters(this.#average);
-  }
+export function pretrainShapes(net: VelocityNet, o: PretrainOptions): Promise<PretrainResult> {
+  return pretrainLoop(net, o, (index) => shapes.batch(o.batch, o.seed, index));
 }
 
 /** Classifier-free guidance of an evaluation or a grid: the scale, and the times t it applies at (see `sample`). */
