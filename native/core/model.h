@@ -45,7 +45,9 @@ struct GrpoStepOptions {
   int train_steps = 1;       // transitions n = 0 … train_steps − 1 are trained (the code: ⌊0.99·N⌋)
   double sde_a = 0.7;
   double cfg_scale = 1.0;  // guidance in the training forward (and the reference), as in the rollout
-  int micro_batch = 0;     // (sample, transition) rows per forward/backward, 0 = all
+  double cfg_t_min = 0.0;  // ... at the transitions whose start time t lies in [cfg_t_min, cfg_t_max]
+  double cfg_t_max = 1.0;
+  int micro_batch = 0;  // (sample, transition) rows per forward/backward, 0 = all
   GrpoParams loss;
   OptimizerConfig optimizer;
 };
