@@ -4,7 +4,7 @@ import { checkFinite, checkTensor } from './checks.js';
 import { native } from './native.js';
 import type { VelocityNet } from './net.js';
 import { objectOption, type Rule, rejectUnknown, resolveOptions, seedOption } from './options.js';
-import { ROLLOUT_RULES, timeGrid } from './solvers.js';
+import { ROLLOUT_RULES, resolveInterval, timeGrid } from './solvers.js';
 import { Tensor } from './tensor.js';
 
 /** The noise level a of the SDE's σ_t = a·√(t/(1 − t)) (0.7, the code's); 0 is the Euler ODE. */
@@ -93,6 +93,8 @@ export interface SdeSampleOptions {
   a?: number;
   /** Classifier-free guidance (default 1: none; the code rolls out SD3.5 at 4.5). */
   cfgScale?: number;
+  /** The times [t_lo, t_hi] at which guidance applies (default [0, 1]), as in `sample`. */
+  cfgInterval?: readonly [number, number];
   seed?: number;
   firstSample?: number;
   chunk?: number;
@@ -106,6 +108,7 @@ const SDE_SAMPLE_SCHEMA = {
   ...ROLLOUT_RULES,
   cond: { type: 'value' },
   grid: { type: 'value' },
+  cfgInterval: { type: 'value' },
   a: SDE_A,
   seed: { type: 'value' },
   logpSum: { type: 'boolean', default: false },
@@ -131,13 +134,14 @@ export async function sampleSde(
   net.checkParamSet(params);
   const seed = Number(seedOption('options.seed', opts.seed ?? 0));
   if (!Number.isSafeInteger(seed)) throw new RangeError('options.seed must be below 2^53');
+  const [cfgTMin, cfgTMax] = resolveInterval(opts.cfgInterval, 'sampleSde options.cfgInterval');
   const nativeOptions = {
     solver: 'sde' as const,
     grid,
     sdeA: opts.a,
     cfgScale: opts.cfgScale,
-    cfgTMin: 0,
-    cfgTMax: 1,
+    cfgTMin,
+    cfgTMax,
     seed,
     firstSample: opts.firstSample,
     chunk: opts.chunk,

@@ -64,6 +64,9 @@ export interface NativeGrpoStepOptions extends NativeOptimizerOptions, NativeGrp
   trainSteps: number;
   sdeA: number;
   cfgScale: number;
+  /** Guidance applies to the transitions starting at cfgTMin ≤ t ≤ cfgTMax only. */
+  cfgTMin: number;
+  cfgTMax: number;
   microBatch: number;
 }
 

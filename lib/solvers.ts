@@ -229,13 +229,12 @@ const SAMPLE_SCHEMA = {
   params: { type: 'value' },
 } as const satisfies Record<keyof SampleOptions, Rule>;
 
-function resolveInterval(given: unknown): [number, number] {
+/** A guidance interval option: [lo, hi] with 0 ≤ lo ≤ hi ≤ 1, [0, 1] when not given. */
+export function resolveInterval(given: unknown, what = 'sample options.cfgInterval'): [number, number] {
   if (given === undefined) return [0, 1];
   const [lo, hi] = Array.isArray(given) && given.length === 2 ? given : [];
   if (!(typeof lo === 'number' && typeof hi === 'number' && lo >= 0 && lo <= hi && hi <= 1)) {
-    throw new RangeError(
-      `sample options.cfgInterval must be [lo, hi] with 0 ≤ lo ≤ hi ≤ 1, got ${JSON.stringify(given)}`,
-    );
+    throw new RangeError(`${what} must be [lo, hi] with 0 ≤ lo ≤ hi ≤ 1, got ${JSON.stringify(given)}`);
   }
   return [lo, hi];
 }

@@ -287,6 +287,37 @@ describe('FlowGRPO', () => {
     net.dispose();
   });
 
+  it('guides only in its cfgInterval, in rollouts and training, however the rows are micro-batched', async () => {
+    // The reward of toy2d is 0/1 per sample, so only the losses tell the mixed interval apart. The grid's velocities are taken at t = 1, 0.9, …, 0.1, the trained transitions start at 1 … 0.2.
+    const epochOf = async (o: Partial<FlowGRPOOptions>) => {
+      const net = baseNet();
+      try {
+        return await new FlowGRPO(net, { ...OPTIONS, optimizerSteps: 1, ...o }).epoch();
+      } finally {
+        net.dispose();
+      }
+    };
+    const plain = await epochOf({});
+    const full = await epochOf({ cfgScale: 3 });
+    const covering = await epochOf({ cfgScale: 3, cfgInterval: [0.05, 1] });
+    const outside = await epochOf({ cfgScale: 3, cfgInterval: [0, 0.05] });
+    const mixed = await epochOf({ cfgScale: 3, cfgInterval: [0, 0.6] });
+    const mixedMicro = await epochOf({ cfgScale: 3, cfgInterval: [0, 0.6], microBatch: 37 });
+    expect(covering.loss).toBe(full.loss);
+    expect(covering.reward).toBe(full.reward);
+    expect(outside.loss).toBe(plain.loss);
+    expect(outside.reward).toBe(plain.reward);
+    expect(mixed.loss).not.toBe(full.loss);
+    expect(mixed.loss).not.toBe(plain.loss);
+    expect(relativeError([mixedMicro.loss], [mixed.loss])).toBeLessThan(5e-3);
+    expect(relativeError([mixedMicro.gradNorm], [mixed.gradNorm])).toBeLessThan(5e-3);
+    const net = baseNet();
+    expect(() => new FlowGRPO(net, { ...OPTIONS, cfgScale: 3, cfgInterval: [0.7, 0.2] })).toThrow(
+      /options.cfgInterval must be \[lo, hi\]/,
+    );
+    net.dispose();
+  });
+
   it('resumes exactly and rejects bad options', async () => {
     const { mkdtempSync, rmSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');

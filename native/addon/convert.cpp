@@ -266,6 +266,8 @@ GrpoStepOptions grpo_step_options_from(const Napi::Object& o) {
   s.train_steps = integer_field<int>(o, "trainSteps");
   s.sde_a = number_field(o, "sdeA");
   s.cfg_scale = number_field(o, "cfgScale");
+  s.cfg_t_min = number_field(o, "cfgTMin");
+  s.cfg_t_max = number_field(o, "cfgTMax");
   s.micro_batch = integer_field<int>(o, "microBatch");
   s.loss = grpo_params_from(o);
   s.optimizer = optimizer_config_from(o);

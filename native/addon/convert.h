@@ -35,7 +35,7 @@ NftLossParams nft_loss_params_from(const Napi::Object& object);
 NftStepOptions nft_step_options_from(const Napi::Object& object);
 // { clipRange, klCoef, logpSum }
 GrpoParams grpo_params_from(const Napi::Object& object);
-// { grid: Float64Array, trainSteps, sdeA, cfgScale, microBatch, ...GRPO params, ...optimizer }
+// { grid: Float64Array, trainSteps, sdeA, cfgScale, cfgTMin, cfgTMax, microBatch, ...GRPO params, ...optimizer }
 GrpoStepOptions grpo_step_options_from(const Napi::Object& object);
 // { rank, alpha, init, targets } (lib/lora.ts resolves them; LoraLayout checks the target names)
 LoraConfig lora_config_from(const Napi::Object& object);

@@ -8,6 +8,12 @@
 
 namespace dnft {
 
+// The scale that applies at time t: `scale` inside the guidance interval [t_min, t_max] (Kynkäänniemi et al. 2024),
+// 1 (the conditional velocity alone) outside it.
+inline double guidance_scale_at(double scale, double t_min, double t_max, double t) {
+  return t >= t_min && t <= t_max ? scale : 1.0;
+}
+
 class Guidance {
  public:
   // Grows the stacked buffers to passes of up to `rows` rows of `dim` values (forward() grows them too), so that

@@ -48,7 +48,9 @@ struct GrpoStepOptions {
   int train_steps{};         // transitions n = 0 … train_steps − 1 are trained (the code: ⌊0.99·N⌋)
   double sde_a{};
   double cfg_scale{};  // guidance in the training forward (and the reference), as in the rollout
-  int micro_batch{};   // (sample, transition) rows per forward/backward, 0 = all
+  double cfg_t_min{};  // ... at the transitions whose start time t lies in [cfg_t_min, cfg_t_max]
+  double cfg_t_max{};
+  int micro_batch{};  // (sample, transition) rows per forward/backward, 0 = all
   GrpoParams loss{};
   OptimizerConfig optimizer{};
 };

@@ -15,10 +15,11 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
   if (N < 1 || o.train_steps < 1 || o.train_steps > N) {
     throw Error(Error::Kind::kRange, "train_steps must be in [1, N] for a grid of N steps");
   }
-  const bool kl = o.loss.kl_coef != 0.0f, cfg = o.cfg_scale != 1.0;
+  const bool kl = o.loss.kl_coef != 0.0f;
   const NetParams ref_params = kl ? weights(ParamSet::kRef) : NetParams(nullptr);
 
-  // Rows are (sample b, transition n) for the first train_steps transitions, sample-major.
+  // Rows are (sample b, transition n) for the first train_steps transitions, sample-major, the guided transitions
+  // (start time in the guidance interval) first: a micro-batch holds rows of one guidance scale only.
   const int T = o.train_steps, rows = B * T;
   if (B == 0) {
     backend_.fill(grads_.get(), 0.0f, trained_count());
@@ -26,6 +27,18 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
     const StepStats step = apply_step(0.0, 0, o.optimizer, &totals);
     return {step, totals.clipped / step.rows, 0.5 * totals.log_ratio_sq / step.rows, totals.ratio_sum / step.rows};
   }
+  std::vector<double> scale(T);
+  std::vector<int> order;  // row ids b·T + n
+  order.reserve(rows);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int b = 0; b < B; ++b) {
+      for (int n = 0; n < T; ++n) {
+        scale[n] = guidance_scale_at(o.cfg_scale, o.cfg_t_min, o.cfg_t_max, o.grid[n]);
+        if ((scale[n] != 1.0) == (pass == 0)) order.push_back(b * T + n);
+      }
+    }
+  }
+  const bool cfg = std::any_of(scale.begin(), scale.end(), [](double s) { return s != 1.0; });
   const int micro = o.micro_batch > 0 && o.micro_batch < rows ? o.micro_batch : rows;
   const size_t cap = static_cast<size_t>(micro), stack = cfg ? 2 : 1;
   for (Buffer<float>* buffer : {&x_, &x_next_, &out_, &dout_, &v_ref_}) ensure(*buffer, backend_, cap * D);
@@ -48,42 +61,48 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
   GrpoStats stats;
   double loss = 0.0;
   const size_t plane = static_cast<size_t>(B) * D;  // one time step of the trajectory
-  for (int start = 0; start < rows; start += micro) {
-    const int m = std::min(micro, rows - start);
+  const int guided_rows =
+      static_cast<int>(std::count_if(order.begin(), order.end(), [&](int id) { return scale[id % T] != 1.0; }));
+  for (int start = 0; start < rows;) {
+    // A micro-batch ends where the guided rows end.
+    const int end = start < guided_rows ? std::min(start + micro, guided_rows) : std::min(start + micro, rows);
+    const int m = end - start;
+    const double s = scale[order[start] % T];
+    const bool guided = s != 1.0;
     for (int i = 0; i < m; ++i) {
-      const int b = (start + i) / T, n = (start + i) % T;
+      const int b = order[start + i] / T, n = order[start + i] % T;
       const float* state = host_trajectory + n * plane + static_cast<size_t>(b) * D;
       std::copy(state, state + D, host_x.begin() + i * D);
       std::copy(state + plane, state + plane + D, host_x_next.begin() + i * D);
       std::copy(host_tokens + b * L, host_tokens + (b + 1) * L, host_rows_tokens.begin() + i * L);
       host_t[i] = static_cast<float>(o.grid[n]);
-      if (cfg) host_t[m + i] = host_t[i];
+      if (guided) host_t[m + i] = host_t[i];
       host_rows[i] = coefs[n];
       host_scalars[i] = host_advantages[b];
       host_scalars[cap + i] = host_logp_old[static_cast<size_t>(n) * B + b];
     }
     // With guidance the null rows follow the m conditional ones (their tokens stay 0).
-    if (cfg) std::fill(host_rows_tokens.begin() + m * L, host_rows_tokens.begin() + 2 * m * L, 0);
+    if (guided) std::fill(host_rows_tokens.begin() + m * L, host_rows_tokens.begin() + 2 * m * L, 0);
     x_.upload(host_x.data(), m * D);
     x_next_.upload(host_x_next.data(), m * D);
-    t_.upload(host_t.data(), stack * m);
-    tokens_.upload(host_rows_tokens.data(), stack * m * L);
+    t_.upload(host_t.data(), (guided ? 2 : 1) * m);
+    tokens_.upload(host_rows_tokens.data(), (guided ? 2 : 1) * m * L);
     rows_.upload(host_rows.data(), m);
     r_.upload(host_scalars.data(), 2 * cap);
 
     // The reference first: the workspace keeps the last forward's activations, θ's, for the backward.
     if (kl) {
-      guidance_.forward(backend_, *net_, *workspace_, ref_params, x_.get(), t_.get(), tokens_.get(), m, o.cfg_scale,
+      guidance_.forward(backend_, *net_, *workspace_, ref_params, x_.get(), t_.get(), tokens_.get(), m, s,
                         v_ref_.get());
     }
-    guidance_.forward(backend_, *net_, *workspace_, weights(), x_.get(), t_.get(), tokens_.get(), m, o.cfg_scale,
-                      out_.get());
+    guidance_.forward(backend_, *net_, *workspace_, weights(), x_.get(), t_.get(), tokens_.get(), m, s, out_.get());
     const float share = static_cast<float>(m) / static_cast<float>(rows);
     loss += share * backend_.grpo_loss(dout_.get(), out_.get(), kl ? v_ref_.get() : nullptr, x_.get(), x_next_.get(),
                                        rows_.get(), r_.get(), r_.get() + cap, m, static_cast<int>(D), o.loss, share,
                                        &stats);
     guidance_.backward(backend_, *net_, *workspace_, weights(), gradients(), x_.get(), tokens_.get(), dout_.get(), m,
-                       o.cfg_scale);
+                       s);
+    start = end;
   }
   const StepStats step = apply_step(loss, rows, o.optimizer, &stats);
   return {step, stats.clipped / step.rows, 0.5 * stats.log_ratio_sq / step.rows, stats.ratio_sum / step.rows};

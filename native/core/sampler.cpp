@@ -41,9 +41,9 @@ void Sampler::reserve(int rows) {
 }
 
 void Sampler::velocity(const NetParams& params, const float* x, double t, int rows, const SampleOptions& o, float* v) {
-  const bool guided = o.cfg_scale != 1.0 && t >= o.cfg_t_min && t <= o.cfg_t_max;
-  backend_.fill(t_.get(), static_cast<float>(t), (guided ? 2 : 1) * static_cast<size_t>(rows));
-  guidance_.forward(backend_, net_, ws_, params, x, t_.get(), tokens_.get(), rows, guided ? o.cfg_scale : 1.0, v);
+  const double scale = guidance_scale_at(o.cfg_scale, o.cfg_t_min, o.cfg_t_max, t);
+  backend_.fill(t_.get(), static_cast<float>(t), (scale != 1.0 ? 2 : 1) * static_cast<size_t>(rows));
+  guidance_.forward(backend_, net_, ws_, params, x, t_.get(), tokens_.get(), rows, scale, v);
 }
 
 void Sampler::run(const NetParams& params, const float* host_noise, const int32_t* host_tokens, int B,

@@ -70,6 +70,8 @@ inline GrpoStepOptions grpo_step_options() {
   o.train_steps = 1;
   o.sde_a = 0.7;
   o.cfg_scale = 1.0;
+  o.cfg_t_min = 0.0;
+  o.cfg_t_max = 1.0;
   o.micro_batch = 0;
   o.loss = grpo_params();
   o.optimizer = optimizer_options();
