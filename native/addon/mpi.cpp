@@ -68,7 +68,8 @@ class MpiCommunicator : public Communicator {
 template <typename F>
 F symbol(void* handle, const char* name, const std::string& path) {
   void* address = dlsym(handle, name);
-  if (address == nullptr) throw Error(Error::Kind::kBackend, path + " has no " + name + ": rebuild it (npm run build:mpi)");
+  if (address == nullptr)
+    throw Error(Error::Kind::kBackend, path + " has no " + name + ": rebuild it (npm run build:mpi)");
   return reinterpret_cast<F>(address);
 }
 
@@ -91,7 +92,8 @@ Napi::Value MpiOpen(const Napi::CallbackInfo& info) {
     try {
       auto version = symbol<decltype(&dnft_mpi_abi_version)>(handle, "dnft_mpi_abi_version", path);
       if (version() != DNFT_MPI_ABI_VERSION) {
-        throw Error(Error::Kind::kBackend, path + " is from another version of the package: rebuild it (npm run build:mpi)");
+        throw Error(Error::Kind::kBackend,
+                    path + " is from another version of the package: rebuild it (npm run build:mpi)");
       }
       auto init = symbol<decltype(&dnft_mpi_init)>(handle, "dnft_mpi_init", path);
       MpiLibrary lib;

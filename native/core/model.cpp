@@ -190,8 +190,7 @@ StepStats Model::flow_matching_step(const float* host_x0, const int32_t* host_to
   std::vector<int32_t> tokens(host_tokens, host_tokens + static_cast<size_t>(B) * L);
   for (int b = 0; b < B; ++b) {
     t[b] = philox_uniform(o.seed, kStreamTime, step_offset(step) + first + b);
-    if (o.cond_dropout > 0 &&
-        philox_uniform(o.seed, kStreamDropout, step_offset(step) + first + b) < o.cond_dropout) {
+    if (o.cond_dropout > 0 && philox_uniform(o.seed, kStreamDropout, step_offset(step) + first + b) < o.cond_dropout) {
       std::fill(tokens.begin() + b * L, tokens.begin() + (b + 1) * L, 0);
     }
   }

@@ -25,7 +25,8 @@ std::vector<float> nft_training_times(const NftStepOptions& o, int B, int64_t st
   for (int b = 0; b < B; ++b) {
     if (N == 0) {
       // Continuous: t ~ U(0, 1) (philox_uniform never returns 0).
-      for (int j = 0; j < K; ++j) t[b * K + j] = philox_uniform(o.seed, kStreamTime, step_offset(step) + (first + b) * K + j);
+      for (int j = 0; j < K; ++j)
+        t[b * K + j] = philox_uniform(o.seed, kStreamTime, step_offset(step) + (first + b) * K + j);
       continue;
     }
     // K distinct grid times: the first K entries of a Fisher–Yates shuffle, as the code's random permutation.
