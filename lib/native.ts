@@ -104,6 +104,8 @@ export interface NativeModel {
   getParams(out: Float32Array, which?: ParamSetName): void;
   setParams(src: Float32Array, which?: ParamSetName): void;
   hasParams(which: ParamSetName): boolean;
+  /** Floats the native model holds for its parameter sets and for its gradient and AdamW moments. */
+  allocatedFloats(): { parameterSets: number; trainingState: number };
   copyParams(dst: ParamSetName, src: ParamSetName): void;
   blendParams(dst: ParamSetName, eta: number, src: ParamSetName): void;
   hasOptimizerState(): boolean;

@@ -129,6 +129,9 @@ case "$command" in
       shift
       npm run --silent build:mpi >build-mpi.log 2>&1 || { cat build-mpi.log; exit 1; }
       node dist/bench/distributed.js "$@"
+    elif [ "${1:-}" = lora ]; then
+      shift
+      node dist/bench/lora.js "$@"
     elif [ "${1:-}" = soak ]; then
       shift
       node dist/bench/soak.js "$@"

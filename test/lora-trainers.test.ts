@@ -55,6 +55,24 @@ describe('DiffusionNFT with LoRA adapters', () => {
     net.dispose();
   });
 
+  it('holds θ_old, θ_ref, the EMA and the training state at adapter size (the native allocation)', async () => {
+    const full = baseNet();
+    const adapted = baseNet();
+    const { lora: _, ...plain } = OPTIONS;
+    const one = { ...OPTIONS, klCoef: 1e-4, groups: 2, groupSize: 4 };
+    await new DiffusionNFT(full, { ...plain, klCoef: 1e-4, groups: 2, groupSize: 4 }).run({ epochs: 1 });
+    await new DiffusionNFT(adapted, one).run({ epochs: 1 });
+    const P = full.paramCount;
+    const A = adapted.lora?.paramCount ?? 0;
+    expect(A).toBeGreaterThan(0);
+    expect(A).toBeLessThan(P);
+    // θ, θ_old, θ_ref and the EMA: four full sets, or the frozen base and four adapter sets.
+    expect(full.model.allocatedFloats()).toEqual({ parameterSets: 4 * P, trainingState: 3 * P });
+    expect(adapted.model.allocatedFloats()).toEqual({ parameterSets: P + 4 * A, trainingState: 3 * A });
+    full.dispose();
+    adapted.dispose();
+  });
+
   it('resumes a checkpointed LoRA run to exactly the uninterrupted state', async () => {
     const straight = baseNet();
     await new DiffusionNFT(straight, OPTIONS).run({ epochs: 4 });

@@ -109,6 +109,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::GetParams>>("getParams"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::SetParams>>("setParams"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::HasParams>>("hasParams"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::AllocatedFloats>>("allocatedFloats"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::CopyParams>>("copyParams"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::BlendParams>>("blendParams"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::HasOptimizerState>>("hasOptimizerState"),
@@ -204,6 +205,14 @@ Napi::Value ModelWrap::SetParams(const Napi::CallbackInfo& info) {
 // hasParams(which)
 Napi::Value ModelWrap::HasParams(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), model_->has_params(param_set_arg(info, 0)));
+}
+
+// allocatedFloats() → { parameterSets, trainingState }: what the parameter sets and the gradient + AdamW moments hold
+Napi::Value ModelWrap::AllocatedFloats(const Napi::CallbackInfo& info) {
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("parameterSets", static_cast<double>(model_->parameter_set_floats()));
+  out.Set("trainingState", static_cast<double>(model_->training_state_floats()));
+  return out;
 }
 
 // copyParams(dst, src)

@@ -38,6 +38,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value GetParams(const Napi::CallbackInfo& info);
   Napi::Value SetParams(const Napi::CallbackInfo& info);
   Napi::Value HasParams(const Napi::CallbackInfo& info);
+  Napi::Value AllocatedFloats(const Napi::CallbackInfo& info);
   Napi::Value CopyParams(const Napi::CallbackInfo& info);
   Napi::Value BlendParams(const Napi::CallbackInfo& info);
   Napi::Value HasOptimizerState(const Napi::CallbackInfo& info);

@@ -105,6 +105,12 @@ class Model {
   size_t trained_count() const { return has_lora() ? lora().param_count() : net_->param_count(); }
   // Floats allocated for the gradient and the AdamW moments (for the tests of adapter-sized training state).
   size_t training_state_floats() const { return grads_.size() + m_.size() + v_.size(); }
+  // Floats allocated for the parameter sets: θ (the frozen base with LoRA) plus every θ/θ_old/θ_ref/EMA set held.
+  size_t parameter_set_floats() const {
+    size_t n = 0;
+    for (int i = 0; i < kParamSetCount; ++i) n += sets_[i].size() + adapters_[i].size();
+    return n;
+  }
   // AdamW moments; absent (false) until the first optimiser step or set_optimizer_state.
   bool has_optimizer_state() const { return !m_.empty(); }
   void get_optimizer_state(float* host_m, float* host_v) const;
