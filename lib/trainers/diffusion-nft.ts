@@ -111,7 +111,8 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
 
   protected fingerprint(): Record<string, unknown> {
     const eta = typeof this.#eta === 'function' ? 'function' : this.#eta;
-    return { solver: this.#solver, eta, native: { ...this.#native, times: undefined } };
+    // firstSample is where a step's rows sit in the global batch, not an option of the run.
+    return { solver: this.#solver, eta, native: { ...this.#native, times: undefined, firstSample: undefined } };
   }
 
   protected async rolloutChunk(tokens: Int32Array, rows: number, firstSample: number) {
