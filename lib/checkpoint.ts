@@ -225,21 +225,11 @@ function readMetadata(meta: Record<string, string>, path: string): { config: Net
  * network given as `into` keeps its state.
  */
 export async function loadCheckpoint(path: string, options: LoadOptions = {}): Promise<Checkpoint> {
-  const opts = objectOption('options', options);
-  rejectUnknown('loadCheckpoint options', opts, ['into', 'seed', 'device', 'precision']);
-  const into = opts.into as VelocityNet | undefined;
-  if (into !== undefined && !(into instanceof VelocityNet)) throw new TypeError('options.into must be a VelocityNet');
-  into?.assertIdle('loadCheckpoint');
-  let file: SafetensorsFile | undefined;
-  let created: VelocityNet | undefined;
-  try {
-    try {
-      file = await openSafetensorsFile(path);
-    } catch (error) {
-      throw new CheckpointError(`cannot read checkpoint: ${(error as Error).message}`, { cause: error });
-    }
+  const keys = ['into', 'seed', 'device', 'precision'];
+  return withLoad('loadCheckpoint', 'checkpoint', path, options, keys, async (file, load) => {
     const meta = file.metadata;
     const { config, step } = readMetadata(meta, path);
+    const into = load.into;
     if (into !== undefined && JSON.stringify(into.config) !== JSON.stringify(config)) {
       throw new CheckpointError(
         `${path}: config ${meta['dnft.config']} does not match the network's ${JSON.stringify(into.config)}`,
@@ -262,15 +252,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     const values = new Map(prefixes.map((prefix) => [prefix, gather(tensors, prefix, layout, count, path)]));
     const installAdapters = adapters?.read(tensors, step);
 
-    const net =
-      into ??
-      VelocityNet.create(config, {
-        seed: opts.seed as CreateOptions['seed'],
-        device: opts.device as CreateOptions['device'],
-        precision: opts.precision as CreateOptions['precision'],
-      });
-    if (into === undefined) created = net;
-    into?.assertIdle('loadCheckpoint');
+    const net = load.target(config);
     net.setParameters(values.get('') as Float32Array);
     installAdapters?.(net);
     for (const set of EXTRA_SETS) {
@@ -282,8 +264,61 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     const metadata: Record<string, string> = {};
     for (const [k, v] of Object.entries(meta)) if (!k.startsWith('dnft.')) metadata[k] = String(v);
     const trainer = meta['dnft.trainer'];
-    created = undefined;
     return trainer === undefined ? { net, step, metadata } : { net, step, metadata, trainer };
+  });
+}
+
+/** What a loader's body gets besides the open file: the network to load into, or one it creates on demand. */
+export interface LoadTarget {
+  readonly into: VelocityNet | undefined;
+  /** `into` (idle again), or a new network of `config` that is disposed if the load fails after this. */
+  target(config: NetConfig): VelocityNet;
+}
+
+/**
+ * The frame of the loaders (loadCheckpoint, loadStateDict): their options checked, `into` idle, the file's header
+ * read and the file closed, a network created for the load disposed again if it fails, and every error other than
+ * a CheckpointError turned into one naming the file.
+ */
+export async function withLoad<T>(
+  name: string,
+  what: string,
+  path: string,
+  options: object,
+  keys: readonly string[],
+  body: (file: SafetensorsFile, load: LoadTarget) => Promise<T>,
+): Promise<T> {
+  const opts = objectOption('options', options);
+  rejectUnknown(`${name} options`, opts, keys);
+  const into = opts.into as VelocityNet | undefined;
+  if (into !== undefined && !(into instanceof VelocityNet)) throw new TypeError('options.into must be a VelocityNet');
+  into?.assertIdle(name);
+  let file: SafetensorsFile | undefined;
+  let created: VelocityNet | undefined;
+  const load: LoadTarget = {
+    into,
+    target(config) {
+      if (into !== undefined) {
+        into.assertIdle(name);
+        return into;
+      }
+      created = VelocityNet.create(config, {
+        seed: opts.seed as CreateOptions['seed'],
+        device: opts.device as CreateOptions['device'],
+        precision: opts.precision as CreateOptions['precision'],
+      });
+      return created;
+    },
+  };
+  try {
+    try {
+      file = await openSafetensorsFile(path);
+    } catch (error) {
+      throw new CheckpointError(`cannot read ${what}: ${(error as Error).message}`, { cause: error });
+    }
+    const result = await body(file, load);
+    created = undefined;
+    return result;
   } catch (error) {
     created?.dispose();
     if (error instanceof CheckpointError) throw error;

@@ -1,12 +1,13 @@
 // Plain state dicts: the parameters of a network as safetensors without our `dnft.*` metadata, e.g. a PyTorch
 // `state_dict()` of a reference/ network. The config comes from the caller; every tensor is checked against the
 // network's layout and all the problems are reported together (README, "Weights from and to PyTorch").
+
+import { withLoad } from './checkpoint.js';
 import { type NetConfig, type NetPreset, resolveNetConfig } from './config.js';
 import { CheckpointError, StateDictError, type StateDictProblem } from './errors.js';
 import { type NativeParamSpec, native } from './native.js';
 import { type CreateOptions, VelocityNet } from './net.js';
-import { objectOption, rejectUnknown } from './options.js';
-import { openSafetensorsFile, type SafetensorsFile, type TensorEntry } from './safetensors.js';
+import type { TensorEntry } from './safetensors.js';
 
 /** Options of loadStateDict. */
 export interface LoadStateDictOptions {
@@ -59,24 +60,13 @@ export async function loadStateDict(
   options: LoadStateDictOptions = {},
 ): Promise<VelocityNet> {
   const resolved = resolveNetConfig(config);
-  const opts = objectOption('options', options);
-  rejectUnknown('loadStateDict options', opts, ['into', 'device', 'precision']);
-  const into = opts.into as VelocityNet | undefined;
-  if (into !== undefined && !(into instanceof VelocityNet)) throw new TypeError('options.into must be a VelocityNet');
-  if (into !== undefined && JSON.stringify(into.config) !== JSON.stringify(resolved)) {
+  const into = (options as LoadStateDictOptions | null)?.into;
+  if (into instanceof VelocityNet && JSON.stringify(into.config) !== JSON.stringify(resolved)) {
     throw new RangeError(
       `config ${JSON.stringify(resolved)} does not match the network's ${JSON.stringify(into.config)}`,
     );
   }
-  into?.assertIdle('loadStateDict');
-  let file: SafetensorsFile | undefined;
-  let created: VelocityNet | undefined;
-  try {
-    try {
-      file = await openSafetensorsFile(path);
-    } catch (error) {
-      throw new CheckpointError(`cannot read state dict: ${(error as Error).message}`, { cause: error });
-    }
+  return withLoad('loadStateDict', 'state dict', path, options, ['into', 'device', 'precision'], async (file, load) => {
     const format = file.metadata['dnft.format'];
     if (format !== undefined) {
       throw new CheckpointError(`${path} is a diffusion-nft file (dnft.format ${format}): load it with loadCheckpoint`);
@@ -93,22 +83,8 @@ export async function loadStateDict(
       else flat.set(data, p.offset);
     }
     if (problems.length > 0) throw new StateDictError(path, problems);
-    const net =
-      into ??
-      VelocityNet.create(resolved, {
-        device: opts.device as CreateOptions['device'],
-        precision: opts.precision as CreateOptions['precision'],
-      });
-    if (into === undefined) created = net;
-    into?.assertIdle('loadStateDict');
+    const net = load.target(resolved);
     net.setParameters(flat);
-    created = undefined;
     return net;
-  } catch (error) {
-    created?.dispose();
-    if (error instanceof CheckpointError) throw error;
-    throw new CheckpointError(`${path}: ${(error as Error).message}`, { cause: error });
-  } finally {
-    await file?.close();
-  }
+  });
 }

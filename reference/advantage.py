@@ -10,11 +10,11 @@ with its default ddof 0), and r the clamp of the training loop of scripts/train_
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import List
 
 import numpy as np
+
+from json_cases import run
 
 
 def tracker_update(prompts, rewards, global_std: bool, eps: float) -> np.ndarray:
@@ -37,20 +37,10 @@ def optimality(advantages: np.ndarray, adv_clip_max: float) -> np.ndarray:
     return np.clip((clipped / adv_clip_max) / 2.0 + 0.5, 0, 1)
 
 
-def main(argv: List[str]) -> int:
-    if len(argv) != 3:
-        print(f"usage: {argv[0]} IN.json OUT.json", file=sys.stderr)
-        return 2
-    with open(argv[1]) as f:
-        cases = json.load(f)
-    out = []
-    for case in cases:
-        a = tracker_update(case["groups"], case["rewards"], bool(case["globalStd"]), float(case["eps"]))
-        out.append({"advantages": a.tolist(), "r": optimality(a, float(case["advClipMax"])).tolist()})
-    with open(argv[2], "w") as f:
-        json.dump(out, f)
-    return 0
+def solve(case) -> dict:
+    a = tracker_update(case["groups"], case["rewards"], bool(case["globalStd"]), float(case["eps"]))
+    return {"advantages": a.tolist(), "r": optimality(a, float(case["advClipMax"])).tolist()}
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run(sys.argv, solve))

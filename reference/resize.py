@@ -9,12 +9,13 @@ torch.nn.functional.interpolate(mode="bilinear", antialias=True, align_corners=F
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import List
 
 import torch
 import torch.nn.functional as F
+
+from json_cases import run
 
 
 def resize(case) -> List[float]:
@@ -24,16 +25,5 @@ def resize(case) -> List[float]:
     return out.squeeze(0).permute(1, 2, 0).reshape(-1).tolist()
 
 
-def main(argv: List[str]) -> int:
-    if len(argv) != 3:
-        print(f"usage: {argv[0]} IN.json OUT.json", file=sys.stderr)
-        return 2
-    with open(argv[1]) as f:
-        cases = json.load(f)
-    with open(argv[2], "w") as f:
-        json.dump([resize(case) for case in cases], f)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run(sys.argv, resize))
