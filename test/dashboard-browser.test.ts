@@ -22,7 +22,7 @@ let url: string;
 function cli(...args: string[]) {
   const run = spawnSync(process.execPath, ['dist/lib/cli.js', ...args], { encoding: 'utf8', timeout: 240_000 });
   expect(run.status, run.stderr).toBe(0);
-  return run.stdout;
+  return run;
 }
 
 beforeAll(async () => {
@@ -31,7 +31,7 @@ beforeAll(async () => {
   const config = join(dir, 'tiny.json');
   writeFileSync(config, JSON.stringify({ trainer: { groups: 2, groupSize: 2 } }));
   const tiny = ['--base', base, '--config', config];
-  // train --dashboard prints the URL and closes the server with the run.
+  // train --dashboard prints the URL (on stderr, beside the log) and closes the server with the run.
   const done = cli(
     'train',
     '--method',
@@ -45,7 +45,7 @@ beforeAll(async () => {
     finished,
     '--dashboard',
   );
-  expect(done).toMatch(/^dashboard: http:\/\/127\.0\.0\.1:\d+\/$/m);
+  expect(done.stderr).toMatch(/^dashboard: http:\/\/127\.0\.0\.1:\d+\/$/m);
   mkdirSync(live);
   const served = await startCli(['dashboard', live, finished], /dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/);
   dashboard = served.child;

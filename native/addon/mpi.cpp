@@ -2,6 +2,15 @@
 
 #include <dlfcn.h>
 
+#if defined(__aarch64__) && defined(__GLIBC__)
+// Bind the dl functions to their first aarch64 versions (libdl, glibc 2.17) rather than the copies glibc 2.34 moved
+// into libc, so the linux-arm64 prebuild keeps its glibc 2.32 floor (docs/install.md, scripts/ci-arm64.sh).
+__asm__(".symver dlopen,dlopen@GLIBC_2.17");
+__asm__(".symver dlsym,dlsym@GLIBC_2.17");
+__asm__(".symver dlerror,dlerror@GLIBC_2.17");
+__asm__(".symver dlclose,dlclose@GLIBC_2.17");
+#endif
+
 #include <string>
 #include <vector>
 
