@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { flag, parseNumber, withConfig } from './cli-options.js';
 import { addDashboardCommand, dashboardOption, withDashboard } from './dashboard/command.js';
+import { currentWorld, openWorld } from './distributed.js';
 import { writeFileAtomic } from './files.js';
 import { backendInfo } from './index.js';
 import { runShapesDemo, SHAPES_BASE } from './jobs/demo-shapes.js';
@@ -100,6 +101,14 @@ const CFG_HELP = 'classifier-free guidance scale';
 function cfgIntervalOption(): Option {
   const help = `guidance only at t in [lo, hi] (1 = noise; the benchmark's "with CFG" is ${guidanceLabel(SHAPES_GUIDANCE)})`;
   return new Option('--cfg-interval <lo,hi>', help).argParser(interval).default([0, 1], '0,1');
+}
+
+/**
+ * Whether this process reports the job: under an MPI launcher (docs/distributed.md) it opens the world the trainers
+ * then share, and only rank 0 prints and writes; in one process, always.
+ */
+function reports(what: string, distributed: unknown): boolean {
+  return (openWorld(what, distributed)?.rank ?? 0) === 0;
 }
 
 /** An AbortSignal that Ctrl-C (SIGINT) trips once, saying what happens next; a second Ctrl-C exits at once. */
@@ -246,17 +255,21 @@ program
     if (o.minutes === undefined && o.steps === undefined) throw new InvalidArgumentError('give --minutes or --steps');
     if (o.schedule === 'cosine' && o.steps === undefined)
       throw new InvalidArgumentError('--schedule cosine needs --steps');
+    const lead = reports('distributed', undefined);
+    const log = lead ? (line: string) => console.log(line) : () => {};
     const net = o.from
       ? (await loadCheckpoint(o.from)).net
       : VelocityNet.create({ preset: o.preset }, { seed: o.seed });
-    console.log(`pretrain: ${net.paramCount} parameters (${net.config.arch}), batch ${o.batch}`);
+    log(`pretrain: ${net.paramCount} parameters (${net.config.arch}), batch ${o.batch}`);
     const signal = interruptible();
     if (o.images !== undefined) {
       const command = `pretrain ${JSON.stringify(o)}`;
-      await pretrainImageFolderJob(net, o.images, { ...o, signal, command, log: (line) => console.log(line) });
+      await pretrainImageFolderJob(net, o.images, { ...o, signal, command, log });
       return;
     }
     const result = await pretrainShapes(net, { ...o, signal });
+    // Every rank holds the same weights: rank 0 alone scores and writes them.
+    if (!lead) return;
     const plain = await evaluateShapes(net);
     const guided = await evaluateShapes(net, SHAPES_GUIDANCE);
     printEvaluation('base, no CFG', plain);
@@ -326,13 +339,14 @@ program
     if (o.epochs === undefined && o.minutes === undefined) throw new InvalidArgumentError('give --epochs or --minutes');
     objectOption("the config's trainer", o.trainer);
     const started = performance.now();
+    const lead = reports("the config's trainer.distributed", o.trainer?.distributed);
     const log = o.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
     const { dashboard, json, loraRank, loraAlpha, loraInit, ...job } = o;
     const trainer = withLora(o.trainer, { loraRank, loraAlpha, loraInit });
-    const { points } = await withDashboard(dashboard, [o.out], () =>
+    const { points } = await withDashboard(lead ? dashboard : undefined, [o.out], () =>
       trainShapes({ ...job, trainer, signal: interruptible(), log }),
     );
-    if (json) {
+    if (json && lead) {
       const last = points.at(-1);
       const summary = {
         method: o.method,
@@ -454,6 +468,8 @@ program
   });
 
 program.parseAsync().catch((error: unknown) => {
-  console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+  const { rank, size } = currentWorld();
+  const where = size > 1 ? ` (rank ${rank} of ${size})` : '';
+  console.error(`error${where}: ${error instanceof Error ? error.message : String(error)}`);
   process.exitCode = 1;
 });

@@ -64,6 +64,11 @@ export function openWorld(what: string, option: unknown): World | undefined {
   return { ...world, checkEvery: checkEvery as number };
 }
 
+/** This process's rank and the world size once a world is open; rank 0 of 1 in one process. */
+export function currentWorld(): { rank: number; size: number } {
+  return { rank: world?.rank ?? 0, size: world?.size ?? 1 };
+}
+
 /** Equal-sized byte blocks of every rank, in rank order. */
 export function allgather(bytes: Uint8Array): Uint8Array[] {
   const all = native().mpiAllgather(bytes);

@@ -3,6 +3,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { saveCheckpoint } from '../checkpoint.js';
+import { currentWorld } from '../distributed.js';
 import { type ImageFolderDataset, imageFolderDataset } from '../image-folder.js';
 import type { VelocityNet } from '../net.js';
 import { FlowMatchingTrainer } from '../pretrain.js';
@@ -59,6 +60,7 @@ export async function pretrainImageFolderJob(
 ): Promise<PretrainResult> {
   let reading: Progress | undefined;
   const onProgress = (done: number, total: number) => {
+    if (currentWorld().rank !== 0) return;
     reading ??= new Progress('images', total, 'images');
     reading.update(done);
   };
@@ -69,6 +71,8 @@ export async function pretrainImageFolderJob(
     `images: ${data.length} in ${data.classes.length} classes (${data.resized} resized); tokens ${JSON.stringify(tokens)}`,
   );
   const result = await pretrainImages(net, data, o);
+  // Distributed (docs/distributed.md), every rank holds the same weights and rank 0 alone writes them.
+  if (currentWorld().rank !== 0) return result;
   await mkdir(dirname(o.out), { recursive: true });
   await saveCheckpoint(o.out, net, {
     optimizer: o.withOptimizer === true,
@@ -109,7 +113,10 @@ export async function pretrainLoop(
   });
   const average = (o.ema ?? 0) > 0 ? new MovingAverage(net, o.ema as number) : undefined;
   const byStep = Number.isFinite(limitSteps);
-  const progress = new Progress('pretrain', byStep ? limitSteps : limitMs / 1000, byStep ? 'steps' : 'seconds');
+  const progress =
+    trainer.world.rank === 0
+      ? new Progress('pretrain', byStep ? limitSteps : limitMs / 1000, byStep ? 'steps' : 'seconds')
+      : undefined;
   const started = performance.now();
   let step = 0;
   let recent = 0;
@@ -121,9 +128,9 @@ export async function pretrainLoop(
     lr = stats.lr;
     recent = step === 1 ? stats.loss : 0.98 * recent + 0.02 * stats.loss;
     const elapsed = performance.now() - started;
-    progress.update(byStep ? step : elapsed / 1000, `${status(net.step)} loss ${recent.toFixed(4)}`);
+    progress?.update(byStep ? step : elapsed / 1000, `${status(net.step)} loss ${recent.toFixed(4)}`);
   }
-  progress.done();
+  progress?.done();
   average?.apply();
   return { steps: step, seconds: (performance.now() - started) / 1000, loss: step > 0 ? recent : Number.NaN, lr };
 }

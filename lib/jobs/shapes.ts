@@ -3,6 +3,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { loadCheckpoint } from '../checkpoint.js';
+import { currentWorld } from '../distributed.js';
 import { writeFileAtomic } from '../files.js';
 import { imageGrid, svgToPng } from '../images.js';
 import { saveAdapter } from '../lora.js';
@@ -211,7 +212,6 @@ export const SHAPES_TRAINER_DEFAULTS = {
  * the metrics written to `out` as it goes. Aborting stops after the current epoch and saves.
  */
 export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunPoint[]; net: VelocityNet }> {
-  await mkdir(o.out, { recursive: true });
   const common = {
     prompts: shapes.TRAIN_PROMPTS,
     rewards: { name: 'shapes', fn: shapes.reward },
@@ -230,13 +230,16 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
     trainer = o.method === 'nft' ? new DiffusionNFT(net, nftOptions) : new FlowGRPO(net, grpoOptions);
   }
   const net = trainer.net;
-  const log = o.log ?? (() => {});
+  // Distributed (docs/distributed.md), every rank computes the same run and rank 0 alone writes and reports it.
+  const lead = currentWorld().rank === 0;
+  if (lead) await mkdir(o.out, { recursive: true });
+  const log = (lead ? o.log : undefined) ?? (() => {});
   const evalEvery = o.evalEvery ?? 5;
   const evalSamplesPerPrompt = o.evalSamplesPerPrompt ?? 4;
   // A resumed run continues the stream of the run it came from (the metrics beside its checkpoint), epochs and
   // training seconds included.
   const metrics = await MetricsLog.open({
-    dir: o.out,
+    dir: lead ? o.out : undefined,
     from: o.resume ? dirname(o.base) : undefined,
     epoch: trainer.epochCount,
     trainer: trainer.constructor.name,
@@ -280,22 +283,26 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
   const limitSeconds = (o.minutes ?? Number.POSITIVE_INFINITY) * 60;
   const epochs = o.epochs ?? Number.POSITIVE_INFINITY;
   const byEpoch = Number.isFinite(epochs);
-  const progress = new Progress(o.method, byEpoch ? epochs : limitSeconds, byEpoch ? 'epochs' : 'seconds');
+  const progress = lead
+    ? new Progress(o.method, byEpoch ? epochs : limitSeconds, byEpoch ? 'epochs' : 'seconds')
+    : undefined;
   let trainingSeconds = 0;
   let last: EpochStats | undefined;
   while (trainer.epochCount < epochs && trainingSeconds < limitSeconds && !o.signal?.aborted) {
     last = await trainer.epoch();
     trainingSeconds += last.seconds.total;
     await metrics.epoch(last);
-    progress.update(byEpoch ? trainer.epochCount : trainingSeconds, `reward ${last.reward.toFixed(3)}`);
+    progress?.update(byEpoch ? trainer.epochCount : trainingSeconds, `reward ${last.reward.toFixed(3)}`);
     if (trainer.epochCount % evalEvery === 0) await evaluatePoint(last.reward);
   }
-  progress.done();
+  progress?.done();
   if (last && !evaluated()) await evaluatePoint(last.reward);
   await trainer.save(join(o.out, 'checkpoint.safetensors'));
-  if (net.lora !== null) await saveAdapter(join(o.out, 'adapter.safetensors'), net, { optimizer: false });
   const points = runPoints(metrics.records);
-  await writeCurves(o.out, [{ name: o.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO', points }]);
+  if (lead) {
+    if (net.lora !== null) await saveAdapter(join(o.out, 'adapter.safetensors'), net, { optimizer: false });
+    await writeCurves(o.out, [{ name: o.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO', points }]);
+  }
   log(`done in ${formatSeconds((performance.now() - started) / 1000)}; wrote ${o.out}`);
   return { points, net };
 }
