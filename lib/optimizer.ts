@@ -4,7 +4,7 @@ import type { NativeStepStats } from './native.js';
 import type { Rule } from './options.js';
 
 /** Learning-rate schedule after the warm-up. */
-export type LrSchedule = 'constant' | 'cosine' | 'linear';
+export type LrSchedule = 'constant' | 'cosine' | 'linear' | 'drop';
 
 /** AdamW settings shared by every trainer (defaults: docs/algorithms.md §1.3). */
 export interface OptimizerOptions {
@@ -21,11 +21,11 @@ export interface OptimizerOptions {
   maxGradNorm?: number;
   /** Linear warm-up steps (0). */
   warmupSteps?: number;
-  /** Schedule after the warm-up ('constant'). */
+  /** Schedule after the warm-up ('constant'); 'drop' keeps lr up to step totalSteps and minLr after it. */
   schedule?: LrSchedule;
-  /** Step at which a cosine or linear schedule reaches minLr. */
+  /** Step at which a cosine or linear schedule reaches minLr, or the last step at lr of 'drop'. */
   totalSteps?: number;
-  /** Final learning rate of a decaying schedule (0). */
+  /** Final learning rate of a decaying schedule, or the one after a drop (0). */
   minLr?: number;
 }
 
@@ -38,7 +38,7 @@ export const OPTIMIZER_SCHEMA = {
   weightDecay: { type: 'number', min: 0, max: 10, default: 1e-4 },
   maxGradNorm: { type: 'number', min: 0, max: 1e30, default: 1 },
   warmupSteps: { type: 'int', min: 0, max: 1e15, default: 0 },
-  schedule: { type: 'enum', values: ['constant', 'cosine', 'linear'], default: 'constant' },
+  schedule: { type: 'enum', values: ['constant', 'cosine', 'linear', 'drop'], default: 'constant' },
   totalSteps: { type: 'int', min: 0, max: 1e15, default: 0 },
   minLr: { type: 'number', min: 0, max: 10, default: 0 },
 } as const satisfies Record<keyof OptimizerOptions, Rule>;

@@ -3,7 +3,7 @@
 Usage:  /usr/bin/python3 reference/nft_loss.py IN.safetensors OUT.safetensors
 
 IN holds one or more cases. Metadata `cases` is a JSON list of
-{"name", "beta", "advClipMax", "adaptive", "klCoef"}; for each case NAME the tensors
+{"name", "beta", "advClipMax", "adaptive", "klCoef", "positiveOnly"}; for each case NAME the tensors
 `NAME.vTheta`, `NAME.vOld`, `NAME.xt`, `NAME.x0` (B, D) F32, `NAME.t`, `NAME.r` (B) F32,
 and `NAME.vRef` (B, D) F32 when klCoef > 0.
 
@@ -11,7 +11,8 @@ OUT holds `NAME.loss` (1) and `NAME.grad` (B, D), both F64: the loss computed in
 as the official training loop of NVlabs/DiffusionNFT (scripts/train_nft_sd3.py) writes it,
 and its gradient with respect to vTheta by autograd. With adaptive false the x0-space
 weighting is replaced by the plain velocity MSE of the paper's Eq. 5 against
-v = (x_t - x0) / t, scaled the same way.
+v = (x_t - x0) / t, scaled the same way. With positiveOnly true (the paper's ablation) the
+negative term is dropped: r * positive_loss / beta alone.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def nft_loss(
     adv_clip_max: float,
     adaptive: bool,
     kl_coef: float,
+    positive_only: bool = False,
 ) -> torch.Tensor:
     """The training-loop loss, variable names as in the official code."""
     dims = tuple(range(1, x0.ndim))
@@ -64,7 +66,9 @@ def nft_loss(
         v = (xt - x0) / t_expanded
         positive_loss = ((positive_prediction - v) ** 2).mean(dim=dims)
         negative_loss = ((implicit_negative_prediction - v) ** 2).mean(dim=dims)
-    ori_policy_loss = r * positive_loss / beta + (1 - r) * negative_loss / beta
+    ori_policy_loss = r * positive_loss / beta
+    if not positive_only:
+        ori_policy_loss = ori_policy_loss + (1 - r) * negative_loss / beta
     policy_loss = (ori_policy_loss * adv_clip_max).mean()
     loss = policy_loss
     if kl_coef > 0:
@@ -98,6 +102,7 @@ def run(in_path: str, out_path: str) -> None:
             float(case["advClipMax"]),
             bool(case["adaptive"]),
             kl_coef,
+            bool(case.get("positiveOnly", False)),
         )
         loss.backward()
         result[f"{name}.loss"] = loss.detach().reshape(1)

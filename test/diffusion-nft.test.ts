@@ -8,6 +8,7 @@ import {
   etaAt,
   type Prompt,
   sample,
+  sampleSde,
   Tensor,
   tasks,
   type VelocityNet,
@@ -176,5 +177,42 @@ describe('DiffusionNFT', () => {
     const path = join(dir, 'corrupt.safetensors');
     writeFileSync(path, Buffer.from([1, 2, 3]));
     await expect(DiffusionNFT.resume(path, OPTIONS)).rejects.toThrow(/cannot read checkpoint/);
+  });
+
+  it("rolls out with FlowGRPO's SDE from θ_old with solver 'sde' (a = 0: the Euler ODE), and checks sdeA", async () => {
+    const epochOf = async (options: Partial<DiffusionNFTOptions>) => {
+      const net = baseNet();
+      const stats = await new DiffusionNFT(net, { ...OPTIONS, ...options }).epoch();
+      net.dispose();
+      return stats;
+    };
+    const euler = await epochOf({ solver: 'euler' });
+    const ode = await epochOf({ solver: 'sde', sdeA: 0 });
+    expect(ode.reward).toBe(euler.reward);
+    expect(ode.loss).toBe(euler.loss);
+    const sde = await epochOf({ solver: 'sde' });
+    expect(sde.reward).not.toBe(euler.reward);
+    // The same as sampleSde from θ_old with the trainer's seed: the rewards of the first epoch's rollouts.
+    const net = baseNet();
+    const { x } = await sampleSde(net, {
+      cond: Tensor.fromInt32(new Int32Array(128), [128, 1]),
+      steps: 10,
+      a: 0.7,
+      seed: 3,
+      params: 'theta',
+    });
+    const rewards = toy2d.rewards.red(x);
+    expect(sde.reward).toBeCloseTo(rewards.reduce((s, v) => s + v, 0) / rewards.length, 12);
+    expect(() => new DiffusionNFT(net, { ...OPTIONS, solver: 'sde', sdeA: -1 })).toThrow(/sdeA/);
+    expect(() => new DiffusionNFT(net, { ...OPTIONS, solver: 'ode' as 'sde' })).toThrow(/solver/);
+    net.dispose();
+  });
+
+  it("drops the learning rate to minLr after totalSteps with schedule 'drop'", async () => {
+    const net = baseNet();
+    const nft = new DiffusionNFT(net, { ...OPTIONS, schedule: 'drop', totalSteps: 2, minLr: 1e-5 });
+    const lrs = (await nft.run({ epochs: 4 })).map((s) => s.lr);
+    expect(lrs).toEqual([1e-3, 1e-3, 1e-5, 1e-5]);
+    net.dispose();
   });
 });

@@ -170,14 +170,15 @@ describe('nftLoss', () => {
       [33, 768],
     ] as const) {
       for (const adaptive of [true, false]) {
-        for (const [beta, klCoef] of [
-          [1, 0],
-          [0.1, 1e-4],
+        for (const [beta, klCoef, positiveOnly] of [
+          [1, 0, false],
+          [0.1, 1e-4, false],
+          [0.1, 1e-4, true],
         ] as const) {
           cases.push({
             name: `c${cases.length}`,
             c: randomCase(B, D, seed++, [0, 0.5, 1, 0.3]),
-            o: { beta, adaptive, klCoef },
+            o: { beta, adaptive, klCoef, positiveOnly },
           });
         }
       }
@@ -210,6 +211,7 @@ describe('nftLoss', () => {
       advClipMax: 5,
       adaptive: o.adaptive,
       klCoef: o.klCoef,
+      positiveOnly: o.positiveOnly ?? false,
     }));
     await writeSafetensorsFile(join(dir, 'in.safetensors'), tensors, { cases: JSON.stringify(meta) });
     const run = spawnSync(

@@ -1,6 +1,7 @@
 // DiffusionNFT (docs/algorithms.md §2 and §4.1): roll out θ_old with any solver, score the clean samples, turn rewards into
 // optimality probabilities, train θ with the fused NFT loss, soft-update θ_old.
 import { optimalityProbability } from '../advantage.js';
+import { SDE_A, sampleSde } from '../flowgrpo.js';
 import type { NativeNftStepOptions } from '../native.js';
 import type { VelocityNet } from '../net.js';
 import { NFT_LOSS_SCHEMA, type NftLossOptions } from '../nft.js';
@@ -28,8 +29,13 @@ export function etaAt(schedule: EtaSchedule, step: number): number {
 
 /** Options of a DiffusionNFT trainer; defaults follow the official code where they make sense at this scale. */
 export interface DiffusionNFTOptions<P extends Prompt = Prompt> extends OnlineOptions<P>, NftLossOptions {
-  /** Rollout solver (default 'dpm2', deterministic, no CFG, as the code). */
-  solver?: SolverName;
+  /**
+   * Rollout solver (default 'dpm2', deterministic, no CFG, as the code); 'sde' rolls out with FlowGRPO's SDE, the
+   * paper's sampler ablation (docs/algorithms.md §2.7).
+   */
+  solver?: SolverName | 'sde';
+  /** Noise level a of the 'sde' rollouts (0.7, FlowGRPO's). */
+  sdeA?: number;
   /** Training times: 'grid' (default) draws distinct times of the rollout grid per sample, as the code; 'uniform'
    * draws t ~ U(0, 1). */
   timeSampling?: 'grid' | 'uniform';
@@ -51,7 +57,8 @@ export interface NftEpochStats extends EpochStats {
 const NFT_SCHEMA = {
   ...withDefaults(ONLINE_SCHEMA, { optimizerSteps: 1 }),
   ...NFT_LOSS_SCHEMA,
-  solver: { type: 'enum', values: ['euler', 'heun', 'dpm2'], default: 'dpm2' },
+  solver: { type: 'enum', values: ['euler', 'heun', 'dpm2', 'sde'], default: 'dpm2' },
+  sdeA: SDE_A,
   timeSampling: { type: 'enum', values: ['grid', 'uniform'], default: 'grid' },
   timeFraction: { type: 'number', min: 1e-6, max: 1, default: 0.99 },
   eta: { type: 'value' },
@@ -64,7 +71,8 @@ const NFT_SCHEMA = {
  * a saved run exactly.
  */
 export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, NftEpochStats> {
-  readonly #solver: SolverName;
+  readonly #solver: SolverName | 'sde';
+  readonly #sdeA: number;
   readonly #eta: EtaSchedule;
   readonly #native: NativeNftStepOptions;
 
@@ -84,6 +92,7 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
     const loss = pick(opts, NFT_LOSS_SCHEMA);
     const { grid } = this.common;
     this.#solver = solver;
+    this.#sdeA = opts.sdeA;
     this.#eta = eta;
     this.#native = {
       ...this.optimizer,
@@ -112,13 +121,21 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
   protected fingerprint(): Record<string, unknown> {
     const eta = typeof this.#eta === 'function' ? 'function' : this.#eta;
     // firstSample is where a step's rows sit in the global batch, not an option of the run.
-    return { solver: this.#solver, eta, native: { ...this.#native, times: undefined, firstSample: undefined } };
+    // sdeA changes nothing unless the rollouts use the SDE; left out otherwise, so older checkpoints resume.
+    const sde = this.#solver === 'sde' ? { sdeA: this.#sdeA } : {};
+    return { solver: this.#solver, ...sde, eta, native: { ...this.#native, times: undefined, firstSample: undefined } };
   }
 
   protected async rolloutChunk(tokens: Int32Array, rows: number, firstSample: number) {
     const L = this.net.config.condSlots;
+    const cond = Tensor.fromInt32(tokens, [rows, L]);
+    if (this.#solver === 'sde') {
+      const { grid, seed, chunk } = this.common;
+      const { x } = await sampleSde(this.net, { cond, grid, a: this.#sdeA, seed, firstSample, chunk, params: 'old' });
+      return { x };
+    }
     const { x } = await sample(this.net, {
-      cond: Tensor.fromInt32(tokens, [rows, L]),
+      cond,
       solver: this.#solver,
       grid: this.common.grid,
       seed: this.common.seed,

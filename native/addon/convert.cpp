@@ -186,6 +186,8 @@ OptimizerConfig optimizer_config_from(const Napi::Object& o) {
     c.schedule = LrSchedule::kCosine;
   } else if (schedule == "linear") {
     c.schedule = LrSchedule::kLinear;
+  } else if (schedule == "drop") {
+    c.schedule = LrSchedule::kDrop;
   } else {
     unknown_name(o.Env(), "schedule", schedule);
   }

@@ -10,6 +10,7 @@ namespace dnft {
 
 double learning_rate(const OptimizerConfig& c, int64_t step) {
   if (c.warmup_steps > 0 && step <= c.warmup_steps) return c.lr * static_cast<double>(step) / c.warmup_steps;
+  if (c.schedule == LrSchedule::kDrop) return step <= c.total_steps ? c.lr : c.min_lr;
   if (c.schedule == LrSchedule::kConstant || c.total_steps <= c.warmup_steps) return c.lr;
   const double progress =
       std::min(1.0, static_cast<double>(step - c.warmup_steps) / static_cast<double>(c.total_steps - c.warmup_steps));

@@ -9,7 +9,8 @@
 
 namespace dnft {
 
-enum class LrSchedule { kConstant, kCosine, kLinear };
+// kDrop: lr up to total_steps, then min_lr (a step drop).
+enum class LrSchedule { kConstant, kCosine, kLinear, kDrop };
 
 // The option structs hold no defaults: lib/ resolves every field (docs/architecture.md).
 struct OptimizerConfig {
@@ -19,8 +20,8 @@ struct OptimizerConfig {
   double max_grad_norm{};  // 0 disables clipping
   int64_t warmup_steps{};  // linear ramp from 0 to lr
   LrSchedule schedule{};
-  int64_t total_steps{};  // end of the cosine/linear decay
-  double min_lr{};        // reached at total_steps
+  int64_t total_steps{};  // end of the cosine/linear decay, or the last step at lr of kDrop
+  double min_lr{};        // reached at total_steps (kDrop: after it)
 };
 
 // Learning rate for optimiser step `step` (1-based).
