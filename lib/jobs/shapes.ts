@@ -7,10 +7,11 @@ import { currentWorld } from '../distributed.js';
 import { writeFileAtomic } from '../files.js';
 import { imageGrid, svgToPng } from '../images.js';
 import { saveAdapter } from '../lora.js';
-import { MetricsLog } from '../metrics/log.js';
+import { type EvaluationScores, MetricsLog } from '../metrics/log.js';
 import type { MetricsRecord } from '../metrics/records.js';
 import type { VelocityNet } from '../net.js';
-import { type SolverName, sample } from '../solvers.js';
+import { resolveOptions } from '../options.js';
+import { ROLLOUT_RULES, resolveInterval, type SolverName, sample } from '../solvers.js';
 import * as shapes from '../tasks/shapes/index.js';
 import { Tensor } from '../tensor.js';
 import { DiffusionNFT, type DiffusionNFTOptions } from '../trainers/diffusion-nft.js';
@@ -66,6 +67,14 @@ export interface Guidance {
  * away from it at high noise empties the image); limited to t ≤ 0.6 it keeps them and raises the strict score (README).
  */
 export const SHAPES_GUIDANCE = { cfgScale: 5, cfgInterval: [0, 0.6] } as const satisfies Guidance;
+
+const GUIDANCE_SCHEMA = { cfgScale: ROLLOUT_RULES.cfgScale, cfgInterval: { type: 'value' } } as const;
+
+/** A guidance checked (scale as `sample` takes it, interval [lo, hi] within [0, 1]), with its defaults. */
+export function checkGuidance(g: Guidance, what: string): Required<Guidance> {
+  const { cfgScale, cfgInterval } = resolveOptions(what, g, GUIDANCE_SCHEMA);
+  return { cfgScale, cfgInterval: resolveInterval(cfgInterval, `${what}.cfgInterval`) };
+}
 
 /** "no CFG", "CFG 3", "CFG 5 at t ≤ 0.6", "CFG 5 at 0.2 ≤ t ≤ 0.6". */
 export function guidanceLabel(g: Guidance): string {
@@ -129,15 +138,21 @@ export async function sampleGrid(
   return imageGrid(x, { size: shapes.IMAGE_SIZE, columns: perPrompt, scale: 4, rowLabels: prompts.map((p) => p.text) });
 }
 
-/** One evaluated point of an RL run. */
-export interface RunPoint {
-  epoch: number;
-  seconds: number;
-  /** Mean partial-credit reward of the epoch's rollouts (training prompts); NaN before training. */
-  reward: number;
-  /** Strict score and mean reward of the evaluation samples (test prompts, no CFG). */
+/** The scores of one evaluation on the test prompts: strict score, mean reward, strict score per category. */
+export interface PointScores {
   strict: number;
   testReward: number;
+  categories: Record<string, number>;
+}
+
+/** One evaluated point of an RL run. */
+export interface RunPoint extends PointScores {
+  epoch: number;
+  seconds: number;
+  /** Mean reward of the epoch's rollouts (training prompts); NaN before training. */
+  reward: number;
+  /** The evaluation with guidance beside the CFG-free one (the fields above), by guidanceLabel. */
+  guided: Record<string, PointScores>;
 }
 
 /** The evaluated points of a run's metrics records, each with the training reward of its epoch. */
@@ -152,6 +167,13 @@ export function runPoints(records: readonly MetricsRecord[]): RunPoint[] {
             reward: rewards.get(r.epoch) ?? Number.NaN,
             strict: r.strict ?? Number.NaN,
             testReward: r.reward,
+            categories: r.categories ?? {},
+            guided: Object.fromEntries(
+              Object.entries(r.guided ?? {}).map(([label, g]) => [
+                label,
+                { strict: g.strict, testReward: g.reward, categories: g.categories },
+              ]),
+            ),
           },
         ]
       : [],
@@ -192,6 +214,14 @@ export interface TrainShapesOptions {
   out: string;
   /** Trainer options beyond the task's prompts and reward. */
   trainer?: Record<string, unknown>;
+  /** The reward trained on (default 'partial'), each sample's scaled by its category's weight (default 1). */
+  reward?: shapes.RewardKind;
+  categoryWeights?: Partial<Record<shapes.Category, number>>;
+  /**
+   * Guidance of further evaluations at each point, beside the CFG-free one that always runs (default: none). A
+   * FlowGRPO run trained with guidance is meant to be scored with it too.
+   */
+  evalGuidance?: readonly Guidance[];
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -212,9 +242,10 @@ export const SHAPES_TRAINER_DEFAULTS = {
  * the metrics written to `out` as it goes. Aborting stops after the current epoch and saves.
  */
 export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunPoint[]; net: VelocityNet }> {
+  const evalGuidance = (o.evalGuidance ?? []).map((g, i) => checkGuidance(g, `evalGuidance[${i}]`));
   const common = {
     prompts: shapes.TRAIN_PROMPTS,
-    rewards: { name: 'shapes', fn: shapes.reward },
+    rewards: shapes.rewardOf(o.reward ?? 'partial', o.categoryWeights),
     seed: 1,
     ...SHAPES_TRAINER_DEFAULTS[o.method],
     ...o.trainer,
@@ -252,6 +283,9 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
       minutes: o.minutes,
       evalEvery,
       evalSamplesPerPrompt,
+      evalGuidance,
+      reward: o.reward ?? 'partial',
+      categoryWeights: o.categoryWeights,
       trainer: trainer.resolvedOptions,
     },
   });
@@ -259,6 +293,11 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
   const evaluatePoint = async (reward: number) => {
     const epoch = trainer.epochCount;
     const e = await evaluateShapes(net, { samplesPerPrompt: evalSamplesPerPrompt });
+    const guided: NonNullable<EvaluationScores['guided']> = {};
+    for (const g of evalGuidance) {
+      const ge = await evaluateShapes(net, { ...g, samplesPerPrompt: evalSamplesPerPrompt });
+      guided[guidanceLabel(g)] = { strict: ge.overall, reward: ge.reward, categories: ge.byCategory };
+    }
     const png = await runGrid(net);
     await metrics.evaluation(
       epoch,
@@ -268,11 +307,13 @@ export async function trainShapes(o: TrainShapesOptions): Promise<{ points: RunP
         samples: e.samples,
         strict: e.overall,
         categories: e.byCategory,
+        ...(evalGuidance.length > 0 ? { guided } : {}),
       },
       { png, prompts: gridPrompts().map((p) => p.text) },
     );
+    const withGuidance = Object.entries(guided).map(([label, g]) => `  strict (${label}) ${g.strict.toFixed(3)}`);
     log(
-      `epoch ${String(epoch).padStart(4)}  ${formatSeconds(metrics.elapsed)}  reward ${Number.isNaN(reward) ? '  -  ' : reward.toFixed(3)}  strict (test, no CFG) ${e.overall.toFixed(3)}  test reward ${e.reward.toFixed(3)}`,
+      `epoch ${String(epoch).padStart(4)}  ${formatSeconds(metrics.elapsed)}  reward ${Number.isNaN(reward) ? '  -  ' : reward.toFixed(3)}  strict (test, no CFG) ${e.overall.toFixed(3)}  test reward ${e.reward.toFixed(3)}${withGuidance.join('')}`,
     );
   };
   const evaluated = () => metrics.evaluations().at(-1)?.epoch === trainer.epochCount;

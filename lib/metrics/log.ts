@@ -35,7 +35,10 @@ export interface MetricsLogOptions {
 }
 
 /** What an evaluation scored, for its record. */
-export type EvaluationScores = Pick<EvaluationRecord, 'reward' | 'rewards' | 'samples' | 'strict' | 'categories'>;
+export type EvaluationScores = Pick<
+  EvaluationRecord,
+  'reward' | 'rewards' | 'samples' | 'strict' | 'categories' | 'guided'
+>;
 
 /** A sample grid to write with an evaluation: the PNG and the prompt of each row. */
 export interface SampleGrid {

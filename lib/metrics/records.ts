@@ -62,6 +62,8 @@ export interface EvaluationRecord extends RecordBase {
   /** A strict (all-or-nothing) score and its value for each prompt category, where the task has them. */
   strict?: number;
   categories?: Record<string, number>;
+  /** The same evaluation with classifier-free guidance, by its label ("CFG 5 at t ≤ 0.6"), where a run asks for it. */
+  guided?: Record<string, { reward: number; strict: number; categories: Record<string, number> }>;
   /** The sample grid written with it: the PNG's path in the run folder and the prompt of each row. */
   grid?: { image: string; prompts: string[] };
 }

@@ -52,6 +52,48 @@ export function reward(samples: Tensor, prompts: readonly ShapesPrompt[]): numbe
   );
 }
 
+/** GenEval's strict success of each sample (n, D) for its prompt as a 0/1 reward: a RewardFn for the trainers. */
+export function strictReward(samples: Tensor, prompts: readonly ShapesPrompt[]): number[] {
+  return prompts.map((p, i) =>
+    scoreDetections(p, detect(samples.storage.subarray(i * DATA_DIM, (i + 1) * DATA_DIM) as Float32Array)).strict
+      ? 1
+      : 0,
+  );
+}
+
+/** The rewards a shapes run can train with: the partial credit (default) or the strict success. */
+export const REWARD_KINDS = ['partial', 'strict'] as const;
+export type RewardKind = (typeof REWARD_KINDS)[number];
+
+/**
+ * A reward of `kind` whose score of a sample is multiplied by the weight of its prompt's category (default 1): a
+ * per-category reward that gives some categories more of the advantages' scale. Checks the weights.
+ */
+export function rewardOf(
+  kind: RewardKind,
+  categoryWeights: Partial<Record<Category, number>> = {},
+): { name: string; fn: (samples: Tensor, prompts: readonly ShapesPrompt[]) => number[] } {
+  if (!REWARD_KINDS.includes(kind))
+    throw new RangeError(`the shapes reward must be 'partial' or 'strict', got ${kind}`);
+  if (categoryWeights === null || typeof categoryWeights !== 'object' || Array.isArray(categoryWeights))
+    throw new TypeError('categoryWeights must be an object of category → weight');
+  for (const [category, weight] of Object.entries(categoryWeights)) {
+    if (!(CATEGORIES as readonly string[]).includes(category))
+      throw new RangeError(`categoryWeights: no category '${category}' (known: ${CATEGORIES.join(', ')})`);
+    if (typeof weight !== 'number' || !(weight >= 0 && weight <= 1e6))
+      throw new RangeError(`categoryWeights.${category} must be a number in [0, 1e6], got ${String(weight)}`);
+  }
+  const base = kind === 'strict' ? strictReward : reward;
+  const weighted = Object.keys(categoryWeights).length > 0;
+  const name = `shapes${kind === 'strict' ? '-strict' : ''}${weighted ? '-weighted' : ''}`;
+  if (!weighted) return { name, fn: base };
+  return {
+    name,
+    fn: (samples, prompts) =>
+      base(samples, prompts).map((r, i) => r * (categoryWeights[prompts[i]?.category as Category] ?? 1)),
+  };
+}
+
 /** GenEval-style results: the strict success rate per category and their mean (GenEval's overall score). */
 export interface ShapesEvaluation {
   overall: number;
