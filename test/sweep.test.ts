@@ -1,0 +1,201 @@
+// The benchmark sweep harness (bench/sweep/): its arithmetic over seeds on synthetic points, the sweep file's checks,
+// and a tiny 2-seed sweep with a guided FlowGRPO run end to end.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { meanCurve, speedup, timeToThreshold } from '../bench/sweep/aggregate.js';
+import { runSweep } from '../bench/sweep/harness.js';
+import { speedupText, writeSweepReport } from '../bench/sweep/report.js';
+import { forwardsPerEpoch, parseSweep } from '../bench/sweep/spec.js';
+import { writeCheckpoint } from '../lib/checkpoint.js';
+import { VelocityNet } from '../lib/index.js';
+import { parseRecords } from '../lib/metrics/records.js';
+import { rewardOf, TEST_PROMPTS } from '../lib/tasks/shapes/index.js';
+import { Tensor } from '../lib/tensor.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'dnft-sweep-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const pts = (values: number[], secondsPerEpoch: number, every = 4) =>
+  values.map((value, i) => ({ epoch: i * every, seconds: i * every * secondsPerEpoch, value }));
+
+describe('sweep arithmetic', () => {
+  it('averages seeds at the epochs all of them reached, keeping each seed', () => {
+    const curve = meanCurve([pts([0.2, 0.3, 0.5], 10), pts([0.2, 0.1], 12)]);
+    expect(curve.map((p) => p.epoch)).toEqual([0, 4]);
+    expect(curve[1]?.value).toBeCloseTo(0.2, 12);
+    expect(curve[1]?.seconds).toBeCloseTo(44, 12);
+    expect(curve[1]?.values).toEqual([0.3, 0.1]);
+    expect(meanCurve([])).toEqual([]);
+  });
+
+  it('finds the first evaluation at or above a threshold, or none', () => {
+    const points = pts([0.2, 0.29, 0.3, 0.25, 0.4], 10);
+    expect(timeToThreshold(points, 0.3)).toEqual({ epoch: 8, seconds: 80 });
+    expect(timeToThreshold(points, 0.2)).toEqual({ epoch: 0, seconds: 0 });
+    expect(timeToThreshold(points, 0.5)).toBeNull();
+    expect(timeToThreshold([{ epoch: 0, seconds: 0, value: Number.NaN }], 0)).toBeNull();
+  });
+
+  it('gives the speed-up as the ratio of mean times with the min–max over seed pairs, or a lower bound', () => {
+    const a = [
+      { epoch: 8, seconds: 100 },
+      { epoch: 12, seconds: 200 },
+    ];
+    const b = [
+      { epoch: 16, seconds: 300 },
+      { epoch: 20, seconds: 600 },
+    ];
+    const s = speedup(a, b, [1200, 1200]);
+    expect(s.ratio).toBeCloseTo(3, 12); // 450 / 150
+    expect(s.min).toBeCloseTo(1.5, 12); // 300 / 200
+    expect(s.max).toBeCloseTo(6, 12); // 600 / 100
+    expect(s.bound).toBe('=');
+    expect(speedupText(s)).toBe('3.00× (1.50–6.00×)');
+    // A seed of b never reached it: its 1200 s of training stand in, and the figures are lower bounds.
+    const bounded = speedup(a, [b[0] ?? null, null], [1200, 1200]);
+    expect(bounded.ratio).toBeCloseTo(750 / 150, 12);
+    expect(bounded.max).toBeCloseTo(12, 12);
+    expect(bounded.bound).toBe('>');
+    expect(speedupText(bounded)).toBe('> 5.00× (> 1.50–12.00×)');
+    expect(speedup(a, [null, null], [1000, 1000]).min).toBeCloseTo(5, 12);
+    // A seed of a never reached it: a is not faster there.
+    expect(speedup([a[0] ?? null, null], b, [1200, 1200]).ratio).toBeNull();
+  });
+
+  it('counts network evaluations per epoch, guided transitions twice', () => {
+    const nft = { name: 'n', method: 'nft' as const, trainer: {} };
+    // 128 samples: 10 dpm2 steps, then v_θ and v_old at 9 times.
+    expect(forwardsPerEpoch(nft)).toBe(128 * 10 + 128 * 9 * 2);
+    const grpo = { name: 'g', method: 'flowgrpo' as const, trainer: {} };
+    // 10 SDE steps, then v_θ and v_ref at 9 transitions: the README's 3584.
+    expect(forwardsPerEpoch(grpo)).toBe(3584);
+    // Guided at t ≤ 0.6: the grid times 0.6 … 0.1 (6 of 10 rollout steps, 5 of the 9 trained) count twice.
+    const guided = { ...grpo, trainer: { cfgScale: 5, cfgInterval: [0, 0.6] } };
+    expect(forwardsPerEpoch(guided)).toBe(128 * (10 + 6 + (9 + 5) * 2));
+  });
+});
+
+describe('sweep files', () => {
+  const run = { name: 'a', method: 'nft', trainer: {} };
+  it('fills the defaults, a guided FlowGRPO run is also scored with its guidance, flags win', () => {
+    const sweep = parseSweep(
+      {
+        seeds: [1, 2],
+        runs: [run, { name: 'g', method: 'flowgrpo', trainer: { cfgScale: 5, cfgInterval: [0, 0.6] } }],
+      },
+      { minutes: 3 },
+    );
+    expect(sweep.minutes).toBe(3);
+    expect(sweep.seeds).toEqual([1, 2]);
+    expect(sweep.compare).toEqual([['a', 'g']]);
+    expect(sweep.runs[1]?.evalGuidance).toEqual([{ cfgScale: 5, cfgInterval: [0, 0.6] }]);
+    expect(parseSweep([run]).evalEvery).toBe(5);
+  });
+
+  it('rejects what it cannot run before anything trains', () => {
+    const bad: [unknown, RegExp][] = [
+      [[{ ...run, method: 'ppo' }], /method must be 'nft' or 'flowgrpo'/],
+      [[run, run], /same name/],
+      [[{ ...run, trainer: { seed: 3 } }], /trainer.seed/],
+      [[{ ...run, seeds: [1], trainer: { seed: 3 } }], /seeds or trainer.seed/],
+      [[{ ...run, evalGuidance: [{ cfgScale: 1 }] }], /CFG-free, which every evaluation runs/],
+      [[{ ...run, evalGuidance: [{ cfgScale: 3, cfgInterval: [0.7, 0.2] }] }], /cfgInterval must be \[lo, hi\]/],
+      [
+        [{ name: 'g', method: 'flowgrpo', trainer: { cfgScale: 5 }, evalGuidance: [{ cfgScale: 3 }] }],
+        /must include the run's training guidance \(CFG 5\)/,
+      ],
+      [{ runs: [run], compare: [['a', 'b']] }, /compare\[0\] must be two different run names/],
+      [{ runs: [run], seeds: [1, 1] }, /seeds lists a value twice/],
+      [{ runs: [run], minutes: -1 }, /minutes must be a positive number/],
+      [{ runs: [run], typo: 1 }, /unknown option 'typo'/],
+      [{ runs: [{ ...run, reward: 'clip' }] }, /reward must be 'partial' or 'strict'/],
+    ];
+    for (const [json, message] of bad) expect(() => parseSweep(json), JSON.stringify(json)).toThrow(message);
+  });
+
+  it('parses the committed sweep files', () => {
+    for (const file of ['faithful-b4', 'ablations', 'plateau', 'lora']) {
+      const sweep = parseSweep(JSON.parse(readFileSync(join('bench', 'sweeps', `${file}.json`), 'utf8')));
+      expect(sweep.runs.length, file).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('shapes reward variants', () => {
+  it('scales each sample by its category weight, and checks the weights', () => {
+    const prompts = TEST_PROMPTS.slice(0, 40);
+    const x = Tensor.zeros([prompts.length, 768]);
+    const strict = rewardOf('strict', { single: 2 });
+    expect(strict.name).toBe('shapes-strict-weighted');
+    expect(strict.fn(x, prompts).every((r) => r === 0)).toBe(true); // blank images: no success
+    expect(() => rewardOf('partial', { colour: 1 } as never)).toThrow(/no category 'colour'/);
+    expect(() => rewardOf('partial', { single: -1 })).toThrow(/categoryWeights.single/);
+    expect(() => rewardOf('exact' as never)).toThrow(/'partial' or 'strict'/);
+  });
+});
+
+describe('a sweep end to end', () => {
+  it('runs a 2-seed sweep with a guided FlowGRPO run and writes the report over seeds', async () => {
+    const base = join(dir, 'base.safetensors');
+    const net = VelocityNet.create({ preset: 'M', width: 16, depth: 1, timeFeatures: 8 }, { seed: 1 });
+    await writeCheckpoint(base, net, false, {});
+    net.dispose();
+    const small = { groups: 2, groupSize: 2 };
+    const sweep = parseSweep({
+      epochs: 2,
+      evalEvery: 1,
+      evalSamples: 1,
+      seeds: [1, 2],
+      thresholds: [0.01],
+      rewardThresholds: [0.01],
+      runs: [
+        { name: 'NFT', method: 'nft', trainer: small },
+        { name: 'GRPO CFG', method: 'flowgrpo', trainer: { ...small, cfgScale: 3, cfgInterval: [0, 0.6] } },
+      ],
+    });
+    const out = join(dir, 'sweep');
+    const results = await runSweep({ sweep, base, out });
+    expect(results.map((r) => r.seeds)).toEqual([
+      [1, 2],
+      [1, 2],
+    ]);
+    const records = parseRecords(readFileSync(join(out, 'GRPO-CFG', 'seed-2', 'metrics.jsonl'), 'utf8'));
+    const evaluations = records.filter((r) => r.kind === 'evaluation');
+    expect(evaluations.map((r) => r.epoch)).toEqual([0, 1, 2]);
+    for (const e of evaluations) {
+      expect(Object.keys(e.categories ?? {})).toContain('position');
+      expect(Object.keys(e.guided ?? {})).toEqual(['CFG 3 at t ≤ 0.6']);
+    }
+    // The seed drives the prompts and the noise: the two seeds' first epochs differ.
+    const firstLoss = (seed: number) => {
+      const records = parseRecords(readFileSync(join(out, 'NFT', `seed-${seed}`, 'metrics.jsonl'), 'utf8'));
+      return records.find((r) => r.kind === 'epoch')?.loss;
+    };
+    expect(Number.isFinite(firstLoss(1))).toBe(true);
+    expect(firstLoss(1)).not.toBe(firstLoss(2));
+    const report = await writeSweepReport(out, sweep, results, ['# smoke'], {});
+    const grpo = report.runs[1];
+    expect(grpo?.asUsed).toBe('CFG 3 at t ≤ 0.6');
+    expect(grpo?.views.map((v) => v.view)).toEqual(['no CFG', 'CFG 3 at t ≤ 0.6']);
+    expect(grpo?.views[1]?.curves.strict.map((p) => p.values.length)).toEqual([2, 2, 2]);
+    expect(report.speedups.map((s) => s.view)).toEqual([
+      'no CFG / CFG 3 at t ≤ 0.6',
+      'no CFG / CFG 3 at t ≤ 0.6',
+      'no CFG',
+      'no CFG',
+    ]);
+    const md = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(md).toMatch(/\| epoch \| mean s \| strict mean \| seed 1 \| seed 2 \|/);
+    expect(md).toMatch(/## Speed-ups/);
+    for (const file of [
+      'report.md',
+      'results.json',
+      'sweep.json',
+      'strict-vs-seconds.png',
+      'category-position-vs-epoch.svg',
+    ])
+      expect(existsSync(join(out, file)), file).toBe(true);
+  });
+});
