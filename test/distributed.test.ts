@@ -69,6 +69,32 @@ describe('FlowMatchingTrainer over MPI', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('does not split evenly over 2 ranks');
   });
+
+  it("deviceCollectives 'host' sums as 'auto' does on the CPU; 'nccl' is a BackendError on every rank", () => {
+    const [auto0] = run(2, 'flow-matching', '2');
+    const [host0, host1] = run(2, 'flow-matching', '2', '8', 'host');
+    expect(host0.theta).toEqual(auto0.theta);
+    expect(host1.theta).toEqual(auto0.theta);
+    const r = spawnSync(
+      'mpirun',
+      [
+        '--oversubscribe',
+        '-np',
+        '2',
+        'node',
+        'test/distributed/flow-matching.mjs',
+        join(dir, 'nccl'),
+        '1',
+        '8',
+        'nccl',
+      ],
+      { env, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(r.status).not.toBe(0);
+    const message = "deviceCollectives 'nccl' needs NCCL and a model on the GPU on every rank: its model is on the CPU";
+    expect(r.stderr.split(message).length - 1).toBe(2);
+    expect(r.stderr).toContain('BackendError');
+  });
 });
 
 describe.each(['nft', 'grpo'])('%s over MPI', (trainer) => {
