@@ -114,39 +114,50 @@ export function openWorld(what: string, option: unknown): World | undefined {
 
 let warnedHostSums = false;
 
+// Why this rank's model cannot sum over NCCL; undefined when it can.
+function ncclUnusable(device: Device): string | undefined {
+  if (device !== 'cuda') return 'its model is on the CPU';
+  try {
+    native().ncclVersion();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+const MODES: readonly DeviceCollectives[] = DISTRIBUTED_SCHEMA.deviceCollectives.values;
+
 /**
  * Makes `model`'s steps sum over the world (every rank at once). A model on the GPU sums its gradient over NCCL
  * when `world.deviceCollectives` allows and every rank's model is on a GPU and loads NCCL, else through host
  * memory over MPI; 'nccl' then throws a BackendError on every rank, naming the first rank that cannot and why.
  */
 export function distributeModel(what: string, model: NativeModel, device: Device, w: World): void {
-  let nccl = false;
-  if (w.deviceCollectives !== 'host') {
-    let reason: string | undefined;
-    if (device !== 'cuda') reason = 'its model is on the CPU';
-    else {
-      try {
-        native().ncclVersion();
-      } catch (error) {
-        reason = (error as Error).message;
-      }
-    }
-    // Every rank takes the same path: NCCL only when all of them can.
-    const lacking = allgather(Uint8Array.of(reason === undefined ? 1 : 0)).findIndex((b) => b[0] === 0);
-    nccl = lacking < 0;
-    if (!nccl && w.deviceCollectives === 'nccl') {
-      const why = reason ?? `rank ${lacking} cannot (its own error says why)`;
-      throw new BackendError(
-        `${what}: deviceCollectives 'nccl' needs NCCL and a model on the GPU on every rank: ${why}`,
-      );
-    }
-    if (!nccl && device === 'cuda' && !warnedHostSums) {
-      warnedHostSums = true;
-      process.emitWarning(
-        `the gradients of the model on the GPU are summed through host memory over MPI, not NCCL: ${reason ?? `rank ${lacking} cannot use NCCL`} (docs/distributed.md)`,
-        { code: 'DNFT_NCCL_FALLBACK' },
-      );
-    }
+  const reason = w.deviceCollectives === 'host' ? undefined : ncclUnusable(device);
+  // Every rank takes the same path: the ranks' choices must agree, and NCCL runs only when all of them can.
+  const mine = MODES.indexOf(w.deviceCollectives) * 2 + (reason === undefined ? 1 : 0);
+  const all = allgather(Uint8Array.of(mine)).map((b) => b[0] as number);
+  const other = all.findIndex((b) => b >> 1 !== mine >> 1);
+  if (other >= 0) {
+    throw new DistributedError(
+      `${what}: distributed.deviceCollectives differs between ranks (rank ${w.rank}: '${w.deviceCollectives}', ` +
+        `rank ${other}: '${MODES[(all[other] as number) >> 1]}'): every rank must be given the same options`,
+      other,
+    );
+  }
+  const lacking = all.findIndex((b) => (b & 1) === 0);
+  const nccl = w.deviceCollectives !== 'host' && lacking < 0;
+  const why = reason ?? `rank ${lacking} cannot (its own error says why)`;
+  if (!nccl && w.deviceCollectives === 'nccl') {
+    throw new BackendError(`${what}: deviceCollectives 'nccl' needs NCCL and a model on the GPU on every rank: ${why}`);
+  }
+  if (!nccl && w.deviceCollectives === 'auto' && device === 'cuda' && !warnedHostSums) {
+    warnedHostSums = true;
+    process.emitWarning(
+      `the gradients of the model on the GPU are summed through host memory over MPI, not NCCL: ${why} ` +
+        '(docs/distributed.md)',
+      { code: 'DNFT_NCCL_FALLBACK' },
+    );
   }
   try {
     model.setDistributed(true, nccl);

@@ -70,7 +70,7 @@ describe('FlowMatchingTrainer over MPI', () => {
     expect(r.stderr).toContain('does not split evenly over 2 ranks');
   });
 
-  it("deviceCollectives 'host' sums as 'auto' does on the CPU; 'nccl' is a BackendError on every rank", () => {
+  it("deviceCollectives: 'host' sums as 'auto' on the CPU; 'nccl' and ranks that disagree throw on every rank", () => {
     const [auto0] = run(2, 'flow-matching', '2');
     const [host0, host1] = run(2, 'flow-matching', '2', '8', 'host');
     expect(host0.theta).toEqual(auto0.theta);
@@ -91,9 +91,28 @@ describe('FlowMatchingTrainer over MPI', () => {
       { env, encoding: 'utf8', timeout: 60_000 },
     );
     expect(r.status).not.toBe(0);
-    const message = "deviceCollectives 'nccl' needs NCCL and a model on the GPU on every rank: its model is on the CPU";
-    expect(r.stderr.split(message).length - 1).toBe(2);
-    expect(r.stderr).toContain('BackendError');
+    const message = "BackendError: FlowMatchingTrainer: deviceCollectives 'nccl' needs NCCL and a model on the GPU";
+    expect(r.stderr.split(`${message} on every rank: its model is on the CPU`).length).toBe(3);
+    const m = spawnSync(
+      'mpirun',
+      [
+        '--oversubscribe',
+        '-np',
+        '2',
+        'node',
+        'test/distributed/flow-matching.mjs',
+        join(dir, 'mixed'),
+        '1',
+        '8',
+        'mixed',
+      ],
+      { env, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(m.status).not.toBe(0);
+    expect(m.stderr.split('DistributedError: FlowMatchingTrainer: distributed.deviceCollectives differs').length).toBe(
+      3,
+    );
+    expect(m.stderr).toContain("rank 0: 'host', rank 1: 'auto'");
   });
 });
 

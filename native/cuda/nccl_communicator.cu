@@ -29,6 +29,7 @@ class NcclCommunicator final : public Communicator {
   NcclCommunicator(const NcclLibrary& library, CudaBackend& backend, const NcclSetup& setup)
       : nccl_(library),
         backend_(backend),
+        device_(backend.device()),
         rank_(setup.rank),
         size_(setup.size),
         timeout_(setup.timeout),
@@ -43,7 +44,7 @@ class NcclCommunicator final : public Communicator {
 
   ~NcclCommunicator() override {
     // Destructors cannot report errors: a communicator that does not finalise in time is aborted instead.
-    cudaSetDevice(backend_.device());
+    cudaSetDevice(device_);
     if (comm_ != nullptr) {
       if (poll(nccl_.comm_finalize(comm_)) == kNcclSuccess) {
         nccl_.comm_destroy(comm_);
@@ -172,7 +173,8 @@ class NcclCommunicator final : public Communicator {
   }
 
   const NcclLibrary nccl_;
-  CudaBackend& backend_;
+  CudaBackend& backend_;  // the model's; not touched once the model's steps are done (the destructor uses device_)
+  int device_;
   int rank_;
   int size_;
   double timeout_;
