@@ -1,5 +1,6 @@
 // The addon's side of data parallelism (docs/distributed.md): libdnft_mpi.so (native/mpi/dnft_mpi.h) opened with
-// dlopen on request, the JS functions over it, and the Communicator the models' steps call.
+// dlopen on request, the JS functions over it, and the Communicators the models' steps call (MPI's, and NCCL's for
+// a model on the GPU, whose rendezvous goes over MPI).
 #pragma once
 
 #include <napi.h>
