@@ -1,17 +1,37 @@
 // Data parallelism over MPI (docs/distributed.md): the world of this process, opened once through libdnft_mpi.so,
-// which `npm run build:mpi` builds against the local MPI. A process that is not distributed never touches MPI.
+// which `npm run build:mpi` builds against the local MPI, and the path of a model's gradient sums (NCCL for a model
+// on the GPU, else MPI). A process that is not distributed never touches MPI or NCCL.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BackendError, DistributedError } from './errors.js';
-import { native } from './native.js';
+import { BackendError, DistributedError, fromNative } from './errors.js';
+import { type NativeModel, native } from './native.js';
+import { type Resolved, resolveOptions, type Schema } from './options.js';
+import type { Device } from './tensor.js';
+
+/**
+ * How a model on the GPU sums its gradient over the ranks: 'nccl' in device memory over NCCL (libnccl.so.2, loaded
+ * at run time), 'host' through host memory over MPI, 'auto' NCCL when every rank can load it, else 'host' with a
+ * `DNFT_NCCL_FALLBACK` warning.
+ */
+export type DeviceCollectives = 'auto' | 'nccl' | 'host';
+
+/** The settings of the trainers' `distributed` option, their ranges and defaults. */
+export const DISTRIBUTED_SCHEMA = {
+  timeout: { type: 'number', min: 0, max: 1e9, default: 600 },
+  checkEvery: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 0 },
+  deviceCollectives: { type: 'enum', values: ['auto', 'nccl', 'host'], default: 'auto' },
+} as const satisfies Schema;
 
 /**
  * The `distributed` option of the trainers: true, false, or settings; absent: on under an MPI launcher. `timeout`:
- * seconds a collective may wait before the job is aborted (600); `checkEvery`: compare a hash of every parameter set
- * across the ranks every this many epochs, a debugging aid (0: never).
+ * seconds a collective may wait before the job is aborted (600; 0: forever); `checkEvery`: compare a hash of every
+ * parameter set across the ranks every this many epochs, a debugging aid (0: never); `deviceCollectives`: the sums
+ * of a model on the GPU (DeviceCollectives; 'auto').
  */
-export type DistributedOption = boolean | { timeout?: number; checkEvery?: number };
+export type DistributedOption =
+  | boolean
+  | { timeout?: number; checkEvery?: number; deviceCollectives?: DeviceCollectives };
 
 /** This process's place in the job. */
 export interface World {
@@ -19,14 +39,47 @@ export interface World {
   size: number;
   /** Epochs between parameter checks (0: none). */
   checkEvery: number;
+  /** The trainer's choice of sums for a model on the GPU. */
+  deviceCollectives: DeviceCollectives;
 }
+
+type Settings = Resolved<typeof DISTRIBUTED_SCHEMA>;
 
 let world: World | undefined;
 
 /** Whether an MPI launcher (mpirun, srun with PMI) started this process with more than one rank. */
-export function launchedByMpi(): boolean {
-  const size = Number(process.env.OMPI_COMM_WORLD_SIZE ?? process.env.PMI_SIZE ?? process.env.PMIX_SIZE ?? 1);
+export function launchedByMpi(env: NodeJS.ProcessEnv = process.env): boolean {
+  const size = Number(env.OMPI_COMM_WORLD_SIZE ?? env.PMI_SIZE ?? env.PMIX_SIZE ?? 1);
   return Number.isInteger(size) && size > 1;
+}
+
+// Where launchers put a process's rank among the processes of its host: Open MPI, MPICH and Intel MPI (Hydra),
+// MVAPICH2, Slurm's srun, HPE/Cray PALS. The first one set wins.
+const LOCAL_RANK_VARIABLES = [
+  'OMPI_COMM_WORLD_LOCAL_RANK',
+  'MPI_LOCALRANKID',
+  'MV2_COMM_WORLD_LOCAL_RANK',
+  'SLURM_LOCALID',
+  'PALS_LOCAL_RANKID',
+  'PMI_LOCAL_RANK',
+] as const;
+
+/** This process's rank among the processes of its host, as the launcher says; undefined when none says. */
+export function localRank(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  for (const name of LOCAL_RANK_VARIABLES) {
+    const value = env[name];
+    if (value !== undefined && /^\d+$/.test(value.trim())) return Number(value);
+  }
+  return undefined;
+}
+
+/**
+ * The GPU a process takes when VelocityNet.create is given none: under an MPI launcher its local rank modulo the
+ * GPUs it sees, so that the ranks of one host spread over its GPUs (NCCL refuses two ranks on one GPU), else 0.
+ */
+export function defaultGpu(deviceCount: number, env: NodeJS.ProcessEnv = process.env): number {
+  if (deviceCount < 1 || !launchedByMpi(env)) return 0;
+  return (localRank(env) ?? 0) % deviceCount;
 }
 
 /** libdnft_mpi.so: $DNFT_MPI_LIBRARY, else build/mpi/ of the package (written by `npm run build:mpi`). */
@@ -41,16 +94,11 @@ export function mpiLibraryPath(): string {
 export function openWorld(what: string, option: unknown): World | undefined {
   if (option === false || (option === undefined && !launchedByMpi())) return undefined;
   if (option !== true && option !== undefined && (option === null || typeof option !== 'object')) {
-    throw new TypeError(`${what} must be a boolean or { timeout, checkEvery }`);
+    throw new TypeError(`${what} must be a boolean or { timeout, checkEvery, deviceCollectives }`);
   }
-  const settings = (typeof option === 'object' ? option : {}) as { timeout?: unknown; checkEvery?: unknown };
-  const timeout = settings.timeout ?? 600;
-  if (typeof timeout !== 'number' || !(timeout >= 0)) throw new RangeError(`${what}.timeout must be seconds ≥ 0`);
-  const checkEvery = settings.checkEvery ?? 0;
-  if (!Number.isSafeInteger(checkEvery) || (checkEvery as number) < 0) {
-    throw new RangeError(`${what}.checkEvery must be an integer ≥ 0`);
-  }
-  if (world !== undefined) return { ...world, checkEvery: checkEvery as number };
+  const settings: Settings = resolveOptions(what, option === true ? undefined : option, DISTRIBUTED_SCHEMA);
+  const own = { checkEvery: settings.checkEvery, deviceCollectives: settings.deviceCollectives };
+  if (world !== undefined) return { ...world, ...own };
   const path = mpiLibraryPath();
   if (!existsSync(path)) {
     throw new BackendError(
@@ -58,10 +106,64 @@ export function openWorld(what: string, option: unknown): World | undefined {
         '(needs an MPI such as Open MPI: apt-get install openmpi-bin libopenmpi-dev), or set DNFT_MPI_LIBRARY',
     );
   }
-  world = { ...native().mpiOpen(path, timeout), checkEvery: 0 };
+  world = { ...native().mpiOpen(path, settings.timeout), checkEvery: 0, deviceCollectives: 'auto' };
   // MPI_Finalize once the process is done, so the launcher sees a clean exit.
   process.once('exit', () => native().mpiFinalize());
-  return { ...world, checkEvery: checkEvery as number };
+  return { ...world, ...own };
+}
+
+let warnedHostSums = false;
+
+// Why this rank's model cannot sum over NCCL; undefined when it can.
+function ncclUnusable(device: Device): string | undefined {
+  if (device !== 'cuda') return 'its model is on the CPU';
+  try {
+    native().ncclVersion();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+const MODES: readonly DeviceCollectives[] = DISTRIBUTED_SCHEMA.deviceCollectives.values;
+
+/**
+ * Makes `model`'s steps sum over the world (every rank at once). A model on the GPU sums its gradient over NCCL
+ * when `world.deviceCollectives` allows and every rank's model is on a GPU and loads NCCL, else through host
+ * memory over MPI; 'nccl' then throws a BackendError on every rank, naming the first rank that cannot and why.
+ */
+export function distributeModel(what: string, model: NativeModel, device: Device, w: World): void {
+  const reason = w.deviceCollectives === 'host' ? undefined : ncclUnusable(device);
+  // Every rank takes the same path: the ranks' choices must agree, and NCCL runs only when all of them can.
+  const mine = MODES.indexOf(w.deviceCollectives) * 2 + (reason === undefined ? 1 : 0);
+  const all = allgather(Uint8Array.of(mine)).map((b) => b[0] as number);
+  const other = all.findIndex((b) => b >> 1 !== mine >> 1);
+  if (other >= 0) {
+    throw new DistributedError(
+      `${what}: distributed.deviceCollectives differs between ranks (rank ${w.rank}: '${w.deviceCollectives}', ` +
+        `rank ${other}: '${MODES[(all[other] as number) >> 1]}'): every rank must be given the same options`,
+      other,
+    );
+  }
+  const lacking = all.findIndex((b) => (b & 1) === 0);
+  const nccl = w.deviceCollectives !== 'host' && lacking < 0;
+  const why = reason ?? `rank ${lacking} cannot (its own error says why)`;
+  if (!nccl && w.deviceCollectives === 'nccl') {
+    throw new BackendError(`${what}: deviceCollectives 'nccl' needs NCCL and a model on the GPU on every rank: ${why}`);
+  }
+  if (!nccl && w.deviceCollectives === 'auto' && device === 'cuda' && !warnedHostSums) {
+    warnedHostSums = true;
+    process.emitWarning(
+      `the gradients of the model on the GPU are summed through host memory over MPI, not NCCL: ${why} ` +
+        '(docs/distributed.md)',
+      { code: 'DNFT_NCCL_FALLBACK' },
+    );
+  }
+  try {
+    model.setDistributed(true, nccl);
+  } catch (error) {
+    throw fromNative(error);
+  }
 }
 
 /** This process's rank and the world size once a world is open; rank 0 of 1 in one process. */

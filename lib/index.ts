@@ -13,7 +13,7 @@ export type { Arch, DitConfig, MlpConfig, NetConfig, NetPreset } from './config.
 export { CONFIG_D, CONFIG_M, CONFIG_SMALL } from './config.js';
 export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
-export type { DistributedOption, World } from './distributed.js';
+export type { DeviceCollectives, DistributedOption, World } from './distributed.js';
 export type { StateDictProblem } from './errors.js';
 export {
   BackendError,

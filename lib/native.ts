@@ -112,8 +112,11 @@ export interface NativeModel {
   getOptimizerState(m: Float32Array, v: Float32Array): void;
   setOptimizerState(m: Float32Array, v: Float32Array, step: number): void;
   resetOptimizer(): void;
-  /** Steps sum gradients and statistics over the MPI ranks (after mpiOpen), or not (lib/distributed.ts). */
-  setDistributed(on: boolean): void;
+  /**
+   * Steps sum gradients and statistics over the MPI ranks (after mpiOpen), or not (lib/distributed.ts); `nccl`: a
+   * model on the GPU sums its gradient over NCCL (every rank at once), else through host memory over MPI.
+   */
+  setDistributed(on: boolean, nccl?: boolean): void;
   /** Frees the native model now; every other method throws (code DNFT_DISPOSED) afterwards. */
   release(): void;
   released(): boolean;
@@ -206,7 +209,7 @@ export interface NativeLimits {
 }
 
 export interface NativeAddon {
-  Model: new (config: NetConfig, seed: number | bigint, device: string, precision: string) => NativeModel;
+  Model: new (config: NetConfig, seed: number | bigint, device: string, precision: string, gpu: number) => NativeModel;
   backendInfo(): NativeBackendInfo;
   setThreads(threads: number): void;
   /** The bounds every native call checks before allocating. */
@@ -218,6 +221,8 @@ export interface NativeAddon {
   mpiBcast(bytes: Uint8Array, root: number): void;
   mpiAbort(message: string, code: number): void;
   mpiFinalize(): void;
+  /** NCCL's version, loading libnccl.so.2 ($DNFT_NCCL_LIBRARY) on first use; throws DNFT_BACKEND when it cannot. */
+  ncclVersion(): string;
   /** The flat parameter layout of a config, computed without allocating a model. */
   paramLayout(config: Record<string, number | string>): NativeParamSpec[];
   /** The adapter layout of a config (lib/lora.ts), without allocating a model. */

@@ -1,10 +1,11 @@
 import { isFloat32Array } from 'node:util/types';
 import { checkFinite, checkTensor } from './checks.js';
 import { type NetConfig, type NetPreset, resolveNetConfig } from './config.js';
+import { defaultGpu } from './distributed.js';
 import { BusyError, DisposedError, fromNative } from './errors.js';
 import { type LoraInfo, type LoraOptions, loraInfo, loraOptions } from './lora.js';
 import { limits, type NativeModel, native, type ParamSetName } from './native.js';
-import { objectOption, rejectUnknown, seedOption } from './options.js';
+import { checkValue, objectOption, rejectUnknown, seedOption } from './options.js';
 import { type Device, Tensor } from './tensor.js';
 
 const PARAM_SETS: readonly ParamSetName[] = ['theta', 'old', 'ref', 'ema'];
@@ -39,6 +40,11 @@ export interface CreateOptions {
   device?: DeviceRequest;
   /** GPU matrix-product arithmetic (default 'tf32'); the CPU always computes in FP32. */
   precision?: Precision;
+  /**
+   * The CUDA device's index, below `backendInfo().deviceCount` (default: under an MPI launcher the process's rank
+   * on its host modulo the GPUs it sees, so that each rank of a host takes its own GPU; else 0). Ignored on the CPU.
+   */
+  gpu?: number;
   /** Freeze the base and train LoRA adapters (docs/lora.md), as `enableLora(lora)` after creation. */
   lora?: LoraOptions;
 }
@@ -54,6 +60,17 @@ function warnCpuFallback(): void {
   process.emitWarning(`device 'auto' is using the CPU: ${info.cudaUnavailableReason ?? 'CUDA is not available'}`, {
     code: 'DNFT_CUDA_FALLBACK',
   });
+}
+
+// options.gpu, checked against the GPUs present; absent: defaultGpu (lib/distributed.ts).
+function gpuOption(gpu: unknown): number {
+  const count = native().backendInfo().deviceCount;
+  if (gpu === undefined) return defaultGpu(count);
+  checkValue('options.gpu', { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER }, gpu);
+  if (count > 0 && (gpu as number) >= count) {
+    throw new RangeError(`options.gpu must be below the ${count} CUDA device(s) present, got ${String(gpu)}`);
+  }
+  return gpu as number;
 }
 
 /** Throws a RangeError when a batch has more rows than one native call takes (before anything is allocated). */
@@ -109,7 +126,7 @@ export class VelocityNet {
   static create(config: Partial<NetConfig> & { preset?: NetPreset } = {}, options: CreateOptions = {}): VelocityNet {
     const resolved = resolveNetConfig(config);
     const opts = objectOption('options', options);
-    rejectUnknown('options', opts, ['seed', 'device', 'precision', 'lora']);
+    rejectUnknown('options', opts, ['seed', 'device', 'precision', 'gpu', 'lora']);
     const lora = opts.lora === undefined ? undefined : loraOptions('options.lora', opts.lora, resolved.arch);
     const seed = seedOption('options.seed', opts.seed ?? 0);
     const device = opts.device ?? 'cpu';
@@ -118,9 +135,10 @@ export class VelocityNet {
     const precision = opts.precision ?? 'tf32';
     if (precision !== 'tf32' && precision !== 'fp32')
       throw new RangeError(`options.precision must be 'tf32' or 'fp32', got ${String(precision)}`);
+    const gpu = device === 'cpu' ? 0 : gpuOption(opts.gpu);
     let net: VelocityNet;
     try {
-      net = new VelocityNet(new (native().Model)({ ...resolved }, seed, device, precision));
+      net = new VelocityNet(new (native().Model)({ ...resolved }, seed, device, precision, gpu));
     } catch (error) {
       throw fromNative(error);
     }

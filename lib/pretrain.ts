@@ -1,4 +1,4 @@
-import { checkSameRun, type DistributedOption, openWorld, type World } from './distributed.js';
+import { checkSameRun, type DistributedOption, distributeModel, openWorld, type World } from './distributed.js';
 import { type LoraOptions, loraOptions, useLora } from './lora.js';
 import type { NativeFlowMatchingOptions } from './native.js';
 import type { VelocityNet } from './net.js';
@@ -55,14 +55,14 @@ export class FlowMatchingTrainer {
     this.#native = { ...opts, seed: Number(seed), firstSample: 0 };
     this.#world = openWorld('options.distributed', distributed);
     if (this.#world !== undefined) {
-      net.model.setDistributed(true);
+      distributeModel('FlowMatchingTrainer', net.model, net.device, this.#world);
       checkSameRun('FlowMatchingTrainer: the options and θ', JSON.stringify(this.#native) + net.getParameters().join());
     }
   }
 
   /** This process's rank and the world size (rank 0 of 1 when not distributed). */
   get world(): World {
-    return this.#world ?? { rank: 0, size: 1, checkEvery: 0 };
+    return this.#world ?? { rank: 0, size: 1, checkEvery: 0, deviceCollectives: 'auto' };
   }
 
   /** The resolved options (as passed to the native step). */

@@ -6,6 +6,8 @@
 #   launch.txt            build/tests/test_cuda_launch (host logic, for completeness)
 #   memcheck.txt          compute-sanitizer --tool memcheck over the parity test
 #   racecheck.txt         compute-sanitizer --tool racecheck over the parity test (shared-memory hazards)
+#   nccl.txt              build/tests/test_nccl: the NCCL communicator over a fake library (failures, stream order)
+#                         and, where libnccl.so.2 is found, one rank over the real NCCL
 #   bench.txt             the speed rows on the GPU, when DNFT_NODE names a node binary and the bench supports it
 #   summary.txt           one line per step: ok / FAILED / skipped
 # Exit status: 0 when every step that ran passed.
@@ -47,6 +49,25 @@ if grep -q '^SKIPPED ' "$OUT/parity.txt"; then
   status=1
 fi
 run "host launch logic" launch.txt "$BUILD/tests/test_cuda_launch"
+
+# NCCL: $DNFT_NCCL_LIBRARY, else the copy PyTorch's wheels install (site-packages/nvidia/nccl/lib), else the
+# loader's search path. One GPU runs one rank only: the two-rank path stays unverified (docs/distributed.md).
+if [ -z "${DNFT_NCCL_LIBRARY:-}" ] && command -v python3 >/dev/null; then
+  DNFT_NCCL_LIBRARY=$(python3 -c '
+import glob, os, site
+dirs = site.getsitepackages() + [site.getusersitepackages()]
+found = sorted(p for d in dirs for p in glob.glob(os.path.join(d, "nvidia/nccl/lib/libnccl.so.2")))
+print(found[0] if found else "")
+' 2>/dev/null)
+fi
+echo "DNFT_NCCL_LIBRARY=${DNFT_NCCL_LIBRARY:-} (empty: libnccl.so.2 on the loader's path)" >>"$OUT/device.txt"
+run "NCCL communicator" nccl.txt env DNFT_NCCL_LIBRARY="${DNFT_NCCL_LIBRARY:-}" "$BUILD/tests/test_nccl"
+if grep -q '^SKIPPED test_nccl device' "$OUT/nccl.txt"; then
+  note "FAILED  the NCCL test saw no CUDA device: $(grep '^SKIPPED ' "$OUT/nccl.txt")"
+  status=1
+elif grep -q '^SKIPPED ' "$OUT/nccl.txt"; then
+  note "skipped one rank over the real NCCL: $(grep '^SKIPPED ' "$OUT/nccl.txt")"
+fi
 
 sanitizer="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 if [ -x "$sanitizer" ]; then

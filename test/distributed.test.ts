@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { backendInfo } from '../lib/index.js';
 
 const env = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
 const dir = mkdtempSync(join(tmpdir(), 'dnft-mpi-'));
@@ -68,6 +69,102 @@ describe('FlowMatchingTrainer over MPI', () => {
     );
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('does not split evenly over 2 ranks');
+  });
+
+  it("deviceCollectives: 'host' sums as 'auto' on the CPU; 'nccl' and ranks that disagree throw on every rank", () => {
+    const [auto0] = run(2, 'flow-matching', '2');
+    const [host0, host1] = run(2, 'flow-matching', '2', '8', 'host');
+    expect(host0.theta).toEqual(auto0.theta);
+    expect(host1.theta).toEqual(auto0.theta);
+    const r = spawnSync(
+      'mpirun',
+      [
+        '--oversubscribe',
+        '-np',
+        '2',
+        'node',
+        'test/distributed/flow-matching.mjs',
+        join(dir, 'nccl'),
+        '1',
+        '8',
+        'nccl',
+      ],
+      { env, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(r.status).not.toBe(0);
+    const message = "BackendError: FlowMatchingTrainer: deviceCollectives 'nccl' needs NCCL and a model on the GPU";
+    expect(r.stderr.split(`${message} on every rank: its model is on the CPU`).length).toBe(3);
+    const m = spawnSync(
+      'mpirun',
+      [
+        '--oversubscribe',
+        '-np',
+        '2',
+        'node',
+        'test/distributed/flow-matching.mjs',
+        join(dir, 'mixed'),
+        '1',
+        '8',
+        'mixed',
+      ],
+      { env, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(m.status).not.toBe(0);
+    expect(m.stderr.split('DistributedError: FlowMatchingTrainer: distributed.deviceCollectives differs').length).toBe(
+      3,
+    );
+    expect(m.stderr).toContain("rank 0: 'host', rank 1: 'auto'");
+  });
+});
+
+describe('the sums of a model on the GPU (a stand-in model, the real NCCL loader)', () => {
+  function choose(deviceCollectives: string, library: string) {
+    const out = join(dir, `collectives-${deviceCollectives}-${library.length}`);
+    execFileSync('mpirun', ['-np', '1', 'node', 'test/distributed/collectives.mjs', out, deviceCollectives], {
+      env: { ...env, DNFT_NCCL_LIBRARY: library },
+      stdio: 'pipe',
+      timeout: 60_000,
+    });
+    return JSON.parse(readFileSync(`${out}.json`, 'utf8'));
+  }
+  const missing = '/nonexistent/libnccl.so.2';
+  const fake = 'build/fake-nccl/libfake_nccl.so'; // tests/fake_nccl.cpp, a CUDA build's stand-in for NCCL
+
+  it("'auto' without NCCL: the host path, said once by a DNFT_NCCL_FALLBACK warning naming the library and the fix", () => {
+    const r = choose('auto', missing);
+    expect(r.calls).toEqual([
+      [true, false],
+      [true, false],
+    ]);
+    expect(r.warnings).toHaveLength(1);
+    expect(r.warnings[0].code).toBe('DNFT_NCCL_FALLBACK');
+    expect(r.warnings[0].message).toContain(`cannot load NCCL (${missing})`);
+    expect(r.warnings[0].message).toContain('DNFT_NCCL_LIBRARY');
+  });
+
+  it("'nccl' without NCCL: a BackendError naming the library and the fix; 'host': no NCCL, no warning", () => {
+    const r = choose('nccl', missing);
+    expect(r.calls).toEqual([]);
+    expect(r.error.name).toBe('BackendError');
+    expect(r.error.message).toContain(`deviceCollectives 'nccl' needs NCCL`);
+    expect(r.error.message).toMatch(/libnccl\.so\.2.*DNFT_NCCL_LIBRARY/);
+    expect(choose('host', missing)).toEqual({
+      calls: [
+        [true, false],
+        [true, false],
+      ],
+      warnings: [],
+    });
+  });
+
+  it.skipIf(!backendInfo().compiledWithCuda)("'auto' with a loadable NCCL asks the model for NCCL", () => {
+    expect(choose('auto', fake)).toEqual({
+      calls: [
+        [true, true],
+        [true, true],
+      ],
+      warnings: [],
+    });
   });
 });
 

@@ -3,7 +3,14 @@
 
 import { ADVANTAGE_SCHEMA } from '../advantage.js';
 import { type Checkpoint, loadCheckpoint, writeCheckpoint } from '../checkpoint.js';
-import { allgather, checkSameRun, type DistributedOption, openWorld, type World } from '../distributed.js';
+import {
+  allgather,
+  checkSameRun,
+  type DistributedOption,
+  distributeModel,
+  openWorld,
+  type World,
+} from '../distributed.js';
 import { BusyError, CheckpointError, DistributedError } from '../errors.js';
 import { type LoraOptions, loraOptions, useLora } from '../lora.js';
 import { MetricsLog, type RecordHook } from '../metrics/log.js';
@@ -317,7 +324,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     if (this.common.ema > 0) this.net.model.copyParams('ema', 'theta');
     this.net.model.resetOptimizer();
     if (this.world !== undefined) {
-      this.net.model.setDistributed(true);
+      distributeModel(this.constructor.name, this.net.model, this.net.device, this.world);
       checkSameRun(`${this.constructor.name}: the options and θ`, this.#state() + this.net.getParameters().join());
     }
   }

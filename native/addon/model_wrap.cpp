@@ -133,7 +133,8 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                      });
 }
 
-// new Model(config, seed, device = 'cpu', precision = 'tf32'): device 'cpu', 'cuda' or 'auto' (CUDA when available)
+// new Model(config, seed, device = 'cpu', precision = 'tf32', gpu = 0): device 'cpu', 'cuda' or 'auto' (CUDA when
+// available); `gpu`: the CUDA device's index
 ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
   Napi::Env env = info.Env();
   const NetConfig config = net_config_from(object_arg(info, 0, "config"));
@@ -141,11 +142,13 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   const std::string device = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "cpu";
   const std::string precision =
       info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "tf32";
+  const int gpu =
+      info.Length() > 4 && !info[4].IsUndefined() ? static_cast<int>(integer_arg(info, 4, "gpu", 0, 1023)) : 0;
   guard(env, [&] {
     check_array_size(env, static_cast<double>(param_count(param_layout(config))), "one set of parameters");
     const Precision mode = parse_precision(precision);
     if (choose_device(device, device_info()) == DeviceChoice::kCuda) {
-      backend_ = create_cuda_backend({0, mode});
+      backend_ = create_cuda_backend({gpu, mode});
       precision_ = mode;
     }
     Backend& backend = backend_ != nullptr ? *backend_ : cpu_backend();
@@ -289,19 +292,23 @@ int ModelWrap::step_batch_arg(const Napi::CallbackInfo& info, size_t index) {
   return static_cast<int>(integer_arg(info, index, "batch", model_->distributed() ? 0 : 1, kMaxBatch));
 }
 
-// setDistributed(on): the model's steps sum gradients and statistics over the MPI ranks (mpiOpen first), or not.
+// setDistributed(on, nccl = false): the model's steps sum gradients and statistics over the MPI ranks (mpiOpen
+// first), or not. With `nccl` (a model on the GPU; every rank at once) the gradient is summed in device memory by
+// NCCL, else through host memory by MPI.
 Napi::Value ModelWrap::SetDistributed(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "setDistributed(on: boolean)");
-  const bool on = info[0].As<Napi::Boolean>().Value();
-  std::shared_ptr<Communicator> communicator;
-  if (on) {
-    try {
-      communicator = mpi_communicator(backend_ == nullptr);
-    } catch (const Error& error) {
-      throw_js_error(info.Env(), error);
-    }
+  if (info.Length() < 1 || !info[0].IsBoolean() || (info.Length() > 1 && !info[1].IsBoolean())) {
+    throw Napi::TypeError::New(info.Env(), "setDistributed(on: boolean, nccl?: boolean)");
   }
-  on_model(*model_, [&] { model_->set_communicator(communicator); });
+  const bool on = info[0].As<Napi::Boolean>().Value();
+  const bool nccl = info.Length() > 1 && info[1].As<Napi::Boolean>().Value();
+  guard(info.Env(), [&] {
+    on_model(*model_, [&] {
+      std::shared_ptr<Communicator> communicator;
+      if (on) communicator = nccl ? nccl_communicator(model_->backend()) : mpi_communicator(backend_ == nullptr);
+      model_->set_communicator(communicator);
+    });
+    return 0;
+  });
   return info.Env().Undefined();
 }
 

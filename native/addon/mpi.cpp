@@ -17,6 +17,7 @@ __asm__(".symver dlclose,dlclose@GLIBC_2.17");
 #include "addon/convert.h"
 #include "addon/promise_worker.h"
 #include "core/common.h"
+#include "core/device.h"
 #include "mpi/dnft_mpi.h"
 
 namespace dnft::addon {
@@ -26,6 +27,7 @@ namespace {
 // The entry points of libdnft_mpi.so; set once by mpiOpen, then never changed.
 struct MpiLibrary {
   bool open = false;
+  double timeout = 0;  // seconds a collective may wait (mpiOpen's), NCCL's too
   decltype(&dnft_mpi_rank) rank = nullptr;
   decltype(&dnft_mpi_size) size = nullptr;
   decltype(&dnft_mpi_sum_f32) sum_f32 = nullptr;
@@ -117,6 +119,7 @@ Napi::Value MpiOpen(const Napi::CallbackInfo& info) {
       char error[kErrorSize] = "";
       if (init(timeout, error, kErrorSize) != 0) throw Error(Error::Kind::kBackend, error);
       lib.open = true;
+      lib.timeout = timeout;
       g_mpi = lib;
     } catch (const Error& error) {
       dlclose(handle);
@@ -201,6 +204,16 @@ Napi::Value MpiFinalize(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ncclVersion() -> string: NCCL's version, loading libnccl.so.2 ($DNFT_NCCL_LIBRARY) on first use; throws
+// DNFT_BACKEND with the reason and the fix when it cannot be loaded (or the build has no CUDA).
+Napi::Value NcclVersion(const Napi::CallbackInfo& info) {
+  try {
+    return Napi::String::New(info.Env(), nccl_version());
+  } catch (const Error& error) {
+    throw_js_error(info.Env(), error);
+  }
+}
+
 }  // namespace
 
 void define_mpi(Napi::Env env, Napi::Object exports) {
@@ -210,11 +223,26 @@ void define_mpi(Napi::Env env, Napi::Object exports) {
   exports.Set("mpiBcast", Napi::Function::New<MpiBcast>(env, "mpiBcast"));
   exports.Set("mpiAbort", Napi::Function::New<MpiAbort>(env, "mpiAbort"));
   exports.Set("mpiFinalize", Napi::Function::New<MpiFinalize>(env, "mpiFinalize"));
+  exports.Set("ncclVersion", Napi::Function::New<NcclVersion>(env, "ncclVersion"));
 }
 
 std::shared_ptr<Communicator> mpi_communicator(bool host_memory) {
   library();
   return std::make_shared<MpiCommunicator>(host_memory);
+}
+
+std::shared_ptr<Communicator> nccl_communicator(Backend& backend) {
+  const MpiLibrary& lib = library();
+  NcclSetup setup;
+  setup.rank = lib.rank();
+  setup.size = lib.size();
+  setup.timeout = lib.timeout;
+  setup.host = std::make_shared<MpiCommunicator>(true);
+  setup.broadcast = [&lib](void* data, size_t bytes) {
+    char error[kErrorSize] = "";
+    check(lib.bcast(data, bytes, 0, error, kErrorSize), error);
+  };
+  return create_nccl_communicator(backend, setup);
 }
 
 }  // namespace dnft::addon

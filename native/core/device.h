@@ -3,10 +3,12 @@
 // addon and the C++ tests use this file whether or not the build has CUDA.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "core/backend.h"
+#include "core/communicator.h"
 
 namespace dnft {
 
@@ -50,6 +52,25 @@ struct CudaOptions {
 // A CUDA backend on one device with its own stream: one per model. Throws kBackend, with the reason, when the build
 // has no CUDA or no usable device is present.
 std::unique_ptr<Backend> create_cuda_backend(const CudaOptions& options);
+
+// How a model on the GPU sums its gradient over the ranks with NCCL (cuda/nccl_communicator.cu,
+// docs/distributed.md). `broadcast` copies rank 0's `bytes` bytes at `data` to every rank (the MPI bridge: it
+// carries NCCL's rendezvous token); `host` sums the statistics, which stay in host memory.
+struct NcclSetup {
+  int rank = 0;
+  int size = 1;
+  double timeout = 0;  // seconds an NCCL operation may take before it is aborted (0: never)
+  std::function<void(void* data, size_t bytes)> broadcast;
+  std::shared_ptr<Communicator> host;
+};
+
+// A communicator of `backend`'s device memory over NCCL, every rank calling it at once. Throws kBackend when NCCL
+// or CUDA is missing and kDistributed when NCCL fails or times out.
+std::shared_ptr<Communicator> create_nccl_communicator(Backend& backend, const NcclSetup& setup);
+
+// The NCCL version ("2.21.5"), opening libnccl.so.2 ($DNFT_NCCL_LIBRARY) on first use; throws kBackend naming the
+// library and the fix when it cannot be opened.
+std::string nccl_version();
 
 // The backend a device request resolves to: "cpu"; "cuda" (throws kBackend when unavailable); "auto" (CUDA when
 // available, else the CPU). Pure logic over `info`, so the choice is testable on any machine.

@@ -16,4 +16,10 @@ std::unique_ptr<Backend> create_cuda_backend(const CudaOptions&) {
   throw Error(Error::Kind::kBackend, std::string("device 'cuda' is not available: ") + kNoCuda);
 }
 
+std::shared_ptr<Communicator> create_nccl_communicator(Backend&, const NcclSetup&) {
+  throw Error(Error::Kind::kBackend, std::string("NCCL needs a CUDA build: ") + kNoCuda);
+}
+
+std::string nccl_version() { throw Error(Error::Kind::kBackend, std::string("NCCL needs a CUDA build: ") + kNoCuda); }
+
 }  // namespace dnft

@@ -20,6 +20,9 @@ class CudaBackend final : public Backend {
 
   const char* name() const override { return "cuda"; }
   void activate() override;
+  // The stream every operation of this backend queues on, and its device (for cuda/nccl_communicator.cu).
+  cudaStream_t stream() const { return stream_; }
+  int device() const { return device_; }
 
 #define DNFT_BACKEND_OP(result, op, params) result op params override;
 #include "core/backend_ops.def"

@@ -2,9 +2,13 @@
 import { writeFileSync } from 'node:fs';
 import { FlowMatchingTrainer, Tensor, VelocityNet } from '../../dist/lib/index.js';
 
-const [out, steps = '4', batch = '8'] = process.argv.slice(2);
+const [out, steps = '4', batch = '8', deviceCollectives] = process.argv.slice(2);
 const net = VelocityNet.create({ dataDim: 4, width: 16, depth: 2, condSlots: 1, vocabSize: 3 }, { seed: 7 });
-const trainer = new FlowMatchingTrainer(net, { seed: 3, lr: 1e-2, condDropout: 0.2 });
+// 'mixed': rank 0 asks for the host path, the others for 'auto' (a mismatch every rank must report).
+const mixed = process.env.OMPI_COMM_WORLD_RANK === '0' ? 'host' : 'auto';
+const collectives = deviceCollectives === 'mixed' ? mixed : deviceCollectives;
+const distributed = collectives === undefined ? undefined : { deviceCollectives: collectives };
+const trainer = new FlowMatchingTrainer(net, { seed: 3, lr: 1e-2, condDropout: 0.2, distributed });
 const B = Number(batch);
 const x0 = Tensor.from(
   Float32Array.from({ length: B * 4 }, (_, i) => Math.sin(i)),
