@@ -56,7 +56,11 @@ export class FlowMatchingTrainer {
     this.#world = openWorld('options.distributed', distributed);
     if (this.#world !== undefined) {
       net.model.setDistributed(true);
-      checkSameRun('FlowMatchingTrainer: the options and θ', JSON.stringify(this.#native) + net.getParameters().join());
+      checkSameRun(
+        'FlowMatchingTrainer: the options and θ',
+        JSON.stringify(this.#native),
+        new Uint8Array(net.getParameters().buffer),
+      );
     }
   }
 

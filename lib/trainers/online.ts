@@ -318,7 +318,11 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     this.net.model.resetOptimizer();
     if (this.world !== undefined) {
       this.net.model.setDistributed(true);
-      checkSameRun(`${this.constructor.name}: the options and θ`, this.#state() + this.net.getParameters().join());
+      checkSameRun(
+        `${this.constructor.name}: the options and θ`,
+        this.#state(),
+        new Uint8Array(this.net.getParameters().buffer),
+      );
     }
   }
 
