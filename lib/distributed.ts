@@ -24,10 +24,15 @@ export interface World {
 
 let world: World | undefined;
 
-/** Whether an MPI launcher (mpirun, srun with PMI) started this process with more than one rank. */
-export function launchedByMpi(): boolean {
+/** The world size an MPI launcher (Open MPI's mpirun, MPICH's mpiexec, srun with PMI) gave this process; 1 without. */
+function launcherSize(): number {
   const size = Number(process.env.OMPI_COMM_WORLD_SIZE ?? process.env.PMI_SIZE ?? process.env.PMIX_SIZE ?? 1);
-  return Number.isInteger(size) && size > 1;
+  return Number.isInteger(size) && size > 0 ? size : 1;
+}
+
+/** Whether an MPI launcher started this process with more than one rank. */
+export function launchedByMpi(): boolean {
+  return launcherSize() > 1;
 }
 
 /** libdnft_mpi.so: $DNFT_MPI_LIBRARY, else build/mpi/ of the package (written by `npm run build:mpi`). */
@@ -59,9 +64,20 @@ export function openWorld(what: string, option: unknown): World | undefined {
         '(needs an MPI such as Open MPI: apt-get install openmpi-bin libopenmpi-dev), or set DNFT_MPI_LIBRARY',
     );
   }
-  world = { ...native().mpiOpen(path, timeout), checkEvery: 0 };
+  const opened = native().mpiOpen(path, timeout);
   // MPI_Finalize once the process is done, so the launcher sees a clean exit.
   process.once('exit', () => native().mpiFinalize());
+  // A library of another MPI than the launcher's does not see the launcher's ranks: each process would be a world
+  // of one, every rank training and writing alone.
+  const launched = launcherSize();
+  if (launched > 1 && opened.size !== launched) {
+    throw new BackendError(
+      `${what}: the launcher started ${launched} ranks but ${path} sees a world of ${opened.size}: it was built ` +
+        "against another MPI than the launcher's (e.g. Open MPI's library under MPICH's mpiexec); build it against " +
+        "the launcher's MPI or set DNFT_MPI_LIBRARY to such a library (docs/distributed.md)",
+    );
+  }
+  world = { ...opened, checkEvery: 0 };
   return { ...world, checkEvery: checkEvery as number };
 }
 

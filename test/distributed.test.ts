@@ -1,23 +1,52 @@
-// Data parallelism over MPI (docs/distributed.md): runs of test/distributed/*.mjs under `mpirun -np 2` against one
-// process over the same global batch. Needs Open MPI and `npm run build:mpi` (scripts/dev.sh test does both).
+// Data parallelism over MPI (docs/distributed.md): runs of test/distributed/*.mjs under 2 ranks against one process
+// over the same global batch, with Open MPI's mpirun (libdnft_mpi.so of `npm run build:mpi`) and a subset with MPICH's
+// mpiexec.mpich (`npm run build:mpi:mpich`). scripts/dev.sh test installs both MPIs and builds both libraries.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const env = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
 const dir = mkdtempSync(join(tmpdir(), 'dnft-mpi-'));
+const MPICH_LIBRARY = resolve('build/mpi-mpich/libdnft_mpi.so');
 
-function run(ranks: number, script: string, ...args: string[]) {
-  const out = join(dir, `${script}-${ranks}-${args.join('-').replace(/[^\w-]/g, '_')}`);
-  const command = ranks === 1 ? ['node'] : ['mpirun', '--oversubscribe', '-np', String(ranks), 'node'];
-  execFileSync(command[0] as string, [...command.slice(1), `test/distributed/${script}.mjs`, out, ...args], {
+/** How each MPI starts `ranks` processes, and how its launcher reports a rank killed by SIGKILL. */
+const LAUNCHERS = {
+  'Open MPI': {
+    argv: (ranks: number) => ['mpirun', '--oversubscribe', '-np', String(ranks)],
     env,
+    killed: /rank 1 .*(signal 9|Killed)/,
+  },
+  MPICH: {
+    argv: (ranks: number) => ['mpiexec.mpich', '-n', String(ranks)],
+    env: { ...process.env, DNFT_MPI_LIBRARY: MPICH_LIBRARY },
+    killed: /EXIT STRING: Killed \(signal 9\)/,
+  },
+};
+type Launcher = keyof typeof LAUNCHERS;
+
+/** Runs a script of test/distributed/ under `ranks` ranks (alone for 1) and returns what each rank wrote. */
+function run(launcher: Launcher, ranks: number, script: string, ...args: string[]) {
+  const name = `${launcher}-${script}-${ranks}-${args.join('-')}`.replace(/[^\w-]/g, '_');
+  const out = join(dir, name);
+  const command = ranks === 1 ? ['node'] : [...LAUNCHERS[launcher].argv(ranks), 'node'];
+  execFileSync(command[0] as string, [...command.slice(1), `test/distributed/${script}.mjs`, out, ...args], {
+    env: LAUNCHERS[launcher].env,
     stdio: 'pipe',
     timeout: 120_000,
   });
   return Array.from({ length: ranks }, (_, r) => JSON.parse(readFileSync(`${out}.${r}.json`, 'utf8')));
+}
+
+/** Runs a script of test/distributed/ under 2 ranks that is meant to fail. */
+function runFailing(launcher: Launcher, script: string, ...args: string[]) {
+  const argv = [...LAUNCHERS[launcher].argv(2), 'node', `test/distributed/${script}.mjs`, ...args];
+  return spawnSync(argv[0] as string, argv.slice(1), {
+    env: LAUNCHERS[launcher].env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 const maxDiff = (a: number[], b: number[]) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - (b[i] as number))), 0);
@@ -42,10 +71,36 @@ describe('without MPI', () => {
   });
 });
 
-describe('FlowMatchingTrainer over MPI', () => {
-  it('2 ranks give the θ and losses of 1 rank over the same global batch, and identical θ on both ranks', () => {
-    const [one] = run(1, 'flow-matching', '4');
-    const [r0, r1] = run(2, 'flow-matching', '4');
+/** 1 rank against 2 of an online trainer: epoch stats and every parameter set. */
+function checkOnline(launcher: Launcher, trainer: string) {
+  const [one] = run(launcher, 1, 'online', trainer, '3');
+  const [r0, r1] = run(launcher, 2, 'online', trainer, '3');
+  // Epoch 1 rolls out the same θ with the same per-sample noise: the forward is batch-invariant, so the rollouts
+  // and rewards are bit-identical; later epochs differ by the float32 gradient sums (measured ≤ 3.2e-7 in θ).
+  expect(r0.stats[0].reward).toBe(one.stats[0].reward);
+  expect(r0.stats[0].rewardStd).toBe(one.stats[0].rewardStd);
+  for (const set of Object.keys(one.params)) {
+    expect(maxDiff(one.params[set], r0.params[set])).toBeLessThan(1e-5);
+    expect(maxDiff(r0.params[set], r1.params[set])).toBe(0);
+  }
+  for (let e = 0; e < 3; e++) {
+    expect(r0.stats[e].loss).toBeCloseTo(one.stats[e].loss, 5);
+    expect(r0.stats[e].reward).toBeCloseTo(one.stats[e].reward, 5);
+    expect(r0.stats[e].samples).toBe(16);
+  }
+}
+
+describe.each(Object.keys(LAUNCHERS) as Launcher[])('over %s', (launcher) => {
+  it('libdnft_mpi.so is built against this MPI', () => {
+    const [library, links] =
+      launcher === 'MPICH' ? [MPICH_LIBRARY, /libmpich\.so/] : [resolve('build/mpi/libdnft_mpi.so'), /libmpi\.so/];
+    expect(existsSync(library), `${library}: npm run build:mpi${launcher === 'MPICH' ? ':mpich' : ''}`).toBe(true);
+    expect(execFileSync('ldd', [library], { encoding: 'utf8' })).toMatch(links);
+  });
+
+  it('FlowMatchingTrainer: 2 ranks give the θ and losses of 1 rank over the same global batch, identical on both', () => {
+    const [one] = run(launcher, 1, 'flow-matching', '4');
+    const [r0, r1] = run(launcher, 2, 'flow-matching', '4');
     expect(r0.size).toBe(2);
     // θ after 4 AdamW steps with lr 1e-2: float32 sums in another order; measured 2.2e-6.
     expect(maxDiff(one.theta, r0.theta)).toBeLessThan(2e-5);
@@ -56,97 +111,70 @@ describe('FlowMatchingTrainer over MPI', () => {
     }
   });
 
-  it('a batch that does not split over the ranks is a RangeError on every rank', () => {
-    const r = spawnSync(
-      'mpirun',
-      ['--oversubscribe', '-np', '2', 'node', 'test/distributed/flow-matching.mjs', join(dir, 'odd'), '1', '7'],
-      {
-        env,
-        encoding: 'utf8',
-        timeout: 60_000,
-      },
-    );
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toContain('does not split evenly over 2 ranks');
+  it('DiffusionNFT: 2 ranks over 4 groups give the epoch stats and parameter sets of 1 rank', () => {
+    checkOnline(launcher, 'nft');
   });
-});
 
-describe.each(['nft', 'grpo'])('%s over MPI', (trainer) => {
-  it('2 ranks over 4 groups give the epoch stats and parameter sets of 1 rank, identical on both ranks', () => {
-    const [one] = run(1, 'online', trainer, '3');
-    const [r0, r1] = run(2, 'online', trainer, '3');
-    // Epoch 1 rolls out the same θ with the same per-sample noise: the forward is batch-invariant, so the rollouts
-    // and rewards are bit-identical; later epochs differ by the float32 gradient sums (measured ≤ 3.2e-7 in θ).
-    expect(r0.stats[0].reward).toBe(one.stats[0].reward);
-    expect(r0.stats[0].rewardStd).toBe(one.stats[0].rewardStd);
-    for (const set of Object.keys(one.params)) {
-      expect(maxDiff(one.params[set], r0.params[set])).toBeLessThan(1e-5);
-      expect(maxDiff(r0.params[set], r1.params[set])).toBe(0);
-    }
-    for (let e = 0; e < 3; e++) {
-      expect(r0.stats[e].loss).toBeCloseTo(one.stats[e].loss, 5);
-      expect(r0.stats[e].reward).toBeCloseTo(one.stats[e].reward, 5);
-      expect(r0.stats[e].samples).toBe(16);
-    }
-  });
-});
-
-describe('faults and resume over MPI', () => {
   it('a rank whose reward throws ends every rank with a DistributedError naming it', () => {
     const started = Date.now();
-    const r = spawnSync(
-      'mpirun',
-      ['--oversubscribe', '-np', '2', 'node', 'test/distributed/online.mjs', join(dir, 'fail'), 'nft', '2', 'fail'],
-      {
-        env,
-        encoding: 'utf8',
-        timeout: 60_000,
-      },
-    );
+    const r = runFailing(launcher, 'online', join(dir, `${launcher}-fail`), 'nft', '2', 'fail');
     expect(r.status).not.toBe(0);
     expect((r.stderr.match(/DistributedError: rank 1 of 2 failed scoring its samples/g) ?? []).length).toBe(2);
     expect(r.stderr).toContain('the scorer is down');
     expect(Date.now() - started).toBeLessThan(60_000);
   });
 
+  it('a rank that dies ends the job: the launcher stops the others', () => {
+    const r = runFailing(launcher, 'online', join(dir, `${launcher}-die`), 'nft', '2', 'die');
+    expect(r.error).toBeUndefined(); // not the 60 s timeout
+    expect(r.status).not.toBe(0);
+    expect(r.stdout + r.stderr).toMatch(LAUNCHERS[launcher].killed);
+  });
+});
+
+describe("a libdnft_mpi.so of another MPI than the launcher's", () => {
+  it.each([
+    ['MPICH', resolve('build/mpi/libdnft_mpi.so')],
+    ['Open MPI', MPICH_LIBRARY],
+  ] as const)('under %s is a BackendError, not two worlds of one', (launcher, library) => {
+    const argv = [...LAUNCHERS[launcher].argv(2), 'node', 'test/distributed/flow-matching.mjs', join(dir, 'wrong')];
+    const r = spawnSync(argv[0] as string, argv.slice(1), {
+      env: { ...LAUNCHERS[launcher].env, DNFT_MPI_LIBRARY: library },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status).not.toBe(0);
+    const message = `BackendError: options.distributed: the launcher started 2 ranks but ${library} sees a world of 1`;
+    // Each rank throws it; the launcher may stop the second before its message is out.
+    expect(r.stderr).toContain(message);
+    expect(existsSync(join(dir, 'wrong.0.json'))).toBe(false);
+  });
+});
+
+describe('over Open MPI', () => {
+  it('a batch that does not split over the ranks is a RangeError on every rank', () => {
+    const r = runFailing('Open MPI', 'flow-matching', join(dir, 'odd'), '1', '7');
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('does not split evenly over 2 ranks');
+  });
+
+  it('FlowGRPO: 2 ranks over 4 groups give the epoch stats and parameter sets of 1 rank', () => {
+    checkOnline('Open MPI', 'grpo');
+  });
+
   it('ranks given different options are rejected at the start, on every rank', () => {
-    const r = spawnSync(
-      'mpirun',
-      [
-        '--oversubscribe',
-        '-np',
-        '2',
-        'node',
-        'test/distributed/online.mjs',
-        join(dir, 'mismatch'),
-        'nft',
-        '1',
-        'mismatch',
-      ],
-      { env, encoding: 'utf8', timeout: 60_000 },
-    );
+    const r = runFailing('Open MPI', 'online', join(dir, 'mismatch'), 'nft', '1', 'mismatch');
     expect(r.status).not.toBe(0);
     expect(
       (r.stderr.match(/DistributedError: DiffusionNFT: the options and θ differs between ranks/g) ?? []).length,
     ).toBe(2);
   });
 
-  it('a rank that dies ends the job: mpirun stops the others', () => {
-    const r = spawnSync(
-      'mpirun',
-      ['--oversubscribe', '-np', '2', 'node', 'test/distributed/online.mjs', join(dir, 'die'), 'nft', '2', 'die'],
-      { env, encoding: 'utf8', timeout: 60_000 },
-    );
-    expect(r.error).toBeUndefined(); // not the 60 s timeout
-    expect(r.status).not.toBe(0);
-    expect(r.stdout + r.stderr).toMatch(/rank 1 .*(signal 9|Killed)/);
-  });
-
   it('a run saved at 2 ranks resumes at 1 rank as the uninterrupted 2-rank run continues', () => {
     const ckpt = join(dir, 'resume.ckpt');
-    run(2, 'online', 'nft', '2', 'plain', ckpt);
-    const [resumed] = run(1, 'online', 'nft', '1', 'resume', ckpt);
-    const [whole] = run(2, 'online', 'nft', '3');
+    run('Open MPI', 2, 'online', 'nft', '2', 'plain', ckpt);
+    const [resumed] = run('Open MPI', 1, 'online', 'nft', '1', 'resume', ckpt);
+    const [whole] = run('Open MPI', 2, 'online', 'nft', '3');
     expect(resumed.stats[0].epoch).toBe(3);
     expect(maxDiff(resumed.params.theta, whole.params.theta)).toBeLessThan(1e-5);
     expect(resumed.stats[0].reward).toBeCloseTo(whole.stats[2].reward, 5);
