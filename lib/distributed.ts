@@ -24,9 +24,13 @@ export interface World {
 
 let world: World | undefined;
 
-/** The world size an MPI launcher (Open MPI's mpirun, MPICH's mpiexec, srun with PMI) gave this process; 1 without. */
+/** The world size an MPI launcher gave this process; 1 without one. */
 function launcherSize(): number {
-  const size = Number(process.env.OMPI_COMM_WORLD_SIZE ?? process.env.PMI_SIZE ?? process.env.PMIX_SIZE ?? 1);
+  const env = process.env;
+  // Open MPI's mpirun; MPICH's Hydra mpiexec and `srun --mpi=pmi2`; `srun --mpi=pmix`, whose PMIx names the rank
+  // only (PMIX_RANK), with Slurm's task count of the step.
+  const pmix = env.PMIX_RANK !== undefined ? env.SLURM_STEP_NUM_TASKS : undefined;
+  const size = Number(env.OMPI_COMM_WORLD_SIZE ?? env.PMI_SIZE ?? pmix ?? 1);
   return Number.isInteger(size) && size > 0 ? size : 1;
 }
 

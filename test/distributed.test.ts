@@ -1,15 +1,17 @@
 // Data parallelism over MPI (docs/distributed.md): runs of test/distributed/*.mjs under 2 ranks against one process
-// over the same global batch, with Open MPI's mpirun (libdnft_mpi.so of `npm run build:mpi`) and a subset with MPICH's
-// mpiexec.mpich (`npm run build:mpi:mpich`). scripts/dev.sh test installs both MPIs and builds both libraries.
+// over the same global batch, with Open MPI's mpirun (libdnft_mpi.so of `npm run build:mpi`), and a subset with
+// MPICH's mpiexec.mpich (`npm run build:mpi:mpich`) and with Slurm's `srun --mpi=pmix` on a one-host Slurm that
+// scripts/slurm-local.sh starts (as root). scripts/dev.sh test installs all three and builds both libraries.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const env = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
 const dir = mkdtempSync(join(tmpdir(), 'dnft-mpi-'));
 const MPICH_LIBRARY = resolve('build/mpi-mpich/libdnft_mpi.so');
+const SLURM = join(dir, 'slurm');
 
 /** How each MPI starts `ranks` processes, and how its launcher reports a rank killed by SIGKILL. */
 const LAUNCHERS = {
@@ -22,6 +24,12 @@ const LAUNCHERS = {
     argv: (ranks: number) => ['mpiexec.mpich', '-n', String(ranks)],
     env: { ...process.env, DNFT_MPI_LIBRARY: MPICH_LIBRARY },
     killed: /EXIT STRING: Killed \(signal 9\)/,
+  },
+  // Open MPI's library, its ranks wired up by Slurm's PMIx; --overcommit: more tasks than the node's cores.
+  Slurm: {
+    argv: (ranks: number) => ['srun', '--mpi=pmix', '--overcommit', '-n', String(ranks)],
+    env: { ...process.env, SLURM_CONF: join(SLURM, 'slurm.conf') },
+    killed: /task 1: Killed/,
   },
 };
 type Launcher = keyof typeof LAUNCHERS;
@@ -91,6 +99,15 @@ function checkOnline(launcher: Launcher, trainer: string) {
 }
 
 describe.each(Object.keys(LAUNCHERS) as Launcher[])('over %s', (launcher) => {
+  if (launcher === 'Slurm') {
+    beforeAll(() => {
+      execFileSync('bash', ['scripts/slurm-local.sh', 'start', SLURM], { stdio: 'pipe', timeout: 60_000 });
+    });
+    afterAll(() => {
+      execFileSync('bash', ['scripts/slurm-local.sh', 'stop', SLURM], { stdio: 'pipe' });
+    });
+  }
+
   it('libdnft_mpi.so is built against this MPI', () => {
     const [library, links] =
       launcher === 'MPICH' ? [MPICH_LIBRARY, /libmpich\.so/] : [resolve('build/mpi/libdnft_mpi.so'), /libmpi\.so/];
