@@ -47,6 +47,9 @@ function run(launcher: Launcher, ranks: number, script: string, ...args: string[
   return Array.from({ length: ranks }, (_, r) => JSON.parse(readFileSync(`${out}.${r}.json`, 'utf8')));
 }
 
+/** What each of 2 ranks threw (online.mjs writes it beside its output), in rank order. */
+const thrown = (out: string) => [0, 1].map((r) => readFileSync(`${out}.${r}.error`, 'utf8'));
+
 /** Runs a script of test/distributed/ under 2 ranks that is meant to fail. */
 function runFailing(launcher: Launcher, script: string, ...args: string[]) {
   const argv = [...LAUNCHERS[launcher].argv(2), 'node', `test/distributed/${script}.mjs`, ...args];
@@ -134,10 +137,15 @@ describe.each(Object.keys(LAUNCHERS) as Launcher[])('over %s', (launcher) => {
 
   it('a rank whose reward throws ends every rank with a DistributedError naming it', () => {
     const started = Date.now();
-    const r = runFailing(launcher, 'online', join(dir, `${launcher}-fail`), 'nft', '2', 'fail');
+    const out = join(dir, `${launcher}-fail`);
+    const r = runFailing(launcher, 'online', out, 'nft', '2', 'fail');
     expect(r.status).not.toBe(0);
-    expect((r.stderr.match(/DistributedError: rank 1 of 2 failed scoring its samples/g) ?? []).length).toBe(2);
-    expect(r.stderr).toContain('the scorer is down');
+    for (const error of thrown(out)) {
+      expect(error).toBe(
+        "DistributedError: rank 1 of 2 failed scoring its samples: reward 'target' failed: the scorer is down",
+      );
+    }
+    expect(r.stderr).toContain('DistributedError: rank 1 of 2 failed scoring its samples');
     expect(Date.now() - started).toBeLessThan(60_000);
   });
 
@@ -180,11 +188,15 @@ describe('over Open MPI', () => {
   });
 
   it('ranks given different options are rejected at the start, on every rank', () => {
-    const r = runFailing('Open MPI', 'online', join(dir, 'mismatch'), 'nft', '1', 'mismatch');
+    const out = join(dir, 'mismatch');
+    const r = runFailing('Open MPI', 'online', out, 'nft', '1', 'mismatch');
     expect(r.status).not.toBe(0);
-    expect(
-      (r.stderr.match(/DistributedError: DiffusionNFT: the options and θ differs between ranks/g) ?? []).length,
-    ).toBe(2);
+    thrown(out).forEach((error, rank) => {
+      expect(error).toContain(
+        `DistributedError: DiffusionNFT: the options and θ differs between ranks (rank ${rank} vs`,
+      );
+    });
+    expect(r.stderr).toContain('DistributedError: DiffusionNFT: the options and θ differs between ranks');
   });
 
   it('a run saved at 2 ranks resumes at 1 rank as the uninterrupted 2-rank run continues', () => {
