@@ -1,17 +1,17 @@
 // The CLI under mpirun (docs/distributed.md, "The CLI under mpirun"): 2 ranks of `pretrain` and `train` on tiny
 // settings. Each rank gets its own --out (an MPMD launch, `mpirun A : B`; --out is no part of the run every rank must
-// agree on), so that what rank 1 writes, if anything, can be seen. Needs Open MPI and `npm run build:mpi`.
+// agree on), so that what rank 1 writes, if anything, can be seen. Needs Open MPI and `npm run build:mpi`; the errors
+// also MPICH and `npm run build:mpi:mpich`.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseRecords } from '../lib/metrics/records.js';
+import { LAUNCHERS, launchEach } from './mpi-launchers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-mpi-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const env = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
 
 interface Launch {
   status: number | null;
@@ -21,10 +21,11 @@ interface Launch {
   afterError: number;
 }
 
-/** `mpirun` of the CLI with rank 0's arguments and rank 1's. */
-function mpirun(rank0: string[], rank1: string[]): Promise<Launch> {
-  const cli = (args: string[]) => ['-np', '1', 'node', 'dist/lib/cli.js', ...args];
-  const child = spawn('mpirun', ['--oversubscribe', ...cli(rank0), ':', ...cli(rank1)], { env });
+/** The CLI with rank 0's arguments and rank 1's, under Open MPI's mpirun or MPICH's mpiexec. */
+function mpirun(rank0: string[], rank1: string[], launcher: 'Open MPI' | 'MPICH' = 'Open MPI'): Promise<Launch> {
+  const cli = (args: string[]) => ['node', 'dist/lib/cli.js', ...args];
+  const [command, ...args] = launchEach(launcher, [cli(rank0), cli(rank1)]);
+  const child = spawn(command as string, args, { env: LAUNCHERS[launcher].env });
   const launch: Launch = { status: null, out: '', err: '', afterError: Number.NaN };
   let errorAt: number | undefined;
   return new Promise((resolve, reject) => {
@@ -87,33 +88,32 @@ describe('the CLI under mpirun -np 2', () => {
     expect(existsSync(join(dir, 'rank1'))).toBe(false);
   }, 300_000);
 
-  it('an error on one rank prints it with the rank and ends every rank within seconds', async () => {
-    // Rank 0 cannot create its output folder, while rank 1 goes on to the first epoch's collectives and waits there.
-    const blocked = join(dir, 'a-file');
-    writeFileSync(blocked, '');
-    const train = (from: string, out: string) => [
-      'train',
-      '--base',
-      from,
-      '--config',
-      config,
-      '--epochs',
-      '1',
-      '--out',
-      out,
-    ];
-    const r0 = await mpirun(train(base, join(blocked, 'run')), train(base, join(dir, 'rank1', 'run')));
-    expect(r0.status).not.toBe(0);
-    expect(r0.err).toMatch(/^error \(rank 0 of 2\): ENOTDIR: not a directory/m);
-    // Without MPI_Abort rank 1 would wait for the collective timeout (600 s).
-    expect(r0.afterError).toBeLessThan(20_000);
+  it.each(['Open MPI', 'MPICH'] as const)(
+    '%s: an error on one rank prints it with its rank and ends every rank within seconds',
+    async (launcher) => {
+      // Rank 0 cannot create its output folder, while rank 1 goes on to the first epoch's collectives and waits there.
+      const blocked = join(dir, `${launcher}-file`);
+      writeFileSync(blocked, '');
+      const flags = ['--config', config, '--epochs', '1'];
+      const train = (from: string, out: string) => ['train', '--base', from, ...flags, '--out', out];
+      const r0 = await mpirun(train(base, join(blocked, 'run')), train(base, join(dir, 'rank1', 'run')), launcher);
+      expect(r0.status).not.toBe(0);
+      expect(r0.err).toMatch(/^error \(rank 0 of 2\): ENOTDIR: not a directory/m);
+      // Without MPI_Abort rank 1 would wait for the collective timeout (600 s).
+      expect(r0.afterError).toBeLessThan(20_000);
 
-    // Rank 1 cannot read its base, while rank 0 goes on to the trainer's start-up check and waits there.
-    const missing = join(dir, 'missing.safetensors');
-    const r1 = await mpirun(train(base, join(dir, 'rank0', 'run-2')), train(missing, join(dir, 'rank1', 'run')));
-    expect(r1.status).not.toBe(0);
-    expect(r1.err).toMatch(/^error \(rank 1 of 2\): .*missing\.safetensors/m);
-    expect(r1.afterError).toBeLessThan(20_000);
-    expect(existsSync(join(dir, 'rank1'))).toBe(false);
-  }, 300_000);
+      // Rank 1 cannot read its base, while rank 0 goes on to the trainer's start-up check and waits there.
+      const missing = join(dir, 'missing.safetensors');
+      const r1 = await mpirun(
+        train(base, join(dir, 'rank0', 'run-2')),
+        train(missing, join(dir, 'rank1', 'run')),
+        launcher,
+      );
+      expect(r1.status).not.toBe(0);
+      expect(r1.err).toMatch(/^error \(rank 1 of 2\): .*missing\.safetensors/m);
+      expect(r1.afterError).toBeLessThan(20_000);
+      expect(existsSync(join(dir, 'rank1'))).toBe(false);
+    },
+    300_000,
+  );
 });

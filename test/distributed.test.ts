@@ -7,38 +7,16 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LAUNCHERS, type LauncherName as Launcher, launch, MPICH_LIBRARY, SLURM_DIR } from './mpi-launchers.js';
 
-const env = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
+const env = LAUNCHERS['Open MPI'].env;
 const dir = mkdtempSync(join(tmpdir(), 'dnft-mpi-'));
-const MPICH_LIBRARY = resolve('build/mpi-mpich/libdnft_mpi.so');
-const SLURM = join(dir, 'slurm');
-
-/** How each MPI starts `ranks` processes, and how its launcher reports a rank killed by SIGKILL. */
-const LAUNCHERS = {
-  'Open MPI': {
-    argv: (ranks: number) => ['mpirun', '--oversubscribe', '-np', String(ranks)],
-    env,
-    killed: /rank 1 .*(signal 9|Killed)/,
-  },
-  MPICH: {
-    argv: (ranks: number) => ['mpiexec.mpich', '-n', String(ranks)],
-    env: { ...process.env, DNFT_MPI_LIBRARY: MPICH_LIBRARY },
-    killed: /EXIT STRING: Killed \(signal 9\)/,
-  },
-  // Open MPI's library, its ranks wired up by Slurm's PMIx; --overcommit: more tasks than the node's cores.
-  Slurm: {
-    argv: (ranks: number) => ['srun', '--mpi=pmix', '--overcommit', '-n', String(ranks)],
-    env: { ...process.env, SLURM_CONF: join(SLURM, 'slurm.conf') },
-    killed: /task 1: Killed/,
-  },
-};
-type Launcher = keyof typeof LAUNCHERS;
 
 /** Runs a script of test/distributed/ under `ranks` ranks (alone for 1) and returns what each rank wrote. */
 function run(launcher: Launcher, ranks: number, script: string, ...args: string[]) {
   const name = `${launcher}-${script}-${ranks}-${args.join('-')}`.replace(/[^\w-]/g, '_');
   const out = join(dir, name);
-  const command = ranks === 1 ? ['node'] : [...LAUNCHERS[launcher].argv(ranks), 'node'];
+  const command = ranks === 1 ? ['node'] : launch(launcher, ranks, ['node']);
   execFileSync(command[0] as string, [...command.slice(1), `test/distributed/${script}.mjs`, out, ...args], {
     env: LAUNCHERS[launcher].env,
     stdio: 'pipe',
@@ -52,7 +30,7 @@ const thrown = (out: string) => [0, 1].map((r) => readFileSync(`${out}.${r}.erro
 
 /** Runs a script of test/distributed/ under 2 ranks that is meant to fail. */
 function runFailing(launcher: Launcher, script: string, ...args: string[]) {
-  const argv = [...LAUNCHERS[launcher].argv(2), 'node', `test/distributed/${script}.mjs`, ...args];
+  const argv = launch(launcher, 2, ['node', `test/distributed/${script}.mjs`, ...args]);
   return spawnSync(argv[0] as string, argv.slice(1), {
     env: LAUNCHERS[launcher].env,
     encoding: 'utf8',
@@ -104,10 +82,10 @@ function checkOnline(launcher: Launcher, trainer: string) {
 describe.each(Object.keys(LAUNCHERS) as Launcher[])('over %s', (launcher) => {
   if (launcher === 'Slurm') {
     beforeAll(() => {
-      execFileSync('bash', ['scripts/slurm-local.sh', 'start', SLURM], { stdio: 'pipe', timeout: 60_000 });
+      execFileSync('bash', ['scripts/slurm-local.sh', 'start', SLURM_DIR], { stdio: 'pipe', timeout: 60_000 });
     });
     afterAll(() => {
-      execFileSync('bash', ['scripts/slurm-local.sh', 'stop', SLURM], { stdio: 'pipe' });
+      execFileSync('bash', ['scripts/slurm-local.sh', 'stop', SLURM_DIR], { stdio: 'pipe' });
     });
   }
 
@@ -162,7 +140,7 @@ describe("a libdnft_mpi.so of another MPI than the launcher's", () => {
     ['MPICH', resolve('build/mpi/libdnft_mpi.so')],
     ['Open MPI', MPICH_LIBRARY],
   ] as const)('under %s is a BackendError, not two worlds of one', (launcher, library) => {
-    const argv = [...LAUNCHERS[launcher].argv(2), 'node', 'test/distributed/flow-matching.mjs', join(dir, 'wrong')];
+    const argv = launch(launcher, 2, ['node', 'test/distributed/flow-matching.mjs', join(dir, 'wrong')]);
     const r = spawnSync(argv[0] as string, argv.slice(1), {
       env: { ...LAUNCHERS[launcher].env, DNFT_MPI_LIBRARY: library },
       encoding: 'utf8',
