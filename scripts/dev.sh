@@ -50,8 +50,8 @@ case "$command" in
     node dist/lib/cli.js demo "$@"
     ;;
   test)
-    ensure_debian_packages cmake g++ clang-format python3-torch python3-numpy libopenblas0-pthread chromium openmpi-bin libopenmpi-dev mpich libmpich-dev \
-      slurmd slurmctld slurm-client munge
+    ensure_debian_packages cmake g++ clang-format python3-torch python3-numpy libopenblas0-pthread chromium \
+      openmpi-bin libopenmpi-dev mpich libmpich-dev slurmd slurmctld slurm-client munge
     ensure_node_modules
     log "lint: biome, clang-format, tsc --noEmit"
     npx biome check .
