@@ -62,10 +62,25 @@ EOF
     exit 1
     ;;
   stop)
-    for daemon in slurmd slurmctld; do
-      if alive "$dir/$daemon.pid"; then kill "$(cat "$dir/$daemon.pid")"; fi
-    done
-    if [ -f "$dir/started-munged" ] && alive /run/munge/munged.pid; then kill "$(cat /run/munge/munged.pid)"; fi
+    # First let the jobs end (a step's slurmstepd reports its end to slurmctld through munge; one that outlives them
+    # retries for ever), then each daemon after the one that depends on it.
+    if alive "$dir/slurmctld.pid"; then
+      for _ in $(seq 120); do
+        [ -z "$(SLURM_CONF="$conf" squeue -h 2>/dev/null)" ] && break
+        sleep 0.25
+      done
+    fi
+    stop_daemon() {
+      alive "$1" || return 0
+      local pid
+      pid=$(cat "$1")
+      kill "$pid"
+      for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
+      kill -9 "$pid" 2>/dev/null || true
+    }
+    stop_daemon "$dir/slurmd.pid"
+    stop_daemon "$dir/slurmctld.pid"
+    if [ -f "$dir/started-munged" ]; then stop_daemon /run/munge/munged.pid; fi
     rm -f "$dir/started-munged"
     ;;
   *)
