@@ -22,7 +22,7 @@ import {
   trainShapes,
 } from './jobs/shapes.js';
 import { LORA_SCHEMA, loadAdapter } from './lora.js';
-import { type NativeBackendInfo, packageRoot } from './native.js';
+import { type NativeBackendInfo, native, packageRoot } from './native.js';
 import { VelocityNet } from './net.js';
 import { OPTIMIZER_SCHEMA } from './optimizer.js';
 import { objectOption, type Rule, withDefaults } from './options.js';
@@ -472,4 +472,7 @@ program.parseAsync().catch((error: unknown) => {
   const where = size > 1 ? ` (rank ${rank} of ${size})` : '';
   console.error(`error${where}: ${error instanceof Error ? error.message : String(error)}`);
   process.exitCode = 1;
+  // The other ranks may be waiting for this one in a collective (or MPI_Finalize): end the whole job now rather than
+  // leave them to the collective timeout.
+  if (size > 1) native().mpiAbort('ending the job after the error above', 1);
 });

@@ -1,6 +1,7 @@
 // Data parallelism over MPI (docs/distributed.md): the world of this process, opened once through libdnft_mpi.so,
 // which `npm run build:mpi` builds against the local MPI, and the path of a model's gradient sums (NCCL for a model
 // on the GPU, else MPI). A process that is not distributed never touches MPI or NCCL.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,10 +48,18 @@ type Settings = Resolved<typeof DISTRIBUTED_SCHEMA>;
 
 let world: World | undefined;
 
-/** Whether an MPI launcher (mpirun, srun with PMI) started this process with more than one rank. */
+/** The world size an MPI launcher gave this process; 1 without one. */
+function launcherSize(env: NodeJS.ProcessEnv = process.env): number {
+  // Open MPI's mpirun; MPICH's Hydra mpiexec and `srun --mpi=pmi2`; `srun --mpi=pmix`, whose PMIx names the rank
+  // only (PMIX_RANK), with Slurm's task count of the step.
+  const pmix = env.PMIX_RANK !== undefined ? env.SLURM_STEP_NUM_TASKS : undefined;
+  const size = Number(env.OMPI_COMM_WORLD_SIZE ?? env.PMI_SIZE ?? pmix ?? 1);
+  return Number.isInteger(size) && size > 0 ? size : 1;
+}
+
+/** Whether an MPI launcher started this process with more than one rank. */
 export function launchedByMpi(env: NodeJS.ProcessEnv = process.env): boolean {
-  const size = Number(env.OMPI_COMM_WORLD_SIZE ?? env.PMI_SIZE ?? env.PMIX_SIZE ?? 1);
-  return Number.isInteger(size) && size > 1;
+  return launcherSize(env) > 1;
 }
 
 // Where launchers put a process's rank among the processes of its host: Open MPI, MPICH and Intel MPI (Hydra),
@@ -106,9 +115,20 @@ export function openWorld(what: string, option: unknown): World | undefined {
         '(needs an MPI such as Open MPI: apt-get install openmpi-bin libopenmpi-dev), or set DNFT_MPI_LIBRARY',
     );
   }
-  world = { ...native().mpiOpen(path, settings.timeout), checkEvery: 0, deviceCollectives: 'auto' };
+  const opened = native().mpiOpen(path, settings.timeout);
   // MPI_Finalize once the process is done, so the launcher sees a clean exit.
   process.once('exit', () => native().mpiFinalize());
+  // A library of another MPI than the launcher's does not see the launcher's ranks: each process would be a world
+  // of one, every rank training and writing alone.
+  const launched = launcherSize();
+  if (launched > 1 && opened.size !== launched) {
+    throw new BackendError(
+      `${what}: the launcher started ${launched} ranks but ${path} sees a world of ${opened.size}: it was built ` +
+        "against another MPI than the launcher's (e.g. Open MPI's library under MPICH's mpiexec); build it against " +
+        "the launcher's MPI or set DNFT_MPI_LIBRARY to such a library (docs/distributed.md)",
+    );
+  }
+  world = { ...opened, checkEvery: 0, deviceCollectives: 'auto' };
   return { ...world, ...own };
 }
 
@@ -178,12 +198,14 @@ export function allgather(bytes: Uint8Array): Uint8Array[] {
   return Array.from({ length: size }, (_, r) => all.subarray(r * bytes.length, (r + 1) * bytes.length));
 }
 
-/** Checks that every rank computes the same run: the hash of `state` (the options and θ) must agree. */
-export function checkSameRun(what: string, state: string | Uint8Array): void {
-  const bytes = typeof state === 'string' ? new TextEncoder().encode(state) : state;
-  let h = 0xcbf29ce484222325n;
-  for (const b of bytes) h = BigInt.asUintN(64, (h ^ BigInt(b)) * 0x100000001b3n);
-  const mine = new Uint8Array(new BigUint64Array([h]).buffer);
+/**
+ * Checks that every rank computes the same run: a hash of `parts` (the options, θ's bytes) must agree. SHA-256 in
+ * native code: θ of a preset M network is 47 MB, which a hash written in JavaScript took a minute over.
+ */
+export function checkSameRun(what: string, ...parts: (string | Uint8Array)[]): void {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  const mine = new Uint8Array(hash.digest());
   const all = allgather(mine);
   const differ = all.map((x, r) => ({ x, r })).filter(({ x }) => x.some((v, i) => v !== mine[i]));
   if (differ.length > 0) {

@@ -56,7 +56,11 @@ export class FlowMatchingTrainer {
     this.#world = openWorld('options.distributed', distributed);
     if (this.#world !== undefined) {
       distributeModel('FlowMatchingTrainer', net.model, net.device, this.#world);
-      checkSameRun('FlowMatchingTrainer: the options and θ', JSON.stringify(this.#native) + net.getParameters().join());
+      checkSameRun(
+        'FlowMatchingTrainer: the options and θ',
+        JSON.stringify(this.#native),
+        new Uint8Array(net.getParameters().buffer),
+      );
     }
   }
 

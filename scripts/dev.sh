@@ -50,7 +50,8 @@ case "$command" in
     node dist/lib/cli.js demo "$@"
     ;;
   test)
-    ensure_debian_packages cmake g++ clang-format python3-torch python3-numpy libopenblas0-pthread chromium openmpi-bin libopenmpi-dev
+    ensure_debian_packages cmake g++ clang-format python3-torch python3-numpy libopenblas0-pthread chromium \
+      openmpi-bin libopenmpi-dev mpich libmpich-dev slurmd slurmctld slurm-client munge
     ensure_node_modules
     log "lint: biome, clang-format, tsc --noEmit"
     npx biome check .
@@ -74,8 +75,9 @@ case "$command" in
     ls prebuilds/*/
     # prebuildify rebuilt without the C++ tests; restore the full build tree.
     build
-    log "libdnft_mpi.so against the local MPI (docs/distributed.md)"
+    log "libdnft_mpi.so against Open MPI (the default mpicxx) and against MPICH (docs/distributed.md)"
     npm run --silent build:mpi >build-mpi.log 2>&1 || { cat build-mpi.log; exit 1; }
+    npm run --silent build:mpi:mpich >build-mpi.log 2>&1 || { cat build-mpi.log; exit 1; }
 
     log "C++ tests"
     cpp_passed=0; cpp_failed=0

@@ -1,24 +1,42 @@
-// Data parallelism over MPI (docs/distributed.md): runs of test/distributed/*.mjs under `mpirun -np 2` against one
-// process over the same global batch. Needs Open MPI and `npm run build:mpi` (scripts/dev.sh test does both).
+// Data parallelism over MPI (docs/distributed.md): runs of test/distributed/*.mjs under 2 ranks against one process
+// over the same global batch, with Open MPI's mpirun (libdnft_mpi.so of `npm run build:mpi`), and a subset with
+// MPICH's mpiexec.mpich (`npm run build:mpi:mpich`) and with Slurm's `srun --mpi=pmix` on a one-host Slurm that
+// scripts/slurm-local.sh starts (as root). scripts/dev.sh test installs all three and builds both libraries.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backendInfo } from '../lib/index.js';
+import { LAUNCHERS, type LauncherName as Launcher, launch, MPICH_LIBRARY, SLURM_DIR } from './mpi-launchers.js';
 
-const env = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
+const env = LAUNCHERS['Open MPI'].env;
 const dir = mkdtempSync(join(tmpdir(), 'dnft-mpi-'));
 
-function run(ranks: number, script: string, ...args: string[]) {
-  const out = join(dir, `${script}-${ranks}-${args.join('-').replace(/[^\w-]/g, '_')}`);
-  const command = ranks === 1 ? ['node'] : ['mpirun', '--oversubscribe', '-np', String(ranks), 'node'];
+/** Runs a script of test/distributed/ under `ranks` ranks (alone for 1) and returns what each rank wrote. */
+function run(launcher: Launcher, ranks: number, script: string, ...args: string[]) {
+  const name = `${launcher}-${script}-${ranks}-${args.join('-')}`.replace(/[^\w-]/g, '_');
+  const out = join(dir, name);
+  const command = ranks === 1 ? ['node'] : launch(launcher, ranks, ['node']);
   execFileSync(command[0] as string, [...command.slice(1), `test/distributed/${script}.mjs`, out, ...args], {
-    env,
+    env: LAUNCHERS[launcher].env,
     stdio: 'pipe',
     timeout: 120_000,
   });
   return Array.from({ length: ranks }, (_, r) => JSON.parse(readFileSync(`${out}.${r}.json`, 'utf8')));
+}
+
+/** What each of 2 ranks threw (online.mjs writes it beside its output), in rank order. */
+const thrown = (out: string) => [0, 1].map((r) => readFileSync(`${out}.${r}.error`, 'utf8'));
+
+/** Runs a script of test/distributed/ under 2 ranks that is meant to fail. */
+function runFailing(launcher: Launcher, script: string, ...args: string[]) {
+  const argv = launch(launcher, 2, ['node', `test/distributed/${script}.mjs`, ...args]);
+  return spawnSync(argv[0] as string, argv.slice(1), {
+    env: LAUNCHERS[launcher].env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 const maxDiff = (a: number[], b: number[]) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - (b[i] as number))), 0);
@@ -43,10 +61,45 @@ describe('without MPI', () => {
   });
 });
 
-describe('FlowMatchingTrainer over MPI', () => {
-  it('2 ranks give the θ and losses of 1 rank over the same global batch, and identical θ on both ranks', () => {
-    const [one] = run(1, 'flow-matching', '4');
-    const [r0, r1] = run(2, 'flow-matching', '4');
+/** 1 rank against 2 of an online trainer: epoch stats and every parameter set. */
+function checkOnline(launcher: Launcher, trainer: string) {
+  const [one] = run(launcher, 1, 'online', trainer, '3');
+  const [r0, r1] = run(launcher, 2, 'online', trainer, '3');
+  // Epoch 1 rolls out the same θ with the same per-sample noise: the forward is batch-invariant, so the rollouts
+  // and rewards are bit-identical; later epochs differ by the float32 gradient sums (measured ≤ 3.2e-7 in θ).
+  expect(r0.stats[0].reward).toBe(one.stats[0].reward);
+  expect(r0.stats[0].rewardStd).toBe(one.stats[0].rewardStd);
+  for (const set of Object.keys(one.params)) {
+    expect(maxDiff(one.params[set], r0.params[set])).toBeLessThan(1e-5);
+    expect(maxDiff(r0.params[set], r1.params[set])).toBe(0);
+  }
+  for (let e = 0; e < 3; e++) {
+    expect(r0.stats[e].loss).toBeCloseTo(one.stats[e].loss, 5);
+    expect(r0.stats[e].reward).toBeCloseTo(one.stats[e].reward, 5);
+    expect(r0.stats[e].samples).toBe(16);
+  }
+}
+
+describe.each(Object.keys(LAUNCHERS) as Launcher[])('over %s', (launcher) => {
+  if (launcher === 'Slurm') {
+    beforeAll(() => {
+      execFileSync('bash', ['scripts/slurm-local.sh', 'start', SLURM_DIR], { stdio: 'pipe', timeout: 60_000 });
+    });
+    afterAll(() => {
+      execFileSync('bash', ['scripts/slurm-local.sh', 'stop', SLURM_DIR], { stdio: 'pipe' });
+    });
+  }
+
+  it('libdnft_mpi.so is built against this MPI', () => {
+    const [library, links] =
+      launcher === 'MPICH' ? [MPICH_LIBRARY, /libmpich\.so/] : [resolve('build/mpi/libdnft_mpi.so'), /libmpi\.so/];
+    expect(existsSync(library), `${library}: npm run build:mpi${launcher === 'MPICH' ? ':mpich' : ''}`).toBe(true);
+    expect(execFileSync('ldd', [library], { encoding: 'utf8' })).toMatch(links);
+  });
+
+  it('FlowMatchingTrainer: 2 ranks give the θ and losses of 1 rank over the same global batch, identical on both', () => {
+    const [one] = run(launcher, 1, 'flow-matching', '4');
+    const [r0, r1] = run(launcher, 2, 'flow-matching', '4');
     expect(r0.size).toBe(2);
     // θ after 4 AdamW steps with lr 1e-2: float32 sums in another order; measured 2.2e-6.
     expect(maxDiff(one.theta, r0.theta)).toBeLessThan(2e-5);
@@ -57,23 +110,87 @@ describe('FlowMatchingTrainer over MPI', () => {
     }
   });
 
+  it('DiffusionNFT: 2 ranks over 4 groups give the epoch stats and parameter sets of 1 rank', () => {
+    checkOnline(launcher, 'nft');
+  });
+
+  it('a rank whose reward throws ends every rank with a DistributedError naming it', () => {
+    const started = Date.now();
+    const out = join(dir, `${launcher}-fail`);
+    const r = runFailing(launcher, 'online', out, 'nft', '2', 'fail');
+    expect(r.status).not.toBe(0);
+    for (const error of thrown(out)) {
+      expect(error).toBe(
+        "DistributedError: rank 1 of 2 failed scoring its samples: reward 'target' failed: the scorer is down",
+      );
+    }
+    expect(r.stderr).toContain('DistributedError: rank 1 of 2 failed scoring its samples');
+    expect(Date.now() - started).toBeLessThan(60_000);
+  });
+
+  it('a rank that dies ends the job: the launcher stops the others', () => {
+    const r = runFailing(launcher, 'online', join(dir, `${launcher}-die`), 'nft', '2', 'die');
+    expect(r.error).toBeUndefined(); // not the 60 s timeout
+    expect(r.status).not.toBe(0);
+    expect(r.stdout + r.stderr).toMatch(LAUNCHERS[launcher].killed);
+  });
+});
+
+describe("a libdnft_mpi.so of another MPI than the launcher's", () => {
+  it.each([
+    ['MPICH', resolve('build/mpi/libdnft_mpi.so')],
+    ['Open MPI', MPICH_LIBRARY],
+  ] as const)('under %s is a BackendError, not two worlds of one', (launcher, library) => {
+    const argv = launch(launcher, 2, ['node', 'test/distributed/flow-matching.mjs', join(dir, 'wrong')]);
+    const r = spawnSync(argv[0] as string, argv.slice(1), {
+      env: { ...LAUNCHERS[launcher].env, DNFT_MPI_LIBRARY: library },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status).not.toBe(0);
+    const message = `BackendError: options.distributed: the launcher started 2 ranks but ${library} sees a world of 1`;
+    // Each rank throws it; the launcher may stop the second before its message is out.
+    expect(r.stderr).toContain(message);
+    expect(existsSync(join(dir, 'wrong.0.json'))).toBe(false);
+  });
+});
+
+describe('over Open MPI', () => {
   it('a batch that does not split over the ranks is a RangeError on every rank', () => {
-    const r = spawnSync(
-      'mpirun',
-      ['--oversubscribe', '-np', '2', 'node', 'test/distributed/flow-matching.mjs', join(dir, 'odd'), '1', '7'],
-      {
-        env,
-        encoding: 'utf8',
-        timeout: 60_000,
-      },
-    );
+    const r = runFailing('Open MPI', 'flow-matching', join(dir, 'odd'), '1', '7');
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('does not split evenly over 2 ranks');
   });
 
+  it('FlowGRPO: 2 ranks over 4 groups give the epoch stats and parameter sets of 1 rank', () => {
+    checkOnline('Open MPI', 'grpo');
+  });
+
+  it('ranks given different options are rejected at the start, on every rank', () => {
+    const out = join(dir, 'mismatch');
+    const r = runFailing('Open MPI', 'online', out, 'nft', '1', 'mismatch');
+    expect(r.status).not.toBe(0);
+    thrown(out).forEach((error, rank) => {
+      expect(error).toContain(
+        `DistributedError: DiffusionNFT: the options and θ differs between ranks (rank ${rank} vs`,
+      );
+    });
+    expect(r.stderr).toContain('DistributedError: DiffusionNFT: the options and θ differs between ranks');
+  });
+
+  it('a run saved at 2 ranks resumes at 1 rank as the uninterrupted 2-rank run continues', () => {
+    const ckpt = join(dir, 'resume.ckpt');
+    run('Open MPI', 2, 'online', 'nft', '2', 'plain', ckpt);
+    const [resumed] = run('Open MPI', 1, 'online', 'nft', '1', 'resume', ckpt);
+    const [whole] = run('Open MPI', 2, 'online', 'nft', '3');
+    expect(resumed.stats[0].epoch).toBe(3);
+    expect(maxDiff(resumed.params.theta, whole.params.theta)).toBeLessThan(1e-5);
+    expect(resumed.stats[0].reward).toBeCloseTo(whole.stats[2].reward, 5);
+  });
+
   it("deviceCollectives: 'host' sums as 'auto' on the CPU; 'nccl' and ranks that disagree throw on every rank", () => {
-    const [auto0] = run(2, 'flow-matching', '2');
-    const [host0, host1] = run(2, 'flow-matching', '2', '8', 'host');
+    const [auto0] = run('Open MPI', 2, 'flow-matching', '2');
+    const [host0, host1] = run('Open MPI', 2, 'flow-matching', '2', '8', 'host');
     expect(host0.theta).toEqual(auto0.theta);
     expect(host1.theta).toEqual(auto0.theta);
     const r = spawnSync(
@@ -165,87 +282,5 @@ describe('the sums of a model on the GPU (a stand-in model, the real NCCL loader
       ],
       warnings: [],
     });
-  });
-});
-
-describe.each(['nft', 'grpo'])('%s over MPI', (trainer) => {
-  it('2 ranks over 4 groups give the epoch stats and parameter sets of 1 rank, identical on both ranks', () => {
-    const [one] = run(1, 'online', trainer, '3');
-    const [r0, r1] = run(2, 'online', trainer, '3');
-    // Epoch 1 rolls out the same θ with the same per-sample noise: the forward is batch-invariant, so the rollouts
-    // and rewards are bit-identical; later epochs differ by the float32 gradient sums (measured ≤ 3.2e-7 in θ).
-    expect(r0.stats[0].reward).toBe(one.stats[0].reward);
-    expect(r0.stats[0].rewardStd).toBe(one.stats[0].rewardStd);
-    for (const set of Object.keys(one.params)) {
-      expect(maxDiff(one.params[set], r0.params[set])).toBeLessThan(1e-5);
-      expect(maxDiff(r0.params[set], r1.params[set])).toBe(0);
-    }
-    for (let e = 0; e < 3; e++) {
-      expect(r0.stats[e].loss).toBeCloseTo(one.stats[e].loss, 5);
-      expect(r0.stats[e].reward).toBeCloseTo(one.stats[e].reward, 5);
-      expect(r0.stats[e].samples).toBe(16);
-    }
-  });
-});
-
-describe('faults and resume over MPI', () => {
-  it('a rank whose reward throws ends every rank with a DistributedError naming it', () => {
-    const started = Date.now();
-    const r = spawnSync(
-      'mpirun',
-      ['--oversubscribe', '-np', '2', 'node', 'test/distributed/online.mjs', join(dir, 'fail'), 'nft', '2', 'fail'],
-      {
-        env,
-        encoding: 'utf8',
-        timeout: 60_000,
-      },
-    );
-    expect(r.status).not.toBe(0);
-    expect((r.stderr.match(/DistributedError: rank 1 of 2 failed scoring its samples/g) ?? []).length).toBe(2);
-    expect(r.stderr).toContain('the scorer is down');
-    expect(Date.now() - started).toBeLessThan(60_000);
-  });
-
-  it('ranks given different options are rejected at the start, on every rank', () => {
-    const r = spawnSync(
-      'mpirun',
-      [
-        '--oversubscribe',
-        '-np',
-        '2',
-        'node',
-        'test/distributed/online.mjs',
-        join(dir, 'mismatch'),
-        'nft',
-        '1',
-        'mismatch',
-      ],
-      { env, encoding: 'utf8', timeout: 60_000 },
-    );
-    expect(r.status).not.toBe(0);
-    expect(
-      (r.stderr.match(/DistributedError: DiffusionNFT: the options and θ differs between ranks/g) ?? []).length,
-    ).toBe(2);
-  });
-
-  it('a rank that dies ends the job: mpirun stops the others', () => {
-    const r = spawnSync(
-      'mpirun',
-      ['--oversubscribe', '-np', '2', 'node', 'test/distributed/online.mjs', join(dir, 'die'), 'nft', '2', 'die'],
-      { env, encoding: 'utf8', timeout: 60_000 },
-    );
-    expect(r.error).toBeUndefined(); // not the 60 s timeout
-    expect(r.status).not.toBe(0);
-    expect(r.stdout + r.stderr).toMatch(/rank 1 .*(signal 9|Killed)/);
-  });
-
-  it('a run saved at 2 ranks resumes at 1 rank as the uninterrupted 2-rank run continues', () => {
-    const ckpt = join(dir, 'resume.ckpt');
-    run(2, 'online', 'nft', '2', 'plain', ckpt);
-    const [resumed] = run(1, 'online', 'nft', '1', 'resume', ckpt);
-    const [whole] = run(2, 'online', 'nft', '3');
-    expect(resumed.stats[0].epoch).toBe(3);
-    expect(maxDiff(resumed.params.theta, whole.params.theta)).toBeLessThan(1e-5);
-    expect(resumed.stats[0].reward).toBeCloseTo(whole.stats[2].reward, 5);
   });
 });

@@ -325,7 +325,11 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     this.net.model.resetOptimizer();
     if (this.world !== undefined) {
       distributeModel(this.constructor.name, this.net.model, this.net.device, this.world);
-      checkSameRun(`${this.constructor.name}: the options and θ`, this.#state() + this.net.getParameters().join());
+      checkSameRun(
+        `${this.constructor.name}: the options and θ`,
+        this.#state(),
+        new Uint8Array(this.net.getParameters().buffer),
+      );
     }
   }
 

@@ -4,7 +4,14 @@ import { writeFileSync } from 'node:fs';
 import { DiffusionNFT, FlowGRPO, VelocityNet } from '../../dist/lib/index.js';
 
 const [out, trainerName, epochs = '3', mode = 'plain', checkpoint = ''] = process.argv.slice(2);
-const rank = Number(process.env.OMPI_COMM_WORLD_RANK ?? 0);
+const env = process.env;
+const rank = Number(env.OMPI_COMM_WORLD_RANK ?? env.PMI_RANK ?? env.PMIX_RANK ?? 0); // mpirun, mpiexec.mpich, srun
+// What a rank throws also goes to `${out}.${rank}.error`: a launcher may stop a rank before its stderr is out.
+process.once('uncaughtException', (error) => {
+  writeFileSync(`${out}.${rank}.error`, `${error.name}: ${error.message}`);
+  console.error(error);
+  process.exitCode = 1;
+});
 const prompts = [0, 1, 2, 3].map((t) => ({ tokens: [t] }));
 const reward = (x, p) => {
   if (mode === 'fail' && rank === 1) throw new Error('the scorer is down');

@@ -1,0 +1,119 @@
+// The CLI under mpirun (docs/distributed.md, "The CLI under mpirun"): 2 ranks of `pretrain` and `train` on tiny
+// settings. Each rank gets its own --out (an MPMD launch, `mpirun A : B`; --out is no part of the run every rank must
+// agree on), so that what rank 1 writes, if anything, can be seen. Needs Open MPI and `npm run build:mpi`; the errors
+// also MPICH and `npm run build:mpi:mpich`.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseRecords } from '../lib/metrics/records.js';
+import { LAUNCHERS, launchEach } from './mpi-launchers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'dnft-mpi-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Launch {
+  status: number | null;
+  out: string;
+  err: string;
+  /** Milliseconds from the first `error (rank r of n)` line to the end of the job (NaN without one). */
+  afterError: number;
+}
+
+/** The CLI with rank 0's arguments and rank 1's, under Open MPI's mpirun or MPICH's mpiexec. */
+function mpirun(rank0: string[], rank1: string[], launcher: 'Open MPI' | 'MPICH' = 'Open MPI'): Promise<Launch> {
+  const cli = (args: string[]) => ['node', 'dist/lib/cli.js', ...args];
+  const [command, ...args] = launchEach(launcher, [cli(rank0), cli(rank1)]);
+  const child = spawn(command as string, args, { env: LAUNCHERS[launcher].env });
+  const launch: Launch = { status: null, out: '', err: '', afterError: Number.NaN };
+  let errorAt: number | undefined;
+  return new Promise((resolve, reject) => {
+    const guard = setTimeout(() => child.kill('SIGKILL'), 280_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      launch.out += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      launch.err += chunk.toString();
+      if (errorAt === undefined && /^error \(rank \d of 2\)/m.test(launch.err)) errorAt = performance.now();
+    });
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(guard);
+      if (errorAt !== undefined) launch.afterError = performance.now() - errorAt;
+      resolve({ ...launch, status });
+    });
+  });
+}
+
+const count = (text: string, pattern: RegExp) => (text.match(new RegExp(pattern, 'gm')) ?? []).length;
+
+describe('the CLI under mpirun -np 2', () => {
+  const base = join(dir, 'rank0', 'base.safetensors');
+  const config = join(dir, 'tiny.json');
+  writeFileSync(config, JSON.stringify({ trainer: { groups: 2, groupSize: 2 } }));
+
+  it('pretrain: rank 0 alone prints the report and writes the checkpoint', async () => {
+    const args = ['pretrain', '--preset', 'M', '--steps', '2', '--batch', '8', '--out'];
+    const r = await mpirun([...args, base], [...args, join(dir, 'rank1', 'base.safetensors')]);
+    expect(r.status, r.err).toBe(0);
+    expect(count(r.out, /^pretrain: \d+ parameters \(mlp\), batch 8$/)).toBe(1);
+    expect(count(r.out, /^base, no CFG: strict \d\.\d{3}/)).toBe(1);
+    expect(count(r.out, /^base, CFG 5 at t ≤ 0.6: strict/)).toBe(1);
+    expect(count(r.out, /^wrote .*: 2 steps in/)).toBe(1);
+    expect(count(r.err, /steps 2\/2/)).toBe(1);
+    expect(existsSync(base)).toBe(true);
+    expect(existsSync(join(dir, 'rank1'))).toBe(false);
+  }, 300_000);
+
+  it('train --json --lora-rank: one JSON summary and one progress log; rank 0 alone writes the run and adapter', async () => {
+    const args = ['train', '--base', base, '--config', config, '--epochs', '1', '--lora-rank', '2', '--json', '--out'];
+    const out = join(dir, 'rank0', 'run');
+    const r = await mpirun([...args, out], [...args, join(dir, 'rank1', 'run')]);
+    expect(r.status, r.err).toBe(0);
+    // stdout is the one summary, nothing else.
+    expect(JSON.parse(r.out)).toMatchObject({
+      method: 'nft',
+      epochs: 1,
+      checkpoint: join(out, 'checkpoint.safetensors'),
+    });
+    expect(count(r.err, /^epoch +0 /)).toBe(1);
+    expect(count(r.err, /^epoch +1 /)).toBe(1);
+    expect(count(r.err, /^done in /)).toBe(1);
+    for (const file of ['checkpoint.safetensors', 'adapter.safetensors', 'config.json', 'strict-vs-epoch.png']) {
+      expect(existsSync(join(out, file)), file).toBe(true);
+    }
+    const records = parseRecords(readFileSync(join(out, 'metrics.jsonl'), 'utf8'));
+    expect(records.filter((x) => x.kind === 'epoch').map((x) => x.epoch)).toEqual([1]);
+    expect(existsSync(join(dir, 'rank1'))).toBe(false);
+  }, 300_000);
+
+  it.each(['Open MPI', 'MPICH'] as const)(
+    '%s: an error on one rank prints it with its rank and ends every rank within seconds',
+    async (launcher) => {
+      // Rank 0 cannot create its output folder, while rank 1 goes on to the first epoch's collectives and waits there.
+      const blocked = join(dir, `${launcher}-file`);
+      writeFileSync(blocked, '');
+      const flags = ['--config', config, '--epochs', '1'];
+      const train = (from: string, out: string) => ['train', '--base', from, ...flags, '--out', out];
+      const r0 = await mpirun(train(base, join(blocked, 'run')), train(base, join(dir, 'rank1', 'run')), launcher);
+      expect(r0.status).not.toBe(0);
+      expect(r0.err).toMatch(/^error \(rank 0 of 2\): ENOTDIR: not a directory/m);
+      // Without MPI_Abort rank 1 would wait for the collective timeout (600 s).
+      expect(r0.afterError).toBeLessThan(20_000);
+
+      // Rank 1 cannot read its base, while rank 0 goes on to the trainer's start-up check and waits there.
+      const missing = join(dir, 'missing.safetensors');
+      const r1 = await mpirun(
+        train(base, join(dir, 'rank0', 'run-2')),
+        train(missing, join(dir, 'rank1', 'run')),
+        launcher,
+      );
+      expect(r1.status).not.toBe(0);
+      expect(r1.err).toMatch(/^error \(rank 1 of 2\): .*missing\.safetensors/m);
+      expect(r1.afterError).toBeLessThan(20_000);
+      expect(existsSync(join(dir, 'rank1'))).toBe(false);
+    },
+    300_000,
+  );
+});

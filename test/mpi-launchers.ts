@@ -1,0 +1,52 @@
+// The MPI launchers the distributed tests run under (docs/distributed.md), each with the libdnft_mpi.so of its MPI.
+import { join, resolve } from 'node:path';
+
+export const MPICH_LIBRARY = resolve('build/mpi-mpich/libdnft_mpi.so');
+
+/** Where scripts/slurm-local.sh keeps the one-host Slurm of the tests (its ports are fixed anyway). */
+export const SLURM_DIR = '/tmp/dnft-slurm';
+
+interface Launcher {
+  /** The launcher and its options, before the per-program rank count `ranks` N (a `:` separates MPMD programs). */
+  command: string[];
+  ranks: string;
+  env: NodeJS.ProcessEnv;
+  /** How the launcher reports rank 1 killed by SIGKILL. */
+  killed: RegExp;
+}
+
+export const LAUNCHERS = {
+  'Open MPI': {
+    command: ['mpirun', '--oversubscribe'],
+    ranks: '-np',
+    env: { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' },
+    killed: /rank 1 .*(signal 9|Killed)/,
+  },
+  MPICH: {
+    command: ['mpiexec.mpich'],
+    ranks: '-n',
+    env: { ...process.env, DNFT_MPI_LIBRARY: MPICH_LIBRARY },
+    killed: /EXIT STRING: Killed \(signal 9\)/,
+  },
+  // Open MPI's library, its ranks wired up by Slurm's PMIx; --overcommit: more tasks than the node's cores.
+  Slurm: {
+    command: ['srun', '--mpi=pmix', '--overcommit'],
+    ranks: '-n',
+    env: { ...process.env, SLURM_CONF: join(SLURM_DIR, 'slurm.conf') },
+    killed: /task 1: Killed/,
+  },
+} satisfies Record<string, Launcher>;
+
+export type LauncherName = keyof typeof LAUNCHERS;
+
+/** The command line that starts `ranks` copies of `program`. */
+export function launch(name: LauncherName, ranks: number, program: string[]): string[] {
+  const { command, ranks: flag } = LAUNCHERS[name];
+  return [...command, flag, String(ranks), ...program];
+}
+
+/** The command line that starts one rank of each program, in rank order (Open MPI and MPICH; not srun). */
+export function launchEach(name: 'Open MPI' | 'MPICH', programs: string[][]): string[] {
+  const { command, ranks: flag } = LAUNCHERS[name];
+  return [...command, ...programs.flatMap((program, i) => [...(i > 0 ? [':'] : []), flag, '1', ...program])];
+}
