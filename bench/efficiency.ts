@@ -1,7 +1,8 @@
 // Row B4 (bench/NOTES.md): DiffusionNFT against FlowGRPO on `shapes` from the same base checkpoint, the
 // same prompts, samples per epoch and reward; each method with the settings of a sweep, to a time limit. Reports
 // the epochs, network evaluations and training wall-clock each run needs to reach strict-score thresholds, the
-// curves of all runs on one plot, and the speed-up. `node dist/bench/efficiency.js --base base.safetensors`.
+// curves of all runs on one plot, and the speed-up. A run whose trainer options have `lora` trains adapters
+// (bench/sweeps/lora.json); every run reports what it trained. `node dist/bench/efficiency.js --base base.safetensors`.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -84,7 +85,18 @@ const machine = (cpus()[0]?.model ?? 'cpu').replace(/[^A-Za-z0-9]+/g, '-').repla
 const dir = o.out ?? join(packageRoot(), 'bench', 'results', `${date.slice(0, 10)}-B4-${machine}`);
 mkdirSync(dir, { recursive: true });
 
-const results: { spec: RunSpec; points: RunPoint[]; forwards: number }[] = [];
+/** What a run trains: every weight or a LoRA adapter, its float count, and the floats the native model held. */
+interface Trained {
+  params: number;
+  lora: { rank: number; alpha: number; targets: readonly string[] } | null;
+  parameterSets: number;
+  trainingState: number;
+}
+
+const trainedLabel = (t: Trained) =>
+  `${t.lora ? `LoRA r${t.lora.rank} α${t.lora.alpha} on ${t.lora.targets.join(', ')}` : 'every weight'}: ${t.params.toLocaleString('en-US')}`;
+
+const results: { spec: RunSpec; points: RunPoint[]; forwards: number; trained: Trained }[] = [];
 for (const spec of sweep) {
   console.log(`\n== ${spec.name}`);
   const groups = (spec.trainer.groups as number | undefined) ?? 16;
@@ -99,8 +111,17 @@ for (const spec of sweep) {
     trainer: spec.trainer,
     log: (line) => console.log(line),
   });
+  const lora = net.lora;
+  const trained: Trained = {
+    params: lora?.paramCount ?? net.paramCount,
+    lora: lora && { rank: lora.rank, alpha: lora.alpha, targets: lora.targets },
+    ...net.model.allocatedFloats(),
+  };
   net.dispose();
-  results.push({ spec, points, forwards: forwardsPerEpoch(spec, groups * groupSize, 10) });
+  console.log(
+    `trained ${trainedLabel(trained)}; floats held: parameter sets ${trained.parameterSets.toLocaleString('en-US')}, gradient and AdamW moments ${trained.trainingState.toLocaleString('en-US')}`,
+  );
+  results.push({ spec, points, forwards: forwardsPerEpoch(spec, groups * groupSize, 10), trained });
 }
 
 const best = (r: (typeof results)[number], metric: Metric) => Math.max(...r.points.map((p) => p[metric]));
@@ -108,16 +129,16 @@ const speedups: { metric: Metric; threshold: number; nftSeconds: number | null; 
 for (const metric of ['strict', 'testReward'] as const) {
   const thresholds = thresholdsOf[metric];
   console.log(
-    `\n| run | best ${metric} | epochs | ${thresholds.map((t) => `to ${t}: epochs / forwards / s`).join(' | ')} |`,
+    `\n| run | trained floats | best ${metric} | epochs | ${thresholds.map((t) => `to ${t}: epochs / forwards / s`).join(' | ')} |`,
   );
-  console.log(`| --- | --- | --- | ${thresholds.map(() => '---').join(' | ')} |`);
+  console.log(`| --- | --- | --- | --- | ${thresholds.map(() => '---').join(' | ')} |`);
   for (const r of results) {
     const cells = thresholds.map((t) => {
       const p = firstReaching(r.points, metric, t);
       return p ? `${p.epoch} / ${(p.epoch * r.forwards).toExponential(2)} / ${p.seconds.toFixed(0)}` : 'not reached';
     });
     console.log(
-      `| ${r.spec.name} | ${best(r, metric).toFixed(3)} | ${r.points.at(-1)?.epoch ?? 0} | ${cells.join(' | ')} |`,
+      `| ${r.spec.name} | ${trainedLabel(r.trained)} | ${best(r, metric).toFixed(3)} | ${r.points.at(-1)?.epoch ?? 0} | ${cells.join(' | ')} |`,
     );
   }
   // The speed-up: each method's run with the highest peak score, in training wall-clock to each threshold.
@@ -125,13 +146,15 @@ for (const metric of ['strict', 'testReward'] as const) {
     results.filter((r) => r.spec.method === method).sort((a, b) => best(b, metric) - best(a, metric))[0];
   const nft = bestOf('nft');
   const grpo = bestOf('flowgrpo');
+  // A sweep of one method (as LoRA against full fine-tuning) has no speed-up between methods.
+  if (nft === undefined || grpo === undefined) continue;
   for (const threshold of thresholds) {
-    const a = nft && firstReaching(nft.points, metric, threshold);
-    const b = grpo && firstReaching(grpo.points, metric, threshold);
+    const a = firstReaching(nft.points, metric, threshold);
+    const b = firstReaching(grpo.points, metric, threshold);
     speedups.push({ metric, threshold, nftSeconds: a?.seconds ?? null, grpoSeconds: b?.seconds ?? null });
     const ratio = a && b ? `, speed-up ${(b.seconds / Math.max(a.seconds, 1e-9)).toFixed(1)}×` : '';
     console.log(
-      `${metric} ${threshold}: DiffusionNFT (${nft?.spec.name}) ${a ? `${a.seconds.toFixed(0)} s` : 'not reached'}, FlowGRPO (${grpo?.spec.name}) ${b ? `${b.seconds.toFixed(0)} s` : 'not reached'}${ratio}`,
+      `${metric} ${threshold}: DiffusionNFT (${nft.spec.name}) ${a ? `${a.seconds.toFixed(0)} s` : 'not reached'}, FlowGRPO (${grpo.spec.name}) ${b ? `${b.seconds.toFixed(0)} s` : 'not reached'}${ratio}`,
     );
   }
 }

@@ -17,7 +17,7 @@ import {
 } from './lora-peft.js';
 import { type NativeParamSpec, native, type ParamSetName } from './native.js';
 import type { ParamInfo, VelocityNet } from './net.js';
-import { objectOption, type Rule, rejectUnknown, resolveOptions, seedOption } from './options.js';
+import { checkValue, objectOption, type Rule, rejectUnknown, resolveOptions, seedOption } from './options.js';
 import {
   openSafetensorsFile,
   parseBoundedJson,
@@ -297,6 +297,8 @@ export interface LoadAdapterOptions {
 export async function loadAdapter(path: string, net: VelocityNet, options: LoadAdapterOptions = {}): Promise<void> {
   const opts = objectOption('options', options);
   rejectUnknown('loadAdapter options', opts, ['alpha']);
+  const alpha =
+    opts.alpha === undefined ? undefined : (checkValue('options.alpha', LORA_SCHEMA.alpha, opts.alpha) as number);
   net.assertIdle('loadAdapter');
   const folder = await stat(path).then(
     (s) => s.isDirectory(),
@@ -311,10 +313,10 @@ export async function loadAdapter(path: string, net: VelocityNet, options: LoadA
   try {
     const format = file.metadata['dnft.format'];
     if (!folder && format !== undefined) {
-      if (opts.alpha !== undefined)
+      if (alpha !== undefined)
         throw new RangeError(`loadAdapter: options.alpha is for PEFT adapters; ${path} carries its own`);
       await loadOwnAdapter(path, file, net);
-    } else await loadPeftAdapter(path, folder, file, net, opts.alpha);
+    } else await loadPeftAdapter(path, folder, file, net, alpha);
   } finally {
     await file.close();
   }
@@ -343,7 +345,7 @@ async function loadPeftAdapter(
   folder: boolean,
   file: SafetensorsFile,
   net: VelocityNet,
-  alpha: unknown,
+  alpha: number | undefined,
 ): Promise<void> {
   const modules = native().loraModules({ ...net.config });
   let peft: PeftLora;
@@ -369,7 +371,7 @@ async function loadPeftAdapter(
       throw new CheckpointError(
         `${path} is not a diffusion-nft adapter; as a PEFT adapter file it needs lora_alpha: pass its folder (with ${PEFT_CONFIG}) or options.alpha`,
       );
-    peft = peftLoraOfTensors(path, file.tensors, modules, alpha as number);
+    peft = peftLoraOfTensors(path, file.tensors, modules, alpha);
   }
   let config: ReturnType<typeof loraOptions>['config'];
   let layout: NativeParamSpec[];

@@ -159,6 +159,7 @@ describe('PEFT adapters', () => {
       /needs lora_alpha: pass its folder .* or options.alpha/,
     );
     await expect(loadAdapter(join(made, 'adapter'), net, { alpha: 2 })).rejects.toThrow(RangeError);
+    await expect(loadAdapter(join(made, 'adapter'), net, { alpha: -1 })).rejects.toThrow(/options\.alpha must be/);
     await expect(loadAdapter(join(dir, 'nowhere'), net)).rejects.toThrow(CheckpointError);
     expect(net.lora).toBeNull();
     expect(loraModules(DIT)).toEqual(['ada', 'attn.qkv', 'attn.proj', 'mlp.fc1', 'mlp.fc2']);
