@@ -41,10 +41,11 @@ function forwardsPerEpoch(spec: RunSpec, samples: number, steps: number): number
 
 type Metric = 'strict' | 'testReward';
 
-/** A run's folder name: 'DiffusionNFT β=1 lr 1e-4' → 'DiffusionNFT-beta=1-lr-1e-4'. */
+/** A run's folder name: 'DiffusionNFT β=1 lr 1e-4' → 'DiffusionNFT-beta=1-lr-1e-4', 'r32 α64' → 'r32-alpha64'. */
 function runFolder(name: string): string {
   return name
     .replace(/β/g, 'beta')
+    .replace(/α/g, 'alpha')
     .replace(/ε/g, 'eps')
     .replace(/[^A-Za-z0-9.=]+/g, '-');
 }
