@@ -163,6 +163,12 @@ describe('PEFT adapters', () => {
     await expect(loadAdapter(join(dir, 'nowhere'), net)).rejects.toThrow(CheckpointError);
     expect(net.lora).toBeNull();
     expect(loraModules(DIT)).toEqual(['ada', 'attn.qkv', 'attn.proj', 'mlp.fc1', 'mlp.fc2']);
+
+    // rsLoRA scales by lora_alpha/√r: the same scale as alpha = lora_alpha·√r over r.
+    const blocksOnly = Object.fromEntries(Object.entries(source).filter(([k]) => !k.includes('final.')));
+    await writeSafetensorsFile(join(folder, 'adapter_model.safetensors'), blocksOnly);
+    await withConfig({ use_rslora: true });
+    expect(net.lora?.alpha).toBeCloseTo(6 * Math.sqrt(3), 12);
     net.dispose();
   }, 120_000);
 });
