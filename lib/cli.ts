@@ -21,7 +21,7 @@ import {
   sampleGrid,
   trainShapes,
 } from './jobs/shapes.js';
-import { LORA_SCHEMA, loadAdapter } from './lora.js';
+import { LORA_DEFAULT_TARGETS, LORA_SCHEMA, loadAdapter } from './lora.js';
 import { type NativeBackendInfo, native, packageRoot } from './native.js';
 import { VelocityNet } from './net.js';
 import { OPTIMIZER_SCHEMA } from './optimizer.js';
@@ -69,21 +69,28 @@ const TRAIN_OPTIONS = {
   loraRank: { ...LORA_SCHEMA.rank, default: undefined },
   loraAlpha: { ...LORA_SCHEMA.alpha, default: undefined },
   loraInit: { ...LORA_SCHEMA.init, default: undefined },
+  loraTargets: LORA_SCHEMA.targets,
 } as const;
 
 /** The trainer options with the --lora-* flags as its `lora` option (over a `lora` of the config's trainer). */
 function withLora(
   trainer: Record<string, unknown> | undefined,
-  o: { loraRank?: number; loraAlpha?: number; loraInit?: string },
+  o: { loraRank?: number; loraAlpha?: number; loraInit?: string; loraTargets?: unknown },
 ): Record<string, unknown> | undefined {
-  const given = Object.entries({ rank: o.loraRank, alpha: o.loraAlpha, init: o.loraInit }).filter(
-    ([, v]) => v !== undefined,
-  );
+  const lora = { rank: o.loraRank, alpha: o.loraAlpha, init: o.loraInit, targets: o.loraTargets };
+  const given = Object.entries(lora).filter(([, v]) => v !== undefined);
   if (given.length === 0) return trainer;
   return {
     ...trainer,
     lora: { ...objectOption("the config's trainer.lora", trainer?.lora), ...Object.fromEntries(given) },
   };
+}
+
+// "a,b": LoRA target modules, checked against the network's own (LoraLayout) when the run starts.
+function moduleList(value: string): string[] {
+  const names = value.split(',').map((name) => name.trim());
+  if (names.some((name) => name === '')) throw new InvalidArgumentError('expected module names separated by commas');
+  return names;
 }
 
 // "lo,hi" with 0 ≤ lo ≤ hi ≤ 1: the times at which guidance applies.
@@ -317,6 +324,13 @@ program
   .addOption(
     flag('--lora-init <name>', `LoRA A init (default with LoRA: ${LORA_SCHEMA.init.default})`, TRAIN_OPTIONS.loraInit),
   )
+  .addOption(
+    flag(
+      '--lora-targets <list>',
+      `LoRA target modules of every block, comma-separated (default with LoRA: ${LORA_DEFAULT_TARGETS.dit.join(',')} for a DiT, ${LORA_DEFAULT_TARGETS.mlp.join(',')} for an MLP)`,
+      TRAIN_OPTIONS.loraTargets,
+    ).argParser(moduleList),
+  )
   .option('--config <file>', 'JSON file with these options and a "trainer" object of trainer options')
   .addOption(dashboardOption())
   .option('--json', 'end with a JSON summary on stdout (the progress log goes to stderr)')
@@ -333,6 +347,7 @@ program
       loraRank?: number;
       loraAlpha?: number;
       loraInit?: string;
+      loraTargets?: unknown;
       dashboard?: true | number;
       json?: boolean;
     };
@@ -341,8 +356,8 @@ program
     const started = performance.now();
     const lead = reports("the config's trainer.distributed", o.trainer?.distributed);
     const log = o.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
-    const { dashboard, json, loraRank, loraAlpha, loraInit, ...job } = o;
-    const trainer = withLora(o.trainer, { loraRank, loraAlpha, loraInit });
+    const { dashboard, json, loraRank, loraAlpha, loraInit, loraTargets, ...job } = o;
+    const trainer = withLora(o.trainer, { loraRank, loraAlpha, loraInit, loraTargets });
     const { points } = await withDashboard(lead ? dashboard : undefined, [o.out], () =>
       trainShapes({ ...job, trainer, signal: interruptible(), log }),
     );
@@ -405,7 +420,7 @@ program
   .command('sample')
   .description('write a PNG grid of samples: a row for each prompt')
   .requiredOption('--checkpoint <path>', 'the model')
-  .option('--adapter <file>', 'apply this LoRA adapter (adapter.safetensors of a LoRA run) to the model')
+  .option('--adapter <path>', "apply this LoRA adapter (a LoRA run's adapter.safetensors, or a PEFT adapter folder)")
   .requiredOption('--prompt <text...>', "shapes prompts, e.g. 'a red circle left of a blue square' 'two triangles'")
   .option('--n <n>', 'samples of each prompt', integer(1), 8)
   .option('--cfg <scale>', CFG_HELP, number, 1)
@@ -444,7 +459,10 @@ program
   .command('merge')
   .description('fold a LoRA adapter into its base model: a full checkpoint that needs no adapter')
   .requiredOption('--base <checkpoint>', 'the base model (or a LoRA run checkpoint, which carries its adapter)')
-  .option('--adapter <file>', 'the adapter (adapter.safetensors of a LoRA run); default: the one --base carries')
+  .option(
+    '--adapter <path>',
+    "the adapter (a LoRA run's adapter.safetensors, or a PEFT adapter folder); default: the one --base carries",
+  )
   .requiredOption('--out <path>', 'checkpoint to write')
   .action(async (o: { base: string; adapter?: string; out: string }) => {
     const { net } = await loadCheckpoint(o.base);

@@ -31,8 +31,8 @@ export type { GrpoLossInputs, GrpoLossOptions, SdeSampleOptions, SdeStepResult }
 export { grpoLoss, sampleSde, sdeLogProb, sdeStep } from './flowgrpo.js';
 export type { ImageFolderOptions } from './image-folder.js';
 export { ImageFolderDataset, imageFolderDataset } from './image-folder.js';
-export type { LoraInfo, LoraInit, LoraOptions, SaveAdapterOptions } from './lora.js';
-export { loadAdapter, saveAdapter } from './lora.js';
+export type { LoadAdapterOptions, LoraInfo, LoraInit, LoraOptions, SaveAdapterOptions } from './lora.js';
+export { loadAdapter, loraModules, saveAdapter, savePeftAdapter } from './lora.js';
 export type { EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';
 export { MetricsLog } from './metrics/log.js';
 export type { EpochRecord, EvaluationRecord, MetricsRecord, StartRecord } from './metrics/records.js';

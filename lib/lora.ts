@@ -1,12 +1,31 @@
 // LoRA adapters (docs/lora.md): the option table, the adapter's description, and adapter files. The native core
 // holds the adapters (native/core/lora.h) and checks the target names against the network's modules.
 
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Arch, NetConfig } from './config.js';
-import { CheckpointError, fromNative } from './errors.js';
+import { CheckpointError, fromNative, StateDictError } from './errors.js';
+import { writeFileAtomic } from './files.js';
+import {
+  PEFT_CONFIG,
+  PEFT_PREFIX,
+  PEFT_WEIGHTS,
+  type PeftLora,
+  peftConfig,
+  peftLoraOfConfig,
+  peftLoraOfTensors,
+} from './lora-peft.js';
 import { type NativeParamSpec, native, type ParamSetName } from './native.js';
 import type { ParamInfo, VelocityNet } from './net.js';
-import { objectOption, type Rule, rejectUnknown, resolveOptions, seedOption } from './options.js';
-import { parseBoundedJson, readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from './safetensors.js';
+import { checkValue, objectOption, type Rule, rejectUnknown, resolveOptions, seedOption } from './options.js';
+import {
+  openSafetensorsFile,
+  parseBoundedJson,
+  type SafeTensor,
+  type SafetensorsFile,
+  writeSafetensorsFile,
+} from './safetensors.js';
+import { flatten, headerProblems } from './tensor-problems.js';
 
 /** How A starts: 'gaussian' N(0, 1/rank²) (PEFT's 'gaussian'), or 'kaiming' U(±1/√in) (PEFT's default). B is 0. */
 export type LoraInit = 'gaussian' | 'kaiming';
@@ -262,24 +281,51 @@ export async function saveAdapter(path: string, net: VelocityNet, options: SaveA
   });
 }
 
+/** Options of loadAdapter. */
+export interface LoadAdapterOptions {
+  /** lora_alpha of a PEFT adapter file given without its folder (whose adapter_config.json has it). */
+  alpha?: number;
+}
+
 /**
- * Loads an adapter file of saveAdapter into `net` (the base it was trained on: same config), replacing any
- * adapters: the adapter sets, and the optimiser state and step when the file has them. Everything is checked
- * before the network changes; a bad file is a CheckpointError.
+ * Loads an adapter into `net` (the base it was trained on: same config), replacing any adapters. `path` is a file of
+ * saveAdapter (the adapter sets, and the optimiser state and step when the file has them), or a PEFT adapter: the
+ * folder PEFT's save_pretrained writes (adapter_model.safetensors and adapter_config.json), or its safetensors file
+ * alone with `options.alpha`. Everything is checked before the network changes: a bad file is a CheckpointError, and
+ * a PEFT adapter whose tensors do not fit a StateDictError naming each missing, unexpected or mis-shaped tensor.
  */
-export async function loadAdapter(path: string, net: VelocityNet): Promise<void> {
+export async function loadAdapter(path: string, net: VelocityNet, options: LoadAdapterOptions = {}): Promise<void> {
+  const opts = objectOption('options', options);
+  rejectUnknown('loadAdapter options', opts, ['alpha']);
+  const alpha =
+    opts.alpha === undefined ? undefined : (checkValue('options.alpha', LORA_SCHEMA.alpha, opts.alpha) as number);
   net.assertIdle('loadAdapter');
-  let file: Awaited<ReturnType<typeof readSafetensorsFile>>;
+  const folder = await stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  let file: SafetensorsFile;
   try {
-    file = await readSafetensorsFile(path);
+    file = await openSafetensorsFile(folder ? join(path, PEFT_WEIGHTS) : path);
   } catch (error) {
     throw new CheckpointError(`cannot read adapter: ${(error as Error).message}`, { cause: error });
   }
+  try {
+    const format = file.metadata['dnft.format'];
+    if (!folder && format !== undefined) {
+      if (alpha !== undefined)
+        throw new RangeError(`loadAdapter: options.alpha is for PEFT adapters; ${path} carries its own`);
+      await loadOwnAdapter(path, file, net);
+    } else await loadPeftAdapter(path, folder, file, net, alpha);
+  } finally {
+    await file.close();
+  }
+}
+
+async function loadOwnAdapter(path: string, file: SafetensorsFile, net: VelocityNet): Promise<void> {
   const meta = file.metadata;
   if (meta['dnft.format'] !== FORMAT)
-    throw new CheckpointError(
-      `${path}: not a diffusion-nft adapter (dnft.format is ${meta['dnft.format'] ?? 'missing'})`,
-    );
+    throw new CheckpointError(`${path}: not a diffusion-nft adapter (dnft.format is ${meta['dnft.format']})`);
   if (meta['dnft.config'] !== JSON.stringify(net.config))
     throw new CheckpointError(
       `${path}: base config ${meta['dnft.config']} does not match the network's ${JSON.stringify(net.config)}`,
@@ -290,5 +336,96 @@ export async function loadAdapter(path: string, net: VelocityNet): Promise<void>
   const unknown = Object.keys(file.tensors).filter((k) => !entries.names.has(k));
   if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
   entries.check(file.tensors);
-  entries.read(file.tensors, step)(net);
+  entries.read(await file.readTensors(), step)(net);
+}
+
+/** A PEFT adapter (a folder, or its tensors with `alpha`): its config, then every tensor checked, then installed. */
+async function loadPeftAdapter(
+  path: string,
+  folder: boolean,
+  file: SafetensorsFile,
+  net: VelocityNet,
+  alpha: number | undefined,
+): Promise<void> {
+  const modules = native().loraModules({ ...net.config });
+  let peft: PeftLora;
+  if (folder) {
+    if (alpha !== undefined)
+      throw new RangeError(`loadAdapter: options.alpha is for a PEFT file alone; ${path} has ${PEFT_CONFIG}`);
+    const configPath = join(path, PEFT_CONFIG);
+    let text: string;
+    try {
+      text = await readFile(configPath, 'utf8');
+    } catch (error) {
+      throw new CheckpointError(`cannot read adapter: ${(error as Error).message}`, { cause: error });
+    }
+    let json: unknown;
+    try {
+      json = parseBoundedJson(text);
+    } catch (error) {
+      throw new CheckpointError(`${configPath}: ${(error as Error).message}`, { cause: error });
+    }
+    peft = peftLoraOfConfig(configPath, json, modules, net.config.depth);
+  } else {
+    if (alpha === undefined)
+      throw new CheckpointError(
+        `${path} is not a diffusion-nft adapter; as a PEFT adapter file it needs lora_alpha: pass its folder (with ${PEFT_CONFIG}) or options.alpha`,
+      );
+    peft = peftLoraOfTensors(path, file.tensors, modules, alpha);
+  }
+  let config: ReturnType<typeof loraOptions>['config'];
+  let layout: NativeParamSpec[];
+  try {
+    config = loraOptions(
+      `${path}: lora`,
+      { rank: peft.rank, alpha: peft.alpha, init: peft.init, targets: peft.targets },
+      net.config.arch,
+    ).config;
+    layout = native()
+      .loraLayout({ ...net.config }, config)
+      .map((p) => ({ ...p, name: PEFT_PREFIX + p.name }));
+  } catch (error) {
+    throw new CheckpointError(fromNative(error).message, { cause: error });
+  }
+  const what = `a tensor of this adapter (rank ${config.rank} on ${config.targets.join(', ')} of every block)`;
+  const problems = headerProblems(file.tensors, layout, what);
+  if (problems.length > 0) throw new StateDictError(path, problems);
+  const theta = flatten(path, await file.readTensors(), layout);
+  try {
+    net.model.enableLora(config, 0);
+    net.model.setAdapter(theta, 'theta');
+  } catch (error) {
+    throw fromNative(error);
+  }
+}
+
+/**
+ * Writes the adapter (θ's, without the other sets or moments) as PEFT's save_pretrained does, into the folder `dir`:
+ * adapter_model.safetensors with the tensors under `base_model.model.` (`base_model.model.blocks.0.attn.qkv.lora_A.weight`
+ * …), and adapter_config.json (r, lora_alpha, target_modules naming the adapted block modules exactly).
+ */
+export async function savePeftAdapter(dir: string, net: VelocityNet): Promise<void> {
+  net.assertIdle('savePeftAdapter');
+  const info = requireLora(net, 'savePeftAdapter');
+  const theta = new Float32Array(info.paramCount);
+  net.model.getAdapter(theta, 'theta');
+  const tensors: Record<string, SafeTensor> = {};
+  for (const p of info.params)
+    tensors[PEFT_PREFIX + p.name] = {
+      dtype: 'F32',
+      shape: [...p.shape],
+      data: theta.subarray(p.offset, p.offset + p.size),
+    };
+  await mkdir(dir, { recursive: true });
+  await writeSafetensorsFile(join(dir, PEFT_WEIGHTS), tensors, { format: 'pt' });
+  await writeFileAtomic(join(dir, PEFT_CONFIG), `${JSON.stringify(peftConfig(info), null, 2)}\n`);
+}
+
+/** The module names inside a block that LoRA can target on a network of `config` (e.g. 'attn.qkv'), in order. */
+export function loraModules(config: Readonly<NetConfig>): string[] {
+  try {
+    return native().loraModules({ ...config });
+  } catch (error) {
+    throw fromNative(error);
+  }
 }

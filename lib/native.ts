@@ -227,6 +227,8 @@ export interface NativeAddon {
   paramLayout(config: Record<string, number | string>): NativeParamSpec[];
   /** The adapter layout of a config (lib/lora.ts), without allocating a model. */
   loraLayout(config: Record<string, number | string>, lora: NativeLoraOptions): NativeParamSpec[];
+  /** The module names inside a block that LoRA can target, in layout order. */
+  loraModules(config: Record<string, number | string>): string[];
   philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
   randomFill(
     out: Float32Array,

@@ -4,10 +4,10 @@
 
 import { withLoad } from './checkpoint.js';
 import { type NetConfig, type NetPreset, resolveNetConfig } from './config.js';
-import { CheckpointError, StateDictError, type StateDictProblem } from './errors.js';
-import { type NativeParamSpec, native } from './native.js';
+import { CheckpointError, StateDictError } from './errors.js';
+import { native } from './native.js';
 import { type CreateOptions, VelocityNet } from './net.js';
-import type { TensorEntry } from './safetensors.js';
+import { flatten, headerProblems } from './tensor-problems.js';
 
 /** Options of loadStateDict. */
 export interface LoadStateDictOptions {
@@ -15,36 +15,6 @@ export interface LoadStateDictOptions {
   into?: VelocityNet;
   device?: CreateOptions['device'];
   precision?: CreateOptions['precision'];
-}
-
-const DTYPES: readonly string[] = ['F32', 'F16', 'BF16'];
-const shape = (dims: readonly number[]) => `[${dims.join(', ')}]`;
-
-/** Every way the header's tensors differ from the layout: missing, unexpected, wrong dtype, wrong shape. */
-function headerProblems(tensors: Record<string, TensorEntry>, layout: readonly NativeParamSpec[]): StateDictProblem[] {
-  const problems: StateDictProblem[] = [];
-  const known = new Set(layout.map((p) => p.name));
-  for (const p of layout) {
-    const t = Object.hasOwn(tensors, p.name) ? tensors[p.name] : undefined;
-    if (t === undefined) {
-      problems.push({ name: p.name, kind: 'missing', detail: `'${p.name}' ${shape(p.shape)} is missing` });
-      continue;
-    }
-    if (!DTYPES.includes(t.dtype)) {
-      const detail = `'${p.name}' has dtype ${t.dtype}, expected F32 (F16 and BF16 are widened)`;
-      problems.push({ name: p.name, kind: 'dtype', detail });
-    }
-    if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
-      const detail = `'${p.name}' has shape ${shape(t.shape)}, expected ${shape(p.shape)}`;
-      problems.push({ name: p.name, kind: 'shape', detail });
-    }
-  }
-  for (const [name, t] of Object.entries(tensors)) {
-    if (known.has(name)) continue;
-    const detail = `'${name}' ${t.dtype} ${shape(t.shape)} is not a parameter of this network`;
-    problems.push({ name, kind: 'unexpected', detail });
-  }
-  return problems;
 }
 
 /**
@@ -74,15 +44,7 @@ export async function loadStateDict(
     const layout = native().paramLayout({ ...resolved });
     const problems = headerProblems(file.tensors, layout);
     if (problems.length > 0) throw new StateDictError(path, problems);
-    const tensors = await file.readTensors();
-    const flat = new Float32Array(layout.reduce((sum, p) => sum + p.size, 0));
-    for (const p of layout) {
-      const data = tensors[p.name]?.data as Float32Array;
-      const i = data.findIndex((v) => !Number.isFinite(v));
-      if (i >= 0) problems.push({ name: p.name, kind: 'value', detail: `'${p.name}' holds ${data[i]} at index ${i}` });
-      else flat.set(data, p.offset);
-    }
-    if (problems.length > 0) throw new StateDictError(path, problems);
+    const flat = flatten(path, await file.readTensors(), layout);
     const net = load.target(resolved);
     net.setParameters(flat);
     return net;

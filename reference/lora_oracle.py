@@ -7,7 +7,8 @@ plus every adapter tensor `<module>.lora_A.weight` (rank, in) and `<module>.lora
 metadata `lora`: JSON {"rank", "alpha", "targets"} (targets are module names inside a block, e.g. "attn.qkv").
 
 Each targeted nn.Linear `blocks.<i>.<target>` computes base(x) + (alpha / rank) * B(A(x)), as PEFT's
-lora.Linear does. OUT holds `output`, `grad.x` and `grad.<adapter tensor>`; the base gets no gradient.
+lora.Linear does (LoraLinear of peft_lora.py). OUT holds `output`, `grad.x` and `grad.<adapter tensor>`; the base
+gets no gradient.
 """
 
 from __future__ import annotations
@@ -15,50 +16,30 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Dict, List
+from typing import Callable, List
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import safetensors_io  # noqa: E402
 from dit import DiT, DiTConfig  # noqa: E402
+from peft_lora import ADAPTER, adapt  # noqa: E402
 from velocity_net import VelocityNet, VelocityNetConfig  # noqa: E402
 
 _ARCHS = {"mlp": (VelocityNetConfig, VelocityNet), "dit": (DiTConfig, DiT)}
 
 
-class LoraLinear(nn.Module):
-    """A frozen nn.Linear plus a trainable low-rank update."""
+def in_blocks(targets: List[str]) -> Callable[[str], bool]:
+    """Our targets: module names inside every block (`blocks.<i>.<target>`), never a module outside them."""
 
-    def __init__(self, base: nn.Linear, rank: int, alpha: float) -> None:
-        super().__init__()
-        self.base = base
-        self.lora_A = nn.Linear(base.in_features, rank, bias=False)
-        self.lora_B = nn.Linear(rank, base.out_features, bias=False)
-        self.scaling = alpha / rank
+    def matches(name: str) -> bool:
+        parts = name.split(".", 2)
+        return len(parts) == 3 and parts[0] == "blocks" and parts[2] in targets
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + self.scaling * self.lora_B(self.lora_A(x))
-
-
-def adapt(net: nn.Module, rank: int, alpha: float, targets: List[str]) -> Dict[str, LoraLinear]:
-    """Replaces blocks.<i>.<target> by LoraLinear; returns them by module name."""
-    adapted: Dict[str, LoraLinear] = {}
-    for name, module in list(net.named_modules()):
-        parts = name.split(".")
-        if len(parts) < 3 or parts[0] != "blocks" or ".".join(parts[2:]) not in targets:
-            continue
-        if not isinstance(module, nn.Linear):
-            raise ValueError(f"{name} is not a linear layer")
-        parent = net.get_submodule(".".join(parts[:-1]))
-        wrapped = LoraLinear(module, rank, alpha)
-        setattr(parent, parts[-1], wrapped)
-        adapted[name] = wrapped
-    return adapted
+    return matches
 
 
 def run(in_path: str, out_path: str) -> None:
@@ -71,12 +52,10 @@ def run(in_path: str, out_path: str) -> None:
     net.load_state_dict({name: tensors[name] for name, _ in net.named_parameters()}, strict=True)
     for p in net.parameters():
         p.requires_grad_(False)
-    adapted = adapt(net, int(lora["rank"]), float(lora["alpha"]), list(lora["targets"]))
-    if not adapted:
-        raise ValueError("no module matches the targets")
+    adapted = adapt(net, int(lora["rank"]), float(lora["alpha"]), in_blocks(list(lora["targets"])))
     for name, module in adapted.items():
         for part in ("lora_A", "lora_B"):
-            layer = getattr(module, part)
+            layer = getattr(module, part)[ADAPTER]
             value = tensors[f"{name}.{part}.weight"]
             if tuple(value.shape) != tuple(layer.weight.shape):
                 raise ValueError(f"{name}.{part}.weight: shape {tuple(value.shape)} != {tuple(layer.weight.shape)}")
@@ -89,7 +68,7 @@ def run(in_path: str, out_path: str) -> None:
     result: Dict[str, torch.Tensor] = {"output": out.detach(), "grad.x": x.grad.detach()}
     for name, module in adapted.items():
         for part in ("lora_A", "lora_B"):
-            result[f"grad.{name}.{part}.weight"] = getattr(module, part).weight.grad.detach()
+            result[f"grad.{name}.{part}.weight"] = getattr(module, part)[ADAPTER].weight.grad.detach()
     safetensors_io.save(out_path, result, {"torch": torch.__version__})
 
 

@@ -13,6 +13,22 @@ export interface RunResult {
   points: RunPoint[][];
   /** Training seconds of each seed at its last point: the time it trained for. */
   trainedSeconds: number[];
+  /** What the run trains (the same for every seed); undefined when no seed ran. */
+  trained?: Trained;
+}
+
+/** What a run trains: every weight or a LoRA adapter, its float count, and the floats the native model held. */
+export interface Trained {
+  params: number;
+  lora: { rank: number; alpha: number; targets: readonly string[] } | null;
+  parameterSets: number;
+  trainingState: number;
+}
+
+/** 'LoRA r32 α64 on attn.qkv, attn.proj: 147,456' or 'every weight: 2,843,340'. */
+export function trainedLabel(t: Trained): string {
+  const what = t.lora ? `LoRA r${t.lora.rank} α${t.lora.alpha} on ${t.lora.targets.join(', ')}` : 'every weight';
+  return `${what}: ${t.params.toLocaleString('en-US')}`;
 }
 
 /** Options of runSweep. */
@@ -54,7 +70,16 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
         signal: o.signal,
         log,
       });
+      const lora = net.lora;
+      result.trained = {
+        params: lora?.paramCount ?? net.paramCount,
+        lora: lora && { rank: lora.rank, alpha: lora.alpha, targets: lora.targets },
+        ...net.model.allocatedFloats(),
+      };
       net.dispose();
+      log(
+        `trained ${trainedLabel(result.trained)}; floats held: parameter sets ${result.trained.parameterSets.toLocaleString('en-US')}, gradient and AdamW moments ${result.trained.trainingState.toLocaleString('en-US')}`,
+      );
       result.seeds.push(seed);
       result.points.push(points);
       result.trainedSeconds.push(points.at(-1)?.seconds ?? 0);

@@ -17,7 +17,7 @@ import {
   speedup,
   timeToThreshold,
 } from './aggregate.js';
-import type { RunResult } from './harness.js';
+import { type RunResult, type Trained, trainedLabel } from './harness.js';
 import { asUsedLabel, forwardsPerEpoch, type Sweep } from './spec.js';
 
 const NO_CFG = 'no CFG';
@@ -53,6 +53,7 @@ export interface SweepReport {
     seeds: number[];
     forwardsPerEpoch: number;
     trainedSeconds: number[];
+    trained?: Trained;
     asUsed: string;
     views: {
       view: string;
@@ -76,6 +77,7 @@ export function summarise(sweep: Sweep, results: readonly RunResult[]): SweepRep
     seeds: r.seeds,
     forwardsPerEpoch: forwardsPerEpoch(r.spec),
     trainedSeconds: r.trainedSeconds,
+    trained: r.trained,
     asUsed: asUsedLabel(r.spec),
     views: viewsOf(r).map((view) => {
       const series = {
@@ -145,7 +147,7 @@ export function reportMarkdown(report: SweepReport, header: string[]): string {
   for (const run of report.runs) {
     lines.push(`## ${run.name}`, '');
     lines.push(
-      `${run.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO'}, seeds ${run.seeds.join(', ')}; ${run.forwardsPerEpoch} network evaluations per epoch; trained ${run.trainedSeconds.map((s) => `${s.toFixed(0)} s`).join(', ')}; judged by its evaluation "${run.asUsed}".`,
+      `${run.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO'}, seeds ${run.seeds.join(', ')}; ${run.forwardsPerEpoch} network evaluations per epoch; ${run.trained ? `trains ${trainedLabel(run.trained)} floats; ` : ''}trained ${run.trainedSeconds.map((s) => `${s.toFixed(0)} s`).join(', ')}; judged by its evaluation "${run.asUsed}".`,
       '',
     );
     for (const view of run.views) {

@@ -190,10 +190,11 @@ export function seedsOf(spec: RunSpec, sweep: Sweep): number[] {
   return spec.seeds ?? sweep.seeds;
 }
 
-/** A run's folder name: 'DiffusionNFT β=1 lr 1e-4' → 'DiffusionNFT-beta=1-lr-1e-4'. */
+/** A run's folder name: 'DiffusionNFT β=1 lr 1e-4' → 'DiffusionNFT-beta=1-lr-1e-4', 'r32 α64' → 'r32-alpha64'. */
 export function runFolder(name: string): string {
   return name
     .replace(/β/g, 'beta')
+    .replace(/α/g, 'alpha')
     .replace(/ε/g, 'eps')
     .replace(/η/g, 'eta')
     .replace(/[^A-Za-z0-9.=]+/g, '-')

@@ -76,6 +76,19 @@ Napi::Value LoraLayoutOf(const Napi::CallbackInfo& info) {
   }
 }
 
+// loraModules(config) -> the module names inside a block that LoRA can target (core/lora.h), in layout order.
+Napi::Value LoraModules(const Napi::CallbackInfo& info) {
+  const NetConfig config = net_config_from(object_arg(info, 0, "config"));
+  try {
+    const std::vector<std::string> modules = lora_modules(param_layout(config));
+    Napi::Array result = Napi::Array::New(info.Env(), modules.size());
+    for (size_t i = 0; i < modules.size(); ++i) result.Set(static_cast<uint32_t>(i), modules[i]);
+    return result;
+  } catch (const dnft::Error& e) {
+    throw_js_error(info.Env(), e);
+  }
+}
+
 // philox4x32(counter: Uint32Array(4), key: Uint32Array(2)) -> Uint32Array(4): the raw block function.
 Napi::Value Philox4x32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -268,6 +281,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("limits", Napi::Function::New<Limits>(env, "limits"));
   exports.Set("paramLayout", Napi::Function::New<ParamLayout>(env, "paramLayout"));
   exports.Set("loraLayout", Napi::Function::New<LoraLayoutOf>(env, "loraLayout"));
+  exports.Set("loraModules", Napi::Function::New<LoraModules>(env, "loraModules"));
   exports.Set("philox4x32", Napi::Function::New<Philox4x32>(env, "philox4x32"));
   exports.Set("randomFill", Napi::Function::New<RandomFill>(env, "randomFill"));
   exports.Set("interpolate", Napi::Function::New<Interpolate>(env, "interpolate"));

@@ -32,17 +32,21 @@ std::string joined(const std::vector<std::string>& names) {
 
 }  // namespace
 
-LoraLayout::LoraLayout(const LoraConfig& config, const std::vector<ParamSpec>& base)
-    : config_(config), slot_(base.size(), -1) {
-  auto fail = [](const std::string& message) { throw Error(Error::Kind::kRange, "lora." + message); };
-  if (config.rank < 1) fail("rank must be at least 1, got " + std::to_string(config.rank));
-  if (config.targets.empty()) fail("targets must name at least one module");
-  // The block modules of this layout, in order of appearance.
+std::vector<std::string> lora_modules(const std::vector<ParamSpec>& base) {
   std::vector<std::string> known;
   for (const ParamSpec& p : base) {
     const std::string module = block_module(p.name);
     if (!module.empty() && std::find(known.begin(), known.end(), module) == known.end()) known.push_back(module);
   }
+  return known;
+}
+
+LoraLayout::LoraLayout(const LoraConfig& config, const std::vector<ParamSpec>& base)
+    : config_(config), slot_(base.size(), -1) {
+  auto fail = [](const std::string& message) { throw Error(Error::Kind::kRange, "lora." + message); };
+  if (config.rank < 1) fail("rank must be at least 1, got " + std::to_string(config.rank));
+  if (config.targets.empty()) fail("targets must name at least one module");
+  const std::vector<std::string> known = lora_modules(base);
   for (size_t i = 0; i < config.targets.size(); ++i) {
     const std::string& t = config.targets[i];
     if (std::find(known.begin(), known.end(), t) == known.end()) {

@@ -41,6 +41,9 @@ struct NetGrads {
   float* adapter;
 };
 
+// The modules a block of this base layout offers as targets ("attn.qkv", …), in order of appearance.
+std::vector<std::string> lora_modules(const std::vector<ParamSpec>& base);
+
 // Which base linears carry an adapter, and the adapter buffer's layout.
 class LoraLayout {
  public:

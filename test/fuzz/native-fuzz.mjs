@@ -15,6 +15,7 @@ const FUNCTIONS = [
   'limits',
   'paramLayout',
   'loraLayout',
+  'loraModules',
   'philox4x32',
   'randomFill',
   'interpolate',
