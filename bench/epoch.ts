@@ -42,7 +42,10 @@ function medianPhases(epochs: readonly EpochPhases[]): EpochPhases {
   return Object.fromEntries(PHASES.map((k) => [k, median(epochs.map((e) => e[k]))])) as unknown as EpochPhases;
 }
 
-/** Our epochs from the shapes base with the trainer's shapes defaults; returns the phases and the resolved options. */
+/**
+ * Our epochs from the shapes base with the trainers' shapes defaults (FlowGRPO without its zero-advantage filter);
+ * returns the phases and the resolved options.
+ */
 export async function oursEpochs(
   method: EpochMethod,
   b: EpochBench,
@@ -54,6 +57,9 @@ export async function oursEpochs(
     ...SHAPES_TRAINER_DEFAULTS[method],
     groups: b.groups,
     groupSize: b.groupSize,
+    // FlowGRPO drops the samples of groups whose rewards are all equal; each side's rewards are of its own samples,
+    // so the filter would make the two train different amounts. Every sample trains, in both.
+    ...(method === 'flowgrpo' ? { filterZeroAdvantage: false } : {}),
   };
   const { net } = await loadCheckpoint(EPOCH_BASE);
   try {
@@ -111,6 +117,8 @@ export function peerEpochs(
     let result: { median: EpochPhases; torch_version: string; blas: string } | undefined;
     let failure: Error | undefined;
     child.on('error', reject);
+    // A peer that died mid-epoch breaks the pipe: its exit, below, reports why.
+    child.stdin.on('error', () => {});
     createInterface({ input: child.stdout }).on('line', (line) => {
       try {
         const message = JSON.parse(line);

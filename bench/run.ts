@@ -30,7 +30,7 @@ const ROLLOUT_ITERS = Math.max(3, Math.round(ITERS / 3));
 const PYTHON = process.env.DNFT_PYTHON ?? '/usr/bin/python3';
 // B6: the epoch's prompt groups and samples per group, and its untimed and timed epochs.
 const EPOCH: EpochBench = {
-  groups: Number(process.env.DNFT_BENCH_EPOCH_GROUPS ?? 4),
+  groups: Number(process.env.DNFT_BENCH_EPOCH_GROUPS ?? 8),
   groupSize: Number(process.env.DNFT_BENCH_EPOCH_GROUP_SIZE ?? 8),
   warmup: Number(process.env.DNFT_BENCH_EPOCH_WARMUP ?? 1),
   epochs: Number(process.env.DNFT_BENCH_EPOCH_TIMED ?? 1),
