@@ -268,7 +268,10 @@ class Epochs:
 
 
 def check_supported(method: str, o: Dict[str, Any]) -> None:
-    """The options this peer implements: the trainers' defaults on shapes (no CFG, no micro-batches, no LoRA)."""
+    """The options this peer implements: the trainers' defaults on shapes (no CFG, no micro-batches, no LoRA).
+
+    DiffusionNFT trains at grid times: resolvedOptions do not record `timeSampling`, so 'uniform' goes unnoticed.
+    """
     native = o["native"]
     wanted = {"microBatch": 0, "lora": None}
     if method == "nft":
