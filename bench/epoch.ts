@@ -1,7 +1,7 @@
 // Row B6 (bench/NOTES.md): the seconds of a whole epoch of DiffusionNFT and of FlowGRPO on the shapes base network,
 // by phase (rollout, rewards, training), ours beside the same epoch in PyTorch (bench/pytorch/epoch.py) at the same
-// threads. Both score their samples with the same TypeScript reward: the peer sends its samples here.
-import { spawn } from 'node:child_process';
+// threads, alternating. Both score their samples with the same TypeScript reward: the peer sends its samples here.
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { loadCheckpoint } from '../lib/checkpoint.js';
@@ -42,14 +42,11 @@ function medianPhases(epochs: readonly EpochPhases[]): EpochPhases {
   return Object.fromEntries(PHASES.map((k) => [k, median(epochs.map((e) => e[k]))])) as unknown as EpochPhases;
 }
 
-/**
- * Our epochs from the shapes base with the trainers' shapes defaults (FlowGRPO without its zero-advantage filter);
- * returns the phases and the resolved options.
- */
-export async function oursEpochs(
+/** The trainer of a method from the shapes base, with the trainers' shapes defaults (FlowGRPO without its filter). */
+async function ourTrainer(
   method: EpochMethod,
   b: EpochBench,
-): Promise<{ phases: EpochPhases; options: Record<string, unknown> }> {
+): Promise<DiffusionNFT<shapes.ShapesPrompt> | FlowGRPO<shapes.ShapesPrompt>> {
   const options = {
     prompts: shapes.TRAIN_PROMPTS,
     rewards: { name: 'shapes', fn: shapes.reward },
@@ -63,16 +60,10 @@ export async function oursEpochs(
   };
   const { net } = await loadCheckpoint(EPOCH_BASE);
   try {
-    const trainer = method === 'nft' ? new DiffusionNFT(net, options) : new FlowGRPO(net, options);
-    for (let i = 0; i < b.warmup; i++) await trainer.epoch();
-    const timed: EpochPhases[] = [];
-    for (let i = 0; i < b.epochs; i++) {
-      const { sample, reward, train, total } = (await trainer.epoch()).seconds;
-      timed.push({ rollout: sample, reward, train, total });
-    }
-    return { phases: medianPhases(timed), options: trainer.resolvedOptions };
-  } finally {
+    return method === 'nft' ? new DiffusionNFT(net, options) : new FlowGRPO(net, options);
+  } catch (error) {
     net.dispose();
+    throw error;
   }
 }
 
@@ -89,53 +80,120 @@ function scorePeerBatch(request: { prompts: number[]; samples: string }): number
 }
 
 /**
- * The PyTorch peer's epochs with the same resolved options, serving its rewards. Rejects with the peer's last
- * error line if it fails.
+ * The PyTorch peer (bench/pytorch/epoch.py serve) with the same resolved options: it runs an epoch when asked and
+ * its rewards are served here. Calls reject with the peer's last error line if it fails.
  */
-export function peerEpochs(
-  method: EpochMethod,
-  options: Record<string, unknown>,
-  b: EpochBench,
-): Promise<{ phases: EpochPhases; torch: string; blas: string }> {
-  const script = join(packageRoot(), 'bench', 'pytorch', 'epoch.py');
-  const args = [
-    script,
-    'epoch',
-    ...['--method', method, '--checkpoint', EPOCH_BASE, '--options', JSON.stringify(options)],
-    ...['--prompts', JSON.stringify(shapes.TRAIN_PROMPTS.map((p) => p.tokens))],
-    ...['--threads', String(b.threads), '--warmup', String(b.warmup), '--epochs', String(b.epochs)],
-  ];
-  const child = spawn(b.python, args, {
-    env: { ...process.env, OMP_NUM_THREADS: String(b.threads) },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  return new Promise((resolve, reject) => {
-    let result: { median: EpochPhases; torch_version: string; blas: string } | undefined;
-    let failure: Error | undefined;
-    child.on('error', reject);
+export class PeerEpochs {
+  readonly torch: string;
+  readonly blas: string;
+  readonly #child: ChildProcessWithoutNullStreams;
+  readonly #waiting: Waiter[];
+
+  private constructor(child: ChildProcessWithoutNullStreams, waiting: Waiter[], ready: Ready) {
+    this.#child = child;
+    this.#waiting = waiting;
+    this.torch = ready.torch_version;
+    this.blas = ready.blas;
+  }
+
+  static async start(method: EpochMethod, options: Record<string, unknown>, b: EpochBench): Promise<PeerEpochs> {
+    const script = join(packageRoot(), 'bench', 'pytorch', 'epoch.py');
+    const args = [
+      script,
+      'serve',
+      ...['--method', method, '--checkpoint', EPOCH_BASE, '--options', JSON.stringify(options)],
+      ...['--prompts', JSON.stringify(shapes.TRAIN_PROMPTS.map((p) => p.tokens))],
+      ...['--threads', String(b.threads)],
+    ];
+    const child = spawn(b.python, args, {
+      env: { ...process.env, OMP_NUM_THREADS: String(b.threads) },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    // Answers to the requests, in order: 'ready' first, then one 'epoch' per epoch().
+    const waiting: Waiter[] = [];
+    const fail = (error: Error) => {
+      for (const w of waiting.splice(0)) w.reject(error);
+    };
+    child.on('error', fail);
     // A peer that died mid-epoch breaks the pipe: its exit, below, reports why.
     child.stdin.on('error', () => {});
+    child.on('close', (code) => {
+      const last = stderr.trim().split('\n').at(-1);
+      fail(new Error(`the PyTorch epoch exited with ${code}: ${last || 'no output'}`));
+    });
     createInterface({ input: child.stdout }).on('line', (line) => {
       try {
-        const message = JSON.parse(line);
-        if (message.score) child.stdin.write(`${JSON.stringify({ rewards: scorePeerBatch(message.score) })}\n`);
-        else if (message.result) result = message.result;
+        const message = JSON.parse(line) as Record<string, unknown>;
+        if (message.score) {
+          const rewards = scorePeerBatch(message.score as { prompts: number[]; samples: string });
+          child.stdin.write(`${JSON.stringify({ rewards })}\n`);
+        } else {
+          waiting.shift()?.resolve(message);
+        }
       } catch (error) {
-        failure ??= error as Error;
-        child.stdin.end();
+        fail(error as Error);
+        child.kill();
       }
     });
-    child.on('close', (code) => {
-      if (code === 0 && result !== undefined && failure === undefined) {
-        resolve({ phases: result.median, torch: result.torch_version, blas: result.blas });
-        return;
+    const ready = await new Promise<Record<string, unknown>>((resolve, reject) => waiting.push({ resolve, reject }));
+    return new PeerEpochs(child, waiting, ready.ready as Ready);
+  }
+
+  /** One epoch of the peer: the seconds of its phases. */
+  async epoch(): Promise<EpochPhases> {
+    const answer = new Promise<Record<string, unknown>>((resolve, reject) => this.#waiting.push({ resolve, reject }));
+    this.#child.stdin.write(`${JSON.stringify({ epoch: true })}\n`);
+    return (await answer).epoch as EpochPhases;
+  }
+
+  /** Ends the peer (its exit status is not awaited). */
+  close(): void {
+    this.#child.stdin.end();
+  }
+}
+
+/** A request to the peer awaiting its answer line. */
+interface Waiter {
+  resolve: (message: Record<string, unknown>) => void;
+  reject: (error: Error) => void;
+}
+
+interface Ready {
+  torch_version: string;
+  blas: string;
+}
+
+/**
+ * Row B6 of a method: our epochs and the peer's alternate (first the untimed ones), so that both see the same load of
+ * a shared machine; the median phases of the timed ones. The peer's failure is returned, not thrown.
+ */
+export async function epochRow(
+  method: EpochMethod,
+  b: EpochBench,
+): Promise<{ ours: EpochPhases; peer: EpochPhases | Error; torch?: string; blas?: string }> {
+  const trainer = await ourTrainer(method, b);
+  let peer: PeerEpochs | Error | undefined;
+  try {
+    peer = await PeerEpochs.start(method, trainer.resolvedOptions, b).catch((error: Error) => error);
+    const ours: EpochPhases[] = [];
+    const theirs: EpochPhases[] = [];
+    for (let i = 0; i < b.warmup + b.epochs; i++) {
+      const { sample, reward, train, total } = (await trainer.epoch()).seconds;
+      if (i >= b.warmup) ours.push({ rollout: sample, reward, train, total });
+      if (peer instanceof PeerEpochs) {
+        const phases: EpochPhases | Error = await peer.epoch().catch((error: Error) => error);
+        if (phases instanceof Error) peer = phases;
+        else if (i >= b.warmup) theirs.push(phases);
       }
-      const last = stderr.trim().split('\n').at(-1);
-      reject(failure ?? new Error(`the PyTorch epoch exited with ${code}: ${last ?? 'no output'}`));
-    });
-  });
+    }
+    if (!(peer instanceof PeerEpochs)) return { ours: medianPhases(ours), peer };
+    return { ours: medianPhases(ours), peer: medianPhases(theirs), torch: peer.torch, blas: peer.blas };
+  } finally {
+    if (peer instanceof PeerEpochs) peer.close();
+    trainer.net.dispose();
+  }
 }

@@ -19,7 +19,7 @@ import { packageRoot } from '../lib/native.js';
 import { NFT_LOSS_SCHEMA } from '../lib/nft.js';
 import { OPTIMIZER_SCHEMA } from '../lib/optimizer.js';
 import { resolveOptions } from '../lib/options.js';
-import { type EpochBench, type EpochPhases, oursEpochs, peerEpochs } from './epoch.js';
+import { type EpochBench, type EpochPhases, epochRow } from './epoch.js';
 
 const THREADS = Number(process.env.DNFT_BENCH_THREADS ?? 2);
 const BATCH = Number(process.env.DNFT_BENCH_BATCH ?? 256);
@@ -203,29 +203,28 @@ function torchRow(row: string, batch: number, iters: number, config?: object): T
   return JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}');
 }
 
-// B6: an epoch of each method, ours and then the peer's with the same resolved options.
+// B6: epochs of each method, ours and the peer's with the same resolved options, alternating.
 async function epochRows(): Promise<Row[]> {
   const rows: Row[] = [];
   const seconds = (p: EpochPhases) =>
     `rollout ${p.rollout.toFixed(2)} s, rewards ${p.reward.toFixed(2)} s, training ${p.train.toFixed(2)} s`;
   for (const method of ['nft', 'flowgrpo'] as const) {
-    const ours = await oursEpochs(method, EPOCH);
-    const peer = await peerEpochs(method, ours.options, EPOCH).catch((error: Error) => error);
+    const { ours, peer, torch, blas } = await epochRow(method, EPOCH);
     const failed = peer instanceof Error;
     const samples = EPOCH.groups * EPOCH.groupSize;
     rows.push({
       row: method === 'nft' ? 'B6-NFT' : 'B6-GRPO',
       what: `${method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO'} epoch, shapes base (config D), ${samples} samples`,
-      ours: ours.phases.total,
-      peer: failed ? null : peer.phases.total,
+      ours: ours.total,
+      peer: failed ? null : peer.total,
       unit: 's/epoch',
-      ratio: failed ? null : peer.phases.total / ours.phases.total,
+      ratio: failed ? null : peer.total / ours.total,
       fractionOfPeak: null,
-      phases: { ours: ours.phases, peer: failed ? null : peer.phases },
-      note: `ours ${seconds(ours.phases)}; ${failed ? `PyTorch peer failed: ${peer.message}` : `PyTorch ${seconds(peer.phases)} (torch ${peer.torch}, BLAS: ${peer.blas})`}`,
+      phases: { ours, peer: failed ? null : peer },
+      note: `ours ${seconds(ours)}; ${failed ? `PyTorch peer failed: ${peer.message}` : `PyTorch ${seconds(peer)} (torch ${torch}, BLAS: ${blas})`}`,
     });
     console.log(
-      `${rows.at(-1)?.row} done: ours ${ours.phases.total.toFixed(2)} s, PyTorch ${failed ? 'n/a' : `${peer.phases.total.toFixed(2)} s`}`,
+      `${rows.at(-1)?.row} done: ours ${ours.total.toFixed(2)} s, PyTorch ${failed ? 'n/a' : `${peer.total.toFixed(2)} s`}`,
     );
   }
   return rows;

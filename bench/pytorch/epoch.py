@@ -6,12 +6,12 @@ home each in reference/: the DiT (dit.py), DPM-Solver++(2M) (solvers_reference.p
 with the global gradient-norm clip. It takes the trainer's resolved options (`trainer.resolvedOptions`) and refuses
 any it does not implement.
 
-  epoch.py epoch --method nft|flowgrpo --checkpoint CKPT --options JSON --prompts JSON [--threads 2]
-                 [--warmup 1] [--epochs 1]
-      Runs warm-up and timed epochs. Rewards come from the parent process: each batch of samples goes out on stdout as
-      {"score": {"prompts": [...], "samples": base64 float32}} and the scores come back on stdin as
-      {"rewards": [...]} (bench/epoch.ts serves them with the TypeScript reward). The last stdout line is
-      {"result": {...}}: the seconds of each phase of every timed epoch.
+  epoch.py serve --method nft|flowgrpo --checkpoint CKPT --options JSON --prompts JSON [--threads 2]
+      Prints {"ready": {...}}, then runs one epoch for each {"epoch": true} line on stdin and prints
+      {"epoch": {"rollout", "reward", "train", "total"}} (seconds), until stdin ends. Rewards come from the parent
+      process: each batch of samples goes out on stdout as {"score": {"prompts": [...], "samples": base64 float32}}
+      and the scores come back on stdin as {"rewards": [...]} (bench/epoch.ts serves them with the TypeScript
+      reward, and alternates the peer's epochs with ours).
   epoch.py step METHOD CKPT IN.safetensors OUT.safetensors
       One training step on given inputs (test/epoch-peer.test.ts): θ, θ_old and θ_ref from CKPT, the rows and the
       options in IN; OUT holds the loss, the gradient norm and θ after the AdamW step.
@@ -24,7 +24,6 @@ import base64
 import json
 import math
 import os
-import statistics
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -296,16 +295,15 @@ def serve_score(x: torch.Tensor, chosen: List[int]) -> List[float]:
     return json.loads(line)["rewards"]
 
 
-def run_epochs(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     run = Epochs(args.method, args.checkpoint, json.loads(args.options), json.loads(args.prompts))
-    for _ in range(args.warmup):
-        run.run(serve_score)
-    timed = [run.run(serve_score) for _ in range(args.epochs)]
-    phases = {k: statistics.median(e[k] for e in timed) for k in timed[0]}
-    result = {"epochs": timed, "median": phases, "torch_version": torch.__version__, "blas": detect_blas()}
-    print(json.dumps({"result": result}), flush=True)
+    print(json.dumps({"ready": {"torch_version": torch.__version__, "blas": detect_blas()}}), flush=True)
+    while line := sys.stdin.readline():
+        if not json.loads(line).get("epoch"):
+            raise ValueError(f"expected an epoch request, got {line.strip()!r}")
+        print(json.dumps({"epoch": run.run(serve_score)}), flush=True)
     return 0
 
 
@@ -342,16 +340,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         run_step(*argv[1:])
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["epoch"])
+    ap.add_argument("mode", choices=["serve"])
     ap.add_argument("--method", choices=["nft", "flowgrpo"], required=True)
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--options", required=True, help="the trainer's resolvedOptions as JSON")
     ap.add_argument("--prompts", required=True, help="the training prompts' tokens as a JSON list of lists")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    return run_epochs(ap.parse_args(argv))
+    return serve(ap.parse_args(argv))
 
 
 if __name__ == "__main__":
