@@ -146,9 +146,7 @@ def grpo_step(
     with torch.no_grad():
         v_ref = nets["ref"](x, t, tokens) if kl else None
     v = nets["theta"](x, t, tokens)
-    loss, stats = grpo_loss(
-        v, v_ref, x, x_next, coefs, advantages, logp_old, o["clipRange"], o["klCoef"], o["logpSum"]
-    )
+    loss, stats = grpo_loss(v, v_ref, x, x_next, coefs, advantages, logp_old, o["clipRange"], o["klCoef"], o["logpSum"])
     return float(loss), apply(nets["theta"], opt, loss, o["maxGradNorm"]), stats
 
 
@@ -317,9 +315,7 @@ def run_step(method: str, checkpoint: str, in_path: str, out_path: str) -> None:
     tokens = tensors["tokens"].long()
     stats: Dict[str, float] = {}
     if method == "nft":
-        loss, norm = nft_step(
-            nets, opt, o, tensors["x0"], tensors["xt"], tensors["t"], tensors["r"], tokens
-        )
+        loss, norm = nft_step(nets, opt, o, tensors["x0"], tensors["xt"], tensors["t"], tensors["r"], tokens)
     else:
         grid = json.loads(meta["grid"])
         transition = tensors["transition"].tolist()
