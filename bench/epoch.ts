@@ -33,7 +33,7 @@ export interface EpochBench {
 }
 
 /** The network both sides start from. */
-export const EPOCH_BASE = join(packageRoot(), 'models', 'shapes-base.safetensors');
+const EPOCH_BASE = join(packageRoot(), 'models', 'shapes-base.safetensors');
 
 const PHASES = ['rollout', 'reward', 'train', 'total'] as const;
 
@@ -83,7 +83,7 @@ function scorePeerBatch(request: { prompts: number[]; samples: string }): number
  * The PyTorch peer (bench/pytorch/epoch.py serve) with the same resolved options: it runs an epoch when asked and
  * its rewards are served here. Calls reject with the peer's last error line if it fails.
  */
-export class PeerEpochs {
+class PeerEpochs {
   readonly torch: string;
   readonly blas: string;
   readonly #child: ChildProcessWithoutNullStreams;
