@@ -19,6 +19,7 @@ import { packageRoot } from '../lib/native.js';
 import { NFT_LOSS_SCHEMA } from '../lib/nft.js';
 import { OPTIMIZER_SCHEMA } from '../lib/optimizer.js';
 import { resolveOptions } from '../lib/options.js';
+import { type EpochBench, type EpochPhases, epochRow } from './epoch.js';
 
 const THREADS = Number(process.env.DNFT_BENCH_THREADS ?? 2);
 const BATCH = Number(process.env.DNFT_BENCH_BATCH ?? 256);
@@ -27,6 +28,18 @@ const ROLLOUT = Number(process.env.DNFT_BENCH_ROLLOUT ?? 1152);
 const DIT_BATCH = Number(process.env.DNFT_BENCH_DIT_BATCH ?? 64);
 const ROLLOUT_ITERS = Math.max(3, Math.round(ITERS / 3));
 const PYTHON = process.env.DNFT_PYTHON ?? '/usr/bin/python3';
+// B6: the epoch's prompt groups and samples per group, and its untimed and timed epochs.
+const EPOCH: EpochBench = {
+  groups: Number(process.env.DNFT_BENCH_EPOCH_GROUPS ?? 8),
+  groupSize: Number(process.env.DNFT_BENCH_EPOCH_GROUP_SIZE ?? 8),
+  warmup: Number(process.env.DNFT_BENCH_EPOCH_WARMUP ?? 1),
+  epochs: Number(process.env.DNFT_BENCH_EPOCH_TIMED ?? 1),
+  threads: THREADS,
+  python: PYTHON,
+};
+// Only these rows (e.g. DNFT_BENCH_ROWS=B6), default all; B5 needs B1.
+const ONLY = process.env.DNFT_BENCH_ROWS?.split(',');
+const wanted = (row: string) => ONLY === undefined || ONLY.includes(row);
 
 interface Row {
   row: string;
@@ -37,6 +50,8 @@ interface Row {
   ratio: number | null;
   fractionOfPeak: number | null;
   note?: string;
+  /** B6: the seconds of each phase of the epoch. */
+  phases?: { ours: EpochPhases; peer: EpochPhases | null };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -188,6 +203,33 @@ function torchRow(row: string, batch: number, iters: number, config?: object): T
   return JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}');
 }
 
+// B6: epochs of each method, ours and the peer's with the same resolved options, alternating.
+async function epochRows(): Promise<Row[]> {
+  const rows: Row[] = [];
+  const seconds = (p: EpochPhases) =>
+    `rollout ${p.rollout.toFixed(2)} s, rewards ${p.reward.toFixed(2)} s, training ${p.train.toFixed(2)} s`;
+  for (const method of ['nft', 'flowgrpo'] as const) {
+    const { ours, peer, torch, blas } = await epochRow(method, EPOCH);
+    const failed = peer instanceof Error;
+    const samples = EPOCH.groups * EPOCH.groupSize;
+    rows.push({
+      row: method === 'nft' ? 'B6-NFT' : 'B6-GRPO',
+      what: `${method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO'} epoch, shapes base (config D), ${samples} samples`,
+      ours: ours.total,
+      peer: failed ? null : peer.total,
+      unit: 's/epoch',
+      ratio: failed ? null : peer.total / ours.total,
+      fractionOfPeak: null,
+      phases: { ours, peer: failed ? null : peer },
+      note: `ours ${seconds(ours)}; ${failed ? `PyTorch peer failed: ${peer.message}` : `PyTorch ${seconds(peer)} (torch ${torch}, BLAS: ${blas})`}`,
+    });
+    console.log(
+      `${rows.at(-1)?.row} done: ours ${ours.total.toFixed(2)} s, PyTorch ${failed ? 'n/a' : `${peer.total.toFixed(2)} s`}`,
+    );
+  }
+  return rows;
+}
+
 async function main() {
   setThreads(THREADS);
   const peak = cpuPeak(THREADS);
@@ -230,11 +272,11 @@ async function main() {
       ours: oursB3,
       flops: 10 * ROLLOUT * forward,
     },
-  ];
+  ].filter((spec) => wanted(spec.row));
   console.log(`config M, ${THREADS} threads, PyTorch peer: ${PYTHON} (OpenBLAS expected; its BLAS is printed below)`);
   // A first B1 run that is not timed: the first steps of a process pay for first-touch page faults and the pool's
   // start-up. Its growth of the peak RSS is row B5 (activations, gradients and AdamW state, as PyTorch's).
-  const warmup = await oursB1(BATCH);
+  const warmup = specs.length > 0 ? await oursB1(BATCH) : { ms: 0, peakMiB: 0 };
   const rows: Row[] = [];
   let b1Memory: { ours: number; peer: number | null } | null = null;
   for (const spec of specs) {
@@ -270,12 +312,13 @@ async function main() {
       note: 'max RSS growth over the timed steps (lower is better; ratio = ours / peer)',
     });
   }
+  if (wanted('B6')) rows.push(...(await epochRows()));
   const fmt = (v: number | null, digits = 1) => (v === null ? 'n/a' : v.toFixed(digits));
   console.log('\n| row | what | ours | peer | unit | ratio | fraction of peak |');
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows) {
     console.log(
-      `| ${r.row} | ${r.what} | ${fmt(r.ours)} | ${fmt(r.peer)} | ${r.unit} | ${fmt(r.ratio, 2)} | ${r.fractionOfPeak === null ? '' : `${(100 * r.fractionOfPeak).toFixed(1)}%`} |`,
+      `| ${r.row} | ${r.what} | ${fmt(r.ours, r.phases ? 2 : 1)} | ${fmt(r.peer, r.phases ? 2 : 1)} | ${r.unit} | ${fmt(r.ratio, 2)} | ${r.fractionOfPeak === null ? '' : `${(100 * r.fractionOfPeak).toFixed(1)}%`} |`,
     );
   }
   for (const r of rows) if (r.note) console.log(`${r.row}: ${r.note}`);
