@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { meanCurve, speedup, timeToThreshold } from '../bench/sweep/aggregate.js';
-import { runSweep } from '../bench/sweep/harness.js';
+import { DONE_FILE, runSweep } from '../bench/sweep/harness.js';
 import { speedupText, writeSweepReport } from '../bench/sweep/report.js';
 import { forwardsPerEpoch, parseSweep } from '../bench/sweep/spec.js';
 import { writeCheckpoint } from '../lib/checkpoint.js';
@@ -197,5 +197,22 @@ describe('a sweep end to end', () => {
       'category-position-vs-epoch.svg',
     ])
       expect(existsSync(join(out, file)), file).toBe(true);
+
+    // Into the same folder again: a finished seed is reused when it would train the same thing, else trained anew.
+    rmSync(join(out, 'GRPO-CFG', 'seed-2', DONE_FILE)); // as if stopped before its end
+    const changed = parseSweep({
+      ...JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')),
+      runs: [
+        { name: 'NFT', method: 'nft', trainer: { ...small, beta: 0.5 } },
+        { name: 'GRPO CFG', method: 'flowgrpo', trainer: { cfgInterval: [0, 0.6], ...small, cfgScale: 3 } },
+      ],
+    });
+    const lines: string[] = [];
+    const again = await runSweep({ sweep: changed, base, out, log: (line) => lines.push(line) });
+    const reused = lines.filter((l) => l.includes('reused')).map((l) => l.trim().split(':')[0]);
+    expect(reused).toEqual(['== GRPO CFG, seed 1']);
+    expect(again[1]?.points[0]).toEqual(results[1]?.points[0]);
+    expect(again[1]?.trained).toEqual(results[1]?.trained);
+    expect(existsSync(join(out, 'GRPO-CFG', 'seed-2', DONE_FILE))).toBe(true);
   });
 });

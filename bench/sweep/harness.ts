@@ -1,8 +1,14 @@
 // Runs a sweep of the shapes benchmark: every run once per seed from the same base checkpoint, each in its own
-// folder (<run>/seed-<s>/: checkpoint, metrics.jsonl, curves), then the report over seeds (report.ts).
-import { mkdir, writeFile } from 'node:fs/promises';
+// folder (<run>/seed-<s>/: checkpoint, metrics.jsonl, curves), then the report over seeds (report.ts). A seed that
+// trained to its end leaves done.json; a later sweep into the same folder reuses it when it would train the same
+// thing, so a sweep of hours can be stopped, continued, and given more seeds.
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type RunPoint, trainShapes } from '../../lib/jobs/shapes.js';
+import { canonicalJson } from '../../lib/canonical-json.js';
+import { writeFileAtomic } from '../../lib/files.js';
+import { type RunPoint, runPoints, trainShapes } from '../../lib/jobs/shapes.js';
+import { readRunRecords } from '../../lib/metrics/records.js';
 import { type RunSpec, runFolder, type Sweep, seedsOf } from './spec.js';
 
 /** The trainings of one run of a sweep: the evaluated points and the training seconds of each seed. */
@@ -42,10 +48,57 @@ export interface SweepOptions {
   signal?: AbortSignal;
 }
 
-/** Trains every run of the sweep for each of its seeds, in order; returns their points. */
+/** The file a seed's folder holds once the seed has trained to its end. */
+export const DONE_FILE = 'done.json';
+
+/** What a finished seed recorded: what decided its training, and what it trained. */
+interface SeedDone {
+  training: string;
+  trained: Trained;
+}
+
+/**
+ * Everything that decides a seed's training and evaluations, as canonical JSON: the base's bytes, the method, its
+ * options, the reward, the evaluation settings, the budget and the seed (not the run's name or the other seeds).
+ */
+export function trainingOf(spec: RunSpec, sweep: Sweep, seed: number, baseSha256: string): string {
+  return canonicalJson({
+    baseSha256,
+    method: spec.method,
+    trainer: spec.trainer,
+    reward: spec.reward ?? 'partial',
+    categoryWeights: spec.categoryWeights ?? {},
+    evalGuidance: spec.evalGuidance ?? [],
+    minutes: spec.minutes ?? sweep.minutes,
+    epochs: spec.epochs ?? sweep.epochs ?? null,
+    evalEvery: sweep.evalEvery,
+    evalSamples: sweep.evalSamples,
+    seed,
+  });
+}
+
+/** The done.json of a seed's folder when it trained exactly `training`, else undefined (absent, other, unreadable). */
+async function finishedSeed(folder: string, training: string): Promise<SeedDone | undefined> {
+  const text = await readFile(join(folder, DONE_FILE), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const done = JSON.parse(text) as SeedDone;
+    return done.training === training && typeof done.trained?.params === 'number' ? done : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Trains every run of the sweep for each of its seeds, in order, reusing each seed the folder already holds
+ * finished with the same training; returns their points.
+ */
 export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
   const log = o.log ?? (() => {});
   const { sweep } = o;
+  const baseSha256 = createHash('sha256')
+    .update(await readFile(o.base))
+    .digest('hex');
   await mkdir(o.out, { recursive: true });
   await writeFile(join(o.out, 'sweep.json'), `${JSON.stringify(sweep, null, 2)}\n`);
   const results: RunResult[] = [];
@@ -53,6 +106,18 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
     const result: RunResult = { spec, seeds: [], points: [], trainedSeconds: [] };
     for (const seed of seedsOf(spec, sweep)) {
       if (o.signal?.aborted) break;
+      const folder = join(o.out, runFolder(spec.name), `seed-${seed}`);
+      const training = trainingOf(spec, sweep, seed, baseSha256);
+      const done = await finishedSeed(folder, training);
+      if (done) {
+        const points = runPoints(await readRunRecords(folder));
+        log(`\n== ${spec.name}, seed ${seed}: finished earlier (${join(folder, DONE_FILE)}), reused`);
+        result.trained = done.trained;
+        result.seeds.push(seed);
+        result.points.push(points);
+        result.trainedSeconds.push(points.at(-1)?.seconds ?? 0);
+        continue;
+      }
       log(`\n== ${spec.name}, seed ${seed}`);
       const epochs = spec.epochs ?? sweep.epochs;
       const { points, net } = await trainShapes({
@@ -62,7 +127,7 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
         ...(epochs === undefined ? {} : { epochs }),
         evalEvery: sweep.evalEvery,
         evalSamplesPerPrompt: sweep.evalSamples,
-        out: join(o.out, runFolder(spec.name), `seed-${seed}`),
+        out: folder,
         trainer: { ...spec.trainer, seed },
         reward: spec.reward,
         categoryWeights: spec.categoryWeights,
@@ -80,6 +145,11 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
       log(
         `trained ${trainedLabel(result.trained)}; floats held: parameter sets ${result.trained.parameterSets.toLocaleString('en-US')}, gradient and AdamW moments ${result.trained.trainingState.toLocaleString('en-US')}`,
       );
+      // A seed stopped early is reported with what it ran, but trains again next time.
+      if (!o.signal?.aborted) {
+        const record: SeedDone = { training, trained: result.trained };
+        await writeFileAtomic(join(folder, DONE_FILE), `${JSON.stringify(record, null, 2)}\n`);
+      }
       result.seeds.push(seed);
       result.points.push(points);
       result.trainedSeconds.push(points.at(-1)?.seconds ?? 0);

@@ -2,6 +2,7 @@
 // previous chunk's rewards are scored, train, and the run/evaluate/checkpoint/resume contract around it.
 
 import { ADVANTAGE_SCHEMA } from '../advantage.js';
+import { canonicalJson } from '../canonical-json.js';
 import { type Checkpoint, loadCheckpoint, writeCheckpoint } from '../checkpoint.js';
 import {
   allgather,
@@ -223,14 +224,6 @@ interface Common {
   reward: RewardPolicy;
 }
 
-/** Keys sorted at every level, so two states compare whatever order their fields were written in. */
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value === null || typeof value !== 'object') return value;
-  const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return Object.fromEntries(entries.map(([k, v]) => [k, canonical(v)]));
-}
-
 /**
  * Whether a saved trainer state is the current one. States saved before the option schema (up to commit
  * 99ab044) list only the optimiser options that were given, in `optimizer` and `native`; the others took the
@@ -252,7 +245,7 @@ function sameRun(saved: unknown, current: string): boolean {
       if (!(field in group)) group[field] = rule.default;
     }
   }
-  return JSON.stringify(canonical(state)) === JSON.stringify(canonical(JSON.parse(current)));
+  return canonicalJson(state) === canonicalJson(JSON.parse(current));
 }
 
 /**
