@@ -1,4 +1,48 @@
+import { spawnSync } from 'node:child_process';
+import { expect } from 'vitest';
 import { FlowMatchingTrainer, type NetConfig, Tensor, tasks, VelocityNet } from '../lib/index.js';
+import type { SafeTensor } from '../lib/safetensors.js';
+
+/** The Debian interpreter with python3-torch: the oracles under reference/ run on it. */
+export const PYTHON = '/usr/bin/python3';
+
+/** Runs `reference/<script> ...args` on one thread and expects it to succeed (its stderr is the failure message). */
+export function runReference(script: string, ...args: string[]): void {
+  const run = spawnSync(PYTHON, [`reference/${script}`, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
+  expect(run.status, run.stderr).toBe(0);
+}
+
+/** The small networks of the weight-exchange tests: an MLP (12 data floats) and a DiT on 2 × 4 × 4 images. */
+export const TINY_MLP = { width: 16, depth: 2, mlpRatio: 2, timeFeatures: 8, vocabSize: 5, condSlots: 2 };
+export const TINY_DIT = {
+  arch: 'dit' as const,
+  dataDim: 32,
+  width: 8,
+  depth: 2,
+  mlpRatio: 2,
+  timeFeatures: 6,
+  vocabSize: 5,
+  condSlots: 2,
+  imageSize: 4,
+  channels: 2,
+  patch: 2,
+  heads: 2,
+};
+
+/** `net`'s velocity on the inputs (input.x, input.t, input.cond) of an IO file a reference script wrote. */
+export async function velocityOnInputs(net: VelocityNet, io: Record<string, SafeTensor>): Promise<Float32Array> {
+  const x = io['input.x'] as SafeTensor;
+  const cond = io['input.cond'] as SafeTensor;
+  const v = await net.velocity(
+    Tensor.from(x.data as Float32Array, x.shape),
+    Tensor.from(io['input.t']?.data as Float32Array, [x.shape[0] as number]),
+    Tensor.fromInt32(cond.data as Int32Array, cond.shape),
+  );
+  return v.storage;
+}
 
 /** A small network whose every parameter is non-zero (adaLN-Zero and the output layer start at 0). */
 export function randomizedNet(config: Partial<NetConfig>, seed = 1): VelocityNet {

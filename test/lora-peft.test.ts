@@ -2,7 +2,6 @@
 // the reference networks with PEFT's LoRA layers and file names) loads into our network and reproduces its outputs;
 // ours, written with savePeftAdapter, loads into that PyTorch code and gives our outputs; bad files name every tensor
 // at fault and change nothing.
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,56 +14,20 @@ import {
   loraModules,
   StateDictError,
   savePeftAdapter,
-  Tensor,
-  type VelocityNet,
 } from '../lib/index.js';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/safetensors.js';
-import { relativeError } from './helpers.js';
+import { relativeError, runReference, TINY_DIT, TINY_MLP, velocityOnInputs } from './helpers.js';
 
-const PYTHON = '/usr/bin/python3';
+const MLP = resolveNetConfig(TINY_MLP);
+const DIT = resolveNetConfig(TINY_DIT);
+
 const dir = mkdtempSync(join(tmpdir(), 'dnft-lora-peft-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function python(...args: string[]): void {
-  const run = spawnSync(PYTHON, ['reference/peft_lora.py', ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, OMP_NUM_THREADS: '1' },
-  });
-  expect(run.status, run.stderr).toBe(0);
-}
-
-const MLP = resolveNetConfig({ width: 16, depth: 2, mlpRatio: 2, timeFeatures: 8, vocabSize: 5, condSlots: 2 });
-const DIT = resolveNetConfig({
-  arch: 'dit',
-  dataDim: 32,
-  width: 8,
-  depth: 2,
-  mlpRatio: 2,
-  timeFeatures: 6,
-  vocabSize: 5,
-  condSlots: 2,
-  imageSize: 4,
-  channels: 2,
-  patch: 2,
-  heads: 2,
-});
-
-/** Our velocity on the inputs of reference/peft_lora.py's io.safetensors. */
-async function velocityOn(net: VelocityNet, io: Record<string, SafeTensor>): Promise<Float32Array> {
-  const x = io['input.x'] as SafeTensor;
-  const cond = io['input.cond'] as SafeTensor;
-  const v = await net.velocity(
-    Tensor.from(x.data as Float32Array, x.shape),
-    Tensor.from(io['input.t']?.data as Float32Array, [x.shape[0] as number]),
-    Tensor.fromInt32(cond.data as Int32Array, cond.shape),
-  );
-  return v.storage;
-}
 
 /** PyTorch's PEFT-style adapter of `targets` (PEFT's target_modules) on a seeded reference network, in a folder. */
 function torchAdapter(label: string, config: object, targets: string | readonly string[]): string {
   const out = join(dir, label);
-  python('make', JSON.stringify(config), '4321', '3', '6', JSON.stringify(targets), out);
+  runReference('peft_lora.py', 'make', JSON.stringify(config), '4321', '3', '6', JSON.stringify(targets), out);
   return out;
 }
 
@@ -85,14 +48,14 @@ describe('PEFT adapters', () => {
       await loadAdapter(join(made, 'adapter'), net);
       expect(net.lora).toMatchObject({ rank: 3, alpha: 6, targets: ours, init: 'gaussian' });
       expect(net.lora?.params.length).toBe(keys.length);
-      const adapted = await velocityOn(net, io);
+      const adapted = await velocityOnInputs(net, io);
       expect(relativeError(adapted, io.output?.data as Float32Array)).toBeLessThan(1e-5);
 
       // The safetensors file alone, with alpha from the caller, is the same adapter.
       const alone = await loadStateDict(join(made, 'base.safetensors'), config);
       await loadAdapter(file, alone, { alpha: 6 });
       expect(alone.lora?.targets).toEqual(ours);
-      expect(Buffer.from((await velocityOn(alone, io)).buffer).equals(Buffer.from(adapted.buffer))).toBe(true);
+      expect(Buffer.from((await velocityOnInputs(alone, io)).buffer).equals(Buffer.from(adapted.buffer))).toBe(true);
       alone.dispose();
 
       // Ours the PEFT way: PyTorch adapts what adapter_config.json names and loads every tensor strictly.
@@ -101,7 +64,8 @@ describe('PEFT adapters', () => {
       const peftConfig = JSON.parse(readFileSync(join(written, 'adapter_config.json'), 'utf8'));
       expect(peftConfig).toMatchObject({ peft_type: 'LORA', r: 3, lora_alpha: 6, bias: 'none' });
       const out = join(dir, `${name}-torch-out.safetensors`);
-      python(
+      runReference(
+        'peft_lora.py',
         'apply',
         JSON.stringify(config),
         join(made, 'base.safetensors'),

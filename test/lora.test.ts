@@ -17,27 +17,13 @@ import {
   VelocityNet,
 } from '../lib/index.js';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/safetensors.js';
-import { randomBatch, randomizedNet, relativeError } from './helpers.js';
+import { PYTHON, randomBatch, randomizedNet, relativeError, TINY_DIT, TINY_MLP } from './helpers.js';
 
-const PYTHON = '/usr/bin/python3';
 const dir = mkdtempSync(join(tmpdir(), 'dnft-lora-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const MLP = { width: 16, depth: 2, mlpRatio: 2, timeFeatures: 8, vocabSize: 5, condSlots: 2 };
-const DIT = {
-  arch: 'dit' as const,
-  dataDim: 32,
-  width: 8,
-  depth: 2,
-  mlpRatio: 2,
-  timeFeatures: 6,
-  vocabSize: 5,
-  condSlots: 2,
-  imageSize: 4,
-  channels: 2,
-  patch: 2,
-  heads: 2,
-};
+const MLP = TINY_MLP;
+const DIT = TINY_DIT;
 const ALL_TARGETS = { mlp: ['fc1', 'fc2', 'ada'], dit: ['attn.qkv', 'attn.proj', 'mlp.fc1', 'mlp.fc2', 'ada'] };
 
 // A randomized base with an adapter whose A and B are both random (a trained adapter's situation).

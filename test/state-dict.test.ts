@@ -1,7 +1,6 @@
 // Weights from and to PyTorch: a plain state_dict() of a reference/ network loads with loadStateDict and gives
 // PyTorch's outputs; our checkpoints load into the reference networks with load_state_dict(strict=True); a state
 // dict that does not fit names every tensor at fault and changes nothing.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,33 +16,12 @@ import {
   VelocityNet,
 } from '../lib/index.js';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/safetensors.js';
-import { randomizedNet, relativeError } from './helpers.js';
+import { randomizedNet, relativeError, runReference, TINY_MLP, velocityOnInputs } from './helpers.js';
 
-const PYTHON = '/usr/bin/python3';
 const dir = mkdtempSync(join(tmpdir(), 'dnft-state-dict-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function python(...args: string[]): void {
-  const run = spawnSync(PYTHON, ['reference/state_dict.py', ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, OMP_NUM_THREADS: '1' },
-  });
-  expect(run.status, run.stderr).toBe(0);
-}
-
-/** Our velocity on the inputs of an IO file of reference/state_dict.py. */
-async function velocityOn(net: VelocityNet, io: Record<string, SafeTensor>): Promise<Float32Array> {
-  const x = io['input.x'] as SafeTensor;
-  const cond = io['input.cond'] as SafeTensor;
-  const v = await net.velocity(
-    Tensor.from(x.data as Float32Array, x.shape),
-    Tensor.from(io['input.t']?.data as Float32Array, [x.shape[0] as number]),
-    Tensor.fromInt32(cond.data as Int32Array, cond.shape),
-  );
-  return v.storage;
-}
-
-const SMALL = { width: 16, depth: 2, mlpRatio: 2, timeFeatures: 8, vocabSize: 5, condSlots: 2 };
+const SMALL = TINY_MLP;
 
 /** The parameters of `net` as plain state-dict entries. */
 function entries(net: VelocityNet): Record<string, SafeTensor> {
@@ -62,12 +40,12 @@ describe('PyTorch state dicts', () => {
     it(`loads a plain state_dict() of the reference network (${name}) and reproduces its outputs`, async () => {
       const weights = join(dir, `${name}-weights.safetensors`);
       const io = join(dir, `${name}-io.safetensors`);
-      python('export', JSON.stringify(config), '1234', weights, io);
+      runReference('state_dict.py', 'export', JSON.stringify(config), '1234', weights, io);
       expect((await readSafetensorsFile(weights)).metadata).toEqual({});
       const reference = (await readSafetensorsFile(io)).tensors;
       const net = await loadStateDict(weights, config);
       expect(net.config).toEqual(config);
-      const err = relativeError(await velocityOn(net, reference), reference.output?.data as Float32Array);
+      const err = relativeError(await velocityOnInputs(net, reference), reference.output?.data as Float32Array);
       expect(err).toBeLessThan(1e-5);
 
       // The other way: a checkpoint with optimiser state loads into the reference network with strict=True.
@@ -82,9 +60,9 @@ describe('PyTorch state dicts', () => {
       const names = Object.keys((await readSafetensorsFile(checkpoint)).tensors);
       expect(names.some((n) => n.startsWith('optimizer.m.'))).toBe(true);
       const out = join(dir, `${name}-out.safetensors`);
-      python('import', checkpoint, io, out);
+      runReference('state_dict.py', 'import', checkpoint, io, out);
       const torchOut = (await readSafetensorsFile(out)).tensors.output?.data as Float32Array;
-      expect(relativeError(await velocityOn(net, reference), torchOut)).toBeLessThan(1e-5);
+      expect(relativeError(await velocityOnInputs(net, reference), torchOut)).toBeLessThan(1e-5);
       net.dispose();
     }, 120_000);
   }
