@@ -62,6 +62,11 @@ describe('sweep arithmetic', () => {
     expect(speedup(a, [null, null], [1000, 1000]).min).toBeCloseTo(5, 12);
     // A seed of a never reached it: a is not faster there.
     expect(speedup([a[0] ?? null, null], b, [1200, 1200]).ratio).toBeNull();
+    // A run whose base already met it (every seed at epoch 0) gives no ratio: it was 0.00× and, for a, infinite.
+    const start = { epoch: 0, seconds: 0 };
+    expect(speedupText(speedup(a, [start, start], [1200, 1200]))).toBe('b meets it untrained');
+    expect(speedupText(speedup([start, start], b, [1200, 1200]))).toBe('a meets it untrained');
+    expect(speedup(a, [start, b[1] ?? null], [1200, 1200]).ratio).toBeCloseTo(300 / 150, 12);
   });
 
   it('counts network evaluations per epoch, guided transitions twice', () => {

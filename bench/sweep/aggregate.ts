@@ -52,13 +52,15 @@ export function timeToThreshold(points: readonly SeedPoint[], threshold: number)
  * The speed-up of run a over run b at a threshold: b's time over a's. `ratio` divides the mean times, `min`/`max`
  * span the ratios of every pair (seed of a, seed of b). When some seed of b never reached the threshold, its whole
  * training time (`bLimits`, per seed) stands in for its time and the figures are lower bounds (`bound` '>'); when a
- * seed of a never did, there is no figure (`ratio` null) — a is not faster there.
+ * seed of a never did, there is no figure (`ratio` null) — a is not faster there. When every seed of a run met the
+ * threshold at its first evaluation, before any training, there is no figure either (`untrained` names that run).
  */
 export interface Speedup {
   ratio: number | null;
   min: number | null;
   max: number | null;
   bound: '=' | '>';
+  untrained?: 'a' | 'b';
 }
 
 export function speedup(
@@ -66,8 +68,11 @@ export function speedup(
   b: readonly (Reach | null)[],
   bLimits: readonly number[],
 ): Speedup {
-  if (a.length === 0 || b.length === 0 || a.some((r) => r === null))
-    return { ratio: null, min: null, max: null, bound: '=' };
+  const none = { ratio: null, min: null, max: null, bound: '=' } as const;
+  if (a.length === 0 || b.length === 0 || a.some((r) => r === null)) return none;
+  const untrained = (reaches: readonly (Reach | null)[]) => reaches.every((r) => r?.epoch === 0);
+  if (untrained(b)) return { ...none, untrained: 'b' };
+  if (untrained(a)) return { ...none, untrained: 'a' };
   const ta = a.map((r) => Math.max((r as Reach).seconds, 1e-9));
   const tb = b.map((r, j) => r?.seconds ?? (bLimits[j] as number));
   const ratios = ta.flatMap((x) => tb.map((y) => y / x));

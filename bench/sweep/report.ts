@@ -136,6 +136,7 @@ const fixed = (x: number, d = 3) => x.toFixed(d);
 const reachText = (r: Reach | null) => (r === null ? 'not reached' : `${r.seconds.toFixed(0)} s (epoch ${r.epoch})`);
 
 export function speedupText(s: Speedup): string {
+  if (s.untrained) return `${s.untrained} meets it untrained`;
   if (s.ratio === null) return 'not on every seed of a';
   const bound = s.bound === '>' ? '> ' : '';
   return `${bound}${s.ratio.toFixed(2)}× (${bound}${(s.min as number).toFixed(2)}–${(s.max as number).toFixed(2)}×)`;
