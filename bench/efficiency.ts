@@ -36,6 +36,7 @@ const program = new Command()
   .option('--thresholds <list>', "strict-score thresholds (default: the sweep's, else 0.25,0.3,0.35)", list)
   .option('--reward-thresholds <list>', "test-reward thresholds (default: the sweep's, else 0.42,0.46,0.5)", list)
   .option('--out <dir>', 'results folder (default: bench/results/<date>-<sweep name>-<machine>)')
+  .option('--report-only', 'train nothing: report the seeds the results folder holds finished')
   .parse();
 const o = program.opts<{
   base: string;
@@ -48,6 +49,7 @@ const o = program.opts<{
   thresholds?: number[];
   rewardThresholds?: number[];
   out?: string;
+  reportOnly?: boolean;
 }>();
 const sweep = parseSweep(o.sweep ? JSON.parse(readFileSync(o.sweep, 'utf8')) : DEFAULT_RUNS, {
   minutes: o.minutes,
@@ -73,6 +75,7 @@ const results = await runSweep({
   out: dir,
   log: (line) => console.log(line),
   signal: controller.signal,
+  reportOnly: o.reportOnly,
 });
 const header = [
   `# ${name} on shapes`,

@@ -219,5 +219,13 @@ describe('a sweep end to end', () => {
     expect(again[1]?.points[0]).toEqual(results[1]?.points[0]);
     expect(again[1]?.trained).toEqual(results[1]?.trained);
     expect(existsSync(join(out, 'GRPO-CFG', 'seed-2', DONE_FILE))).toBe(true);
+    // Report only: the finished seeds, and seed 3, which never ran, left out untrained.
+    const three = { ...changed, seeds: [1, 2, 3] };
+    const reported = await runSweep({ sweep: three, base, out, reportOnly: true });
+    expect(reported.map((r) => r.seeds)).toEqual([
+      [1, 2],
+      [1, 2],
+    ]);
+    expect(existsSync(join(out, 'NFT', 'seed-3'))).toBe(false);
   });
 });

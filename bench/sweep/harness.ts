@@ -46,6 +46,8 @@ export interface SweepOptions {
   out: string;
   log?: (line: string) => void;
   signal?: AbortSignal;
+  /** Train nothing: report the seeds the folder holds finished, and leave the others out. */
+  reportOnly?: boolean;
 }
 
 /** The file a seed's folder holds once the seed has trained to its end. */
@@ -116,6 +118,10 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
         result.seeds.push(seed);
         result.points.push(points);
         result.trainedSeconds.push(points.at(-1)?.seconds ?? 0);
+        continue;
+      }
+      if (o.reportOnly) {
+        log(`\n== ${spec.name}, seed ${seed}: not finished, left out of the report`);
         continue;
       }
       log(`\n== ${spec.name}, seed ${seed}`);
