@@ -63,7 +63,7 @@ interface SeedDone {
  * Everything that decides a seed's training and evaluations, as canonical JSON: the base's bytes, the method, its
  * options, the reward, the evaluation settings, the budget and the seed (not the run's name or the other seeds).
  */
-export function trainingOf(spec: RunSpec, sweep: Sweep, seed: number, baseSha256: string): string {
+function trainingOf(spec: RunSpec, sweep: Sweep, seed: number, baseSha256: string): string {
   return canonicalJson({
     baseSha256,
     method: spec.method,
@@ -91,6 +91,13 @@ async function finishedSeed(folder: string, training: string): Promise<SeedDone 
   }
 }
 
+/** Adds a seed's points to its run's result; the seed trained for the seconds of its last point. */
+function keep(result: RunResult, seed: number, points: RunPoint[]): void {
+  result.seeds.push(seed);
+  result.points.push(points);
+  result.trainedSeconds.push(points.at(-1)?.seconds ?? 0);
+}
+
 /**
  * Trains every run of the sweep for each of its seeds, in order, reusing each seed the folder already holds
  * finished with the same training; returns their points.
@@ -115,9 +122,7 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
         const points = runPoints(await readRunRecords(folder));
         log(`\n== ${spec.name}, seed ${seed}: finished earlier (${join(folder, DONE_FILE)}), reused`);
         result.trained = done.trained;
-        result.seeds.push(seed);
-        result.points.push(points);
-        result.trainedSeconds.push(points.at(-1)?.seconds ?? 0);
+        keep(result, seed, points);
         continue;
       }
       if (o.reportOnly) {
@@ -156,9 +161,7 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
         const record: SeedDone = { training, trained: result.trained };
         await writeFileAtomic(join(folder, DONE_FILE), `${JSON.stringify(record, null, 2)}\n`);
       }
-      result.seeds.push(seed);
-      result.points.push(points);
-      result.trainedSeconds.push(points.at(-1)?.seconds ?? 0);
+      keep(result, seed, points);
     }
     results.push(result);
   }
