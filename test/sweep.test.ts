@@ -1,6 +1,6 @@
 // The benchmark sweep harness (bench/sweep/): its arithmetic over seeds on synthetic points, the sweep file's checks,
 // and a tiny 2-seed sweep with a guided FlowGRPO run end to end.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -121,8 +121,10 @@ describe('sweep files', () => {
   });
 
   it('parses the committed sweep files', () => {
-    for (const file of ['faithful-b4', 'ablations', 'plateau', 'lora']) {
-      const sweep = parseSweep(JSON.parse(readFileSync(join('bench', 'sweeps', `${file}.json`), 'utf8')));
+    const files = readdirSync(join('bench', 'sweeps')).filter((f) => f.endsWith('.json'));
+    expect(files.length).toBeGreaterThanOrEqual(5);
+    for (const file of files) {
+      const sweep = parseSweep(JSON.parse(readFileSync(join('bench', 'sweeps', file), 'utf8')));
       expect(sweep.runs.length, file).toBeGreaterThan(0);
     }
   });
@@ -219,13 +221,16 @@ describe('a sweep end to end', () => {
     expect(again[1]?.points[0]).toEqual(results[1]?.points[0]);
     expect(again[1]?.trained).toEqual(results[1]?.trained);
     expect(existsSync(join(out, 'GRPO-CFG', 'seed-2', DONE_FILE))).toBe(true);
-    // Report only: the finished seeds, and seed 3, which never ran, left out untrained.
-    const three = { ...changed, seeds: [1, 2, 3] };
+    // Report only: the finished seeds; seed 3 and a run that never ran are left out untrained.
+    const nft = changed.runs[0] as (typeof changed.runs)[number];
+    const unrun = { ...nft, name: 'NFT unrun', trainer: { ...nft.trainer, beta: 0.25 } };
+    const three = { ...changed, seeds: [1, 2, 3], runs: [...changed.runs, unrun] };
     const reported = await runSweep({ sweep: three, base, out, reportOnly: true });
-    expect(reported.map((r) => r.seeds)).toEqual([
-      [1, 2],
-      [1, 2],
+    expect(reported.map((r) => [r.spec.name, r.seeds])).toEqual([
+      ['NFT', [1, 2]],
+      ['GRPO CFG', [1, 2]],
     ]);
     expect(existsSync(join(out, 'NFT', 'seed-3'))).toBe(false);
+    expect(existsSync(join(out, 'NFT-unrun'))).toBe(false);
   });
 });

@@ -163,7 +163,8 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
       }
       keep(result, seed, points);
     }
-    results.push(result);
+    // A run with no seed to report (not finished in a report-only pass, or never started before a stop) is left out.
+    if (result.seeds.length > 0) results.push(result);
   }
   return results;
 }
