@@ -7,6 +7,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -30,6 +31,16 @@ int mpi_fail(char* error, size_t size, const char* what, int code) {
   return fail(error, size, std::string(what) + " failed: " + std::string(text, length));
 }
 
+// MPI_Abort after a pause: the launcher forwards a rank's stderr through a pipe, and an abort that reaches it first
+// can end the job with the message above still unread (seen with MPICH's Hydra under load: rank 1's error lost in
+// about 1 launch in 20).
+[[noreturn]] void abort_job(int code) {
+  std::fflush(stderr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::abort();  // MPI_Abort does not return
+}
+
 // Polls a started collective until it completes; past the timeout the whole job is aborted.
 int wait(MPI_Request* request, const char* what, char* error, size_t size) {
   const auto start = std::chrono::steady_clock::now();
@@ -45,8 +56,7 @@ int wait(MPI_Request* request, const char* what, char* error, size_t size) {
                    "diffusion-nft: rank %d of %d: %s did not complete within %g s (a rank died, hangs or is far "
                    "behind); aborting the job\n",
                    g_rank, g_size, what, g_timeout);
-      std::fflush(stderr);
-      MPI_Abort(MPI_COMM_WORLD, 3);
+      abort_job(3);
     }
     std::this_thread::sleep_for(pause);
     if (pause < std::chrono::microseconds(500)) pause *= 2;
@@ -127,8 +137,7 @@ int dnft_mpi_bcast(void* data, size_t bytes, int root, char* error, size_t size)
 
 void dnft_mpi_abort(const char* message, int code) {
   std::fprintf(stderr, "diffusion-nft: rank %d of %d: %s\n", g_rank, g_size, message);
-  std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, code);
+  abort_job(code);
 }
 
 int dnft_mpi_finalize(void) {

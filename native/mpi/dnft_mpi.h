@@ -25,7 +25,8 @@ int dnft_mpi_sum_f64(double* data, size_t count, char* error, size_t error_size)
 // recv (size × bytes) ← every rank's `bytes` bytes of send, in rank order.
 int dnft_mpi_allgather(const void* send, size_t bytes, void* recv, char* error, size_t error_size);
 int dnft_mpi_bcast(void* data, size_t bytes, int root, char* error, size_t error_size);
-// Ends every rank of the job (MPI_Abort), after printing the message on stderr.
+// Ends every rank of the job (MPI_Abort), after printing the message on stderr and pausing for the launcher to
+// forward it.
 void dnft_mpi_abort(const char* message, int code);
 int dnft_mpi_finalize(void);
 
