@@ -1,14 +1,14 @@
 // The CLI under mpirun (docs/distributed.md, "The CLI under mpirun"): 2 ranks of `pretrain` and `train` on tiny
 // settings. Each rank gets its own --out (an MPMD launch, `mpirun A : B`; --out is no part of the run every rank must
-// agree on), so that what rank 1 writes, if anything, can be seen. Needs Open MPI and `npm run build:mpi`; the errors
-// also MPICH and `npm run build:mpi:mpich`.
+// agree on), so that what rank 1 writes, if anything, can be seen. Each case under Open MPI (`npm run build:mpi`) and
+// MPICH (`npm run build:mpi:mpich`).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseRecords } from '../lib/metrics/records.js';
-import { LAUNCHERS, launchEach } from './mpi-launchers.js';
+import { LAUNCHERS, launchEach, MPMD_LAUNCHERS, type MpmdLauncher } from './mpi-launchers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-mpi-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,7 +22,7 @@ interface Launch {
 }
 
 /** The CLI with rank 0's arguments and rank 1's, under Open MPI's mpirun or MPICH's mpiexec. */
-function mpirun(rank0: string[], rank1: string[], launcher: 'Open MPI' | 'MPICH' = 'Open MPI'): Promise<Launch> {
+function mpirun(rank0: string[], rank1: string[], launcher: MpmdLauncher): Promise<Launch> {
   const cli = (args: string[]) => ['node', 'dist/lib/cli.js', ...args];
   const [command, ...args] = launchEach(launcher, [cli(rank0), cli(rank1)]);
   const child = spawn(command as string, args, { env: LAUNCHERS[launcher].env });
@@ -53,42 +53,58 @@ describe('the CLI under mpirun -np 2', () => {
   const config = join(dir, 'tiny.json');
   writeFileSync(config, JSON.stringify({ trainer: { groups: 2, groupSize: 2 } }));
 
-  it('pretrain: rank 0 alone prints the report and writes the checkpoint', async () => {
-    const args = ['pretrain', '--preset', 'M', '--steps', '2', '--batch', '8', '--out'];
-    const r = await mpirun([...args, base], [...args, join(dir, 'rank1', 'base.safetensors')]);
-    expect(r.status, r.err).toBe(0);
-    expect(count(r.out, /^pretrain: \d+ parameters \(mlp\), batch 8$/)).toBe(1);
-    expect(count(r.out, /^base, no CFG: strict \d\.\d{3}/)).toBe(1);
-    expect(count(r.out, /^base, CFG 5 at t ≤ 0.6: strict/)).toBe(1);
-    expect(count(r.out, /^wrote .*: 2 steps in/)).toBe(1);
-    expect(count(r.err, /steps 2\/2/)).toBe(1);
-    expect(existsSync(base)).toBe(true);
-    expect(existsSync(join(dir, 'rank1'))).toBe(false);
-  }, 300_000);
+  // Each launcher's pretrain writes its own base, which its train then starts from.
+  const bases = { 'Open MPI': base, MPICH: join(dir, 'rank0', 'mpich-base.safetensors') };
+  const runs = { 'Open MPI': join(dir, 'rank0', 'run'), MPICH: join(dir, 'rank0', 'mpich-run') };
 
-  it('train --json --lora-rank: one JSON summary and one progress log; rank 0 alone writes the run and adapter', async () => {
-    const args = ['train', '--base', base, '--config', config, '--epochs', '1', '--lora-rank', '2', '--json', '--out'];
-    const out = join(dir, 'rank0', 'run');
-    const r = await mpirun([...args, out], [...args, join(dir, 'rank1', 'run')]);
-    expect(r.status, r.err).toBe(0);
-    // stdout is the one summary, nothing else.
-    expect(JSON.parse(r.out)).toMatchObject({
-      method: 'nft',
-      epochs: 1,
-      checkpoint: join(out, 'checkpoint.safetensors'),
-    });
-    expect(count(r.err, /^epoch +0 /)).toBe(1);
-    expect(count(r.err, /^epoch +1 /)).toBe(1);
-    expect(count(r.err, /^done in /)).toBe(1);
-    for (const file of ['checkpoint.safetensors', 'adapter.safetensors', 'config.json', 'strict-vs-epoch.png']) {
-      expect(existsSync(join(out, file)), file).toBe(true);
-    }
-    const records = parseRecords(readFileSync(join(out, 'metrics.jsonl'), 'utf8'));
-    expect(records.filter((x) => x.kind === 'epoch').map((x) => x.epoch)).toEqual([1]);
-    expect(existsSync(join(dir, 'rank1'))).toBe(false);
-  }, 300_000);
+  it.each(MPMD_LAUNCHERS)(
+    '%s: pretrain: rank 0 alone prints the report and writes the checkpoint',
+    async (launcher) => {
+      const args = ['pretrain', '--preset', 'M', '--steps', '2', '--batch', '8', '--out'];
+      const r = await mpirun([...args, bases[launcher]], [...args, join(dir, 'rank1', 'base.safetensors')], launcher);
+      expect(r.status, r.err).toBe(0);
+      expect(count(r.out, /^pretrain: \d+ parameters \(mlp\), batch 8$/)).toBe(1);
+      expect(count(r.out, /^base, no CFG: strict \d\.\d{3}/)).toBe(1);
+      expect(count(r.out, /^base, CFG 5 at t ≤ 0.6: strict/)).toBe(1);
+      expect(count(r.out, /^wrote .*: 2 steps in/)).toBe(1);
+      expect(count(r.err, /steps 2\/2/)).toBe(1);
+      expect(existsSync(bases[launcher])).toBe(true);
+      expect(existsSync(join(dir, 'rank1'))).toBe(false);
+    },
+    300_000,
+  );
 
-  it.each(['Open MPI', 'MPICH'] as const)(
+  it.each(MPMD_LAUNCHERS)(
+    '%s: train --json --lora-rank: one JSON summary and one progress log; rank 0 alone writes the run and adapter',
+    async (launcher) => {
+      const args = ['train', '--base', bases[launcher], '--config', config, '--epochs', '1', '--lora-rank', '2'];
+      const out = runs[launcher];
+      const r = await mpirun(
+        [...args, '--json', '--out', out],
+        [...args, '--json', '--out', join(dir, 'rank1', 'run')],
+        launcher,
+      );
+      expect(r.status, r.err).toBe(0);
+      // stdout is the one summary, nothing else.
+      expect(JSON.parse(r.out)).toMatchObject({
+        method: 'nft',
+        epochs: 1,
+        checkpoint: join(out, 'checkpoint.safetensors'),
+      });
+      expect(count(r.err, /^epoch +0 /)).toBe(1);
+      expect(count(r.err, /^epoch +1 /)).toBe(1);
+      expect(count(r.err, /^done in /)).toBe(1);
+      for (const file of ['checkpoint.safetensors', 'adapter.safetensors', 'config.json', 'strict-vs-epoch.png']) {
+        expect(existsSync(join(out, file)), file).toBe(true);
+      }
+      const records = parseRecords(readFileSync(join(out, 'metrics.jsonl'), 'utf8'));
+      expect(records.filter((x) => x.kind === 'epoch').map((x) => x.epoch)).toEqual([1]);
+      expect(existsSync(join(dir, 'rank1'))).toBe(false);
+    },
+    300_000,
+  );
+
+  it.each(MPMD_LAUNCHERS)(
     '%s: an error on one rank prints it with its rank and ends every rank within seconds',
     async (launcher) => {
       // Rank 0 cannot create its output folder, while rank 1 goes on to the first epoch's collectives and waits there.
@@ -117,7 +133,7 @@ describe('the CLI under mpirun -np 2', () => {
     300_000,
   );
 
-  it.each(['Open MPI', 'MPICH'] as const)(
+  it.each(MPMD_LAUNCHERS)(
     "%s: the error of the rank that aborts reaches the launcher's stderr in each of 24 launches, two at a time",
     async (launcher) => {
       // A launcher that takes the abort before it has read the rank's stderr pipe drops the message: Hydra did so in

@@ -141,6 +141,15 @@ describe.each(Object.keys(LAUNCHERS) as Launcher[])('over %s', { retry: LAUNCH_R
     expect(r.status).not.toBe(0);
     expect(r.stdout + r.stderr).toMatch(LAUNCHERS[launcher].killed);
   });
+
+  it('a rank that hangs ends the job at the collective timeout: the waiting rank aborts it, naming itself', () => {
+    const started = Date.now();
+    const r = runFailing(launcher, 'online', join(dir, `${launcher}-hang`), 'nft', '2', 'hang');
+    expect(r.error).toBeUndefined(); // not the 60 s timeout (rank 1 blocks for 120 s)
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/^diffusion-nft: rank 0 of 2: .* did not complete within 2 s .*; aborting the job$/m);
+    expect(Date.now() - started).toBeLessThan(30_000);
+  });
 });
 
 describe("a libdnft_mpi.so of another MPI than the launcher's", () => {

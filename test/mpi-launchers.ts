@@ -52,8 +52,12 @@ export function launch(name: LauncherName, ranks: number, program: string[]): st
   return [...command, flag, String(ranks), ...program];
 }
 
-/** The command line that starts one rank of each program, in rank order (Open MPI and MPICH; not srun). */
-export function launchEach(name: 'Open MPI' | 'MPICH', programs: string[][]): string[] {
+/** The launchers that start a different program on each rank (`mpirun A : B`); srun is not one of them. */
+export const MPMD_LAUNCHERS = ['Open MPI', 'MPICH'] as const;
+export type MpmdLauncher = (typeof MPMD_LAUNCHERS)[number];
+
+/** The command line that starts one rank of each program, in rank order. */
+export function launchEach(name: MpmdLauncher, programs: string[][]): string[] {
   const { command, ranks: flag } = LAUNCHERS[name];
   return [...command, ...programs.flatMap((program, i) => [...(i > 0 ? [':'] : []), flag, '1', ...program])];
 }

@@ -41,10 +41,11 @@ int mpi_fail(char* error, size_t size, const char* what, int code) {
   std::abort();  // MPI_Abort does not return
 }
 
-// Polls a started collective until it completes; past the timeout the whole job is aborted.
+// Polls a started collective until it completes; past the timeout the whole job is aborted. It polls without sleeping,
+// as MPI's own blocking waits do: a nonblocking collective advances only inside MPI calls (Open MPI's shared-memory
+// transport moves a large message a fragment per call), and polls backed off to 0.5 ms made a 47 MB sum 20× slower.
 int wait(MPI_Request* request, const char* what, char* error, size_t size) {
   const auto start = std::chrono::steady_clock::now();
-  auto pause = std::chrono::microseconds(1);
   for (;;) {
     int done = 0;
     const int code = MPI_Test(request, &done, MPI_STATUS_IGNORE);
@@ -58,8 +59,7 @@ int wait(MPI_Request* request, const char* what, char* error, size_t size) {
                    g_rank, g_size, what, g_timeout);
       abort_job(3);
     }
-    std::this_thread::sleep_for(pause);
-    if (pause < std::chrono::microseconds(500)) pause *= 2;
+    std::this_thread::yield();  // to a thread of this core's that has work, on an oversubscribed host
   }
 }
 

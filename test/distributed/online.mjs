@@ -1,5 +1,6 @@
 // Run under mpirun (test/distributed.test.ts): epochs of DiffusionNFT or FlowGRPO, stats and θ to `${out}.${rank}.json`.
-// mode 'fail': rank 1's reward throws; 'die': rank 1 is killed while scoring; 'mismatch': rank 1 has another seed; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run.
+// mode 'fail': rank 1's reward throws; 'die': rank 1 is killed while scoring; 'hang': rank 1 blocks while scoring, the
+// collective timeout 2 s; 'mismatch': rank 1 has another seed; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run.
 import { writeFileSync } from 'node:fs';
 import { DiffusionNFT, FlowGRPO, VelocityNet } from '../../dist/lib/index.js';
 
@@ -16,6 +17,7 @@ const prompts = [0, 1, 2, 3].map((t) => ({ tokens: [t] }));
 const reward = (x, p) => {
   if (mode === 'fail' && rank === 1) throw new Error('the scorer is down');
   if (mode === 'die' && rank === 1) process.kill(process.pid, 'SIGKILL');
+  if (mode === 'hang' && rank === 1) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120_000);
   const s = x.storage;
   return p.map((q, i) => -((s[i * 4] - q.tokens[0] / 3) ** 2) - s[i * 4 + 1] ** 2);
 };
@@ -27,6 +29,7 @@ const options = {
   steps: 4,
   seed: mode === 'mismatch' && rank === 1 ? 6 : 5,
   lr: 3e-3,
+  ...(mode === 'hang' ? { distributed: { timeout: 2 } } : {}),
 };
 const Trainer = trainerName === 'nft' ? DiffusionNFT : FlowGRPO;
 const extra = trainerName === 'nft' ? { optimizerSteps: 1 } : { optimizerSteps: 2, klCoef: 0.04 };
