@@ -76,7 +76,8 @@ export function backendInfo(): NativeBackendInfo {
 }
 
 /**
- * Sets the number of CPU threads of the native thread pool (default: the machine's cores, or DNFT_NUM_THREADS).
+ * Sets the number of CPU threads of the native thread pool (default: DNFT_NUM_THREADS, else the cores the process
+ * may run on).
  * Throws BusyError while a native call is in flight (in any worker thread): await the work first.
  */
 export function setThreads(threads: number): void {

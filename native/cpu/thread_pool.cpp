@@ -1,5 +1,9 @@
 #include "cpu/thread_pool.h"
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -50,8 +54,17 @@ inline int state_next(uint64_t s) { return static_cast<int>(s & 0xFFFF); }
 
 }  // namespace
 
-ThreadPool::ThreadPool(int threads)
-    : size_(threads), spin_(threads <= std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {
+int usable_cpus() {
+#if defined(__linux__)
+  // The CPUs this process may run on: fewer than the machine's when a launcher binds it (mpirun binds each of two
+  // ranks to one core), taskset or a container's cpuset restricts it.
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+ThreadPool::ThreadPool(int threads) : size_(threads), spin_(threads <= usable_cpus()) {
   if (threads < 1 || threads > 0xFFFF) throw std::invalid_argument("ThreadPool: threads must be in [1, 65535]");
   threads_.reserve(static_cast<size_t>(threads - 1));
   for (int w = 1; w < threads; ++w) threads_.emplace_back([this] { worker_loop(); });
@@ -161,8 +174,7 @@ int default_threads() {
     const long v = std::strtol(env, &end, 10);
     if (end != env && *end == '\0' && v >= 1 && v <= 4096) return static_cast<int>(v);
   }
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+  return usable_cpus();
 }
 
 }  // namespace

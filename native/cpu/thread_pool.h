@@ -59,8 +59,11 @@ class ThreadPool {
   std::exception_ptr error_;
 };
 
+// The CPUs this process may run on (its affinity mask on Linux, else std::thread::hardware_concurrency()).
+int usable_cpus();
+
 // The process-wide pool: created on first use with DNFT_NUM_THREADS threads when that is set (>= 1), else
-// std::thread::hardware_concurrency().
+// usable_cpus().
 ThreadPool& global_pool();
 
 // Runs fn(begin, end) over [0, n) on the global pool in chunks large enough that an elementwise loop outweighs
