@@ -52,6 +52,10 @@ describe('the CLI under mpirun -np 2', () => {
   const base = join(dir, 'rank0', 'base.safetensors');
   const config = join(dir, 'tiny.json');
   writeFileSync(config, JSON.stringify({ trainer: { groups: 2, groupSize: 2 } }));
+  // One epoch of train from `from` into `out`, and a base that does not exist.
+  const epochFlags = ['--config', config, '--epochs', '1'];
+  const train = (from: string, out: string) => ['train', '--base', from, ...epochFlags, '--out', out];
+  const missing = join(dir, 'missing.safetensors');
 
   // Each launcher's pretrain writes its own base, which its train then starts from.
   const bases = { 'Open MPI': base, MPICH: join(dir, 'rank0', 'mpich-base.safetensors') };
@@ -110,8 +114,6 @@ describe('the CLI under mpirun -np 2', () => {
       // Rank 0 cannot create its output folder, while rank 1 goes on to the first epoch's collectives and waits there.
       const blocked = join(dir, `${launcher}-file`);
       writeFileSync(blocked, '');
-      const flags = ['--config', config, '--epochs', '1'];
-      const train = (from: string, out: string) => ['train', '--base', from, ...flags, '--out', out];
       const r0 = await mpirun(train(base, join(blocked, 'run')), train(base, join(dir, 'rank1', 'run')), launcher);
       expect(r0.status).not.toBe(0);
       expect(r0.err, r0.out).toMatch(/^error \(rank 0 of 2\): ENOTDIR: not a directory/m);
@@ -119,7 +121,6 @@ describe('the CLI under mpirun -np 2', () => {
       expect(r0.afterError).toBeLessThan(20_000);
 
       // Rank 1 cannot read its base, while rank 0 goes on to the trainer's start-up check and waits there.
-      const missing = join(dir, 'missing.safetensors');
       const r1 = await mpirun(
         train(base, join(dir, 'rank0', 'run-2')),
         train(missing, join(dir, 'rank1', 'run')),
@@ -138,12 +139,10 @@ describe('the CLI under mpirun -np 2', () => {
     async (launcher) => {
       // A launcher that takes the abort before it has read the rank's stderr pipe drops the message: Hydra did so in
       // about 1 of 20 such launches before the library paused ahead of MPI_Abort (native/mpi/dnft_mpi.cpp).
-      const missing = join(dir, 'missing.safetensors');
-      const flags = ['--config', config, '--epochs', '1'];
       const launchOnce = (i: number) =>
         mpirun(
-          ['train', '--base', base, ...flags, '--out', join(dir, 'rank0', `lost-${launcher}-${i}`)],
-          ['train', '--base', missing, ...flags, '--out', join(dir, 'rank1', 'run')],
+          train(base, join(dir, 'rank0', `lost-${launcher}-${i}`)),
+          train(missing, join(dir, 'rank1', 'run')),
           launcher,
         );
       const lost: number[] = [];

@@ -8,14 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backendInfo } from '../lib/index.js';
-import {
-  LAUNCH_RETRIES,
-  LAUNCHERS,
-  type LauncherName as Launcher,
-  launch,
-  MPICH_LIBRARY,
-  SLURM_DIR,
-} from './mpi-launchers.js';
+import { LAUNCHERS, type LauncherName as Launcher, launch, MPICH_LIBRARY, SLURM_DIR } from './mpi-launchers.js';
 
 const env = LAUNCHERS['Open MPI'].env;
 const dir = mkdtempSync(join(tmpdir(), 'dnft-mpi-'));
@@ -87,7 +80,9 @@ function checkOnline(launcher: Launcher, trainer: string) {
   }
 }
 
-describe.each(Object.keys(LAUNCHERS) as Launcher[])('over %s', { retry: LAUNCH_RETRIES }, (launcher) => {
+// One retry: once in about 20 runs a rank under MPICH died inside Node of a fault that never reproduced
+// (docs/distributed.md, "Not done or not verified"); a consistent failure still fails.
+describe.each(Object.keys(LAUNCHERS) as Launcher[])('over %s', { retry: 1 }, (launcher) => {
   if (launcher === 'Slurm') {
     beforeAll(() => {
       execFileSync('bash', ['scripts/slurm-local.sh', 'start', SLURM_DIR], { stdio: 'pipe', timeout: 60_000 });

@@ -40,12 +40,6 @@ export const LAUNCHERS = {
 
 export type LauncherName = keyof typeof LAUNCHERS;
 
-/**
- * Retries of a test that launches ranks: once in about 20 runs a rank under MPICH died inside Node of a fault that
- * never reproduced (docs/distributed.md, "Not done or not verified"); a consistent failure still fails.
- */
-export const LAUNCH_RETRIES = 1;
-
 /** The command line that starts `ranks` copies of `program`. */
 export function launch(name: LauncherName, ranks: number, program: string[]): string[] {
   const { command, ranks: flag } = LAUNCHERS[name];
