@@ -1,19 +1,19 @@
 // The base model shipped in the package (models/shapes-base.safetensors): it loads, its scores are the ones the
-// README states, and a short DiffusionNFT run from it raises the shapes reward.
+// docs/science.md states, and a short DiffusionNFT run from it raises the shapes reward.
 import { describe, expect, it } from 'vitest';
 import { DiffusionNFT, loadCheckpoint, tasks } from '../lib/index.js';
 import { SHAPES_BASE } from '../lib/jobs/demo-shapes.js';
 import { evaluateShapes, findPrompt, SHAPES_GUIDANCE } from '../lib/jobs/shapes.js';
 
 describe('the shipped shapes base model', () => {
-  it('loads as config D and scores as the README states (test prompts, 8 samples each, seed 12345)', async () => {
+  it('loads as config D and scores as docs/science.md states (test prompts, 8 samples each, seed 12345)', async () => {
     const { net, metadata } = await loadCheckpoint(SHAPES_BASE);
     expect(net.config.arch).toBe('dit');
     expect(metadata['shapes.command']).toMatch(/pretrain/);
     const plain = await evaluateShapes(net);
     const guided = await evaluateShapes(net, SHAPES_GUIDANCE);
-    // The README's numbers: strict 0.197 without CFG and 0.269 with CFG 5 at t ≤ 0.6, reward 0.383 and 0.420;
-    // within ±0.05 for the GEMM kernel another machine may pick.
+    // The numbers of docs/science.md ("The shipped base model"): strict 0.197 without CFG and 0.269 with CFG 5 at
+    // t ≤ 0.6, reward 0.383 and 0.420; within ±0.05 for the GEMM kernel another machine may pick.
     expect(Math.abs(plain.overall - 0.197)).toBeLessThan(0.05);
     expect(Math.abs(guided.overall - 0.269)).toBeLessThan(0.05);
     expect(Math.abs(plain.reward - 0.383)).toBeLessThan(0.05);
