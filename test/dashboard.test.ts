@@ -11,7 +11,7 @@ import { startCli, stopCli } from './cli-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-dashboard-'));
 const run = join(dir, 'run');
-const GRID = 'bench/results/2026-12-01-B4-Intel-Xeon-20min/samples-base.png';
+const GRID = 'docs/images/b4-samples-base.png';
 let server: ChildProcess;
 let port: number;
 
