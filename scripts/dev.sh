@@ -123,7 +123,8 @@ case "$command" in
     ensure_node_modules
     build
     # `npm run bench` runs the speed rows; `npm run bench -- efficiency --base CKPT` the B4 head-to-head;
-    # `npm run bench -- distributed` the data-parallel epoch times (docs/distributed.md).
+    # `npm run bench -- distributed` the data-parallel epoch times (docs/distributed.md); `npm run bench -- report
+    # <folder>` the charts of a results folder, from its records (bench/charts.ts).
     if [ "${1:-}" = efficiency ]; then
       shift
       node dist/bench/efficiency.js "$@"
@@ -137,6 +138,9 @@ case "$command" in
     elif [ "${1:-}" = soak ]; then
       shift
       node dist/bench/soak.js "$@"
+    elif [ "${1:-}" = report ]; then
+      shift
+      node dist/bench/report.js "$@"
     else
       node dist/bench/run.js "$@"
     fi

@@ -211,8 +211,8 @@ async function chart(
 }
 
 /**
- * Writes report.md, results.json (the sweep, every seed's points and the report's numbers) and the mean curves over
- * seeds: strict and test reward against epochs and seconds, and the strict score of each category against epochs.
+ * Writes report.md, results.json (the sweep, every seed's points and the report's numbers) and the charts of
+ * writeSweepCharts.
  */
 export async function writeSweepReport(
   dir: string,
@@ -224,6 +224,15 @@ export async function writeSweepReport(
   const report = summarise(sweep, results);
   await writeFile(join(dir, 'report.md'), reportMarkdown(report, header));
   await writeFile(join(dir, 'results.json'), `${JSON.stringify({ ...meta, sweep, results, report }, null, 2)}\n`);
+  await writeSweepCharts(dir, report);
+  return report;
+}
+
+/**
+ * The mean curves over seeds of a sweep's report, as SVG and PNG: strict and test reward against epochs and seconds,
+ * and the strict score of each category against epochs.
+ */
+export async function writeSweepCharts(dir: string, report: SweepReport): Promise<void> {
   const series = (pick: (v: SweepReport['runs'][number]['views'][number]) => MeanPoint[], axis: 'epoch' | 'seconds') =>
     report.runs.flatMap((run) =>
       run.views.map((v) => ({
@@ -261,5 +270,4 @@ export async function writeSweepReport(
       },
     );
   }
-  return report;
 }
