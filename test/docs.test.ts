@@ -1,7 +1,8 @@
-// The docs say only what the repository has: every file they cite exists, and every DNFT_* environment variable
-// they name is read somewhere in the code (docs/distributed.md once named a DNFT_THREADS that nothing read).
+// The docs say only what the repository has: every file they cite or link to exists (and every heading a link
+// names), and every DNFT_* environment variable they name is read somewhere in the code (docs/distributed.md once
+// named a DNFT_THREADS that nothing read).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const DOCS = [
@@ -37,6 +38,30 @@ describe('the docs', () => {
       }
     }
     expect(missing).toEqual([]);
+  });
+
+  it('link to files and headings that exist', () => {
+    // GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens.
+    const slug = (heading: string) =>
+      heading
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N} _-]/gu, '')
+        .replace(/ /g, '-');
+    const broken: string[] = [];
+    for (const doc of DOCS) {
+      for (const [, target] of readFileSync(doc, 'utf8').matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target as string)) continue; // https:, mailto:
+        const [path, anchor] = (target as string).split('#') as [string, string | undefined];
+        const file = path === '' ? doc : join(dirname(doc), path);
+        if (!existsSync(file)) {
+          broken.push(`${doc}: ${target}`);
+        } else if (anchor !== undefined) {
+          const headings = [...readFileSync(file, 'utf8').matchAll(/^#+ (.*)$/gm)].map((m) => slug(m[1] as string));
+          if (!headings.includes(anchor)) broken.push(`${doc}: ${target} (no such heading)`);
+        }
+      }
+    }
+    expect(broken).toEqual([]);
   });
 
   it('name only DNFT_* environment variables that the code reads', () => {
