@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { readRunRecords } from '../lib/index.js';
-import { type RunPoint, runPoints, writeCurves } from '../lib/jobs/shapes.js';
+import { type RunPoint, runPoints, writeCurves } from '../lib/jobs/shapes/curves.js';
 import { type SweepReport, writeSweepCharts } from './sweep/report.js';
 
 /** What was drawn in one folder. */

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { packageRoot } from '../lib/native.js';
+import { packageRoot } from '../lib/core/native.js';
 import { runSweep } from './sweep/harness.js';
 import { writeSweepReport } from './sweep/report.js';
 import { parseSweep } from './sweep/spec.js';

@@ -4,13 +4,13 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { loadCheckpoint } from '../lib/checkpoint.js';
-import { SHAPES_TRAINER_DEFAULTS } from '../lib/jobs/shapes.js';
-import { packageRoot } from '../lib/native.js';
+import { packageRoot } from '../lib/core/native.js';
+import { Tensor } from '../lib/core/tensor.js';
+import { SHAPES_TRAINER_DEFAULTS } from '../lib/jobs/shapes/train.js';
+import { loadCheckpoint } from '../lib/model/checkpoint.js';
 import * as shapes from '../lib/tasks/shapes/index.js';
-import { Tensor } from '../lib/tensor.js';
-import { DiffusionNFT } from '../lib/trainers/diffusion-nft.js';
-import { FlowGRPO } from '../lib/trainers/flowgrpo.js';
+import { DiffusionNFT } from '../lib/training/diffusion-nft.js';
+import { FlowGRPO } from '../lib/training/flowgrpo.js';
 
 export type EpochMethod = 'nft' | 'flowgrpo';
 

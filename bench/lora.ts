@@ -6,9 +6,9 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../lib/core/native.js';
 import { DiffusionNFT, loadCheckpoint, setThreads, tasks } from '../lib/index.js';
-import { SHAPES_TRAINER_DEFAULTS } from '../lib/jobs/shapes.js';
-import { packageRoot } from '../lib/native.js';
+import { SHAPES_TRAINER_DEFAULTS } from '../lib/jobs/shapes/train.js';
 
 const EPOCHS = Number(process.env.DNFT_BENCH_LORA_EPOCHS ?? 3);
 const THREADS = Number(process.env.DNFT_BENCH_THREADS ?? 2);

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { packageRoot } from '../lib/core/native.js';
 import {
   CONFIG_D,
   CONFIG_M,
@@ -15,10 +16,9 @@ import {
   Tensor,
   VelocityNet,
 } from '../lib/index.js';
-import { packageRoot } from '../lib/native.js';
-import { NFT_LOSS_SCHEMA } from '../lib/nft.js';
-import { OPTIMIZER_SCHEMA } from '../lib/optimizer.js';
-import { resolveOptions } from '../lib/options.js';
+import { NFT_LOSS_SCHEMA } from '../lib/options/nft-loss.js';
+import { OPTIMIZER_SCHEMA } from '../lib/options/optimizer.js';
+import { resolveOptions } from '../lib/options/schema.js';
 import { type EpochBench, type EpochPhases, epochRow } from './epoch.js';
 
 const THREADS = Number(process.env.DNFT_BENCH_THREADS ?? 2);

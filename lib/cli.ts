@@ -3,31 +3,27 @@ import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { flag, parseNumber, withConfig } from './cli-options.js';
-import { addDashboardCommand, dashboardOption, withDashboard } from './dashboard/command.js';
-import { currentWorld, openWorld } from './distributed.js';
-import { writeFileAtomic } from './files.js';
+import { addDashboardCommand, dashboardOption, withDashboard } from './cli/dashboard.js';
+import { flag, parseNumber, withConfig } from './cli/flags.js';
+import { writeFileAtomic } from './core/files.js';
+import { type NativeBackendInfo, native, packageRoot } from './core/native.js';
 import { backendInfo } from './index.js';
 import { runShapesDemo, SHAPES_BASE } from './jobs/demo-shapes.js';
 import { type DemoOptions, runToy2dDemo } from './jobs/demo-toy2d.js';
-import { pretrainImageFolderJob } from './jobs/pretrain.js';
-import {
-  evaluateShapes,
-  findPrompt,
-  guidanceLabel,
-  pretrainShapes,
-  SHAPES_GUIDANCE,
-  sampleGrid,
-  trainShapes,
-} from './jobs/shapes.js';
-import { LORA_DEFAULT_TARGETS, LORA_SCHEMA, loadAdapter } from './lora.js';
-import { type NativeBackendInfo, native, packageRoot } from './native.js';
-import { VelocityNet } from './net.js';
-import { OPTIMIZER_SCHEMA } from './optimizer.js';
-import { objectOption, type Rule, withDefaults } from './options.js';
-import { FLOW_MATCHING_SCHEMA } from './pretrain.js';
+import { pretrainImageFolderJob, pretrainShapes } from './jobs/pretrain.js';
+import { evaluateShapes, sampleGrid } from './jobs/shapes/evaluate.js';
+import { guidanceLabel, SHAPES_GUIDANCE } from './jobs/shapes/guidance.js';
+import { findPrompt } from './jobs/shapes/prompts.js';
+import { trainShapes } from './jobs/shapes/train.js';
+import { loadCheckpoint, saveCheckpoint } from './model/checkpoint.js';
+import { loadAdapter } from './model/lora.js';
+import { VelocityNet } from './model/net.js';
+import { FLOW_MATCHING_SCHEMA } from './options/flow-matching.js';
+import { LORA_DEFAULT_TARGETS, LORA_SCHEMA } from './options/lora.js';
+import { OPTIMIZER_SCHEMA } from './options/optimizer.js';
+import { objectOption, type Rule, withDefaults } from './options/schema.js';
 import * as shapes from './tasks/shapes/index.js';
+import { currentWorld, openWorld } from './training/distributed.js';
 
 const integer = (min: number) => parseNumber({ type: 'int', min, max: Number.MAX_SAFE_INTEGER });
 const positive = parseNumber({ type: 'number', min: Number.MIN_VALUE, max: Number.MAX_VALUE });

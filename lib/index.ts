@@ -2,19 +2,10 @@
  * diffusion-nft: online RL post-training of flow-matching generators, with a C++/CUDA core.
  * This module is the package's only entry point.
  */
-import { BusyError } from './errors.js';
-import { type NativeBackendInfo, native } from './native.js';
+import { BusyError } from './core/errors.js';
+import { type NativeBackendInfo, native } from './core/native.js';
 
-export type { OptimalityOptions } from './advantage.js';
-export { optimalityProbability } from './advantage.js';
-export type { Checkpoint, LoadOptions, SaveOptions } from './checkpoint.js';
-export { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-export type { Arch, DitConfig, MlpConfig, NetConfig, NetPreset } from './config.js';
-export { CONFIG_D, CONFIG_M, CONFIG_SMALL } from './config.js';
-export type { Dashboard, DashboardOptions } from './dashboard/server.js';
-export { startDashboard } from './dashboard/server.js';
-export type { DeviceCollectives, DistributedOption, World } from './distributed.js';
-export type { StateDictProblem } from './errors.js';
+export type { StateDictProblem } from './core/errors.js';
 export {
   BackendError,
   BusyError,
@@ -26,27 +17,45 @@ export {
   NumericError,
   RewardError,
   StateDictError,
-} from './errors.js';
-export type { GrpoLossInputs, GrpoLossOptions, SdeSampleOptions, SdeStepResult } from './flowgrpo.js';
-export { grpoLoss, sampleSde, sdeLogProb, sdeStep } from './flowgrpo.js';
-export type { ImageFolderOptions } from './image-folder.js';
-export { ImageFolderDataset, imageFolderDataset } from './image-folder.js';
-export type { LoadAdapterOptions, LoraInfo, LoraInit, LoraOptions, SaveAdapterOptions } from './lora.js';
-export { loadAdapter, loraModules, saveAdapter, savePeftAdapter } from './lora.js';
+} from './core/errors.js';
+export type { ParamSetName } from './core/native.js';
+export { philox4x32, SAMPLE_STREAM, SDE_STREAM, USER_STREAM } from './core/random.js';
+export { SafetensorsError } from './core/safetensors.js';
+export type { Device, DType, RandomOptions } from './core/tensor.js';
+export { liveTensors, Tensor } from './core/tensor.js';
+export type { Dashboard, DashboardOptions } from './dashboard/server.js';
+export { startDashboard } from './dashboard/server.js';
+export type { ImageFolderOptions } from './data/image-folder.js';
+export { ImageFolderDataset, imageFolderDataset } from './data/image-folder.js';
 export type { EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';
 export { MetricsLog } from './metrics/log.js';
 export type { EpochRecord, EvaluationRecord, MetricsRecord, StartRecord } from './metrics/records.js';
 export { METRICS_VERSION, MetricsFormatError, parseRecords, readRunRecords } from './metrics/records.js';
-export type { ParamSetName } from './native.js';
-export type { CreateOptions, DeviceRequest, ParamInfo, Precision } from './net.js';
-export { VelocityNet } from './net.js';
-export type { NftLossInputs, NftLossOptions } from './nft.js';
-export { nftLoss } from './nft.js';
-export { interpolate, philox4x32 } from './ops.js';
-export type { LrSchedule, OptimizerOptions, StepStats } from './optimizer.js';
-export type { FlowMatchingOptions } from './pretrain.js';
-export { FlowMatchingTrainer } from './pretrain.js';
-export { SafetensorsError } from './safetensors.js';
+export type { Checkpoint, LoadOptions, SaveOptions } from './model/checkpoint.js';
+export { loadCheckpoint, saveCheckpoint } from './model/checkpoint.js';
+export type { LoadAdapterOptions, SaveAdapterOptions } from './model/lora.js';
+export { loadAdapter, loraModules, saveAdapter, savePeftAdapter } from './model/lora.js';
+export type { CreateOptions, DeviceRequest, LoraInfo, ParamInfo, Precision } from './model/net.js';
+export { VelocityNet } from './model/net.js';
+export type { LoadStateDictOptions } from './model/state-dict.js';
+export { loadStateDict } from './model/state-dict.js';
+export type { OptimalityOptions } from './options/advantage.js';
+export type { DeviceCollectives, DistributedOption } from './options/distributed.js';
+export type { FlowMatchingOptions } from './options/flow-matching.js';
+export type { GrpoLossOptions } from './options/grpo-loss.js';
+export type { LoraInit, LoraOptions } from './options/lora.js';
+export type { Arch, DitConfig, MlpConfig, NetConfig, NetPreset } from './options/net-config.js';
+export { CONFIG_D, CONFIG_M, CONFIG_SMALL } from './options/net-config.js';
+export type { NftLossOptions } from './options/nft-loss.js';
+export type { LrSchedule, OptimizerOptions, StepStats } from './options/optimizer.js';
+export { optimalityProbability } from './rl/advantage.js';
+export type { GrpoLossInputs } from './rl/grpo-loss.js';
+export { grpoLoss } from './rl/grpo-loss.js';
+export type { NftLossInputs } from './rl/nft-loss.js';
+export { nftLoss } from './rl/nft-loss.js';
+export { interpolate } from './sampling/interpolate.js';
+export type { SdeSampleOptions, SdeStepResult } from './sampling/sde.js';
+export { sampleSde, sdeLogProb, sdeStep } from './sampling/sde.js';
 export type {
   SampleOptions,
   SampleResult,
@@ -55,20 +64,23 @@ export type {
   SolverName,
   TimeGridOptions,
   VelocityFn,
-} from './solvers.js';
-export { sample, solvers, timeGrid } from './solvers.js';
-export type { LoadStateDictOptions } from './state-dict.js';
-export { loadStateDict } from './state-dict.js';
-export { SAMPLE_STREAM, SDE_STREAM, USER_STREAM } from './streams.js';
+} from './sampling/solvers.js';
+export { sample, solvers, timeGrid } from './sampling/solvers.js';
 export { tasks } from './tasks/index.js';
-export type { Device, DType, RandomOptions } from './tensor.js';
-export { liveTensors, Tensor } from './tensor.js';
-export type { NamedReward, Prompt, RewardFn, Rewards } from './trainers/common.js';
-export type { DiffusionNFTOptions, EtaSchedule, NftEpochStats } from './trainers/diffusion-nft.js';
-export { DiffusionNFT, etaAt } from './trainers/diffusion-nft.js';
-export type { FlowGRPOOptions, GrpoEpochStats } from './trainers/flowgrpo.js';
-export { FlowGRPO } from './trainers/flowgrpo.js';
-export type { EpochStats, EvaluateOptions, Evaluation, OnlineOptions, RunOptions } from './trainers/online.js';
+export type { NamedReward, Prompt, RewardFn, Rewards } from './training/common.js';
+export type { DiffusionNFTOptions, EtaSchedule, NftEpochStats } from './training/diffusion-nft.js';
+export { DiffusionNFT, etaAt } from './training/diffusion-nft.js';
+export type { World } from './training/distributed.js';
+export { FlowMatchingTrainer } from './training/flow-matching.js';
+export type { FlowGRPOOptions, GrpoEpochStats } from './training/flowgrpo.js';
+export { FlowGRPO } from './training/flowgrpo.js';
+export type {
+  EpochStats,
+  EvaluateOptions,
+  Evaluation,
+  OnlineOptions,
+  RunOptions,
+} from './training/online-options.js';
 
 /** What this build and machine offer: CUDA availability (and why not), the GPU's name, the CPU thread count. */
 export function backendInfo(): NativeBackendInfo {

@@ -2,7 +2,7 @@
 and condition embedding that ends in the modulation input SiLU(time_mlp(features(t)) + cond_embed(cond)), and the
 random fill used by tests and benchmarks.
 
-The configs are validated by lib/config.ts before any file reaches these scripts; the only check here is that every
+The configs are validated by lib/options/net-config.ts before any file reaches these scripts; the only check here is that every
 field is present.
 """
 

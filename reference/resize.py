@@ -1,4 +1,4 @@
-"""Oracle for resizeImage (lib/resize.ts): PyTorch's antialiased bilinear resampling in float64.
+"""Oracle for resizeImage (lib/images/resize.ts): PyTorch's antialiased bilinear resampling in float64.
 
 Usage:  /usr/bin/python3 reference/resize.py IN.json OUT.json
 

@@ -53,8 +53,9 @@ case "$command" in
     ensure_debian_packages cmake g++ clang-format python3-torch python3-numpy libopenblas0-pthread chromium \
       openmpi-bin libopenmpi-dev mpich libmpich-dev slurmd slurmctld slurm-client munge
     ensure_node_modules
-    log "lint: biome, clang-format, tsc --noEmit"
+    log "lint: biome, the import layers of lib/ (dependency-cruiser), clang-format, tsc --noEmit"
     npx biome check .
+    npx depcruise --config .dependency-cruiser.cjs lib
     node scripts/clang-format-check.js
     npx tsc -p tsconfig.json --noEmit
 

@@ -1,6 +1,6 @@
 // The SVG line charts of the run curves: round axis ticks that cover the data, and a dot per measured point.
 import { describe, expect, it } from 'vitest';
-import { lineChart, niceTicks } from '../lib/jobs/chart.js';
+import { lineChart, niceTicks } from '../lib/images/chart.js';
 
 describe('line charts', () => {
   it('puts ticks on round steps of 1, 2 or 5 × 10^k, about five, that cover the range', () => {

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeCheckpoint } from '../lib/checkpoint.js';
 import { DiffusionNFT, FlowGRPO, type Prompt, tasks, VelocityNet } from '../lib/index.js';
+import { writeCheckpoint } from '../lib/model/checkpoint.js';
 
 const { toy2d } = tasks;
 const dir = mkdtempSync(join(tmpdir(), 'dnft-compat-'));

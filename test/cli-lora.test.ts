@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readSafetensorsFile } from '../lib/core/safetensors.js';
 import { CONFIG_M, loadAdapter, loadCheckpoint, sample, saveCheckpoint, Tensor, VelocityNet } from '../lib/index.js';
 import { parseRecords } from '../lib/metrics/records.js';
-import { readSafetensorsFile } from '../lib/safetensors.js';
 import { randomizedNet, relativeError } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-cli-lora-'));

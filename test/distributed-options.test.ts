@@ -2,8 +2,9 @@
 // rank takes, and the NCCL loader's error when libnccl.so.2 is absent.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { defaultGpu, localRank, openWorld } from '../lib/distributed.js';
+import { defaultGpu, localRank } from '../lib/core/launcher.js';
 import { backendInfo, FlowMatchingTrainer, VelocityNet } from '../lib/index.js';
+import { openWorld } from '../lib/training/distributed.js';
 
 describe('the distributed option', () => {
   it('checks its fields against one table before touching MPI', () => {

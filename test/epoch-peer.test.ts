@@ -6,12 +6,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { TIME_STREAM } from '../lib/core/random.js';
+import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/core/safetensors.js';
 import { interpolate, sampleSde, saveCheckpoint, Tensor, timeGrid, type VelocityNet } from '../lib/index.js';
-import { NFT_LOSS_SCHEMA } from '../lib/nft.js';
-import { OPTIMIZER_SCHEMA } from '../lib/optimizer.js';
-import { resolveOptions } from '../lib/options.js';
-import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/safetensors.js';
-import { TIME_STREAM } from '../lib/streams.js';
+import { NFT_LOSS_SCHEMA } from '../lib/options/nft-loss.js';
+import { OPTIMIZER_SCHEMA } from '../lib/options/optimizer.js';
+import { resolveOptions } from '../lib/options/schema.js';
 import { randomizedNet, relativeError } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-epoch-peer-'));

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { expect } from 'vitest';
+import type { SafeTensor } from '../lib/core/safetensors.js';
 import { FlowMatchingTrainer, type NetConfig, Tensor, tasks, VelocityNet } from '../lib/index.js';
-import type { SafeTensor } from '../lib/safetensors.js';
 
 /** The Debian interpreter with python3-torch: the oracles under reference/ run on it. */
 export const PYTHON = '/usr/bin/python3';

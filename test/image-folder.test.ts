@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { resizeImage } from '../lib/images/resize.js';
 import {
   DatasetError,
   FlowMatchingTrainer,
@@ -14,7 +15,6 @@ import {
   type NetConfig,
   VelocityNet,
 } from '../lib/index.js';
-import { resizeImage } from '../lib/resize.js';
 
 const root = mkdtempSync(join(tmpdir(), 'dnft-images-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

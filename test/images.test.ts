@@ -1,8 +1,8 @@
 // Sample grids with a label beside each row.
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { imageGrid } from '../lib/images.js';
-import { Tensor } from '../lib/tensor.js';
+import { Tensor } from '../lib/core/tensor.js';
+import { imageGrid } from '../lib/images/png.js';
 
 const size = 4;
 const samples = Tensor.randn([6, size * size * 3], { seed: 1, stream: 16 });

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { resolveNetConfig } from '../lib/config.js';
+import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/core/safetensors.js';
 import {
   CheckpointError,
   loadAdapter,
@@ -15,7 +15,7 @@ import {
   StateDictError,
   savePeftAdapter,
 } from '../lib/index.js';
-import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/safetensors.js';
+import { resolveNetConfig } from '../lib/options/net-config.js';
 import { relativeError, runReference, TINY_DIT, TINY_MLP, velocityOnInputs } from './helpers.js';
 
 const MLP = resolveNetConfig(TINY_MLP);

@@ -1,4 +1,4 @@
-// LoRA adapters from the API (lib/lora.ts, docs/lora.md): a fresh adapter changes nothing, outputs and adapter
+// LoRA adapters from the API (lib/model/lora.ts, docs/lora.md): a fresh adapter changes nothing, outputs and adapter
 // gradients match a PyTorch LoRA of the same network (reference/lora_oracle.py), adapter files round-trip and
 // resume training bit for bit, merging matches the unmerged adapter, and bad input changes nothing.
 import { spawnSync } from 'node:child_process';
@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/core/safetensors.js';
 import {
   CheckpointError,
   FlowMatchingTrainer,
@@ -16,7 +17,6 @@ import {
   Tensor,
   VelocityNet,
 } from '../lib/index.js';
-import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/safetensors.js';
 import { PYTHON, randomBatch, randomizedNet, relativeError, TINY_DIT, TINY_MLP } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-lora-'));

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/core/safetensors.js';
 import { nftLoss, optimalityProbability, Tensor } from '../lib/index.js';
-import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/safetensors.js';
 import { relativeError } from './helpers.js';
 
 interface Case {

@@ -1,4 +1,4 @@
-// The option tables at the API edge (lib/options.ts) and the addon's type-only checks behind them.
+// The option tables at the API edge (lib/options/schema.ts) and the addon's type-only checks behind them.
 import { describe, expect, it } from 'vitest';
 import { DiffusionNFT, FlowGRPO, FlowMatchingTrainer, sample, Tensor, tasks, VelocityNet } from '../lib/index.js';
 

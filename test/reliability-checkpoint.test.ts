@@ -5,6 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { decodeSafetensors, encodeSafetensors, type SafeTensor } from '../lib/core/safetensors.js';
 import {
   CheckpointError,
   DiffusionNFT,
@@ -15,7 +16,6 @@ import {
   Tensor,
   VelocityNet,
 } from '../lib/index.js';
-import { decodeSafetensors, encodeSafetensors, type SafeTensor } from '../lib/safetensors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-rel-ckpt-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

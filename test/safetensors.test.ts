@@ -10,7 +10,7 @@ import {
   type SafeTensor,
   SafetensorsError,
   writeSafetensorsFile,
-} from '../lib/safetensors.js';
+} from '../lib/core/safetensors.js';
 
 const PYTHON = '/usr/bin/python3';
 const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;

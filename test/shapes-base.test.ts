@@ -3,7 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { DiffusionNFT, loadCheckpoint, tasks } from '../lib/index.js';
 import { SHAPES_BASE } from '../lib/jobs/demo-shapes.js';
-import { evaluateShapes, findPrompt, SHAPES_GUIDANCE } from '../lib/jobs/shapes.js';
+import { evaluateShapes } from '../lib/jobs/shapes/evaluate.js';
+import { SHAPES_GUIDANCE } from '../lib/jobs/shapes/guidance.js';
+import { findPrompt } from '../lib/jobs/shapes/prompts.js';
 
 describe('the shipped shapes base model', () => {
   it('loads as config D and scores as docs/science.md states (test prompts, 8 samples each, seed 12345)', async () => {

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/core/safetensors.js';
 import {
   CheckpointError,
   CONFIG_D,
@@ -15,7 +16,6 @@ import {
   Tensor,
   VelocityNet,
 } from '../lib/index.js';
-import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/safetensors.js';
 import { randomizedNet, relativeError, runReference, TINY_MLP, velocityOnInputs } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-state-dict-'));

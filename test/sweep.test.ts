@@ -8,11 +8,11 @@ import { meanCurve, speedup, timeToThreshold } from '../bench/sweep/aggregate.js
 import { DONE_FILE, runSweep } from '../bench/sweep/harness.js';
 import { speedupText, writeSweepReport } from '../bench/sweep/report.js';
 import { forwardsPerEpoch, parseSweep } from '../bench/sweep/spec.js';
-import { writeCheckpoint } from '../lib/checkpoint.js';
+import { Tensor } from '../lib/core/tensor.js';
 import { VelocityNet } from '../lib/index.js';
 import { parseRecords } from '../lib/metrics/records.js';
+import { writeCheckpoint } from '../lib/model/checkpoint.js';
 import { rewardOf, TEST_PROMPTS } from '../lib/tasks/shapes/index.js';
-import { Tensor } from '../lib/tensor.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-sweep-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -49,7 +49,7 @@ from velocity_net import uses_weight_decay  # noqa: E402
 
 Net = torch.nn.Module
 SETS = ("old", "ref", "ema")
-STD_EPS = 1e-4  # the advantages' eps (lib/advantage.ts)
+STD_EPS = 1e-4  # the advantages' eps (lib/rl/advantage.ts)
 
 
 def load_sets(path: str) -> Tuple[Dict[str, Any], Dict[str, Net]]:
@@ -87,7 +87,7 @@ def blend(dst: Net, eta: float, src: Net) -> None:
 
 
 def make_optimizer(net: Net, o: Dict[str, Any]) -> torch.optim.Optimizer:
-    """AdamW as lib/optimizer.ts: decay on the Linear weights only, constant rate (the peer implements no schedule)."""
+    """AdamW as lib/options/optimizer.ts: decay on the Linear weights only, constant rate (the peer implements no schedule)."""
     if o["warmupSteps"] != 0 or o["schedule"] != "constant":
         raise ValueError("the PyTorch peer implements the constant learning rate only")
     decay = [p for n, p in net.named_parameters() if uses_weight_decay(n)]

@@ -5,9 +5,10 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { canonicalJson } from '../../lib/canonical-json.js';
-import { writeFileAtomic } from '../../lib/files.js';
-import { type RunPoint, runPoints, trainShapes } from '../../lib/jobs/shapes.js';
+import { canonicalJson } from '../../lib/core/canonical-json.js';
+import { writeFileAtomic } from '../../lib/core/files.js';
+import { type RunPoint, runPoints } from '../../lib/jobs/shapes/curves.js';
+import { trainShapes } from '../../lib/jobs/shapes/train.js';
 import { readRunRecords } from '../../lib/metrics/records.js';
 import { type RunSpec, runFolder, type Sweep, seedsOf } from './spec.js';
 

@@ -3,10 +3,11 @@
 // seed pairs, the per-category curves; written as report.md, results.json and charts (SVG and PNG).
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../lib/files.js';
-import { svgToPng } from '../../lib/images.js';
-import { lineChart } from '../../lib/jobs/chart.js';
-import { guidanceLabel, type PointScores, type RunPoint } from '../../lib/jobs/shapes.js';
+import { writeFileAtomic } from '../../lib/core/files.js';
+import { lineChart } from '../../lib/images/chart.js';
+import { svgToPng } from '../../lib/images/png.js';
+import type { PointScores, RunPoint } from '../../lib/jobs/shapes/curves.js';
+import { guidanceLabel } from '../../lib/jobs/shapes/guidance.js';
 import { CATEGORIES } from '../../lib/tasks/shapes/index.js';
 import {
   type MeanPoint,

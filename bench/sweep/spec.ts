@@ -1,8 +1,9 @@
 // The sweep file of the shapes benchmarks (B4, the ablations, the plateau probes): its settings and runs, checked
 // before anything trains, and each run expanded into one training per seed.
-import { checkGuidance, type Guidance, guidanceLabel, SHAPES_TRAINER_DEFAULTS } from '../../lib/jobs/shapes.js';
-import { rejectUnknown } from '../../lib/options.js';
-import { timeGrid } from '../../lib/solvers.js';
+import { checkGuidance, type Guidance, guidanceLabel } from '../../lib/jobs/shapes/guidance.js';
+import { SHAPES_TRAINER_DEFAULTS } from '../../lib/jobs/shapes/train.js';
+import { rejectUnknown } from '../../lib/options/schema.js';
+import { timeGrid } from '../../lib/sampling/solvers.js';
 import { type Category, REWARD_KINDS, type RewardKind } from '../../lib/tasks/shapes/index.js';
 
 /** One run of a sweep: a method with its trainer options, trained once per seed. */

@@ -2,11 +2,14 @@
 // the score curves, sample grids before and after (same prompts, same noise) and a summary table in one folder.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadCheckpoint } from '../checkpoint.js';
-import { writeFileAtomic } from '../files.js';
-import { packageRoot } from '../native.js';
+import { writeFileAtomic } from '../core/files.js';
+import { packageRoot } from '../core/native.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
 import * as shapes from '../tasks/shapes/index.js';
-import { evaluateShapes, gridPrompts, guidanceLabel, runGrid, SHAPES_GUIDANCE, trainShapes } from './shapes.js';
+import { evaluateShapes, runGrid } from './shapes/evaluate.js';
+import { guidanceLabel, SHAPES_GUIDANCE } from './shapes/guidance.js';
+import { gridPrompts } from './shapes/prompts.js';
+import { trainShapes } from './shapes/train.js';
 
 /** The base model shipped in the package (how it was made: its metadata and the README). */
 export const SHAPES_BASE = join(packageRoot(), 'models', 'shapes-base.safetensors');

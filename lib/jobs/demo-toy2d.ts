@@ -1,9 +1,9 @@
 // The toy2d job (`diffusion-nft toy2d`): pre-train the small network on the 2-D Gaussian mixture, then DiffusionNFT.
-import { VelocityNet } from '../net.js';
-import { FlowMatchingTrainer } from '../pretrain.js';
-import { type SolverName, sample } from '../solvers.js';
+import { VelocityNet } from '../model/net.js';
+import { type SolverName, sample } from '../sampling/solvers.js';
 import * as toy2d from '../tasks/toy2d.js';
-import { DiffusionNFT, type NftEpochStats } from '../trainers/diffusion-nft.js';
+import { DiffusionNFT, type NftEpochStats } from '../training/diffusion-nft.js';
+import { FlowMatchingTrainer } from '../training/flow-matching.js';
 
 /** Options of the built-in demo. */
 export interface DemoOptions {

@@ -1,29 +1,61 @@
-// The pre-training job of the CLI: flow matching on batches of a data source (the shapes world or an image folder),
+// The pre-training jobs of the CLI: flow matching on batches of a data source (the shapes world or an image folder),
 // with a warm-up, an optional cosine decay, an optional moving average of the weights, and a progress line.
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { saveCheckpoint } from '../checkpoint.js';
-import { currentWorld } from '../distributed.js';
-import { type ImageFolderDataset, imageFolderDataset } from '../image-folder.js';
-import type { VelocityNet } from '../net.js';
-import { FlowMatchingTrainer } from '../pretrain.js';
-import type { Tensor } from '../tensor.js';
+import type { Tensor } from '../core/tensor.js';
+import { type ImageFolderDataset, imageFolderDataset } from '../data/image-folder.js';
+import { saveCheckpoint } from '../model/checkpoint.js';
+import type { VelocityNet } from '../model/net.js';
+import { FLOW_MATCHING_SCHEMA } from '../options/flow-matching.js';
+import { OPTIMIZER_SCHEMA } from '../options/optimizer.js';
+import { pick, type Resolved, type Rule, resolveOptions, withDefaults } from '../options/schema.js';
+import * as shapes from '../tasks/shapes/index.js';
+import { currentWorld } from '../training/distributed.js';
+import { FlowMatchingTrainer } from '../training/flow-matching.js';
 import { Progress } from './progress.js';
+
+/** How long a job trains, in minutes. */
+export const MINUTES = { type: 'number', min: 1e-6, max: 1e7 } as const satisfies Rule;
 
 /** Options of a pre-training job. */
 export interface PretrainOptions {
   /** Stop after this many optimiser steps or minutes, whichever comes first. */
   steps?: number;
   minutes?: number;
-  batch: number;
-  lr: number;
-  condDropout: number;
-  seed: number;
+  /** Samples per step (128). */
+  batch?: number;
+  /** Peak learning rate (1e-3), reached after a warm-up of 100 steps. */
+  lr?: number;
+  /** Probability of the null condition, for classifier-free guidance (0.1). */
+  condDropout?: number;
+  /** Seed of the data and of the draws (1). */
+  seed?: number;
   /** Learning rate after the warm-up: constant, or a cosine decay to lr/100 at the last step (needs `steps`). */
   schedule?: 'constant' | 'cosine';
   /** Decay of an exponential moving average of the weights, written into the network at the end (0 = none). */
   ema?: number;
   signal?: AbortSignal;
+}
+
+/** The table of PretrainOptions, which the CLI's `pretrain` flags and its --config file take too. */
+export const PRETRAIN_SCHEMA = {
+  minutes: MINUTES,
+  steps: { type: 'int', min: 1, max: 1e12 },
+  batch: { type: 'int', min: 1, max: 1 << 20, default: 128 },
+  ...withDefaults(
+    { lr: OPTIMIZER_SCHEMA.lr, condDropout: FLOW_MATCHING_SCHEMA.condDropout },
+    { lr: 1e-3, condDropout: 0.1 },
+  ),
+  schedule: { type: 'enum', values: ['constant', 'cosine'], default: 'constant' },
+  ema: { type: 'number', min: 0, max: 0.999999, default: 0 },
+  seed: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 1 },
+} as const satisfies Record<Exclude<keyof PretrainOptions, 'signal'>, Rule>;
+
+type ResolvedPretrain = Resolved<typeof PRETRAIN_SCHEMA> & { signal?: AbortSignal };
+
+/** The job's fields of `o` (the others are ignored: the CLI passes its flags) checked, with their defaults. */
+function resolvePretrain(o: PretrainOptions): ResolvedPretrain {
+  return { ...resolveOptions('pretrain options', pick(o, PRETRAIN_SCHEMA), PRETRAIN_SCHEMA), signal: o.signal };
 }
 
 /** What a pre-training job did: steps, wall seconds, the smoothed loss at the end and the last learning rate. */
@@ -37,12 +69,19 @@ export interface PretrainResult {
 /** The batch of a network step count: `step` is net.step, so a continuation from a checkpoint goes on with new data. */
 export type BatchAt = (step: number) => { x0: Tensor; cond: Tensor<'int32'> };
 
+/** Flow-matching pre-training on rendered caption–image pairs of the training prompts, with condition dropout. */
+export async function pretrainShapes(net: VelocityNet, options: PretrainOptions): Promise<PretrainResult> {
+  const o = resolvePretrain(options);
+  return pretrainLoop(net, o, (index) => shapes.batch(o.batch, o.seed, index));
+}
+
 /** Flow-matching pre-training on the images of a folder (docs/data.md), epoch after epoch in seeded orders. */
-export function pretrainImages(
+export async function pretrainImages(
   net: VelocityNet,
   data: ImageFolderDataset,
-  o: PretrainOptions,
+  options: PretrainOptions,
 ): Promise<PretrainResult> {
+  const o = resolvePretrain(options);
   const epoch = (step: number) => ((step * o.batch) / data.length).toFixed(1);
   return pretrainLoop(
     net,
@@ -91,15 +130,16 @@ export async function pretrainImageFolderJob(
 /** Pre-trains `net` on the batches of `batchAt` until the steps or minutes of `o` are spent or it is aborted. */
 export async function pretrainLoop(
   net: VelocityNet,
-  o: PretrainOptions,
+  options: PretrainOptions,
   batchAt: BatchAt,
   status: (step: number) => string = (step) => `step ${step}`,
 ): Promise<PretrainResult> {
+  const o = resolvePretrain(options);
   const limitSteps = o.steps ?? Number.POSITIVE_INFINITY;
   const limitMs = (o.minutes ?? Number.POSITIVE_INFINITY) * 60_000;
   if (!Number.isFinite(limitSteps) && !Number.isFinite(limitMs))
     throw new RangeError('pre-training needs steps or minutes');
-  const schedule = o.schedule ?? 'constant';
+  const { schedule } = o;
   if (schedule === 'cosine' && !Number.isFinite(limitSteps)) throw new RangeError('a cosine schedule needs steps');
   const trainer = new FlowMatchingTrainer(net, {
     lr: o.lr,
@@ -111,7 +151,7 @@ export async function pretrainLoop(
     condDropout: o.condDropout,
     seed: o.seed,
   });
-  const average = (o.ema ?? 0) > 0 ? new MovingAverage(net, o.ema as number) : undefined;
+  const average = o.ema > 0 ? new MovingAverage(net, o.ema) : undefined;
   const byStep = Number.isFinite(limitSteps);
   const progress =
     trainer.world.rank === 0

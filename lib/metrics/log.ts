@@ -2,8 +2,7 @@
 // written, so another process can follow it), the sample grid of each evaluation, and the run's resolved config.
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../files.js';
-import type { EpochStats } from '../trainers/online.js';
+import { writeFileAtomic } from '../core/files.js';
 import {
   type EpochRecord,
   type EvaluationRecord,
@@ -13,6 +12,13 @@ import {
   type MetricsRecord,
   readRunRecords,
 } from './records.js';
+
+/** What a trainer reports of an epoch: its EpochStats (lib/training/online-options.ts) and the method's own. */
+export type EpochFields = Omit<EpochRecord, 'kind' | 'version' | 'time' | 'elapsed' | 'samplesPerSecond'> & {
+  epoch: number;
+  samples: number;
+  seconds: NonNullable<EpochRecord['seconds']>;
+};
 
 /** Receives each record as it is made (awaited before the run goes on). */
 export type RecordHook = (record: MetricsRecord) => void | Promise<void>;
@@ -107,7 +113,7 @@ export class MetricsLog {
   }
 
   /** Writes an epoch's record: all its statistics, with the run's training seconds and the samples per second. */
-  async epoch(stats: EpochStats): Promise<EpochRecord> {
+  async epoch(stats: EpochFields): Promise<EpochRecord> {
     this.#elapsed += stats.seconds.total;
     const samplesPerSecond = stats.samples / Math.max(stats.seconds.total, 1e-9);
     const record: EpochRecord = { kind: 'epoch', ...this.#base(stats.epoch), ...stats, samplesPerSecond };

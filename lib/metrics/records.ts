@@ -2,7 +2,7 @@
 // folder's records are read, the older metrics.json of evaluated points included.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DiffusionNftError } from '../errors.js';
+import { DiffusionNftError } from '../core/errors.js';
 
 /** The schema version of the records written now. Records converted from a metrics.json carry version 0. */
 export const METRICS_VERSION = 1;

@@ -1,6 +1,6 @@
-import { CONFIG_SMALL, type NetConfig } from '../config.js';
-import { TOY2D_MODE_STREAM, TOY2D_POINT_STREAM } from '../streams.js';
-import { Tensor } from '../tensor.js';
+import { TOY2D_MODE_STREAM, TOY2D_POINT_STREAM } from '../core/random.js';
+import { Tensor } from '../core/tensor.js';
+import { CONFIG_SMALL, type NetConfig } from '../options/net-config.js';
 
 /** Number of mixture components. */
 export const MODES = 8;

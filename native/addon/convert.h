@@ -18,7 +18,7 @@ int64_t integer_arg(const Napi::CallbackInfo& info, size_t index, const char* na
 uint64_t seed_arg(const Napi::CallbackInfo& info, size_t index);
 Napi::Object object_arg(const Napi::CallbackInfo& info, size_t index, const char* name);
 
-// The option objects of lib/native.ts. Every field is required and checked for its type only: the TypeScript
+// The option objects of lib/core/native.ts. Every field is required and checked for its type only: the TypeScript
 // option tables own the ranges and defaults (a wrong name of an enumeration is a TypeError here).
 double number_field(const Napi::Object& object, const char* field);
 NetConfig net_config_from(const Napi::Object& object);
@@ -37,7 +37,7 @@ NftStepOptions nft_step_options_from(const Napi::Object& object);
 GrpoParams grpo_params_from(const Napi::Object& object);
 // { grid: Float64Array, trainSteps, sdeA, cfgScale, cfgTMin, cfgTMax, microBatch, ...GRPO params, ...optimizer }
 GrpoStepOptions grpo_step_options_from(const Napi::Object& object);
-// { rank, alpha, init, targets } (lib/lora.ts resolves them; LoraLayout checks the target names)
+// { rank, alpha, init, targets } (lib/model/lora.ts resolves them; LoraLayout checks the target names)
 LoraConfig lora_config_from(const Napi::Object& object);
 
 }  // namespace dnft::addon

@@ -1,4 +1,4 @@
-// Run under mpirun (test/distributed.test.ts): the choice of a GPU model's gradient sums (lib/distributed.ts) in a
+// Run under mpirun (test/distributed.test.ts): the choice of a GPU model's gradient sums (lib/training/distributed.ts) in a
 // world of one, over a stand-in for the native model that records what it is asked; writes the outcome to $OUT.
 import { writeFileSync } from 'node:fs';
 import { distributeModel, openWorld } from '../../dist/lib/distributed.js';

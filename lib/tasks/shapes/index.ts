@@ -1,6 +1,6 @@
 // The `shapes` task: a GenEval in miniature (see world.ts, prompts.ts, detector.ts, score.ts).
-import { SHAPES_PROMPT_STREAM, SHAPES_SCENE_STREAM } from '../../streams.js';
-import { Tensor } from '../../tensor.js';
+import { SHAPES_PROMPT_STREAM, SHAPES_SCENE_STREAM } from '../../core/random.js';
+import { Tensor } from '../../core/tensor.js';
 import { detect } from './detector.js';
 import { CATEGORIES, type Category, type ShapesPrompt, SLOTS, sceneFor, TRAIN_PROMPTS } from './prompts.js';
 import { scoreDetections } from './score.js';

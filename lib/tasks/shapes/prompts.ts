@@ -1,6 +1,6 @@
 // Prompts of the `shapes` world in GenEval's six categories, their slot tokens, the train/test split, and scenes
 // that satisfy a prompt (the pre-training data).
-import type { Prompt } from '../../trainers/common.js';
+import type { Prompt } from '../../training/common.js';
 import {
   COLOURS,
   type Colour,

@@ -1,6 +1,6 @@
 // The `shapes` world: 16×16 RGB images of small circles, squares and triangles in four colours on a black
 // background, rendered deterministically. Pixels are in [−1, 1], flattened in HWC order: ((y·16 + x)·3 + c).
-import { native } from '../../native.js';
+import { native } from '../../core/native.js';
 
 export const IMAGE_SIZE = 16;
 export const CHANNELS = 3;

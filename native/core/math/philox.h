@@ -66,7 +66,7 @@ enum PhiloxStream : uint32_t {
   kStreamTime = 3,     // training times t
   kStreamDropout = 4,  // condition dropout
   kStreamSample = 5,   // initial noise of rollouts: sample i uses offsets [i·D, (i + 1)·D)
-  kStreamPrompt = 6,   // the trainers' choice of prompts (drawn in TypeScript, lib/trainers/common.ts)
+  kStreamPrompt = 6,   // the trainers' choice of prompts (drawn in TypeScript, lib/training/common.ts)
   kStreamSde = 7,      // SDE noise of step n of sample i: offsets n·2^40 + [i·D, (i + 1)·D)
   kStreamLora = 8,     // LoRA A initialisation
   kStreamUser = 16,    // first stream free for Tensor.randn and friends

@@ -1,0 +1,59 @@
+// Command-line options described by option tables (lib/options/schema.ts): a flag's parser, choices and default come from
+// its rule, and a JSON file given with --config is checked field by field against the same rules.
+import { readFileSync } from 'node:fs';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { checkValue, type NumberRule, type Rule, type Schema } from '../options/schema.js';
+
+/** The parser of a numeric flag: the text as a number that satisfies `rule`. */
+export function parseNumber(rule: NumberRule): (text: string) => number {
+  return (text) => {
+    const v = Number(text);
+    const ok = text.trim() !== '' && Number.isFinite(v) && (rule.type === 'number' || Number.isInteger(v));
+    if (!ok || v < rule.min || v > rule.max) {
+      const kind = rule.type === 'int' ? 'an integer' : 'a number';
+      const bounds = rule.max >= Number.MAX_SAFE_INTEGER ? `>= ${rule.min}` : `in [${rule.min}, ${rule.max}]`;
+      throw new InvalidArgumentError(`expected ${kind} ${bounds}`);
+    }
+    return v;
+  };
+}
+
+/** A flag whose parser, choices and default are those of `rule`. */
+export function flag(flags: string, description: string, rule: Rule): Option {
+  const option = new Option(flags, description);
+  if (rule.type === 'enum') option.choices(rule.values);
+  if (rule.type === 'int' || rule.type === 'number') option.argParser(parseNumber(rule));
+  if (rule.type !== 'value' && rule.default !== undefined) option.default(rule.default);
+  return option;
+}
+
+/**
+ * A command's options with those of its JSON config file (`opts.config`) under the flags given explicitly. Every
+ * field of the file must be one of `schema` and satisfy its rule; the error names the file and the field.
+ */
+export function withConfig<T extends object>(opts: T & { config?: string }, command: Command, schema: Schema): T {
+  if (opts.config === undefined) return opts;
+  let file: unknown;
+  try {
+    file = JSON.parse(readFileSync(opts.config, 'utf8'));
+  } catch (error) {
+    throw new InvalidArgumentError(`cannot read config ${opts.config}: ${(error as Error).message}`);
+  }
+  if (file === null || typeof file !== 'object' || Array.isArray(file)) {
+    throw new InvalidArgumentError(`config ${opts.config} must hold a JSON object`);
+  }
+  const merged: Record<string, unknown> = { ...opts };
+  for (const [key, value] of Object.entries(file)) {
+    const rule = schema[key];
+    if (rule === undefined || key === 'config') {
+      throw new InvalidArgumentError(`config ${opts.config}: unknown option '${key}'`);
+    }
+    try {
+      checkValue(key, rule, value);
+    } catch (error) {
+      throw new InvalidArgumentError(`config ${opts.config}: ${(error as Error).message}`);
+    }
+    if (command.getOptionValueSource(key) !== 'cli') merged[key] = value;
+  }
+  return merged as T;
+}

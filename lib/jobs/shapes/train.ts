@@ -1,0 +1,198 @@
+// An RL run on the shapes benchmark (DiffusionNFT or FlowGRPO): training from a base checkpoint with evaluations
+// every few epochs, the metrics stream, a checkpoint and the curves.
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { type EvaluationScores, MetricsLog } from '../../metrics/log.js';
+import { loadCheckpoint } from '../../model/checkpoint.js';
+import { saveAdapter } from '../../model/lora.js';
+import type { VelocityNet } from '../../model/net.js';
+import { pick, type Rule, resolveOptions } from '../../options/schema.js';
+import * as shapes from '../../tasks/shapes/index.js';
+import { DiffusionNFT, type DiffusionNFTOptions } from '../../training/diffusion-nft.js';
+import { currentWorld } from '../../training/distributed.js';
+import { FlowGRPO, type FlowGRPOOptions } from '../../training/flowgrpo.js';
+import type { EpochStats } from '../../training/online-options.js';
+import { MINUTES } from '../pretrain.js';
+import { formatSeconds, Progress } from '../progress.js';
+import { type RunPoint, runPoints, writeCurves } from './curves.js';
+import { evaluateShapes, runGrid } from './evaluate.js';
+import { checkGuidance, type Guidance, guidanceLabel } from './guidance.js';
+import { gridPrompts } from './prompts.js';
+
+/** Options of trainShapes. */
+export interface TrainShapesOptions {
+  /** The RL method ('nft'). */
+  method?: 'nft' | 'flowgrpo';
+  /**
+   * The base checkpoint, or with `resume` a checkpoint of a run of the same method to continue (its curve too, from
+   * the metrics beside it).
+   */
+  base: string;
+  resume?: boolean;
+  /** Stop at this many epochs since the run's start, or after this many minutes of training in this call. */
+  epochs?: number;
+  minutes?: number;
+  /** Evaluate every this many epochs (5) on the test prompts, with this many samples of each (4). */
+  evalEvery?: number;
+  evalSamplesPerPrompt?: number;
+  /**
+   * Output folder ('shapes-run'): checkpoint.safetensors, the metrics stream (metrics.jsonl, config.json, a sample
+   * grid per evaluation in samples/; docs/dashboard.md) and the curves (SVG and PNG).
+   */
+  out?: string;
+  /** Trainer options beyond the task's prompts and reward. */
+  trainer?: Record<string, unknown>;
+  /** The reward trained on ('partial'), each sample's scaled by its category's weight (default 1). */
+  reward?: shapes.RewardKind;
+  categoryWeights?: Partial<Record<shapes.Category, number>>;
+  /**
+   * Guidance of further evaluations at each point, beside the CFG-free one that always runs (default: none). A
+   * FlowGRPO run trained with guidance is meant to be scored with it too.
+   */
+  evalGuidance?: readonly Guidance[];
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+/**
+ * The table of TrainShapesOptions whose values are plain (the others are checked where they are used), which the
+ * CLI's `train` flags and its --config file take too.
+ */
+export const TRAIN_SHAPES_SCHEMA = {
+  method: { type: 'enum', values: ['nft', 'flowgrpo'], default: 'nft' },
+  base: { type: 'string' },
+  resume: { type: 'boolean' },
+  epochs: { type: 'int', min: 1, max: 1e9 },
+  minutes: MINUTES,
+  evalEvery: { type: 'int', min: 1, max: 1e9, default: 5 },
+  evalSamplesPerPrompt: { type: 'int', min: 1, max: 1 << 16, default: 4 },
+  out: { type: 'string', default: 'shapes-run' },
+  reward: { type: 'enum', values: shapes.REWARD_KINDS, default: 'partial' },
+} as const satisfies Record<
+  Exclude<keyof TrainShapesOptions, 'trainer' | 'categoryWeights' | 'evalGuidance' | 'signal' | 'log'>,
+  Rule
+>;
+
+/**
+ * The default trainer settings on shapes for each method: the best of each in the B4 sweeps (README;
+ * bench/results/2026-11-23-B4-AMD-EPYC, 2026-12-01-B4-Intel-Xeon-20min). Every weight trains here, so lr is a third
+ * of the codes' LoRA 3e-4.
+ */
+export const SHAPES_TRAINER_DEFAULTS = {
+  nft: { groups: 16, groupSize: 8, lr: 1e-4, beta: 1 },
+  flowgrpo: { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2, klCoef: 0.04 },
+} as const;
+
+/**
+ * An RL run on shapes from the network's current weights: the method's epochs with the task's partial-credit reward
+ * on the training prompts, evaluated every few epochs on the test prompts (strict score, CFG-free), a checkpoint and
+ * the metrics written to `out` as it goes. Aborting stops after the current epoch and saves.
+ */
+export async function trainShapes(options: TrainShapesOptions): Promise<{ points: RunPoint[]; net: VelocityNet }> {
+  // The table's fields checked, with their defaults (the CLI passes its other flags too: they are ignored).
+  const resolved = resolveOptions('trainShapes options', pick(options, TRAIN_SHAPES_SCHEMA), TRAIN_SHAPES_SCHEMA);
+  const o = { ...options, ...resolved, base: options.base };
+  const evalGuidance = (o.evalGuidance ?? []).map((g, i) => checkGuidance(g, `evalGuidance[${i}]`));
+  const common = {
+    prompts: shapes.TRAIN_PROMPTS,
+    rewards: shapes.rewardOf(o.reward, o.categoryWeights),
+    seed: 1,
+    ...SHAPES_TRAINER_DEFAULTS[o.method],
+    ...o.trainer,
+  };
+  const nftOptions = common as DiffusionNFTOptions<shapes.ShapesPrompt>;
+  const grpoOptions = common as FlowGRPOOptions<shapes.ShapesPrompt>;
+  let trainer: DiffusionNFT<shapes.ShapesPrompt> | FlowGRPO<shapes.ShapesPrompt>;
+  if (o.resume) {
+    trainer =
+      o.method === 'nft' ? await DiffusionNFT.resume(o.base, nftOptions) : await FlowGRPO.resume(o.base, grpoOptions);
+  } else {
+    const { net } = await loadCheckpoint(o.base);
+    trainer = o.method === 'nft' ? new DiffusionNFT(net, nftOptions) : new FlowGRPO(net, grpoOptions);
+  }
+  const net = trainer.net;
+  // Distributed (docs/distributed.md), every rank computes the same run and rank 0 alone writes and reports it.
+  const lead = currentWorld().rank === 0;
+  if (lead) await mkdir(o.out, { recursive: true });
+  const log = (lead ? o.log : undefined) ?? (() => {});
+  const { evalEvery, evalSamplesPerPrompt } = o;
+  // A resumed run continues the stream of the run it came from (the metrics beside its checkpoint), epochs and
+  // training seconds included.
+  const metrics = await MetricsLog.open({
+    dir: lead ? o.out : undefined,
+    from: o.resume ? dirname(o.base) : undefined,
+    epoch: trainer.epochCount,
+    trainer: trainer.constructor.name,
+    onUnreadable: (error) => log(`ignoring ${error.message}: the curve starts at epoch ${trainer.epochCount}`),
+    config: {
+      method: o.method,
+      base: o.base,
+      resume: o.resume === true,
+      epochs: o.epochs,
+      minutes: o.minutes,
+      evalEvery,
+      evalSamplesPerPrompt,
+      evalGuidance,
+      reward: o.reward,
+      categoryWeights: o.categoryWeights,
+      trainer: trainer.resolvedOptions,
+    },
+  });
+  // Scores the current weights at the current epoch, with a sample grid, and logs the point.
+  const evaluatePoint = async (reward: number) => {
+    const epoch = trainer.epochCount;
+    const e = await evaluateShapes(net, { samplesPerPrompt: evalSamplesPerPrompt });
+    const guided: NonNullable<EvaluationScores['guided']> = {};
+    for (const g of evalGuidance) {
+      const ge = await evaluateShapes(net, { ...g, samplesPerPrompt: evalSamplesPerPrompt });
+      guided[guidanceLabel(g)] = { strict: ge.overall, reward: ge.reward, categories: ge.byCategory };
+    }
+    const png = await runGrid(net);
+    await metrics.evaluation(
+      epoch,
+      {
+        reward: e.reward,
+        rewards: { shapes: e.reward },
+        samples: e.samples,
+        strict: e.overall,
+        categories: e.byCategory,
+        ...(evalGuidance.length > 0 ? { guided } : {}),
+      },
+      { png, prompts: gridPrompts().map((p) => p.text) },
+    );
+    const withGuidance = Object.entries(guided).map(([label, g]) => `  strict (${label}) ${g.strict.toFixed(3)}`);
+    log(
+      `epoch ${String(epoch).padStart(4)}  ${formatSeconds(metrics.elapsed)}  reward ${Number.isNaN(reward) ? '  -  ' : reward.toFixed(3)}  strict (test, no CFG) ${e.overall.toFixed(3)}  test reward ${e.reward.toFixed(3)}${withGuidance.join('')}`,
+    );
+  };
+  const evaluated = () => metrics.evaluations().at(-1)?.epoch === trainer.epochCount;
+  const started = performance.now();
+  if (!evaluated()) await evaluatePoint(Number.NaN);
+  // --minutes bounds this call's training (evaluations excluded, as they are part of neither method); --epochs
+  // counts from the run's start.
+  const limitSeconds = (o.minutes ?? Number.POSITIVE_INFINITY) * 60;
+  const epochs = o.epochs ?? Number.POSITIVE_INFINITY;
+  const byEpoch = Number.isFinite(epochs);
+  const progress = lead
+    ? new Progress(o.method, byEpoch ? epochs : limitSeconds, byEpoch ? 'epochs' : 'seconds')
+    : undefined;
+  let trainingSeconds = 0;
+  let last: EpochStats | undefined;
+  while (trainer.epochCount < epochs && trainingSeconds < limitSeconds && !o.signal?.aborted) {
+    last = await trainer.epoch();
+    trainingSeconds += last.seconds.total;
+    await metrics.epoch(last);
+    progress?.update(byEpoch ? trainer.epochCount : trainingSeconds, `reward ${last.reward.toFixed(3)}`);
+    if (trainer.epochCount % evalEvery === 0) await evaluatePoint(last.reward);
+  }
+  progress?.done();
+  if (last && !evaluated()) await evaluatePoint(last.reward);
+  await trainer.save(join(o.out, 'checkpoint.safetensors'));
+  const points = runPoints(metrics.records);
+  if (lead) {
+    if (net.lora !== null) await saveAdapter(join(o.out, 'adapter.safetensors'), net, { optimizer: false });
+    await writeCurves(o.out, [{ name: o.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO', points }]);
+  }
+  log(`done in ${formatSeconds((performance.now() - started) / 1000)}; wrote ${o.out}`);
+  return { points, net };
+}

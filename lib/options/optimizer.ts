@@ -1,0 +1,54 @@
+// The AdamW optimiser every trainer shares (docs/algorithms.md §1.3): its options with their ranges and defaults,
+// and the statistics of one step. Trainers add OPTIMIZER_SCHEMA to their own option tables.
+import type { Rule } from './schema.js';
+
+/** Learning-rate schedule after the warm-up. */
+export type LrSchedule = 'constant' | 'cosine' | 'linear' | 'drop';
+
+/** AdamW settings shared by every trainer (defaults: docs/algorithms.md §1.3). */
+export interface OptimizerOptions {
+  /** Peak learning rate (3e-4). */
+  lr?: number;
+  /** AdamW betas (0.9, 0.999). */
+  beta1?: number;
+  beta2?: number;
+  /** AdamW epsilon (1e-8). */
+  eps?: number;
+  /** Decoupled weight decay (1e-4), not applied to biases and embeddings. */
+  weightDecay?: number;
+  /** Global gradient-norm clip (1.0); 0 disables it. */
+  maxGradNorm?: number;
+  /** Linear warm-up steps (0). */
+  warmupSteps?: number;
+  /** Schedule after the warm-up ('constant'); 'drop' keeps lr up to step totalSteps and minLr after it. */
+  schedule?: LrSchedule;
+  /** Step at which a cosine or linear schedule reaches minLr, or the last step at lr of 'drop'. */
+  totalSteps?: number;
+  /** Final learning rate of a decaying schedule, or the one after a drop (0). */
+  minLr?: number;
+}
+
+/** The optimiser's option table. */
+export const OPTIMIZER_SCHEMA = {
+  lr: { type: 'number', min: 0, max: 10, default: 3e-4 },
+  beta1: { type: 'number', min: 0, max: 0.999999, default: 0.9 },
+  beta2: { type: 'number', min: 0, max: 0.999999999, default: 0.999 },
+  eps: { type: 'number', min: 1e-30, max: 1, default: 1e-8 },
+  weightDecay: { type: 'number', min: 0, max: 10, default: 1e-4 },
+  maxGradNorm: { type: 'number', min: 0, max: 1e30, default: 1 },
+  warmupSteps: { type: 'int', min: 0, max: 1e15, default: 0 },
+  schedule: { type: 'enum', values: ['constant', 'cosine', 'linear', 'drop'], default: 'constant' },
+  totalSteps: { type: 'int', min: 0, max: 1e15, default: 0 },
+  minLr: { type: 'number', min: 0, max: 10, default: 0 },
+} as const satisfies Record<keyof OptimizerOptions, Rule>;
+
+/** Statistics of one optimiser step. */
+export interface StepStats {
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  step: number;
+}
+
+/** Rows per forward/backward of a training step: a larger batch runs in chunks whose gradients add up (0 = all). */
+export const MICRO_BATCH = { type: 'int', min: 0, max: 1 << 24, default: 0 } as const satisfies Rule;

@@ -1,0 +1,75 @@
+// FlowGRPO's loss with its gradient (docs/algorithms.md §3.4), exposed for verification: the clipped ratio of the
+// SDE transitions' likelihoods (lib/sampling/sde.ts) and the KL term, in the native code the trainer runs.
+import { checkFinite, checkTensor } from '../core/checks.js';
+import { native } from '../core/native.js';
+import { Tensor } from '../core/tensor.js';
+import { GRPO_LOSS_SCHEMA, type GrpoLossOptions } from '../options/grpo-loss.js';
+import { objectOption, rejectUnknown, resolveOptions } from '../options/schema.js';
+import { SDE_A, TIME } from '../sampling/sde.js';
+
+const GRPO_LOSS_CALL_SCHEMA = { ...GRPO_LOSS_SCHEMA, a: SDE_A, tFirst: TIME } as const;
+
+/** The inputs of grpoLoss: R transitions x → xNext (R, D), with their step's times and the rollout's log p. */
+export interface GrpoLossInputs {
+  vTheta: Tensor;
+  vRef?: Tensor;
+  x: Tensor;
+  xNext: Tensor;
+  /** The transition's times (R each): t > tNext. */
+  t: Tensor;
+  tNext: Tensor;
+  /** Advantages (R), clipped already. */
+  advantages: Tensor;
+  /** log p of each transition recorded at rollout (R). */
+  logpOld: Tensor;
+}
+
+/**
+ * The GRPO objective of docs/algorithms.md §3.4 over R transitions, in the native code the trainer runs: ratio =
+ * exp(log p_θ − log p_old), mean of max(−A·ratio, −A·clip(ratio, 1 ± ε)), plus the code's KL term. Returns the
+ * loss, its gradient with respect to vTheta, and the clip fraction, approximate KL and mean ratio.
+ */
+export function grpoLoss(
+  inputs: GrpoLossInputs,
+  options: GrpoLossOptions & { a?: number; tFirst?: number } = {},
+): { loss: number; grad: Tensor; clipFraction: number; approxKl: number; ratioMean: number } {
+  const given = objectOption('grpoLoss inputs', inputs);
+  rejectUnknown('grpoLoss inputs', given, ['vTheta', 'vRef', 'x', 'xNext', 't', 'tNext', 'advantages', 'logpOld']);
+  const { a, tFirst, ...params } = resolveOptions('grpoLoss options', options, GRPO_LOSS_CALL_SCHEMA);
+  const vTheta = given.vTheta as Tensor;
+  if (!(vTheta instanceof Tensor) || vTheta.shape.length !== 2) throw new TypeError('vTheta must be a [R, D] Tensor');
+  const [R, D] = vTheta.shape as [number, number];
+  for (const name of ['vTheta', 'x', 'xNext', ...(given.vRef === undefined ? [] : ['vRef'])]) {
+    checkTensor(name, given[name], 'float32', [R, D]);
+    checkFinite(name, (given[name] as Tensor<'float32'>).storage);
+  }
+  for (const name of ['t', 'tNext', 'advantages', 'logpOld']) {
+    checkTensor(name, given[name], 'float32', [R]);
+    checkFinite(name, (given[name] as Tensor<'float32'>).storage);
+  }
+  if (params.klCoef > 0 && given.vRef === undefined) throw new TypeError('grpoLoss: vRef is required when klCoef > 0');
+  const t = (given.t as Tensor<'float32'>).storage;
+  const tNext = (given.tNext as Tensor<'float32'>).storage;
+  const rows = new Float32Array(4 * R);
+  for (let i = 0; i < R; i++) {
+    const ti = t[i] as number;
+    const tn = tNext[i] as number;
+    if (!(ti > 0 && ti <= 1 && tn > 0 && tn < ti)) {
+      throw new RangeError(`transition ${i} needs 0 < tNext < t ≤ 1 (the last step into t = 0 is not trained)`);
+    }
+    const k = native().sdeCoefficients(ti, tn, a, tFirst ?? tn);
+    rows.set([k.xCoef, k.vCoef, k.std, k.sigma], 4 * i);
+  }
+  const r = native().grpoLoss(
+    vTheta.storage as Float32Array,
+    given.vRef === undefined ? null : (given.vRef as Tensor<'float32'>).storage,
+    (given.x as Tensor<'float32'>).storage,
+    (given.xNext as Tensor<'float32'>).storage,
+    rows,
+    (given.advantages as Tensor<'float32'>).storage,
+    (given.logpOld as Tensor<'float32'>).storage,
+    D,
+    params,
+  );
+  return { ...r, grad: Tensor.from(r.grad, [R, D]) };
+}

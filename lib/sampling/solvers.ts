@@ -1,0 +1,387 @@
+// Sampling: integrate dx/dt = v(x, t, c) from noise at t = 1 to data at t = 0 (docs/algorithms.md §1.1 and §2.7).
+// A VelocityNet with a built-in solver runs the whole rollout in one native call; any other combination (a velocity
+// function, a solver written in TypeScript) runs here, with the built-in solvers re-expressed over the same float32
+// arithmetic so that both paths give the same samples.
+import { checkFinite, checkTensor } from '../core/checks.js';
+import type { ParamSetName } from '../core/native.js';
+import { SAMPLE_STREAM } from '../core/random.js';
+import { Tensor } from '../core/tensor.js';
+import { VelocityNet } from '../model/net.js';
+import { checkValue, type Resolved, type Rule, resolveOptions, type Schema, seedOption } from '../options/schema.js';
+
+/** Names of the built-in solvers. */
+export type SolverName = 'euler' | 'heun' | 'dpm2';
+
+/** What a solver is given for one chunk of samples. */
+export interface SolverContext {
+  /** The initial state (B, D) at t = grid[0] = 1; the solver owns it and may update it in place. */
+  readonly x: Tensor;
+  /** The time grid, 1 = t_0 > t_1 > … > t_N = 0. */
+  readonly grid: Float64Array;
+  /** The velocity at (x, t) for this chunk's conditions, with classifier-free guidance applied when asked for. */
+  velocity(x: Tensor, t: number): Promise<Tensor>;
+  /** Appends the state after a step to the trajectory (the initial state is recorded already); cheap when unused. */
+  record(x: Tensor): void;
+}
+
+/** A solver: returns the state at t = 0. */
+export type Solver = (ctx: SolverContext) => Promise<Tensor>;
+
+/** Any velocity model: x (B, D), one time for all rows, conditions (B, L) → v (B, D). */
+export type VelocityFn = (x: Tensor, t: number, cond: Tensor<'int32'>) => Tensor | Promise<Tensor>;
+
+/** Options of timeGrid. */
+export interface TimeGridOptions {
+  /**
+   * 'uniform' (default): t_k = σ(1 − k/N). 'sd3': the grid of diffusers' FlowMatchEulerDiscreteScheduler that SD3.5
+   * and both official codebases use: s linear from 1 to σ(1/1000) over N points, t_k = σ(s_k), then a final 0.
+   */
+  schedule?: 'uniform' | 'sd3';
+  /** σ(s) = shift·s / (1 + (shift − 1)·s); 1 (default for 'uniform') is the identity, SD3 uses 3 (default for 'sd3'). */
+  shift?: number;
+}
+
+/** The option table of timeGrid (the shift's default depends on the schedule). */
+export const TIME_GRID_SCHEMA = {
+  schedule: { type: 'enum', values: ['uniform', 'sd3'], default: 'uniform' },
+  shift: { type: 'number', min: 1e-3, max: 1e3 },
+} as const satisfies Record<keyof TimeGridOptions, Rule>;
+
+/** The N + 1 times of an N-step rollout, from t = 1 (noise) down to t = 0 (data), in double precision. */
+export function timeGrid(steps: number, options: TimeGridOptions = {}): Float64Array {
+  checkValue('steps', ROLLOUT_RULES.steps, steps);
+  const { schedule, shift } = resolveOptions('timeGrid options', options, TIME_GRID_SCHEMA);
+  const shiftValue = shift ?? (schedule === 'sd3' ? 3 : 1);
+  const sigma = (s: number) => (shiftValue * s) / (1 + (shiftValue - 1) * s);
+  const grid = new Float64Array(steps + 1);
+  if (schedule === 'uniform') {
+    for (let k = 0; k <= steps; k++) grid[k] = sigma(1 - k / steps);
+  } else {
+    const last = sigma(1 / 1000);
+    for (let k = 0; k < steps; k++) grid[k] = sigma(steps === 1 ? 1 : 1 + ((last - 1) * k) / (steps - 1));
+  }
+  grid[0] = 1;
+  grid[steps] = 0;
+  return grid;
+}
+
+const f32 = Math.fround;
+
+// out = a·x + b·y (+ c·z), rounding like the native float32 loop (core/math/lincomb.h) so both paths agree.
+function lincomb(
+  out: Float32Array,
+  a: number,
+  x: Float32Array,
+  b: number,
+  y: Float32Array,
+  c = 0,
+  z?: Float32Array,
+): void {
+  const fa = f32(a),
+    fb = f32(b),
+    fc = f32(c);
+  if (z === undefined) {
+    for (let i = 0; i < out.length; i++) out[i] = f32(fa * (x[i] as number)) + f32(fb * (y[i] as number));
+  } else {
+    for (let i = 0; i < out.length; i++) {
+      out[i] = f32(f32(fa * (x[i] as number)) + f32(fb * (y[i] as number))) + f32(fc * (z[i] as number));
+    }
+  }
+}
+
+// log-SNR of rectified flow, λ(t) = log((1 − t)/t).
+const logSnr = (t: number) => Math.log((1 - t) / t);
+
+/** First-order Euler: x ← x + (t_i − t_{i−1})·v(x, t_{i−1}). One velocity evaluation per step. */
+async function euler(ctx: SolverContext): Promise<Tensor> {
+  const { grid } = ctx;
+  const x = ctx.x.storage as Float32Array;
+  for (let i = 1; i < grid.length; i++) {
+    const s = grid[i - 1] as number;
+    const v = await ctx.velocity(ctx.x, s);
+    lincomb(x, 1, x, (grid[i] as number) - s, v.storage as Float32Array);
+    ctx.record(ctx.x);
+  }
+  return ctx.x;
+}
+
+/** Heun (second order, two evaluations per step, including the step into t = 0, where v is defined). */
+async function heun(ctx: SolverContext): Promise<Tensor> {
+  const { grid } = ctx;
+  const x = ctx.x.storage as Float32Array;
+  const predictor = Tensor.zeros(ctx.x.shape);
+  const xp = predictor.storage;
+  for (let i = 1; i < grid.length; i++) {
+    const s = grid[i - 1] as number,
+      t = grid[i] as number,
+      dt = t - s;
+    const v1 = (await ctx.velocity(ctx.x, s)).storage as Float32Array;
+    lincomb(xp, 1, x, dt, v1);
+    const v2 = (await ctx.velocity(predictor, t)).storage as Float32Array;
+    lincomb(x, 1, x, dt / 2, v1, dt / 2, v2);
+    ctx.record(ctx.x);
+  }
+  predictor.dispose();
+  return ctx.x;
+}
+
+/**
+ * DPM-Solver++(2M) in data-prediction form (docs/algorithms.md §2.7): with x0 = x − s·v, h = λ(t) − λ(s), r = h_prev/h,
+ * x_t = (t/s)·x − (1 − t)(e^{−h} − 1)·[(1 + 1/2r)·x0 − 1/2r·x0_prev]. The first step and the step into t = 0 are
+ * first order (DDIM, which for rectified flow equals Euler); after a first step from t = 1, h_prev = ∞ and the
+ * second step is first order too.
+ */
+async function dpm2(ctx: SolverContext): Promise<Tensor> {
+  const { grid } = ctx;
+  const x = ctx.x.storage as Float32Array;
+  let x0 = new Float32Array(x.length);
+  let x0Prev = new Float32Array(x.length);
+  for (let i = 1; i < grid.length; i++) {
+    const s = grid[i - 1] as number,
+      t = grid[i] as number;
+    const v = (await ctx.velocity(ctx.x, s)).storage as Float32Array;
+    lincomb(x0, 1, x, -s, v);
+    let halfInvR = 0;
+    if (i > 1 && t > 0) {
+      const h = logSnr(t) - logSnr(s),
+        hPrev = logSnr(s) - logSnr(grid[i - 2] as number);
+      if (Number.isFinite(hPrev)) halfInvR = h / (2 * hPrev);
+    }
+    // −(1 − t)(e^{−h} − 1) = (1 − t) − t(1 − s)/s, finite at t = 0 and s = 1.
+    const dataCoef = 1 - t - (t * (1 - s)) / s;
+    if (halfInvR !== 0) {
+      lincomb(x, t / s, x, dataCoef * (1 + halfInvR), x0, -dataCoef * halfInvR, x0Prev);
+    } else {
+      lincomb(x, t / s, x, dataCoef, x0);
+    }
+    [x0, x0Prev] = [x0Prev, x0];
+    ctx.record(ctx.x);
+  }
+  return ctx.x;
+}
+
+/**
+ * The built-in solvers as TypeScript functions: what `sample` runs natively for a VelocityNet, runnable over any
+ * velocity function, and examples of the Solver contract.
+ */
+export const solvers: Readonly<Record<SolverName, Solver>> = Object.freeze({ euler, heun, dpm2 });
+
+/** Options of sample. */
+export interface SampleOptions extends TimeGridOptions {
+  /** Condition tokens (B, L) int32, one row per sample; the null condition is all zeros. Required. */
+  cond: Tensor<'int32'>;
+  /** 'euler' (default), 'heun', 'dpm2', or a Solver. */
+  solver?: SolverName | Solver;
+  /** Number of steps N of the grid (default 10); ignored when `grid` is given. */
+  steps?: number;
+  /** An explicit grid 1 = t_0 > … > t_N = 0 instead of `steps`/`schedule`/`shift`. */
+  grid?: ArrayLike<number>;
+  /** Classifier-free guidance scale: v = v_null + s·(v_cond − v_null); 1 (default) is off. */
+  cfgScale?: number;
+  /**
+   * The times [t_lo, t_hi] at which guidance applies (default [0, 1], everywhere); a velocity at any other t is the
+   * conditional one alone. Guidance at high noise (t near 1) can erase objects: a guidance interval (Kynkäänniemi et
+   * al. 2024) keeps its gain on details without that.
+   */
+  cfgInterval?: readonly [number, number];
+  /** Initial noise (B, D); by default drawn from Philox stream SAMPLE_STREAM of `seed`. */
+  noise?: Tensor;
+  /** Seed of the initial noise (default 0), below 2^53. */
+  seed?: number;
+  /** Index of the first sample in the noise stream (default 0): sample i of a seed is the same in any batch. */
+  firstSample?: number;
+  /** Samples integrated at a time (default 1024; twice that with guidance): bounds the memory. */
+  chunk?: number;
+  /** Also return every state: a (N + 1, B, D) tensor (default false). */
+  trajectory?: boolean;
+  /** Data dimension D of a velocity function, when no `noise` gives it. */
+  dataDim?: number;
+  /** The parameter set of a VelocityNet to sample with (default 'theta'; a DiffusionNFT trainer adds 'old', 'ref', 'ema'). */
+  params?: ParamSetName;
+}
+
+/** The clean samples (B, D) and, when asked for, the trajectory (N + 1, B, D). */
+export interface SampleResult {
+  x: Tensor;
+  trajectory?: Tensor;
+}
+
+/** Rules shared by every rollout call: steps of a uniform grid, guidance, the noise stream's first sample, chunks. */
+export const ROLLOUT_RULES = {
+  steps: { type: 'int', min: 1, max: 100000, default: 10 },
+  cfgScale: { type: 'number', min: -1e6, max: 1e6, default: 1 },
+  firstSample: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 0 },
+  chunk: { type: 'int', min: 1, max: 1 << 24, default: 1024 },
+} as const satisfies Schema;
+
+/** The option table of sample; `value` fields are checked below. */
+const SAMPLE_SCHEMA = {
+  ...TIME_GRID_SCHEMA,
+  ...ROLLOUT_RULES,
+  cond: { type: 'value' },
+  solver: { type: 'value' },
+  grid: { type: 'value' },
+  cfgInterval: { type: 'value' },
+  noise: { type: 'value' },
+  seed: { type: 'value' },
+  trajectory: { type: 'boolean', default: false },
+  dataDim: { type: 'value' },
+  params: { type: 'value' },
+} as const satisfies Record<keyof SampleOptions, Rule>;
+
+/** A guidance interval option: [lo, hi] with 0 ≤ lo ≤ hi ≤ 1, [0, 1] when not given. */
+export function resolveInterval(given: unknown, what = 'sample options.cfgInterval'): [number, number] {
+  if (given === undefined) return [0, 1];
+  const [lo, hi] = Array.isArray(given) && given.length === 2 ? given : [];
+  if (!(typeof lo === 'number' && typeof hi === 'number' && lo >= 0 && lo <= hi && hi <= 1)) {
+    throw new RangeError(`${what} must be [lo, hi] with 0 ≤ lo ≤ hi ≤ 1, got ${JSON.stringify(given)}`);
+  }
+  return [lo, hi];
+}
+
+function resolveGrid(opts: Resolved<typeof SAMPLE_SCHEMA>): Float64Array {
+  if (opts.grid === undefined) return timeGrid(opts.steps, { schedule: opts.schedule, shift: opts.shift });
+  const given = opts.grid as ArrayLike<number>;
+  if (given === null || typeof given !== 'object' || typeof given.length !== 'number') {
+    throw new TypeError('sample options.grid must be an array of numbers');
+  }
+  const grid = Float64Array.from(given);
+  if (grid.length < 2 || grid[0] !== 1 || grid[grid.length - 1] !== 0) {
+    throw new RangeError('sample options.grid must have at least 2 points, start at 1 and end at 0');
+  }
+  for (let i = 1; i < grid.length; i++) {
+    if (!((grid[i] as number) < (grid[i - 1] as number))) {
+      throw new RangeError(`sample options.grid must be strictly decreasing (index ${i})`);
+    }
+  }
+  return grid;
+}
+
+/**
+ * Draws samples from a velocity model by integrating from noise at t = 1 to t = 0. `model` is a VelocityNet or any
+ * velocity function; `solver` a built-in name or a Solver. A VelocityNet with a built-in solver runs each chunk of the
+ * rollout as one native call off the JavaScript thread.
+ */
+export async function sample(model: VelocityNet | VelocityFn, options: SampleOptions): Promise<SampleResult> {
+  const opts = resolveOptions('sample options', options, SAMPLE_SCHEMA);
+  const net = model instanceof VelocityNet ? model : null;
+  if (net === null && typeof model !== 'function') throw new TypeError('model must be a VelocityNet or a function');
+  const cond = opts.cond as Tensor<'int32'>;
+  if (!(cond instanceof Tensor) || cond.shape.length !== 2) {
+    throw new TypeError('sample options.cond must be an int32 Tensor of shape [B, L]');
+  }
+  const batch = cond.shape[0] as number;
+  if (net === null) checkTensor('cond', cond, 'int32', cond.shape);
+  const tokens = net ? net.checkCond(cond, batch) : cond.storage;
+  const noise = opts.noise as Tensor | undefined;
+  const dim = net?.config.dataDim ?? noise?.shape[1] ?? (opts.dataDim as number | undefined);
+  if (dim === undefined) throw new TypeError('sample options.dataDim (or noise) is required for a velocity function');
+  if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`sample options.dataDim must be a positive integer`);
+  if (noise !== undefined) {
+    checkTensor('noise', noise, 'float32', [batch, dim]);
+    checkFinite('noise', noise.storage);
+  }
+  const grid = resolveGrid(opts);
+  const solver = opts.solver ?? 'euler';
+  if (typeof solver !== 'function' && !Object.hasOwn(solvers, solver as string)) {
+    throw new RangeError(`sample options.solver must be 'euler', 'heun', 'dpm2' or a function, got ${String(solver)}`);
+  }
+  const { cfgScale, firstSample, chunk } = opts;
+  const [cfgTMin, cfgTMax] = resolveInterval(opts.cfgInterval);
+  const seed = Number(seedOption('sample options.seed', opts.seed ?? 0));
+  if (!Number.isSafeInteger(seed)) throw new RangeError('sample options.seed must be below 2^53');
+  const withTrajectory = opts.trajectory;
+  const params = (opts.params ?? 'theta') as ParamSetName;
+  if (net !== null) net.checkParamSet(params);
+  else if (opts.params !== undefined) throw new TypeError('sample options.params applies to a VelocityNet only');
+
+  if (net !== null && typeof solver === 'string') {
+    const nativeOptions = { solver: solver as SolverName, grid, cfgScale, cfgTMin, cfgTMax, seed, firstSample, chunk };
+    const r = await net.enqueue(() =>
+      net.model.sample(noise?.storage ?? null, tokens, batch, nativeOptions, withTrajectory, params),
+    );
+    const x = Tensor.from(r.x, [batch, dim]);
+    checkFinite('the samples', x.storage);
+    return r.trajectory ? { x, trajectory: Tensor.from(r.trajectory, [grid.length, batch, dim]) } : { x };
+  }
+
+  const velocityOf: VelocityFn = net ? (x, t, c) => net.velocity(x, t, c, params) : (model as VelocityFn);
+  const run = typeof solver === 'function' ? (solver as Solver) : solvers[solver as SolverName];
+  const slots = cond.shape[1] as number;
+  const out = new Float32Array(batch * dim);
+  const states: Float32Array[] = [];
+  for (let start = 0; start < batch; start += chunk) {
+    const rows = Math.min(chunk, batch - start);
+    const chunkCond = Tensor.fromInt32(tokens.subarray(start * slots, (start + rows) * slots), [rows, slots]);
+    const x = noise
+      ? Tensor.from(noise.storage.slice(start * dim, (start + rows) * dim), [rows, dim])
+      : Tensor.randn([rows, dim], { seed, stream: SAMPLE_STREAM, offset: (firstSample + start) * dim });
+    let recorded = 0;
+    const record = (state: Tensor) => {
+      if (!withTrajectory) return;
+      checkTensor('a recorded state', state, 'float32', [rows, dim]);
+      if (start === 0) states.push(new Float32Array(batch * dim));
+      const into = states[recorded++];
+      if (into === undefined) throw new RangeError('a solver recorded more states in a later chunk than the first');
+      into.set(state.storage, start * dim);
+    };
+    record(x);
+    const ctx: SolverContext = {
+      x,
+      grid,
+      velocity: (state, t) =>
+        guidedVelocity(velocityOf, state, t, chunkCond, t >= cfgTMin && t <= cfgTMax ? cfgScale : 1, dim),
+      record,
+    };
+    const result = await run(ctx);
+    checkTensor('the solver result', result, 'float32', [rows, dim]);
+    if (withTrajectory && recorded !== states.length) {
+      throw new RangeError('a solver recorded a different number of states in one chunk than in another');
+    }
+    out.set(result.storage, start * dim);
+  }
+  checkFinite('the samples', out);
+  const x = Tensor.from(out, [batch, dim]);
+  if (!withTrajectory) return { x };
+  const trajectory = new Float32Array(states.length * batch * dim);
+  for (const [k, state] of states.entries()) trajectory.set(state, k * batch * dim);
+  return { x, trajectory: Tensor.from(trajectory, [states.length, batch, dim]) };
+}
+
+// The velocity of a chunk, guided with one model call over [x; x] and [c; null] when cfgScale ≠ 1.
+async function guidedVelocity(
+  model: VelocityFn,
+  x: Tensor,
+  t: number,
+  cond: Tensor<'int32'>,
+  cfgScale: number,
+  dim: number,
+): Promise<Tensor> {
+  const rows = cond.shape[0] as number;
+  checkTensor('x', x, 'float32', [rows, dim]);
+  if (cfgScale === 1) return checkVelocity(await model(x, t, cond), rows, dim, t);
+  const stacked = new Float32Array(2 * rows * dim);
+  stacked.set(x.storage);
+  stacked.set(x.storage, rows * dim);
+  const tokens = new Int32Array(2 * cond.size);
+  tokens.set(cond.storage);
+  const both = checkVelocity(
+    await model(
+      Tensor.from(stacked, [2 * rows, dim]),
+      t,
+      Tensor.fromInt32(tokens, [2 * rows, cond.shape[1] as number]),
+    ),
+    2 * rows,
+    dim,
+    t,
+  );
+  const v = new Float32Array(rows * dim);
+  lincomb(v, cfgScale, both.storage.subarray(0, rows * dim), 1 - cfgScale, both.storage.subarray(rows * dim));
+  return Tensor.from(v, [rows, dim]);
+}
+
+function checkVelocity(v: unknown, rows: number, dim: number, t: number): Tensor {
+  checkTensor(`the velocity at t = ${t}`, v, 'float32', [rows, dim]);
+  checkFinite(`the velocity at t = ${t}`, (v as Tensor<'float32'>).storage);
+  return v as Tensor;
+}

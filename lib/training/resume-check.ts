@@ -1,0 +1,28 @@
+// The check of a resume: whether the trainer state saved in a checkpoint is the current run's, states written by
+// earlier versions of the package included.
+import { canonicalJson } from '../core/canonical-json.js';
+import { OPTIMIZER_SCHEMA } from '../options/optimizer.js';
+
+/**
+ * Whether a saved trainer state is the current one. States saved before the option schema (up to commit
+ * 99ab044) list only the optimiser options that were given, in `optimizer` and `native`; the others took the
+ * defaults, the same then as OPTIMIZER_SCHEMA's, so they are filled in before comparing.
+ */
+export function sameRun(saved: unknown, current: string): boolean {
+  if (typeof saved !== 'string') return false;
+  let state: Record<string, unknown>;
+  try {
+    state = JSON.parse(saved) as Record<string, unknown>;
+  } catch {
+    return false;
+  }
+  if (state === null || typeof state !== 'object') return false;
+  for (const key of ['optimizer', 'native']) {
+    const group = state[key] as Record<string, unknown> | undefined;
+    if (group === null || typeof group !== 'object') continue;
+    for (const [field, rule] of Object.entries(OPTIMIZER_SCHEMA)) {
+      if (!(field in group)) group[field] = rule.default;
+    }
+  }
+  return canonicalJson(state) === canonicalJson(JSON.parse(current));
+}
