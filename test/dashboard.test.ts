@@ -6,7 +6,8 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MetricsLog } from '../lib/metrics/log.js';
+import { snapshot } from '../lib/dashboard/runs.js';
+import { gridPath, MetricsLog } from '../lib/metrics/log.js';
 import { startCli, stopCli } from './cli-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-dashboard-'));
@@ -110,5 +111,19 @@ describe('the dashboard server', () => {
     const status = await new Promise((resolve) => missing.on('close', resolve));
     expect(status).not.toBe(0);
     expect(err).toMatch(/missing is not a folder/);
+  });
+});
+
+describe("the dashboard's run snapshots", () => {
+  it('leave out the sample grids whose image is missing (a results folder keeps records only)', async () => {
+    const folder = join(dir, 'records-only');
+    const log = await MetricsLog.open({ dir: folder, epoch: 0, trainer: 'DiffusionNFT', config: {} });
+    await log.evaluation(0, { reward: 0.4 }, { png: readFileSync(GRID), prompts: ['a'] });
+    await log.evaluation(1, { reward: 0.5 }, { png: readFileSync(GRID), prompts: ['a'] });
+    const grids = async () =>
+      (await snapshot(0, 'run', folder)).records.flatMap((r) => (r.kind === 'evaluation' ? [r.grid?.image] : []));
+    expect(await grids()).toEqual([gridPath(0), gridPath(1)]);
+    rmSync(join(folder, gridPath(0)));
+    expect(await grids()).toEqual([undefined, gridPath(1)]);
   });
 });

@@ -72,13 +72,26 @@ export async function runKey(dir: string): Promise<string> {
   return parts.join('|');
 }
 
+// The records with each sample grid whose image is missing left out: a results folder keeps the records but not
+// the grids (docs/benchmarks.md), and the page shows only grids it can load.
+async function withExistingGrids(dir: string, records: MetricsRecord[]): Promise<MetricsRecord[]> {
+  return Promise.all(
+    records.map(async (record) => {
+      if (record.kind !== 'evaluation' || record.grid === undefined) return record;
+      if (await exists(join(dir, record.grid.image))) return record;
+      const { grid: _missing, ...rest } = record;
+      return rest;
+    }),
+  );
+}
+
 /** The run's records and config now. */
 export async function snapshot(id: number, name: string, dir: string): Promise<RunSnapshot> {
   const config = await readFile(join(dir, 'config.json'), 'utf8')
     .then((text) => JSON.parse(text) as unknown)
     .catch(() => null);
   try {
-    return { id, name, dir, records: await readRunRecords(dir), config };
+    return { id, name, dir, records: await withExistingGrids(dir, await readRunRecords(dir)), config };
   } catch (error) {
     return { id, name, dir, records: [], config, error: (error as Error).message };
   }
