@@ -18,16 +18,16 @@ export {
   RewardError,
   StateDictError,
 } from './core/errors.js';
-export type { ParamSetName } from './core/native.js';
+export type { NativeBackendInfo, NativeFlowMatchingOptions, ParamSetName } from './core/native.js';
 export { philox4x32, SAMPLE_STREAM, SDE_STREAM, USER_STREAM } from './core/random.js';
 export { SafetensorsError } from './core/safetensors.js';
-export type { Device, DType, RandomOptions } from './core/tensor.js';
+export type { ArrayOf, Device, DType, RandomOptions } from './core/tensor.js';
 export { liveTensors, Tensor } from './core/tensor.js';
 export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
 export type { ImageFolderOptions } from './data/image-folder.js';
 export { ImageFolderDataset, imageFolderDataset } from './data/image-folder.js';
-export type { EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';
+export type { EpochFields, EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';
 export { MetricsLog } from './metrics/log.js';
 export type { EpochRecord, EvaluationRecord, MetricsRecord, StartRecord } from './metrics/records.js';
 export { METRICS_VERSION, MetricsFormatError, parseRecords, readRunRecords } from './metrics/records.js';
@@ -66,7 +66,7 @@ export type {
   VelocityFn,
 } from './sampling/solvers.js';
 export { sample, solvers, timeGrid } from './sampling/solvers.js';
-export { tasks } from './tasks/index.js';
+export * as tasks from './tasks/index.js';
 export type { NamedReward, Prompt, RewardFn, Rewards } from './training/common.js';
 export type { DiffusionNFTOptions, EtaSchedule, NftEpochStats } from './training/diffusion-nft.js';
 export { DiffusionNFT, etaAt } from './training/diffusion-nft.js';

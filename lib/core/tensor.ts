@@ -7,7 +7,8 @@ import { USER_STREAM } from './random.js';
 export type Device = 'cpu' | 'cuda';
 /** Element types: float32 for data, int32 for condition tokens. */
 export type DType = 'float32' | 'int32';
-type ArrayOf<D extends DType> = D extends 'int32' ? Int32Array : Float32Array;
+/** The typed array that holds a tensor's elements of type D. */
+export type ArrayOf<D extends DType> = D extends 'int32' ? Int32Array : Float32Array;
 
 /** Options of the random factories. */
 export interface RandomOptions {

@@ -1,5 +1,6 @@
-import * as shapes from './shapes/index.js';
-import * as toy2d from './toy2d.js';
-
-/** Built-in tasks: data, conditions and scores. */
-export const tasks = { toy2d, shapes };
+/**
+ * Built-in tasks: data, conditions and scores.
+ * @module
+ */
+export * as shapes from './shapes/index.js';
+export * as toy2d from './toy2d.js';
