@@ -34,6 +34,9 @@ export class CheckpointError extends DiffusionNftError {
 export interface StateDictProblem {
   /** The tensor's name, as in the file or in the network's `params`. */
   readonly name: string;
+  /**
+   * What is wrong: no such tensor in the file, one the network lacks, a wrong shape or dtype, or a non-finite value.
+   */
   readonly kind: 'missing' | 'unexpected' | 'shape' | 'dtype' | 'value';
   /** The problem in words, naming the tensor. */
   readonly detail: string;
@@ -41,6 +44,7 @@ export interface StateDictProblem {
 
 /** A plain state dict does not fit the network: `problems` lists every tensor at fault, as does the message. */
 export class StateDictError extends CheckpointError {
+  /** Every tensor at fault, in the order found. */
   readonly problems: readonly StateDictProblem[];
   constructor(path: string, problems: readonly StateDictProblem[]) {
     const n = problems.length;

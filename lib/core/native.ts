@@ -25,10 +25,13 @@ export interface NativeParamSpec {
 /** AdamW settings of a training step, all given. */
 export type NativeOptimizerOptions = Required<OptimizerOptions>;
 
-/** One flow-matching step. */
+/** One flow-matching step's options, every field resolved (FlowMatchingTrainer.options). */
 export interface NativeFlowMatchingOptions extends NativeOptimizerOptions {
+  /** FlowMatchingOptions.seed, as a number. */
   seed: number;
+  /** FlowMatchingOptions.microBatch. */
   microBatch: number;
+  /** FlowMatchingOptions.condDropout. */
   condDropout: number;
   /** Index of row 0 in the step's global batch (data-parallel: docs/distributed.md); keys its draws. */
   firstSample: number;
@@ -174,11 +177,17 @@ export interface NativeLoraInfo extends NativeLoraOptions {
   layout: NativeParamSpec[];
 }
 
+/** What `backendInfo()` reports of this build and machine. */
 export interface NativeBackendInfo {
+  /** Whether the GPU can be used: a CUDA build, a driver, and at least one GPU visible. */
   cuda: boolean;
+  /** Whether this build of the addon includes the CUDA backend. */
   compiledWithCuda: boolean;
+  /** How many GPUs the process sees (0 in a CPU-only build). */
   deviceCount: number;
+  /** The name of GPU 0, when there is one. */
   device?: string;
+  /** Why CUDA cannot be used, when it cannot. */
   cudaUnavailableReason?: string;
   /** CUDA builds: the CUDA runtime linked into the binary, e.g. '13.0'. */
   cudaRuntime?: string;
@@ -188,6 +197,7 @@ export interface NativeBackendInfo {
   driverCudaVersion?: string;
   /** CUDA builds on Linux with a driver: the installed NVIDIA driver's version, e.g. '580.65.06'. */
   driverVersion?: string;
+  /** The native CPU thread pool's thread count (see `setThreads`). */
   threads: number;
 }
 

@@ -18,6 +18,7 @@ export interface SafeTensor {
 
 /** A file or buffer is not valid safetensors; the message names the source, the tensor and the problem. */
 export class SafetensorsError extends Error {
+  /** The error's name, 'SafetensorsError'. */
   override name = 'SafetensorsError';
 }
 

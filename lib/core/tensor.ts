@@ -167,10 +167,12 @@ export class Tensor<D extends DType = 'float32'> {
     registry.unregister(this.#token);
   }
 
+  /** Releases the tensor, as `dispose()` does: for `using`. */
   [Symbol.dispose](): void {
     this.dispose();
   }
 
+  /** The dtype, shape and device in a line, e.g. `Tensor(float32, [2, 3], cpu)`; no values. */
   toString(): string {
     return `Tensor(${this.dtype}, [${this.shape.join(', ')}], ${this.device}${this.disposed ? ', disposed' : ''})`;
   }

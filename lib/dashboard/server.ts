@@ -21,7 +21,9 @@ export interface DashboardOptions {
 
 /** A running dashboard. */
 export interface Dashboard {
+  /** The page's address, `http://127.0.0.1:<port>/`. */
   url: string;
+  /** The TCP port it listens on (the one chosen when `port` was 0). */
   port: number;
   /** Ends the event streams and stops the server. */
   close(): Promise<void>;

@@ -93,7 +93,18 @@ export class ImageFolderDataset {
    * Batch `index` of a seed: images index·size … (index + 1)·size − 1 of the stream of epochs, each epoch every
    * image once in an order drawn from (seed, epoch). Batch `index` of a seed is always the same data.
    */
-  batch(size: number, seed: number, index: number): { x0: Tensor; cond: Tensor<'int32'>; labels: Int32Array } {
+  batch(
+    size: number,
+    seed: number,
+    index: number,
+  ): {
+    /** The images (size, dataDim). */
+    x0: Tensor;
+    /** Their classes' condition tokens (size, condSlots). */
+    cond: Tensor<'int32'>;
+    /** Their class indices. */
+    labels: Int32Array;
+  } {
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`batch size must be a positive integer, got ${size}`);
     if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`batch index must be ≥ 0, got ${index}`);
     const n = this.length;

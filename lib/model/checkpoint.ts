@@ -37,6 +37,7 @@ export interface LoadOptions extends CreateOptions {
 
 /** A loaded checkpoint. */
 export interface Checkpoint {
+  /** The network, with the file's config, parameters and (when saved) optimiser state. */
   net: VelocityNet;
   /** Optimiser steps recorded in the file. */
   step: number;

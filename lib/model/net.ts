@@ -14,9 +14,11 @@ const PARAM_SETS: readonly ParamSetName[] = ['theta', 'old', 'ref', 'ema'];
 export interface ParamInfo {
   /** Name, as in docs/network.md or docs/dit.md and the PyTorch reference. */
   readonly name: string;
+  /** Dimensions, outermost first. */
   readonly shape: readonly number[];
   /** Position in the flat buffer, in elements. */
   readonly offset: number;
+  /** Number of elements (the product of `shape`). */
   readonly size: number;
   /** Whether AdamW's weight decay applies (not to biases and embeddings). */
   readonly decay: boolean;
@@ -24,12 +26,17 @@ export interface ParamInfo {
 
 /** The adapters a network carries. */
 export interface LoraInfo {
+  /** Rank r of every adapter. */
   readonly rank: number;
+  /** The adapters' outputs are scaled by alpha / rank. */
   readonly alpha: number;
+  /** How A was initialised. */
   readonly init: LoraInit;
+  /** The adapted modules inside every block. */
   readonly targets: readonly string[];
   /** The adapter tensors `<module>.lora_A.weight` (rank, in) and `<module>.lora_B.weight` (out, rank), in order. */
   readonly params: readonly ParamInfo[];
+  /** Number of adapter parameters (the trainable ones). */
   readonly paramCount: number;
 }
 
@@ -288,7 +295,14 @@ export class VelocityNet {
     t: Tensor | number,
     cond: Tensor<'int32'>,
     dout: Tensor,
-  ): Promise<{ out: Tensor; dx: Tensor; grads: Float32Array }> {
+  ): Promise<{
+    /** The velocity (B, D). */
+    out: Tensor;
+    /** The gradient with respect to x (B, D). */
+    dx: Tensor;
+    /** The gradients of the parameters (or of the adapters), flat. */
+    grads: Float32Array;
+  }> {
     const inputs = this.checkInputs(x, t, cond);
     checkTensor('dout', dout, 'float32', [inputs.batch, this.config.dataDim]);
     checkFinite('dout', dout.storage);
@@ -397,6 +411,7 @@ export class VelocityNet {
     });
   }
 
+  /** Disposes of the network, as `dispose()` does: for `using`. */
   [Symbol.dispose](): void {
     this.dispose();
   }

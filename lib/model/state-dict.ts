@@ -13,7 +13,9 @@ import { type CreateOptions, VelocityNet } from './net.js';
 export interface LoadStateDictOptions {
   /** Load into this network (same config) instead of creating one; it is unchanged if loading fails. */
   into?: VelocityNet;
+  /** Backend of the network created, as in CreateOptions.device. */
   device?: CreateOptions['device'];
+  /** GPU matrix-product arithmetic of the network created, as in CreateOptions.precision. */
   precision?: CreateOptions['precision'];
 }
 

@@ -18,6 +18,7 @@ export interface LoraOptions {
   alpha?: number;
   /** Modules inside every block: DiT 'attn.qkv' | 'attn.proj' | 'mlp.fc1' | 'mlp.fc2' | 'ada'; MLP 'fc1' | 'fc2' | 'ada'. */
   targets?: readonly string[];
+  /** How A starts (see LoraInit). */
   init?: LoraInit;
   /** Seed of A's draw (default 0). */
   seed?: number | bigint;
