@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../core/files.js';
 import {
   type EpochRecord,
+  type EpochSeconds,
   type EvaluationRecord,
   METRICS_FILE,
   METRICS_VERSION,
@@ -15,9 +16,12 @@ import {
 
 /** What a trainer reports of an epoch: its EpochStats (lib/training/online-options.ts) and the method's own. */
 export type EpochFields = Omit<EpochRecord, 'kind' | 'version' | 'time' | 'elapsed' | 'samplesPerSecond'> & {
+  /** Epochs completed, this one included. */
   epoch: number;
+  /** Rollouts of the epoch. */
   samples: number;
-  seconds: NonNullable<EpochRecord['seconds']>;
+  /** Where the epoch's time went. */
+  seconds: EpochSeconds;
 };
 
 /** Receives each record as it is made (awaited before the run goes on). */
@@ -37,6 +41,7 @@ export interface MetricsLogOptions {
   onUnreadable?: (error: Error) => void;
   /** The run's resolved configuration, written to config.json. */
   config?: unknown;
+  /** Receives each record as it is made. */
   onRecord?: RecordHook;
 }
 
@@ -48,7 +53,9 @@ export type EvaluationScores = Pick<
 
 /** A sample grid to write with an evaluation: the PNG and the prompt of each row. */
 export interface SampleGrid {
+  /** The PNG file's bytes. */
   png: Uint8Array;
+  /** The prompt of each row, top to bottom. */
   prompts: string[];
 }
 

@@ -12,6 +12,7 @@ export const METRICS_FILE = 'metrics.jsonl';
 export const LEGACY_METRICS_FILE = 'metrics.json';
 
 interface RecordBase {
+  /** The schema version the record was written with (METRICS_VERSION). */
   version: number;
   /** The epochs completed when the record was made. */
   epoch: number;
@@ -23,6 +24,7 @@ interface RecordBase {
 
 /** Written each time a run starts or resumes. */
 export interface StartRecord extends RecordBase {
+  /** Which record this is. */
   kind: 'start';
   /** The trainer's class name, e.g. 'DiffusionNFT' or 'FlowGRPO'. */
   trainer: string;
@@ -30,44 +32,90 @@ export interface StartRecord extends RecordBase {
 
 /** One epoch: every statistic the trainer reported (EpochStats and the method's own), plus its throughput. */
 export interface EpochRecord extends RecordBase {
+  /** Which record this is. */
   kind: 'epoch';
+  /** Optimiser steps taken so far in this phase. */
   step?: number;
-  /** Mean and std of the rollouts' total reward, and the mean of each named reward. */
+  /** Mean of the rollouts' total reward (null in a converted metrics.json point without it). */
   reward: number | null;
+  /** Standard deviation of the rollouts' total reward. */
   rewardStd?: number;
+  /** Mean of each named reward. */
   rewards?: Record<string, number>;
+  /** Rollouts of the epoch (M·K). */
   samples?: number;
+  /** Rollouts per second of the epoch's total time. */
   samplesPerSecond?: number;
+  /** Mean loss of the epoch's optimiser steps. */
   loss?: number;
+  /** Mean gradient norm (before clipping) of the epoch's optimiser steps. */
   gradNorm?: number;
+  /** Learning rate of the epoch's last optimiser step. */
   lr?: number;
-  seconds?: { sample: number; reward: number; train: number; total: number };
-  /** DiffusionNFT: counts of r in 10 bins of [0, 1], and η of the soft update. */
+  /** Where the epoch's time went. */
+  seconds?: EpochSeconds;
+  /** DiffusionNFT: counts of r in 10 bins of [0, 1]. */
   rHistogram?: number[];
+  /** DiffusionNFT: η of the soft update of θ_old. */
   eta?: number;
-  /** FlowGRPO: fraction of clipped ratios, approximate KL to the rollout policy, mean ratio, samples trained. */
+  /** FlowGRPO: fraction of clipped ratios. */
   clipFraction?: number;
+  /** FlowGRPO: the approximate KL divergence to the rollout policy, ½·mean (log p − log p_old)². */
   approxKl?: number;
+  /** FlowGRPO: mean importance ratio. */
   ratioMean?: number;
+  /** FlowGRPO: samples trained on after the zero-advantage filter. */
   trainedSamples?: number;
+}
+
+/** Seconds an epoch spent sampling (rewards overlap with it), scoring, training, and in total. */
+export interface EpochSeconds {
+  /** Rolling out the samples. */
+  sample: number;
+  /** Scoring them, where it did not overlap with sampling. */
+  reward: number;
+  /** The optimiser steps. */
+  train: number;
+  /** The whole epoch. */
+  total: number;
 }
 
 /** One evaluation of the weights after `epoch` epochs. */
 export interface EvaluationRecord extends RecordBase {
+  /** Which record this is. */
   kind: 'evaluation';
-  /** Mean total reward of the evaluation samples, and of each named reward. */
+  /** Mean total reward of the evaluation samples. */
   reward: number;
+  /** Mean of each named reward. */
   rewards?: Record<string, number>;
+  /** How many samples were scored. */
   samples?: number;
-  /** A strict (all-or-nothing) score and its value for each prompt category, where the task has them. */
+  /** A strict (all-or-nothing) score, where the task has one. */
   strict?: number;
+  /** The strict score of each prompt category, where the task has them. */
   categories?: Record<string, number>;
   /** The same evaluation with classifier-free guidance, by its label ("CFG 5 at t ≤ 0.6"), where a run asks for it. */
-  guided?: Record<string, { reward: number; strict: number; categories: Record<string, number> }>;
-  /** The sample grid written with it: the PNG's path in the run folder and the prompt of each row. */
-  grid?: { image: string; prompts: string[] };
+  guided?: Record<
+    string,
+    {
+      /** Mean total reward. */
+      reward: number;
+      /** The strict score. */
+      strict: number;
+      /** The strict score of each prompt category. */
+      categories: Record<string, number>;
+    }
+  >;
+  /** The sample grid written with it. */
+  grid?: {
+    /** The PNG's path in the run folder. */
+    image: string;
+    /** The prompt of each row. */
+    prompts: string[];
+  };
 }
 
+/** Any record of the stream, told apart by `kind`. */
 export type MetricsRecord = StartRecord | EpochRecord | EvaluationRecord;
 
 /** A metrics.jsonl line that is not a record. */

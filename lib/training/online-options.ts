@@ -1,6 +1,7 @@
 // The options and statistics of the online RL trainers (lib/training/online.ts): what every trainer takes, what
 // run() and evaluate() take, with their tables, and what an epoch reports.
 import type { RecordHook } from '../metrics/log.js';
+import type { EpochSeconds } from '../metrics/records.js';
 import { ADVANTAGE_SCHEMA } from '../options/advantage.js';
 import type { DistributedOption } from '../options/distributed.js';
 import type { LoraOptions } from '../options/lora.js';
@@ -58,35 +59,48 @@ export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptio
 
 /** Statistics every trainer reports for an epoch. */
 export interface EpochStats {
+  /** Epochs completed, this one included. */
   epoch: number;
   /** Optimiser steps taken so far in this phase. */
   step: number;
   /** Rollouts of the epoch (M·K). */
   samples: number;
-  /** Mean and standard deviation of the total reward of the epoch's rollouts. */
+  /** Mean of the total reward of the epoch's rollouts. */
   reward: number;
+  /** Standard deviation of the total reward of the epoch's rollouts. */
   rewardStd: number;
   /** Mean of each named reward. */
   rewards: Record<string, number>;
-  /** Mean loss, gradient norm (before clipping) and the learning rate of the epoch's optimiser steps. */
+  /** Mean loss of the epoch's optimiser steps. */
   loss: number;
+  /** Mean gradient norm (before clipping) of the epoch's optimiser steps. */
   gradNorm: number;
+  /** Learning rate of the epoch's last optimiser step. */
   lr: number;
-  /** Seconds spent sampling (rewards overlap with it), scoring, training, and in total. */
-  seconds: { sample: number; reward: number; train: number; total: number };
+  /** Where the epoch's time went. */
+  seconds: EpochSeconds;
 }
 
 /** Options of run(). */
 export interface RunOptions<S extends EpochStats = EpochStats> {
+  /** How many epochs to run (≥ 1). */
   epochs: number;
   /** Called after every epoch (with the evaluation when one ran). */
   onProgress?: (stats: S, evaluation?: Evaluation) => void;
   /** Stops before the next epoch once aborted; an epoch still sampling is discarded, one training finishes. */
   signal?: AbortSignal;
   /** Saves a checkpoint to `path` every `every` epochs (default 1) and at the end. */
-  checkpoint?: { path: string; every?: number };
+  checkpoint?: {
+    /** The checkpoint file, rewritten each time. */
+    path: string;
+    /** Epochs between saves (default 1). */
+    every?: number;
+  };
   /** Evaluates every `every` epochs (default 1) and at the end. */
-  evaluate?: EvaluateOptions<Prompt> & { every?: number };
+  evaluate?: EvaluateOptions<Prompt> & {
+    /** Epochs between evaluations (default 1). */
+    every?: number;
+  };
   /** Writes metrics.jsonl (a record per epoch and per evaluation) and config.json into this folder as the run goes
    * (docs/dashboard.md); a resumed trainer continues the folder's stream. */
   metrics?: string;
@@ -102,6 +116,7 @@ export interface EvaluateOptions<P extends Prompt = Prompt> {
   samplesPerPrompt?: number;
   /** Deterministic ODE steps (default 40, Euler: the codes' evaluation). */
   steps?: number;
+  /** The ODE solver (default 'euler'). */
   solver?: SolverName;
   /** Classifier-free guidance of the evaluation samples (default 1: none). */
   cfgScale?: number;
@@ -113,8 +128,11 @@ export interface EvaluateOptions<P extends Prompt = Prompt> {
 
 /** Mean rewards of an evaluation. */
 export interface Evaluation {
+  /** Mean total reward of the evaluation samples. */
   reward: number;
+  /** Mean of each named reward. */
   rewards: Record<string, number>;
+  /** How many samples were scored. */
   samples: number;
 }
 
