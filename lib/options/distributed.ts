@@ -15,12 +15,14 @@ export const DISTRIBUTED_SCHEMA = {
   deviceCollectives: { type: 'enum', values: ['auto', 'nccl', 'host'], default: 'auto' },
 } as const satisfies Schema;
 
-/**
- * The `distributed` option of the trainers: true, false, or settings; absent: on under an MPI launcher. `timeout`:
- * seconds a collective may wait before the job is aborted (600; 0: forever); `checkEvery`: compare a hash of every
- * parameter set across the ranks every this many epochs, a debugging aid (0: never); `deviceCollectives`: the sums
- * of a model on the GPU (DeviceCollectives; 'auto').
- */
+/** The `distributed` option of the trainers: true, false, or settings; absent: on under an MPI launcher. */
 export type DistributedOption =
   | boolean
-  | { timeout?: number; checkEvery?: number; deviceCollectives?: DeviceCollectives };
+  | {
+      /** Seconds a collective may wait before the job is aborted (600; 0: forever). */
+      timeout?: number;
+      /** Compare a hash of every parameter set across the ranks every this many epochs, a debugging aid (0: never). */
+      checkEvery?: number;
+      /** How a model on the GPU sums over the ranks (see DeviceCollectives; 'auto'). */
+      deviceCollectives?: DeviceCollectives;
+    };

@@ -23,11 +23,13 @@ interface CommonNetConfig {
 
 /** Configuration of the residual MLP (docs/network.md). */
 export interface MlpConfig extends CommonNetConfig {
+  /** The architecture: the residual MLP. */
   arch: 'mlp';
 }
 
 /** Configuration of the diffusion transformer (docs/dit.md); samples are HWC images flattened to dataDim. */
 export interface DitConfig extends CommonNetConfig {
+  /** The architecture: the diffusion transformer. */
   arch: 'dit';
   /** Image side S: dataDim must equal imageSize² · channels. */
   imageSize: number;

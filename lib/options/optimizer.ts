@@ -9,8 +9,9 @@ export type LrSchedule = 'constant' | 'cosine' | 'linear' | 'drop';
 export interface OptimizerOptions {
   /** Peak learning rate (3e-4). */
   lr?: number;
-  /** AdamW betas (0.9, 0.999). */
+  /** AdamW's first-moment decay β1 (0.9). */
   beta1?: number;
+  /** AdamW's second-moment decay β2 (0.999). */
   beta2?: number;
   /** AdamW epsilon (1e-8). */
   eps?: number;
@@ -44,9 +45,13 @@ export const OPTIMIZER_SCHEMA = {
 
 /** Statistics of one optimiser step. */
 export interface StepStats {
+  /** The step's loss, the mean over its rows. */
   loss: number;
+  /** The gradient's global norm, before clipping. */
   gradNorm: number;
+  /** The learning rate the step applied (after warm-up and schedule). */
   lr: number;
+  /** Optimiser steps taken, this one included. */
   step: number;
 }
 

@@ -62,7 +62,12 @@ export function optimalityProbability(
   rewards: ArrayLike<number>,
   groupIds: ArrayLike<number | string>,
   options: OptimalityOptions = {},
-): { r: Float32Array; advantages: Float64Array } {
+): {
+  /** The optimality probability of each sample, in [0, 1]. */
+  r: Float32Array;
+  /** Each sample's group advantage A, before the clip. */
+  advantages: Float64Array;
+} {
   const clip = resolveOptions('optimalityProbability options', options, ADVANTAGE_SCHEMA).advClipMax;
   const { advantages, clipped } = groupAdvantages(rewards, groupIds, options);
   const r = new Float32Array(clipped.length);

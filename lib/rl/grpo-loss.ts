@@ -11,12 +11,17 @@ const GRPO_LOSS_CALL_SCHEMA = { ...GRPO_LOSS_SCHEMA, a: SDE_A, tFirst: TIME } as
 
 /** The inputs of grpoLoss: R transitions x → xNext (R, D), with their step's times and the rollout's log p. */
 export interface GrpoLossInputs {
+  /** The trained network's velocity at each transition's start (R, D). */
   vTheta: Tensor;
+  /** The frozen reference θ_ref's velocity there (R, D), for the KL term: required when klCoef > 0. */
   vRef?: Tensor;
+  /** Each transition's start (R, D). */
   x: Tensor;
+  /** Each transition's end, as sampled at rollout (R, D). */
   xNext: Tensor;
   /** The transition's times (R each): t > tNext. */
   t: Tensor;
+  /** The time of each transition's end (R). */
   tNext: Tensor;
   /** Advantages (R), clipped already. */
   advantages: Tensor;
@@ -32,7 +37,18 @@ export interface GrpoLossInputs {
 export function grpoLoss(
   inputs: GrpoLossInputs,
   options: GrpoLossOptions & { a?: number; tFirst?: number } = {},
-): { loss: number; grad: Tensor; clipFraction: number; approxKl: number; ratioMean: number } {
+): {
+  /** The mean loss over the transitions. */
+  loss: number;
+  /** Its gradient with respect to vTheta (R, D). */
+  grad: Tensor;
+  /** Fraction of transitions whose ratio left [1 − ε, 1 + ε]. */
+  clipFraction: number;
+  /** ½·mean (log p − log p_old)², the code's approximate KL. */
+  approxKl: number;
+  /** Mean of the ratios. */
+  ratioMean: number;
+} {
   const given = objectOption('grpoLoss inputs', inputs);
   rejectUnknown('grpoLoss inputs', given, ['vTheta', 'vRef', 'x', 'xNext', 't', 'tNext', 'advantages', 'logpOld']);
   const { a, tFirst, ...params } = resolveOptions('grpoLoss options', options, GRPO_LOSS_CALL_SCHEMA);

@@ -8,11 +8,15 @@ import { objectOption, rejectUnknown, resolveOptions } from '../options/schema.j
 
 /** The inputs of nftLoss: rows (B, D) of velocities, the clean samples and their noise, times and r (B). */
 export interface NftLossInputs {
+  /** The trained network's velocity at the noised samples x_t (B, D). */
   vTheta: Tensor;
+  /** The rollout policy θ_old's velocity there (B, D). */
   vOld: Tensor;
   /** The reference policy's velocity, for the KL term. */
   vRef?: Tensor;
+  /** The clean samples (B, D). */
   x0: Tensor;
+  /** The noise that made x_t = (1 − t)·x0 + t·ε (B, D). */
   eps: Tensor;
   /** Times in (0, 1]. */
   t: Tensor;
@@ -25,7 +29,15 @@ export interface NftLossInputs {
  * v± the implicit policies, the adaptive (or plain) weighting, the advClipMax/β scaling and the mean over the
  * batch. Returns the loss and its gradient with respect to vTheta.
  */
-export function nftLoss(inputs: NftLossInputs, options: NftLossOptions = {}): { loss: number; grad: Tensor } {
+export function nftLoss(
+  inputs: NftLossInputs,
+  options: NftLossOptions = {},
+): {
+  /** The loss, the mean over the batch. */
+  loss: number;
+  /** Its gradient with respect to vTheta (B, D). */
+  grad: Tensor;
+} {
   const given = objectOption('nftLoss inputs', inputs);
   rejectUnknown('nftLoss inputs', given, ['vTheta', 'vOld', 'vRef', 'x0', 'eps', 't', 'r']);
   const params = resolveOptions('nftLoss options', options, NFT_LOSS_SCHEMA);

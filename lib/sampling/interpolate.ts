@@ -13,7 +13,12 @@ export function interpolate(
   x0: Tensor,
   t: Tensor,
   options: { seed: number | bigint; offset?: number },
-): { xt: Tensor; target: Tensor } {
+): {
+  /** The noised samples x_t (B, D). */
+  xt: Tensor;
+  /** The velocity target ε − x0 (B, D). */
+  target: Tensor;
+} {
   if (!(x0 instanceof Tensor) || !(t instanceof Tensor)) throw new TypeError('x0 and t must be Tensors');
   if (x0.shape.length !== 2 || t.shape.length !== 1 || t.shape[0] !== x0.shape[0]) {
     throw new RangeError(`x0 must be (B, D) and t (B), got [${x0.shape.join(', ')}] and [${t.shape.join(', ')}]`);

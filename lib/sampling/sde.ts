@@ -89,6 +89,7 @@ export interface SdeSampleOptions {
   cond: Tensor<'int32'>;
   /** SDE steps N (default 10) of a uniform grid, or an explicit `grid`. */
   steps?: number;
+  /** An explicit grid 1 = t_0 > … > t_N = 0 instead of `steps`. */
   grid?: ArrayLike<number>;
   /** Noise level a (default 0.7); 0 gives the Euler ODE sampler. */
   a?: number;
@@ -96,8 +97,11 @@ export interface SdeSampleOptions {
   cfgScale?: number;
   /** The times [t_lo, t_hi] at which guidance applies (default [0, 1]), as in `sample`. */
   cfgInterval?: readonly [number, number];
+  /** Seed of the initial noise and of the steps' noise (default 0), below 2^53. */
   seed?: number;
+  /** Index of the first sample in the noise streams, as {@link SampleOptions.firstSample}. */
   firstSample?: number;
+  /** Samples rolled out per native call, as {@link SampleOptions.chunk}: bounds the memory. */
   chunk?: number;
   /** Sum the per-dimension log-probabilities instead of averaging them. */
   logpSum?: boolean;
@@ -123,7 +127,14 @@ const SDE_SAMPLE_SCHEMA = {
 export async function sampleSde(
   net: VelocityNet,
   options: SdeSampleOptions,
-): Promise<{ x: Tensor; trajectory: Tensor; logp: Tensor }> {
+): Promise<{
+  /** The clean samples (B, D). */
+  x: Tensor;
+  /** Every state, x_{t_0} to x_{t_N} (N + 1, B, D). */
+  trajectory: Tensor;
+  /** The log-probability of every step (N, B). */
+  logp: Tensor;
+}> {
   const opts = resolveOptions('sampleSde options', options, SDE_SAMPLE_SCHEMA);
   const cond = opts.cond as Tensor<'int32'>;
   if (!(cond instanceof Tensor) || cond.shape.length !== 2)

@@ -202,7 +202,9 @@ export interface SampleOptions extends TimeGridOptions {
 
 /** The clean samples (B, D) and, when asked for, the trajectory (N + 1, B, D). */
 export interface SampleResult {
+  /** The clean samples (B, D). */
   x: Tensor;
+  /** Every state, x_{t_0} to x_{t_N} (N + 1, B, D), when `trajectory` was asked for. */
   trajectory?: Tensor;
 }
 
