@@ -1,3 +1,7 @@
+/**
+ * The `toy2d` task: a mixture of 8 Gaussians on a circle in 2-D, conditioned on the mode, with rewards for RL on it.
+ * @module
+ */
 import { TOY2D_MODE_STREAM, TOY2D_POINT_STREAM } from '../core/random.js';
 import { Tensor } from '../core/tensor.js';
 import { CONFIG_SMALL, type NetConfig } from '../options/net-config.js';
@@ -30,7 +34,14 @@ export function batch(
   size: number,
   seed: number,
   index: number,
-): { x0: Tensor; cond: Tensor<'int32'>; modes: Int32Array } {
+): {
+  /** The points (B, 2). */
+  x0: Tensor;
+  /** Their modes' condition tokens (B, 1). */
+  cond: Tensor<'int32'>;
+  /** Their modes, 0-based. */
+  modes: Int32Array;
+} {
   const offset = index * size * 2;
   const u = Tensor.rand([size], { seed, stream: TOY2D_MODE_STREAM, offset: index * size });
   const z = Tensor.randn([size, 2], { seed, stream: TOY2D_POINT_STREAM, offset });
@@ -77,8 +88,11 @@ export function score(samples: Float32Array, modes: Int32Array): Toy2dScore {
 
 /** A toy2d prompt: a mode, or `mode: null` for the null condition (the whole mixture, if trained with dropout). */
 export interface Toy2dPrompt {
+  /** The condition token: the mode's, or 0. */
   readonly tokens: readonly number[];
+  /** 'mode k', or 'any mode'. */
   readonly text: string;
+  /** The mode, 0-based, or null for the null condition. */
   readonly mode: number | null;
 }
 
@@ -107,19 +121,18 @@ function nearestMode(x: number, y: number): { mode: number; distance: number } {
   return { mode, distance };
 }
 
-/**
- * Rewards for RL on the mixture, each `(samples (n, 2), prompts) => number[]`:
- * `upperHalf` prefers the upper half-plane (tanh of the height), `red` scores 1 for a sample on a red mode (within
- * 3σ of its centre) and 0 otherwise, `target(x, y)` is the negative distance to a point.
- */
+/** Rewards for RL on the mixture, each `(samples (n, 2), prompts) => number[]`. */
 export const rewards = {
+  /** Prefers the upper half-plane: tanh of the height. */
   upperHalf: (samples: Tensor): number[] =>
     Array.from({ length: samples.shape[0] as number }, (_, i) => Math.tanh(samples.storage[2 * i + 1] as number)),
+  /** 1 for a sample on a red mode (within 3σ of its centre), else 0. */
   red: (samples: Tensor): number[] =>
     Array.from({ length: samples.shape[0] as number }, (_, i) => {
       const near = nearestMode(samples.storage[2 * i] as number, samples.storage[2 * i + 1] as number);
       return colour(near.mode) === 'red' && near.distance < 3 * MODE_STD ? 1 : 0;
     }),
+  /** The reward of the point (tx, ty): the negative distance to it. */
   target:
     (tx: number, ty: number) =>
     (samples: Tensor): number[] =>
@@ -135,7 +148,10 @@ export const rewards = {
  * on-policy half of an epoch trains, so a PPO-sized ε is used here. The rest are the code's defaults (lr 3e-4,
  * β_KL 0.04); a larger learning rate makes runs collapse onto zero reward on this task.
  */
-export const flowGrpoDefaults = Object.freeze({ clipRange: 0.2 });
+export const flowGrpoDefaults = Object.freeze({
+  /** FlowGRPO's clip range ε. */
+  clipRange: 0.2,
+});
 
 /** Condition tokens (B, 1) asking for the given modes. */
 export function conditions(modes: Int32Array): Tensor<'int32'> {

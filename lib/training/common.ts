@@ -5,7 +5,9 @@ import type { Tensor } from '../core/tensor.js';
 
 /** A prompt: its condition tokens (one per slot of the network) and anything else a reward needs. */
 export interface Prompt {
+  /** The condition tokens, one per slot (condSlots of the network's config). */
   readonly tokens: readonly number[];
+  /** The prompt in words, for logs and sample grids. */
   readonly text?: string;
 }
 
@@ -15,10 +17,13 @@ export type RewardFn<P extends Prompt = Prompt> = (
   prompts: readonly P[],
 ) => ArrayLike<number> | Promise<ArrayLike<number>>;
 
-/** A reward with a name (for statistics and errors) and a weight in the sum (default 1). */
+/** A reward with a name and a weight in the sum. */
 export interface NamedReward<P extends Prompt = Prompt> {
+  /** The reward's name in the statistics (`rewards`) and in errors. */
   name: string;
+  /** The reward function. */
   fn: RewardFn<P>;
+  /** Its weight in the sum, a finite number (default 1). */
   weight?: number;
 }
 

@@ -14,7 +14,9 @@ import { type Resolved, resolveOptions } from '../options/schema.js';
 
 /** This process's place in the job. */
 export interface World {
+  /** This process's rank, 0 … size − 1. */
   rank: number;
+  /** The number of ranks. */
   size: number;
   /** Epochs between parameter checks (0: none). */
   checkEvery: number;

@@ -75,6 +75,7 @@ interface Common {
  * define a run (for checking a resume).
  */
 export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
+  /** The network being trained. */
   readonly net: VelocityNet;
   protected readonly prompts: readonly P[];
   protected readonly rewardFns: ResolvedRewards<P>;

@@ -14,12 +14,27 @@ import {
 
 /** One detected component: its colour, its shape (null when it is no recognisable object), area, box and centroid. */
 export interface Detection {
+  /** The palette colour of its pixels. */
   colour: Colour;
+  /** The shape it matches best, or null when it matches none well enough. */
   shape: Shape | null;
+  /** Its pixel count. */
   area: number;
+  /** The column of its centroid, in pixels from the left. */
   cx: number;
+  /** The row of its centroid, in pixels from the top. */
   cy: number;
-  box: { x0: number; y0: number; x1: number; y1: number };
+  /** Its bounding box in pixels, both corners inclusive. */
+  box: {
+    /** The leftmost column. */
+    x0: number;
+    /** The top row. */
+    y0: number;
+    /** The rightmost column. */
+    x1: number;
+    /** The bottom row. */
+    y1: number;
+  };
 }
 
 // A pixel takes the nearest palette colour when within this squared RGB distance (in [−1, 1] units) and nearer to

@@ -1,4 +1,9 @@
-// The `shapes` task: a GenEval in miniature (see world.ts, prompts.ts, detector.ts, score.ts).
+/**
+ * The `shapes` task: a GenEval in miniature. 16×16 images of coloured shapes, prompts in GenEval's six categories, a
+ * detector, and the strict and partial-credit scores of an image for its prompt.
+ * @module
+ */
+// Its parts: world.ts, prompts.ts, detector.ts, score.ts.
 import { SHAPES_PROMPT_STREAM, SHAPES_SCENE_STREAM } from '../../core/random.js';
 import { Tensor } from '../../core/tensor.js';
 import { detect } from './detector.js';
@@ -32,7 +37,14 @@ export function batch(
   seed: number,
   index: number,
   prompts: readonly ShapesPrompt[] = TRAIN_PROMPTS,
-): { x0: Tensor; cond: Tensor<'int32'>; prompts: ShapesPrompt[] } {
+): {
+  /** The images (size, D). */
+  x0: Tensor;
+  /** Their prompts' tokens (size, SLOTS). */
+  cond: Tensor<'int32'>;
+  /** The prompts drawn. */
+  prompts: ShapesPrompt[];
+} {
   const choice = new Draws(seed, SHAPES_PROMPT_STREAM, index * size, size);
   const chosen = Array.from({ length: size }, () => choice.pick(prompts));
   const x0 = new Float32Array(size * DATA_DIM);
@@ -63,6 +75,7 @@ export function strictReward(samples: Tensor, prompts: readonly ShapesPrompt[]):
 
 /** The rewards a shapes run can train with: the partial credit (default) or the strict success. */
 export const REWARD_KINDS = ['partial', 'strict'] as const;
+/** One of the REWARD_KINDS. */
 export type RewardKind = (typeof REWARD_KINDS)[number];
 
 /**
@@ -72,7 +85,12 @@ export type RewardKind = (typeof REWARD_KINDS)[number];
 export function rewardOf(
   kind: RewardKind,
   categoryWeights: Partial<Record<Category, number>> = {},
-): { name: string; fn: (samples: Tensor, prompts: readonly ShapesPrompt[]) => number[] } {
+): {
+  /** 'shapes' or 'shapes-strict', with '-weighted' when category weights are given. */
+  name: string;
+  /** The reward function. */
+  fn: (samples: Tensor, prompts: readonly ShapesPrompt[]) => number[];
+} {
   if (!REWARD_KINDS.includes(kind))
     throw new RangeError(`the shapes reward must be 'partial' or 'strict', got ${kind}`);
   if (categoryWeights === null || typeof categoryWeights !== 'object' || Array.isArray(categoryWeights))
@@ -96,9 +114,13 @@ export function rewardOf(
 
 /** GenEval-style results: the strict success rate per category and their mean (GenEval's overall score). */
 export interface ShapesEvaluation {
+  /** The mean of the categories' strict success rates (GenEval's overall score). */
   overall: number;
+  /** The strict success rate of each category that had prompts. */
   byCategory: Partial<Record<Category, number>>;
+  /** The mean partial-credit reward. */
   reward: number;
+  /** How many samples were scored. */
   samples: number;
 }
 

@@ -14,23 +14,34 @@ import {
   separated,
 } from './world.js';
 
+/** GenEval's six prompt categories. */
 export const CATEGORIES = ['single', 'two', 'counting', 'colours', 'position', 'attribution'] as const;
+/** One of the CATEGORIES. */
 export type Category = (typeof CATEGORIES)[number];
+/** The spatial relations of 'position' prompts, of the first object to the second. */
 export const RELATIONS = ['left of', 'right of', 'above', 'below'] as const;
+/** One of the RELATIONS. */
 export type Relation = (typeof RELATIONS)[number];
 
 /** What a prompt asks for: `count` objects of a shape, of a colour when given. */
 export interface ObjectSpec {
+  /** The shape asked for. */
   shape: Shape;
+  /** The colour asked for; absent: any. */
   colour?: Colour;
+  /** How many. */
   count: number;
 }
 
 /** A shapes prompt: its tokens, text, category, the objects it asks for and, for 'position', their relation. */
 export interface ShapesPrompt extends Prompt {
+  /** The prompt in words, e.g. 'a red circle and a blue square'. */
   readonly text: string;
+  /** Its GenEval category. */
   readonly category: Category;
+  /** The objects it asks for: one, or two. */
   readonly objects: readonly ObjectSpec[];
+  /** For 'position' prompts: where the first object is relative to the second. */
   readonly relation?: Relation;
 }
 

@@ -6,7 +6,9 @@ import { type ObjectSpec, related, type ShapesPrompt } from './prompts.js';
 
 /** Strict success and reward of one image. */
 export interface ImageScore {
+  /** GenEval's strict success: exactly the objects asked for, in their relation, and nothing else. */
   strict: boolean;
+  /** The partial credit in [0, 1]: matching objects, half for a right shape in a wrong colour, less for extras. */
   reward: number;
 }
 

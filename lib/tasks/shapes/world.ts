@@ -2,14 +2,20 @@
 // background, rendered deterministically. Pixels are in [−1, 1], flattened in HWC order: ((y·16 + x)·3 + c).
 import { native } from '../../core/native.js';
 
+/** Image side, in pixels. */
 export const IMAGE_SIZE = 16;
+/** Channels of a pixel: RGB. */
 export const CHANNELS = 3;
 /** D of the flattened image. */
 export const DATA_DIM = IMAGE_SIZE * IMAGE_SIZE * CHANNELS;
 
+/** The shapes an object can have. */
 export const SHAPES = ['circle', 'square', 'triangle'] as const;
+/** One of the SHAPES. */
 export type Shape = (typeof SHAPES)[number];
+/** The colours an object can have. */
 export const COLOURS = ['red', 'green', 'blue', 'yellow'] as const;
+/** One of the COLOURS. */
 export type Colour = (typeof COLOURS)[number];
 
 /** RGB of each colour in [−1, 1]; the background is black. */
@@ -19,6 +25,7 @@ export const PALETTE: Readonly<Record<Colour, readonly [number, number, number]>
   blue: [-1, -1, 1],
   yellow: [1, 1, -1],
 };
+/** RGB of the background, black. */
 export const BACKGROUND: readonly [number, number, number] = [-1, -1, -1];
 
 /** Side lengths (pixels) of an object's bounding box. */
@@ -26,10 +33,15 @@ export const SIZES = [5, 6] as const;
 
 /** One object of a scene: its top-left corner and side. */
 export interface SceneObject {
+  /** Its shape. */
   shape: Shape;
+  /** Its colour. */
   colour: Colour;
+  /** The column of its box's top-left pixel. */
   x: number;
+  /** The row of its box's top-left pixel. */
   y: number;
+  /** Its box's side, in pixels (one of SIZES). */
   size: number;
 }
 
