@@ -58,6 +58,8 @@ case "$command" in
     npx depcruise --config .dependency-cruiser.cjs lib
     node scripts/clang-format-check.js
     npx tsc -p tsconfig.json --noEmit
+    log "API reference (TypeDoc, warnings as errors)"
+    npm run --silent docs:api
 
     log "node-gyp fallback build (CPU only) and a smoke test of it"
     rm -rf build
