@@ -417,7 +417,7 @@ program
   .description('write a PNG grid of samples: a row for each prompt')
   .requiredOption('--checkpoint <path>', 'the model')
   .option('--adapter <path>', "apply this LoRA adapter (a LoRA run's adapter.safetensors, or a PEFT adapter folder)")
-  .requiredOption('--prompt <text...>', "shapes prompts, e.g. 'a red circle left of a blue square' 'two triangles'")
+  .requiredOption('--prompt <text...>', "shapes prompts, e.g. 'a circle left of a square' 'two triangles'")
   .option('--n <n>', 'samples of each prompt', integer(1), 8)
   .option('--cfg <scale>', CFG_HELP, number, 1)
   .addOption(cfgIntervalOption())

@@ -1,6 +1,6 @@
 // Plain state dicts: the parameters of a network as safetensors without our `dnft.*` metadata, e.g. a PyTorch
 // `state_dict()` of a reference/ network. The config comes from the caller; every tensor is checked against the
-// network's layout and all the problems are reported together (README, "Weights from and to PyTorch").
+// network's layout and all the problems are reported together (docs/guide.md, "Weights from and to PyTorch").
 
 import { flatten, headerProblems } from '../core/checks.js';
 import { CheckpointError, StateDictError } from '../core/errors.js';

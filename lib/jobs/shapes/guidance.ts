@@ -12,7 +12,8 @@ export interface Guidance {
 /**
  * The guidance the shapes benchmark reports as "with CFG": scale 5 at t ≤ 0.6 only. Plain CFG over the whole
  * trajectory erases lone objects (the null condition's average scene has more objects than "a triangle", so guiding
- * away from it at high noise empties the image); limited to t ≤ 0.6 it keeps them and raises the strict score (README).
+ * away from it at high noise empties the image); limited to t ≤ 0.6 it keeps them and raises the strict score
+ * (docs/science.md, "The shipped base model").
  */
 export const SHAPES_GUIDANCE = { cfgScale: 5, cfgInterval: [0, 0.6] } as const satisfies Guidance;
 

@@ -2,7 +2,7 @@
 // prompts of the sample grids.
 import * as shapes from '../../tasks/shapes/index.js';
 
-/** The prompt of a text, e.g. "a red circle left of a blue square"; the error lists close matches. */
+/** The prompt of a text, e.g. "a circle left of a square"; the error lists close matches. */
 export function findPrompt(text: string): shapes.ShapesPrompt {
   const wanted = text.trim().toLowerCase().replace(/\s+/g, ' ');
   const found = shapes.ALL_PROMPTS.find((p) => p.text === wanted);
