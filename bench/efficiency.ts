@@ -13,7 +13,7 @@ import { runSweep } from './sweep/harness.js';
 import { writeSweepReport } from './sweep/report.js';
 import { parseSweep } from './sweep/spec.js';
 
-// Without --sweep: the settings the README's B4 tables were chosen from, one seed.
+// Without --sweep: the settings the B4 tables of README, "The `shapes` benchmark" were chosen from, one seed.
 const DEFAULT_RUNS = [
   { name: 'DiffusionNFT β=1 lr 1e-4', method: 'nft', trainer: { beta: 1, lr: 1e-4 } },
   { name: 'DiffusionNFT β=1 lr 3e-4', method: 'nft', trainer: { beta: 1, lr: 3e-4 } },

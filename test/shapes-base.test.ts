@@ -1,5 +1,5 @@
-// The base model shipped in the package (models/shapes-base.safetensors): it loads, its scores are the ones the
-// README states, and a short DiffusionNFT run from it raises the shapes reward.
+// The base model shipped in the package (models/shapes-base.safetensors): it loads, its scores are the ones
+// README, "The `shapes` benchmark", states, and a short DiffusionNFT run from it raises the shapes reward.
 import { describe, expect, it } from 'vitest';
 import { DiffusionNFT, loadCheckpoint, tasks } from '../lib/index.js';
 import { SHAPES_BASE } from '../lib/jobs/demo-shapes.js';

@@ -74,7 +74,7 @@ describe('sweep arithmetic', () => {
     // 128 samples: 10 dpm2 steps, then v_θ and v_old at 9 times.
     expect(forwardsPerEpoch(nft)).toBe(128 * 10 + 128 * 9 * 2);
     const grpo = { name: 'g', method: 'flowgrpo' as const, trainer: {} };
-    // 10 SDE steps, then v_θ and v_ref at 9 transitions: the README's 3584.
+    // 10 SDE steps, then v_θ and v_ref at 9 transitions: the 3584 of README, "The `shapes` benchmark".
     expect(forwardsPerEpoch(grpo)).toBe(3584);
     // Guided at t ≤ 0.6: the grid times 0.6 … 0.1 (6 of 10 rollout steps, 5 of the 9 trained) count twice.
     const guided = { ...grpo, trainer: { cfgScale: 5, cfgInterval: [0, 0.6] } };

@@ -42,7 +42,7 @@ export interface Sweep {
   runs: RunSpec[];
 }
 
-/** The defaults of a sweep's settings: the README's B4 setting. */
+/** The defaults of a sweep's settings: the B4 setting of README, "The `shapes` benchmark". */
 export const SWEEP_DEFAULTS = {
   minutes: 10,
   evalEvery: 5,

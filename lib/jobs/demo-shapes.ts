@@ -11,7 +11,7 @@ import { guidanceLabel, SHAPES_GUIDANCE } from './shapes/guidance.js';
 import { gridPrompts } from './shapes/prompts.js';
 import { trainShapes } from './shapes/train.js';
 
-/** The base model shipped in the package (how it was made: its metadata and the README). */
+/** The base model shipped in the package (how it was made: its metadata, and README, "The `shapes` benchmark"). */
 export const SHAPES_BASE = join(packageRoot(), 'models', 'shapes-base.safetensors');
 
 /** Options of runShapesDemo. */

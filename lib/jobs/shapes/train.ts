@@ -74,8 +74,8 @@ export const TRAIN_SHAPES_SCHEMA = {
 >;
 
 /**
- * The default trainer settings on shapes for each method: the best of each in the B4 sweeps (README;
- * bench/results/2026-11-23-B4-AMD-EPYC, 2026-12-01-B4-Intel-Xeon-20min). Every weight trains here, so lr is a third
+ * The default trainer settings on shapes for each method: the best of each in the B4 sweeps (README, "The
+ * `shapes` benchmark"; bench/results/2026-11-23-B4-AMD-EPYC, 2026-12-01-B4-Intel-Xeon-20min). Every weight trains here, so lr is a third
  * of the codes' LoRA 3e-4.
  */
 export const SHAPES_TRAINER_DEFAULTS = {
