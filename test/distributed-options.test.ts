@@ -73,7 +73,7 @@ describe('NCCL', () => {
 
   it('a missing libnccl.so.2 is a BackendError naming it and DNFT_NCCL_LIBRARY (a CUDA build), or the build', () => {
     const script =
-      "import { native } from './dist/lib/native.js';" +
+      "import { native } from './dist/lib/core/native.js';" +
       'try { native().ncclVersion(); console.log("loaded"); } catch (e) { console.log(e.code + ": " + e.message); }';
     const r = spawnSync('node', ['--input-type=module', '-e', script], {
       env: { ...process.env, DNFT_NCCL_LIBRARY: '/nonexistent/libnccl.so.2' },

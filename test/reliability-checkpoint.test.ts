@@ -1,4 +1,4 @@
-// Hostile and broken checkpoints (issue 19 items 3, 4, 5, 8, 9, 10): every load failure is a CheckpointError, found
+// Hostile and broken checkpoints (docs/reliability.md, "The error of each kind of bad input"): every load failure is a CheckpointError, found
 // before anything native is allocated, and a load `into` a network changes nothing unless it succeeds.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

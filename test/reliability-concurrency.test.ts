@@ -1,4 +1,4 @@
-// Concurrency that held when issue 19 was filed, kept tested: many overlapping steps on one model run in call order,
+// Concurrency (docs/reliability.md, "Concurrency"): many overlapping steps on one model run in call order,
 // and two models trained at the same time give what each gives alone. (setThreads during work, worker threads and
 // dispose during a step run in child processes: test/reliability-scenarios.test.ts.)
 import { describe, expect, it } from 'vitest';

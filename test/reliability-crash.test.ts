@@ -1,4 +1,4 @@
-// Crash consistency (issue 19): a training run that saves a checkpoint every epoch is killed with SIGKILL at random
+// Crash consistency (docs/reliability.md, "What a crash can and cannot lose"): a training run that saves a checkpoint every epoch is killed with SIGKILL at random
 // points; the file at the path always loads, the run resumes from it bit for bit, and the next save leaves no
 // temporary file. A save that fails for want of space (ulimit -f) or permission is a CheckpointError and the
 // previous checkpoint stays as it was.

@@ -1,4 +1,4 @@
-// Errors of the right kind, raised before anything changes (issue 19 items 6, 7, 10).
+// Errors of the right kind, raised before anything changes (docs/reliability.md, "The error of each kind of bad input").
 import { describe, expect, it } from 'vitest';
 import {
   BusyError,

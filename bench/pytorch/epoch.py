@@ -49,7 +49,7 @@ from velocity_net import uses_weight_decay  # noqa: E402
 
 Net = torch.nn.Module
 SETS = ("old", "ref", "ema")
-STD_EPS = 1e-4  # the advantages' eps (lib/rl/advantage.ts)
+STD_EPS = 1e-4  # the advantages' eps (lib/options/advantage.ts)
 
 
 def load_sets(path: str) -> Tuple[Dict[str, Any], Dict[str, Net]]:

@@ -9,6 +9,11 @@ function port(value: string): number {
   return n;
 }
 
+/** The value of `--dashboard [port]`: true, or a port. */
+export interface DashboardFlag {
+  dashboard?: true | number;
+}
+
 /** `--dashboard [port]`: the live dashboard of the job's run (port 0 or none: any free one). */
 export function dashboardOption(): Option {
   return new Option('--dashboard [port]', 'serve the live dashboard of the run on 127.0.0.1 while it runs').argParser(

@@ -1,8 +1,10 @@
 // Command-line options described by option tables (lib/options/schema.ts): a flag's parser, choices and default come from
-// its rule, and a JSON file given with --config is checked field by field against the same rules.
+// its rule, and a JSON file given with --config is checked field by field against the same rules. Also the parsers
+// and flags that several commands share.
 import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { checkValue, type NumberRule, type Rule, type Schema } from '../options/schema.js';
+import { guidanceLabel, SHAPES_GUIDANCE } from '../jobs/shapes/guidance.js';
+import { checkValue, type NumberRule, type Resolved, type Rule, type Schema } from '../options/schema.js';
 
 /** The parser of a numeric flag: the text as a number that satisfies `rule`. */
 export function parseNumber(rule: NumberRule): (text: string) => number {
@@ -27,11 +29,17 @@ export function flag(flags: string, description: string, rule: Rule): Option {
   return option;
 }
 
+/** The `--config <file>` flag of the commands whose options are a table. */
+export interface ConfigFlag {
+  config?: string;
+}
+
 /**
- * A command's options with those of its JSON config file (`opts.config`) under the flags given explicitly. Every
- * field of the file must be one of `schema` and satisfy its rule; the error names the file and the field.
+ * A command's options, the values of the flags of its table `schema`, with those of its JSON config file
+ * (`opts.config`) under the flags given explicitly. Every field of the file must be one of `schema` and satisfy its
+ * rule; the error names the file and the field.
  */
-export function withConfig<T extends object>(opts: T & { config?: string }, command: Command, schema: Schema): T {
+export function withConfig<S extends Schema>(opts: Resolved<S> & ConfigFlag, command: Command, schema: S): Resolved<S> {
   if (opts.config === undefined) return opts;
   let file: unknown;
   try {
@@ -55,5 +63,27 @@ export function withConfig<T extends object>(opts: T & { config?: string }, comm
     }
     if (command.getOptionValueSource(key) !== 'cli') merged[key] = value;
   }
-  return merged as T;
+  return merged as Resolved<S>;
+}
+
+export const integer = (min: number) => parseNumber({ type: 'int', min, max: Number.MAX_SAFE_INTEGER });
+export const positive = parseNumber({ type: 'number', min: Number.MIN_VALUE, max: Number.MAX_VALUE });
+export const number = parseNumber({ type: 'number', min: -Number.MAX_VALUE, max: Number.MAX_VALUE });
+
+// "lo,hi" with 0 ≤ lo ≤ hi ≤ 1: the times at which guidance applies.
+function interval(value: string): [number, number] {
+  const parts = value.split(',').map((part) => Number(part.trim()));
+  const [lo, hi] = parts;
+  if (parts.length !== 2 || !(lo !== undefined && hi !== undefined && lo >= 0 && lo <= hi && hi <= 1)) {
+    throw new InvalidArgumentError('expected lo,hi with 0 <= lo <= hi <= 1');
+  }
+  return [lo, hi];
+}
+
+export const CFG_HELP = 'classifier-free guidance scale';
+
+/** `--cfg-interval <lo,hi>`: the times at which guidance applies. */
+export function cfgIntervalOption(): Option {
+  const help = `guidance only at t in [lo, hi] (1 = noise; the benchmark's "with CFG" is ${guidanceLabel(SHAPES_GUIDANCE)})`;
+  return new Option('--cfg-interval <lo,hi>', help).argParser(interval).default([0, 1], '0,1');
 }

@@ -49,9 +49,13 @@ type ValueOf<R> = R extends BooleanRule
         ? number
         : unknown;
 
-/** The resolved options of a schema: fields with a default are always present. */
+/** The resolved options of a schema: fields with a default (other than undefined) are always present. */
 export type Resolved<S extends Schema> = {
-  -readonly [K in keyof S]: S[K] extends { default: unknown } ? ValueOf<S[K]> : ValueOf<S[K]> | undefined;
+  -readonly [K in keyof S]: S[K] extends { default: infer D }
+    ? undefined extends D
+      ? ValueOf<S[K]> | undefined
+      : ValueOf<S[K]>
+    : ValueOf<S[K]> | undefined;
 };
 
 /** Throws TypeError for fields not in `allowed` (typos must not be silently ignored). */

@@ -37,7 +37,7 @@ NftStepOptions nft_step_options_from(const Napi::Object& object);
 GrpoParams grpo_params_from(const Napi::Object& object);
 // { grid: Float64Array, trainSteps, sdeA, cfgScale, cfgTMin, cfgTMax, microBatch, ...GRPO params, ...optimizer }
 GrpoStepOptions grpo_step_options_from(const Napi::Object& object);
-// { rank, alpha, init, targets } (lib/model/lora.ts resolves them; LoraLayout checks the target names)
+// { rank, alpha, init, targets } (lib/options/lora.ts resolves them; LoraLayout checks the target names)
 LoraConfig lora_config_from(const Napi::Object& object);
 
 }  // namespace dnft::addon

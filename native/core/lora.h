@@ -16,7 +16,8 @@ namespace dnft {
 // kaiming_uniform(a = √5). B starts at zero either way, so a fresh adapter changes nothing.
 enum class LoraInit { kGaussian, kKaiming };
 
-// The user-facing ranges and defaults are lib/model/lora.ts's (LORA_SCHEMA); LoraLayout checks what its indexing needs.
+// The user-facing ranges and defaults are lib/options/lora.ts's (LORA_SCHEMA); LoraLayout checks what its indexing
+// needs.
 struct LoraConfig {
   int rank = 1;
   double alpha = 1.0;

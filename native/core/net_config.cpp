@@ -18,8 +18,8 @@ void check_positive(const char* name, int value, int low) {
 
 }  // namespace
 
-// The user-facing limits of every field are lib/options/net-config.ts's; these are the conditions the indexing below and in the
-// networks relies on: positive sizes, activations whose widths fit an int, and the DiT's exact shapes.
+// The user-facing limits of every field are lib/options/net-config.ts's; these are the conditions the indexing below
+// and in the networks relies on: positive sizes, activations whose widths fit an int, and the DiT's exact shapes.
 void validate(const NetConfig& c) {
   check_positive("dataDim", c.data_dim, 1);
   check_positive("width", c.width, 1);

@@ -11,7 +11,8 @@ namespace dnft {
 // kMlp: the residual MLP of docs/network.md; kDit: the diffusion transformer of docs/dit.md.
 enum class Arch { kMlp, kDit };
 
-// Every size is given by the caller (lib/options/net-config.ts resolves presets and limits); zero marks a field not set.
+// Every size is given by the caller (lib/options/net-config.ts resolves presets and limits); zero marks a field not
+// set.
 struct NetConfig {
   Arch arch = Arch::kMlp;
   int data_dim = 0;       // D

@@ -1,7 +1,7 @@
 // Run under mpirun (test/distributed.test.ts): the choice of a GPU model's gradient sums (lib/training/distributed.ts) in a
 // world of one, over a stand-in for the native model that records what it is asked; writes the outcome to $OUT.
 import { writeFileSync } from 'node:fs';
-import { distributeModel, openWorld } from '../../dist/lib/distributed.js';
+import { distributeModel, openWorld } from '../../dist/lib/training/distributed.js';
 
 const [out, deviceCollectives] = process.argv.slice(2);
 const warnings = [];

@@ -178,7 +178,7 @@ async function child(seed, from, to) {
     ? require(process.env.DNFT_ADDON)
     : require('node-gyp-build')(fileURLToPath(new URL('../..', import.meta.url)));
   // The binding takes complete configs (the library fills the defaults in).
-  const { resolveNetConfig } = await import('../../dist/lib/config.js');
+  const { resolveNetConfig } = await import('../../dist/lib/options/net-config.js');
   const make = (config) => {
     const handle = new addon.Model(resolveNetConfig(config), 1, 'cpu', 'fp32');
     return { handle, paramCount: handle.paramCount(), dataDim: config.dataDim };

@@ -17,7 +17,8 @@ export interface Guidance {
  */
 export const SHAPES_GUIDANCE = { cfgScale: 5, cfgInterval: [0, 0.6] } as const satisfies Guidance;
 
-const GUIDANCE_SCHEMA = { cfgScale: ROLLOUT_RULES.cfgScale, cfgInterval: { type: 'value' } } as const;
+/** The table of Guidance (the interval is checked by checkGuidance). */
+export const GUIDANCE_SCHEMA = { cfgScale: ROLLOUT_RULES.cfgScale, cfgInterval: { type: 'value' } } as const;
 
 /** A guidance checked (scale as `sample` takes it, interval [lo, hi] within [0, 1]), with its defaults. */
 export function checkGuidance(g: Guidance, what: string): Required<Guidance> {
@@ -27,9 +28,11 @@ export function checkGuidance(g: Guidance, what: string): Required<Guidance> {
 
 /** "no CFG", "CFG 3", "CFG 5 at t ≤ 0.6", "CFG 5 at 0.2 ≤ t ≤ 0.6". */
 export function guidanceLabel(g: Guidance): string {
-  const scale = g.cfgScale ?? 1;
+  const {
+    cfgScale: scale,
+    cfgInterval: [lo, hi],
+  } = checkGuidance(g, 'guidance');
   if (scale === 1) return 'no CFG';
-  const [lo, hi] = g.cfgInterval ?? [0, 1];
   if (lo === 0 && hi === 1) return `CFG ${scale}`;
   if (lo === 0) return `CFG ${scale} at t ≤ ${hi}`;
   return hi === 1 ? `CFG ${scale} at t ≥ ${lo}` : `CFG ${scale} at ${lo} ≤ t ≤ ${hi}`;

@@ -42,7 +42,7 @@ struct SdeRow {
 };
 
 struct GrpoParams {
-  float clip_range{};  // ε of the PPO clip on the ratio (the code's; re-tune for small D: docs/guide.md)
+  float clip_range{};  // ε of the PPO clip on the ratio (the code's; re-tune for small D: docs/algorithms.md §3.4)
   float kl_coef{};     // β_KL of mean_dims (mean_θ − mean_ref)²/(2σ_t²) (needs v_ref)
   bool logp_sum{};     // sum the per-dimension log-probabilities instead of the code's mean
 };
