@@ -1,15 +1,14 @@
 // optimalityProbability against a float64 numpy transcription of the official PerPromptStatTracker and the r clamp
 // (reference/advantage.py), and its input checks.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { optimalityProbability, Tensor } from '../lib/index.js';
+import { tempFolder } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
-const dir = mkdtempSync(join(tmpdir(), 'dnft-adv-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('adv');
 
 interface Case {
   name: string;

@@ -1,17 +1,14 @@
 // RL checkpoints saved before the option schema record only the optimiser options that were given: they resume.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DiffusionNFT, FlowGRPO, type Prompt, tasks, VelocityNet } from '../lib/index.js';
 import { writeCheckpoint } from '../lib/model/checkpoint.js';
+import { RED, tempFolder } from './helpers.js';
 
 const { toy2d } = tasks;
-const dir = mkdtempSync(join(tmpdir(), 'dnft-compat-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('compat');
 
 const ANY = [toy2d.prompts[0]] as Prompt[];
-const RED = { name: 'red', fn: toy2d.rewards.red };
 const GRID = '[1,0.9,0.8,0.7,0.6,0.5,0.4,0.30000000000000004,0.19999999999999996,0.09999999999999998,0]';
 const COMMON = `"microBatch":0,"std":"global","ema":0.9,"seed":3,"chunk":1024`;
 

@@ -1,24 +1,16 @@
 // The CLI's LoRA commands end to end on tiny settings (the compiled dist/, which `npm test` builds first): train
 // --lora-rank/--lora-alpha/--lora-targets writes an adapter of those targets, merge folds it into a checkpoint that
 // samples as sample --adapter does, a wrong target is refused naming the network's modules, and --resume continues.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readSafetensorsFile } from '../lib/core/safetensors.js';
 import { CONFIG_M, loadAdapter, loadCheckpoint, sample, saveCheckpoint, Tensor, VelocityNet } from '../lib/index.js';
 import { parseRecords } from '../lib/metrics/records.js';
-import { randomizedNet, relativeError } from './helpers.js';
+import { cli, randomizedNet, relativeError, tempFolder } from './helpers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'dnft-cli-lora-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function cli(...args: string[]) {
-  const run = spawnSync(process.execPath, ['dist/lib/cli.js', ...args], { encoding: 'utf8', timeout: 240_000 });
-  return { status: run.status, out: run.stdout, err: run.stderr };
-}
+const dir = tempFolder('cli-lora');
 
 /** Four Euler-step samples of a few conditions, as floats. */
 async function samples(net: VelocityNet): Promise<Float32Array> {

@@ -1,18 +1,12 @@
 // The CLI end to end on tiny settings (it runs the compiled dist/, which `npm test` builds first).
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseRecords } from '../lib/metrics/records.js';
+import { cli, tempFolder } from './helpers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'dnft-cli-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function cli(...args: string[]) {
-  const run = spawnSync(process.execPath, ['dist/lib/cli.js', ...args], { encoding: 'utf8', timeout: 240_000 });
-  return { status: run.status, out: run.stdout, err: run.stderr };
-}
+const dir = tempFolder('cli');
 
 /** The evaluation records of a run folder's metrics stream. */
 const evaluations = (run: string) =>

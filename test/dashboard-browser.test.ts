@@ -2,7 +2,6 @@
 // a finished FlowGRPO one. The curves gain points as the live run writes epochs, both runs overlay, the sample grid
 // shows and its slider goes back, and the page logs no error.
 import type { ChildProcess } from 'node:child_process';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRecords } from '../lib/metrics/records.js';
 import { startCli, stopCli } from './cli-process.js';
+import { cli } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dnft-browser-'));
 const live = join(dir, 'live-nft');
@@ -19,20 +19,21 @@ let training: ChildProcess | undefined;
 let browser: BrowserContext | undefined;
 let url: string;
 
-function cli(...args: string[]) {
-  const run = spawnSync(process.execPath, ['dist/lib/cli.js', ...args], { encoding: 'utf8', timeout: 240_000 });
-  expect(run.status, run.stderr).toBe(0);
+// A CLI command that must succeed.
+function succeeds(...args: string[]) {
+  const run = cli(...args);
+  expect(run.status, run.err).toBe(0);
   return run;
 }
 
 beforeAll(async () => {
   const base = join(dir, 'base.safetensors');
-  cli('pretrain', '--preset', 'M', '--steps', '3', '--batch', '8', '--out', base);
+  succeeds('pretrain', '--preset', 'M', '--steps', '3', '--batch', '8', '--out', base);
   const config = join(dir, 'tiny.json');
   writeFileSync(config, JSON.stringify({ trainer: { groups: 2, groupSize: 2 } }));
   const tiny = ['--base', base, '--config', config];
   // train --dashboard prints the URL (on stderr, beside the log) and closes the server with the run.
-  const done = cli(
+  const done = succeeds(
     'train',
     '--method',
     'flowgrpo',
@@ -45,7 +46,7 @@ beforeAll(async () => {
     finished,
     '--dashboard',
   );
-  expect(done.stderr).toMatch(/^dashboard: http:\/\/127\.0\.0\.1:\d+\/$/m);
+  expect(done.err).toMatch(/^dashboard: http:\/\/127\.0\.0\.1:\d+\/$/m);
   mkdirSync(live);
   const served = await startCli(['dashboard', live, finished], /dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/);
   dashboard = served.child;

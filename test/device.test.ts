@@ -1,3 +1,5 @@
+// Device selection: what backendInfo says about CUDA (and why not), the CPU default in FP32, and the checks of the
+// device and precision options.
 import { describe, expect, it } from 'vitest';
 import { BackendError, backendInfo, FlowMatchingTrainer, VelocityNet } from '../lib/index.js';
 import { randomBatch, randomizedNet, relativeError } from './helpers.js';

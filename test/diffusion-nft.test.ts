@@ -1,7 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// The DiffusionNFT trainer on toy2d: it raises the reward (the positive-only ablation collapses), reports an epoch's
+// statistics with the soft update of θ_old, resumes bit for bit, stops on abort, and rejects bad rewards and options
+// leaving the model unchanged.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   DiffusionNFT,
   type DiffusionNFTOptions,
@@ -13,11 +15,10 @@ import {
   tasks,
   type VelocityNet,
 } from '../lib/index.js';
-import { netWithParameters, toy2dBaseParameters } from './helpers.js';
+import { netWithParameters, RED, tempFolder, toy2dBaseParameters } from './helpers.js';
 
 const { toy2d } = tasks;
-const dir = mkdtempSync(join(tmpdir(), 'dnft-nft-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('nft');
 
 // The base model: the 8-Gaussian mixture with condition dropout, so the null prompt samples the whole mixture.
 let base: Float32Array;
@@ -28,7 +29,6 @@ beforeAll(async () => {
 const baseNet = () => netWithParameters(toy2d.config, base);
 
 const ANY = [toy2d.prompts[0]] as Prompt[];
-const RED = { name: 'red', fn: toy2d.rewards.red };
 const OPTIONS: DiffusionNFTOptions = { prompts: ANY, rewards: RED, groups: 8, groupSize: 16, lr: 1e-3, seed: 3 };
 
 async function meanRedReward(net: VelocityNet, params: 'theta' | 'old'): Promise<number> {

@@ -3,15 +3,14 @@
 // agree on), so that what rank 1 writes, if anything, can be seen. Each case under Open MPI (`npm run build:mpi`) and
 // MPICH (`npm run build:mpi:mpich`).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseRecords } from '../lib/metrics/records.js';
+import { tempFolder } from './helpers.js';
 import { LAUNCHERS, launchEach, MPMD_LAUNCHERS, type MpmdLauncher } from './mpi-launchers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'dnft-mpi-cli-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('mpi-cli');
 
 interface Launch {
   status: number | null;

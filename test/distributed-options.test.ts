@@ -68,6 +68,8 @@ describe('the GPU of a rank', () => {
 describe('NCCL', () => {
   it('the addon links neither NCCL nor MPI', () => {
     const r = spawnSync('ldd', ['build/Release/diffusion_nft.node'], { encoding: 'utf8' });
+    expect(r.status, `ldd failed: ${r.error?.message ?? r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(/libc\.so/);
     expect(r.stdout).not.toMatch(/nccl|mpi/i);
   });
 

@@ -3,15 +3,15 @@
 // MPICH's mpiexec.mpich (`npm run build:mpi:mpich`) and with Slurm's `srun --mpi=pmix` on a one-host Slurm that
 // scripts/slurm-local.sh starts (as root). scripts/dev.sh test installs all three and builds both libraries.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backendInfo } from '../lib/index.js';
+import { tempFolder } from './helpers.js';
 import { LAUNCHERS, type LauncherName as Launcher, launch, MPICH_LIBRARY, SLURM_DIR } from './mpi-launchers.js';
 
 const env = LAUNCHERS['Open MPI'].env;
-const dir = mkdtempSync(join(tmpdir(), 'dnft-mpi-'));
+const dir = tempFolder('mpi');
 
 /** Runs a script of test/distributed/ under `ranks` ranks (alone for 1) and returns what each rank wrote. */
 function run(launcher: Launcher, ranks: number, script: string, ...args: string[]) {

@@ -1,9 +1,7 @@
 // The DiT (arch 'dit', docs/dit.md) through the public API: config validation, pre-training, sampling with every
 // solver, checkpoints, and the DiffusionNFT and FlowGRPO trainers on a tiny image-like task.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   CONFIG_D,
   DiffusionNFT,
@@ -16,25 +14,12 @@ import {
   Tensor,
   VelocityNet,
 } from '../lib/index.js';
+import { TINY_DIT_RGB, tempFolder } from './helpers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'dnft-dit-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('dit');
 
 // 4×4×3 images in 4 patches, 2 heads of 8.
-const TINY = {
-  arch: 'dit',
-  dataDim: 48,
-  width: 16,
-  depth: 2,
-  mlpRatio: 2,
-  timeFeatures: 8,
-  vocabSize: 3,
-  condSlots: 1,
-  imageSize: 4,
-  channels: 3,
-  patch: 2,
-  heads: 2,
-} as const;
+const TINY = { ...TINY_DIT_RGB, vocabSize: 3, condSlots: 1 } as const;
 
 // The image-like task: token 1 asks for a red image, token 2 for a blue one (HWC, values ±1 plus noise).
 function batch(n: number, step: number): { x0: Tensor; cond: Tensor<'int32'> } {

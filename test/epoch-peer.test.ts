@@ -2,36 +2,19 @@
 // training times and noise of our step, r; or the recorded SDE transitions, advantages and log p_old) one training
 // step of each method gives the same loss, gradient norm and θ after AdamW. A tiny DiT keeps it cheap.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TIME_STREAM } from '../lib/core/random.js';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/core/safetensors.js';
 import { interpolate, sampleSde, saveCheckpoint, Tensor, timeGrid, type VelocityNet } from '../lib/index.js';
 import { NFT_LOSS_SCHEMA } from '../lib/options/nft-loss.js';
 import { OPTIMIZER_SCHEMA } from '../lib/options/optimizer.js';
 import { resolveOptions } from '../lib/options/schema.js';
-import { randomizedNet, relativeError } from './helpers.js';
+import { randomizedNet, relativeError, TINY_DIT_RGB, tempFolder } from './helpers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'dnft-epoch-peer-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('epoch-peer');
 
-// 4×4×3 images in 4 patches, 2 heads of 8.
-const TINY = {
-  arch: 'dit',
-  dataDim: 48,
-  width: 16,
-  depth: 2,
-  mlpRatio: 2,
-  timeFeatures: 8,
-  vocabSize: 5,
-  condSlots: 2,
-  imageSize: 4,
-  channels: 3,
-  patch: 2,
-  heads: 2,
-} as const;
+const TINY = TINY_DIT_RGB;
 const D = TINY.dataDim;
 const L = TINY.condSlots;
 const B = 3;

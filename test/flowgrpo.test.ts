@@ -1,3 +1,6 @@
+// FlowGRPO: its SDE (the Euler ODE at a = 0, the ODE's marginals, steps and log-probabilities against float64
+// formulas), grpoLoss against a float64 re-computation and finite differences, and the trainer (on-policy first step,
+// toy2d reward, guidance interval, resume).
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   FlowGRPO,
@@ -12,7 +15,7 @@ import {
   tasks,
   timeGrid,
 } from '../lib/index.js';
-import { netWithParameters, relativeError, toy2dBaseParameters } from './helpers.js';
+import { netWithParameters, RED, relativeError, toy2dBaseParameters } from './helpers.js';
 
 const { toy2d } = tasks;
 
@@ -27,7 +30,7 @@ const baseNet = () => netWithParameters(toy2d.config, base);
 const nullCond = (n: number) => Tensor.fromInt32(new Int32Array(n), [n, 1]);
 const OPTIONS: FlowGRPOOptions = {
   prompts: [toy2d.prompts[0]] as Prompt[],
-  rewards: { name: 'red', fn: toy2d.rewards.red },
+  rewards: RED,
   groups: 8,
   groupSize: 16,
   seed: 3,

@@ -1,7 +1,26 @@
 import { spawnSync } from 'node:child_process';
-import { expect } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect } from 'vitest';
 import type { SafeTensor } from '../lib/core/safetensors.js';
 import { FlowMatchingTrainer, type NetConfig, Tensor, tasks, VelocityNet } from '../lib/index.js';
+
+/** A temporary folder `dnft-<name>-…` for the tests of the file (or describe block) that asks, removed after them. */
+export function tempFolder(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `dnft-${name}-`));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Runs `node dist/lib/cli.js ...args` to its end (at most 4 minutes): its exit status, stdout and stderr. */
+export function cli(...args: string[]): { status: number | null; out: string; err: string } {
+  const run = spawnSync(process.execPath, ['dist/lib/cli.js', ...args], { encoding: 'utf8', timeout: 240_000 });
+  return { status: run.status, out: run.stdout, err: run.stderr };
+}
+
+/** The toy2d task's reward that the trainers' suites train on: how red a sample's mode is. */
+export const RED = { name: 'red', fn: tasks.toy2d.rewards.red };
 
 /** The Debian interpreter with python3-torch: the oracles under reference/ run on it. */
 export const PYTHON = '/usr/bin/python3';
@@ -17,6 +36,21 @@ export function runReference(script: string, ...args: string[]): void {
 
 /** The small networks of the weight-exchange tests: an MLP (12 data floats) and a DiT on 2 × 4 × 4 images. */
 export const TINY_MLP = { width: 16, depth: 2, mlpRatio: 2, timeFeatures: 8, vocabSize: 5, condSlots: 2 };
+/** A DiT on 4 × 4 × 3 images: 4 patches, 2 heads of 8. */
+export const TINY_DIT_RGB = {
+  arch: 'dit',
+  dataDim: 48,
+  width: 16,
+  depth: 2,
+  mlpRatio: 2,
+  timeFeatures: 8,
+  vocabSize: 5,
+  condSlots: 2,
+  imageSize: 4,
+  channels: 3,
+  patch: 2,
+  heads: 2,
+} as const;
 export const TINY_DIT = {
   arch: 'dit' as const,
   dataDim: 32,

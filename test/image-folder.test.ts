@@ -1,11 +1,10 @@
 // Pre-training data from a folder of PNG images (docs/data.md): decoding, resampling against PyTorch, batches,
 // training end to end from the API and the CLI, and the errors of bad folders.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resizeImage } from '../lib/images/resize.js';
 import {
   DatasetError,
@@ -15,9 +14,9 @@ import {
   type NetConfig,
   VelocityNet,
 } from '../lib/index.js';
+import { tempFolder } from './helpers.js';
 
-const root = mkdtempSync(join(tmpdir(), 'dnft-images-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const root = tempFolder('images');
 
 const PYTHON = '/usr/bin/python3';
 // A DiT at a test's size on the 16×16×3 images of config D (vocabSize 32, condSlots 8).

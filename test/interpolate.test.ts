@@ -1,3 +1,5 @@
+// interpolate, the forward process of the trainers' draws: x_t and the velocity target with ε from Philox stream 2,
+// and its argument checks.
 import { describe, expect, it } from 'vitest';
 import { interpolate, Tensor } from '../lib/index.js';
 

@@ -2,10 +2,9 @@
 // the reference networks with PEFT's LoRA layers and file names) loads into our network and reproduces its outputs;
 // ours, written with savePeftAdapter, loads into that PyTorch code and gives our outputs; bad files name every tensor
 // at fault and change nothing.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/core/safetensors.js';
 import {
   CheckpointError,
@@ -16,13 +15,12 @@ import {
   savePeftAdapter,
 } from '../lib/index.js';
 import { resolveNetConfig } from '../lib/options/net-config.js';
-import { relativeError, runReference, TINY_DIT, TINY_MLP, velocityOnInputs } from './helpers.js';
+import { relativeError, runReference, TINY_DIT, TINY_MLP, tempFolder, velocityOnInputs } from './helpers.js';
 
 const MLP = resolveNetConfig(TINY_MLP);
 const DIT = resolveNetConfig(TINY_DIT);
 
-const dir = mkdtempSync(join(tmpdir(), 'dnft-lora-peft-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('lora-peft');
 
 /** PyTorch's PEFT-style adapter of `targets` (PEFT's target_modules) on a seeded reference network, in a folder. */
 function torchAdapter(label: string, config: object, targets: string | readonly string[]): string {

@@ -1,16 +1,13 @@
 // The RL trainers on a network with LoRA adapters (docs/lora.md): DiffusionNFT raises the toy2d reward while the
 // base stays frozen, θ_old and the EMA are adapter sets, a checkpointed run resumes bit for bit; FlowGRPO trains
 // the adapter of a frozen base with an adapter θ_ref.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DiffusionNFT, type DiffusionNFTOptions, FlowGRPO, type Prompt, sample, Tensor, tasks } from '../lib/index.js';
-import { netWithParameters, toy2dBaseParameters } from './helpers.js';
+import { netWithParameters, RED, tempFolder, toy2dBaseParameters } from './helpers.js';
 
 const { toy2d } = tasks;
-const dir = mkdtempSync(join(tmpdir(), 'dnft-lora-nft-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('lora-nft');
 
 let base: Float32Array;
 beforeAll(async () => {
@@ -26,7 +23,7 @@ const adaptedNet = () => {
 };
 const OPTIONS: DiffusionNFTOptions = {
   prompts: [toy2d.prompts[0]] as Prompt[],
-  rewards: { name: 'red', fn: toy2d.rewards.red },
+  rewards: RED,
   groups: 8,
   groupSize: 16,
   lr: 3e-3,

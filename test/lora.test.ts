@@ -2,10 +2,8 @@
 // gradients match a PyTorch LoRA of the same network (reference/lora_oracle.py), adapter files round-trip and
 // resume training bit for bit, merging matches the unmerged adapter, and bad input changes nothing.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/core/safetensors.js';
 import {
   CheckpointError,
@@ -17,10 +15,9 @@ import {
   Tensor,
   VelocityNet,
 } from '../lib/index.js';
-import { PYTHON, randomBatch, randomizedNet, relativeError, TINY_DIT, TINY_MLP } from './helpers.js';
+import { PYTHON, randomBatch, randomizedNet, relativeError, TINY_DIT, TINY_MLP, tempFolder } from './helpers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'dnft-lora-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('lora');
 
 const MLP = TINY_MLP;
 const DIT = TINY_DIT;

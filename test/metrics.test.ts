@@ -1,19 +1,18 @@
 // The metrics stream of run(): one record a line, every statistic of each epoch, consecutive epochs, and a resumed
 // run continuing the same file (docs/dashboard.md).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DiffusionNFT, FlowGRPO, type Prompt, tasks, VelocityNet } from '../lib/index.js';
 import { legacyRecords, MetricsFormatError, type MetricsRecord, parseRecords } from '../lib/metrics/records.js';
+import { RED, tempFolder } from './helpers.js';
 
 const { toy2d } = tasks;
-const dir = mkdtempSync(join(tmpdir(), 'dnft-metrics-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('metrics');
 
 const OPTIONS = {
   prompts: [toy2d.prompts[0]] as Prompt[],
-  rewards: [{ name: 'red', fn: toy2d.rewards.red }],
+  rewards: [RED],
   groups: 2,
   groupSize: 4,
   seed: 2,

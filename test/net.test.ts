@@ -1,3 +1,5 @@
+// VelocityNet: the layout of config M under the documented names, a seeded initialisation, the order of condition
+// tokens, and the checks of configs and inputs (the model unchanged after a refusal, unusable after dispose).
 import { describe, expect, it } from 'vitest';
 import { CONFIG_M, DisposedError, NumericError, Tensor, VelocityNet } from '../lib/index.js';
 import { randomBatch, randomizedNet } from './helpers.js';

@@ -1,3 +1,5 @@
+// nftLoss against a float64 re-computation of docs/algorithms.md §2.3, finite differences and the official loop in
+// PyTorch, its ablation and gradient identity; optimalityProbability as the official code computes it.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,18 +1,15 @@
 // The PyTorch oracle: the same network in PyTorch (reference/velocity_net.py, reference/dit.py), loaded from
 // the same safetensors weights, must give the same output and the same gradients for every parameter and the input.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/core/safetensors.js';
 import { Tensor } from '../lib/index.js';
-import { randomBatch, randomizedNet, relativeError } from './helpers.js';
+import { randomBatch, randomizedNet, relativeError, tempFolder } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-const dir = mkdtempSync(join(tmpdir(), 'dnft-oracle-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('oracle');
 
 const CONFIGS = [
   { name: 'small', config: { width: 24, depth: 2, mlpRatio: 3, timeFeatures: 10, vocabSize: 9, condSlots: 3 } },

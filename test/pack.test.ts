@@ -2,24 +2,14 @@
 // empty project with npm 10 and npm 11, with install scripts allowed or not, on a PATH without any compiler, and use
 // it from JavaScript and TypeScript.
 import { execFileSync, spawnSync } from 'node:child_process';
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BUILD_COMMANDS } from '../lib/core/native.js';
+import { tempFolder } from './helpers.js';
 
 const root = resolve(import.meta.dirname, '..');
-const dir = mkdtempSync(join(tmpdir(), 'dnft-pack-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('pack');
 
 // What users run, and nothing else: the compiled library and its types, the prebuilt binaries, the sources a user on
 // another platform builds from (docs/install.md), the shipped base model, the README and the licence.

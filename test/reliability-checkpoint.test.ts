@@ -1,10 +1,9 @@
 // Hostile and broken checkpoints (docs/reliability.md, "The error of each kind of bad input"): every load failure is a CheckpointError, found
 // before anything native is allocated, and a load `into` a network changes nothing unless it succeeds.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeSafetensors, encodeSafetensors, type SafeTensor } from '../lib/core/safetensors.js';
 import {
   CheckpointError,
@@ -16,9 +15,9 @@ import {
   Tensor,
   VelocityNet,
 } from '../lib/index.js';
+import { tempFolder } from './helpers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'dnft-rel-ckpt-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('rel-ckpt');
 
 const SMALL = { width: 16, depth: 1 };
 

@@ -3,26 +3,16 @@
 // temporary file. A save that fails for want of space (ulimit -f) or permission is a CheckpointError and the
 // previous checkpoint stays as it was.
 import { spawn, spawnSync } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempFolder } from './helpers.js';
 // @ts-expect-error: a plain ES module of the test, without types
 import { trainer } from './reliability/crash-run.mjs';
 
 const TRIALS = Number(process.env.DNFT_CRASH_TRIALS ?? 20);
 const SCRIPT = 'test/reliability/crash-run.mjs';
-const dir = mkdtempSync(join(tmpdir(), 'dnft-crash-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('crash');
 
 type Trainer = {
   epoch(): Promise<unknown>;

@@ -1,8 +1,9 @@
+// The safetensors format: encode and decode round trips against the format's rules and PyTorch's files, and the
+// validation that refuses truncated, oversized or inconsistent input.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -11,11 +12,11 @@ import {
   SafetensorsError,
   writeSafetensorsFile,
 } from '../lib/core/safetensors.js';
+import { tempFolder } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-const dir = mkdtempSync(join(tmpdir(), 'dnft-safetensors-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('safetensors');
 
 /** Raw safetensors bytes: the 8-byte length, the header exactly as given (no padding) and the data. */
 function raw(header: string | object, data: Uint8Array | number = 0, declaredLength?: number | bigint): Uint8Array {

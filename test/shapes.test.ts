@@ -1,3 +1,5 @@
+// The shapes world: GenEval's categories and the train/test split, deterministic renders, a detector that scores
+// clean renders right, stays robust to a generator's noise and cannot be gamed.
 import { describe, expect, it } from 'vitest';
 import { Tensor, tasks } from '../lib/index.js';
 import type { Colour, SceneObject } from '../lib/tasks/shapes/index.js';

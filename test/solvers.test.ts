@@ -1,3 +1,5 @@
+// timeGrid and sample: the grids of docs/algorithms.md §1.1, each solver's order and textbook arithmetic, the native
+// and TypeScript paths agreeing, per-sample noise, guidance and its interval, custom solvers, and argument checks.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {

@@ -1,10 +1,8 @@
 // Weights from and to PyTorch: a plain state_dict() of a reference/ network loads with loadStateDict and gives
 // PyTorch's outputs; our checkpoints load into the reference networks with load_state_dict(strict=True); a state
 // dict that does not fit names every tensor at fault and changes nothing.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/core/safetensors.js';
 import {
   CheckpointError,
@@ -16,10 +14,9 @@ import {
   Tensor,
   VelocityNet,
 } from '../lib/index.js';
-import { randomizedNet, relativeError, runReference, TINY_MLP, velocityOnInputs } from './helpers.js';
+import { randomizedNet, relativeError, runReference, TINY_MLP, tempFolder, velocityOnInputs } from './helpers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'dnft-state-dict-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('state-dict');
 
 const SMALL = TINY_MLP;
 

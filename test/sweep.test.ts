@@ -1,9 +1,8 @@
 // The benchmark sweep harness (bench/sweep/): its arithmetic over seeds on synthetic points, the sweep file's checks,
 // and a tiny 2-seed sweep with a guided FlowGRPO run end to end.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { meanCurve, speedup, timeToThreshold } from '../bench/sweep/aggregate.js';
 import { DONE_FILE, runSweep } from '../bench/sweep/harness.js';
 import { speedupText, writeSweepReport } from '../bench/sweep/report.js';
@@ -13,9 +12,9 @@ import { VelocityNet } from '../lib/index.js';
 import { parseRecords } from '../lib/metrics/records.js';
 import { writeCheckpoint } from '../lib/model/checkpoint.js';
 import { rewardOf, TEST_PROMPTS } from '../lib/tasks/shapes/index.js';
+import { tempFolder } from './helpers.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'dnft-sweep-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempFolder('sweep');
 
 const pts = (values: number[], secondsPerEpoch: number, every = 4) =>
   values.map((value, i) => ({ epoch: i * every, seconds: i * every * secondsPerEpoch, value }));

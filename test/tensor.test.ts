@@ -1,3 +1,5 @@
+// Tensor (shapes, int32 tokens, copies, dispose) and the Philox4x32-10 draws: the Random123 known answers, seeded
+// streams, slices drawn on their own, normals and uniforms.
 import { describe, expect, it } from 'vitest';
 import { DisposedError, liveTensors, philox4x32, Tensor } from '../lib/index.js';
 
