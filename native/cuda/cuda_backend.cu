@@ -56,7 +56,12 @@ void* CudaBackend::alloc(size_t bytes) {
   return ptr;
 }
 
-void CudaBackend::release(void* ptr) { cudaFree(ptr); }  // called from destructors: no throw
+// Called from destructors: no throw. Buffers die while kernels that read them may still be queued (a temporary of
+// one op, LoRA's merge); the stream drains first rather than relying on cudaFree's implicit wait for the device.
+void CudaBackend::release(void* ptr) {
+  cudaStreamSynchronize(stream_);
+  cudaFree(ptr);
+}
 
 void CudaBackend::copy_to_device(void* dst, const void* host_src, size_t bytes) {
   if (bytes == 0) return;

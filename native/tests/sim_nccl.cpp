@@ -224,9 +224,9 @@ NcclResult ncclCommGetAsyncError(NcclComm handle, NcclResult* state) {
   if (handle == nullptr || state == nullptr) return kNcclInvalidArgument;
   Comm* comm = comm_of(handle);
   std::lock_guard<std::mutex> lock(comm->mutex);
-  *state = comm->error != kNcclSuccess                           ? comm->error
+  *state = comm->error != kNcclSuccess                          ? comm->error
            : comm->finalizing.load() && comm->queued.load() > 0 ? kNcclInProgress
-                                                                  : kNcclSuccess;
+                                                                : kNcclSuccess;
   return kNcclSuccess;
 }
 
