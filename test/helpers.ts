@@ -114,6 +114,11 @@ export async function onDevices<T extends Outcome>(
   return cpu;
 }
 
+/** onDevices' CPU run alone: a device test too large for the GPU runs of CI. */
+export function onCpu<T extends Outcome>(body: (at: Placement) => Promise<T>): Promise<T> {
+  return body(CPU);
+}
+
 /** A small network whose every parameter is non-zero (adaLN-Zero and the output layer start at 0). */
 export function randomizedNet(config: Partial<NetConfig>, seed = 1, at: Placement = CPU): VelocityNet {
   const net = VelocityNet.create(config, { seed, ...at });
