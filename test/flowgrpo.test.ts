@@ -2,7 +2,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   FlowGRPO,
   type FlowGRPOOptions,
-  type GrpoEpochStats,
   grpoLoss,
   type Prompt,
   sample,
@@ -285,20 +284,15 @@ describe('FlowGRPO', () => {
   });
 
   it('raises the reward on toy2d', async () => {
-    await onDevices(async (at) => {
-      const net = baseNet(at);
-      const grpo = new FlowGRPO(net, OPTIONS);
-      const history = await grpo.run({ epochs: 40 });
-      const first = history.slice(0, 3).reduce((s, h) => s + h.reward, 0) / 3;
-      const last = history.slice(-5).reduce((s, h) => s + h.reward, 0) / 5;
-      expect(last).toBeGreaterThan(first + 0.3);
-      const evaluation = await grpo.evaluate({ samplesPerPrompt: 256, params: 'theta' });
-      expect(evaluation.reward).toBeGreaterThan(first + 0.3);
-      net.dispose();
-      // The first epoch, before the backends' rounding differences change which rollouts are rewarded.
-      const { loss, gradNorm, reward } = history[0] as GrpoEpochStats;
-      return { loss, gradNorm, reward };
-    });
+    const net = baseNet();
+    const grpo = new FlowGRPO(net, OPTIONS);
+    const history = await grpo.run({ epochs: 40 });
+    const first = history.slice(0, 3).reduce((s, h) => s + h.reward, 0) / 3;
+    const last = history.slice(-5).reduce((s, h) => s + h.reward, 0) / 5;
+    expect(last).toBeGreaterThan(first + 0.3);
+    const evaluation = await grpo.evaluate({ samplesPerPrompt: 256, params: 'theta' });
+    expect(evaluation.reward).toBeGreaterThan(first + 0.3);
+    net.dispose();
   });
 
   it('guides only in its cfgInterval, in rollouts and training, however the rows are micro-batched', async () => {

@@ -34,38 +34,34 @@ const mean = (xs: number[]) => xs.reduce((s, v) => s + v, 0) / xs.length;
 
 describe('flow-matching pre-training', () => {
   it('lowers the loss clearly on the conditional 8-Gaussian mixture and learns the modes', async () => {
-    await onDevices(async (at) => {
-      const net = VelocityNet.create(tasks.toy2d.config, { seed: 1, ...at });
-      const trainer = new FlowMatchingTrainer(net, OPTIONS);
-      const losses = await trainSteps(trainer, 0, 300);
-      expect(net.step).toBe(300);
-      expect(mean(losses.slice(-30))).toBeLessThan(0.6 * mean(losses.slice(0, 10)));
-      const modes = Int32Array.from({ length: 256 }, (_, i) => i % tasks.toy2d.MODES);
-      const { x } = await sample(net, { cond: tasks.toy2d.conditions(modes), solver: 'dpm2', steps: 10, seed: 5 });
-      const score = tasks.toy2d.score(x.storage, modes);
-      expect(score.modeAccuracy).toBeGreaterThan(0.8);
-      // The first steps, before 300 steps of rounding differences add up.
-      return { firstLosses: losses.slice(0, 10) };
-    });
+    const net = VelocityNet.create(tasks.toy2d.config, { seed: 1 });
+    const trainer = new FlowMatchingTrainer(net, OPTIONS);
+    const losses = await trainSteps(trainer, 0, 300);
+    expect(net.step).toBe(300);
+    expect(mean(losses.slice(-30))).toBeLessThan(0.6 * mean(losses.slice(0, 10)));
+    const modes = Int32Array.from({ length: 256 }, (_, i) => i % tasks.toy2d.MODES);
+    const { x } = await sample(net, { cond: tasks.toy2d.conditions(modes), solver: 'dpm2', steps: 10, seed: 5 });
+    const score = tasks.toy2d.score(x.storage, modes);
+    expect(score.modeAccuracy).toBeGreaterThan(0.8);
   });
 
   it('resumes from a checkpoint to exactly the parameters of an uninterrupted run', async () => {
     await onDevices(async (at) => {
       const straight = VelocityNet.create(tasks.toy2d.config, { seed: 2, ...at });
-      await trainSteps(new FlowMatchingTrainer(straight, OPTIONS), 0, 40);
+      await trainSteps(new FlowMatchingTrainer(straight, OPTIONS), 0, 12);
 
       const first = VelocityNet.create(tasks.toy2d.config, { seed: 2, ...at });
-      await trainSteps(new FlowMatchingTrainer(first, OPTIONS), 0, 25);
+      await trainSteps(new FlowMatchingTrainer(first, OPTIONS), 0, 7);
       const path = join(dir, `resume-${at.device}-${at.precision}.safetensors`);
       await saveCheckpoint(path, first, { metadata: { note: 'halfway' } });
       first.dispose();
 
       const { net: resumed, step, metadata } = await loadCheckpoint(path, at);
       expect([resumed.device, resumed.precision]).toEqual([at.device, at.precision]);
-      expect(step).toBe(25);
+      expect(step).toBe(7);
       expect(metadata).toEqual({ note: 'halfway' });
-      expect(resumed.step).toBe(25);
-      await trainSteps(new FlowMatchingTrainer(resumed, OPTIONS), 25, 40);
+      expect(resumed.step).toBe(7);
+      await trainSteps(new FlowMatchingTrainer(resumed, OPTIONS), 7, 12);
       expect(resumed.getParameters()).toEqual(straight.getParameters());
       return { parameters: straight.getParameters() };
     });
