@@ -14,7 +14,10 @@ Scratch::~Scratch() {
 
 void* Scratch::get(size_t bytes) {
   if (bytes <= bytes_) return ptr_;
-  if (ptr_ != nullptr) check(cudaFree(ptr_), "cudaFree (scratch)");
+  if (ptr_ != nullptr) {
+    check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (scratch)");
+    check(cudaFree(ptr_), "cudaFree (scratch)");
+  }
   ptr_ = nullptr;
   bytes_ = 0;
   check(cudaMalloc(&ptr_, bytes), "cudaMalloc (scratch)");
@@ -33,6 +36,7 @@ CudaBackend::CudaBackend(const CudaOptions& options) : device_(options.device) {
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+  scratch_.attach(stream_);
   ctx_ = {stream_, choose_gemm_kernel(options.precision, prop.major), &scratch_};
 }
 
