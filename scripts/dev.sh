@@ -51,7 +51,7 @@ case "$command" in
     ;;
   test)
     ensure_debian_packages cmake g++ clang-format python3-torch python3-numpy libopenblas0-pthread chromium \
-      openmpi-bin libopenmpi-dev mpich libmpich-dev slurmd slurmctld slurm-client munge
+      openmpi-bin libopenmpi-dev mpich libmpich-dev slurmd slurmctld slurm-client munge libboost-context-dev
     ensure_node_modules
     log "lint: biome, clang-format, tsc --noEmit"
     npx biome check .
@@ -78,6 +78,9 @@ case "$command" in
     log "libdnft_mpi.so against Open MPI (the default mpicxx) and against MPICH (docs/distributed.md)"
     npm run --silent build:mpi >build-mpi.log 2>&1 || { cat build-mpi.log; exit 1; }
     npm run --silent build:mpi:mpich >build-mpi.log 2>&1 || { cat build-mpi.log; exit 1; }
+    log "the addon on the simulated GPU (DNFT_CUDA=SIM into build-sim-addon/, with its libnccl.so.2; docs/gpu.md)"
+    { npx cmake-js configure -O build-sim-addon --CDDNFT_CUDA=SIM --CDDNFT_BUILD_TESTS=OFF &&
+      npx cmake-js build -O build-sim-addon; } >build-sim-addon.log 2>&1 || { cat build-sim-addon.log; exit 1; }
 
     log "C++ tests"
     cpp_passed=0; cpp_failed=0
@@ -110,9 +113,24 @@ case "$command" in
     log "vitest"
     status=0
     npx vitest run --reporter=default --reporter=json --outputFile=vitest-report.json "$@" || status=$?
+    # The suites that take a device, again with the models on the simulated GPU (test/helpers.ts, DNFT_TEST_DEVICE):
+    # each device test then runs on the CPU and on the GPU in FP32 and TF32 and compares. One schedule and no race
+    # check here (test_cuda_parity covers those); the simulator's libnccl.so.2 for the 2-rank NCCL runs.
+    log "vitest: the device suites on the simulated GPU (docs/gpu.md)"
+    device_suites=(test/device.test.ts test/device-faults.test.ts test/distributed-gpu.test.ts test/solvers.test.ts
+      test/lora.test.ts test/state-dict.test.ts test/pretrain.test.ts test/diffusion-nft.test.ts test/flowgrpo.test.ts
+      test/shapes-base.test.ts)
+    DNFT_TEST_DEVICE=cuda DNFT_ADDON="$PWD/build-sim-addon/Release/diffusion_nft.node" CUDASIM_RACECHECK=0 \
+      DNFT_NCCL_LIBRARY="$PWD/build-sim-addon/sim-nccl/libnccl.so.2" npx vitest run --testTimeout 1800000 \
+      --reporter=default --reporter=json --outputFile=vitest-sim-report.json "${device_suites[@]}" || status=$?
     read -r js_passed js_failed < <(node -e "
-      const r = JSON.parse(require('fs').readFileSync('vitest-report.json', 'utf8'));
-      console.log(r.numPassedTests, r.numFailedTests + (r.numTotalTestSuites && !r.success && !r.numFailedTests ? 1 : 0));")
+      let passed = 0, failed = 0;
+      for (const file of ['vitest-report.json', 'vitest-sim-report.json']) {
+        const r = JSON.parse(require('fs').readFileSync(file, 'utf8'));
+        passed += r.numPassedTests;
+        failed += r.numFailedTests + (r.numTotalTestSuites && !r.success && !r.numFailedTests ? 1 : 0);
+      }
+      console.log(passed, failed);")
     echo
     echo "C++: $cpp_passed passed, $cpp_failed failed; vitest: $js_passed passed, $js_failed failed"
     echo "$((cpp_passed + js_passed)) passed, $((cpp_failed + js_failed)) failed"
