@@ -96,6 +96,22 @@ case "$command" in
       cpp_passed=$((cpp_passed + $(echo "$line" | cut -d' ' -f1)))
       cpp_failed=$((cpp_failed + $(echo "$line" | cut -d' ' -f3)))
     }
+    # native/cuda on the simulated GPU (docs/gpu.md, "The simulated GPU"): the same sources compiled as C++ against
+    # native/cudasim, under ASan + UBSan, in three thread schedules (the random one's seed printed; the parity suite,
+    # the slow one, once per schedule in its half: see docs/gpu.md for the minutes).
+    run_simulated_gpu_suites() {
+      log "simulated GPU: DNFT_CUDA=SIM build (ASan + UBSan) and its suites"
+      { cmake -S . -B build-sim -DDNFT_CUDA=SIM -DDNFT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+        cmake --build build-sim -j 2 --target test_cudasim test_cuda_launch test_nccl test_cuda_parity; } \
+        >build-sim.log 2>&1 || { cat build-sim.log; cpp_failed=$((cpp_failed + 1)); return 0; }
+      local schedule
+      for schedule in rr reverse "random:$((RANDOM * 32768 + RANDOM))"; do
+        echo "CUDASIM_SCHEDULE=$schedule"
+        for suite in test_cudasim test_cuda_launch test_nccl test_cuda_parity; do
+          CUDASIM_SCHEDULE=$schedule ASAN_OPTIONS=detect_leaks=1 run_cpp_suite "build-sim/tests/$suite"
+        done
+      done
+    }
     for exe in build/tests/*; do
       if [ -x "$exe" ]; then run_cpp_suite "$exe"; fi
     done
@@ -106,6 +122,7 @@ case "$command" in
       DNFT_CPU_KERNELS=generic run_cpp_suite "build/tests/$suite"
     done
     run_cpp_suite bash scripts/ci-arm64.sh
+    run_simulated_gpu_suites
 
     if [ "$cpp_passed" -eq 0 ]; then echo "no C++ test ran" >&2; cpp_failed=$((cpp_failed + 1)); fi
     run_cpp_suite bash scripts/ci-reliability.sh

@@ -16,7 +16,10 @@ void launch(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block, 
 #if defined(DNFT_CUDA_SIM)
   cudasim::launch(what, kernel, grid, block, shared_bytes, stream, args...);
 #else
-  kernel<<<grid, block, shared_bytes, stream> > >(args...);
+  // clang-format would split the closing chevrons here.
+  // clang-format off
+  kernel<<<grid, block, shared_bytes, stream>>>(args...);
+  // clang-format on
 #endif
   check_launch(what);
 }

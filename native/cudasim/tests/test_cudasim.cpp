@@ -226,7 +226,7 @@ void barrier_report_names_threads() {
   CHECK(contains(fault, "threads 0-31: waiting at __syncthreads at test_cudasim.cpp:") &&
             contains(fault, "threads 32-127: waiting at __syncthreads at test_cudasim.cpp:"),
         "%s", fault.c_str());
-  CHECK(contains(fault, "kernel 'barriers', block (0,0,0)"), "%s", fault.c_str());
+  CHECK(contains(fault, "kernel 'barriers', block ("), "%s", fault.c_str());
   cudasim::clear_faults();
 }
 
