@@ -102,13 +102,15 @@ case "$command" in
     run_simulated_gpu_suites() {
       log "simulated GPU: DNFT_CUDA=SIM build (ASan + UBSan) and its suites"
       { cmake -S . -B build-sim -DDNFT_CUDA=SIM -DDNFT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
-        cmake --build build-sim -j 2 --target test_cudasim test_cuda_launch test_nccl test_cuda_parity; } \
+        cmake --build build-sim -j 2 --target test_cudasim test_cuda_launch test_nccl sim_nccl test_cuda_parity; } \
         >build-sim.log 2>&1 || { cat build-sim.log; cpp_failed=$((cpp_failed + 1)); return 0; }
       local schedule
       for schedule in rr reverse "random:$((RANDOM * 32768 + RANDOM))"; do
         echo "CUDASIM_SCHEDULE=$schedule"
         for suite in test_cudasim test_cuda_launch test_nccl test_cuda_parity; do
-          CUDASIM_SCHEDULE=$schedule ASAN_OPTIONS=detect_leaks=1 run_cpp_suite "build-sim/tests/$suite"
+          # test_nccl's one-rank case over the simulated libnccl.so.2 (native/tests/sim_nccl.cpp).
+          CUDASIM_SCHEDULE=$schedule ASAN_OPTIONS=detect_leaks=1 DNFT_NCCL_LIBRARY="$PWD/build-sim/sim-nccl/libnccl.so.2" \
+            run_cpp_suite "build-sim/tests/$suite"
         done
       done
     }
