@@ -183,35 +183,32 @@ describe('DiffusionNFT', () => {
   });
 
   it("rolls out with FlowGRPO's SDE from θ_old with solver 'sde' (a = 0: the Euler ODE), and checks sdeA", async () => {
-    await onDevices(async (at) => {
-      const epochOf = async (options: Partial<DiffusionNFTOptions>) => {
-        const net = baseNet(at);
-        const stats = await new DiffusionNFT(net, { ...OPTIONS, ...options }).epoch();
-        net.dispose();
-        return stats;
-      };
-      const euler = await epochOf({ solver: 'euler' });
-      const ode = await epochOf({ solver: 'sde', sdeA: 0 });
-      expect(ode.reward).toBe(euler.reward);
-      expect(ode.loss).toBe(euler.loss);
-      const sde = await epochOf({ solver: 'sde' });
-      expect(sde.reward).not.toBe(euler.reward);
-      // The same as sampleSde from θ_old with the trainer's seed: the rewards of the first epoch's rollouts.
-      const net = baseNet(at);
-      const { x } = await sampleSde(net, {
-        cond: Tensor.fromInt32(new Int32Array(128), [128, 1]),
-        steps: 10,
-        a: 0.7,
-        seed: 3,
-        params: 'theta',
-      });
-      const rewards = toy2d.rewards.red(x);
-      expect(sde.reward).toBeCloseTo(rewards.reduce((s, v) => s + v, 0) / rewards.length, 12);
-      expect(() => new DiffusionNFT(net, { ...OPTIONS, solver: 'sde', sdeA: -1 })).toThrow(/sdeA/);
-      expect(() => new DiffusionNFT(net, { ...OPTIONS, solver: 'ode' as 'sde' })).toThrow(/solver/);
+    const epochOf = async (options: Partial<DiffusionNFTOptions>) => {
+      const net = baseNet();
+      const stats = await new DiffusionNFT(net, { ...OPTIONS, ...options }).epoch();
       net.dispose();
-      return { sdeRollouts: x.storage, sdeLoss: sde.loss, eulerLoss: euler.loss };
+      return stats;
+    };
+    const euler = await epochOf({ solver: 'euler' });
+    const ode = await epochOf({ solver: 'sde', sdeA: 0 });
+    expect(ode.reward).toBe(euler.reward);
+    expect(ode.loss).toBe(euler.loss);
+    const sde = await epochOf({ solver: 'sde' });
+    expect(sde.reward).not.toBe(euler.reward);
+    // The same as sampleSde from θ_old with the trainer's seed: the rewards of the first epoch's rollouts.
+    const net = baseNet();
+    const { x } = await sampleSde(net, {
+      cond: Tensor.fromInt32(new Int32Array(128), [128, 1]),
+      steps: 10,
+      a: 0.7,
+      seed: 3,
+      params: 'theta',
     });
+    const rewards = toy2d.rewards.red(x);
+    expect(sde.reward).toBeCloseTo(rewards.reduce((s, v) => s + v, 0) / rewards.length, 12);
+    expect(() => new DiffusionNFT(net, { ...OPTIONS, solver: 'sde', sdeA: -1 })).toThrow(/sdeA/);
+    expect(() => new DiffusionNFT(net, { ...OPTIONS, solver: 'ode' as 'sde' })).toThrow(/solver/);
+    net.dispose();
   });
 
   it("drops the learning rate to minLr after totalSteps with schedule 'drop'", async () => {
