@@ -410,6 +410,10 @@ void tf32_rounding() {
 
 // ---- Runtime semantics ---------------------------------------------------------------------------------------
 
+__global__ void read_into(const float* in, float* out) {
+  if (threadIdx.x == 0) out[0] = in[0];
+}
+
 void asynchronous_streams() {
   // The host function waits for a flag the host sets after queueing it: a synchronous queue would never return.
   struct Flag {
@@ -463,6 +467,35 @@ void cross_stream_events() {
   cudaStreamDestroy(other);
 }
 
+// A buffer written on one stream and read on another: ordered by an event or a host wait, or a reported fault.
+void stream_order() {
+  cudaStream_t other = nullptr;
+  cudaEvent_t written = nullptr;
+  cuda::check(cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking), "stream");
+  cuda::check(cudaEventCreateWithFlags(&written, cudaEventDisableTiming), "event");
+  DeviceArray<float> buffer(1), copy(1);
+  auto write_then_read = [&](int order) {
+    cuda::check(cudaStreamSynchronize(stream()), "sync");
+    cuda::launch("mark", mark, 1, 32, 0, other, buffer.ptr);
+    if (order == 1) {
+      cuda::check(cudaEventRecord(written, other), "record");
+      cuda::check(cudaStreamWaitEvent(stream(), written, 0), "wait");
+    }
+    if (order == 2) cuda::check(cudaStreamSynchronize(other), "host wait");
+    launch_faulty("read_into", read_into, 1, 32, static_cast<const float*>(buffer.ptr), copy.ptr);
+  };
+  write_then_read(1);
+  expect_silent("ordered by an event");
+  CHECK(copy.host()[0] == 3.0f, "the reader saw the write");
+  write_then_read(2);
+  expect_silent("ordered by the host");
+  write_then_read(0);
+  cudaStreamSynchronize(other);
+  expect_fault("unordered", cudaErrorIllegalAddress, "no event or host wait orders the two");
+  cudaEventDestroy(written);
+  cudaStreamDestroy(other);
+}
+
 void errors_and_injection() {
   void* p = nullptr;
   CHECK(cudaMalloc(&p, size_t{1} << 47) == cudaErrorMemoryAllocation, "128 TiB is out of memory");
@@ -492,10 +525,6 @@ void errors_and_injection() {
   CHECK(cudaMemcpyAsync(&p, out.ptr, 4, cudaMemcpyHostToDevice, stream()) == cudaErrorInvalidValue,
         "a copy in the wrong direction is refused");
   cudaGetLastError();
-}
-
-__global__ void read_into(const float* in, float* out) {
-  if (threadIdx.x == 0) out[0] = in[0];
 }
 
 // Strict free: freeing memory that queued work may still use, before the host waited for it.
@@ -641,6 +670,7 @@ int main(int argc, char** argv) {
       {"TF32 rounding: to nearest, ties away from zero", tf32_rounding},
       {"streams run asynchronously", asynchronous_streams},
       {"events order work across streams", cross_stream_events},
+      {"stream order: a buffer used on two streams needs an event or a host wait", stream_order},
       {"errors: out of memory, injected failures, sticky faults, bad copies", errors_and_injection},
       {"strict free: memory freed under queued work", strict_free},
       {"native/cuda: the scratch buffer outlives the kernels queued on it", scratch_outlives_queued_kernels},
