@@ -97,8 +97,7 @@ case "$command" in
       cpp_failed=$((cpp_failed + $(echo "$line" | cut -d' ' -f3)))
     }
     # native/cuda on the simulated GPU (docs/gpu.md, "The simulated GPU"): the same sources compiled as C++ against
-    # native/cudasim, under ASan + UBSan, in three thread schedules (the random one's seed printed; the parity suite,
-    # the slow one, once per schedule in its half: see docs/gpu.md for the minutes).
+    # native/cudasim, under ASan + UBSan, each suite in three thread schedules (the random one's seed printed).
     run_simulated_gpu_suites() {
       log "simulated GPU: DNFT_CUDA=SIM build (ASan + UBSan) and its suites"
       { cmake -S . -B build-sim -DDNFT_CUDA=SIM -DDNFT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo &&

@@ -41,6 +41,13 @@ struct EventState {
   uint64_t completed = 0;  // the latest record that has run
   int stream = -1;         // the stream and position of the latest record, for the host's view of completion
   uint64_t stream_seq = 0;
+  std::map<int, uint64_t> clock;  // the recording stream's clock at the latest record
+};
+
+// The latest task of each stream that used a device allocation.
+struct Use {
+  uint64_t seq;
+  std::string what;
 };
 
 // The device memory a queued task may touch: exact for copies, the argument words that point into device memory
@@ -77,6 +84,9 @@ struct CUstream_st {
   uint64_t enqueued = 0, completed = 0;
   uint64_t host_synced = 0;  // every task up to this one is known to the host as complete
   uint64_t kernels = 0;
+  // Happens-before: for each stream, the last of its tasks known to come before this stream's next one (through
+  // event waits and what the host had waited for when it queued work here).
+  std::map<int, uint64_t> clock;
   std::deque<cudasim::Footprint> footprints;
   // Event waits this stream ran: once the host knows this stream reached `seq`, it knows `stream` reached `their`.
   struct Implied {
@@ -103,6 +113,7 @@ struct Runtime {
   Config config;
   std::vector<Device> devices;
   std::map<uintptr_t, Allocation> allocations;
+  std::map<uintptr_t, std::map<int, Use>> uses;  // allocation → stream → its latest task using it
   std::map<int, CUstream_st*> streams;
   std::set<CUevent_st*> events;
   int next_stream = 1;
@@ -340,8 +351,38 @@ cudaError_t resolve(Runtime& rt, cudaStream_t stream, CUstream_st** out) {
   return cudaSuccess;
 }
 
+// A task on stream s that uses an allocation which another stream's task also uses, with neither an event nor a
+// host wait ordering the two, is a fault: the stream order check (conservative for kernels, whose reads and writes
+// are not told apart).
+void check_order(Runtime& rt, CUstream_st* s, uint64_t seq, const std::string& what,
+                 const std::vector<uintptr_t>& footprint) {
+  for (uintptr_t w : footprint) {
+    uintptr_t base = 0;
+    if (find_allocation(rt, reinterpret_cast<const void*>(w), 1, &base) == nullptr) continue;
+    std::map<int, Use>& uses = rt.uses[base];
+    for (const auto& [other, use] : uses) {
+      if (other == s->id || s->clock[other] >= use.seq) continue;
+      report_fault(
+          rt, s->device,
+          {cudaErrorIllegalAddress, what + " on stream " + std::to_string(s->id) + " uses device memory that " +
+                                        use.what + " on stream " + std::to_string(other) +
+                                        " also uses, and no event or host wait orders the two"});
+    }
+    uses[s->id] = {seq, what};
+  }
+}
+
 void enqueue(Runtime& rt, CUstream_st* s, Task task, std::string what, std::vector<uintptr_t> footprint) {
   task.seq = ++s->enqueued;
+  for (const auto& [id, other] : rt.streams) {
+    if (other->host_synced > 0) s->clock[id] = std::max(s->clock[id], other->host_synced);
+  }
+  s->clock[s->id] = task.seq;
+  if (task.kind == Task::Kind::kRecord) task.event->clock = s->clock;
+  if (task.kind == Task::Kind::kWait) {
+    for (const auto& [id, seq] : task.event->clock) s->clock[id] = std::max(s->clock[id], seq);
+  }
+  check_order(rt, s, task.seq, what, footprint);
   if (!footprint.empty()) s->footprints.push_back({task.seq, std::move(what), std::move(footprint)});
   if (s->footprints.size() > 100000) s->footprints.pop_front();  // a stream the host never waits for
   s->queue.push_back(std::move(task));
@@ -592,6 +633,7 @@ cudaError_t cudaFree(void* ptr) {
                                                         culprit + " (CUDASIM_STRICT_FREE)"});
   }
   rt.allocations.erase(base);
+  rt.uses.erase(base);
   rt.devices[static_cast<size_t>(device)].used -= bytes;
   free(ptr);
   const cudaError_t sticky = rt.devices[static_cast<size_t>(device)].sticky;
@@ -662,6 +704,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   stream->stop = true;
   rt.changed.notify_all();
   rt.streams.erase(it);
+  for (auto& [base, uses] : rt.uses) uses.erase(stream->id);  // all of its work is complete and waited for
   lock.unlock();
   stream->worker.join();
   delete stream;

@@ -84,6 +84,16 @@ void expect_fault(const char* what, cudaError_t code, const std::string& part) {
   CHECK(cudaGetLastError() == cudaSuccess, "%s: cleared", what);
 }
 
+// Launches a kernel meant to fault. The stream may run it and fault before the launch check reads the (sticky)
+// error, so the launch itself may throw, as on a GPU: the fault is checked after the synchronisation instead.
+template <typename... Params, typename... Args>
+void launch_faulty(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) {
+  try {
+    cuda::launch(what, kernel, grid, block, 0, stream(), args...);
+  } catch (const Error&) {
+  }
+}
+
 // Runs `body` under a schedule, then restores the one the process started with.
 template <typename F>
 void with_schedule(cudasim::Schedule schedule, uint64_t seed, F&& body) {
@@ -171,7 +181,7 @@ void shared_race() {
     cuda::launch("shared_writes", shared_writes, 2, 64, 0, stream(), mode, out.ptr);
     expect_silent("one writer, or equal values");
   }
-  cuda::launch("shared_writes", shared_writes, 2, 64, 0, stream(), 2, out.ptr);
+  launch_faulty("shared_writes", shared_writes, 2, 64, 2, out.ptr);
   expect_fault("two threads, two values", cudaErrorLaunchFailure, "shared-memory race");
 }
 
@@ -188,9 +198,9 @@ void shared_overruns() {
   DeviceArray<float> out(1);
   cuda::launch("shared_overrun", shared_overrun, 1, 64, 0, stream(), 63, out.ptr);
   expect_silent("the last element");
-  cuda::launch("shared_overrun", shared_overrun, 1, 64, 0, stream(), 64, out.ptr);
+  launch_faulty("shared_overrun", shared_overrun, 1, 64, 64, out.ptr);
   expect_fault("one past the end", cudaErrorIllegalAddress, "past the end of 'row'");
-  cuda::launch("shared_overrun", shared_overrun, 1, 64, 0, stream(), -1, out.ptr);
+  launch_faulty("shared_overrun", shared_overrun, 1, 64, -1, out.ptr);
   expect_fault("one before the start", cudaErrorIllegalAddress, "before the start of 'row'");
 }
 
@@ -212,15 +222,15 @@ void barrier_misuse() {
   DeviceArray<float> out(3);
   cuda::launch("barriers", barriers, 3, 128, 0, stream(), 0, out.ptr);
   expect_silent("one barrier");
-  cuda::launch("barriers", barriers, 3, 128, 0, stream(), 1, out.ptr);
+  launch_faulty("barriers", barriers, 3, 128, 1, out.ptr);
   expect_fault("divergent barriers", cudaErrorIllegalInstruction, "divergent __syncthreads");
-  cuda::launch("barriers", barriers, 3, 128, 0, stream(), 2, out.ptr);
+  launch_faulty("barriers", barriers, 3, 128, 2, out.ptr);
   expect_fault("an early exit", cudaErrorIllegalInstruction, "exited while others wait");
 }
 
 void barrier_report_names_threads() {
   DeviceArray<float> out(3);
-  cuda::launch("barriers", barriers, 3, 128, 0, stream(), 1, out.ptr);
+  launch_faulty("barriers", barriers, 3, 128, 1, out.ptr);
   cudaStreamSynchronize(stream());
   const std::string fault = cudasim::last_fault();
   CHECK(contains(fault, "threads 0-31: waiting at __syncthreads at test_cudasim.cpp:") &&
@@ -289,7 +299,7 @@ void launch_limits() {
   expect_silent("launch limits are not sticky");
   cuda::launch("big_shared", big_shared<12288>, 1, 32, 0, stream(), out.ptr);
   expect_silent("48 KiB of shared memory");
-  cuda::launch("big_shared", big_shared<12289>, 1, 32, 0, stream(), out.ptr);
+  launch_faulty("big_shared", big_shared<12289>, 1, 32, out.ptr);
   expect_fault("48 KiB + 4 bytes", cudaErrorLaunchOutOfResources, "over the 48 KiB limit");
 }
 
@@ -328,9 +338,10 @@ struct WmmaCase {
     for (float& x : v) x = uni(rng);
     return v;
   }
+  // Misuse faults; a correct run's result and silence are checked after it.
   void run(int threads, int lanes, int offset, unsigned lda, int layout = 0) {
-    cuda::launch("wmma_tile", wmma_tile, 1, threads, 0, stream(), static_cast<const float*>(A.ptr),
-                 static_cast<const float*>(B.ptr), C.ptr, lanes, offset, lda, layout);
+    launch_faulty("wmma_tile", wmma_tile, 1, threads, static_cast<const float*>(A.ptr),
+                  static_cast<const float*>(B.ptr), C.ptr, lanes, offset, lda, layout);
   }
 };
 
@@ -399,6 +410,10 @@ void tf32_rounding() {
 
 // ---- Runtime semantics ---------------------------------------------------------------------------------------
 
+__global__ void read_into(const float* in, float* out) {
+  if (threadIdx.x == 0) out[0] = in[0];
+}
+
 void asynchronous_streams() {
   // The host function waits for a flag the host sets after queueing it: a synchronous queue would never return.
   struct Flag {
@@ -452,6 +467,35 @@ void cross_stream_events() {
   cudaStreamDestroy(other);
 }
 
+// A buffer written on one stream and read on another: ordered by an event or a host wait, or a reported fault.
+void stream_order() {
+  cudaStream_t other = nullptr;
+  cudaEvent_t written = nullptr;
+  cuda::check(cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking), "stream");
+  cuda::check(cudaEventCreateWithFlags(&written, cudaEventDisableTiming), "event");
+  DeviceArray<float> buffer(1), copy(1);
+  auto write_then_read = [&](int order) {
+    cuda::check(cudaStreamSynchronize(stream()), "sync");
+    cuda::launch("mark", mark, 1, 32, 0, other, buffer.ptr);
+    if (order == 1) {
+      cuda::check(cudaEventRecord(written, other), "record");
+      cuda::check(cudaStreamWaitEvent(stream(), written, 0), "wait");
+    }
+    if (order == 2) cuda::check(cudaStreamSynchronize(other), "host wait");
+    launch_faulty("read_into", read_into, 1, 32, static_cast<const float*>(buffer.ptr), copy.ptr);
+  };
+  write_then_read(1);
+  expect_silent("ordered by an event");
+  CHECK(copy.host()[0] == 3.0f, "the reader saw the write");
+  write_then_read(2);
+  expect_silent("ordered by the host");
+  write_then_read(0);
+  cudaStreamSynchronize(other);
+  expect_fault("unordered", cudaErrorIllegalAddress, "no event or host wait orders the two");
+  cudaEventDestroy(written);
+  cudaStreamDestroy(other);
+}
+
 void errors_and_injection() {
   void* p = nullptr;
   CHECK(cudaMalloc(&p, size_t{1} << 47) == cudaErrorMemoryAllocation, "128 TiB is out of memory");
@@ -474,21 +518,13 @@ void errors_and_injection() {
   CHECK(threw, "an injected launch failure is a kBackend error");
   expect_silent("launch failures are not sticky");
   cudasim::fail_call("kernel", 1);
-  try {
-    cuda::launch("mark", mark, 1, 32, 0, stream(), out.ptr);
-  } catch (const Error&) {
-    // The stream may run the kernel and fault before the launch check reads the (sticky) error: as on a GPU.
-  }
+  launch_faulty("mark", mark, 1, 32, out.ptr);
   expect_fault("an injected kernel fault", cudaErrorLaunchFailure, "injected fault");
   CHECK(cudaMemcpyAsync(out.ptr, &p, 16, cudaMemcpyHostToDevice, stream()) == cudaErrorInvalidValue,
         "a copy past the end of an allocation is refused");
   CHECK(cudaMemcpyAsync(&p, out.ptr, 4, cudaMemcpyHostToDevice, stream()) == cudaErrorInvalidValue,
         "a copy in the wrong direction is refused");
   cudaGetLastError();
-}
-
-__global__ void read_into(const float* in, float* out) {
-  if (threadIdx.x == 0) out[0] = in[0];
 }
 
 // Strict free: freeing memory that queued work may still use, before the host waited for it.
@@ -536,10 +572,14 @@ void scratch_outlives_queued_kernels() {
 void host_threads() {
   std::atomic<int> good{0};
   auto work = [&good](float value) {
-    std::unique_ptr<Backend> gpu = create_cuda_backend({});
-    Buffer<float> x(*gpu, 10007);
-    for (int i = 0; i < 5; ++i) gpu->fill(x.get(), value, x.size());
-    if (gpu->sum_squares(x.get(), x.size()) == static_cast<double>(value) * value * 10007) ++good;
+    try {
+      std::unique_ptr<Backend> gpu = create_cuda_backend({});
+      Buffer<float> x(*gpu, 10007);
+      for (int i = 0; i < 5; ++i) gpu->fill(x.get(), value, x.size());
+      if (gpu->sum_squares(x.get(), x.size()) == static_cast<double>(value) * value * 10007) ++good;
+    } catch (const Error& e) {
+      std::printf("  host thread: %s\n", e.what());
+    }
   };
   std::thread a(work, 2.0f), b(work, 3.0f);
   a.join();
@@ -630,6 +670,7 @@ int main(int argc, char** argv) {
       {"TF32 rounding: to nearest, ties away from zero", tf32_rounding},
       {"streams run asynchronously", asynchronous_streams},
       {"events order work across streams", cross_stream_events},
+      {"stream order: a buffer used on two streams needs an event or a host wait", stream_order},
       {"errors: out of memory, injected failures, sticky faults, bad copies", errors_and_injection},
       {"strict free: memory freed under queued work", strict_free},
       {"native/cuda: the scratch buffer outlives the kernels queued on it", scratch_outlives_queued_kernels},
