@@ -133,14 +133,15 @@ case "$command" in
     npx vitest run --reporter=default --reporter=json --outputFile=vitest-report.json "$@" || status=$?
     # The suites that take a device, again with the models on the simulated GPU (test/helpers.ts, DNFT_TEST_DEVICE):
     # each device test then runs on the CPU and on the GPU in FP32 and TF32 and compares. One schedule and no race
-    # check here (test_cuda_parity covers those); the simulator's libnccl.so.2 for the 2-rank NCCL runs.
+    # check here (test_cuda_parity covers those) but strict frees; the simulator's libnccl.so.2 for the NCCL runs.
     log "vitest: the device suites on the simulated GPU (docs/gpu.md)"
     # Not yet test/shapes-base.test.ts (the demo's epochs from the shipped base): one forward of its config-D network
     # takes about a minute on the simulator (docs/gpu.md).
     device_suites=(test/device.test.ts test/device-faults.test.ts test/distributed-gpu.test.ts test/solvers.test.ts
       test/lora.test.ts test/state-dict.test.ts test/pretrain.test.ts test/diffusion-nft.test.ts test/flowgrpo.test.ts)
     DNFT_TEST_DEVICE=cuda DNFT_ADDON="$PWD/build-sim-addon/Release/diffusion_nft.node" CUDASIM_RACECHECK=0 \
-      DNFT_NCCL_LIBRARY="$PWD/build-sim-addon/sim-nccl/libnccl.so.2" npx vitest run --testTimeout 1800000 \
+      CUDASIM_STRICT_FREE=1 DNFT_NCCL_LIBRARY="$PWD/build-sim-addon/sim-nccl/libnccl.so.2" npx vitest run \
+      --testTimeout 1800000 \
       --reporter=default --reporter=json --outputFile=vitest-sim-report.json "${device_suites[@]}" || status=$?
     read -r js_passed js_failed < <(node -e "
       let passed = 0, failed = 0;
