@@ -51,7 +51,7 @@ case "$command" in
     ;;
   test)
     ensure_debian_packages cmake g++ clang-format python3-torch python3-numpy libopenblas0-pthread chromium \
-      openmpi-bin libopenmpi-dev mpich libmpich-dev slurmd slurmctld slurm-client munge
+      openmpi-bin libopenmpi-dev mpich libmpich-dev slurmd slurmctld slurm-client munge libboost-context-dev
     ensure_node_modules
     log "lint: biome, the import layers of lib/ (dependency-cruiser), clang-format, tsc --noEmit"
     npx biome check .
@@ -81,6 +81,9 @@ case "$command" in
     log "libdnft_mpi.so against Open MPI (the default mpicxx) and against MPICH (docs/distributed.md)"
     npm run --silent build:mpi >build-mpi.log 2>&1 || { cat build-mpi.log; exit 1; }
     npm run --silent build:mpi:mpich >build-mpi.log 2>&1 || { cat build-mpi.log; exit 1; }
+    log "the addon on the simulated GPU (DNFT_CUDA=SIM into build-sim-addon/, with its libnccl.so.2; docs/gpu.md)"
+    { npx cmake-js configure -O build-sim-addon --CDDNFT_CUDA=SIM --CDDNFT_BUILD_TESTS=OFF &&
+      npx cmake-js build -O build-sim-addon; } >build-sim-addon.log 2>&1 || { cat build-sim-addon.log; exit 1; }
 
     log "C++ tests"
     cpp_passed=0; cpp_failed=0
@@ -96,6 +99,23 @@ case "$command" in
       cpp_passed=$((cpp_passed + $(echo "$line" | cut -d' ' -f1)))
       cpp_failed=$((cpp_failed + $(echo "$line" | cut -d' ' -f3)))
     }
+    # native/cuda on the simulated GPU (docs/gpu.md, "The simulated GPU"): the same sources compiled as C++ against
+    # native/cudasim, under ASan + UBSan, each suite in three thread schedules (the random one's seed printed).
+    run_simulated_gpu_suites() {
+      log "simulated GPU: DNFT_CUDA=SIM build (ASan + UBSan) and its suites"
+      { cmake -S . -B build-sim -DDNFT_CUDA=SIM -DDNFT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+        cmake --build build-sim -j 2 --target test_cudasim test_cuda_launch test_nccl sim_nccl test_cuda_parity; } \
+        >build-sim.log 2>&1 || { cat build-sim.log; cpp_failed=$((cpp_failed + 1)); return 0; }
+      local schedule
+      for schedule in rr reverse "random:$((RANDOM * 32768 + RANDOM))"; do
+        echo "CUDASIM_SCHEDULE=$schedule"
+        for suite in test_cudasim test_cuda_launch test_nccl test_cuda_parity; do
+          # test_nccl's one-rank case over the simulated libnccl.so.2 (native/tests/sim_nccl.cpp).
+          CUDASIM_SCHEDULE=$schedule ASAN_OPTIONS=detect_leaks=1 DNFT_NCCL_LIBRARY="$PWD/build-sim/sim-nccl/libnccl.so.2" \
+            run_cpp_suite "build-sim/tests/$suite"
+        done
+      done
+    }
     for exe in build/tests/*; do
       if [ -x "$exe" ]; then run_cpp_suite "$exe"; fi
     done
@@ -106,6 +126,7 @@ case "$command" in
       DNFT_CPU_KERNELS=generic run_cpp_suite "build/tests/$suite"
     done
     run_cpp_suite bash scripts/ci-arm64.sh
+    run_simulated_gpu_suites
 
     if [ "$cpp_passed" -eq 0 ]; then echo "no C++ test ran" >&2; cpp_failed=$((cpp_failed + 1)); fi
     run_cpp_suite bash scripts/ci-reliability.sh
@@ -113,9 +134,26 @@ case "$command" in
     log "vitest"
     status=0
     npx vitest run --reporter=default --reporter=json --outputFile=vitest-report.json "$@" || status=$?
+    # The suites that take a device, again with the models on the simulated GPU (test/helpers.ts, DNFT_TEST_DEVICE):
+    # each device test then runs on the CPU and on the GPU in FP32 and TF32 and compares. One schedule and no race
+    # check here (test_cuda_parity covers those) but strict frees; the simulator's libnccl.so.2 for the NCCL runs.
+    log "vitest: the device suites on the simulated GPU (docs/gpu.md)"
+    # Not yet test/shapes-base.test.ts (the demo's epochs from the shipped base): one forward of its config-D network
+    # takes about a minute on the simulator (docs/gpu.md).
+    device_suites=(test/device.test.ts test/device-faults.test.ts test/distributed-gpu.test.ts test/solvers.test.ts
+      test/lora.test.ts test/state-dict.test.ts test/pretrain.test.ts test/diffusion-nft.test.ts test/flowgrpo.test.ts)
+    DNFT_TEST_DEVICE=cuda DNFT_ADDON="$PWD/build-sim-addon/Release/diffusion_nft.node" CUDASIM_RACECHECK=0 \
+      CUDASIM_STRICT_FREE=1 DNFT_NCCL_LIBRARY="$PWD/build-sim-addon/sim-nccl/libnccl.so.2" npx vitest run \
+      --testTimeout 1800000 \
+      --reporter=default --reporter=json --outputFile=vitest-sim-report.json "${device_suites[@]}" || status=$?
     read -r js_passed js_failed < <(node -e "
-      const r = JSON.parse(require('fs').readFileSync('vitest-report.json', 'utf8'));
-      console.log(r.numPassedTests, r.numFailedTests + (r.numTotalTestSuites && !r.success && !r.numFailedTests ? 1 : 0));")
+      let passed = 0, failed = 0;
+      for (const file of ['vitest-report.json', 'vitest-sim-report.json']) {
+        const r = JSON.parse(require('fs').readFileSync(file, 'utf8'));
+        passed += r.numPassedTests;
+        failed += r.numFailedTests + (r.numTotalTestSuites && !r.success && !r.numFailedTests ? 1 : 0);
+      }
+      console.log(passed, failed);")
     echo
     echo "C++: $cpp_passed passed, $cpp_failed failed; vitest: $js_passed passed, $js_failed failed"
     echo "$((cpp_passed + js_passed)) passed, $((cpp_failed + js_failed)) failed"

@@ -2,7 +2,7 @@
 // device and precision options.
 import { describe, expect, it } from 'vitest';
 import { BackendError, backendInfo, FlowMatchingTrainer, VelocityNet } from '../lib/index.js';
-import { randomBatch, randomizedNet, relativeError } from './helpers.js';
+import { GPU_TOLERANCE, randomBatch, randomizedNet, relativeError, TEST_DEVICE } from './helpers.js';
 
 const info = backendInfo();
 const small = { dataDim: 5, width: 24, depth: 2 };
@@ -16,6 +16,12 @@ describe('device selection', () => {
     } else {
       expect(info.device).toMatch(/\S/);
     }
+  });
+
+  // The device suites' GPU runs (DNFT_TEST_DEVICE=cuda) must not pass by running on the CPU.
+  it.runIf(TEST_DEVICE === 'cuda')('has the GPU that DNFT_TEST_DEVICE=cuda asks for', () => {
+    expect(info.cuda, info.cudaUnavailableReason).toBe(true);
+    expect(VelocityNet.create(small, { device: 'cuda' }).device).toBe('cuda');
   });
 
   it('runs on the CPU by default, in FP32', () => {
@@ -52,6 +58,7 @@ describe('device selection', () => {
 
 describe.skipIf(!info.cuda)('CUDA backend against the CPU', () => {
   for (const precision of ['fp32', 'tf32'] as const) {
+    // A forward pass: the GEMM's bound (docs/gpu.md), and for whole steps GPU_TOLERANCE.
     const tol = precision === 'fp32' ? 1e-5 : 3e-3;
 
     it(`[${precision}] computes the same velocity`, async () => {
@@ -73,7 +80,7 @@ describe.skipIf(!info.cuda)('CUDA backend against the CPU', () => {
         const trainer = new FlowMatchingTrainer(net, { seed: 8 });
         for (let i = 0; i < 3; i++) await trainer.step({ x0: x, cond });
       }
-      expect(relativeError(gpu.getParameters(), cpu.getParameters())).toBeLessThan(tol * 10);
+      expect(relativeError(gpu.getParameters(), cpu.getParameters())).toBeLessThan(GPU_TOLERANCE[precision]);
     });
   }
 });

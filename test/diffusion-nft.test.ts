@@ -15,7 +15,7 @@ import {
   tasks,
   type VelocityNet,
 } from '../lib/index.js';
-import { netWithParameters, RED, tempFolder, toy2dBaseParameters } from './helpers.js';
+import { CPU, netWithParameters, onDevices, type Placement, RED, tempFolder, toy2dBaseParameters } from './helpers.js';
 
 const { toy2d } = tasks;
 const dir = tempFolder('nft');
@@ -26,7 +26,7 @@ beforeAll(async () => {
   base = await toy2dBaseParameters();
 });
 
-const baseNet = () => netWithParameters(toy2d.config, base);
+const baseNet = (at: Placement = CPU) => netWithParameters(toy2d.config, base, at);
 
 const ANY = [toy2d.prompts[0]] as Prompt[];
 const OPTIONS: DiffusionNFTOptions = { prompts: ANY, rewards: RED, groups: 8, groupSize: 16, lr: 1e-3, seed: 3 };
@@ -64,30 +64,33 @@ describe('DiffusionNFT', () => {
   });
 
   it('reports the statistics of an epoch and soft-updates θ_old with η = min(0.001·i, 0.5)', async () => {
-    const net = baseNet();
-    const nft = new DiffusionNFT(net, { ...OPTIONS, optimizerSteps: 2, ema: 0 });
-    const stats = await nft.epoch();
-    expect(stats.epoch).toBe(1);
-    expect(stats.step).toBe(2);
-    expect(stats.eta).toBeCloseTo(0.002, 12);
-    expect(stats.rHistogram.reduce((s, v) => s + v, 0)).toBe(8 * 16);
-    expect(Object.keys(stats.rewards)).toEqual(['red']);
-    expect(stats.seconds.total).toBeGreaterThan(0);
-    expect(Number.isFinite(stats.loss) && stats.gradNorm > 0).toBe(true);
-    // θ_old = η·θ_base + (1 − η)·θ after the epoch.
-    const theta = net.getParameters();
-    const old = new Float32Array(theta.length);
-    net.model.getParams(old, 'old');
-    let worst = 0;
-    for (let i = 0; i < theta.length; i++) {
-      const expected = 0.002 * (base[i] as number) + 0.998 * (theta[i] as number);
-      worst = Math.max(worst, Math.abs((old[i] as number) - expected));
-    }
-    expect(worst).toBeLessThan(1e-6);
-    expect(etaAt('delayed', 74)).toBe(0);
-    expect(etaAt('delayed', 175)).toBeCloseTo(0.75, 12);
-    expect(etaAt('default', 2000)).toBe(0.5);
-    net.dispose();
+    await onDevices(async (at) => {
+      const net = baseNet(at);
+      const nft = new DiffusionNFT(net, { ...OPTIONS, optimizerSteps: 2, ema: 0 });
+      const stats = await nft.epoch();
+      expect(stats.epoch).toBe(1);
+      expect(stats.step).toBe(2);
+      expect(stats.eta).toBeCloseTo(0.002, 12);
+      expect(stats.rHistogram.reduce((s, v) => s + v, 0)).toBe(8 * 16);
+      expect(Object.keys(stats.rewards)).toEqual(['red']);
+      expect(stats.seconds.total).toBeGreaterThan(0);
+      expect(Number.isFinite(stats.loss) && stats.gradNorm > 0).toBe(true);
+      // θ_old = η·θ_base + (1 − η)·θ after the epoch.
+      const theta = net.getParameters();
+      const old = new Float32Array(theta.length);
+      net.model.getParams(old, 'old');
+      let worst = 0;
+      for (let i = 0; i < theta.length; i++) {
+        const expected = 0.002 * (base[i] as number) + 0.998 * (theta[i] as number);
+        worst = Math.max(worst, Math.abs((old[i] as number) - expected));
+      }
+      expect(worst).toBeLessThan(1e-6);
+      expect(etaAt('delayed', 74)).toBe(0);
+      expect(etaAt('delayed', 175)).toBeCloseTo(0.75, 12);
+      expect(etaAt('default', 2000)).toBe(0.5);
+      net.dispose();
+      return { theta, old, loss: stats.loss, gradNorm: stats.gradNorm, reward: stats.reward };
+    });
   });
 
   it('resumes from a checkpoint to exactly the state of an uninterrupted run', async () => {

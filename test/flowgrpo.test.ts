@@ -15,7 +15,15 @@ import {
   tasks,
   timeGrid,
 } from '../lib/index.js';
-import { netWithParameters, RED, relativeError, toy2dBaseParameters } from './helpers.js';
+import {
+  CPU,
+  netWithParameters,
+  onDevices,
+  type Placement,
+  RED,
+  relativeError,
+  toy2dBaseParameters,
+} from './helpers.js';
 
 const { toy2d } = tasks;
 
@@ -25,7 +33,7 @@ beforeAll(async () => {
   base = await toy2dBaseParameters();
 });
 
-const baseNet = () => netWithParameters(toy2d.config, base);
+const baseNet = (at: Placement = CPU) => netWithParameters(toy2d.config, base, at);
 
 const nullCond = (n: number) => Tensor.fromInt32(new Int32Array(n), [n, 1]);
 const OPTIONS: FlowGRPOOptions = {
@@ -65,12 +73,16 @@ function referenceLogp(
 
 describe('the FlowGRPO SDE', () => {
   it('with a = 0 is the Euler ODE sampler', async () => {
-    const net = baseNet();
-    const cond = nullCond(33);
-    const ode = await sample(net, { cond, solver: 'euler', steps: 10, seed: 4 });
-    const sde = await sampleSde(net, { cond, steps: 10, a: 0, seed: 4 });
-    expect(Array.from(sde.x.storage)).toEqual(Array.from(ode.x.storage));
-    net.dispose();
+    await onDevices(async (at) => {
+      const net = baseNet(at);
+      const cond = nullCond(33);
+      const ode = await sample(net, { cond, solver: 'euler', steps: 10, seed: 4 });
+      const sde = await sampleSde(net, { cond, steps: 10, a: 0, seed: 4 });
+      expect(Array.from(sde.x.storage)).toEqual(Array.from(ode.x.storage));
+      const noisy = await sampleSde(net, { cond, steps: 10, a: 0.7, seed: 4 });
+      net.dispose();
+      return { ode: ode.x.storage, sde: noisy.x.storage, logp: noisy.logp.storage };
+    });
   });
 
   it('keeps the marginals of the ODE at several t (2-D model, many samples)', async () => {
@@ -269,13 +281,17 @@ describe('grpoLoss', () => {
 
 describe('FlowGRPO', () => {
   it('is exactly on-policy in the first optimiser step: ratio 1, nothing clipped', async () => {
-    const net = baseNet();
-    const grpo = new FlowGRPO(net, { ...OPTIONS, optimizerSteps: 1, clipRange: 1e-6 });
-    const stats = await grpo.epoch();
-    expect(stats.ratioMean).toBe(1);
-    expect(stats.clipFraction).toBe(0);
-    expect(stats.approxKl).toBe(0);
-    net.dispose();
+    await onDevices(async (at) => {
+      const net = baseNet(at);
+      const grpo = new FlowGRPO(net, { ...OPTIONS, optimizerSteps: 1, clipRange: 1e-6 });
+      const stats = await grpo.epoch();
+      expect(stats.ratioMean).toBe(1);
+      expect(stats.clipFraction).toBe(0);
+      expect(stats.approxKl).toBe(0);
+      const theta = net.getParameters();
+      net.dispose();
+      return { theta, loss: stats.loss, gradNorm: stats.gradNorm, reward: stats.reward };
+    });
   });
 
   it('raises the reward on toy2d', async () => {

@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect } from 'vitest';
 import type { SafeTensor } from '../lib/core/safetensors.js';
-import { FlowMatchingTrainer, type NetConfig, Tensor, tasks, VelocityNet } from '../lib/index.js';
+import {
+  type Device,
+  FlowMatchingTrainer,
+  type NetConfig,
+  type Precision,
+  Tensor,
+  tasks,
+  VelocityNet,
+} from '../lib/index.js';
 
 /** A temporary folder `dnft-<name>-…` for the tests of the file (or describe block) that asks, removed after them. */
 export function tempFolder(name: string): string {
@@ -78,9 +86,76 @@ export async function velocityOnInputs(net: VelocityNet, io: Record<string, Safe
   return v.storage;
 }
 
+/**
+ * The device the device suites take: `DNFT_TEST_DEVICE`, 'cpu' (the default) or 'cuda', for an addon with a GPU,
+ * real or simulated (`DNFT_ADDON`; docs/gpu.md, "The vitest suites on the simulated GPU").
+ */
+export const TEST_DEVICE: Device = testDevice();
+
+function testDevice(): Device {
+  const device = process.env.DNFT_TEST_DEVICE || 'cpu';
+  if (device !== 'cpu' && device !== 'cuda') throw new Error(`DNFT_TEST_DEVICE must be 'cpu' or 'cuda', got ${device}`);
+  return device;
+}
+
+/** Where a device test runs: a backend and its matrix-product arithmetic, as VelocityNet.create takes them. */
+export interface Placement {
+  device: Device;
+  precision: Precision;
+}
+
+/** The CPU (always FP32). */
+export const CPU: Placement = { device: 'cpu', precision: 'fp32' };
+
+/** Relative differences of whole steps and runs on the GPU from the CPU that docs/gpu.md states, per arithmetic. */
+export const GPU_TOLERANCE: Record<Precision, number> = { fp32: 1e-4, tf32: 2e-2 };
+
+/**
+ * The bound of a comparison that holds to `fp32` in FP32 arithmetic (against a reference, or between two ways of
+ * computing one thing), on `at`'s arithmetic: TF32's matrix products round their inputs to 10 mantissa bits.
+ */
+export function tolerance(at: Placement, fp32: number): number {
+  return at.precision === 'tf32' ? Math.max(fp32, GPU_TOLERANCE.tf32) : fp32;
+}
+
+/** What a device test returns to compare between backends: arrays and numbers by name. */
+export type Outcome = Record<string, ArrayLike<number> | number>;
+
+/**
+ * Runs a test's `body` on the CPU and, with DNFT_TEST_DEVICE=cuda, on the GPU in FP32 and in TF32: the body's own
+ * expectations hold on each, and each GPU outcome must equal the CPU's within GPU_TOLERANCE (`tolerance` widens it
+ * for a long run, by a factor the caller justifies). Returns the CPU's outcome.
+ */
+export async function onDevices<T extends Outcome>(
+  body: (at: Placement) => Promise<T>,
+  tolerance: Partial<Record<Precision, number>> = {},
+): Promise<T> {
+  const cpu = await body(CPU);
+  if (TEST_DEVICE === 'cpu') return cpu;
+  for (const precision of ['fp32', 'tf32'] as const) {
+    const gpu = await body({ device: TEST_DEVICE, precision });
+    const limit = tolerance[precision] ?? GPU_TOLERANCE[precision];
+    expect(Object.keys(gpu)).toEqual(Object.keys(cpu));
+    for (const [name, value] of Object.entries(gpu)) {
+      const want = cpu[name] as ArrayLike<number> | number;
+      const error =
+        typeof value === 'number'
+          ? relativeError([value], [want as number])
+          : relativeError(value, want as ArrayLike<number>);
+      expect(error, `${name} on ${TEST_DEVICE} (${precision}) against the CPU`).toBeLessThanOrEqual(limit);
+    }
+  }
+  return cpu;
+}
+
+/** onDevices' CPU run alone: a device test too large for the GPU runs of CI. */
+export function onCpu<T extends Outcome>(body: (at: Placement) => Promise<T>): Promise<T> {
+  return body(CPU);
+}
+
 /** A small network whose every parameter is non-zero (adaLN-Zero and the output layer start at 0). */
-export function randomizedNet(config: Partial<NetConfig>, seed = 1): VelocityNet {
-  const net = VelocityNet.create(config, { seed });
+export function randomizedNet(config: Partial<NetConfig>, seed = 1, at: Placement = CPU): VelocityNet {
+  const net = VelocityNet.create(config, { seed, ...at });
   const noise = Tensor.randn([net.paramCount], { seed: seed + 1000, stream: 40 }).storage;
   const flat = net.getParameters();
   for (let i = 0; i < flat.length; i++) flat[i] = (flat[i] as number) + 0.2 * (noise[i] as number);
@@ -129,8 +204,12 @@ export async function toy2dBaseParameters(): Promise<Float32Array> {
 }
 
 /** A network of this config holding these parameters. */
-export function netWithParameters(config: Partial<NetConfig>, parameters: Float32Array): VelocityNet {
-  const net = VelocityNet.create(config);
+export function netWithParameters(
+  config: Partial<NetConfig>,
+  parameters: Float32Array,
+  at: Placement = CPU,
+): VelocityNet {
+  const net = VelocityNet.create(config, at);
   net.setParameters(parameters);
   return net;
 }

@@ -16,7 +16,7 @@ import {
   VelocityNet,
 } from '../lib/index.js';
 import { pretrainShapes } from '../lib/jobs/pretrain.js';
-import { relativeError, tempFolder } from './helpers.js';
+import { onDevices, relativeError, tempFolder, tolerance } from './helpers.js';
 
 const dir = tempFolder('pretrain');
 
@@ -47,33 +47,40 @@ describe('flow-matching pre-training', () => {
   });
 
   it('resumes from a checkpoint to exactly the parameters of an uninterrupted run', async () => {
-    const straight = VelocityNet.create(tasks.toy2d.config, { seed: 2 });
-    await trainSteps(new FlowMatchingTrainer(straight, OPTIONS), 0, 40);
+    await onDevices(async (at) => {
+      const straight = VelocityNet.create(tasks.toy2d.config, { seed: 2, ...at });
+      await trainSteps(new FlowMatchingTrainer(straight, OPTIONS), 0, 12);
 
-    const first = VelocityNet.create(tasks.toy2d.config, { seed: 2 });
-    await trainSteps(new FlowMatchingTrainer(first, OPTIONS), 0, 25);
-    const path = join(dir, 'resume.safetensors');
-    await saveCheckpoint(path, first, { metadata: { note: 'halfway' } });
-    first.dispose();
+      const first = VelocityNet.create(tasks.toy2d.config, { seed: 2, ...at });
+      await trainSteps(new FlowMatchingTrainer(first, OPTIONS), 0, 7);
+      const path = join(dir, `resume-${at.device}-${at.precision}.safetensors`);
+      await saveCheckpoint(path, first, { metadata: { note: 'halfway' } });
+      first.dispose();
 
-    const { net: resumed, step, metadata } = await loadCheckpoint(path);
-    expect(step).toBe(25);
-    expect(metadata).toEqual({ note: 'halfway' });
-    expect(resumed.step).toBe(25);
-    await trainSteps(new FlowMatchingTrainer(resumed, OPTIONS), 25, 40);
-    expect(resumed.getParameters()).toEqual(straight.getParameters());
+      const { net: resumed, step, metadata } = await loadCheckpoint(path, at);
+      expect([resumed.device, resumed.precision]).toEqual([at.device, at.precision]);
+      expect(step).toBe(7);
+      expect(metadata).toEqual({ note: 'halfway' });
+      expect(resumed.step).toBe(7);
+      await trainSteps(new FlowMatchingTrainer(resumed, OPTIONS), 7, 12);
+      expect(resumed.getParameters()).toEqual(straight.getParameters());
+      return { parameters: straight.getParameters() };
+    });
   });
 
   it('accumulates gradients over micro-batches like one large batch', async () => {
-    const a = VelocityNet.create(tasks.toy2d.config, { seed: 4 });
-    const b = VelocityNet.create(tasks.toy2d.config, { seed: 4 });
-    await trainSteps(new FlowMatchingTrainer(a, OPTIONS), 0, 5);
-    await trainSteps(new FlowMatchingTrainer(b, { ...OPTIONS, microBatch: 48 }), 0, 5);
-    const pa = a.getParameters();
-    const pb = b.getParameters();
-    let diff = 0;
-    for (let i = 0; i < pa.length; i++) diff = Math.max(diff, Math.abs((pa[i] as number) - (pb[i] as number)));
-    expect(diff).toBeLessThan(1e-5);
+    await onDevices(async (at) => {
+      const a = VelocityNet.create(tasks.toy2d.config, { seed: 4, ...at });
+      const b = VelocityNet.create(tasks.toy2d.config, { seed: 4, ...at });
+      await trainSteps(new FlowMatchingTrainer(a, OPTIONS), 0, 5);
+      await trainSteps(new FlowMatchingTrainer(b, { ...OPTIONS, microBatch: 48 }), 0, 5);
+      const pa = a.getParameters();
+      const pb = b.getParameters();
+      let diff = 0;
+      for (let i = 0; i < pa.length; i++) diff = Math.max(diff, Math.abs((pa[i] as number) - (pb[i] as number)));
+      expect(diff).toBeLessThan(tolerance(at, 1e-5));
+      return { parameters: pb };
+    });
   });
 
   it('serialises concurrent steps on one model in call order', async () => {
@@ -123,15 +130,18 @@ describe('flow-matching pre-training', () => {
   });
 
   it('fails a diverging step with a NumericError and applies nothing', async () => {
-    const net = VelocityNet.create(tasks.toy2d.config, { seed: 8 });
-    const trainer = new FlowMatchingTrainer(net, OPTIONS);
-    // Finite parameters so large that the forward overflows.
-    net.setParameters(new Float32Array(net.paramCount).fill(1e30));
-    const before = net.getParameters();
-    const { x0, cond } = tasks.toy2d.batch(16, 1, 0);
-    await expect(trainer.step({ x0, cond })).rejects.toThrow(NumericError);
-    expect(net.getParameters()).toEqual(before);
-    expect(net.step).toBe(0);
+    await onDevices(async (at) => {
+      const net = VelocityNet.create(tasks.toy2d.config, { seed: 8, ...at });
+      const trainer = new FlowMatchingTrainer(net, OPTIONS);
+      // Finite parameters so large that the forward overflows.
+      net.setParameters(new Float32Array(net.paramCount).fill(1e30));
+      const before = net.getParameters();
+      const { x0, cond } = tasks.toy2d.batch(16, 1, 0);
+      await expect(trainer.step({ x0, cond })).rejects.toThrow(NumericError);
+      expect(net.getParameters()).toEqual(before);
+      expect(net.step).toBe(0);
+      return {};
+    });
   });
 });
 

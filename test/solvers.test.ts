@@ -12,7 +12,7 @@ import {
   type VelocityFn,
   VelocityNet,
 } from '../lib/index.js';
-import { randomizedNet } from './helpers.js';
+import { onDevices, randomizedNet } from './helpers.js';
 
 const SOLVERS = ['euler', 'heun', 'dpm2'] as const;
 
@@ -121,45 +121,54 @@ describe('sample', () => {
   });
 
   it('gives the same samples natively and driven from TypeScript, for every solver, with and without CFG', async () => {
-    const net = randomizedNet({ dataDim: 5, width: 24, depth: 2, condSlots: 2, vocabSize: 7 }, 3);
-    const cond = tokens(37, 2, 7);
-    const guidance = [{ cfgScale: 1 }, { cfgScale: 3.5 }, { cfgScale: 3.5, cfgInterval: [0.2, 0.7] as const }];
-    for (const solver of SOLVERS) {
-      for (const cfg of guidance) {
-        const grid = solver === 'heun' ? { steps: 5 } : { steps: 10, schedule: 'sd3' as const };
-        const common = { cond, seed: 4, ...cfg, trajectory: true, ...grid };
-        const native = await sample(net, { ...common, solver, chunk: 10 });
-        const driven = await sample(net, { ...common, solver: solvers[solver] });
-        expect(maxAbsDiff(native.x, driven.x), `${solver} ${JSON.stringify(cfg)}`).toBeLessThanOrEqual(1e-6);
-        expect(maxAbsDiff(native.trajectory as Tensor, driven.trajectory as Tensor)).toBeLessThanOrEqual(1e-6);
-        expect(native.trajectory?.shape).toEqual([grid.steps + 1, 37, 5]);
-        const last = native.trajectory?.storage.subarray(grid.steps * 37 * 5);
-        expect(Array.from(last ?? [])).toEqual(Array.from(native.x.storage));
+    await onDevices(async (at) => {
+      const net = randomizedNet({ dataDim: 5, width: 24, depth: 2, condSlots: 2, vocabSize: 7 }, 3, at);
+      const cond = tokens(37, 2, 7);
+      const guidance = [{ cfgScale: 1 }, { cfgScale: 3.5 }, { cfgScale: 3.5, cfgInterval: [0.2, 0.7] as const }];
+      const samples: Record<string, Float32Array> = {};
+      for (const solver of SOLVERS) {
+        for (const cfg of guidance) {
+          const grid = solver === 'heun' ? { steps: 5 } : { steps: 10, schedule: 'sd3' as const };
+          const common = { cond, seed: 4, ...cfg, trajectory: true, ...grid };
+          const native = await sample(net, { ...common, solver, chunk: 10 });
+          const driven = await sample(net, { ...common, solver: solvers[solver] });
+          const name = `${solver} ${JSON.stringify(cfg)}`;
+          expect(maxAbsDiff(native.x, driven.x), name).toBeLessThanOrEqual(1e-6);
+          expect(maxAbsDiff(native.trajectory as Tensor, driven.trajectory as Tensor)).toBeLessThanOrEqual(1e-6);
+          expect(native.trajectory?.shape).toEqual([grid.steps + 1, 37, 5]);
+          const last = native.trajectory?.storage.subarray(grid.steps * 37 * 5);
+          expect(Array.from(last ?? [])).toEqual(Array.from(native.x.storage));
+          samples[name] = native.trajectory?.storage as Float32Array;
+        }
       }
-    }
-    net.dispose();
+      net.dispose();
+      return samples;
+    });
   });
 
   it('draws per-sample noise: the same seed reproduces, chunks and offsets do not change a sample', async () => {
-    const net = randomizedNet({ dataDim: 3, width: 16, depth: 1 }, 5);
-    const cond = tokens(10, 1, 16);
-    const whole = await sample(net, { cond, solver: 'dpm2', seed: 7 });
-    const again = await sample(net, { cond, solver: 'dpm2', seed: 7, chunk: 3 });
-    expect(Array.from(again.x.storage)).toEqual(Array.from(whole.x.storage));
-    const tail = await sample(net, {
-      cond: Tensor.fromInt32(cond.storage.slice(4), [6, 1]),
-      solver: 'dpm2',
-      seed: 7,
-      firstSample: 4,
+    await onDevices(async (at) => {
+      const net = randomizedNet({ dataDim: 3, width: 16, depth: 1 }, 5, at);
+      const cond = tokens(10, 1, 16);
+      const whole = await sample(net, { cond, solver: 'dpm2', seed: 7 });
+      const again = await sample(net, { cond, solver: 'dpm2', seed: 7, chunk: 3 });
+      expect(Array.from(again.x.storage)).toEqual(Array.from(whole.x.storage));
+      const tail = await sample(net, {
+        cond: Tensor.fromInt32(cond.storage.slice(4), [6, 1]),
+        solver: 'dpm2',
+        seed: 7,
+        firstSample: 4,
+      });
+      expect(Array.from(tail.x.storage)).toEqual(Array.from(whole.x.storage.slice(12)));
+      const other = await sample(net, { cond, solver: 'dpm2', seed: 8 });
+      expect(maxAbsDiff(other.x, whole.x)).toBeGreaterThan(0.01);
+      // The trajectory starts at the documented noise: Philox stream 5, sample i at offset i·D.
+      const { trajectory } = await sample(net, { cond, seed: 7, steps: 2, trajectory: true });
+      const noise = Tensor.randn([10, 3], { seed: 7, stream: 5 });
+      expect(Array.from(trajectory?.storage.subarray(0, 30) ?? [])).toEqual(Array.from(noise.storage));
+      net.dispose();
+      return { x: whole.x.storage };
     });
-    expect(Array.from(tail.x.storage)).toEqual(Array.from(whole.x.storage.slice(12)));
-    const other = await sample(net, { cond, solver: 'dpm2', seed: 8 });
-    expect(maxAbsDiff(other.x, whole.x)).toBeGreaterThan(0.01);
-    // The trajectory starts at the documented noise: Philox stream 5, sample i at offset i·D.
-    const { trajectory } = await sample(net, { cond, seed: 7, steps: 2, trajectory: true });
-    const noise = Tensor.randn([10, 3], { seed: 7, stream: 5 });
-    expect(Array.from(trajectory?.storage.subarray(0, 30) ?? [])).toEqual(Array.from(noise.storage));
-    net.dispose();
   });
 
   it('applies classifier-free guidance as v_null + s·(v_cond − v_null) in one batched call', async () => {
@@ -185,18 +194,21 @@ describe('sample', () => {
   });
 
   it('limits guidance to its interval in the native sampler too: [0, 1] is plain CFG, an empty one none', async () => {
-    const net = randomizedNet({ dataDim: 4, width: 16, depth: 1, condSlots: 1, vocabSize: 5 }, 6);
-    const common = { cond: tokens(9, 1, 5), seed: 2, steps: 8, solver: 'dpm2' as const };
-    const plain = await sample(net, common);
-    const guided = await sample(net, { ...common, cfgScale: 4 });
-    const everywhere = await sample(net, { ...common, cfgScale: 4, cfgInterval: [0, 1] });
-    const between = await sample(net, { ...common, cfgScale: 4, cfgInterval: [0.99, 0.995] });
-    const part = await sample(net, { ...common, cfgScale: 4, cfgInterval: [0, 0.5] });
-    expect(Array.from(everywhere.x.storage)).toEqual(Array.from(guided.x.storage));
-    expect(Array.from(between.x.storage)).toEqual(Array.from(plain.x.storage));
-    expect(maxAbsDiff(part.x, plain.x)).toBeGreaterThan(1e-3);
-    expect(maxAbsDiff(part.x, guided.x)).toBeGreaterThan(1e-3);
-    net.dispose();
+    await onDevices(async (at) => {
+      const net = randomizedNet({ dataDim: 4, width: 16, depth: 1, condSlots: 1, vocabSize: 5 }, 6, at);
+      const common = { cond: tokens(9, 1, 5), seed: 2, steps: 8, solver: 'dpm2' as const };
+      const plain = await sample(net, common);
+      const guided = await sample(net, { ...common, cfgScale: 4 });
+      const everywhere = await sample(net, { ...common, cfgScale: 4, cfgInterval: [0, 1] });
+      const between = await sample(net, { ...common, cfgScale: 4, cfgInterval: [0.99, 0.995] });
+      const part = await sample(net, { ...common, cfgScale: 4, cfgInterval: [0, 0.5] });
+      expect(Array.from(everywhere.x.storage)).toEqual(Array.from(guided.x.storage));
+      expect(Array.from(between.x.storage)).toEqual(Array.from(plain.x.storage));
+      expect(maxAbsDiff(part.x, plain.x)).toBeGreaterThan(1e-3);
+      expect(maxAbsDiff(part.x, guided.x)).toBeGreaterThan(1e-3);
+      net.dispose();
+      return { plain: plain.x.storage, guided: guided.x.storage, part: part.x.storage };
+    });
   });
 
   it('runs a solver written in TypeScript and records its trajectory', async () => {

@@ -91,6 +91,26 @@ function gpuOption(gpu: unknown): number {
   return gpu as number;
 }
 
+/**
+ * The native model whose synchronous methods throw typed errors (fromNative), as `enqueue` types the asynchronous
+ * ones: on a GPU, state access fails too (a CUDA fault surfaces at the copy to the host) and must be a BackendError.
+ */
+function typedErrors(model: NativeModel): NativeModel {
+  return new Proxy(model, {
+    get(target, key) {
+      const value = Reflect.get(target, key);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        try {
+          return value.apply(target, args);
+        } catch (error) {
+          throw fromNative(error);
+        }
+      };
+    },
+  });
+}
+
 /** Throws a RangeError when a batch has more rows than one native call takes (before anything is allocated). */
 export function checkBatch(what: string, rows: number): void {
   const { maxBatch } = limits();
@@ -127,7 +147,7 @@ export class VelocityNet {
   #starting = false;
 
   private constructor(model: NativeModel) {
-    this.#model = model;
+    this.#model = typedErrors(model);
     this.device = model.device();
     this.precision = model.precision();
     this.config = Object.freeze(model.config() as unknown as NetConfig);

@@ -44,6 +44,10 @@ class DitWorkspace final : public NetWorkspace {
     if (batch <= capacity_) return;
     const Dims n(c, batch);
     const size_t B = batch, R = n.R, W = n.W, E = n.E, P = n.P, TT = static_cast<size_t>(n.T) * n.T;
+    // carve_arena's sizing pass clears the pointers: no capacity until the new arena is carved (an allocation that
+    // fails, e.g. out of GPU memory, must not leave the old capacity pointing nowhere), and the old arena goes first.
+    capacity_ = 0;
+    arena_ = Buffer<float>();
     arena_ = carve_arena(backend, [&](auto take) {
       embed.assign(take, c, B);
       tok_in = take(R * P);

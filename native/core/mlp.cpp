@@ -18,6 +18,10 @@ class MlpWorkspace final : public NetWorkspace {
   void reserve(Backend& backend, const NetConfig& c, int batch) {
     if (batch <= capacity_) return;
     const size_t B = static_cast<size_t>(batch), W = c.width, E = static_cast<size_t>(c.mlp_ratio) * c.width;
+    // carve_arena's sizing pass clears the pointers: no capacity until the new arena is carved (an allocation that
+    // fails, e.g. out of GPU memory, must not leave the old capacity pointing nowhere), and the old arena goes first.
+    capacity_ = 0;
+    arena_ = Buffer<float>();
     arena_ = carve_arena(backend, [&](auto take) {
       embed.assign(take, c, B);
       dtmp = take(B * W);

@@ -12,17 +12,22 @@
 
 namespace dnft::cuda {
 
-// A device allocation that grows on demand and is reused by the reductions of one backend. Users copy its contents
-// back (synchronously) before the next use, so growing it never frees memory a queued kernel still reads.
+// A device allocation that grows on demand and is reused by the kernels of one backend's stream. Growing it first
+// waits for that stream, so it never frees memory a queued kernel still reads: attention_backward leaves two kernels
+// reading it, and a larger request may follow at once (without the wait, only cudaFree's implicit device
+// synchronisation kept that safe; tests/test_cudasim.cpp shows it under the simulator's strict free).
 class Scratch {
  public:
   Scratch() = default;
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
   ~Scratch();
+  // The stream whose kernels use the buffer (set once, before the first get).
+  void attach(cudaStream_t stream) { stream_ = stream; }
   void* get(size_t bytes);
 
  private:
+  cudaStream_t stream_ = nullptr;
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
 };

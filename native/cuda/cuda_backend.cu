@@ -14,7 +14,10 @@ Scratch::~Scratch() {
 
 void* Scratch::get(size_t bytes) {
   if (bytes <= bytes_) return ptr_;
-  if (ptr_ != nullptr) check(cudaFree(ptr_), "cudaFree (scratch)");
+  if (ptr_ != nullptr) {
+    check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (scratch)");
+    check(cudaFree(ptr_), "cudaFree (scratch)");
+  }
   ptr_ = nullptr;
   bytes_ = 0;
   check(cudaMalloc(&ptr_, bytes), "cudaMalloc (scratch)");
@@ -33,6 +36,7 @@ CudaBackend::CudaBackend(const CudaOptions& options) : device_(options.device) {
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+  scratch_.attach(stream_);
   ctx_ = {stream_, choose_gemm_kernel(options.precision, prop.major), &scratch_};
 }
 
@@ -56,7 +60,12 @@ void* CudaBackend::alloc(size_t bytes) {
   return ptr;
 }
 
-void CudaBackend::release(void* ptr) { cudaFree(ptr); }  // called from destructors: no throw
+// Called from destructors: no throw. Buffers die while kernels that read them may still be queued (a temporary of
+// one op, LoRA's merge); the stream drains first rather than relying on cudaFree's implicit wait for the device.
+void CudaBackend::release(void* ptr) {
+  cudaStreamSynchronize(stream_);
+  cudaFree(ptr);
+}
 
 void CudaBackend::copy_to_device(void* dst, const void* host_src, size_t bytes) {
   if (bytes == 0) return;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "cuda/context.cuh"
+#include "cuda/kernel.cuh"
 #include "cuda/launch.h"
 
 namespace dnft::cuda {
@@ -18,8 +19,7 @@ template <typename F>
 void for_each_index(const Context& ctx, size_t n, F f, const char* what) {
   if (n == 0) return;
   const Geometry g = elementwise_geometry(n);
-  for_each_index_kernel<<<g.blocks, g.threads, 0, ctx.stream>>>(n, f);
-  check_launch(what);
+  launch(what, for_each_index_kernel<F>, g.blocks, g.threads, 0, ctx.stream, n, f);
 }
 
 }  // namespace dnft::cuda

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cuda/gemm.cuh"
+#include "cuda/kernel.cuh"
 
 namespace dnft::cuda {
 
@@ -15,9 +16,9 @@ namespace {
 __global__ void __launch_bounds__(kWmmaThreads) gemm_tf32_wmma(GemmArgs g) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
   using namespace nvcuda;
-  __shared__ __align__(32) float As[kTileM * kLdA];
-  __shared__ __align__(32) float Bs[kTileK * kLdB];
-  __shared__ __align__(32) float Cs[kTileM * kLdC];
+  DNFT_SHARED(float, As, kTileM* kLdA, 32);
+  DNFT_SHARED(float, Bs, kTileK* kLdB, 32);
+  DNFT_SHARED(float, Cs, kTileM* kLdC, 32);
   const int m0 = static_cast<int>(blockIdx.x) * kTileM, n0 = static_cast<int>(blockIdx.y) * kTileN;
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32;
   const int wm = (warp / 2) * kWarpTile, wn = (warp % 2) * kWarpTile;
@@ -59,8 +60,8 @@ __global__ void __launch_bounds__(kWmmaThreads) gemm_tf32_wmma(GemmArgs g) {
 }
 
 __global__ void __launch_bounds__(kSimtThreads) gemm_fp32_simt(GemmArgs g) {
-  __shared__ float As[kTileM * kLdA];
-  __shared__ float Bs[kTileK * kLdB];
+  DNFT_SHARED(float, As, kTileM* kLdA, alignof(float));
+  DNFT_SHARED(float, Bs, kTileK* kLdB, alignof(float));
   const int m0 = static_cast<int>(blockIdx.x) * kTileM, n0 = static_cast<int>(blockIdx.y) * kTileN;
   const int tid = static_cast<int>(threadIdx.x), tx = tid % kSimtGrid, ty = tid / kSimtGrid;
   float acc[kSimtPerThread][kSimtPerThread] = {};
@@ -98,11 +99,9 @@ void sgemm(const Context& ctx, const GemmArgs& args) {
   }
   const dim3 blocks(grid.tiles_m, grid.tiles_n);
   if (ctx.gemm == GemmKernel::kTf32Wmma) {
-    gemm_tf32_wmma<<<blocks, kWmmaThreads, 0, ctx.stream>>>(args);
-    check_launch("gemm_tf32_wmma");
+    launch("gemm_tf32_wmma", gemm_tf32_wmma, blocks, kWmmaThreads, 0, ctx.stream, args);
   } else {
-    gemm_fp32_simt<<<blocks, kSimtThreads, 0, ctx.stream>>>(args);
-    check_launch("gemm_fp32_simt");
+    launch("gemm_fp32_simt", gemm_fp32_simt, blocks, kSimtThreads, 0, ctx.stream, args);
   }
 }
 

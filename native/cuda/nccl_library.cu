@@ -68,15 +68,16 @@ NcclLibrary load_nccl_library(const std::string& path) {
   }
 }
 
+std::string nccl_library_path() {
+  const char* named = std::getenv("DNFT_NCCL_LIBRARY");
+  return named != nullptr && *named != '\0' ? named : kDefaultName;
+}
+
 const NcclLibrary& nccl_library() {
   static std::mutex mutex;
   static std::unique_ptr<NcclLibrary> loaded;
   std::lock_guard<std::mutex> lock(mutex);
-  if (loaded == nullptr) {
-    const char* named = std::getenv("DNFT_NCCL_LIBRARY");
-    const std::string path = named != nullptr && *named != '\0' ? named : kDefaultName;
-    loaded = std::make_unique<NcclLibrary>(load_nccl_library(path));
-  }
+  if (loaded == nullptr) loaded = std::make_unique<NcclLibrary>(load_nccl_library(nccl_library_path()));
   return *loaded;
 }
 

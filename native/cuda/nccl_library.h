@@ -32,8 +32,11 @@ struct NcclLibrary {
 // open for the life of the process.
 NcclLibrary load_nccl_library(const std::string& path);
 
-// The process's NCCL ($DNFT_NCCL_LIBRARY, else libnccl.so.2), opened on first use; a failure is not remembered, so
-// a later call tries again.
+// The file the process's NCCL is opened from: $DNFT_NCCL_LIBRARY, else libnccl.so.2.
+std::string nccl_library_path();
+
+// The process's NCCL (nccl_library_path()), opened on first use; a failure is not remembered, so a later call tries
+// again.
 const NcclLibrary& nccl_library();
 
 // "2.21.5" for the code 22105 (and "2.8.4" for the codes before 2.9, 2804).

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "cuda/context.cuh"
+#include "cuda/kernel.cuh"
 #include "cuda/launch.h"
 
 namespace dnft::cuda {
@@ -18,7 +19,7 @@ struct Add {
 // The combination of every thread's value; all threads of the block get the result. blockDim.x must be kThreads.
 template <int kThreads, typename T, typename Op>
 __device__ T block_reduce(T value, Op op) {
-  __shared__ __align__(16) unsigned char raw[sizeof(T) * kThreads];
+  DNFT_SHARED(unsigned char, raw, sizeof(T) * kThreads, 16);
   T* buf = reinterpret_cast<T*>(raw);
   buf[threadIdx.x] = value;
   __syncthreads();
@@ -49,8 +50,7 @@ double reduce_sum(const Context& ctx, size_t n, F term, const char* what) {
   if (n == 0) return 0.0;
   const Geometry g = reduction_geometry(n);
   auto* partial = static_cast<double*>(ctx.scratch->get(g.blocks * sizeof(double)));
-  block_partials_kernel<<<g.blocks, g.threads, 0, ctx.stream>>>(n, term, partial);
-  check_launch(what);
+  launch(what, block_partials_kernel<F>, g.blocks, g.threads, 0, ctx.stream, n, term, partial);
   double total = 0.0;
   for (double p : download(ctx, partial, g.blocks)) total += p;
   return total;
@@ -60,8 +60,7 @@ double reduce_sum(const Context& ctx, size_t n, F term, const char* what) {
 template <typename... Params, typename... Args>
 void launch_rows(const Context& ctx, int rows, void (*kernel)(Params...), const char* what, Args... args) {
   if (rows <= 0) return;
-  kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, ctx.stream>>>(args...);
-  check_launch(what);
+  launch(what, kernel, static_cast<unsigned>(rows), kRowThreads, 0, ctx.stream, args...);
 }
 
 }  // namespace dnft::cuda

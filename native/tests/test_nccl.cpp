@@ -247,7 +247,9 @@ int main() {
   } else {
     for (test::Case& c : fake_cases()) cases.push_back(std::move(c));
     try {
-      std::printf("NCCL %s\n", nccl_version().c_str());
+      // A probe that leaves the process's NCCL unopened: the loader cases above need it so (they run first).
+      const cuda::NcclLibrary probe = cuda::load_nccl_library(cuda::nccl_library_path());
+      std::printf("NCCL %s (%s)\n", cuda::nccl_version_name(probe.version).c_str(), probe.path.c_str());
       for (test::Case& c : real_cases()) cases.push_back(std::move(c));
     } catch (const Error& error) {
       std::printf("SKIPPED test_nccl one-rank NCCL case: %s\n", error.what());

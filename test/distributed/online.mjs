@@ -1,6 +1,7 @@
 // Run under mpirun (test/distributed.test.ts): epochs of DiffusionNFT or FlowGRPO, stats and θ to `${out}.${rank}.json`.
 // mode 'fail': rank 1's reward throws; 'die': rank 1 is killed while scoring; 'hang': rank 1 blocks while scoring, the
-// collective timeout 2 s; 'mismatch': rank 1 has another seed; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run.
+// collective timeout 2 s; 'mismatch': rank 1 has another seed; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run;
+// 'gpu-nccl', 'gpu-host': the model on the GPU (FP32), its gradient summed with that deviceCollectives.
 import { writeFileSync } from 'node:fs';
 import { DiffusionNFT, FlowGRPO, VelocityNet } from '../../dist/lib/index.js';
 
@@ -30,16 +31,21 @@ const options = {
   seed: mode === 'mismatch' && rank === 1 ? 6 : 5,
   lr: 3e-3,
   ...(mode === 'hang' ? { distributed: { timeout: 2 } } : {}),
+  ...(mode.startsWith('gpu-') ? { distributed: { deviceCollectives: mode.slice(4) } } : {}),
 };
+const placement = mode.startsWith('gpu-') ? { device: 'cuda', precision: 'fp32' } : {};
 const Trainer = trainerName === 'nft' ? DiffusionNFT : FlowGRPO;
 const extra = trainerName === 'nft' ? { optimizerSteps: 1 } : { optimizerSteps: 2, klCoef: 0.04 };
 const trainer =
   mode === 'resume'
     ? await Trainer.resume(checkpoint, { ...options, ...extra })
-    : new Trainer(VelocityNet.create({ dataDim: 4, width: 16, depth: 2, condSlots: 1, vocabSize: 4 }, { seed: 9 }), {
-        ...options,
-        ...extra,
-      });
+    : new Trainer(
+        VelocityNet.create({ dataDim: 4, width: 16, depth: 2, condSlots: 1, vocabSize: 4 }, { seed: 9, ...placement }),
+        {
+          ...options,
+          ...extra,
+        },
+      );
 const stats = await trainer.run({
   epochs: Number(epochs),
   ...(checkpoint && mode !== 'resume' ? { checkpoint: { path: checkpoint } } : {}),

@@ -1,0 +1,723 @@
+// The simulated GPU's execution of one kernel (docs/gpu.md, "The simulated GPU"): the blocks one after another on
+// the stream's OS thread, each CUDA thread of a block a fiber (Boost.Context's fcontext switch, announced to
+// AddressSanitizer). A thread runs until it reaches a barrier or a warp collective or ends, so a block without
+// barriers is a loop over its threads on one reused stack. Between barriers the threads run in the schedule's
+// order. The block's shared memory is an arena checked after every thread's turn: redzones around each array, and
+// the bytes each thread changed since the last barrier (two threads changing one byte is a race).
+#include "executor.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <boost/context/detail/fcontext.hpp>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CUDASIM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CUDASIM_ASAN 1
+#endif
+#endif
+#if defined(CUDASIM_ASAN)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+namespace cudasim {
+
+namespace {
+thread_local BuiltinIndices t_indices{};
+}  // namespace
+
+BuiltinIndices& builtin_indices() { return t_indices; }
+
+namespace ctx = boost::context::detail;
+
+namespace {
+
+constexpr size_t kStackBytes = size_t{256} << 10;  // room for ASan's redzones around every frame
+constexpr size_t kGuardBytes = 4096;
+constexpr size_t kSharedLimit = 48 * 1024;
+constexpr size_t kRedzone = 64;
+constexpr size_t kMaxSlots = 32;
+constexpr size_t kArenaBytes = kSharedLimit + kMaxSlots * (2 * kRedzone + 64);
+constexpr unsigned char kFill = 0xFF;  // NaN in every float and double
+// Redzone bytes: FA FF FF FF repeated, a NaN as float and as double too, unlike anything a kernel writes by chance.
+constexpr unsigned char redzone_byte(size_t offset) { return offset % 4 == 0 ? 0xFA : 0xFF; }
+
+void start_switch(void** fake_stack, const void* bottom, size_t size) {
+#if defined(CUDASIM_ASAN)
+  __sanitizer_start_switch_fiber(fake_stack, bottom, size);
+#else
+  (void)fake_stack, (void)bottom, (void)size;
+#endif
+}
+
+void finish_switch(void* fake_stack, const void** bottom, size_t* size) {
+#if defined(CUDASIM_ASAN)
+  __sanitizer_finish_switch_fiber(fake_stack, bottom, size);
+#else
+  (void)fake_stack, (void)bottom, (void)size;
+#endif
+}
+
+enum class State { kReady, kBarrier, kWarp, kExited, kFaulted };
+
+// Thrown by Executor::fail: unwinds the faulting CUDA thread's stack to fiber_main, so that nothing on it leaks.
+struct ThreadAbort {};
+
+struct Fiber {
+  char* stack = nullptr;  // lowest usable byte (a guard page lies below)
+  ctx::fcontext_t context = nullptr;
+  bool needs_start = true;  // a fresh stack, or one abandoned inside a kernel after a fault
+  bool abandoned = false;
+  void* fake_stack = nullptr;
+};
+
+struct CudaThread {
+  uint3 index{};
+  State state = State::kReady;
+  const char* file = nullptr;  // where it waits
+  int line = 0;
+  Fiber* fiber = nullptr;
+  WarpCall call{};
+};
+
+struct Slot {
+  const SharedTag* tag;
+  size_t offset, bytes;
+  const char* name;
+  const char* file;
+  int line;
+};
+
+uint3 unflatten(uint64_t i, dim3 d) {
+  return {static_cast<unsigned>(i % d.x), static_cast<unsigned>(i / d.x % d.y),
+          static_cast<unsigned>(i / (static_cast<uint64_t>(d.x) * d.y))};
+}
+
+std::string triple(uint3 v) {
+  return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
+}
+
+const char* state_name(State s) {
+  switch (s) {
+    case State::kReady:
+      return "runnable";
+    case State::kBarrier:
+      return "waiting at __syncthreads";
+    case State::kWarp:
+      return "waiting at a warp collective";
+    case State::kExited:
+      return "exited";
+    case State::kFaulted:
+      return "faulted";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::string site(const char* file, int line) {
+  const char* slash = std::strrchr(file, '/');
+  return std::string(slash != nullptr ? slash + 1 : file) + ":" + std::to_string(line);
+}
+
+// One per OS thread that runs kernels: its fibers, stacks and shared-memory arena are reused from kernel to kernel.
+class Executor {
+ public:
+  Executor()
+      : mem_(new (std::align_val_t{64}) unsigned char[kArenaBytes]),
+        snapshot_(kArenaBytes),
+        redzone_(kArenaBytes),
+        owner_(kArenaBytes) {
+    for (size_t b = 0; b < kArenaBytes; ++b) redzone_[b] = redzone_byte(b);
+  }
+  ~Executor() {
+    for (Fiber* f : fibers_) {
+      munmap(f->stack - kGuardBytes, kStackBytes + kGuardBytes);
+      delete f;
+    }
+    operator delete[](mem_, std::align_val_t{64});
+  }
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  static Executor& of_this_thread() {
+    thread_local Executor executor;
+    return executor;
+  }
+  // The executor running a kernel on this OS thread, or null (host code).
+  static Executor* running() { return running_; }
+
+  Fault run(const KernelLaunch& k, Schedule schedule, uint64_t seed);
+
+  // Called by the CUDA thread now running (inside its fiber).
+  void barrier(const char* file, int line);
+  [[noreturn]] void fail(cudaError_t code, const std::string& message);
+  void* shared_array(SharedTag* tag, size_t bytes, size_t align, const char* name, const char* file, int line);
+  void warp_collective(const WarpCall& call);
+
+ private:
+  static void fiber_main(ctx::transfer_t from);
+  void switch_to(Fiber& fiber);
+  void switch_to_scheduler();
+  Fiber* acquire_fiber();
+  void release_fiber(Fiber* f) { free_.push_back(f); }
+  void run_block();
+  void resume(int i);
+  void after_turn(int i);
+  void quiescent();
+  std::vector<int> thread_order();
+  std::string thread_states() const;
+  void block_fault(cudaError_t code, const std::string& message);
+  void thread_fault(int i, cudaError_t code, const std::string& message);
+  void check_warp_pointer(const WarpCall& call, int rows, int cols);
+  void perform(int lane0);
+  int slot_of(const void* p) const;
+
+  // The kernel.
+  const KernelLaunch* launch_ = nullptr;
+  Schedule schedule_ = Schedule::kRoundRobin;
+  std::mt19937_64 rng_;
+  std::vector<CudaThread> threads_;
+  int current_ = -1;
+  Fault fault_;
+  // Fibers.
+  std::vector<Fiber*> fibers_, free_;
+  Fiber* current_fiber_ = nullptr;
+  ctx::fcontext_t scheduler_ = nullptr;
+  const void* scheduler_bottom_ = nullptr;
+  size_t scheduler_size_ = 0;
+  // Shared memory: the arena, its state at the last turn's end, and which thread changed each byte since the last
+  // barrier (-1: none).
+  unsigned char* mem_;
+  std::vector<unsigned char> snapshot_, redzone_;  // redzone_: the redzone pattern at every offset
+  std::vector<int> owner_;
+  bool racecheck_ = true;
+  std::vector<Slot> slots_;
+  size_t end_ = 0, declared_ = 0;
+  std::vector<int> order_;
+
+  static thread_local Executor* running_;
+};
+
+thread_local Executor* Executor::running_ = nullptr;
+
+Fault Executor::run(const KernelLaunch& k, Schedule schedule, uint64_t seed) {
+  launch_ = &k;
+  schedule_ = schedule;
+  racecheck_ = config().racecheck;
+  rng_.seed(seed);
+  fault_ = Fault{};
+  gridDim = {k.grid.x, k.grid.y, k.grid.z};
+  blockDim = {k.block.x, k.block.y, k.block.z};
+  const uint64_t n = static_cast<uint64_t>(k.block.x) * k.block.y * k.block.z;
+  threads_.assign(n, CudaThread{});
+  for (uint64_t i = 0; i < n; ++i) threads_[i].index = unflatten(i, k.block);
+  slots_.clear();
+  end_ = declared_ = 0;
+  const uint64_t blocks = static_cast<uint64_t>(k.grid.x) * k.grid.y * k.grid.z;
+  std::vector<uint64_t> order;
+  if (schedule_ == Schedule::kRandom) {
+    order.resize(blocks);
+    std::iota(order.begin(), order.end(), uint64_t{0});
+    std::shuffle(order.begin(), order.end(), rng_);
+  }
+  running_ = this;
+  for (uint64_t b = 0; b < blocks && fault_.code == cudaSuccess; ++b) {
+    const uint64_t block = schedule_ == Schedule::kRandom    ? order[b]
+                           : schedule_ == Schedule::kReverse ? blocks - 1 - b
+                                                             : b;
+    blockIdx = unflatten(block, k.grid);
+    run_block();
+  }
+  running_ = nullptr;
+  // Threads of a faulted block never resume: their fibers go back to the pool, to be restarted from scratch.
+  for (CudaThread& t : threads_) {
+    if (t.fiber != nullptr) {
+      t.fiber->abandoned = true;
+      release_fiber(t.fiber);
+      t.fiber = nullptr;
+    }
+  }
+  launch_ = nullptr;
+  return fault_;
+}
+
+std::vector<int> Executor::thread_order() {
+  std::vector<int> order(threads_.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (schedule_ == Schedule::kReverse) std::reverse(order.begin(), order.end());
+  if (schedule_ == Schedule::kRandom) std::shuffle(order.begin(), order.end(), rng_);
+  return order;
+}
+
+void Executor::run_block() {
+  // A fresh arena: the slots known from earlier blocks of this kernel NaN-filled, redzones around them.
+  for (size_t i = 0; i < end_; ++i) mem_[i] = redzone_byte(i);
+  for (const Slot& s : slots_) std::memset(mem_ + s.offset, kFill, s.bytes);
+  std::memcpy(snapshot_.data(), mem_, end_);
+  std::fill(owner_.begin(), owner_.begin() + static_cast<std::ptrdiff_t>(end_), -1);
+  for (CudaThread& t : threads_) {
+    t.state = State::kReady;
+    t.fiber = nullptr;
+  }
+  order_ = thread_order();
+  for (;;) {
+    bool ran = true;
+    while (ran) {
+      ran = false;
+      for (int i : order_) {
+        if (threads_[i].state != State::kReady) continue;
+        ran = true;
+        resume(i);
+        if (fault_.code != cudaSuccess) return;
+      }
+    }
+    const bool done =
+        std::all_of(threads_.begin(), threads_.end(), [](const CudaThread& t) { return t.state == State::kExited; });
+    if (done) return;
+    quiescent();
+    if (fault_.code != cudaSuccess) return;
+  }
+}
+
+// No thread can run: every live thread waits at a barrier or a warp collective. One barrier that every thread
+// reached opens; anything else is a fault that names each thread's state.
+void Executor::quiescent() {
+  const CudaThread* first = nullptr;
+  bool same = true, exited = false, warp = false;
+  for (const CudaThread& t : threads_) {
+    if (t.state == State::kExited) exited = true;
+    if (t.state == State::kWarp) warp = true;
+    if (t.state != State::kBarrier) continue;
+    if (first == nullptr) {
+      first = &t;
+    } else if (t.line != first->line || std::strcmp(t.file, first->file) != 0) {
+      same = false;
+    }
+  }
+  if (warp) {
+    block_fault(cudaErrorIllegalInstruction,
+                "deadlock: a warp collective that part of its warp never reaches (every lane of a warp must call it)");
+  } else if (!same) {
+    block_fault(cudaErrorIllegalInstruction, "divergent __syncthreads: the threads wait at different barriers");
+  } else if (exited) {
+    block_fault(cudaErrorIllegalInstruction, "threads exited while others wait at __syncthreads");
+  } else {
+    for (CudaThread& t : threads_) t.state = State::kReady;
+    std::fill(owner_.begin(), owner_.begin() + static_cast<std::ptrdiff_t>(end_), -1);
+    order_ = thread_order();
+  }
+}
+
+std::string Executor::thread_states() const {
+  std::string text;
+  size_t i = 0;
+  while (i < threads_.size()) {
+    size_t j = i + 1;
+    auto same = [&](const CudaThread& a, const CudaThread& b) {
+      return a.state == b.state && a.line == b.line &&
+             (a.file == b.file || (a.file != nullptr && b.file != nullptr && std::strcmp(a.file, b.file) == 0));
+    };
+    while (j < threads_.size() && same(threads_[j], threads_[i])) ++j;
+    text += "\n    threads " + std::to_string(i) + "-" + std::to_string(j - 1) + ": " + state_name(threads_[i].state);
+    if (threads_[i].state == State::kBarrier || threads_[i].state == State::kWarp) {
+      text += " at " + site(threads_[i].file, threads_[i].line);
+    }
+    i = j;
+  }
+  return text;
+}
+
+void Executor::block_fault(cudaError_t code, const std::string& message) {
+  fault_.code = code;
+  fault_.message = "kernel '" + launch_->what + "', block " + triple(blockIdx) + ": " + message + thread_states();
+}
+
+void Executor::thread_fault(int i, cudaError_t code, const std::string& message) {
+  fault_.code = code;
+  fault_.message = "kernel '" + launch_->what + "', block " + triple(blockIdx) + ", thread " +
+                   triple(threads_[i].index) + ": " + message;
+}
+
+Fiber* Executor::acquire_fiber() {
+  Fiber* f;
+  if (!free_.empty()) {
+    f = free_.back();
+    free_.pop_back();
+  } else {
+    void* base = mmap(nullptr, kStackBytes + kGuardBytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) {
+      std::fprintf(stderr, "cudasim: cannot map a fiber stack\n");
+      std::abort();
+    }
+    mprotect(base, kGuardBytes, PROT_NONE);
+    f = new Fiber;
+    f->stack = static_cast<char*>(base) + kGuardBytes;
+    fibers_.push_back(f);
+  }
+  if (f->abandoned) {
+#if defined(CUDASIM_ASAN)
+    __asan_unpoison_memory_region(f->stack, kStackBytes);  // the frames it left behind
+#endif
+    f->abandoned = false;
+    f->needs_start = true;
+  }
+  if (f->needs_start) {
+    f->context = ctx::make_fcontext(f->stack + kStackBytes, kStackBytes, &Executor::fiber_main);
+    f->needs_start = false;
+  }
+  return f;
+}
+
+void Executor::fiber_main(ctx::transfer_t from) {
+  Executor* ex = static_cast<Executor*>(from.data);
+  ex->scheduler_ = from.fctx;
+  finish_switch(nullptr, &ex->scheduler_bottom_, &ex->scheduler_size_);
+  for (;;) {
+    CudaThread& t = ex->threads_[ex->current_];
+    try {
+      ex->launch_->body->run_thread();
+      t.state = State::kExited;
+    } catch (const ThreadAbort&) {
+      t.state = State::kFaulted;
+    } catch (const std::exception& e) {
+      ex->thread_fault(ex->current_, cudaErrorLaunchFailure,
+                       std::string("a C++ exception left the kernel: ") + e.what());
+      t.state = State::kFaulted;
+    } catch (...) {
+      ex->thread_fault(ex->current_, cudaErrorLaunchFailure, "a C++ exception left the kernel");
+      t.state = State::kFaulted;
+    }
+    ex->switch_to_scheduler();  // resumed later to run another CUDA thread
+  }
+}
+
+void Executor::switch_to(Fiber& fiber) {
+  current_fiber_ = &fiber;
+  void* fake = nullptr;
+  start_switch(&fake, fiber.stack, kStackBytes);
+  const ctx::transfer_t back = ctx::jump_fcontext(fiber.context, this);
+  fiber.context = back.fctx;
+  finish_switch(fake, nullptr, nullptr);
+}
+
+void Executor::switch_to_scheduler() {
+  Fiber* self = current_fiber_;
+  start_switch(&self->fake_stack, scheduler_bottom_, scheduler_size_);
+  const ctx::transfer_t back = ctx::jump_fcontext(scheduler_, nullptr);
+  scheduler_ = back.fctx;
+  finish_switch(self->fake_stack, &scheduler_bottom_, &scheduler_size_);
+}
+
+void Executor::resume(int i) {
+  CudaThread& t = threads_[i];
+  if (t.fiber == nullptr) t.fiber = acquire_fiber();
+  current_ = i;
+  threadIdx = t.index;
+  switch_to(*t.fiber);
+  current_ = -1;
+  if (t.state == State::kExited) {
+    release_fiber(t.fiber);
+    t.fiber = nullptr;
+  }
+  if (fault_.code == cudaSuccess) after_turn(i);
+}
+
+// The first of n bytes at a and b that differ, or n; word by word, and outside the sanitizers (the arena
+// is one plain allocation): it runs after every thread's turn.
+static __attribute__((no_sanitize("address", "undefined"))) size_t first_difference(const unsigned char* a,
+                                                                                    const unsigned char* b, size_t n) {
+  using Word = uint64_t __attribute__((may_alias, aligned(1)));
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {  // 64 bytes a step, branch-free inside, which the compiler vectorises
+    const auto* x = reinterpret_cast<const Word*>(a + i);
+    const auto* y = reinterpret_cast<const Word*>(b + i);
+    uint64_t d = 0;
+    for (int w = 0; w < 8; ++w) d |= x[w] ^ y[w];
+    if (d != 0) break;
+  }
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+// After thread i's turn: the redzones must be intact, and no byte it changed may have been changed by another
+// thread since the last barrier.
+void Executor::after_turn(int i) {
+  if (end_ == 0) return;
+  for (const Slot& s : slots_) {
+    const size_t before = s.offset - kRedzone, after = s.offset + s.bytes;
+    if (first_difference(mem_ + before, redzone_.data() + before, kRedzone) == kRedzone &&
+        first_difference(mem_ + after, redzone_.data() + after, kRedzone) == kRedzone) {
+      continue;
+    }
+    for (size_t b = s.offset - kRedzone; b < s.offset + s.bytes + kRedzone; ++b) {
+      if (b == s.offset) b += s.bytes;
+      if (mem_[b] == redzone_byte(b)) continue;
+      const bool before = b < s.offset;
+      const size_t distance = before ? s.offset - b : b - (s.offset + s.bytes) + 1;
+      thread_fault(i, cudaErrorIllegalAddress,
+                   "shared-memory overrun: wrote " + std::to_string(distance) + " byte(s) " +
+                       (before ? "before the start" : "past the end") + " of '" + s.name + "' (" +
+                       std::to_string(s.bytes) + " bytes, declared at " + site(s.file, s.line) + ")");
+      return;
+    }
+  }
+  if (!racecheck_) return;
+  for (size_t b = first_difference(mem_, snapshot_.data(), end_); b < end_;
+       b = b + 1 + first_difference(mem_ + b + 1, snapshot_.data() + b + 1, end_ - b - 1)) {
+    if (owner_[b] >= 0 && owner_[b] != i) {
+      const int s = slot_of(mem_ + b);
+      const std::string where = s >= 0 ? "byte " + std::to_string(b - slots_[s].offset) + " of '" + slots_[s].name +
+                                             "' (declared at " + site(slots_[s].file, slots_[s].line) + ")"
+                                       : "shared byte " + std::to_string(b);
+      thread_fault(i, cudaErrorLaunchFailure,
+                   "shared-memory race: threads " + triple(threads_[owner_[b]].index) + " and " +
+                       triple(threads_[i].index) + " both wrote " + where +
+                       " with different values between the same two barriers");
+      return;
+    }
+    owner_[b] = i;
+    snapshot_[b] = mem_[b];
+  }
+}
+
+int Executor::slot_of(const void* p) const {
+  const auto* c = static_cast<const unsigned char*>(p);
+  for (size_t s = 0; s < slots_.size(); ++s) {
+    if (c >= mem_ + slots_[s].offset && c < mem_ + slots_[s].offset + slots_[s].bytes) return static_cast<int>(s);
+  }
+  return -1;
+}
+
+void Executor::fail(cudaError_t code, const std::string& message) {
+  thread_fault(current_, code, message);
+  throw ThreadAbort{};
+}
+
+void Executor::barrier(const char* file, int line) {
+  CudaThread& t = threads_[current_];
+  t.state = State::kBarrier;
+  t.file = file;
+  t.line = line;
+  switch_to_scheduler();
+}
+
+void* Executor::shared_array(SharedTag* tag, size_t bytes, size_t align, const char* name, const char* file, int line) {
+  for (const Slot& s : slots_) {
+    if (s.tag == tag) return mem_ + s.offset;
+  }
+  if (declared_ + bytes > kSharedLimit || slots_.size() == kMaxSlots) {
+    fail(cudaErrorLaunchOutOfResources, "shared memory: '" + std::string(name) + "' (" + std::to_string(bytes) +
+                                            " bytes, " + site(file, line) +
+                                            ") takes the block's static shared memory to " +
+                                            std::to_string(declared_ + bytes) + " bytes, over the 48 KiB limit");
+  }
+  const size_t a = std::max<size_t>(align, 32);
+  const size_t offset = (end_ + kRedzone + a - 1) / a * a;
+  for (size_t b = end_; b < offset + bytes + kRedzone; ++b) mem_[b] = redzone_byte(b);
+  std::memset(mem_ + offset, kFill, bytes);
+  std::memcpy(snapshot_.data() + end_, mem_ + end_, offset + bytes + kRedzone - end_);
+  std::fill(owner_.begin() + static_cast<std::ptrdiff_t>(end_),
+            owner_.begin() + static_cast<std::ptrdiff_t>(offset + bytes + kRedzone), -1);
+  slots_.push_back({tag, offset, bytes, name, file, line});
+  end_ = offset + bytes + kRedzone;
+  declared_ += bytes;
+  return mem_ + offset;
+}
+
+// WMMA's TF32 m16n16k8 element maps of sm_80: lane L's element e of each fragment.
+namespace {
+struct RowCol {
+  int row, col;
+};
+RowCol map_a(int lane, int e) { return {lane / 4 + 8 * (e & 1), lane % 4 + 4 * ((e >> 1) & 1)}; }
+RowCol map_b(int lane, int e) { return {lane % 4 + 4 * (e & 1), lane / 4 + 8 * ((e >> 1) & 1)}; }
+RowCol map_c(int lane, int e) { return {lane / 4 + 8 * ((e >> 1) & 1), 2 * (lane % 4) + (e & 1) + 8 * ((e >> 2) & 1)}; }
+float tf32_truncate(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, 4);
+  bits &= ~uint32_t{0x1FFF};
+  std::memcpy(&v, &bits, 4);
+  return v;
+}
+const char* op_name(WarpOp op) {
+  switch (op) {
+    case WarpOp::kLoadA:
+      return "wmma::load_matrix_sync (matrix_a)";
+    case WarpOp::kLoadB:
+      return "wmma::load_matrix_sync (matrix_b)";
+    case WarpOp::kStore:
+      return "wmma::store_matrix_sync";
+    case WarpOp::kMma:
+      return "wmma::mma_sync";
+  }
+  return "?";
+}
+}  // namespace
+
+// The rows × cols tile at call.ptr must lie inside one shared array or one device allocation.
+void Executor::check_warp_pointer(const WarpCall& call, int rows, int cols) {
+  auto what = [&call] { return std::string(op_name(call.op)) + " at " + site(call.file, call.line); };
+  if (reinterpret_cast<uintptr_t>(call.ptr) % 32 != 0)
+    fail(cudaErrorIllegalAddress, what() + ": pointer not 32-byte aligned");
+  if (call.ldm % 4 != 0 || call.ldm < static_cast<unsigned>(cols)) {
+    fail(cudaErrorIllegalInstruction, what() + ": ldm " + std::to_string(call.ldm) +
+                                          " is not a multiple of 4 floats of at least " + std::to_string(cols));
+  }
+  const size_t bytes = (static_cast<size_t>(rows - 1) * call.ldm + cols) * sizeof(float);
+  const int s = slot_of(call.ptr);
+  if (s >= 0) {
+    const auto* p = static_cast<const unsigned char*>(call.ptr);
+    if (p + bytes > mem_ + slots_[s].offset + slots_[s].bytes) {
+      fail(cudaErrorIllegalAddress, what() + ": the tile reaches past the end of '" + slots_[s].name + "'");
+    }
+  } else if (!is_device_memory(call.ptr, bytes)) {
+    fail(cudaErrorIllegalAddress, what() + ": the tile is neither inside a shared array nor inside device memory");
+  }
+}
+
+void Executor::warp_collective(const WarpCall& call) {
+  // No string lives across the switch below: a thread of a faulted block is never resumed, and its stack not unwound.
+  auto what = [&call] { return std::string(op_name(call.op)) + " at " + site(call.file, call.line); };
+  if (launch_->cc_major < 8) {
+    fail(cudaErrorIllegalInstruction, what() + ": TF32 WMMA needs compute capability 8.0; the simulated device has " +
+                                          std::to_string(launch_->cc_major) + "." + std::to_string(launch_->cc_minor));
+  }
+  const int n = static_cast<int>(threads_.size()), lane0 = current_ / 32 * 32, lanes = std::min(32, n - lane0);
+  if (lanes < 32) {
+    fail(cudaErrorIllegalInstruction, what() + ": a warp collective needs a full warp; warp " +
+                                          std::to_string(current_ / 32) + " of this " + std::to_string(n) +
+                                          "-thread block has " + std::to_string(lanes) + " threads");
+  }
+  if (call.op == WarpOp::kLoadA) check_warp_pointer(call, 16, 8);
+  if (call.op == WarpOp::kLoadB) check_warp_pointer(call, 8, 16);
+  if (call.op == WarpOp::kStore) check_warp_pointer(call, 16, 16);
+  CudaThread& self = threads_[current_];
+  self.state = State::kWarp;
+  self.call = call;
+  self.file = call.file;
+  self.line = call.line;
+  for (int l = 0; l < 32; ++l) {
+    if (threads_[lane0 + l].state != State::kWarp) {
+      switch_to_scheduler();  // the warp's last lane performs the collective and wakes this one
+      return;
+    }
+  }
+  for (int l = 0; l < 32; ++l) {
+    const WarpCall& c = threads_[lane0 + l].call;
+    if (c.op != call.op || c.line != call.line || std::strcmp(c.file, call.file) != 0) {
+      fail(cudaErrorIllegalInstruction, what() + ": lane " + std::to_string(l) + " of the warp is at " + op_name(c.op) +
+                                            " at " + site(c.file, c.line) + " instead");
+    }
+    if (c.ptr != call.ptr || c.ldm != call.ldm || c.layout != call.layout) {
+      fail(cudaErrorIllegalInstruction, what() + ": the lanes pass different pointers, ldm or layouts");
+    }
+  }
+  perform(lane0);
+  for (int l = 0; l < 32; ++l) threads_[lane0 + l].state = State::kReady;
+}
+
+void Executor::perform(int lane0) {
+  const WarpCall& call = threads_[lane0].call;
+  auto lane = [&](int l) -> const WarpCall& { return threads_[lane0 + l].call; };
+  const auto* src = static_cast<const float*>(call.ptr);
+  switch (call.op) {
+    case WarpOp::kLoadA:
+      for (int l = 0; l < 32; ++l) {
+        for (int e = 0; e < 4; ++e) {
+          const RowCol rc = map_a(l, e);
+          lane(l).out[e] = src[rc.row * call.ldm + rc.col];
+        }
+      }
+      break;
+    case WarpOp::kLoadB:
+      for (int l = 0; l < 32; ++l) {
+        for (int e = 0; e < 4; ++e) {
+          const RowCol rc = map_b(l, e);
+          lane(l).out[e] = src[rc.row * call.ldm + rc.col];
+        }
+      }
+      break;
+    case WarpOp::kStore: {
+      auto* dst = const_cast<float*>(src);
+      for (int l = 0; l < 32; ++l) {
+        for (int e = 0; e < 8; ++e) {
+          const RowCol rc = map_c(l, e);
+          const size_t at = call.layout == 0 ? rc.row * call.ldm + rc.col : rc.col * call.ldm + rc.row;
+          dst[at] = lane(l).c[e];
+        }
+      }
+      break;
+    }
+    case WarpOp::kMma: {
+      float A[16][8], B[8][16], C[16][16];
+      for (int l = 0; l < 32; ++l) {
+        for (int e = 0; e < 4; ++e) {
+          const RowCol ra = map_a(l, e), rb = map_b(l, e);
+          A[ra.row][ra.col] = tf32_truncate(lane(l).a[e]);
+          B[rb.row][rb.col] = tf32_truncate(lane(l).b[e]);
+        }
+        for (int e = 0; e < 8; ++e) {
+          const RowCol rc = map_c(l, e);
+          C[rc.row][rc.col] = lane(l).c[e];
+        }
+      }
+      // Products of TF32 values are exact in FP32 (11-bit significands); the sum is FP32, in k order.
+      for (int i = 0; i < 16; ++i) {
+        for (int j = 0; j < 16; ++j) {
+          float acc = C[i][j];
+          for (int k = 0; k < 8; ++k) acc += A[i][k] * B[k][j];
+          C[i][j] = acc;
+        }
+      }
+      for (int l = 0; l < 32; ++l) {
+        for (int e = 0; e < 8; ++e) {
+          const RowCol rc = map_c(l, e);
+          lane(l).out[e] = C[rc.row][rc.col];
+        }
+      }
+      break;
+    }
+  }
+}
+
+Fault run_kernel(const KernelLaunch& launch, Schedule schedule, uint64_t seed) {
+  return Executor::of_this_thread().run(launch, schedule, seed);
+}
+
+namespace {
+Executor& in_kernel(const char* what) {
+  Executor* ex = Executor::running();
+  if (ex == nullptr) {
+    std::fprintf(stderr, "cudasim: %s called outside a kernel\n", what);
+    std::abort();
+  }
+  return *ex;
+}
+}  // namespace
+
+void barrier(const char* file, int line) { in_kernel("__syncthreads").barrier(file, line); }
+
+void trap(const char* file, int line) {
+  in_kernel("__trap").fail(cudaErrorLaunchFailure, "__trap() at " + site(file, line));
+}
+
+void* shared_array(SharedTag* tag, size_t bytes, size_t align, const char* name, const char* file, int line) {
+  return in_kernel("a shared-memory declaration").shared_array(tag, bytes, align, name, file, line);
+}
+
+void warp_collective(const WarpCall& call) { in_kernel("a warp collective").warp_collective(call); }
+
+}  // namespace cudasim
