@@ -64,9 +64,12 @@ double best_rate(CpuKernels kernels, int64_t iters, int runs, std::atomic<float>
 }  // namespace
 
 double fma_peak_flops(CpuKernels kernels, int threads, double seconds) {
-  if (kernels == CpuKernels::kGeneric || !cpu_supports(kernels)) {
-    throw Error(Error::Kind::kBackend, std::string("fma peak: this CPU lacks the ") + cpu_kernels_name(kernels) +
-                                           " FMA instructions (generic has none to measure)");
+  if (kernels == CpuKernels::kGeneric) {
+    throw Error(Error::Kind::kRange, "fma peak: the generic path has no vector FMA to measure; ask for avx2 or avx512");
+  }
+  if (!cpu_supports(kernels)) {
+    throw Error(Error::Kind::kBackend,
+                std::string("fma peak: this CPU or its OS lacks the ") + cpu_kernels_name(kernels) + " instructions");
   }
   if (threads < 1)
     throw Error(Error::Kind::kRange, "fma peak: threads must be at least 1, got " + std::to_string(threads));
