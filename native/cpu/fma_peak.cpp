@@ -47,18 +47,14 @@ DNFT_AVX512 float fma_loop_avx512(int64_t iters) {
 }
 #endif
 
-// The best FLOP/s of `runs` runs of `iters` iterations on the calling thread.
-double best_rate(CpuKernels kernels, int64_t iters, int runs, std::atomic<float>* sink) {
-  const double flops = 2.0 * (kernels == CpuKernels::kAvx512 ? 16 : 8) * kAccumulators * iters;
-  double best = 0.0;
-  for (int r = 0; r < runs; ++r) {
-    const auto start = std::chrono::steady_clock::now();
+float fma_loop(CpuKernels kernels, int64_t iters) {
 #if defined(__x86_64__)
-    *sink = *sink + (kernels == CpuKernels::kAvx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters));
+  return kernels == CpuKernels::kAvx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+#else
+  (void)kernels;
+  (void)iters;
+  return 0.0f;
 #endif
-    best = std::max(best, flops / std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  return best;
 }
 
 }  // namespace
@@ -73,26 +69,38 @@ double fma_peak_flops(CpuKernels kernels, int threads, double seconds) {
   }
   if (threads < 1)
     throw Error(Error::Kind::kRange, "fma peak: threads must be at least 1, got " + std::to_string(threads));
-  // Runs of about 1 ms, each thread keeping its fastest: on a shared machine some run without being preempted,
-  // where one long run would count the time other processes took. The threads start together and run at the same
-  // time (so cores that share FMA units count once); the peak is the sum of their best rates.
-  constexpr int64_t kIters = 1 << 19;  // 1 to 2 ms: 12 FMAs take 6 cycles (AVX2) or 6 to 12 (AVX-512)
-  const int runs = std::max(5, static_cast<int>(seconds / 0.001));
+  // Rounds of short runs (0.2 to 0.4 ms), all threads starting each round together; a round's rate is its
+  // FLOPs over the time from the first start to the last end, and the peak is the best round's. On a shared machine
+  // some rounds run with no thread preempted, where one long run would count the time other processes took; and
+  // only threads that truly ran at once count (cores that share FMA units are not counted twice).
+  constexpr int64_t kIters = 1 << 16;  // 12 FMAs per iteration, 6 to 12 cycles
+  using Clock = std::chrono::steady_clock;
+  const int rounds = std::max(5, static_cast<int>(seconds / 0.001));
+  std::vector<Clock::time_point> start(static_cast<size_t>(threads) * rounds), end(start.size());
+  std::atomic<int> arrived{0};
   std::atomic<float> sink{0.0f};
-  std::atomic<int> ready{0};
-  std::vector<double> rates(threads, 0.0);
-  std::vector<std::thread> pool;
+  std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      ready.fetch_add(1);
-      while (ready.load() < threads) std::this_thread::yield();
-      rates[t] = best_rate(kernels, kIters, runs, &sink);
+    workers.emplace_back([&, t] {
+      for (int r = 0; r < rounds; ++r) {
+        arrived.fetch_add(1);
+        while (arrived.load() < threads * (r + 1)) std::this_thread::yield();
+        const size_t slot = static_cast<size_t>(r) * threads + t;
+        start[slot] = Clock::now();
+        sink = sink + fma_loop(kernels, kIters);
+        end[slot] = Clock::now();
+      }
     });
   }
-  for (std::thread& t : pool) t.join();
-  double total = 0.0;
-  for (double r : rates) total += r;
-  return total;
+  for (std::thread& w : workers) w.join();
+  const double flops = 2.0 * (kernels == CpuKernels::kAvx512 ? 16 : 8) * kAccumulators * kIters * threads;
+  double best = 0.0;
+  for (int r = 0; r < rounds; ++r) {
+    const auto first = std::min_element(start.begin() + r * threads, start.begin() + (r + 1) * threads);
+    const auto last = std::max_element(end.begin() + r * threads, end.begin() + (r + 1) * threads);
+    best = std::max(best, flops / std::chrono::duration<double>(*last - *first).count());
+  }
+  return best;
 }
 
 }  // namespace dnft::cpu
