@@ -382,6 +382,34 @@ DNFT_AVX512 void kernel_avx512(int k, const float* a, const float* b, float* c, 
   }
 }
 
+// Packs op(A) into 14-tall strips. A row-major A (the forward and input-gradient products) is transposed in 8 x 8
+// blocks in registers, rows 0-7 and then rows 8-13 (two zero rows padding the block, their lanes not stored);
+// the rest (a transposed A, the last strip, the last kc % 8 columns) as pack_a<14> does.
+DNFT_AVX512 void pack_a_avx512(bool trans, const float* A, int lda, int i0, int mc, int k0, int kc, float* dst) {
+  const int full = trans ? 0 : mc / kMR512 * kMR512;
+  const int kc8 = kc / 8 * 8;
+  for (int is = 0; is < full; is += kMR512) {
+    const float* src = A + static_cast<int64_t>(i0 + is) * lda + k0;
+    float* d = dst + static_cast<int64_t>(is) * kc;
+    for (int p = 0; p < kc8; p += 8) {
+      for (int h = 0; h < kMR512; h += 8) {
+        const float* s0 = src + static_cast<int64_t>(h) * lda + p;
+        const int rows = std::min(8, kMR512 - h);
+        __m256 r[8];
+        for (int j = 0; j < 8; ++j)
+          r[j] = j < rows ? _mm256_loadu_ps(s0 + static_cast<int64_t>(j) * lda) : _mm256_setzero_ps();
+        transpose8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+        const __mmask16 keep = lanes16(rows);
+        for (int j = 0; j < 8; ++j) _mm512_mask_storeu_ps(d + (p + j) * kMR512 + h, keep, _mm512_castps256_ps512(r[j]));
+      }
+    }
+    for (int p = kc8; p < kc; ++p) {
+      for (int r = 0; r < kMR512; ++r) d[p * kMR512 + r] = src[static_cast<int64_t>(r) * lda + p];
+    }
+  }
+  if (full < mc) pack_a<kMR512>(trans, A, lda, i0 + full, mc - full, k0, kc, dst + static_cast<int64_t>(full) * kc);
+}
+
 // Packs op(B) into 32-wide strips: rows of B under masks (the last strip's missing columns read as zero), or for a
 // transposed B, 8 x 8 blocks transposed in registers.
 DNFT_AVX512 void pack_b_avx512(bool trans, const float* B, int ldb, int k0, int kc, int j0, int nc, float* dst) {
@@ -445,7 +473,7 @@ struct Impl {
 Impl select_impl() {
 #if defined(__x86_64__)
   if (avx512_enabled()) {
-    return {kernel_avx512, pack_a<kMR512>, pack_b_avx512, kBlocking14x32, "avx512-14x32"};
+    return {kernel_avx512, pack_a_avx512, pack_b_avx512, kBlocking14x32, "avx512-14x32"};
   }
   if (avx2_enabled()) return {kernel_avx2, pack_a<kMR>, pack_b_avx2, kBlocking6x16, "avx2-fma-6x16"};
 #endif
