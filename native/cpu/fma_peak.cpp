@@ -69,30 +69,45 @@ double fma_peak_flops(CpuKernels kernels, int threads, double seconds) {
   }
   if (threads < 1)
     throw Error(Error::Kind::kRange, "fma peak: threads must be at least 1, got " + std::to_string(threads));
-  // Rounds of short runs (0.2 to 0.4 ms), all threads starting each round together; a round's rate is its
-  // FLOPs over the time from the first start to the last end, and the peak is the best round's. On a shared machine
-  // some rounds run with no thread preempted, where one long run would count the time other processes took; and
-  // only threads that truly ran at once count (cores that share FMA units are not counted twice).
-  constexpr int64_t kIters = 1 << 16;  // 12 FMAs per iteration, 6 to 12 cycles
+  // Rounds of short runs (20 to 40 µs), all threads starting each round together; a round's rate is its FLOPs over
+  // the time from the first start to the last end, and the peak is the best round's, over about `seconds`. On a shared
+  // machine some rounds run with no thread preempted, where one long run would count the time other processes took; and
+  // only threads that truly ran at once count (cores that share FMA units are not counted twice). The threads spin
+  // between rounds rather than yield, so that once all of them are running they stay so for many rounds.
+  constexpr int64_t kIters = 1 << 13;  // 12 FMAs per iteration, 6 to 12 cycles
   using Clock = std::chrono::steady_clock;
-  const int rounds = std::max(5, static_cast<int>(seconds / 0.001));
-  std::vector<Clock::time_point> start(static_cast<size_t>(threads) * rounds), end(start.size());
+  const int max_rounds = std::max(5, static_cast<int>(seconds / 0.00002));
+  const Clock::time_point deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  std::vector<Clock::time_point> start(static_cast<size_t>(threads) * max_rounds), end(start.size());
+  std::vector<float> sums(threads, 0.0f);
   std::atomic<int> arrived{0};
-  std::atomic<float> sink{0.0f};
+  // Thread 0 ends the measurement at the first round past the deadline; it sets `stop` before it arrives at that
+  // round's barrier, so every thread sees it there and all stop at the same round.
+  std::atomic<bool> stop{false};
+  int rounds = max_rounds;
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
-      for (int r = 0; r < rounds; ++r) {
+      for (int r = 0; r < max_rounds; ++r) {
+        if (t == 0 && r >= 5 && Clock::now() > deadline) stop.store(true);
         arrived.fetch_add(1);
-        while (arrived.load() < threads * (r + 1)) std::this_thread::yield();
+        while (arrived.load() < threads * (r + 1)) {
+        }
+        if (stop.load()) {
+          if (t == 0) rounds = r;
+          break;
+        }
         const size_t slot = static_cast<size_t>(r) * threads + t;
         start[slot] = Clock::now();
-        sink = sink + fma_loop(kernels, kIters);
+        sums[t] += fma_loop(kernels, kIters);
         end[slot] = Clock::now();
       }
     });
   }
   for (std::thread& w : workers) w.join();
+  volatile float sink = 0.0f;  // keeps the loops' results, and so the loops, alive
+  for (float v : sums) sink = sink + v;
   const double flops = 2.0 * (kernels == CpuKernels::kAvx512 ? 16 : 8) * kAccumulators * kIters * threads;
   double best = 0.0;
   for (int r = 0; r < rounds; ++r) {
