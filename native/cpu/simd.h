@@ -6,11 +6,15 @@
 
 #if defined(__x86_64__)
 // GCC 12's AVX-512 headers trip its own -W(maybe-)uninitialized (_mm512_undefined_ps reads itself; fixed in GCC 13).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
 
 // Compiles one function for AVX2 + FMA in a build that targets baseline x86-64; call it only when avx2_enabled().
 #define DNFT_AVX2 __attribute__((target("avx2,fma")))
