@@ -30,6 +30,7 @@
         "native/cpu/elementwise.cpp",
         "native/cpu/embedding.cpp",
         "native/cpu/flow_matching.cpp",
+        "native/cpu/fma_peak.cpp",
         "native/cpu/gemm.cpp",
         "native/cpu/linear.cpp",
         "native/cpu/nft_loss.cpp",
@@ -37,6 +38,7 @@
         "native/cpu/patchify.cpp",
         "native/cpu/random.cpp",
         "native/cpu/sde.cpp",
+        "native/cpu/simd.cpp",
         "native/cpu/thread_pool.cpp"
       ],
       "include_dirs": ["native"],

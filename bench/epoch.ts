@@ -11,6 +11,7 @@ import { loadCheckpoint } from '../lib/model/checkpoint.js';
 import * as shapes from '../lib/tasks/shapes/index.js';
 import { DiffusionNFT } from '../lib/training/diffusion-nft.js';
 import { FlowGRPO } from '../lib/training/flowgrpo.js';
+import { peerEnv } from './peer-env.js';
 
 export type EpochMethod = 'nft' | 'flowgrpo';
 
@@ -106,7 +107,7 @@ class PeerEpochs {
       ...['--threads', String(b.threads)],
     ];
     const child = spawn(b.python, args, {
-      env: { ...process.env, OMP_NUM_THREADS: String(b.threads) },
+      env: peerEnv(b.threads),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stderr = '';

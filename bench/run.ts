@@ -1,11 +1,12 @@
 // `npm run bench`: benchmark rows measured side by side with their peers in one run (bench/NOTES.md).
 // Prints a Markdown table and writes it as JSON under bench/results/, named after the machine.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../lib/core/native.js';
+import { native, packageRoot } from '../lib/core/native.js';
 import {
+  backendInfo,
   CONFIG_D,
   CONFIG_M,
   type DitConfig,
@@ -20,6 +21,7 @@ import { NFT_LOSS_SCHEMA } from '../lib/options/nft-loss.js';
 import { OPTIMIZER_SCHEMA } from '../lib/options/optimizer.js';
 import { resolveOptions } from '../lib/options/schema.js';
 import { type EpochBench, type EpochPhases, epochRow } from './epoch.js';
+import { openblasCore, peerEnv } from './peer-env.js';
 
 const THREADS = Number(process.env.DNFT_BENCH_THREADS ?? 2);
 const BATCH = Number(process.env.DNFT_BENCH_BATCH ?? 256);
@@ -92,12 +94,30 @@ function trainingFlops(c: NetConfig, batch: number): number {
   return 2 * batch * (macs + macs + (macs - noInputGrad));
 }
 
-/** The CPU's FMA peak in FLOP/s for `threads` cores: AVX2 gives 2 FMA units × 8 floats × 2 FLOPs per cycle. */
-function cpuPeak(threads: number): { flops: number; ghz: number } {
-  const mhz = Number(
-    readFileSync('/proc/cpuinfo', 'utf8').match(/cpu MHz\s*:\s*([\d.]+)/)?.[1] ?? cpus()[0]?.speed ?? 2000,
-  );
-  return { flops: threads * 32 * mhz * 1e6, ghz: mhz / 1000 };
+/** The measured FMA throughput of one vector width, in GFLOP/s, on 1 thread and on all the bench's threads. */
+interface PeakUnit {
+  kernels: 'avx2' | 'avx512';
+  oneThread: number;
+  allThreads: number;
+}
+
+/**
+ * The CPU's FMA peak, measured (native/cpu/fma_peak.h) for each vector width the CPU has; rows are judged against
+ * the widest one's, on all threads. Null on a CPU with neither.
+ */
+function measuredPeak(threads: number): { units: PeakUnit[]; widest: PeakUnit } | null {
+  const units: PeakUnit[] = [];
+  for (const kernels of ['avx2', 'avx512'] as const) {
+    try {
+      // All threads need rounds where every one runs at once: rarer on a busy machine, so more rounds.
+      const gflops = (t: number) => native().fmaPeak(kernels, t, t === 1 ? 0.5 : 3) / 1e9;
+      units.push({ kernels, oneThread: gflops(1), allThreads: gflops(threads) });
+    } catch {
+      // This CPU lacks the width: the narrower ones stand.
+    }
+  }
+  const widest = units.at(-1);
+  return widest === undefined ? null : { units, widest };
 }
 
 /** A preset's network with small random values in every parameter, so every GEMM does real work. */
@@ -187,20 +207,19 @@ interface TorchResult {
   peak_mem_mib: number;
   blas: string;
   torch_version: string;
+  /** The kernel OpenBLAS chose (peer-env.ts), added here from the peer's stderr. */
+  openblas_core: string | null;
 }
 
 function torchRow(row: string, batch: number, iters: number, config?: object): TorchResult | { error: string } {
   const script = join(packageRoot(), 'bench/pytorch/bench_rows.py');
   const args = [script, '--row', row, '--threads', String(THREADS), '--batch', String(batch), '--iters', String(iters)];
   if (config) args.push('--config', JSON.stringify(config));
-  const run = spawnSync(PYTHON, args, {
-    encoding: 'utf8',
-    env: { ...process.env, OMP_NUM_THREADS: String(THREADS) },
-  });
+  const run = spawnSync(PYTHON, args, { encoding: 'utf8', env: peerEnv(THREADS) });
   if (run.status !== 0) {
     return { error: (run.stderr || run.error?.message || 'failed').trim().split('\n').at(-1) ?? 'failed' };
   }
-  return JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}');
+  return { ...JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}'), openblas_core: openblasCore(run.stderr) };
 }
 
 // B6: epochs of each method, ours and the peer's with the same resolved options, alternating.
@@ -232,7 +251,11 @@ async function epochRows(): Promise<Row[]> {
 
 async function main() {
   setThreads(THREADS);
-  const peak = cpuPeak(THREADS);
+  const loadBefore = loadavg();
+  const peak = measuredPeak(THREADS);
+  const peakFlops = peak ? peak.widest.allThreads * 1e9 : null;
+  const { cpuKernels, sgemmKernel } = backendInfo();
+  let peerCore: string | null = null;
   const forward = forwardFlops(CONFIG_M);
   const specs: {
     row: string;
@@ -284,6 +307,7 @@ async function main() {
     const iters = spec.row === 'B3' ? ROLLOUT_ITERS : spec.row === 'B1-D' ? Math.max(3, Math.round(ITERS / 2)) : ITERS;
     const torch = torchRow(spec.row.slice(0, 2), spec.batch, iters, spec.config);
     const peer = 'error' in torch ? null : torch;
+    peerCore = peer?.openblas_core ?? peerCore;
     if (spec.row === 'B1') b1Memory = { ours: warmup.peakMiB, peer: peer?.peak_mem_mib ?? null };
     const rate = (ms: number) => (spec.batch * 1000) / ms;
     rows.push({
@@ -293,8 +317,8 @@ async function main() {
       peer: peer ? rate(peer.ms_per_step_median) : null,
       unit: 'samples/s',
       ratio: peer ? peer.ms_per_step_median / ours.ms : null,
-      fractionOfPeak: spec.flops / (ours.ms / 1000) / peak.flops,
-      note: `ours ${ours.ms.toFixed(1)} ms, ${(spec.flops / 1e9).toFixed(1)} GFLOP${peer ? `; PyTorch ${peer.ms_per_step_median.toFixed(1)} ms (torch ${peer.torch_version}, BLAS: ${peer.blas})` : `; PyTorch peer failed: ${'error' in torch ? torch.error : ''}`}`,
+      fractionOfPeak: peakFlops ? spec.flops / (ours.ms / 1000) / peakFlops : null,
+      note: `ours ${ours.ms.toFixed(1)} ms, ${(spec.flops / 1e9).toFixed(1)} GFLOP${peer ? `; PyTorch ${peer.ms_per_step_median.toFixed(1)} ms (torch ${peer.torch_version}, BLAS: ${peer.blas}, OpenBLAS core: ${peer.openblas_core ?? 'not printed'}${peakFlops ? `, ${((100 * spec.flops) / (peer.ms_per_step_median / 1000) / peakFlops).toFixed(1)}% of peak` : ''})` : `; PyTorch peer failed: ${'error' in torch ? torch.error : ''}`}`,
     });
     console.log(
       `${spec.row} done: ours ${ours.ms.toFixed(1)} ms, PyTorch ${peer ? peer.ms_per_step_median.toFixed(1) : 'n/a'} ms`,
@@ -322,8 +346,15 @@ async function main() {
     );
   }
   for (const r of rows) if (r.note) console.log(`${r.row}: ${r.note}`);
+  for (const u of peak?.units ?? []) {
+    console.log(
+      `FMA peak (measured), ${u.kernels}: ${u.oneThread.toFixed(1)} GFLOP/s on 1 thread, ${u.allThreads.toFixed(1)} on ${THREADS}`,
+    );
+  }
+  const loadAfter = loadavg();
+  const load = (l: number[]) => l.map((v) => v.toFixed(2)).join(', ');
   console.log(
-    `peak: ${THREADS} cores × 32 FLOP/cycle × ${peak.ghz.toFixed(2)} GHz = ${(peak.flops / 1e9).toFixed(0)} GFLOP/s (AVX2 FMA)`,
+    `ours: ${cpuKernels} kernels (${sgemmKernel}); peer's OpenBLAS core: ${peerCore ?? 'not printed'}; load average before ${load(loadBefore)}, after ${load(loadAfter)}`,
   );
   const machine = (cpus()[0]?.model ?? 'cpu').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '');
   const dir = join(packageRoot(), 'bench', 'results');
@@ -332,7 +363,22 @@ async function main() {
   const file = join(dir, `${date.slice(0, 10)}-${machine}-${THREADS}t.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ date, machine: cpus()[0]?.model, threads: THREADS, peakGflops: peak.flops / 1e9, rows }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        date,
+        machine: cpus()[0]?.model,
+        threads: THREADS,
+        peakGflops: peakFlops === null ? null : peakFlops / 1e9,
+        fmaPeak: peak?.units ?? [],
+        cpuKernels,
+        sgemmKernel,
+        peerOpenblasCore: peerCore,
+        loadAverage: { before: loadBefore, after: loadAfter },
+        rows,
+      },
+      null,
+      2,
+    )}\n`,
   );
   console.log(`written ${file}`);
 }

@@ -199,6 +199,10 @@ export interface NativeBackendInfo {
   driverVersion?: string;
   /** The native CPU thread pool's thread count (see `setThreads`). */
   threads: number;
+  /** The CPU kernel path in use (native/cpu/simd.h): the widest the CPU has, or the one DNFT_CPU_KERNELS names. */
+  cpuKernels: 'generic' | 'avx2' | 'avx512';
+  /** The CPU GEMM micro-kernel of that path, e.g. 'avx512-14x32'. */
+  sgemmKernel: string;
 }
 
 export interface NativeLimits {
@@ -213,6 +217,8 @@ export interface NativeLimits {
 export interface NativeAddon {
   Model: new (config: NetConfig, seed: number | bigint, device: string, precision: string, gpu: number) => NativeModel;
   backendInfo(): NativeBackendInfo;
+  /** FLOP/s of independent FMAs of `kernels`' vector width on `threads` threads at once (native/cpu/fma_peak.h). */
+  fmaPeak(kernels: 'avx2' | 'avx512', threads: number, seconds: number): number;
   setThreads(threads: number): void;
   /** The bounds every native call checks before allocating. */
   limits(): NativeLimits;

@@ -10,6 +10,9 @@
 #include "core/device.h"
 #include "core/math/philox.h"
 #include "core/math/sde.h"
+#include "cpu/fma_peak.h"
+#include "cpu/gemm.h"
+#include "cpu/simd.h"
 #include "cpu/thread_pool.h"
 
 namespace dnft::addon {
@@ -32,7 +35,28 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
     if (!device.driver_version.empty()) result.Set("driverVersion", device.driver_version);
   }
   result.Set("threads", cpu::num_threads());
+  result.Set("cpuKernels", cpu::cpu_kernels_name(cpu::cpu_kernels()));
+  result.Set("sgemmKernel", cpu::sgemm_kernel_name());
   return result;
+}
+
+// fmaPeak(kernels, threads, seconds): the FMA throughput in FLOP/s (cpu/fma_peak.h), for the bench.
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  cpu::CpuKernels kernels;
+  if (info.Length() < 1 || !info[0].IsString() ||
+      !cpu::parse_cpu_kernels(info[0].As<Napi::String>().Utf8Value().c_str(), &kernels)) {
+    throw Napi::TypeError::New(env, "kernels must be 'avx2' or 'avx512'");
+  }
+  const int threads = static_cast<int>(integer_arg(info, 1, "threads", 1, 1024));
+  if (info.Length() < 3 || !info[2].IsNumber()) throw Napi::TypeError::New(env, "seconds must be a number");
+  const double seconds = info[2].As<Napi::Number>().DoubleValue();
+  if (!(seconds > 0 && seconds <= 60)) throw Napi::RangeError::New(env, "seconds must be in (0, 60]");
+  try {
+    return Napi::Number::New(env, cpu::fma_peak_flops(kernels, threads, seconds));
+  } catch (const dnft::Error& e) {
+    throw_js_error(env, e);
+  }
 }
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
@@ -277,6 +301,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", ModelWrap::Define(env));
   define_mpi(env, exports);
   exports.Set("backendInfo", Napi::Function::New<BackendInfo>(env, "backendInfo"));
+  exports.Set("fmaPeak", Napi::Function::New<FmaPeak>(env, "fmaPeak"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
   exports.Set("limits", Napi::Function::New<Limits>(env, "limits"));
   exports.Set("paramLayout", Napi::Function::New<ParamLayout>(env, "paramLayout"));

@@ -46,6 +46,27 @@ DNFT_AVX2 void softmax_row_avx2(float* row, int n) {
   for (int i = 0; i < n8; i += 8) _mm256_storeu_ps(row + i, _mm256_mul_ps(_mm256_loadu_ps(row + i), vinv));
   for (int i = n8; i < n; ++i) row[i] *= inv;
 }
+
+// softmax_row_avx2's passes sixteen logits at a time, the last group under lanes16's mask (its lanes read as -inf
+// for the maximum, as 0 for the sum).
+DNFT_AVX512 void softmax_row_avx512(float* row, int n) {
+  const __m512 minus_inf = _mm512_set1_ps(-INFINITY);
+  __m512 vmax = minus_inf;
+  for (int i = 0; i < n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(minus_inf, lanes16(n - i), row + i));
+  const __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+  __m512 vsum = _mm512_setzero_ps();
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 k = lanes16(n - i);
+    const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + i), shift));
+    _mm512_mask_storeu_ps(row + i, k, e);
+    vsum = _mm512_mask_add_ps(vsum, k, vsum, e);
+  }
+  const __m512 vinv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 k = lanes16(n - i);
+    _mm512_mask_storeu_ps(row + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + i), vinv));
+  }
+}
 #endif
 
 // Softmax of each of `rows` rows of n logits, in place.
@@ -53,6 +74,10 @@ void softmax_rows(float* p, int rows, int n) {
   for (int i = 0; i < rows; ++i) {
     float* row = p + static_cast<int64_t>(i) * n;
 #if defined(__x86_64__)
+    if (avx512_enabled()) {
+      softmax_row_avx512(row, n);
+      continue;
+    }
     if (avx2_enabled()) {
       softmax_row_avx2(row, n);
       continue;

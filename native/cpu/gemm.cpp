@@ -1,6 +1,8 @@
 // BLIS/Goto-style SGEMM: op(B) is packed into KC x NC blocks of NR-wide strips, op(A) into MC x KC blocks of MR-tall
 // strips (transposes are absorbed by the packing), and a register-blocked MR x NR micro-kernel runs over them.
 // Threads split C into disjoint column (or row) ranges, each running the whole blocked loop with its own buffers.
+// Each kernel path (cpu/simd.h) brings its own tile and blocking: 6 x 16 for the generic and AVX2 kernels (16 vector
+// registers), 14 x 32 for AVX-512 (28 accumulators and two B vectors of the 32 zmm registers).
 
 #include "cpu/gemm.h"
 
@@ -11,15 +13,25 @@
 
 #include "cpu/simd.h"
 #include "cpu/thread_pool.h"
+#include "cpu/vec_math.h"
 
 namespace dnft::cpu {
 namespace {
 
+// The tile of the generic and AVX2 kernels.
 constexpr int kMR = 6;
 constexpr int kNR = 16;
-constexpr int kMC = 144;   // A block (MC x KC floats, 144 KiB) stays in L2
-constexpr int kKC = 256;   // B micro-panel (KC x NR floats, 16 KiB) stays in L1
-constexpr int kNC = 4080;  // B block lives in L3
+// The tile of the AVX-512 kernel.
+constexpr int kMR512 = 14;
+constexpr int kNR512 = 32;
+
+// A path's tile (MR x NR) and cache blocks: the A block (MC x KC floats) stays in L2, the B micro-panel (KC x NR) in
+// L1, the B block (KC x NC) in L3.
+struct Blocking {
+  int mr, nr, mc, kc, nc;
+};
+constexpr Blocking kBlocking6x16{kMR, kNR, 144, 256, 4080};
+constexpr Blocking kBlocking14x32{kMR512, kNR512, 168, 256, 4096};
 
 // Below this many multiply-adds the pool wake-up costs more than it saves.
 constexpr int64_t kParallelMinFlops = 1 << 17;
@@ -29,11 +41,15 @@ using KernelFn = void (*)(int k, const float* a, const float* b, float* c, int l
                           float beta, const float* bias);
 // Packs op(B)[k0:k0+kc, j0:j0+nc] into NR-wide strips, zero-padding the last one.
 using PackBFn = void (*)(bool trans, const float* B, int ldb, int k0, int kc, int j0, int nc, float* dst);
+// Packs op(A)[i0:i0+mc, k0:k0+kc] into MR-tall strips, zero-padding the last one.
+using PackAFn = void (*)(bool trans, const float* A, int lda, int i0, int mc, int k0, int kc, float* dst);
 
-inline void store_tile(const float* acc, float* c, int ldc, int m, int n, float alpha, float beta, const float* bias) {
+// acc holds the tile's rows NR floats apart.
+template <int NR>
+void store_tile(const float* acc, float* c, int ldc, int m, int n, float alpha, float beta, const float* bias) {
   for (int i = 0; i < m; ++i) {
     float* crow = c + static_cast<int64_t>(i) * ldc;
-    const float* arow = acc + i * kNR;
+    const float* arow = acc + i * NR;
     for (int j = 0; j < n; ++j) {
       float v = alpha * arow[j];
       if (beta != 0.0f) v += beta * crow[j];
@@ -76,7 +92,7 @@ void kernel_generic(int k, const float* a, const float* b, float* c, int ldc, in
     const V4 rows[8] = {r00, r01, r02, r03, r10, r11, r12, r13};
     std::memcpy(acc + i * kNR, rows, sizeof(rows));
   }
-  store_tile(acc, c, ldc, m, n, alpha, beta, bias);
+  store_tile<kNR>(acc, c, ldc, m, n, alpha, beta, bias);
 }
 #else
 void kernel_generic(int k, const float* a, const float* b, float* c, int ldc, int m, int n, float alpha, float beta,
@@ -91,76 +107,68 @@ void kernel_generic(int k, const float* a, const float* b, float* c, int ldc, in
     }
     for (int j = 0; j < kNR; ++j) acc[i * kNR + j] = row[j];
   }
-  store_tile(acc, c, ldc, m, n, alpha, beta, bias);
+  store_tile<kNR>(acc, c, ldc, m, n, alpha, beta, bias);
 }
 #endif
 
+template <int NR>
 void pack_b_generic(bool trans, const float* B, int ldb, int k0, int kc, int j0, int nc, float* dst) {
-  for (int js = 0; js < nc; js += kNR) {
-    const int nr = std::min(kNR, nc - js);
+  for (int js = 0; js < nc; js += NR) {
+    const int nr = std::min(NR, nc - js);
     const int j = j0 + js;
     if (!trans) {
       for (int p = 0; p < kc; ++p) {
         const float* src = B + static_cast<int64_t>(k0 + p) * ldb + j;
-        float* d = dst + p * kNR;
+        float* d = dst + p * NR;
         for (int c = 0; c < nr; ++c) d[c] = src[c];
-        for (int c = nr; c < kNR; ++c) d[c] = 0.0f;
+        for (int c = nr; c < NR; ++c) d[c] = 0.0f;
       }
     } else {
-      for (int c = 0; c < kNR; ++c) {
+      for (int c = 0; c < NR; ++c) {
         if (c < nr) {
           const float* src = B + static_cast<int64_t>(j + c) * ldb + k0;
-          for (int p = 0; p < kc; ++p) dst[p * kNR + c] = src[p];
+          for (int p = 0; p < kc; ++p) dst[p * NR + c] = src[p];
         } else {
-          for (int p = 0; p < kc; ++p) dst[p * kNR + c] = 0.0f;
+          for (int p = 0; p < kc; ++p) dst[p * NR + c] = 0.0f;
         }
       }
     }
-    dst += static_cast<int64_t>(kc) * kNR;
+    dst += static_cast<int64_t>(kc) * NR;
   }
 }
 
-// Packs op(A)[i0:i0+mc, k0:k0+kc] into MR-tall strips, zero-padding the last one.
+template <int MR>
 void pack_a(bool trans, const float* A, int lda, int i0, int mc, int k0, int kc, float* dst) {
-  for (int is = 0; is < mc; is += kMR) {
-    const int mr = std::min(kMR, mc - is);
+  for (int is = 0; is < mc; is += MR) {
+    const int mr = std::min(MR, mc - is);
     const int i = i0 + is;
     if (!trans) {
-      if (mr == kMR) {
-        const float* r0 = A + static_cast<int64_t>(i) * lda + k0;
-        const float* r1 = r0 + lda;
-        const float* r2 = r1 + lda;
-        const float* r3 = r2 + lda;
-        const float* r4 = r3 + lda;
-        const float* r5 = r4 + lda;
+      if (mr == MR) {
+        const float* rows[MR];
+        for (int r = 0; r < MR; ++r) rows[r] = A + static_cast<int64_t>(i + r) * lda + k0;
         for (int p = 0; p < kc; ++p) {
-          float* d = dst + p * kMR;
-          d[0] = r0[p];
-          d[1] = r1[p];
-          d[2] = r2[p];
-          d[3] = r3[p];
-          d[4] = r4[p];
-          d[5] = r5[p];
+          float* d = dst + p * MR;
+          for (int r = 0; r < MR; ++r) d[r] = rows[r][p];
         }
       } else {
-        for (int r = 0; r < kMR; ++r) {
+        for (int r = 0; r < MR; ++r) {
           if (r < mr) {
             const float* src = A + static_cast<int64_t>(i + r) * lda + k0;
-            for (int p = 0; p < kc; ++p) dst[p * kMR + r] = src[p];
+            for (int p = 0; p < kc; ++p) dst[p * MR + r] = src[p];
           } else {
-            for (int p = 0; p < kc; ++p) dst[p * kMR + r] = 0.0f;
+            for (int p = 0; p < kc; ++p) dst[p * MR + r] = 0.0f;
           }
         }
       }
     } else {
       for (int p = 0; p < kc; ++p) {
         const float* src = A + static_cast<int64_t>(k0 + p) * lda + i;
-        float* d = dst + p * kMR;
+        float* d = dst + p * MR;
         for (int r = 0; r < mr; ++r) d[r] = src[r];
-        for (int r = mr; r < kMR; ++r) d[r] = 0.0f;
+        for (int r = mr; r < MR; ++r) d[r] = 0.0f;
       }
     }
-    dst += static_cast<int64_t>(kc) * kMR;
+    dst += static_cast<int64_t>(kc) * MR;
   }
 }
 
@@ -258,7 +266,7 @@ DNFT_AVX2 void kernel_avx2(int k, const float* a, const float* b, float* c, int 
     _mm256_store_ps(acc + 4 * kNR + 8, c41);
     _mm256_store_ps(acc + 5 * kNR, c50);
     _mm256_store_ps(acc + 5 * kNR + 8, c51);
-    store_tile(acc, c, ldc, m, n, alpha, beta, bias);
+    store_tile<kNR>(acc, c, ldc, m, n, alpha, beta, bias);
   }
 }
 
@@ -325,22 +333,151 @@ DNFT_AVX2 void pack_b_avx2(bool trans, const float* B, int ldb, int k0, int kc, 
       }
     }
   }
-  if (full < nc) pack_b_generic(trans, B, ldb, k0, kc, j0 + full, nc - full, dst + static_cast<int64_t>(full) * kc);
+  if (full < nc) {
+    pack_b_generic<kNR>(trans, B, ldb, k0, kc, j0 + full, nc - full, dst + static_cast<int64_t>(full) * kc);
+  }
+}
+
+// The AVX-512 micro-kernel: a 14 x 32 tile of C in 28 zmm accumulators, two B vectors per step and the A values
+// broadcast from memory (folded into the FMAs). The loops over the rows unroll fully, so the array stays in registers.
+DNFT_AVX512 void kernel_avx512(int k, const float* a, const float* b, float* c, int ldc, int m, int n, float alpha,
+                               float beta, const float* bias) {
+  __m512 acc[kMR512][2];
+#pragma GCC unroll 14
+  for (int i = 0; i < kMR512; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + static_cast<int64_t>(i) * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + static_cast<int64_t>(i) * ldc + kNR512 - 1), _MM_HINT_T0);
+    acc[i][0] = _mm512_setzero_ps();
+    acc[i][1] = _mm512_setzero_ps();
+  }
+  for (int p = 0; p < k; ++p) {
+    _mm_prefetch(reinterpret_cast<const char*>(a + 8 * kMR512), _MM_HINT_T0);
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < kMR512; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+    }
+    a += kMR512;
+    b += kNR512;
+  }
+  // C = alpha·acc + bias (+ beta·C), the columns past n masked off.
+  const __mmask16 k0 = lanes16(n), k1 = lanes16(n - 16);
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  const __m512 bias0 = bias != nullptr ? _mm512_maskz_loadu_ps(k0, bias) : _mm512_setzero_ps();
+  const __m512 bias1 = bias != nullptr ? _mm512_maskz_loadu_ps(k1, bias + 16) : _mm512_setzero_ps();
+  const bool read_c = beta != 0.0f;
+#pragma GCC unroll 14
+  for (int i = 0; i < kMR512; ++i) {
+    if (i >= m) break;
+    float* row = c + static_cast<int64_t>(i) * ldc;
+    __m512 x0 = _mm512_fmadd_ps(va, acc[i][0], bias0), x1 = _mm512_fmadd_ps(va, acc[i][1], bias1);
+    if (read_c) {
+      x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k0, row), x0);
+      x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k1, row + 16), x1);
+    }
+    _mm512_mask_storeu_ps(row, k0, x0);
+    _mm512_mask_storeu_ps(row + 16, k1, x1);
+  }
+}
+
+// Packs op(A) into 14-tall strips. A row-major A (the forward and input-gradient products) is transposed in 8 x 8
+// blocks in registers, rows 0-7 and then rows 8-13 (two zero rows padding the block, their lanes not stored);
+// the rest (a transposed A, the last strip, the last kc % 8 columns) as pack_a<14> does.
+DNFT_AVX512 void pack_a_avx512(bool trans, const float* A, int lda, int i0, int mc, int k0, int kc, float* dst) {
+  const int full = trans ? 0 : mc / kMR512 * kMR512;
+  const int kc8 = kc / 8 * 8;
+  for (int is = 0; is < full; is += kMR512) {
+    const float* src = A + static_cast<int64_t>(i0 + is) * lda + k0;
+    float* d = dst + static_cast<int64_t>(is) * kc;
+    for (int p = 0; p < kc8; p += 8) {
+      for (int h = 0; h < kMR512; h += 8) {
+        const float* s0 = src + static_cast<int64_t>(h) * lda + p;
+        const int rows = std::min(8, kMR512 - h);
+        __m256 r[8];
+        for (int j = 0; j < 8; ++j)
+          r[j] = j < rows ? _mm256_loadu_ps(s0 + static_cast<int64_t>(j) * lda) : _mm256_setzero_ps();
+        transpose8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+        const __mmask16 keep = lanes16(rows);
+        for (int j = 0; j < 8; ++j) _mm512_mask_storeu_ps(d + (p + j) * kMR512 + h, keep, _mm512_castps256_ps512(r[j]));
+      }
+    }
+    for (int p = kc8; p < kc; ++p) {
+      for (int r = 0; r < kMR512; ++r) d[p * kMR512 + r] = src[static_cast<int64_t>(r) * lda + p];
+    }
+  }
+  if (full < mc) pack_a<kMR512>(trans, A, lda, i0 + full, mc - full, k0, kc, dst + static_cast<int64_t>(full) * kc);
+}
+
+// Packs op(B) into 32-wide strips: rows of B under masks (the last strip's missing columns read as zero), or for a
+// transposed B, 8 x 8 blocks transposed in registers.
+DNFT_AVX512 void pack_b_avx512(bool trans, const float* B, int ldb, int k0, int kc, int j0, int nc, float* dst) {
+  if (!trans) {
+    for (int js = 0; js < nc; js += kNR512) {
+      const __mmask16 m0 = lanes16(nc - js), m1 = lanes16(nc - js - 16);
+      const float* src = B + static_cast<int64_t>(k0) * ldb + j0 + js;
+      float* d = dst + static_cast<int64_t>(js) * kc;
+      for (int p = 0; p < kc; ++p) {
+        _mm512_store_ps(d + p * kNR512, _mm512_maskz_loadu_ps(m0, src + static_cast<int64_t>(p) * ldb));
+        _mm512_store_ps(d + p * kNR512 + 16, _mm512_maskz_loadu_ps(m1, src + static_cast<int64_t>(p) * ldb + 16));
+      }
+    }
+    return;
+  }
+  const int full = nc / kNR512 * kNR512;
+  const int kc8 = kc / 8 * 8;
+  for (int js = 0; js < full; js += kNR512) {
+    float* d = dst + static_cast<int64_t>(js) * kc;
+    for (int h = 0; h < kNR512; h += 8) {
+      const float* src = B + static_cast<int64_t>(j0 + js + h) * ldb + k0;
+      for (int p = 0; p < kc8; p += 8) {
+        __m256 r0 = _mm256_loadu_ps(src + p), r1 = _mm256_loadu_ps(src + ldb + p);
+        __m256 r2 = _mm256_loadu_ps(src + 2 * static_cast<int64_t>(ldb) + p);
+        __m256 r3 = _mm256_loadu_ps(src + 3 * static_cast<int64_t>(ldb) + p);
+        __m256 r4 = _mm256_loadu_ps(src + 4 * static_cast<int64_t>(ldb) + p);
+        __m256 r5 = _mm256_loadu_ps(src + 5 * static_cast<int64_t>(ldb) + p);
+        __m256 r6 = _mm256_loadu_ps(src + 6 * static_cast<int64_t>(ldb) + p);
+        __m256 r7 = _mm256_loadu_ps(src + 7 * static_cast<int64_t>(ldb) + p);
+        transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+        float* o = d + p * kNR512 + h;
+        _mm256_store_ps(o + 0 * kNR512, r0);
+        _mm256_store_ps(o + 1 * kNR512, r1);
+        _mm256_store_ps(o + 2 * kNR512, r2);
+        _mm256_store_ps(o + 3 * kNR512, r3);
+        _mm256_store_ps(o + 4 * kNR512, r4);
+        _mm256_store_ps(o + 5 * kNR512, r5);
+        _mm256_store_ps(o + 6 * kNR512, r6);
+        _mm256_store_ps(o + 7 * kNR512, r7);
+      }
+      for (int p = kc8; p < kc; ++p) {
+        for (int c = 0; c < 8; ++c) d[p * kNR512 + h + c] = src[static_cast<int64_t>(c) * ldb + p];
+      }
+    }
+  }
+  if (full < nc) {
+    pack_b_generic<kNR512>(trans, B, ldb, k0, kc, j0 + full, nc - full, dst + static_cast<int64_t>(full) * kc);
+  }
 }
 
 #endif  // __x86_64__
 
 struct Impl {
   KernelFn kernel;
+  PackAFn pack_a;
   PackBFn pack_b;
+  Blocking blocking;
   const char* name;
 };
 
 Impl select_impl() {
 #if defined(__x86_64__)
-  if (avx2_enabled()) return {kernel_avx2, pack_b_avx2, "avx2-fma-6x16"};
+  if (avx512_enabled()) {
+    return {kernel_avx512, pack_a_avx512, pack_b_avx512, kBlocking14x32, "avx512-14x32"};
+  }
+  if (avx2_enabled()) return {kernel_avx2, pack_a<kMR>, pack_b_avx2, kBlocking6x16, "avx2-fma-6x16"};
 #endif
-  return {kernel_generic, pack_b_generic, "generic-6x16"};
+  return {kernel_generic, pack_a<kMR>, pack_b_generic<kNR>, kBlocking6x16, "generic-6x16"};
 }
 
 const Impl& impl() {
@@ -377,29 +514,30 @@ inline int round_up(int x, int to) { return (x + to - 1) / to * to; }
 void gemm_block(const GemmArgs& p, int m0, int m1, int n0, int n1) {
   thread_local Scratch a_scratch, b_scratch;
   const Impl& im = impl();
+  const Blocking& bk = im.blocking;
   const int M = m1 - m0, N = n1 - n0;
-  const int kc_max = std::min(p.K, kKC);
-  const int mc_max = std::min(round_up(M, kMR), kMC);
-  const int nc_max = std::min(round_up(N, kNR), kNC);
+  const int kc_max = std::min(p.K, bk.kc);
+  const int mc_max = std::min(round_up(M, bk.mr), bk.mc);
+  const int nc_max = std::min(round_up(N, bk.nr), bk.nc);
   float* apack = a_scratch.get(static_cast<size_t>(mc_max) * kc_max);
   float* bpack = b_scratch.get(static_cast<size_t>(nc_max) * kc_max);
 
-  for (int jc = n0; jc < n1; jc += kNC) {
-    const int nc = std::min(kNC, n1 - jc);
-    for (int pc = 0; pc < p.K; pc += kKC) {
-      const int kc = std::min(kKC, p.K - pc);
+  for (int jc = n0; jc < n1; jc += bk.nc) {
+    const int nc = std::min(bk.nc, n1 - jc);
+    for (int pc = 0; pc < p.K; pc += bk.kc) {
+      const int kc = std::min(bk.kc, p.K - pc);
       const bool first = pc == 0;
       const float beta = first ? p.beta : 1.0f;
       im.pack_b(p.transB, p.B, p.ldb, pc, kc, jc, nc, bpack);
-      for (int ic = m0; ic < m1; ic += kMC) {
-        const int mc = std::min(kMC, m1 - ic);
-        pack_a(p.transA, p.A, p.lda, ic, mc, pc, kc, apack);
-        for (int jr = 0; jr < nc; jr += kNR) {
-          const int nr = std::min(kNR, nc - jr);
+      for (int ic = m0; ic < m1; ic += bk.mc) {
+        const int mc = std::min(bk.mc, m1 - ic);
+        im.pack_a(p.transA, p.A, p.lda, ic, mc, pc, kc, apack);
+        for (int jr = 0; jr < nc; jr += bk.nr) {
+          const int nr = std::min(bk.nr, nc - jr);
           const float* bp = bpack + static_cast<int64_t>(jr) * kc;
           const float* bias = first && p.bias != nullptr ? p.bias + jc + jr : nullptr;
-          for (int ir = 0; ir < mc; ir += kMR) {
-            const int mr = std::min(kMR, mc - ir);
+          for (int ir = 0; ir < mc; ir += bk.mr) {
+            const int mr = std::min(bk.mr, mc - ir);
             float* c = p.C + static_cast<int64_t>(ic + ir) * p.ldc + jc + jr;
             im.kernel(kc, apack + static_cast<int64_t>(ir) * kc, bp, c, p.ldc, mr, nr, p.alpha, beta, bias);
           }
@@ -440,15 +578,16 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
     return;
   }
   // Split the larger of M and N, in whole register blocks: each thread then re-packs only the smaller operand.
+  const Blocking& bk = impl().blocking;
   if (N >= M) {
-    const int units = (N + kNR - 1) / kNR;
+    const int units = (N + bk.nr - 1) / bk.nr;
     pool.parallel_for(units, [&](int64_t begin, int64_t end, int) {
-      gemm_block(p, 0, M, static_cast<int>(begin) * kNR, std::min(N, static_cast<int>(end) * kNR));
+      gemm_block(p, 0, M, static_cast<int>(begin) * bk.nr, std::min(N, static_cast<int>(end) * bk.nr));
     });
   } else {
-    const int units = (M + kMR - 1) / kMR;
+    const int units = (M + bk.mr - 1) / bk.mr;
     pool.parallel_for(units, [&](int64_t begin, int64_t end, int) {
-      gemm_block(p, static_cast<int>(begin) * kMR, std::min(M, static_cast<int>(end) * kMR), 0, N);
+      gemm_block(p, static_cast<int>(begin) * bk.mr, std::min(M, static_cast<int>(end) * bk.mr), 0, N);
     });
   }
 }

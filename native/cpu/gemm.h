@@ -9,8 +9,8 @@ namespace dnft::cpu {
 void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
            float beta, float* C, int ldc, const float* bias = nullptr);
 
-// Name of the micro-kernel picked at first use ("avx2-fma-6x16" or "generic-6x16"), for logs and tests. The
-// environment variable DNFT_CPU_KERNELS=generic forces the portable one (cpu/simd.h).
+// Name of the micro-kernel picked at first use ("avx512-14x32", "avx2-fma-6x16" or "generic-6x16"), for logs and
+// tests: the one of the path cpu_kernels() (cpu/simd.h) names.
 const char* sgemm_kernel_name();
 
 }  // namespace dnft::cpu

@@ -58,6 +58,44 @@ DNFT_AVX2 __attribute__((optimize("fp-contract=off"))) void adamw_avx2(float* pa
   }
   for (; i < end; ++i) adamw_update(param + i, m + i, v + i, grad[i], s);
 }
+
+// sum_squares_avx2 and adamw_avx2 sixteen elements at a time, the last group under lanes16's mask (cpu/vec_math.h).
+DNFT_AVX512 double sum_squares_avx512(const float* x, int64_t begin, int64_t end) {
+  __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+  for (int64_t i = begin; i < end; i += 16) {
+    const __m512 v = _mm512_maskz_loadu_ps(lanes16(end - i), x + i);
+    const __m512d a = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d b = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    lo = _mm512_fmadd_pd(a, a, lo);
+    hi = _mm512_fmadd_pd(b, b, hi);
+  }
+  return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+}
+
+DNFT_AVX512 __attribute__((optimize("fp-contract=off"))) void adamw_avx512(float* param, float* m, float* v,
+                                                                           const float* grad, int64_t begin,
+                                                                           int64_t end, AdamWStep s) {
+  const __m512 grad_scale = _mm512_set1_ps(s.grad_scale), beta1 = _mm512_set1_ps(s.beta1),
+               beta2 = _mm512_set1_ps(s.beta2), one_minus_beta1 = _mm512_set1_ps(1.0f - s.beta1),
+               one_minus_beta2 = _mm512_set1_ps(1.0f - s.beta2), bc1 = _mm512_set1_ps(s.bias_correction1),
+               bc2 = _mm512_set1_ps(s.bias_correction2), eps = _mm512_set1_ps(s.eps), lr = _mm512_set1_ps(s.lr),
+               wd = _mm512_set1_ps(s.weight_decay);
+  for (int64_t i = begin; i < end; i += 16) {
+    const __mmask16 k = lanes16(end - i);
+    const __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, grad + i), grad_scale);
+    const __m512 mi =
+        _mm512_add_ps(_mm512_mul_ps(beta1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(one_minus_beta1, g));
+    const __m512 vi = _mm512_add_ps(_mm512_mul_ps(beta2, _mm512_maskz_loadu_ps(k, v + i)),
+                                    _mm512_mul_ps(_mm512_mul_ps(one_minus_beta2, g), g));
+    _mm512_mask_storeu_ps(m + i, k, mi);
+    _mm512_mask_storeu_ps(v + i, k, vi);
+    const __m512 m_hat = _mm512_div_ps(mi, bc1), v_hat = _mm512_div_ps(vi, bc2);
+    const __m512 p = _mm512_maskz_loadu_ps(k, param + i);
+    const __m512 update =
+        _mm512_add_ps(_mm512_div_ps(m_hat, _mm512_add_ps(_mm512_sqrt_ps(v_hat), eps)), _mm512_mul_ps(wd, p));
+    _mm512_mask_storeu_ps(param + i, k, _mm512_sub_ps(p, _mm512_mul_ps(lr, update)));
+  }
+}
 #endif
 
 }  // namespace
@@ -68,6 +106,10 @@ double CpuBackend::sum_squares(const float* x, size_t n) {
       static_cast<int64_t>(n),
       [&](int64_t begin, int64_t end, int worker) {
 #if defined(__x86_64__)
+        if (avx512_enabled()) {
+          partial[worker] += sum_squares_avx512(x, begin, end);
+          return;
+        }
         if (avx2_enabled()) {
           partial[worker] += sum_squares_avx2(x, begin, end);
           return;
@@ -89,6 +131,7 @@ void CpuBackend::adamw(float* param, float* m, float* v, const float* grad, size
       [&](int64_t begin, int64_t end, int) {
         const AdamWStep s = step;  // a local copy: the stores below cannot alias it
 #if defined(__x86_64__)
+        if (avx512_enabled()) return adamw_avx512(param, m, v, grad, begin, end, s);
         if (avx2_enabled()) return adamw_avx2(param, m, v, grad, begin, end, s);
 #endif
         for (int64_t i = begin; i < end; ++i) adamw_update(param + i, m + i, v + i, grad[i], s);

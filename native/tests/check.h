@@ -2,9 +2,12 @@
 #pragma once
 
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "cpu/simd.h"
 
 namespace dnft::test {
 
@@ -28,7 +31,19 @@ inline int& failures() {
     }                                                                 \
   } while (0)
 
+// The CPU suites run once per kernel path (scripts/dev.sh sets DNFT_CPU_KERNELS): a path this CPU lacks is skipped
+// on a SKIPPED line naming it, rather than silently run on another path.
+inline bool skip_unsupported_cpu_kernels() {
+  const char* asked = std::getenv("DNFT_CPU_KERNELS");
+  cpu::CpuKernels kernels;
+  if (asked == nullptr || !cpu::parse_cpu_kernels(asked, &kernels) || cpu::cpu_supports(kernels)) return false;
+  std::printf("SKIPPED the %s CPU kernels: this CPU or its OS lacks their instructions\n", asked);
+  return true;
+}
+
 inline int run(const std::vector<Case>& cases) {
+  if (skip_unsupported_cpu_kernels()) return 0;
+  std::printf("CPU kernels: %s\n", cpu::cpu_kernels_name(cpu::cpu_kernels()));
   int passed = 0, failed = 0;
   for (const Case& c : cases) {
     const int before = failures();
