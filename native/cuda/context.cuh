@@ -15,7 +15,7 @@ namespace dnft::cuda {
 // A device allocation that grows on demand and is reused by the kernels of one backend's stream. Growing it first
 // waits for that stream, so it never frees memory a queued kernel still reads: attention_backward leaves two kernels
 // reading it, and a larger request may follow at once (without the wait, only cudaFree's implicit device
-// synchronisation kept that safe; tests/test_cudasim.cpp shows it under the simulator's strict free).
+// synchronisation kept that safe; cudasim/tests/test_cudasim.cpp shows it under the simulator's strict free).
 class Scratch {
  public:
   Scratch() = default;

@@ -16,9 +16,9 @@ namespace {
 __global__ void __launch_bounds__(kWmmaThreads) gemm_tf32_wmma(GemmArgs g) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
   using namespace nvcuda;
-  DNFT_SHARED(float, As, kTileM* kLdA, 32);
-  DNFT_SHARED(float, Bs, kTileK* kLdB, 32);
-  DNFT_SHARED(float, Cs, kTileM* kLdC, 32);
+  DNFT_SHARED(float, As, (kTileM * kLdA), 32);
+  DNFT_SHARED(float, Bs, (kTileK * kLdB), 32);
+  DNFT_SHARED(float, Cs, (kTileM * kLdC), 32);
   const int m0 = static_cast<int>(blockIdx.x) * kTileM, n0 = static_cast<int>(blockIdx.y) * kTileN;
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32;
   const int wm = (warp / 2) * kWarpTile, wn = (warp % 2) * kWarpTile;
@@ -60,8 +60,8 @@ __global__ void __launch_bounds__(kWmmaThreads) gemm_tf32_wmma(GemmArgs g) {
 }
 
 __global__ void __launch_bounds__(kSimtThreads) gemm_fp32_simt(GemmArgs g) {
-  DNFT_SHARED(float, As, kTileM* kLdA, alignof(float));
-  DNFT_SHARED(float, Bs, kTileK* kLdB, alignof(float));
+  DNFT_SHARED(float, As, (kTileM * kLdA), alignof(float));
+  DNFT_SHARED(float, Bs, (kTileK * kLdB), alignof(float));
   const int m0 = static_cast<int>(blockIdx.x) * kTileM, n0 = static_cast<int>(blockIdx.y) * kTileN;
   const int tid = static_cast<int>(threadIdx.x), tx = tid % kSimtGrid, ty = tid / kSimtGrid;
   float acc[kSimtPerThread][kSimtPerThread] = {};
