@@ -291,6 +291,41 @@ DNFT_AVX2 inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3,
   r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
+// Packs the first `full` columns (a multiple of NR) of a transposed B into NR-wide strips, 8 x 8 blocks transposed in
+// registers; shared by the AVX2 and AVX-512 packers, whose strips differ only in width.
+template <int NR>
+DNFT_AVX2 void pack_b_transposed_strips(const float* B, int ldb, int k0, int kc, int j0, int full, float* dst) {
+  const int kc8 = kc / 8 * 8;
+  for (int js = 0; js < full; js += NR) {
+    float* d = dst + static_cast<int64_t>(js) * kc;
+    for (int h = 0; h < NR; h += 8) {
+      const float* src = B + static_cast<int64_t>(j0 + js + h) * ldb + k0;
+      for (int p = 0; p < kc8; p += 8) {
+        __m256 r0 = _mm256_loadu_ps(src + p), r1 = _mm256_loadu_ps(src + ldb + p);
+        __m256 r2 = _mm256_loadu_ps(src + 2 * static_cast<int64_t>(ldb) + p);
+        __m256 r3 = _mm256_loadu_ps(src + 3 * static_cast<int64_t>(ldb) + p);
+        __m256 r4 = _mm256_loadu_ps(src + 4 * static_cast<int64_t>(ldb) + p);
+        __m256 r5 = _mm256_loadu_ps(src + 5 * static_cast<int64_t>(ldb) + p);
+        __m256 r6 = _mm256_loadu_ps(src + 6 * static_cast<int64_t>(ldb) + p);
+        __m256 r7 = _mm256_loadu_ps(src + 7 * static_cast<int64_t>(ldb) + p);
+        transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+        float* o = d + p * NR + h;
+        _mm256_store_ps(o + 0 * NR, r0);
+        _mm256_store_ps(o + 1 * NR, r1);
+        _mm256_store_ps(o + 2 * NR, r2);
+        _mm256_store_ps(o + 3 * NR, r3);
+        _mm256_store_ps(o + 4 * NR, r4);
+        _mm256_store_ps(o + 5 * NR, r5);
+        _mm256_store_ps(o + 6 * NR, r6);
+        _mm256_store_ps(o + 7 * NR, r7);
+      }
+      for (int p = kc8; p < kc; ++p) {
+        for (int c = 0; c < 8; ++c) d[p * NR + h + c] = src[static_cast<int64_t>(c) * ldb + p];
+      }
+    }
+  }
+}
+
 DNFT_AVX2 void pack_b_avx2(bool trans, const float* B, int ldb, int k0, int kc, int j0, int nc, float* dst) {
   const int full = nc / kNR * kNR;
   if (!trans) {
@@ -303,35 +338,7 @@ DNFT_AVX2 void pack_b_avx2(bool trans, const float* B, int ldb, int k0, int kc, 
       }
     }
   } else {
-    const int kc8 = kc / 8 * 8;
-    for (int js = 0; js < full; js += kNR) {
-      float* d = dst + static_cast<int64_t>(js) * kc;
-      for (int h = 0; h < kNR; h += 8) {
-        const float* src = B + static_cast<int64_t>(j0 + js + h) * ldb + k0;
-        for (int p = 0; p < kc8; p += 8) {
-          __m256 r0 = _mm256_loadu_ps(src + p), r1 = _mm256_loadu_ps(src + ldb + p);
-          __m256 r2 = _mm256_loadu_ps(src + 2 * static_cast<int64_t>(ldb) + p);
-          __m256 r3 = _mm256_loadu_ps(src + 3 * static_cast<int64_t>(ldb) + p);
-          __m256 r4 = _mm256_loadu_ps(src + 4 * static_cast<int64_t>(ldb) + p);
-          __m256 r5 = _mm256_loadu_ps(src + 5 * static_cast<int64_t>(ldb) + p);
-          __m256 r6 = _mm256_loadu_ps(src + 6 * static_cast<int64_t>(ldb) + p);
-          __m256 r7 = _mm256_loadu_ps(src + 7 * static_cast<int64_t>(ldb) + p);
-          transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
-          float* o = d + p * kNR + h;
-          _mm256_store_ps(o + 0 * kNR, r0);
-          _mm256_store_ps(o + 1 * kNR, r1);
-          _mm256_store_ps(o + 2 * kNR, r2);
-          _mm256_store_ps(o + 3 * kNR, r3);
-          _mm256_store_ps(o + 4 * kNR, r4);
-          _mm256_store_ps(o + 5 * kNR, r5);
-          _mm256_store_ps(o + 6 * kNR, r6);
-          _mm256_store_ps(o + 7 * kNR, r7);
-        }
-        for (int p = kc8; p < kc; ++p) {
-          for (int c = 0; c < 8; ++c) d[p * kNR + h + c] = src[static_cast<int64_t>(c) * ldb + p];
-        }
-      }
-    }
+    pack_b_transposed_strips<kNR>(B, ldb, k0, kc, j0, full, dst);
   }
   if (full < nc) {
     pack_b_generic<kNR>(trans, B, ldb, k0, kc, j0 + full, nc - full, dst + static_cast<int64_t>(full) * kc);
@@ -426,35 +433,7 @@ DNFT_AVX512 void pack_b_avx512(bool trans, const float* B, int ldb, int k0, int 
     return;
   }
   const int full = nc / kNR512 * kNR512;
-  const int kc8 = kc / 8 * 8;
-  for (int js = 0; js < full; js += kNR512) {
-    float* d = dst + static_cast<int64_t>(js) * kc;
-    for (int h = 0; h < kNR512; h += 8) {
-      const float* src = B + static_cast<int64_t>(j0 + js + h) * ldb + k0;
-      for (int p = 0; p < kc8; p += 8) {
-        __m256 r0 = _mm256_loadu_ps(src + p), r1 = _mm256_loadu_ps(src + ldb + p);
-        __m256 r2 = _mm256_loadu_ps(src + 2 * static_cast<int64_t>(ldb) + p);
-        __m256 r3 = _mm256_loadu_ps(src + 3 * static_cast<int64_t>(ldb) + p);
-        __m256 r4 = _mm256_loadu_ps(src + 4 * static_cast<int64_t>(ldb) + p);
-        __m256 r5 = _mm256_loadu_ps(src + 5 * static_cast<int64_t>(ldb) + p);
-        __m256 r6 = _mm256_loadu_ps(src + 6 * static_cast<int64_t>(ldb) + p);
-        __m256 r7 = _mm256_loadu_ps(src + 7 * static_cast<int64_t>(ldb) + p);
-        transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
-        float* o = d + p * kNR512 + h;
-        _mm256_store_ps(o + 0 * kNR512, r0);
-        _mm256_store_ps(o + 1 * kNR512, r1);
-        _mm256_store_ps(o + 2 * kNR512, r2);
-        _mm256_store_ps(o + 3 * kNR512, r3);
-        _mm256_store_ps(o + 4 * kNR512, r4);
-        _mm256_store_ps(o + 5 * kNR512, r5);
-        _mm256_store_ps(o + 6 * kNR512, r6);
-        _mm256_store_ps(o + 7 * kNR512, r7);
-      }
-      for (int p = kc8; p < kc; ++p) {
-        for (int c = 0; c < 8; ++c) d[p * kNR512 + h + c] = src[static_cast<int64_t>(c) * ldb + p];
-      }
-    }
-  }
+  pack_b_transposed_strips<kNR512>(B, ldb, k0, kc, j0, full, dst);
   if (full < nc) {
     pack_b_generic<kNR512>(trans, B, ldb, k0, kc, j0 + full, nc - full, dst + static_cast<int64_t>(full) * kc);
   }
