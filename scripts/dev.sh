@@ -94,7 +94,7 @@ case "$command" in
       # A suite that needs hardware this machine lacks (test_cuda_parity without a GPU) says so on a SKIPPED line
       # and exits 0: it counts neither as passed nor as failed.
       if [ "$rc" -eq 0 ] && echo "$out" | grep -qE '^SKIPPED ' && ! echo "$out" | grep -qE '^[0-9]+ passed, [0-9]+ failed$'; then return 0; fi
-      line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+      line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1 || true)  # none: a crash, counted below
       if [ -z "$line" ]; then cpp_failed=$((cpp_failed + 1)); return 0; fi
       cpp_passed=$((cpp_passed + $(echo "$line" | cut -d' ' -f1)))
       cpp_failed=$((cpp_failed + $(echo "$line" | cut -d' ' -f3)))
