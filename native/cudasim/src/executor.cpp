@@ -143,6 +143,11 @@ class Executor {
   }
   ~Executor() {
     for (Fiber* f : fibers_) {
+#if defined(CUDASIM_ASAN)
+      // An idle fiber's frames stay poisoned in ASan's shadow, which munmap does not clear: a stack mapped later at
+      // the same address would report its first writes there as overflows.
+      __asan_unpoison_memory_region(f->stack, kStackBytes);
+#endif
       munmap(f->stack - kGuardBytes, kStackBytes + kGuardBytes);
       delete f;
     }
@@ -365,6 +370,9 @@ Fiber* Executor::acquire_fiber() {
     mprotect(base, kGuardBytes, PROT_NONE);
     f = new Fiber;
     f->stack = static_cast<char*>(base) + kGuardBytes;
+#if defined(CUDASIM_ASAN)
+    __asan_unpoison_memory_region(f->stack, kStackBytes);  // shadow left by whatever was mapped here before
+#endif
     fibers_.push_back(f);
   }
   if (f->abandoned) {
