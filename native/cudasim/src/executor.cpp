@@ -69,6 +69,17 @@ void finish_switch(void* fake_stack, const void** bottom, size_t* size) {
 #endif
 }
 
+// Clears ASan's shadow of a fiber stack's usable bytes. ASan leaves shadow as it is when memory is unmapped, so a
+// stack mapped where an earlier one (or an OS thread's stack) was would inherit the frames left there as redzones, and
+// frames stay poisoned on a stack abandoned in a faulted block and under every fiber_main, which never returns.
+void unpoison_stack(char* stack) {
+#if defined(CUDASIM_ASAN)
+  __asan_unpoison_memory_region(stack, kStackBytes);
+#else
+  (void)stack;
+#endif
+}
+
 enum class State { kReady, kBarrier, kWarp, kExited, kFaulted };
 
 // Thrown by Executor::fail: unwinds the faulting CUDA thread's stack to fiber_main, so that nothing on it leaks.
@@ -143,11 +154,7 @@ class Executor {
   }
   ~Executor() {
     for (Fiber* f : fibers_) {
-#if defined(CUDASIM_ASAN)
-      // An idle fiber's frames stay poisoned in ASan's shadow, which munmap does not clear: a stack mapped later at
-      // the same address would report its first writes there as overflows.
-      __asan_unpoison_memory_region(f->stack, kStackBytes);
-#endif
+      unpoison_stack(f->stack);
       munmap(f->stack - kGuardBytes, kStackBytes + kGuardBytes);
       delete f;
     }
@@ -370,15 +377,11 @@ Fiber* Executor::acquire_fiber() {
     mprotect(base, kGuardBytes, PROT_NONE);
     f = new Fiber;
     f->stack = static_cast<char*>(base) + kGuardBytes;
-#if defined(CUDASIM_ASAN)
-    __asan_unpoison_memory_region(f->stack, kStackBytes);  // shadow left by whatever was mapped here before
-#endif
+    unpoison_stack(f->stack);
     fibers_.push_back(f);
   }
   if (f->abandoned) {
-#if defined(CUDASIM_ASAN)
-    __asan_unpoison_memory_region(f->stack, kStackBytes);  // the frames it left behind
-#endif
+    unpoison_stack(f->stack);  // the frames it left behind
     f->abandoned = false;
     f->needs_start = true;
   }

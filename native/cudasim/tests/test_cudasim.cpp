@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -23,6 +24,17 @@
 #include "cudasim.h"
 #include "tests/check.h"
 #include "tests/options.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#if defined(TEST_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
 
 using namespace dnft;
 
@@ -587,6 +599,46 @@ void host_threads() {
   CHECK(good.load() == 2, "%d of 2 threads got their sums", good.load());
 }
 
+#if defined(TEST_ASAN)
+// Where thread 1 keeps a local array; it is still waiting at a barrier, its frames live, when thread 0 traps.
+std::atomic<uintptr_t> waiting_frame{0};
+
+__global__ void trap_while_others_wait(float* out) {
+  float local[16];
+  for (int i = 0; i < 16; ++i) local[i] = static_cast<float>(threadIdx.x) + static_cast<float>(i);
+  if (threadIdx.x == 1) waiting_frame.store(reinterpret_cast<uintptr_t>(local));
+  __syncthreads();
+  if (threadIdx.x == 0) __trap();
+  __syncthreads();
+  float sum = 0.0f;
+  for (float v : local) sum += v;
+  out[threadIdx.x] = sum;
+}
+
+// A stream's fiber stacks are unmapped when it ends; the frames left on them (here those of the threads a fault
+// abandoned) must not stay poisoned in ASan's shadow, or a later mapping at those addresses (another stream's fiber
+// stack) reports its own locals as stack overflows.
+void fiber_stacks_leave_no_shadow() {
+  cudaStream_t own = nullptr;
+  cuda::check(cudaStreamCreateWithFlags(&own, cudaStreamNonBlocking), "stream");
+  DeviceArray<float> out(64);
+  try {
+    cuda::launch("trap_while_others_wait", trap_while_others_wait, 1, 64, 0, own, out.ptr);
+  } catch (const Error&) {
+  }
+  CHECK(cudaStreamSynchronize(own) == cudaErrorLaunchFailure, "the trap faults");
+  cudasim::clear_faults();
+  const auto* frame = reinterpret_cast<const char*>(waiting_frame.load());
+  CHECK(frame != nullptr, "the waiting thread recorded its frame");
+  CHECK(__asan_region_is_poisoned(const_cast<char*>(frame) - 2048, 4096) != nullptr,
+        "the abandoned frames keep their redzones while the stream lives");
+  cuda::check(cudaStreamDestroy(own), "stream destroy");  // its OS thread ends, and with it its executor
+  const void* left = __asan_region_is_poisoned(const_cast<char*>(frame) - 2048, 4096);
+  CHECK(left == nullptr, "poisoned shadow left at %p, %td bytes from the unmapped frame", left,
+        static_cast<const char*>(left) - frame);
+}
+#endif
+
 void schedule_is_printed() {
   const std::string name = cudasim::schedule_name();
   CHECK(name == "rr" || name == "reverse" || (name.rfind("random:", 0) == 0 && name.size() > 7), "%s", name.c_str());
@@ -657,7 +709,7 @@ void device_counts() {
 
 int main(int argc, char** argv) {
   if (argc == 3 && std::strcmp(argv[1], "--devices") == 0) return device_cases(std::atoi(argv[2]));
-  const int status = test::run({
+  std::vector<test::Case> cases = {
       {"schedules: a missing barrier changes the result; the correct sum is the same in every order", missing_barrier},
       {"race check: two threads writing one shared word with different values", shared_race},
       {"redzones: shared writes past either end of an array", shared_overruns},
@@ -677,7 +729,12 @@ int main(int argc, char** argv) {
       {"two host threads, two backends", host_threads},
       {"the schedule is named", schedule_is_printed},
       {"devices: none, and two", device_counts},
-  });
+  };
+#if defined(TEST_ASAN)  // the shadow it checks exists in an AddressSanitizer build only
+  cases.push_back(
+      {"fiber stacks leave no poisoned shadow behind when their stream ends", fiber_stacks_leave_no_shadow});
+#endif
+  const int status = test::run(cases);
   cudaStreamDestroy(stream());
   return status;
 }
