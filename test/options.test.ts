@@ -1,5 +1,6 @@
 // The option tables at the API edge (lib/options/schema.ts) and the addon's type-only checks behind them.
 import { describe, expect, it } from 'vitest';
+import { native } from '../lib/core/native.js';
 import { DiffusionNFT, FlowGRPO, FlowMatchingTrainer, sample, Tensor, tasks, VelocityNet } from '../lib/index.js';
 
 const prompts = tasks.toy2d.prompts;
@@ -57,7 +58,7 @@ describe('option tables', () => {
     await expect(net.enqueue(() => net.model.flowMatchingStep(x0, tokens, 2, mistyped))).rejects.toThrow(
       /schedule must be a string/,
     );
-    expect(() => new (net.model.constructor as never as new (...a: unknown[]) => unknown)({ arch: 'mlp' }, 0)).toThrow(
+    expect(() => new (native().Model as never as new (...a: unknown[]) => unknown)({ arch: 'mlp' }, 0)).toThrow(
       /dataDim is required/,
     );
     expect(net.step).toBe(0);
