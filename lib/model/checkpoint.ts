@@ -1,5 +1,5 @@
 import { CheckpointError } from '../core/errors.js';
-import { limits, type NativeParamSpec, native, type ParamSetName } from '../core/native.js';
+import { limits, type NativeParamSpec, native } from '../core/native.js';
 import {
   type Header,
   openSafetensorsFile,
@@ -10,14 +10,10 @@ import {
 } from '../core/safetensors.js';
 import { type NetConfig, resolveNetConfig } from '../options/net-config.js';
 import { objectOption, rejectUnknown } from '../options/schema.js';
-import { adapterEntries, adapterTensors } from './lora.js';
+import { adapterEntries, adapterTensors, EXTRA_SETS, M_PREFIX, V_PREFIX } from './lora.js';
 import { type CreateOptions, VelocityNet } from './net.js';
 
 const FORMAT = 'diffusion-nft/1';
-const M_PREFIX = 'optimizer.m.';
-const V_PREFIX = 'optimizer.v.';
-// The parameter sets besides θ, saved under these prefixes when the network has them.
-const EXTRA_SETS: readonly ParamSetName[] = ['old', 'ref', 'ema'];
 // With LoRA adapters (docs/lora.md) those sets and the optimiser state are the adapters', saved under this prefix.
 const LORA_PREFIX = 'lora.';
 

@@ -30,9 +30,10 @@ import {
 import type { LoraInfo, VelocityNet } from './net.js';
 
 const FORMAT = 'diffusion-nft-lora/1';
-const M_PREFIX = 'optimizer.m.';
-const V_PREFIX = 'optimizer.v.';
-const EXTRA_SETS: readonly ParamSetName[] = ['old', 'ref', 'ema'];
+/** Where our safetensors files keep the AdamW moments, and the parameter sets besides θ (under `<set>.`). */
+export const M_PREFIX = 'optimizer.m.';
+export const V_PREFIX = 'optimizer.v.';
+export const EXTRA_SETS: readonly ParamSetName[] = ['old', 'ref', 'ema'];
 
 /**
  * A trainer's `lora` option, resolved with loraOptions, at the start of its phase: adds the adapters to a network
