@@ -250,7 +250,7 @@ describe('the CLI', () => {
     expect(cosine.err).toMatch(/--schedule cosine needs --steps/);
     const schedule = cli('pretrain', '--steps', '1', '--schedule', 'step');
     expect(schedule.status).not.toBe(0);
-    expect(schedule.err).toMatch(/Allowed choices are constant, cosine/);
+    expect(schedule.err).toMatch(/--schedule must be 'constant' or 'cosine', got step/);
     const interval = cli('eval', '--checkpoint', 'x.safetensors', '--cfg', '5', '--cfg-interval', '0.7,0.2');
     expect(interval.status).not.toBe(0);
     expect(interval.err).toMatch(/'--cfg-interval <lo,hi>' argument '0.7,0.2' is invalid/);
@@ -261,7 +261,7 @@ describe('the CLI', () => {
     expect(typo.err).toMatch(/config .*typo\.json: unknown option 'epochz'/);
     const method = cli('train', '--method', 'ppo', '--base', 'x');
     expect(method.status).not.toBe(0);
-    expect(method.err).toMatch(/Allowed choices are nft, flowgrpo/);
+    expect(method.err).toMatch(/--method must be 'nft' or 'flowgrpo', got ppo/);
   });
 
   it('checks every value of a config file against the option rules, naming the field', () => {

@@ -1,10 +1,10 @@
 // `diffusion-nft eval`: GenEval-style strict scores of a shapes model.
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { EVAL_SCHEMA, evaluateShapes } from '../jobs/shapes/evaluate.js';
 import { guidanceLabel } from '../jobs/shapes/guidance.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import * as shapes from '../tasks/shapes/index.js';
-import { CFG_HELP, cfgIntervalOption, integer, number } from './flags.js';
+import { CFG_HELP, cfgIntervalOption, flag, integer, number } from './flags.js';
 import { printEvaluation } from './job.js';
 
 /** Registers `eval`. */
@@ -16,7 +16,9 @@ export function addEvalCommand(program: Command): void {
     .option('--cfg <scale>', CFG_HELP, number, EVAL_SCHEMA.cfgScale.default)
     .addOption(cfgIntervalOption())
     .option('--samples-per-prompt <n>', 'samples of each prompt', integer(1), EVAL_SCHEMA.samplesPerPrompt.default)
-    .addOption(new Option('--prompts <set>', 'prompt set').choices(['test', 'train', 'all']).default('test'))
+    .addOption(
+      flag('--prompts <set>', 'prompt set', { type: 'enum', values: ['test', 'train', 'all'], default: 'test' }),
+    )
     .option('--steps <n>', 'Euler steps', integer(1), EVAL_SCHEMA.steps.default)
     .option('--json', 'print the scores as JSON')
     .action(

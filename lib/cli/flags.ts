@@ -4,26 +4,52 @@
 import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { guidanceLabel, SHAPES_GUIDANCE } from '../jobs/shapes/guidance.js';
-import { checkValue, type NumberRule, type Resolved, type Rule, type Schema } from '../options/schema.js';
+import {
+  checkValue,
+  didYouMean,
+  type EnumRule,
+  type NumberRule,
+  type Resolved,
+  type Rule,
+  type Schema,
+} from '../options/schema.js';
+
+/** What a numeric rule accepts, in words: "a positive number", "an integer >= 1", "a number in [0, 1]". */
+export function describeNumber(rule: NumberRule): string {
+  const kind = rule.type === 'int' ? 'an integer' : 'a number';
+  if (rule.min === Number.MIN_VALUE) return rule.type === 'int' ? 'a positive integer' : 'a positive number';
+  if (rule.min <= -Number.MAX_VALUE && rule.max >= Number.MAX_VALUE) return kind;
+  return rule.max >= Number.MAX_SAFE_INTEGER ? `${kind} >= ${rule.min}` : `${kind} in [${rule.min}, ${rule.max}]`;
+}
 
 /** The parser of a numeric flag: the text as a number that satisfies `rule`. */
 export function parseNumber(rule: NumberRule): (text: string) => number {
   return (text) => {
     const v = Number(text);
-    const ok = text.trim() !== '' && Number.isFinite(v) && (rule.type === 'number' || Number.isInteger(v));
-    if (!ok || v < rule.min || v > rule.max) {
-      const kind = rule.type === 'int' ? 'an integer' : 'a number';
-      const bounds = rule.max >= Number.MAX_SAFE_INTEGER ? `>= ${rule.min}` : `in [${rule.min}, ${rule.max}]`;
-      throw new InvalidArgumentError(`expected ${kind} ${bounds}`);
-    }
+    const expected = `expected ${describeNumber(rule)}`;
+    if (text.trim() === '' || !Number.isFinite(v)) throw new InvalidArgumentError(`not a number: ${expected}`);
+    if (rule.type === 'int' && !Number.isInteger(v)) throw new InvalidArgumentError(`not an integer: ${expected}`);
+    if (v < rule.min || v > rule.max) throw new InvalidArgumentError(`out of range: ${expected}`);
     return v;
+  };
+}
+
+/** The parser of flag `name` with a few values: one of them (the rule's check, which suggests the closest). */
+export function parseChoice<V extends string>(name: string, rule: EnumRule<V>): (text: string) => V {
+  return (text) => {
+    try {
+      return checkValue(name, rule, text) as V;
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
   };
 }
 
 /** A flag whose parser, choices and default are those of `rule`. */
 export function flag(flags: string, description: string, rule: Rule): Option {
   const option = new Option(flags, description);
-  if (rule.type === 'enum') option.choices(rule.values);
+  // choices() for the help text; the parser then replaces commander's own check, to suggest the closest value.
+  if (rule.type === 'enum') option.choices(rule.values).argParser(parseChoice(option.long ?? flags, rule));
   if (rule.type === 'int' || rule.type === 'number') option.argParser(parseNumber(rule));
   if (rule.type !== 'value' && rule.default !== undefined) option.default(rule.default);
   return option;
@@ -54,7 +80,8 @@ export function withConfig<S extends Schema>(opts: Resolved<S> & ConfigFlag, com
   for (const [key, value] of Object.entries(file)) {
     const rule = schema[key];
     if (rule === undefined || key === 'config') {
-      throw new InvalidArgumentError(`config ${opts.config}: unknown option '${key}'`);
+      const known = Object.keys(schema);
+      throw new InvalidArgumentError(`config ${opts.config}: unknown option '${key}'${didYouMean(key, known)}`);
     }
     try {
       checkValue(key, rule, value);

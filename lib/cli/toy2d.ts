@@ -1,8 +1,8 @@
 // `diffusion-nft toy2d`: pre-training and DiffusionNFT on the conditional 2-D Gaussian mixture.
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { backendInfo } from '../index.js';
 import { type DemoOptions, runToy2dDemo } from '../jobs/demo-toy2d.js';
-import { integer } from './flags.js';
+import { flag, integer } from './flags.js';
 
 /** Registers `toy2d`. */
 export function addToy2dCommand(program: Command): void {
@@ -15,7 +15,9 @@ export function addToy2dCommand(program: Command): void {
     .option('--batch <n>', 'samples per step', integer(1), 256)
     .option('--seed <n>', 'random seed', integer(0), 0)
     .option('--sample-steps <n>', 'solver steps when sampling', integer(1), 10)
-    .addOption(new Option('--solver <name>', 'sampling solver').choices(['euler', 'heun', 'dpm2']).default('dpm2'))
+    .addOption(
+      flag('--solver <name>', 'sampling solver', { type: 'enum', values: ['euler', 'heun', 'dpm2'], default: 'dpm2' }),
+    )
     .option('--rl-epochs <n>', 'DiffusionNFT epochs after pre-training', integer(0), 30)
     .action(async (opts: Omit<DemoOptions, 'log'>) => {
       const info = backendInfo();

@@ -2,6 +2,7 @@
 // file take the RL job's table (lib/jobs/shapes/train.ts), a "trainer" object of trainer options and the LoRA flags.
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
+import { SHAPES_BASE } from '../jobs/demo-shapes.js';
 import { TRAIN_SHAPES_SCHEMA, trainShapes } from '../jobs/shapes/train.js';
 import { LORA_DEFAULT_TARGETS, LORA_SCHEMA } from '../options/lora.js';
 import { objectOption, type Resolved } from '../options/schema.js';
@@ -14,7 +15,7 @@ const { method, base, resume, epochs, minutes, evalEvery, out } = TRAIN_SHAPES_S
 /** The options of `train`, for its flags and its --config file (`trainer` holds the trainer's own options). */
 const TRAIN_OPTIONS = {
   method,
-  base,
+  base: { ...base, default: SHAPES_BASE },
   resume,
   epochs,
   minutes,
@@ -28,8 +29,8 @@ const TRAIN_OPTIONS = {
   loraTargets: LORA_SCHEMA.targets,
 } as const;
 
-/** The flags of `train`: its table's (--base is a required flag), and those a config file cannot set. */
-type TrainFlags = Resolved<typeof TRAIN_OPTIONS> & { base: string } & ConfigFlag & DashboardFlag & { json?: boolean };
+/** The flags of `train`: its table's, and those a config file cannot set. */
+type TrainFlags = Resolved<typeof TRAIN_OPTIONS> & ConfigFlag & DashboardFlag & { json?: boolean };
 
 /** The trainer options with the --lora-* flags as its `lora` option (over a `lora` of the config's trainer). */
 function withLora(
@@ -58,7 +59,13 @@ export function addTrainCommand(program: Command): void {
     .command('train')
     .description('post-train a shapes base model with DiffusionNFT or FlowGRPO')
     .addOption(flag('--method <name>', 'RL method', TRAIN_OPTIONS.method))
-    .requiredOption('--base <checkpoint>', 'the base model (or a run to resume with --resume)')
+    .addOption(
+      flag(
+        '--base <checkpoint>',
+        'the base model, or with --resume the checkpoint of the run to continue (default: the base model shipped in the package)',
+        TRAIN_OPTIONS.base,
+      ),
+    )
     .option('--resume', 'continue the trainer state saved in --base')
     .addOption(flag('--epochs <n>', 'stop after this many epochs', TRAIN_OPTIONS.epochs))
     .addOption(flag('--minutes <n>', 'stop after this many minutes of training', TRAIN_OPTIONS.minutes))
@@ -99,15 +106,18 @@ export function addTrainCommand(program: Command): void {
       const o = withConfig(given, command, TRAIN_OPTIONS);
       if (o.epochs === undefined && o.minutes === undefined)
         throw new InvalidArgumentError('give --epochs or --minutes');
+      if (o.resume && o.base === SHAPES_BASE)
+        throw new InvalidArgumentError('--resume needs --base: the checkpoint.safetensors of the run to continue');
       const options = objectOption("the config's trainer", o.trainer);
       const started = performance.now();
       const lead = reports("the config's trainer.distributed", options.distributed);
       const { dashboard, json } = given;
       const log = json ? (line: string) => console.error(line) : (line: string) => console.log(line);
+      if (lead) log(`base model: ${o.base}${o.base === SHAPES_BASE ? ' (shipped in the package)' : ''}`);
       const { loraRank, loraAlpha, loraInit, loraTargets, ...job } = o;
       const trainer = withLora(options, { loraRank, loraAlpha, loraInit, loraTargets });
       const { points } = await withDashboard(lead ? dashboard : undefined, [o.out], () =>
-        trainShapes({ ...job, base: given.base, trainer, signal: interruptible(), log }),
+        trainShapes({ ...job, trainer, signal: interruptible(), log }),
       );
       if (json && lead) {
         const last = points.at(-1);

@@ -344,10 +344,16 @@ function extractTensors(header: Header, data: Uint8Array): Record<string, SafeTe
   return tensors;
 }
 
-/** The header length of the first 8 bytes, checked against the limit and the bytes available after them. */
+/**
+ * The header length of the first 8 bytes, checked against the limit and the bytes available after them. A length
+ * over the limit is what any other kind of file gives (8 bytes of text or a PNG signature read as a length), so
+ * that error says so first.
+ */
 function headerLength(prefix: Uint8Array, available: number, fail: (message: string) => never): number {
   const declared = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
-  if (declared > BigInt(MAX_HEADER)) fail(`header length ${declared} exceeds the limit of ${MAX_HEADER} bytes`);
+  if (declared > BigInt(MAX_HEADER)) {
+    fail(`not a safetensors file: header length ${declared} exceeds the limit of ${MAX_HEADER} bytes`);
+  }
   const n = Number(declared);
   if (available < n) fail(`truncated: the header length says ${n} bytes but only ${available} follow the length`);
   return n;

@@ -10,7 +10,8 @@ import {
 } from '../core/safetensors.js';
 import { type NetConfig, resolveNetConfig } from '../options/net-config.js';
 import { objectOption, rejectUnknown } from '../options/schema.js';
-import { adapterEntries, adapterTensors, EXTRA_SETS, M_PREFIX, V_PREFIX } from './lora.js';
+import { ADAPTER_FORMAT, adapterEntries, adapterTensors, EXTRA_SETS, M_PREFIX, V_PREFIX } from './lora.js';
+import { PEFT_PREFIX } from './lora-peft.js';
 import { type CreateOptions, VelocityNet } from './net.js';
 
 const FORMAT = 'diffusion-nft/1';
@@ -199,7 +200,15 @@ function parseStep(text: string | undefined, path: string): number {
 }
 
 /** What a file's metadata says: the config and step, checked. */
-function readMetadata(meta: Record<string, string>, path: string): { config: NetConfig; step: number } {
+function readMetadata(file: Header, path: string): { config: NetConfig; step: number } {
+  const meta = file.metadata;
+  // An adapter holds no base weights: say which function reads it.
+  const peft = Object.keys(file.tensors).some((name) => name.startsWith(PEFT_PREFIX));
+  if (meta['dnft.format'] === ADAPTER_FORMAT || (meta['dnft.format'] === undefined && peft)) {
+    throw new CheckpointError(
+      `${path}: a LoRA adapter, not a checkpoint: use loadAdapter(path, net) to apply it to the base model it was trained on`,
+    );
+  }
   if (meta['dnft.format'] !== FORMAT) {
     throw new CheckpointError(
       `${path}: not a diffusion-nft checkpoint (dnft.format is ${meta['dnft.format'] ?? 'missing'})`,
@@ -225,7 +234,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
   const keys = ['into', 'seed', 'device', 'precision'];
   return withLoad('loadCheckpoint', 'checkpoint', path, options, keys, async (file, load) => {
     const meta = file.metadata;
-    const { config, step } = readMetadata(meta, path);
+    const { config, step } = readMetadata(file, path);
     const into = load.into;
     if (into !== undefined && JSON.stringify(into.config) !== JSON.stringify(config)) {
       throw new CheckpointError(

@@ -29,7 +29,8 @@ import {
 } from './lora-peft.js';
 import type { LoraInfo, VelocityNet } from './net.js';
 
-const FORMAT = 'diffusion-nft-lora/1';
+/** The `dnft.format` of our adapter files. */
+export const ADAPTER_FORMAT = 'diffusion-nft-lora/1';
 /** Where our safetensors files keep the AdamW moments, and the parameter sets besides θ (under `<set>.`). */
 export const M_PREFIX = 'optimizer.m.';
 export const V_PREFIX = 'optimizer.v.';
@@ -198,7 +199,7 @@ export async function saveAdapter(path: string, net: VelocityNet, options: SaveA
   const { tensors, metadata } = adapterTensors(net, withOptimizer, '');
   await writeSafetensorsFile(path, tensors, {
     ...metadata,
-    'dnft.format': FORMAT,
+    'dnft.format': ADAPTER_FORMAT,
     'dnft.config': JSON.stringify(net.config),
     'dnft.step': String(net.step),
   });
@@ -247,7 +248,7 @@ export async function loadAdapter(path: string, net: VelocityNet, options: LoadA
 
 async function loadOwnAdapter(path: string, file: SafetensorsFile, net: VelocityNet): Promise<void> {
   const meta = file.metadata;
-  if (meta['dnft.format'] !== FORMAT)
+  if (meta['dnft.format'] !== ADAPTER_FORMAT)
     throw new CheckpointError(`${path}: not a diffusion-nft adapter (dnft.format is ${meta['dnft.format']})`);
   if (meta['dnft.config'] !== JSON.stringify(net.config))
     throw new CheckpointError(

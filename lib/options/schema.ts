@@ -58,12 +58,49 @@ export type Resolved<S extends Schema> = {
     : ValueOf<S[K]> | undefined;
 };
 
-/** Throws TypeError for fields not in `allowed` (typos must not be silently ignored). */
+/** Levenshtein distance: the fewest one-character insertions, deletions and substitutions from `a` to `b`. */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(
+        (previous[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = row;
+  }
+  return previous[b.length] as number;
+}
+
+/**
+ * The known name a mistyped one most likely meant: the closest by edit distance ignoring case, when it is within a
+ * third of the name's length (at least 2 edits), else undefined.
+ */
+export function closestName(given: string, known: readonly string[]): string | undefined {
+  const wanted = given.toLowerCase();
+  let best: { name: string; distance: number } | undefined;
+  for (const name of known) {
+    const distance = editDistance(wanted, name.toLowerCase());
+    if (best === undefined || distance < best.distance) best = { name, distance };
+  }
+  const allowed = Math.max(2, Math.floor(given.length / 3));
+  return best !== undefined && best.distance <= allowed ? best.name : undefined;
+}
+
+/** `; did you mean 'x'?` for a mistyped name, else the known names when there are few, else ''. */
+export function didYouMean(given: string, known: readonly string[]): string {
+  const close = closestName(given, known);
+  if (close !== undefined) return `; did you mean '${close}'?`;
+  return known.length <= 8 ? ` (known: ${known.join(', ')})` : '';
+}
+
+/** Throws TypeError for fields not in `allowed` (typos must not be silently ignored), with the likely one. */
 export function rejectUnknown(what: string, value: object, allowed: readonly string[]): void {
   for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) {
-      throw new TypeError(`${what}: unknown option '${key}' (known: ${allowed.join(', ')})`);
-    }
+    if (!allowed.includes(key)) throw new TypeError(`${what}: unknown option '${key}'${didYouMean(key, allowed)}`);
   }
 }
 
@@ -80,7 +117,10 @@ export function checkValue(name: string, rule: Rule, v: unknown): unknown {
       if (typeof v !== 'string' || !rule.values.includes(v)) {
         const list = rule.values.map((x) => `'${x}'`);
         const choices = list.length > 1 ? `${list.slice(0, -1).join(', ')} or ${list.at(-1)}` : list.join('');
-        throw new RangeError(`${name} must be ${choices}, got ${String(v)}`);
+        const close = typeof v === 'string' ? closestName(v, rule.values) : undefined;
+        throw new RangeError(
+          `${name} must be ${choices}, got ${String(v)}${close === undefined ? '' : `; did you mean '${close}'?`}`,
+        );
       }
       return v;
     default: {

@@ -99,6 +99,11 @@ async function callReward<P extends Prompt>(
   }
 }
 
+// A value that should have been a number, for a message.
+function describe(v: unknown): string {
+  return typeof v === 'string' ? `the string ${JSON.stringify(v.slice(0, 40))}` : `a ${v === null ? 'null' : typeof v}`;
+}
+
 /**
  * Calls every reward on a batch and checks each answer: the right count (else RewardError), all finite (else
  * NumericError). A reward that throws, rejects or times out is a RewardError naming it, with the original as `cause`.
@@ -119,6 +124,13 @@ export async function score<P extends Prompt>(
       throw new RewardError(name, 'must return an array of numbers');
     }
     if (answer.length !== n) throw new RewardError(name, `returned ${answer.length} scores for ${n} samples`);
+    // Checked before the conversion below, which would turn '0.5' into 0.5 and 'high' into NaN.
+    for (let i = 0; i < n; i++) {
+      const v: unknown = answer[i];
+      if (typeof v !== 'number') {
+        throw new RewardError(name, `returned ${describe(v)} for sample ${i}: a reward returns numbers`);
+      }
+    }
     const values = Float64Array.from(answer);
     for (let i = 0; i < n; i++) {
       if (!Number.isFinite(values[i])) {

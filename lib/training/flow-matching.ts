@@ -1,9 +1,10 @@
 // Flow-matching pre-training: the trainer of a base model (its options are lib/options/flow-matching.ts), and the
 // forward process it regresses on is lib/sampling/interpolate.ts.
+import { DisposedError } from '../core/errors.js';
 import type { NativeFlowMatchingOptions } from '../core/native.js';
 import type { Tensor } from '../core/tensor.js';
 import { useLora } from '../model/lora.js';
-import type { VelocityNet } from '../model/net.js';
+import { VelocityNet } from '../model/net.js';
 import { FLOW_MATCHING_SCHEMA, type FlowMatchingOptions } from '../options/flow-matching.js';
 import { loraOptions } from '../options/lora.js';
 import type { StepStats } from '../options/optimizer.js';
@@ -22,6 +23,8 @@ export class FlowMatchingTrainer {
   readonly #world: World | undefined;
 
   constructor(net: VelocityNet, options: FlowMatchingOptions = {}) {
+    if (!(net instanceof VelocityNet)) throw new TypeError('net must be a VelocityNet');
+    if (net.disposed) throw new DisposedError('FlowMatchingTrainer: the VelocityNet');
     const { lora, distributed, ...opts } = resolveOptions('options', options, FLOW_MATCHING_SCHEMA);
     this.net = net;
     const seed = seedOption('options.seed', opts.seed ?? 0);

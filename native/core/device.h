@@ -36,6 +36,12 @@ int required_driver_branch(int runtime_version);
 // A CUDA version number as CUDA spells it: 13000 -> "13.0", 12080 -> "12.8".
 std::string cuda_version_name(int version);
 
+// Why CUDA is unusable when counting the devices failed with the runtime's `error` text (cudaGetErrorString):
+// "no NVIDIA driver found" when the machine has none at all (no driver version and no CUDA version from a driver,
+// whatever code the runtime gave), else the error, with the driver the runtime needs when `insufficient_driver`.
+// `info` carries the runtime and driver versions already read.
+std::string cuda_failure_reason(const std::string& error, bool insufficient_driver, const DeviceInfo& info);
+
 // The arithmetic of the GEMMs on a GPU: TF32 tensor cores with FP32 accumulation (the default, ~1e-3 relative), or
 // FP32 throughout (matches the CPU to ~1e-6). The other kernels are FP32 (FP64 sums) in both modes.
 enum class Precision { kTf32, kFp32 };

@@ -20,11 +20,26 @@ std::string cuda_version_name(int version) {
   return std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
 }
 
+std::string cuda_failure_reason(const std::string& error, bool insufficient_driver, const DeviceInfo& info) {
+  const std::string needs = "this binary's CUDA " + cuda_version_name(info.runtime_version) +
+                            " runtime needs an NVIDIA driver r" + std::to_string(info.required_driver) + " or newer";
+  if (info.driver_version.empty() && info.driver_cuda_version == 0) return "no NVIDIA driver found (" + needs + ")";
+  std::string reason = "no usable CUDA device: " + error;
+  if (insufficient_driver) {
+    reason += " (" + needs + "; found " +
+              (info.driver_version.empty() ? std::string("an older one") : info.driver_version) + ")";
+  }
+  return reason;
+}
+
 DeviceChoice choose_device(const std::string& request, const DeviceInfo& info) {
   if (request == "cpu") return DeviceChoice::kCpu;
   if (request == "auto") return info.cuda_available ? DeviceChoice::kCuda : DeviceChoice::kCpu;
   if (request == "cuda") {
-    if (!info.cuda_available) throw Error(Error::Kind::kBackend, "device 'cuda' is not available: " + info.reason);
+    if (!info.cuda_available) {
+      throw Error(Error::Kind::kBackend, "device 'cuda' is not available: " + info.reason +
+                                             "; device 'auto' uses the GPU when there is one and the CPU otherwise");
+    }
     return DeviceChoice::kCuda;
   }
   throw Error(Error::Kind::kRange, "device must be 'cpu', 'cuda' or 'auto', got '" + request + "'");

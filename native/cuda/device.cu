@@ -38,12 +38,7 @@ DeviceInfo device_info() {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
-    info.reason = std::string("no usable CUDA device: ") + cudaGetErrorString(status);
-    if (status == cudaErrorInsufficientDriver) {
-      info.reason += " (this binary's CUDA " + cuda_version_name(CUDART_VERSION) + " runtime needs an NVIDIA driver r" +
-                     std::to_string(info.required_driver) + " or newer; found " +
-                     (info.driver_version.empty() ? std::string("none") : info.driver_version) + ")";
-    }
+    info.reason = cuda_failure_reason(cudaGetErrorString(status), status == cudaErrorInsufficientDriver, info);
     cudaGetLastError();  // clear the sticky error so later calls start clean
     return info;
   }

@@ -168,6 +168,7 @@ void device_requests_resolve() {
   } catch (const Error& e) {
     CHECK(e.kind() == Error::Kind::kBackend, "kind");
     CHECK(std::string(e.what()).find(none.reason) != std::string::npos, "names the reason: %s", e.what());
+    CHECK(std::string(e.what()).find("device 'auto'") != std::string::npos, "suggests 'auto': %s", e.what());
   }
   try {
     choose_device("tpu", gpu);
@@ -202,6 +203,24 @@ void cuda_driver_requirements() {
   CHECK(required_driver_branch(12080) == 525, "12.x needs r525");
   CHECK(cuda_version_name(13000) == "13.0" && cuda_version_name(12080) == "12.8", "%s",
         cuda_version_name(12080).c_str());
+  // No driver at all (the runtime then says its driver is "insufficient"): the reason says there is none.
+  DeviceInfo bare;
+  bare.runtime_version = 13000;
+  bare.required_driver = 580;
+  const std::string insufficient = "CUDA driver version is insufficient for CUDA runtime version";
+  const std::string missing = cuda_failure_reason(insufficient, true, bare);
+  CHECK(missing == "no NVIDIA driver found (this binary's CUDA 13.0 runtime needs an NVIDIA driver r580 or newer)",
+        "%s", missing.c_str());
+  DeviceInfo old_driver = bare;
+  old_driver.driver_cuda_version = 12080;
+  old_driver.driver_version = "570.86.15";
+  const std::string too_old = cuda_failure_reason(insufficient, true, old_driver);
+  CHECK(too_old.find("no usable CUDA device: " + insufficient) == 0 &&
+            too_old.find("found 570.86.15") != std::string::npos,
+        "%s", too_old.c_str());
+  CHECK(cuda_failure_reason("all CUDA-capable devices are busy or unavailable", false, old_driver) ==
+            "no usable CUDA device: all CUDA-capable devices are busy or unavailable",
+        "another error");
   const DeviceInfo here = device_info();
   if (here.compiled_with_cuda) {
     CHECK(here.runtime_version >= 12000 && here.required_driver == required_driver_branch(here.runtime_version),

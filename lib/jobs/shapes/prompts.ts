@@ -1,5 +1,6 @@
 // Finding the shapes prompts a job names: a prompt by its text (with close matches when there is none), and the
 // prompts of the sample grids.
+import { editDistance } from '../../options/schema.js';
 import * as shapes from '../../tasks/shapes/index.js';
 
 /** The prompt of a text, e.g. "a circle left of a square"; the error lists close matches. */
@@ -12,23 +13,6 @@ export function findPrompt(text: string): shapes.ShapesPrompt {
     .slice(0, 3)
     .map(({ p }) => `'${p.text}'`);
   throw new RangeError(`no shapes prompt '${text}'; close ones: ${close.join(', ')}`);
-}
-
-// Levenshtein distance, for suggesting prompts.
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(
-        (previous[j] as number) + 1,
-        (row[j - 1] as number) + 1,
-        (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    previous = row;
-  }
-  return previous[b.length] as number;
 }
 
 /** The prompts of the sample grids: the first test prompt of each category and two unseen compositions. */
