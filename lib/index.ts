@@ -27,9 +27,26 @@ export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
 export type { ImageFolderOptions } from './data/image-folder.js';
 export { ImageFolderDataset, imageFolderDataset } from './data/image-folder.js';
-export type { EpochFields, EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';
+export type {
+  EpochFields,
+  EvaluationScores,
+  MetricsLogOptions,
+  ProgressFields,
+  RecordHook,
+  ReferenceScores,
+  SampleGrid,
+} from './metrics/log.js';
 export { MetricsLog } from './metrics/log.js';
-export type { EpochRecord, EpochSeconds, EvaluationRecord, MetricsRecord, StartRecord } from './metrics/records.js';
+export type {
+  EpochRecord,
+  EpochSeconds,
+  EvaluationRecord,
+  MetricsRecord,
+  Phase,
+  ProgressRecord,
+  ReferenceRecord,
+  StartRecord,
+} from './metrics/records.js';
 export { METRICS_VERSION, MetricsFormatError, parseRecords, readRunRecords } from './metrics/records.js';
 export type { Checkpoint, LoadOptions, SaveOptions } from './model/checkpoint.js';
 export { loadCheckpoint, saveCheckpoint } from './model/checkpoint.js';

@@ -114,6 +114,30 @@ describe('the CLI', () => {
     expect(ran.err).toMatch(/^dashboard: http:\/\/127\.0\.0\.1:\d+\/$/m);
     expect(ran.out).toMatch(/\| base, no CFG \| \*\*\d\.\d{3}\*\*/);
     expect(ran.out).toMatch(/\| base, CFG 5 at t ≤ 0.6 \| \*\*\d\.\d{3}\*\*/);
+    expect(ran.out).toContain('DiffusionNFT for 0.02 minutes of training');
+    // A progress line for every long phase: the grids, the evaluations, the training.
+    for (const phase of [
+      'sampling the base, no CFG',
+      'sampling the base, CFG 5 at t ≤ 0.6',
+      'evaluating the base, no CFG',
+      'evaluating the base, CFG 5 at t ≤ 0.6',
+      'evaluating epoch 0',
+      'nft',
+      'sampling after DiffusionNFT',
+      'evaluating after DiffusionNFT',
+    ]) {
+      expect(
+        ran.err.split('\n').some((line) => line.startsWith(`${phase} [`)),
+        phase,
+      ).toBe(true);
+    }
+    // The run's stream: the base's scores as references, the phases, and its end.
+    const records = parseRecords(readFileSync(join(demo, 'run', 'metrics.jsonl'), 'utf8'));
+    const references = records.flatMap((r) => (r.kind === 'reference' ? [r.label] : []));
+    expect(references).toEqual(['base, no CFG', 'base, CFG 5 at t ≤ 0.6']);
+    const phases = records.flatMap((r) => (r.kind === 'progress' ? [r.phase] : []));
+    expect(phases.slice(0, 3)).toEqual(['evaluating', 'sampling', 'training']);
+    expect(phases.at(-1)).toBe('finished');
     const files = ['summary.md', 'samples-before.png', 'samples-before-cfg.png', 'samples-after.png'];
     for (const file of [...files, 'run/strict-vs-seconds.png']) {
       expect(existsSync(join(demo, file)), file).toBe(true);

@@ -1,12 +1,15 @@
 // The dashboard in a real browser (Debian's chromium, driven by playwright-core): a tiny live DiffusionNFT run beside
-// a finished FlowGRPO one. The curves gain points as the live run writes epochs, both runs overlay, the sample grid
-// shows and its slider goes back, and the page logs no error.
+// a finished FlowGRPO one and a finished run of a task without a strict score. The dashboard starts before the live
+// run's folder exists; the curves gain points as the live run writes epochs, the runs overlay, each run shows its
+// phase, its progress toward its target and the time left, the base's scores are reference lines with error bands,
+// the sample grid shows and its slider goes back, the badge ends with the runs, and the page logs no error.
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MetricsLog } from '../lib/metrics/log.js';
 import { parseRecords } from '../lib/metrics/records.js';
 import { startCli, stopCli } from './cli-process.js';
 import { cli } from './helpers.js';
@@ -14,6 +17,7 @@ import { cli } from './helpers.js';
 const dir = mkdtempSync(join(tmpdir(), 'dnft-browser-'));
 const live = join(dir, 'live-nft');
 const finished = join(dir, 'done-flowgrpo');
+const other = join(dir, 'other-task');
 let dashboard: ChildProcess | undefined;
 let training: ChildProcess | undefined;
 let browser: BrowserContext | undefined;
@@ -47,15 +51,27 @@ beforeAll(async () => {
     '--dashboard',
   );
   expect(done.err).toMatch(/^dashboard: http:\/\/127\.0\.0\.1:\d+\/$/m);
-  mkdirSync(live);
-  const served = await startCli(['dashboard', live, finished], /dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/);
+  // A finished run of a task with two rewards and no strict score, written through the library.
+  const log = await MetricsLog.open({ dir: other, epoch: 0, trainer: 'DiffusionNFT', config: {} });
+  await log.evaluation(0, { reward: 0.2 });
+  for (const epoch of [1, 2]) {
+    const seconds = { sample: 1, reward: 0, train: 1, total: 2 };
+    await log.epoch({ epoch, samples: 4, reward: 0.3, rewards: { red: 0.2, near: 0.4 }, seconds });
+  }
+  await log.evaluation(2, { reward: 0.35 });
+  await log.progress(2, { phase: 'finished', target: { unit: 'epochs', done: 2, total: 2 } });
+  // The live run's folder does not exist yet: the dashboard waits for it.
+  const served = await startCli(
+    ['dashboard', live, finished, other],
+    /dashboard: (http:\/\/127\.0\.0\.1:\d+\/)[\s\S]*waiting for .*live-nft/,
+  );
   dashboard = served.child;
   url = served.match[1] as string;
   // Runs until the test stops it with Ctrl-C.
   training = (
     await startCli(
       ['train', '--method', 'nft', '--minutes', '30', '--eval-every', '1', ...tiny, '--out', live],
-      /epoch +0 /,
+      /^epoch +0 /m,
     )
   ).child;
   browser = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
@@ -108,24 +124,61 @@ describe('the dashboard in chromium', () => {
     );
     expect(await points(page, 'loss')).toBeGreaterThan(before);
 
-    // Both runs on the same axes; DiffusionNFT's η and FlowGRPO's clip fraction each from its own run.
-    for (const chart of ['strict', 'testReward', 'reward', 'loss', 'gradNorm']) {
+    // The runs on the same axes; DiffusionNFT's η and FlowGRPO's clip fraction each from its own run.
+    for (const chart of ['strict', 'loss', 'gradNorm']) {
       expect(await page.$eval(`[data-chart="${chart}"]`, (c) => (c as HTMLElement).dataset.runs), chart).toBe('2');
+    }
+    for (const chart of ['testReward', 'reward']) {
+      expect(await page.$eval(`[data-chart="${chart}"]`, (c) => (c as HTMLElement).dataset.runs), chart).toBe('3');
     }
     expect(await page.$eval('[data-chart="eta"]', (c) => (c as HTMLElement).dataset.runs)).toBe('1');
     expect(await page.$eval('[data-chart="clipFraction"]', (c) => (c as HTMLElement).dataset.runs)).toBe('1');
-    expect(await page.locator('#runs tbody tr').count()).toBe(2);
+    expect(await page.locator('#runs tbody tr').count()).toBe(3);
     expect(await page.locator('#categories tr').count()).toBe(3);
     expect(await page.locator('[data-chart="strict"] canvas').count()).toBe(1);
 
-    // The latest grid of the live run, its prompts beside it, and the slider back to the first evaluation.
+    // Each reward's mean: one curve per run and reward (shapes for the two shapes runs, red and near for the other).
+    const rewards = await page.$eval('[data-chart="rewards"]', (c) => ({ ...(c as HTMLElement).dataset }));
+    expect([rewards.runs, rewards.series]).toEqual(['3', '4']);
+    // DiffusionNFT's r histogram of the latest epoch: 10 bars for the live run (the other one recorded none).
+    expect(await page.$eval('#histogram-card', (c) => (c as HTMLElement).dataset.runs)).toBe('1');
+    expect(await page.locator('#histograms figure[data-run="0"] rect').count()).toBe(10);
+
+    // Scores and rewards on a y axis of at least [0, 1], and each shapes run's base as a reference line with its band.
+    for (const chart of ['strict', 'testReward', 'reward']) {
+      const range = await page.$eval(`[data-chart="${chart}"]`, (c) => (c as HTMLElement).dataset.yRange);
+      const [lo, hi] = (range as string).split(',').map(Number);
+      expect(lo, chart).toBeLessThanOrEqual(0);
+      expect(hi, chart).toBeGreaterThanOrEqual(1);
+    }
+    expect(await page.$eval('[data-chart="strict"]', (c) => (c as HTMLElement).dataset.references)).toBe('2');
+    const lines = await page.locator('[data-chart="strict"] .references li').allTextContents();
+    expect(lines).toEqual([
+      expect.stringMatching(/^live-nft: base, no CFG 0\.\d{3} ± 0\.\d{3}$/),
+      expect.stringMatching(/^done-flowgrpo: base, no CFG 0\.\d{3} ± 0\.\d{3}$/),
+    ]);
+
+    // Each run's phase, progress toward its target and time left, from the progress records its job wrote; no
+    // -Infinity where a run has no strict score.
+    const row = (id: number) => page.locator(`#runs tbody tr[data-run="${id}"]`);
+    expect(['sampling', 'training', 'evaluating']).toContain(await row(0).getAttribute('data-phase'));
+    expect(await row(0).locator('.toward').textContent()).toMatch(/^\d+% \(.* of 30m training\)$/);
+    expect(await row(0).locator('.left').textContent()).toMatch(/^(≈ \d.*|\?)$/);
+    expect(await row(1).getAttribute('data-phase')).toBe('finished');
+    expect(await row(1).locator('.toward').textContent()).toBe('100% (2 of 2 epochs)');
+    expect(await page.locator('#runs').textContent()).not.toMatch(/Infinity|NaN/);
+    expect(await row(2).locator('td').nth(8).textContent()).toBe('– / –');
+    await expect.poll(() => page.locator('#status').textContent()).toBe('live');
+
+    // The latest grid of the live run, its prompts drawn in it (not printed again), and the slider back to the first.
     const image = page.locator('#samples-image');
     await page.waitForFunction(() => {
       const img = document.querySelector<HTMLImageElement>('#samples-image');
       return Boolean(img?.complete && img.naturalWidth > 0);
     });
     expect(await image.getAttribute('src')).toMatch(/^\/runs\/0\/samples\/epoch-\d{4}\.png$/);
-    expect(await page.locator('#samples-prompts li').count()).toBe(8);
+    expect(await image.getAttribute('alt')).toMatch(/a row for each prompt: a circle; .*; four triangles$/);
+    expect(await page.locator('#samples-card').textContent()).not.toContain('four triangles');
     await page.locator('#samples-slider').fill('0');
     await page.waitForFunction(() =>
       document.querySelector('#samples-image')?.getAttribute('src')?.endsWith('epoch-0000.png'),
@@ -142,9 +195,13 @@ describe('the dashboard in chromium', () => {
     expect(errors).toEqual([]);
   }, 180_000);
 
-  it('the live run stops cleanly on Ctrl-C, its stream whole', async () => {
+  it('the live run stops cleanly on Ctrl-C, its stream whole, and the badge ends with it', async () => {
     const { status, output } = await stopCli(training as ChildProcess);
     expect(status, output).toBe(0);
+    const page = (browser as BrowserContext).pages()[0] as Page;
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'finished');
+    expect(await page.locator('#status').getAttribute('class')).toBe('status');
+    expect(await page.locator('#runs tbody tr[data-run="0"]').getAttribute('data-phase')).toBe('finished');
     expect(output).toMatch(/interrupted: finishing the current step/);
     expect(output).not.toMatch(/dashboard:/); // only with --dashboard
     const records = parseRecords(readFileSync(join(live, 'metrics.jsonl'), 'utf8'));

@@ -102,15 +102,20 @@ describe('the dashboard server', () => {
     await expect(get('/')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
-  it('refuses a folder that does not exist', async () => {
-    const missing = spawn(process.execPath, ['dist/lib/cli.js', 'dashboard', join(dir, 'missing')]);
+  it('refuses a file, and waits for a folder that does not exist yet', async () => {
+    const file = join(dir, 'file.txt');
+    writeFileSync(file, 'not a folder');
+    const refused = spawn(process.execPath, ['dist/lib/cli.js', 'dashboard', file]);
     let err = '';
-    missing.stderr.on('data', (c: Buffer) => {
+    refused.stderr.on('data', (c: Buffer) => {
       err += c.toString();
     });
-    const status = await new Promise((resolve) => missing.on('close', resolve));
+    const status = await new Promise((resolve) => refused.on('close', resolve));
     expect(status).not.toBe(0);
-    expect(err).toMatch(/missing is not a folder/);
+    expect(err).toMatch(/file\.txt is not a folder/);
+    const later = join(dir, 'later');
+    const { child } = await startCli(['dashboard', later], /waiting for .*later: it does not exist yet/);
+    expect((await stopCli(child)).status).toBe(0);
   });
 });
 

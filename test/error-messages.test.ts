@@ -135,9 +135,12 @@ describe('command-line errors that say what to do', () => {
     expect(field.err).toMatch(/unknown option 'evalEvry'; did you mean 'evalEvery'\?/);
   });
 
-  it('train starts from the shipped base by default, says where it is, and shows the base evaluation going', async () => {
+  it('train starts from the shipped base by default, says where it is, and shows its evaluation going', async () => {
     const out = join(dir, 'default-base');
-    const { child, match } = await startCli(['train', '--epochs', '1', '--out', out], /base model: (.*)\n/);
+    const { child, match } = await startCli(
+      ['train', '--epochs', '1', '--out', out],
+      /base model: (.*)\n[\s\S]*evaluating epoch 0 \[[#.]+\] samples \d+\/\d+/,
+    );
     child.kill('SIGKILL');
     expect(match[1]).toBe(`${SHAPES_BASE} (shipped in the package)`);
     const resume = cli('train', '--resume', '--epochs', '2');

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DiffusionNFT, FlowGRPO, type Prompt, tasks, VelocityNet } from '../lib/index.js';
+import { MetricsLog } from '../lib/metrics/log.js';
 import { legacyRecords, MetricsFormatError, type MetricsRecord, parseRecords } from '../lib/metrics/records.js';
 import { RED, tempFolder } from './helpers.js';
 
@@ -131,5 +132,20 @@ describe('the metrics stream', () => {
     expect(evaluations[0]).toMatchObject({ version: 0, epoch: 0, elapsed: 0, strict: points[0].strict });
     expect(records.filter((r) => r.kind === 'epoch')).toHaveLength(points.length - 1);
     expect(() => legacyRecords({})).toThrow(MetricsFormatError);
+  });
+
+  it('writes and reads back where a job is and the scores it is measured against', async () => {
+    const folder = join(dir, 'phases');
+    const log = await MetricsLog.open({ dir: folder, epoch: 0, trainer: 'DiffusionNFT' });
+    const error = { strict: 0.02, reward: 0.01 };
+    await log.reference(0, { label: 'base, no CFG', reward: 0.4, strict: 0.2, samples: 192, standardError: error });
+    const target = { unit: 'seconds' as const, done: 30, total: 60 };
+    await log.progress(0, { phase: 'training', target, secondsLeft: 45 });
+    await log.progress(0, { phase: 'finished', target });
+    const records = parseRecords(readFileSync(join(folder, 'metrics.jsonl'), 'utf8'));
+    expect(records.map((r) => r.kind)).toEqual(['start', 'reference', 'progress', 'progress']);
+    expect(records[1]).toMatchObject({ label: 'base, no CFG', strict: 0.2, standardError: error });
+    expect(records[2]).toMatchObject({ phase: 'training', target, secondsLeft: 45 });
+    expect(records[3]).toMatchObject({ phase: 'finished' });
   });
 });

@@ -1,6 +1,7 @@
 // The progress line of long jobs: what its count and its clocks say.
 import { describe, expect, it, vi } from 'vitest';
-import { formatSeconds, Progress, progressLine } from '../lib/jobs/progress.js';
+import { formatSeconds, Progress, plural, progressLine } from '../lib/jobs/progress.js';
+import { epochFits } from '../lib/jobs/shapes/train.js';
 
 describe('progressLine', () => {
   it('shows seconds of training and the wall-clock apart, past the total included', () => {
@@ -64,5 +65,35 @@ describe('Progress', () => {
         [30, 95],
       ]),
     ).toEqual(['1m25s', '1m33s']);
+  });
+});
+
+describe('the training budget of --minutes', () => {
+  it('ends at the epoch boundary nearest to the budget, within half an epoch either way', () => {
+    // 25-second epochs against a 60-second budget: after two (50 s) a third would end at 75 s, 15 s over, while
+    // stopping leaves 10 s: the run stops. Against 65 s, stopping would leave 15 s, more than half an epoch: it goes on.
+    expect(epochFits(50, 60, 2)).toBe(false);
+    expect(epochFits(50, 65, 2)).toBe(true);
+    // The first epoch runs whenever some budget is left; none once it is spent.
+    expect(epochFits(0, 1, 0)).toBe(true);
+    expect(epochFits(0, 0, 0)).toBe(false);
+    // However long the epochs, the trained seconds end within half an epoch of the budget.
+    for (const epoch of [7, 25, 40, 90]) {
+      let trained = 0;
+      let epochs = 0;
+      while (epochFits(trained, 60, epochs)) {
+        trained += epoch;
+        epochs += 1;
+      }
+      expect(Math.abs(trained - 60), `${epoch}-second epochs`).toBeLessThanOrEqual(epoch / 2);
+    }
+  });
+
+  it('says "1 minute" and "6 minutes"', () => {
+    expect([plural(1, 'minute'), plural(6, 'minute'), plural(0.5, 'minute')]).toEqual([
+      '1 minute',
+      '6 minutes',
+      '0.5 minutes',
+    ]);
   });
 });

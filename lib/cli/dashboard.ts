@@ -46,12 +46,16 @@ export function addDashboardCommand(program: Command): void {
     .argument('[folders...]', 'run folders', ['.'])
     .option('--port <n>', 'TCP port (0: any free one)', port, 0)
     .action(async (folders: string[], o: { port: number }) => {
+      // A folder that does not exist yet is a run about to start: the page shows it once it writes.
+      const waiting: string[] = [];
       for (const folder of folders) {
         const found = await stat(folder).catch(() => undefined);
-        if (!found?.isDirectory()) throw new InvalidArgumentError(`${folder} is not a folder`);
+        if (found === undefined) waiting.push(folder);
+        else if (!found.isDirectory()) throw new InvalidArgumentError(`${folder} is not a folder`);
       }
       const dashboard = await startDashboard({ folders, port: o.port });
       console.log(`dashboard: ${dashboard.url} (Ctrl-C to stop)`);
+      for (const folder of waiting) console.log(`waiting for ${folder}: it does not exist yet`);
       await new Promise<void>((done) => process.once('SIGINT', done));
       await dashboard.close();
       console.log('dashboard stopped');

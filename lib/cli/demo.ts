@@ -21,7 +21,12 @@ export function addDemoCommand(program: Command): void {
     .description(
       'the main job: DiffusionNFT on the shapes benchmark from the shipped base model, with curves, grids and a summary',
     )
-    .option('--minutes <n>', 'minutes of DiffusionNFT', positive, 6)
+    .option(
+      '--minutes <n>',
+      'minutes of DiffusionNFT training (evaluations excluded), ended at the epoch nearest to them',
+      positive,
+      6,
+    )
     .option('--base <checkpoint>', 'base model (default: the one shipped in the package)')
     .option('--samples-per-prompt <n>', 'samples of each test prompt per evaluation', integer(1), 8)
     .option('--out <dir>', 'output folder', 'diffusion-nft-demo')

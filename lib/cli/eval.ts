@@ -1,5 +1,6 @@
 // `diffusion-nft eval`: GenEval-style strict scores of a shapes model.
 import type { Command } from 'commander';
+import { progressReporter } from '../jobs/progress.js';
 import { EVAL_SCHEMA, evaluateShapes } from '../jobs/shapes/evaluate.js';
 import { guidanceLabel } from '../jobs/shapes/guidance.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
@@ -34,12 +35,16 @@ export function addEvalCommand(program: Command): void {
         const { net } = await loadCheckpoint(o.checkpoint);
         const sets = { test: shapes.TEST_PROMPTS, train: shapes.TRAIN_PROMPTS, all: shapes.ALL_PROMPTS };
         const guidance = { cfgScale: o.cfg, cfgInterval: o.cfgInterval };
-        const e = await evaluateShapes(net, {
-          ...guidance,
-          prompts: sets[o.prompts as keyof typeof sets],
-          samplesPerPrompt: o.samplesPerPrompt,
-          steps: o.steps,
-        });
+        const e = await evaluateShapes(
+          net,
+          {
+            ...guidance,
+            prompts: sets[o.prompts as keyof typeof sets],
+            samplesPerPrompt: o.samplesPerPrompt,
+            steps: o.steps,
+          },
+          progressReporter('evaluating', 'samples'),
+        );
         if (o.json) {
           const { checkpoint, prompts, cfg, cfgInterval, samplesPerPrompt, steps } = o;
           const settings = { checkpoint, prompts, cfg, cfgInterval, samplesPerPrompt, steps };

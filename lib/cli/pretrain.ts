@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { PRETRAIN_SCHEMA, pretrainImageFolderJob, pretrainShapes } from '../jobs/pretrain.js';
+import { progressReporter } from '../jobs/progress.js';
 import { evaluateShapes } from '../jobs/shapes/evaluate.js';
 import { guidanceLabel, SHAPES_GUIDANCE } from '../jobs/shapes/guidance.js';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
@@ -73,10 +74,15 @@ export function addPretrainCommand(program: Command): void {
       const result = await pretrainShapes(net, { ...o, signal });
       // Every rank holds the same weights: rank 0 alone scores and writes them.
       if (!lead) return;
-      const plain = await evaluateShapes(net);
-      const guided = await evaluateShapes(net, SHAPES_GUIDANCE);
+      const plain = await evaluateShapes(net, {}, progressReporter('evaluating the base, no CFG', 'samples'));
+      const guidance = guidanceLabel(SHAPES_GUIDANCE);
+      const guided = await evaluateShapes(
+        net,
+        SHAPES_GUIDANCE,
+        progressReporter(`evaluating the base, ${guidance}`, 'samples'),
+      );
       printEvaluation('base, no CFG', plain);
-      printEvaluation(`base, ${guidanceLabel(SHAPES_GUIDANCE)}`, guided);
+      printEvaluation(`base, ${guidance}`, guided);
       await mkdir(dirname(o.out), { recursive: true });
       await saveCheckpoint(o.out, net, {
         optimizer: o.withOptimizer === true,

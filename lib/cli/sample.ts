@@ -1,6 +1,7 @@
 // `diffusion-nft sample`: a PNG grid of samples, a row for each prompt.
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../core/files.js';
+import { progressReporter } from '../jobs/progress.js';
 import { GRID_SCHEMA, sampleGrid } from '../jobs/shapes/evaluate.js';
 import { findPrompt } from '../jobs/shapes/prompts.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
@@ -36,13 +37,12 @@ export function addSampleCommand(program: Command): void {
         const prompts = o.prompt.map(findPrompt);
         const { net } = await loadCheckpoint(o.checkpoint);
         if (o.adapter !== undefined) await loadAdapter(o.adapter, net);
-        const png = await sampleGrid(net, prompts, {
-          cfgScale: o.cfg,
-          cfgInterval: o.cfgInterval,
-          perPrompt: o.n,
-          steps: o.steps,
-          seed: o.seed,
-        });
+        const png = await sampleGrid(
+          net,
+          prompts,
+          { cfgScale: o.cfg, cfgInterval: o.cfgInterval, perPrompt: o.n, steps: o.steps, seed: o.seed },
+          progressReporter('sampling', 'samples'),
+        );
         await writeFileAtomic(o.out, png);
         console.log(`wrote ${o.out}: ${o.n} samples each of ${prompts.map((p) => `'${p.text}'`).join(', ')}`);
       },

@@ -68,7 +68,13 @@ export function addTrainCommand(program: Command): void {
     )
     .option('--resume', 'continue the trainer state saved in --base')
     .addOption(flag('--epochs <n>', 'stop after this many epochs', TRAIN_OPTIONS.epochs))
-    .addOption(flag('--minutes <n>', 'stop after this many minutes of training', TRAIN_OPTIONS.minutes))
+    .addOption(
+      flag(
+        '--minutes <n>',
+        'minutes of training (evaluations excluded), ended at the epoch nearest to them',
+        TRAIN_OPTIONS.minutes,
+      ),
+    )
     .addOption(flag('--eval-every <n>', 'evaluate on the test prompts every n epochs', TRAIN_OPTIONS.evalEvery))
     .addOption(flag('--out <dir>', 'output folder', TRAIN_OPTIONS.out))
     .addOption(

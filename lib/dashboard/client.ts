@@ -4,7 +4,13 @@
 // and draws the runs' curves with uPlot (loaded by the page as a global), their per-category scores, sample grids
 // and configs.
 import type UPlot from 'uplot';
-import type { EpochRecord, EvaluationRecord, MetricsRecord } from '../metrics/records.js';
+import type {
+  EpochRecord,
+  EvaluationRecord,
+  MetricsRecord,
+  ProgressRecord,
+  ReferenceRecord,
+} from '../metrics/records.js';
 import type { RunSnapshot } from './runs.js';
 
 declare const uPlot: typeof UPlot;
@@ -19,18 +25,55 @@ interface ChartSpec {
   key: string;
   title: string;
   kind: 'epoch' | 'evaluation';
-  value: (r: Fields) => number | null | undefined;
+  /** The value of a record (with `parts`, none). */
+  value?: (r: Fields) => number | null | undefined;
+  /** A curve for each name of this record field (each reward's mean) instead of one for `value`. */
+  parts?: (r: Fields) => Record<string, number> | undefined;
+  /**
+   * 'unit': the y axis spans at least [0, 1] (scores, rewards, fractions), so that the noise of an evaluation is
+   * not zoomed into what looks like a collapse; otherwise it fits the data.
+   */
+  range?: 'unit';
+  /** The reference records' field drawn as lines, each with its standard error as a band. */
+  reference?: 'strict' | 'reward';
 }
 
 const CHARTS: ChartSpec[] = [
-  { key: 'strict', title: 'Strict score (test prompts, no CFG)', kind: 'evaluation', value: (r) => r.strict },
-  { key: 'testReward', title: 'Test reward (evaluation)', kind: 'evaluation', value: (r) => r.reward },
-  { key: 'reward', title: 'Train reward (rollouts)', kind: 'epoch', value: (r) => r.reward },
+  {
+    key: 'strict',
+    title: 'Strict score (test prompts, no CFG)',
+    kind: 'evaluation',
+    value: (r) => r.strict,
+    range: 'unit',
+    reference: 'strict',
+  },
+  {
+    key: 'testReward',
+    title: 'Test reward (evaluation)',
+    kind: 'evaluation',
+    value: (r) => r.reward,
+    range: 'unit',
+    reference: 'reward',
+  },
+  { key: 'reward', title: 'Train reward (rollouts)', kind: 'epoch', value: (r) => r.reward, range: 'unit' },
+  {
+    key: 'rewards',
+    title: 'Train reward by reward function (rollouts)',
+    kind: 'epoch',
+    parts: (r) => r.rewards,
+    range: 'unit',
+  },
   { key: 'loss', title: 'Loss', kind: 'epoch', value: (r) => r.loss },
-  { key: 'eta', title: 'η (soft update of θ_old, DiffusionNFT)', kind: 'epoch', value: (r) => r.eta },
+  { key: 'eta', title: 'η (soft update of θ_old, DiffusionNFT)', kind: 'epoch', value: (r) => r.eta, range: 'unit' },
   { key: 'gradNorm', title: 'Gradient norm (before clipping)', kind: 'epoch', value: (r) => r.gradNorm },
   { key: 'approxKl', title: 'Approximate KL (FlowGRPO)', kind: 'epoch', value: (r) => r.approxKl },
-  { key: 'clipFraction', title: 'Clip fraction (FlowGRPO)', kind: 'epoch', value: (r) => r.clipFraction },
+  {
+    key: 'clipFraction',
+    title: 'Clip fraction (FlowGRPO)',
+    kind: 'epoch',
+    value: (r) => r.clipFraction,
+    range: 'unit',
+  },
   { key: 'lr', title: 'Learning rate', kind: 'epoch', value: (r) => r.lr },
   { key: 'samplesPerSecond', title: 'Rollouts per second', kind: 'epoch', value: (r) => r.samplesPerSecond },
 ];
@@ -47,6 +90,14 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const colour = (run: RunSnapshot) => COLOURS[run.id % COLOURS.length] as string;
 const evaluations = (run: RunSnapshot) => run.records.filter((r): r is EvaluationRecord => r.kind === 'evaluation');
 const epochs = (run: RunSnapshot) => run.records.filter((r): r is EpochRecord => r.kind === 'epoch');
+const references = (run: RunSnapshot) => run.records.filter((r): r is ReferenceRecord => r.kind === 'reference');
+/** The run's latest progress record: its phase, target and time left as the job wrote them. */
+const progressOf = (run: RunSnapshot) => run.records.filter((r): r is ProgressRecord => r.kind === 'progress').at(-1);
+/** Whether a run is going on: its job has written a phase and not yet 'finished'. */
+const running = (run: RunSnapshot) => {
+  const phase = progressOf(run)?.phase;
+  return phase !== undefined && phase !== 'finished';
+};
 const fixed = (v: number | null | undefined, digits = 3) => (typeof v === 'number' ? v.toFixed(digits) : '–');
 
 function duration(seconds: number): string {
@@ -71,43 +122,118 @@ function element<K extends keyof HTMLElementTagNameMap>(tag: K, text = '', attrs
   return node;
 }
 
-/** The x and y values of one curve of a run, ordered by x. */
-function curve(run: RunSnapshot, spec: ChartSpec): [number[], number[]] {
-  const xs: number[] = [];
-  const ys: number[] = [];
+/** A curve: its label and x and y values, ordered by x. */
+interface Curve {
+  run: RunSnapshot;
+  label: string;
+  /** Which of the run's curves on the chart (0 for the first): later ones are dashed. */
+  index: number;
+  xs: number[];
+  ys: number[];
+}
+
+/** The curves of a run on a chart: one, or with `parts` one for each name (e.g. each reward). */
+function curves(run: RunSnapshot, spec: ChartSpec): Curve[] {
+  const byName = new Map<string, Curve>();
+  const add = (name: string, r: Fields, y: unknown) => {
+    if (typeof y !== 'number' || !Number.isFinite(y)) return;
+    let c = byName.get(name);
+    if (c === undefined) {
+      c = { run, label: spec.parts ? `${run.name}: ${name}` : run.name, index: byName.size, xs: [], ys: [] };
+      byName.set(name, c);
+    }
+    c.xs.push(xAxis === 'epoch' ? r.epoch : r.elapsed);
+    c.ys.push(y);
+  };
   for (const r of run.records as Fields[]) {
-    const y = r.kind === spec.kind ? spec.value(r) : undefined;
-    if (typeof y !== 'number' || !Number.isFinite(y)) continue;
-    xs.push(xAxis === 'epoch' ? r.epoch : r.elapsed);
-    ys.push(y);
+    if (r.kind !== spec.kind) continue;
+    if (spec.parts) for (const [name, y] of Object.entries(spec.parts(r) ?? {})) add(name, r, y);
+    else add('', r, spec.value?.(r));
   }
-  return [xs, ys];
+  return [...byName.values()];
+}
+
+/** The reference lines of a chart: each run's reference records, the value of the chart's field and its error. */
+function referenceLines(spec: ChartSpec): { run: RunSnapshot; label: string; value: number; error: number }[] {
+  const field = spec.reference;
+  if (field === undefined) return [];
+  return [...runs.values()].flatMap((run) =>
+    references(run).flatMap((r) => {
+      const value = r[field];
+      if (typeof value !== 'number') return [];
+      return [{ run, label: r.label, value, error: r.standardError?.[field] ?? 0 }];
+    }),
+  );
+}
+
+const referencesOf = new Map<string, ReturnType<typeof referenceLines>>();
+
+// Draws the chart's reference lines on its canvas: a dashed line at each score and a band of ± its standard error.
+function drawReferences(key: string, u: UPlot): void {
+  const ctx = u.ctx;
+  const { left, top, width, height } = u.bbox;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(left, top, width, height);
+  ctx.clip();
+  for (const line of referencesOf.get(key) ?? []) {
+    const y = u.valToPos(line.value, 'y', true);
+    const lo = u.valToPos(line.value - line.error, 'y', true);
+    const hi = u.valToPos(line.value + line.error, 'y', true);
+    ctx.fillStyle = `${colour(line.run)}22`;
+    ctx.fillRect(left, hi, width, lo - hi);
+    ctx.strokeStyle = colour(line.run);
+    ctx.setLineDash(line.label.includes('CFG') && !line.label.includes('no CFG') ? [2, 4] : [8, 4]);
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.moveTo(left, y);
+    ctx.lineTo(left + width, y);
+    ctx.stroke();
+  }
+  ctx.restore();
 }
 
 function drawChart(spec: ChartSpec, container: HTMLElement): void {
   const list = [...runs.values()];
-  const tables = list.map((run) => curve(run, spec));
-  const points = tables.reduce((sum, [xs]) => sum + xs.length, 0);
+  const shownCurves = list.flatMap((run) => curves(run, spec)).filter((c) => c.xs.length > 0);
+  const points = shownCurves.reduce((sum, c) => sum + c.xs.length, 0);
   const card = container.closest('.card') as HTMLElement;
   card.hidden = points === 0;
   card.dataset.points = String(points);
   if (points === 0) return;
-  const shown = list.filter((_, i) => (tables[i]?.[0].length ?? 0) > 0);
-  card.dataset.runs = String(shown.length);
-  const data = uPlot.join(tables.filter(([xs]) => xs.length > 0) as UPlot.AlignedData[]);
-  const signature = `${xAxis}|${shown.map((r) => r.id).join(',')}`;
+  card.dataset.runs = String(new Set(shownCurves.map((c) => c.run.id)).size);
+  card.dataset.series = String(shownCurves.length);
+  const lines = referenceLines(spec);
+  referencesOf.set(spec.key, lines);
+  card.dataset.references = String(lines.length);
+  const legend = card.querySelector('.references') as HTMLElement;
+  legend.replaceChildren(
+    ...lines.map((line) => {
+      const item = element('li', `${line.run.name}: ${line.label} ${line.value.toFixed(3)} ± ${line.error.toFixed(3)}`);
+      item.style.color = colour(line.run);
+      return item;
+    }),
+  );
+  const data = uPlot.join(shownCurves.map((c) => [c.xs, c.ys]) as UPlot.AlignedData[]);
+  const signature = `${xAxis}|${shownCurves.map((c) => c.label).join(',')}`;
   const existing = charts.get(spec.key);
   if (existing?.signature === signature) {
     existing.plot.setData(data);
+    showRange(card, existing.plot);
     return;
   }
   existing?.plot.destroy();
   const sparse = spec.kind === 'evaluation';
+  // A unit range grows to hold the data and the reference bands, never shrinks below [0, 1].
+  const unitRange: UPlot.Range.Function = (_u, min, max) => {
+    const bands = (referencesOf.get(spec.key) ?? []).flatMap((l) => [l.value - l.error, l.value + l.error]);
+    return [Math.min(0, min, ...bands), Math.max(1, max, ...bands)];
+  };
   const plot = new uPlot(
     {
       width: Math.max(300, container.clientWidth),
       height: 240,
-      scales: { x: { time: false } },
+      scales: { x: { time: false }, ...(spec.range === 'unit' ? { y: { range: unitRange } } : {}) },
       // The runs table above is the legend.
       legend: { show: false },
       axes: [
@@ -121,21 +247,67 @@ function drawChart(spec: ChartSpec, container: HTMLElement): void {
           label: xAxis === 'epoch' ? 'epoch' : 'time',
           value: (_u, v) => (xAxis === 'epoch' ? String(v) : duration(v)),
         },
-        ...shown.map((run) => ({
-          label: run.name,
-          stroke: colour(run),
+        ...shownCurves.map((c) => ({
+          label: c.label,
+          stroke: colour(c.run),
           width: 2,
+          dash: c.index === 0 ? undefined : [6 * c.index, 3],
           spanGaps: true,
           points: { show: sparse, size: 6 },
           value: (_u: UPlot, v: number | null) =>
             v === null ? '–' : Math.abs(v) < 1e-3 ? v.toExponential(2) : v.toFixed(4),
         })),
       ],
+      hooks: { draw: [(u) => drawReferences(spec.key, u)] },
     },
     data,
     container,
   );
   charts.set(spec.key, { plot, signature });
+  showRange(card, plot);
+}
+
+// The y axis's range, on the card for the tests.
+function showRange(card: HTMLElement, plot: UPlot): void {
+  card.dataset.yRange = `${plot.scales.y?.min},${plot.scales.y?.max}`;
+}
+
+/** DiffusionNFT's histogram of the optimality probability r at each run's latest epoch that has one: 10 bars. */
+function drawHistograms(): void {
+  const latest = [...runs.values()].flatMap((run) => {
+    const last = epochs(run)
+      .filter((r) => Array.isArray(r.rHistogram))
+      .at(-1);
+    return last ? [{ run, last }] : [];
+  });
+  const card = $('histogram-card');
+  card.hidden = latest.length === 0;
+  card.dataset.runs = String(latest.length);
+  const root = $('histograms');
+  root.replaceChildren(
+    ...latest.map(({ run, last }) => {
+      const counts = last.rHistogram as number[];
+      const top = Math.max(1, ...counts);
+      const figure = element('figure', '', { 'data-run': String(run.id) });
+      const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+      svg.setAttribute('viewBox', '0 0 200 80');
+      counts.forEach((count, i) => {
+        const bar = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
+        const h = (76 * count) / top;
+        bar.setAttribute('x', String(i * 20 + 1));
+        bar.setAttribute('y', String(78 - h));
+        bar.setAttribute('width', '18');
+        bar.setAttribute('height', String(h));
+        bar.setAttribute('fill', colour(run));
+        const title = document.createElementNS('http://www.w3.org/2000/svg', 'title');
+        title.textContent = `r in [${(i / 10).toFixed(1)}, ${((i + 1) / 10).toFixed(1)}): ${count}`;
+        bar.append(title);
+        svg.append(bar);
+      });
+      figure.append(svg, element('figcaption', `${run.name}, epoch ${last.epoch} (r from 0 to 1)`));
+      return figure;
+    }),
+  );
 }
 
 function drawCharts(): void {
@@ -146,11 +318,31 @@ function drawCharts(): void {
       const card = element('section', '', { class: 'card', 'data-chart': spec.key });
       card.append(element('h2', spec.title));
       container = element('div', '', { class: 'plot' });
-      card.append(container);
+      card.append(container, element('ul', '', { class: 'references' }));
       root.append(card);
     }
     drawChart(spec, container);
   }
+}
+
+/** The phase, the progress toward the target and the time left of a run, from its latest progress record. */
+function progressCells(run: RunSnapshot): [string, string, string] {
+  const p = progressOf(run);
+  if (p === undefined) return [run.records.length === 0 ? 'waiting' : '–', '–', '–'];
+  const t = p.target;
+  let toward = '–';
+  if (t !== undefined) {
+    const pct = `${Math.round((100 * Math.min(t.done, t.total)) / t.total)}%`;
+    toward =
+      t.unit === 'epochs'
+        ? `${pct} (${t.done} of ${t.total} epochs)`
+        : `${pct} (${duration(t.done)} of ${duration(t.total)} training)`;
+  }
+  if (p.phase === 'finished') return ['finished', toward, '–'];
+  // The estimate as written, less the time since.
+  const since = p.time === undefined ? 0 : (Date.now() - Date.parse(p.time)) / 1000;
+  const left = p.secondsLeft === undefined ? '?' : `≈ ${duration(Math.max(0, p.secondsLeft - since))}`;
+  return [p.phase, toward, left];
 }
 
 function drawRunTable(): void {
@@ -159,11 +351,15 @@ function drawRunTable(): void {
   for (const run of runs.values()) {
     const evals = evaluations(run);
     const last = evals.at(-1);
-    const best = (f: (r: EvaluationRecord) => number | undefined) =>
-      Math.max(...evals.map((r) => f(r) ?? Number.NEGATIVE_INFINITY));
+    // The best of the values present ('–' when no evaluation has one).
+    const best = (f: (r: EvaluationRecord) => number | undefined) => {
+      const values = evals.map(f).filter((v): v is number => typeof v === 'number');
+      return values.length > 0 ? Math.max(...values) : undefined;
+    };
     const start = run.records.filter((r) => r.kind === 'start').at(-1);
     const lastEpoch = epochs(run).at(-1);
-    const row = element('tr', '', { 'data-run': String(run.id) });
+    const [phase, toward, left] = progressCells(run);
+    const row = element('tr', '', { 'data-run': String(run.id), 'data-phase': phase });
     const chip = element('span', '', { class: 'chip' });
     chip.style.background = colour(run);
     const chipCell = element('td');
@@ -174,6 +370,9 @@ function drawRunTable(): void {
       chipCell,
       element('td', run.name, { title: run.dir }),
       element('td', start?.kind === 'start' ? start.trainer : '–'),
+      element('td', phase, { class: `phase ${phase}` }),
+      element('td', toward, { class: 'toward' }),
+      element('td', left, { class: 'left' }),
       element('td', String(lastEpoch?.epoch ?? last?.epoch ?? 0)),
       element('td', duration(lastEpoch?.elapsed ?? last?.elapsed ?? 0)),
       element('td', last ? `${fixed(last.strict)} / ${fixed(best((r) => r.strict))}` : '–'),
@@ -236,17 +435,8 @@ function drawSamples(): void {
   if (image.getAttribute('src') !== source) image.src = source;
   const latest = shown === grids.at(-1) ? ', the latest' : '';
   $('samples-label').textContent = `epoch ${shown.epoch}, ${duration(shown.elapsed)} of training${latest}`;
-  const prompts = $('samples-prompts');
-  prompts.replaceChildren(...shown.grid.prompts.map((p) => element('li', p)));
-  alignPrompts();
-}
-
-// Each prompt beside its row of the grid.
-function alignPrompts(): void {
-  const image = $<HTMLImageElement>('samples-image');
-  const items = [...$('samples-prompts').children] as HTMLElement[];
-  if (items.length === 0 || image.clientHeight === 0) return;
-  for (const item of items) item.style.height = `${image.clientHeight / items.length}px`;
+  // The grid carries each row's prompt beside it; the page does not print them again.
+  image.alt = `sample grid, a row for each prompt: ${shown.grid.prompts.join('; ')}`;
 }
 
 function drawConfig(): void {
@@ -259,7 +449,9 @@ function drawConfig(): void {
 
 function drawAll(): void {
   drawRunTable();
+  drawStatus();
   drawCharts();
+  drawHistograms();
   drawCategories();
   drawSamples();
   drawConfig();
@@ -275,16 +467,31 @@ function schedule(): void {
   });
 }
 
-function connect(): void {
+let connected = false;
+let events: EventSource | undefined;
+
+// The badge: 'live' while some run is going on, 'finished' once every run's job has ended (a page whose server has
+// gone with its job stops reconnecting then), 'waiting' before any run has written.
+function drawStatus(): void {
   const status = $('status');
-  const events = new EventSource('/events');
+  const list = [...runs.values()];
+  const live = list.some(running);
+  const ended = list.some((run) => progressOf(run)?.phase === 'finished');
+  const text = live ? 'live' : ended ? 'finished' : list.every((r) => r.records.length === 0) ? 'waiting' : 'idle';
+  status.textContent = connected || !live ? text : 'reconnecting…';
+  status.className = `status ${connected && live ? 'live' : ''}`.trim();
+  if (!connected && !live) events?.close();
+}
+
+function connect(): void {
+  events = new EventSource('/events');
   events.addEventListener('open', () => {
-    status.textContent = 'live';
-    status.classList.add('live');
+    connected = true;
+    drawStatus();
   });
   events.addEventListener('error', () => {
-    status.textContent = 'reconnecting…';
-    status.classList.remove('live');
+    connected = false;
+    drawStatus();
   });
   events.addEventListener('runs', (event) => {
     const list = JSON.parse((event as MessageEvent).data) as { id: number }[];
@@ -313,11 +520,14 @@ $('samples-run').addEventListener('change', () => {
   drawSamples();
 });
 $('config-run').addEventListener('change', drawConfig);
-$('samples-image').addEventListener('load', alignPrompts);
 window.addEventListener('resize', () => {
   for (const [key, { plot }] of charts) {
     const container = document.querySelector<HTMLElement>(`[data-chart="${key}"] .plot`);
     if (container) plot.setSize({ width: Math.max(300, container.clientWidth), height: 240 });
   }
 });
+// The time left counts down between records.
+setInterval(() => {
+  if (runs.size > 0) drawRunTable();
+}, 1000);
 connect();

@@ -23,10 +23,15 @@ export const PAGE = `<!doctype html>
 <main>
   <section class="card wide">
     <h2>Runs <small>(colours as in the charts)</small></h2>
-    <table id="runs"><thead><tr><th></th><th>run</th><th>trainer</th><th>epochs</th><th>training time</th>
-      <th>strict (latest / best)</th><th>test reward (latest / best)</th><th>last record</th></tr></thead><tbody></tbody></table>
+    <table id="runs"><thead><tr><th></th><th>run</th><th>trainer</th><th>phase</th><th>toward the target</th>
+      <th>time left</th><th>epochs</th><th>training time</th><th>strict (latest / best)</th>
+      <th>test reward (latest / best)</th><th>last record</th></tr></thead><tbody></tbody></table>
   </section>
   <div id="charts" class="charts"></div>
+  <section id="histogram-card" class="card" hidden>
+    <h2>Optimality probability r <small>(DiffusionNFT, latest epoch: counts in 10 bins of [0, 1])</small></h2>
+    <div id="histograms" class="histograms"></div>
+  </section>
   <section id="categories-card" class="card wide" hidden>
     <h2>Strict score by prompt category <small>(latest evaluation)</small></h2>
     <table id="categories"></table>
@@ -37,7 +42,7 @@ export const PAGE = `<!doctype html>
       <select id="samples-run" aria-label="run"></select>
       <input id="samples-slider" type="range" min="0" max="0" value="0" aria-label="evaluation">
     </div>
-    <div class="grid-view"><ol id="samples-prompts"></ol><img id="samples-image" alt="sample grid"></div>
+    <div class="grid-view"><img id="samples-image" alt="sample grid"></div>
   </section>
   <section id="config-card" class="card wide" hidden>
     <h2>Config</h2>
@@ -75,8 +80,12 @@ th { font-weight: 500; color: var(--muted); font-size: 12px; }
 .chip { display: inline-block; width: 12px; height: 12px; border-radius: 3px; }
 .error { color: #b3261e; }
 .grid-view { display: flex; gap: 12px; align-items: flex-start; margin-top: 8px; overflow-x: auto; }
-.grid-view ol { margin: 0; padding: 0 0 0 20px; color: var(--muted); font-size: 12px; }
-.grid-view li { display: flex; align-items: center; white-space: nowrap; }
+.references { margin: 4px 0 0; padding: 0; list-style: none; font-size: 12px; }
+.histograms { display: flex; flex-wrap: wrap; gap: 16px; }
+.histograms figure { margin: 0; width: 200px; }
+.histograms svg { width: 200px; height: 80px; border-bottom: 1px solid var(--line); }
+.histograms figcaption { font-size: 12px; color: var(--muted); }
+td.phase.finished { color: var(--muted); }
 .grid-view img { image-rendering: pixelated; border-radius: 4px; background: #000; }
 #samples-slider { width: 320px; }
 pre { margin: 0; max-height: 360px; overflow: auto; font-size: 12px; background: var(--bg); padding: 8px;

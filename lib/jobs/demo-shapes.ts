@@ -6,6 +6,7 @@ import { writeFileAtomic } from '../core/files.js';
 import { packageRoot } from '../core/native.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import * as shapes from '../tasks/shapes/index.js';
+import { plural, progressReporter } from './progress.js';
 import { evaluateShapes, runGrid } from './shapes/evaluate.js';
 import { guidanceLabel, SHAPES_GUIDANCE } from './shapes/guidance.js';
 import { gridPrompts } from './shapes/prompts.js';
@@ -40,14 +41,22 @@ export async function runShapesDemo(o: ShapesDemoOptions): Promise<string> {
   const { net: base } = await loadCheckpoint(o.base);
   const prompts = gridPrompts();
   o.log(`base model ${o.base}: ${base.paramCount} parameters (${base.config.arch})`);
-  await writeFileAtomic(join(o.out, 'samples-before.png'), await runGrid(base));
-  await writeFileAtomic(join(o.out, 'samples-before-cfg.png'), await runGrid(base, SHAPES_GUIDANCE));
+  const guided = guidanceLabel(SHAPES_GUIDANCE);
+  const sampling = (what: string) => progressReporter(`sampling ${what}`, 'samples');
+  await writeFileAtomic(join(o.out, 'samples-before.png'), await runGrid(base, {}, sampling('the base, no CFG')));
+  const beforeCfgGrid = await runGrid(base, SHAPES_GUIDANCE, sampling(`the base, ${guided}`));
+  await writeFileAtomic(join(o.out, 'samples-before-cfg.png'), beforeCfgGrid);
   o.log('evaluating the base model on the test prompts (strict GenEval-style score, without and with CFG)');
   const samplesPerPrompt = o.samplesPerPrompt;
-  const before = await evaluateShapes(base, { samplesPerPrompt });
-  const beforeCfg = await evaluateShapes(base, { samplesPerPrompt, ...SHAPES_GUIDANCE });
+  const evaluating = (what: string) => progressReporter(`evaluating ${what}`, 'samples');
+  const before = await evaluateShapes(base, { samplesPerPrompt }, evaluating('the base, no CFG'));
+  const beforeCfg = await evaluateShapes(
+    base,
+    { samplesPerPrompt, ...SHAPES_GUIDANCE },
+    evaluating(`the base, ${guided}`),
+  );
   base.dispose();
-  o.log(`DiffusionNFT for ${o.minutes} minutes (no CFG anywhere, as the paper)`);
+  o.log(`DiffusionNFT for ${plural(o.minutes, 'minute')} of training (no CFG anywhere, as the paper)`);
   const { points, net } = await trainShapes({
     method: 'nft',
     base: o.base,
@@ -55,17 +64,21 @@ export async function runShapesDemo(o: ShapesDemoOptions): Promise<string> {
     evalEvery: 5,
     evalSamplesPerPrompt: Math.max(1, Math.floor(samplesPerPrompt / 2)),
     out: join(o.out, 'run'),
+    references: [
+      { label: 'base, no CFG', evaluation: before },
+      { label: `base, ${guided}`, evaluation: beforeCfg },
+    ],
     signal: o.signal,
     log: o.log,
   });
-  await writeFileAtomic(join(o.out, 'samples-after.png'), await runGrid(net));
-  const after = await evaluateShapes(net, { samplesPerPrompt });
+  await writeFileAtomic(join(o.out, 'samples-after.png'), await runGrid(net, {}, sampling('after DiffusionNFT')));
+  const after = await evaluateShapes(net, { samplesPerPrompt }, evaluating('after DiffusionNFT'));
   const last = points.at(-1);
   const table = [
     `| model | strict (test prompts) | ${shapes.CATEGORIES.join(' | ')} | reward |`,
     `| --- | --- | ${shapes.CATEGORIES.map(() => '---').join(' | ')} | --- |`,
     tableRow('base, no CFG', before),
-    tableRow(`base, ${guidanceLabel(SHAPES_GUIDANCE)}`, beforeCfg),
+    tableRow(`base, ${guided}`, beforeCfg),
     tableRow(`DiffusionNFT (${last?.epoch ?? 0} epochs, ${(last?.seconds ?? 0).toFixed(0)} s), no CFG`, after),
   ].join('\n');
   const summary = `# diffusion-nft demo: DiffusionNFT on shapes\n\n${table}\n\n${after.samples} samples per evaluation (${samplesPerPrompt} per test prompt, 40-step Euler). Grids: samples-before.png, samples-before-cfg.png (${guidanceLabel(SHAPES_GUIDANCE)}), samples-after.png (rows: ${prompts.map((p) => `'${p.text}'`).join(', ')}; same noise). Curves: run/strict-vs-*.png, run/reward-vs-*.png, run/testReward-vs-*.png.\n`;

@@ -1,8 +1,11 @@
 // A progress line for long jobs: a bar, the count, the wall-clock and the time left, redrawn in place on a terminal
 // and printed every tenth of the way otherwise (logs, CI).
 
-/** What a job counts: optimiser steps, epochs, seconds of training (which exclude evaluations), or images read. */
-export type ProgressUnit = 'steps' | 'epochs' | 'seconds' | 'images';
+/**
+ * What a job counts: optimiser steps, epochs, seconds of training (which exclude evaluations), images read, or
+ * samples drawn.
+ */
+export type ProgressUnit = 'steps' | 'epochs' | 'seconds' | 'images' | 'samples';
 
 export class Progress {
   readonly #total: number;
@@ -41,18 +44,19 @@ export class Progress {
     return remaining * (this.#unit === 'seconds' ? Math.max(1, rate) : rate);
   }
 
-  /** Shows `done` of the total, with a short status text. */
-  update(done: number, status = ''): void {
+  /** Shows `done` of the total, with a short status text; returns the estimated wall-clock seconds left (NaN: unknown). */
+  update(done: number, status = ''): number {
     const tenth = Math.floor(Math.min(1, done / this.#total) * 10);
     const wall = (this.#now() - this.#started) / 1000;
     const left = this.#left(done, wall);
     this.#first ??= { done, wall };
-    if (!this.#tty && tenth === this.#lastPrinted && done < this.#total) return;
+    if (!this.#tty && tenth === this.#lastPrinted && done < this.#total) return left;
     this.#lastPrinted = tenth;
     const line = progressLine(this.#label, done, this.#total, this.#unit, wall, status, left);
     const columns = process.stderr.columns ?? 100;
     if (this.#tty) process.stderr.write(`\r${line.padEnd(columns).slice(0, columns - 1)}`);
     else process.stderr.write(`${line}\n`);
+    return left;
   }
 
   /** Ends the line. */
@@ -85,6 +89,24 @@ export function progressLine(
       : `${unit} ${done}/${total}, ${formatSeconds(wallSeconds)}`;
   const eta = Number.isFinite(left) ? formatSeconds(left) : '?';
   return `${label} [${bar}] ${count}, ${eta} left${status ? ` ${status}` : ''}`;
+}
+
+/**
+ * The `(done, total)` callback of a phase that reports its progress (an evaluation, a sample grid): a progress line
+ * labelled `label`, started at the first call and ended when `done` reaches the total.
+ */
+export function progressReporter(label: string, unit: ProgressUnit): (done: number, total: number) => void {
+  let line: Progress | undefined;
+  return (done, total) => {
+    line ??= new Progress(label, total, unit);
+    line.update(done);
+    if (done >= total) line.done();
+  };
+}
+
+/** "1 minute", "6 minutes", "0.5 minutes". */
+export function plural(count: number, unit: string): string {
+  return `${count} ${unit}${count === 1 ? '' : 's'}`;
 }
 
 /** 75 → "1m15s". */

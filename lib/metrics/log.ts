@@ -11,6 +11,8 @@ import {
   METRICS_VERSION,
   MetricsFormatError,
   type MetricsRecord,
+  type ProgressRecord,
+  type ReferenceRecord,
   readRunRecords,
 } from './records.js';
 
@@ -48,8 +50,14 @@ export interface MetricsLogOptions {
 /** What an evaluation scored, for its record. */
 export type EvaluationScores = Pick<
   EvaluationRecord,
-  'reward' | 'rewards' | 'samples' | 'strict' | 'categories' | 'guided'
+  'reward' | 'rewards' | 'samples' | 'strict' | 'categories' | 'standardError' | 'guided'
 >;
+
+/** What a reference score's record holds. */
+export type ReferenceScores = Pick<ReferenceRecord, 'label' | 'reward' | 'strict' | 'samples' | 'standardError'>;
+
+/** What a progress record holds. */
+export type ProgressFields = Pick<ProgressRecord, 'phase' | 'target' | 'secondsLeft'>;
 
 /** A sample grid to write with an evaluation: the PNG and the prompt of each row. */
 export interface SampleGrid {
@@ -135,6 +143,20 @@ export class MetricsLog {
       await writeFileAtomic(join(this.#dir, gridPath(epoch)), grid.png);
       record.grid = { image: gridPath(epoch), prompts: grid.prompts };
     }
+    await this.#write(record);
+    return record;
+  }
+
+  /** Writes where the job is (a phase that starts, or the progress after an epoch) at the current epoch. */
+  async progress(epoch: number, fields: ProgressFields): Promise<ProgressRecord> {
+    const record: ProgressRecord = { kind: 'progress', ...this.#base(epoch), ...fields };
+    await this.#write(record);
+    return record;
+  }
+
+  /** Writes a score the run is measured against, e.g. its base model's. */
+  async reference(epoch: number, scores: ReferenceScores): Promise<ReferenceRecord> {
+    const record: ReferenceRecord = { kind: 'reference', ...this.#base(epoch), ...scores };
     await this.#write(record);
     return record;
   }

@@ -94,6 +94,8 @@ export interface EvaluationRecord extends RecordBase {
   strict?: number;
   /** The strict score of each prompt category, where the task has them. */
   categories?: Record<string, number>;
+  /** Standard errors of `strict` and `reward`, where the task reports them. */
+  standardError?: { strict?: number; reward: number };
   /** The same evaluation with classifier-free guidance, by its label ("CFG 5 at t ≤ 0.6"), where a run asks for it. */
   guided?: Record<
     string,
@@ -115,8 +117,49 @@ export interface EvaluationRecord extends RecordBase {
   };
 }
 
+/** The phases of a job that a progress record names; 'finished' is the last record of a run that ended. */
+export const PHASES = ['sampling', 'evaluating', 'training', 'finished'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/**
+ * Where the job is: written when a phase starts and after each epoch, so that a reader (the dashboard) shows the
+ * phase, the progress toward the run's target and the time left without guessing them.
+ */
+export interface ProgressRecord extends RecordBase {
+  /** Which record this is. */
+  kind: 'progress';
+  /**
+   * What the job is doing from now on: sampling an epoch's rollouts, training on them (the optimiser steps),
+   * evaluating (scores and a sample grid), or finished.
+   */
+  phase: Phase;
+  /**
+   * The run's target and how much of it is done: epochs since the run's start, or seconds of training in this call
+   * (a time budget). Absent before the target is known.
+   */
+  target?: { unit: 'epochs' | 'seconds'; done: number; total: number };
+  /** Estimated wall-clock seconds left to the target when the record was written, evaluations included. */
+  secondsLeft?: number;
+}
+
+/** A score the run is measured against (the base model's, without and with guidance), once at the run's start. */
+export interface ReferenceRecord extends RecordBase {
+  /** Which record this is. */
+  kind: 'reference';
+  /** What was scored, e.g. "base, no CFG". */
+  label: string;
+  /** Mean total reward of its evaluation samples. */
+  reward: number;
+  /** The strict score, where the task has one. */
+  strict?: number;
+  /** How many samples were scored. */
+  samples?: number;
+  /** Standard errors of `strict` and `reward` (what another draw of the noise would change). */
+  standardError?: { strict?: number; reward: number };
+}
+
 /** Any record of the stream, told apart by `kind`. */
-export type MetricsRecord = StartRecord | EpochRecord | EvaluationRecord;
+export type MetricsRecord = StartRecord | EpochRecord | EvaluationRecord | ProgressRecord | ReferenceRecord;
 
 /** A metrics.jsonl line that is not a record. */
 export class MetricsFormatError extends DiffusionNftError {
@@ -125,7 +168,7 @@ export class MetricsFormatError extends DiffusionNftError {
   }
 }
 
-const KINDS = new Set(['start', 'epoch', 'evaluation']);
+const KINDS = new Set(['start', 'epoch', 'evaluation', 'progress', 'reference']);
 
 /**
  * The records of a metrics.jsonl text. A last line without its newline is one still being written and is left out;

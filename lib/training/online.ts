@@ -240,19 +240,20 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
 
   /**
    * One epoch: M·K rollouts (rewards of a chunk are scored while the next chunk samples), then training. If a reward
-   * fails, nothing is applied and the error names it.
+   * fails, nothing is applied and the error names it. `onTraining`, when given, is called (and awaited) once the
+   * rollouts are scored and the optimiser steps begin: a job reports its phase with it.
    */
-  async epoch(signal?: AbortSignal): Promise<S> {
+  async epoch(signal?: AbortSignal, onTraining?: () => void | Promise<void>): Promise<S> {
     if (this.#busy) throw new BusyError(`${this.constructor.name}.epoch: an epoch is already running; await it first`);
     this.#busy = true;
     try {
-      return await this.#runEpoch(signal);
+      return await this.#runEpoch(signal, onTraining);
     } finally {
       this.#busy = false;
     }
   }
 
-  async #runEpoch(signal?: AbortSignal): Promise<S> {
+  async #runEpoch(signal?: AbortSignal, onTraining?: () => void | Promise<void>): Promise<S> {
     const c = this.common;
     const { dataDim: D, condSlots: L } = this.net.config;
     const started = performance.now();
@@ -296,6 +297,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       named[name] = values.reduce((s, v) => s + v, 0) / n;
     }
     signal?.throwIfAborted();
+    await onTraining?.();
     const scored = performance.now();
     const trained = await this.#trainAtomically({
       prompts: drawn.prompts,

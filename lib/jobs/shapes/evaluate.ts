@@ -3,7 +3,7 @@ import { Tensor } from '../../core/tensor.js';
 import { imageGrid } from '../../images/png.js';
 import type { VelocityNet } from '../../model/net.js';
 import { type Rule, resolveOptions } from '../../options/schema.js';
-import { ROLLOUT_RULES, type SolverName, sample } from '../../sampling/solvers.js';
+import { ROLLOUT_RULES, type SampleOptions, type SolverName, sample } from '../../sampling/solvers.js';
 import * as shapes from '../../tasks/shapes/index.js';
 import { GUIDANCE_SCHEMA, type Guidance } from './guidance.js';
 import { gridPrompts } from './prompts.js';
@@ -33,26 +33,61 @@ export const EVAL_SCHEMA = {
   params: { type: 'enum', values: ['theta', 'ema', 'old'], default: 'theta' },
 } as const satisfies Record<keyof EvalOptions, Rule>;
 
+/** Receives the samples drawn so far and their total, as an evaluation or a grid goes (lib/jobs/progress.ts). */
+export type OnSampled = (done: number, total: number) => void;
+
 /** GenEval-style strict scores of fresh samples (default: the test prompts, 8 each, 40-step Euler, no CFG). */
-export async function evaluateShapes(net: VelocityNet, options: EvalOptions = {}): Promise<shapes.ShapesEvaluation> {
+export async function evaluateShapes(
+  net: VelocityNet,
+  options: EvalOptions = {},
+  onSampled?: OnSampled,
+): Promise<shapes.ShapesEvaluation> {
   const o = resolveOptions('evaluateShapes options', options, EVAL_SCHEMA);
   const prompts = (options.prompts ?? shapes.TEST_PROMPTS).flatMap((p) =>
     Array.from({ length: o.samplesPerPrompt }, () => p),
   );
-  const { x } = await sample(net, {
-    cond: Tensor.fromInt32(tokensOf(prompts), [prompts.length, shapes.SLOTS]),
-    solver: o.solver,
-    steps: o.steps,
-    cfgScale: o.cfgScale,
-    cfgInterval: options.cfgInterval,
-    seed: o.seed,
-    params: o.params,
-  });
+  const { solver, steps, cfgScale, seed, params } = o;
+  const x = await samplePrompts(
+    net,
+    prompts,
+    { solver, steps, cfgScale, cfgInterval: options.cfgInterval, seed, params },
+    onSampled,
+  );
   return shapes.evaluate(x, prompts);
 }
 
 function tokensOf(prompts: readonly shapes.ShapesPrompt[]): Int32Array {
   return Int32Array.from(prompts.flatMap((p) => [...p.tokens]));
+}
+
+// Parts a long sampling is split into, to report its progress.
+const PARTS = 10;
+
+/**
+ * Samples of `prompts` (a row each), drawn in about ten parts with `onSampled` told after each (and at 0 first).
+ * Each part starts at its first row's place in the noise stream, so the samples are those of a single call.
+ */
+async function samplePrompts(
+  net: VelocityNet,
+  prompts: readonly shapes.ShapesPrompt[],
+  options: Omit<SampleOptions, 'cond' | 'firstSample'>,
+  onSampled?: OnSampled,
+): Promise<Tensor> {
+  const n = prompts.length;
+  const dim = net.config.dataDim;
+  const part = Math.max(1, Math.ceil(n / PARTS));
+  const out = new Float32Array(n * dim);
+  onSampled?.(0, n);
+  for (let start = 0; start < n; start += part) {
+    const rows = prompts.slice(start, start + part);
+    const cond = Tensor.fromInt32(tokensOf(rows), [rows.length, shapes.SLOTS]);
+    const { x } = await sample(net, { ...options, cond, firstSample: start });
+    out.set(x.storage, start * dim);
+    cond.dispose();
+    x.dispose();
+    onSampled?.(start + rows.length, n);
+  }
+  return Tensor.from(out, [n, dim]);
 }
 
 /** Options of sampleGrid. */
@@ -81,18 +116,13 @@ export async function sampleGrid(
   net: VelocityNet,
   prompts: readonly shapes.ShapesPrompt[],
   options: GridOptions = {},
+  onSampled?: OnSampled,
 ): Promise<Buffer> {
   const o = resolveOptions('sampleGrid options', options, GRID_SCHEMA);
   const list = prompts.flatMap((p) => Array.from({ length: o.perPrompt }, () => p));
-  const { x } = await sample(net, {
-    cond: Tensor.fromInt32(tokensOf(list), [list.length, shapes.SLOTS]),
-    solver: 'euler',
-    steps: o.steps,
-    cfgScale: o.cfgScale,
-    cfgInterval: options.cfgInterval,
-    seed: o.seed,
-    params: o.params,
-  });
+  const { steps, cfgScale, seed, params } = o;
+  const sampling = { solver: 'euler', steps, cfgScale, cfgInterval: options.cfgInterval, seed, params } as const;
+  const x = await samplePrompts(net, list, sampling, onSampled);
   return imageGrid(x, {
     size: shapes.IMAGE_SIZE,
     columns: o.perPrompt,
@@ -102,6 +132,6 @@ export async function sampleGrid(
 }
 
 /** The sample grid of gridPrompts() that runs and the demo write: 8 samples a row, the same noise every time. */
-export function runGrid(net: VelocityNet, guidance: Guidance = {}): Promise<Buffer> {
-  return sampleGrid(net, gridPrompts(), guidance);
+export function runGrid(net: VelocityNet, guidance: Guidance = {}, onSampled?: OnSampled): Promise<Buffer> {
+  return sampleGrid(net, gridPrompts(), guidance, onSampled);
 }

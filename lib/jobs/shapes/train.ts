@@ -2,7 +2,8 @@
 // every few epochs, the metrics stream, a checkpoint and the curves.
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { type EvaluationScores, MetricsLog } from '../../metrics/log.js';
+import { MetricsLog } from '../../metrics/log.js';
+import type { Phase } from '../../metrics/records.js';
 import { loadCheckpoint } from '../../model/checkpoint.js';
 import { saveAdapter } from '../../model/lora.js';
 import type { VelocityNet } from '../../model/net.js';
@@ -13,7 +14,7 @@ import { currentWorld } from '../../training/distributed.js';
 import { FlowGRPO, type FlowGRPOOptions } from '../../training/flowgrpo.js';
 import type { EpochStats } from '../../training/online-options.js';
 import { MINUTES } from '../pretrain.js';
-import { formatSeconds, Progress } from '../progress.js';
+import { formatSeconds, Progress, progressReporter } from '../progress.js';
 import { type RunPoint, runPoints, writeCurves } from './curves.js';
 import { evaluateShapes, runGrid } from './evaluate.js';
 import { checkGuidance, type Guidance, guidanceLabel } from './guidance.js';
@@ -50,6 +51,11 @@ export interface TrainShapesOptions {
    * FlowGRPO run trained with guidance is meant to be scored with it too.
    */
   evalGuidance?: readonly Guidance[];
+  /**
+   * The scores the run is measured against, written to its stream at a fresh start (the dashboard draws them as
+   * lines): default, the base's own first evaluation, without guidance and with each `evalGuidance`.
+   */
+  references?: readonly { label: string; evaluation: shapes.ShapesEvaluation }[];
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -69,7 +75,7 @@ export const TRAIN_SHAPES_SCHEMA = {
   out: { type: 'string', default: 'shapes-run' },
   reward: { type: 'enum', values: shapes.REWARD_KINDS, default: 'partial' },
 } as const satisfies Record<
-  Exclude<keyof TrainShapesOptions, 'trainer' | 'categoryWeights' | 'evalGuidance' | 'signal' | 'log'>,
+  Exclude<keyof TrainShapesOptions, 'trainer' | 'categoryWeights' | 'evalGuidance' | 'references' | 'signal' | 'log'>,
   Rule
 >;
 
@@ -82,6 +88,16 @@ export const SHAPES_TRAINER_DEFAULTS = {
   nft: { groups: 16, groupSize: 8, lr: 1e-4, beta: 1 },
   flowgrpo: { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2, klCoef: 0.04 },
 } as const;
+
+/**
+ * Whether another epoch fits a budget of training seconds: while the budget left is more than half the mean epoch so
+ * far (the first epoch runs whenever some budget is left), so that a run ends within half an epoch of its budget,
+ * over or under, rather than up to a whole epoch over.
+ */
+export function epochFits(trainedSeconds: number, budgetSeconds: number, epochs: number): boolean {
+  if (epochs === 0) return trainedSeconds < budgetSeconds;
+  return budgetSeconds - trainedSeconds > trainedSeconds / epochs / 2;
+}
 
 /**
  * An RL run on shapes from the network's current weights: the method's epochs with the task's partial-credit reward
@@ -138,36 +154,6 @@ export async function trainShapes(options: TrainShapesOptions): Promise<{ points
       trainer: trainer.resolvedOptions,
     },
   });
-  // Scores the current weights at the current epoch, with a sample grid, and logs the point.
-  const evaluatePoint = async (reward: number) => {
-    const epoch = trainer.epochCount;
-    const e = await evaluateShapes(net, { samplesPerPrompt: evalSamplesPerPrompt });
-    const guided: NonNullable<EvaluationScores['guided']> = {};
-    for (const g of evalGuidance) {
-      const ge = await evaluateShapes(net, { ...g, samplesPerPrompt: evalSamplesPerPrompt });
-      guided[guidanceLabel(g)] = { strict: ge.overall, reward: ge.reward, categories: ge.byCategory };
-    }
-    const png = await runGrid(net);
-    await metrics.evaluation(
-      epoch,
-      {
-        reward: e.reward,
-        rewards: { shapes: e.reward },
-        samples: e.samples,
-        strict: e.overall,
-        categories: e.byCategory,
-        ...(evalGuidance.length > 0 ? { guided } : {}),
-      },
-      { png, prompts: gridPrompts().map((p) => p.text) },
-    );
-    const withGuidance = Object.entries(guided).map(([label, g]) => `  strict (${label}) ${g.strict.toFixed(3)}`);
-    log(
-      `epoch ${String(epoch).padStart(4)}  ${formatSeconds(metrics.elapsed)}  reward ${Number.isNaN(reward) ? '  -  ' : reward.toFixed(3)}  strict (test, no CFG) ${e.overall.toFixed(3)}  test reward ${e.reward.toFixed(3)}${withGuidance.join('')}`,
-    );
-  };
-  const evaluated = () => metrics.evaluations().at(-1)?.epoch === trainer.epochCount;
-  const started = performance.now();
-  if (!evaluated()) await evaluatePoint(Number.NaN);
   // --minutes bounds this call's training (evaluations excluded, as they are part of neither method); --epochs
   // counts from the run's start.
   const limitSeconds = (o.minutes ?? Number.POSITIVE_INFINITY) * 60;
@@ -177,12 +163,86 @@ export async function trainShapes(options: TrainShapesOptions): Promise<{ points
     ? new Progress(o.method, byEpoch ? epochs : limitSeconds, byEpoch ? 'epochs' : 'seconds')
     : undefined;
   let trainingSeconds = 0;
+  let trainedEpochs = 0;
+  // The run's target and how far it is, for the progress records.
+  const target = () =>
+    byEpoch
+      ? { unit: 'epochs' as const, done: trainer.epochCount, total: epochs }
+      : { unit: 'seconds' as const, done: trainingSeconds, total: limitSeconds };
+  const phase = (name: Phase, secondsLeft?: number) =>
+    metrics.progress(trainer.epochCount, {
+      phase: name,
+      ...(Number.isFinite(target().total) ? { target: target() } : {}),
+      ...(secondsLeft !== undefined && Number.isFinite(secondsLeft) ? { secondsLeft } : {}),
+    });
+
+  // The time left to the target as of the last epoch (none before the first).
+  let secondsLeft: number | undefined;
+  // Scores the current weights at the current epoch, with a sample grid, and logs the point.
+  const evaluatePoint = async (reward: number) => {
+    const epoch = trainer.epochCount;
+    await phase('evaluating', secondsLeft);
+    const shown = (what: string) =>
+      lead ? progressReporter(`evaluating epoch ${epoch}${what}`, 'samples') : undefined;
+    const e = await evaluateShapes(net, { samplesPerPrompt: evalSamplesPerPrompt }, shown(''));
+    const guided: Record<string, shapes.ShapesEvaluation> = {};
+    for (const g of evalGuidance) {
+      const label = guidanceLabel(g);
+      guided[label] = await evaluateShapes(net, { ...g, samplesPerPrompt: evalSamplesPerPrompt }, shown(`, ${label}`));
+    }
+    const png = await runGrid(net);
+    const guidedScores = Object.entries(guided).map(([label, ge]) => [
+      label,
+      { strict: ge.overall, reward: ge.reward, categories: ge.byCategory },
+    ]);
+    await metrics.evaluation(
+      epoch,
+      {
+        reward: e.reward,
+        rewards: { shapes: e.reward },
+        samples: e.samples,
+        strict: e.overall,
+        categories: e.byCategory,
+        standardError: e.standardError,
+        ...(evalGuidance.length > 0 ? { guided: Object.fromEntries(guidedScores) } : {}),
+      },
+      { png, prompts: gridPrompts().map((p) => p.text) },
+    );
+    const withGuidance = Object.entries(guided).map(([label, g]) => `  strict (${label}) ${g.overall.toFixed(3)}`);
+    log(
+      `epoch ${String(epoch).padStart(4)}  ${formatSeconds(metrics.elapsed)}  reward ${Number.isNaN(reward) ? '  -  ' : reward.toFixed(3)}  strict (test, no CFG) ${e.overall.toFixed(3)}  test reward ${e.reward.toFixed(3)}${withGuidance.join('')}`,
+    );
+    return { plain: e, guided };
+  };
+  const evaluated = () => metrics.evaluations().at(-1)?.epoch === trainer.epochCount;
+  const started = performance.now();
+  if (!evaluated()) {
+    const fresh = trainer.epochCount === 0;
+    const first = await evaluatePoint(Number.NaN);
+    // A fresh run is measured against its base: the first evaluation's scores, unless the caller gives its own.
+    const own = [
+      { label: 'base, no CFG', evaluation: first.plain },
+      ...Object.entries(first.guided).map(([label, evaluation]) => ({ label: `base, ${label}`, evaluation })),
+    ];
+    for (const { label, evaluation: r } of fresh ? (o.references ?? own) : []) {
+      await metrics.reference(0, {
+        label,
+        reward: r.reward,
+        strict: r.overall,
+        samples: r.samples,
+        standardError: r.standardError,
+      });
+    }
+  }
   let last: EpochStats | undefined;
-  while (trainer.epochCount < epochs && trainingSeconds < limitSeconds && !o.signal?.aborted) {
-    last = await trainer.epoch();
+  while (trainer.epochCount < epochs && epochFits(trainingSeconds, limitSeconds, trainedEpochs) && !o.signal?.aborted) {
+    // Each epoch samples its rollouts, then trains on them.
+    await phase('sampling', secondsLeft);
+    last = await trainer.epoch(undefined, () => phase('training', secondsLeft).then(() => {}));
     trainingSeconds += last.seconds.total;
+    trainedEpochs += 1;
     await metrics.epoch(last);
-    progress?.update(byEpoch ? trainer.epochCount : trainingSeconds, `reward ${last.reward.toFixed(3)}`);
+    secondsLeft = progress?.update(byEpoch ? trainer.epochCount : trainingSeconds, `reward ${last.reward.toFixed(3)}`);
     if (trainer.epochCount % evalEvery === 0) await evaluatePoint(last.reward);
   }
   progress?.done();
@@ -193,6 +253,7 @@ export async function trainShapes(options: TrainShapesOptions): Promise<{ points
     if (net.lora !== null) await saveAdapter(join(o.out, 'adapter.safetensors'), net, { optimizer: false });
     await writeCurves(o.out, [{ name: o.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO', points }]);
   }
+  await phase('finished');
   log(`done in ${formatSeconds((performance.now() - started) / 1000)}; wrote ${o.out}`);
   return { points, net };
 }

@@ -122,28 +122,43 @@ export interface ShapesEvaluation {
   reward: number;
   /** How many samples were scored. */
   samples: number;
+  /**
+   * The standard errors of `overall` (from each category's binomial rate) and of `reward` (the samples' standard
+   * deviation over √n): how far a second evaluation with other noise would typically land.
+   */
+  standardError: { strict: number; reward: number };
 }
 
 /** Strict scores of samples (n, D) generated for `prompts`. */
 export function evaluate(samples: Tensor, prompts: readonly ShapesPrompt[]): ShapesEvaluation {
   const totals = new Map<Category, [number, number]>();
-  let rewardSum = 0;
-  prompts.forEach((p, i) => {
+  const rewards = prompts.map((p, i) => {
     const s = scoreDetections(p, detect(samples.storage.subarray(i * DATA_DIM, (i + 1) * DATA_DIM) as Float32Array));
     const [hits, count] = totals.get(p.category) ?? [0, 0];
     totals.set(p.category, [hits + (s.strict ? 1 : 0), count + 1]);
-    rewardSum += s.reward;
+    return s.reward;
   });
   const byCategory: Partial<Record<Category, number>> = {};
+  let strictVariance = 0; // of the sum of the categories' rates
   for (const c of CATEGORIES) {
     const entry = totals.get(c);
-    if (entry) byCategory[c] = entry[0] / entry[1];
+    if (!entry) continue;
+    const rate = entry[0] / entry[1];
+    byCategory[c] = rate;
+    strictVariance += (rate * (1 - rate)) / entry[1];
   }
   const rates = Object.values(byCategory);
+  const n = Math.max(1, prompts.length);
+  const reward = rewards.reduce((sum, v) => sum + v, 0) / n;
+  const rewardVariance = rewards.reduce((sum, v) => sum + (v - reward) ** 2, 0) / Math.max(1, prompts.length - 1);
   return {
     overall: rates.reduce((s, v) => s + v, 0) / Math.max(1, rates.length),
     byCategory,
-    reward: rewardSum / Math.max(1, prompts.length),
+    reward,
     samples: prompts.length,
+    standardError: {
+      strict: Math.sqrt(strictVariance) / Math.max(1, rates.length),
+      reward: Math.sqrt(rewardVariance / n),
+    },
   };
 }
