@@ -12,7 +12,8 @@ import { VelocityNet } from '../model/net.js';
 import { loraOptions } from '../options/lora.js';
 import { OPTIMIZER_SCHEMA } from '../options/optimizer.js';
 import { pick, resolveOptions } from '../options/schema.js';
-import { sample, timeGrid } from '../sampling/solvers.js';
+import { sampleSde } from '../sampling/sde.js';
+import { type SolverName, sample, timeGrid } from '../sampling/solvers.js';
 import {
   checkPrompts,
   drawGroups,
@@ -147,6 +148,44 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
         new Uint8Array(this.net.getParameters().buffer),
       );
     }
+  }
+
+  /**
+   * How the epoch's n samples split over the optimiser steps: step k trains samples [k·n/S, (k + 1)·n/S) of which
+   * this rank holds [from, to) (all of them in one process); `first` is `from`'s index within the step.
+   */
+  protected stepShares(data: EpochData<P>): { from: number; to: number; first: number }[] {
+    const n = data.rewards.length;
+    const S = this.common.optimizerSteps;
+    return Array.from({ length: S }, (_, k) => {
+      const stepFrom = Math.floor((k * n) / S);
+      const stepTo = Math.floor(((k + 1) * n) / S);
+      const from = Math.max(stepFrom, data.from);
+      const to = Math.max(from, Math.min(stepTo, data.to));
+      return { from, to, first: from - stepFrom };
+    });
+  }
+
+  /**
+   * A chunk of rollouts of the `params` set with an ODE solver, or with FlowGRPO's SDE of noise level sdeA for
+   * 'sde': the forward-noising methods keep only the clean samples.
+   */
+  protected async rolloutClean(
+    tokens: Int32Array,
+    rows: number,
+    firstSample: number,
+    solver: SolverName | 'sde',
+    sdeA: number,
+    params: 'theta' | 'old',
+  ): Promise<RolloutChunk> {
+    const cond = Tensor.fromInt32(tokens, [rows, this.net.config.condSlots]);
+    const { grid, seed, chunk } = this.common;
+    if (solver === 'sde') {
+      const { x } = await sampleSde(this.net, { cond, grid, a: sdeA, seed, firstSample, chunk, params });
+      return { x };
+    }
+    const { x } = await sample(this.net, { cond, solver, grid, seed, firstSample, chunk, params });
+    return { x };
   }
 
   /** Epochs completed. */
