@@ -1,4 +1,4 @@
-"""Independent oracle for the AWM loss (docs/algorithms.md §5.2).
+"""Independent oracle for the AWM loss (docs/algorithms.md §7.2).
 
 Usage:  /usr/bin/python3 reference/awm_loss.py IN.safetensors OUT.safetensors
 

@@ -1,4 +1,4 @@
-"""Independent oracle for the DGPO loss (docs/algorithms.md §6.2).
+"""Independent oracle for the DGPO loss (docs/algorithms.md §8.2).
 
 Usage:  /usr/bin/python3 reference/dgpo_loss.py IN.safetensors OUT.safetensors
 

@@ -1,10 +1,10 @@
 // The options of AWM's loss (lib/rl/awm-loss.ts), which its trainer takes too.
 import type { Rule } from './schema.js';
 
-/** The per-sample weightings log q(l, t) of AWM's official `weighting` option (docs/algorithms.md §5.2). */
+/** The per-sample weightings log q(l, t) of AWM's official `weighting` option (docs/algorithms.md §7.2). */
 export const AWM_WEIGHTINGS = ['ghuber', 'uniform', 't', 't2', 'huber'] as const;
 
-/** Options of the AWM loss (docs/algorithms.md §5.2; defaults as the official GenEval configuration). */
+/** Options of the AWM loss (docs/algorithms.md §7.2; defaults as the official GenEval configuration). */
 export interface AwmLossOptions {
   /**
    * The per-sample weighting log q of the flow-matching error l at time t: 'ghuber' −(t/p)((l + δ)^p − δ^p) (the

@@ -1,7 +1,7 @@
 // The options of DGPO's loss (lib/rl/dgpo-loss.ts), which its trainer takes too.
 import type { Rule } from './schema.js';
 
-/** Options of the DGPO loss (docs/algorithms.md §6.2; defaults as the official GenEval configuration). */
+/** Options of the DGPO loss (docs/algorithms.md §8.2; defaults as the official GenEval configuration). */
 export interface DgpoLossOptions {
   /** β_dpo inside the group weight σ((β_dpo/G)·Σ A·(l − l_ref)) (100; PickScore 10). */
   betaDpo?: number;

@@ -1,4 +1,4 @@
-// The AWM loss with its gradient (docs/algorithms.md §5.2), exposed for verification and for pipelines of one's own.
+// The AWM loss with its gradient (docs/algorithms.md §7.2), exposed for verification and for pipelines of one's own.
 import { checkFinite, checkTensor } from '../core/checks.js';
 import { type AwmStatistics, native } from '../core/native.js';
 import { Tensor } from '../core/tensor.js';
@@ -24,7 +24,7 @@ export interface AwmLossInputs {
 }
 
 /**
- * The AWM loss of docs/algorithms.md §5.2 in one native pass: −A·ratio (ratio = 1 on-policy) with the gradient of
+ * The AWM loss of docs/algorithms.md §7.2 in one native pass: −A·ratio (ratio = 1 on-policy) with the gradient of
  * −A·log q(l, t), plus klCoef·mean (v_θ − v_ref)² and emaCoef·mean (v_θ − v_ema)², averaged over the rows. Returns the
  * loss, its gradient with respect to vTheta and the row means of l, log q and the two KL terms.
  */

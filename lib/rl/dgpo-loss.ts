@@ -1,4 +1,4 @@
-// The DGPO loss with its gradient (docs/algorithms.md §6.2), exposed for verification and for pipelines of one's own.
+// The DGPO loss with its gradient (docs/algorithms.md §8.2), exposed for verification and for pipelines of one's own.
 import { checkFinite, checkTensor } from '../core/checks.js';
 import { type DgpoStatistics, native } from '../core/native.js';
 import { Tensor } from '../core/tensor.js';
@@ -21,11 +21,11 @@ export interface DgpoLossInputs {
   /** Advantages (B), clipped as the trainer does. */
   advantages: Tensor;
   /** Group of each sample (B), int32 ids from 0. */
-  groupIds: Tensor;
+  groupIds: Tensor<'int32'>;
 }
 
 /**
- * The DGPO loss of docs/algorithms.md §6.2: the group weights σ(S_g) per (group, time) with S_g = (β_dpo/G)·Σ A·(l −
+ * The DGPO loss of docs/algorithms.md §8.2: the group weights σ(S_g) per (group, time) with S_g = (β_dpo/G)·Σ A·(l −
  * l_ref), the clip on exp(l_old − l), mean σ(S_g)·A·l over the rows plus klCoef·mean (v_θ − v_ref)². Returns the
  * loss, its gradient with respect to vTheta, the fraction of clipped rows and the mean group weight.
  */

@@ -1,4 +1,4 @@
-// AWM, advantage weighted matching (docs/algorithms.md §5): roll out θ, score the clean samples, train θ with the
+// AWM, advantage weighted matching (docs/algorithms.md §7): roll out θ, score the clean samples, train θ with the
 // fused AWM loss (advantage-weighted flow matching under the ghuber weighting, plus the KL to the base and to the EMA
 // anchor), then soft-update the anchor θ_old.
 

@@ -1,4 +1,4 @@
-// DGPO, direct group preference optimisation (docs/algorithms.md §6): roll out θ (θ_old, the fast EMA, once the step
+// DGPO, direct group preference optimisation (docs/algorithms.md §8): roll out θ (θ_old, the fast EMA, once the step
 // count passes switchEmaRef) with a deterministic solver, score the clean samples, train θ with the fused DGPO loss
 // at the epoch's M high-noise times on group-shared noise, and soft-update θ_old after every optimiser step.
 

@@ -468,11 +468,19 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   async #trainAtomically(data: EpochData<P>): ReturnType<OnlineTrainer<P, S>['train']> {
     if (this.common.optimizerSteps === 1) return this.train(data);
     let model = this.net.model;
-    const theta = this.net.getParameters();
+    // What training changes: θ (the trained adapter with LoRA), θ_old where a trainer updates it between steps,
+    // and the AdamW moments, all of the trained size.
+    const lora = model.lora();
+    const size = lora === null ? model.paramCount() : lora.layout.reduce((n, p) => n + p.size, 0);
+    const sets = (['theta', 'old'] as const).filter((set) => set === 'theta' || model.hasParams(set));
+    const saved = sets.map((set) => {
+      const values = new Float32Array(size);
+      if (lora === null) model.getParams(values, set);
+      else model.getAdapter(values, set);
+      return values;
+    });
     const step = this.net.step;
-    const moments = model.hasOptimizerState()
-      ? [new Float32Array(theta.length), new Float32Array(theta.length)]
-      : undefined;
+    const moments = model.hasOptimizerState() ? [new Float32Array(size), new Float32Array(size)] : undefined;
     if (moments !== undefined) model.getOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array);
     try {
       return await this.train(data);
@@ -480,7 +488,10 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       await this.net.enqueue(async () => undefined);
       if (this.net.disposed) throw error; // nothing left to restore
       model = this.net.model;
-      model.setParams(theta);
+      sets.forEach((set, k) => {
+        if (lora === null) model.setParams(saved[k] as Float32Array, set);
+        else model.setAdapter(saved[k] as Float32Array, set);
+      });
       if (moments === undefined) model.resetOptimizer();
       else model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
       throw error;

@@ -71,7 +71,7 @@ struct GrpoStepStats {
   double ratio_mean;
 };
 
-// One AWM optimiser step (docs/algorithms.md §5). Each sample is trained at K grid times, one drawn uniformly from
+// One AWM optimiser step (docs/algorithms.md §7). Each sample is trained at K grid times, one drawn uniformly from
 // each stratum [strata[k], strata[k + 1]) of grid indices (a stratum of one index is that index), with its own noise.
 struct AwmStepOptions {
   uint64_t seed{};             // keys the draws of training times and noise (with the optimiser step)
@@ -88,7 +88,7 @@ struct AwmStepStats {
   AwmStats means;  // the row means of l, log q, the KL to the base and to the EMA anchor, over every rank
 };
 
-// One DGPO optimiser step (docs/algorithms.md §6). Every sample is trained at each of the M epoch times; the noise
+// One DGPO optimiser step (docs/algorithms.md §8). Every sample is trained at each of the M epoch times; the noise
 // of a (group, time) pair is shared by the group's samples.
 struct DgpoStepOptions {
   uint64_t seed{};            // keys the noise draws (with the optimiser step)

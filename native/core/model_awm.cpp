@@ -1,4 +1,4 @@
-// Model::awm_step: one AWM optimiser step (docs/algorithms.md §5).
+// Model::awm_step: one AWM optimiser step (docs/algorithms.md §7).
 #include <algorithm>
 #include <cmath>
 #include <string>

@@ -1,4 +1,4 @@
-// Model::dgpo_step: one DGPO optimiser step (docs/algorithms.md §6). The group weights σ(S_g) need every member's
+// Model::dgpo_step: one DGPO optimiser step (docs/algorithms.md §8). The group weights σ(S_g) need every member's
 // error before any gradient, so the rows are first evaluated without one (θ, the base and the fast EMA), the
 // per-(group, time) sums S are added over the ranks, and a second pass trains; when one micro-batch holds every row
 // the first pass's θ forward is reused.

@@ -1,4 +1,4 @@
-// The AWM loss of docs/algorithms.md §5 (advantage-weighted flow matching), per row of D elements. With the row's
+// The AWM loss of docs/algorithms.md §7 (advantage-weighted flow matching), per row of D elements. With the row's
 // flow-matching error l = mean_d (v_θ − v)², v = eps − x0, a weighting log q(l, t) and the advantage A:
 //   row loss   −A·ratio + kl·mean_d (v_θ − v_ref)² + ema·mean_d (v_θ − v_ema)²,   ratio = exp(log q − sg(log q)) = 1
 //   gradient   ∂/∂v_θ = (2/D)·[−A·q'(l)·(v_θ − v) + kl·(v_θ − v_ref) + ema·(v_θ − v_ema)]

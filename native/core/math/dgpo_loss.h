@@ -1,4 +1,4 @@
-// The DGPO loss of docs/algorithms.md §6 (group preference), per row of D elements. The group weights are computed
+// The DGPO loss of docs/algorithms.md §8 (group preference), per row of D elements. The group weights are computed
 // on the host from every row's flow-matching errors (core/model_dgpo.cpp); given the row's weight w = σ(S_g)·A and
 // whether its PPO-style clip keeps the gradient (keep = 1) or stops it (keep = 0):
 //   row loss   w·l + kl·mean_d (v_θ − v_ref)²,   l = mean_d (v_θ − v)²,  v = eps − x0
