@@ -24,7 +24,7 @@ const dir = tempFolder('awm');
 const f32 = (values: number[], shape: number[]) => Tensor.from(Float32Array.from(values), shape);
 
 describe('awmLoss', () => {
-  // docs/algorithms.md §7.5: D = 2, one row at t = 0.5, A = 0.5, klCoef 1e-3, emaCoef 1 with v_ema = v_θ.
+  // The float64 case of the design notes: D = 2, one row at t = 0.5, A = 0.5, klCoef 1e-3, emaCoef 1 with v_ema = v_θ.
   const one = {
     vTheta: f32([0, 1], [1, 2]),
     vRef: f32([0.1, 0.9], [1, 2]),

@@ -23,7 +23,7 @@ const dir = tempFolder('dgpo');
 const f32 = (values: number[], shape: number[]) => Tensor.from(Float32Array.from(values), shape);
 
 describe('dgpoLoss', () => {
-  // docs/algorithms.md §8.5: one group of 3 at one time, D = 2, β_dpo = 10, klCoef 0.02, c = 0.01.
+  // The float64 case of the design notes: one group of 3 at one time, D = 2, β_dpo = 10, klCoef 0.02, c = 0.01.
   const target = [-0.8, -0.4, 0.2, -1.4, 1.2, 0.6];
   const vTheta = [-0.5, -0.3, 0.3, -1.2, 1.0, 0.5];
   const one = {
