@@ -1,4 +1,4 @@
-// The epoch loop both online RL trainers share (docs/algorithms.md §4): draw prompt groups, roll out in chunks while the
+// The epoch loop the online RL trainers share (docs/algorithms.md §4): draw prompt groups, roll out in chunks while the
 // previous chunk's rewards are scored, train, and the run/evaluate/checkpoint/resume contract around it.
 
 import { BusyError, CheckpointError, DistributedError } from '../core/errors.js';
