@@ -69,11 +69,14 @@ const CHARTS: ChartSpec[] = [
   { key: 'approxKl', title: 'Approximate KL (FlowGRPO)', kind: 'epoch', value: (r) => r.approxKl },
   {
     key: 'clipFraction',
-    title: 'Clip fraction (FlowGRPO)',
+    title: 'Clip fraction (FlowGRPO, DGPO)',
     kind: 'epoch',
     value: (r) => r.clipFraction,
     range: 'unit',
   },
+  { key: 'fm', title: 'Flow-matching error (AWM)', kind: 'epoch', value: (r) => r.fm },
+  { key: 'emaKl', title: 'KL to the EMA anchor (AWM)', kind: 'epoch', value: (r) => r.emaKl },
+  { key: 'weightMean', title: 'Group weight σ(S_g) (DGPO)', kind: 'epoch', value: (r) => r.weightMean, range: 'unit' },
   { key: 'lr', title: 'Learning rate', kind: 'epoch', value: (r) => r.lr },
   { key: 'samplesPerSecond', title: 'Rollouts per second', kind: 'epoch', value: (r) => r.samplesPerSecond },
 ];
