@@ -13,18 +13,18 @@ describe('evaluateShapes', () => {
     const prompts = s.TEST_PROMPTS.slice(0, 7);
     for (const guidance of [{}, SHAPES_GUIDANCE]) {
       const reported: [number, number][] = [];
-      const options = { prompts, samplesPerPrompt: 3, steps: 3, seed: 5, ...guidance };
+      const options = { prompts, samplesPerPrompt: 20, steps: 3, seed: 5, ...guidance };
       const parts = await evaluateShapes(net, options, (done, total) => reported.push([done, total]));
-      const rows = prompts.flatMap((p) => [p, p, p]);
+      const rows = prompts.flatMap((p) => Array.from({ length: 20 }, () => p));
       const cond = Tensor.fromInt32(Int32Array.from(rows.flatMap((p) => [...p.tokens])), [rows.length, s.SLOTS]);
       const { x } = await sample(net, { cond, solver: 'euler', steps: 3, seed: 5, ...guidance });
       expect(parts).toEqual(s.evaluate(x, rows));
-      // 21 samples in parts of 3: 0 first, then after each part, ending at the total.
-      expect(reported).toEqual([0, 3, 6, 9, 12, 15, 18, 21].map((done) => [done, 21]));
+      // 140 samples in parts of 64 (the smallest part): 0 first, then after each part, ending at the total.
+      expect(reported).toEqual([0, 64, 128, 140].map((done) => [done, 140]));
     }
     const grid: number[] = [];
-    await sampleGrid(net, prompts.slice(0, 2), { perPrompt: 4, steps: 2 }, (done) => grid.push(done));
-    expect(grid).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    await sampleGrid(net, prompts.slice(0, 2), { perPrompt: 40, steps: 2 }, (done) => grid.push(done));
+    expect(grid).toEqual([0, 64, 80]);
     net.dispose();
   });
 

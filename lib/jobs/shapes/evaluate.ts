@@ -60,12 +60,14 @@ function tokensOf(prompts: readonly shapes.ShapesPrompt[]): Int32Array {
   return Int32Array.from(prompts.flatMap((p) => [...p.tokens]));
 }
 
-// Parts a long sampling is split into, to report its progress.
+// A long sampling is split into about ten parts to report its progress, each of at least 64 samples: smaller
+// batches cost more per sample (each solver step has a fixed cost).
 const PARTS = 10;
+const MIN_PART = 64;
 
 /**
- * Samples of `prompts` (a row each), drawn in about ten parts with `onSampled` told after each (and at 0 first).
- * Each part starts at its first row's place in the noise stream, so the samples are those of a single call.
+ * Samples of `prompts` (a row each), drawn in parts with `onSampled` told after each (and at 0 first). Each part
+ * starts at its first row's place in the noise stream, so the samples are those of a single call.
  */
 async function samplePrompts(
   net: VelocityNet,
@@ -75,7 +77,7 @@ async function samplePrompts(
 ): Promise<Tensor> {
   const n = prompts.length;
   const dim = net.config.dataDim;
-  const part = Math.max(1, Math.ceil(n / PARTS));
+  const part = Math.max(MIN_PART, Math.ceil(n / PARTS));
   const out = new Float32Array(n * dim);
   onSampled?.(0, n);
   for (let start = 0; start < n; start += part) {
