@@ -285,7 +285,7 @@ describe('the CLI', () => {
     expect(typo.err).toMatch(/config .*typo\.json: unknown option 'epochz'/);
     const method = cli('train', '--method', 'ppo', '--base', 'x');
     expect(method.status).not.toBe(0);
-    expect(method.err).toMatch(/--method must be 'nft' or 'flowgrpo', got ppo/);
+    expect(method.err).toMatch(/--method must be 'nft', 'flowgrpo', 'awm' or 'dgpo', got ppo/);
   });
 
   it('checks every value of a config file against the option rules, naming the field', () => {

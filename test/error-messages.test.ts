@@ -124,7 +124,7 @@ describe('command-line errors that say what to do', () => {
 
   it('a mistyped value, flag or config field gets the closest', () => {
     const method = cli('train', '--epochs', '1', '--method', 'nfts');
-    expect(method.err).toMatch(/--method must be 'nft' or 'flowgrpo', got nfts; did you mean 'nft'\?/);
+    expect(method.err).toMatch(/--method must be 'nft', .*, got nfts; did you mean 'nft'\?/);
     const solver = cli('toy2d', '--solver', 'huen');
     expect(solver.err).toMatch(/did you mean 'heun'\?/);
     const flag = cli('train', '--minuts', '1');
