@@ -37,6 +37,8 @@ export type { LoadAdapterOptions, SaveAdapterOptions } from './model/lora.js';
 export { loadAdapter, loraModules, saveAdapter, savePeftAdapter } from './model/lora.js';
 export type { CreateOptions, DeviceRequest, LoraInfo, ParamInfo, Precision } from './model/net.js';
 export { VelocityNet } from './model/net.js';
+export type { ExportOnnxOptions } from './model/onnx.js';
+export { exportOnnx } from './model/onnx.js';
 export type { LoadStateDictOptions } from './model/state-dict.js';
 export { loadStateDict } from './model/state-dict.js';
 export type { OptimalityOptions } from './options/advantage.js';
