@@ -27,6 +27,8 @@ export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
 export type { ImageFolderOptions } from './data/image-folder.js';
 export { ImageFolderDataset, imageFolderDataset } from './data/image-folder.js';
+export type { GridOptions as ImageGridOptions } from './images/png.js';
+export { imageGrid } from './images/png.js';
 export type { EpochFields, EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';
 export { MetricsLog } from './metrics/log.js';
 export type { EpochRecord, EpochSeconds, EvaluationRecord, MetricsRecord, StartRecord } from './metrics/records.js';
