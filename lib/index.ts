@@ -58,7 +58,7 @@ export { grpoLoss } from './rl/grpo-loss.js';
 export type { NftLossInputs } from './rl/nft-loss.js';
 export { nftLoss } from './rl/nft-loss.js';
 export { interpolate } from './sampling/interpolate.js';
-export type { OnnxSession, OnnxTensorConstructor } from './sampling/onnx-model.js';
+export type { OnnxOutput, OnnxSession, OnnxTensorConstructor } from './sampling/onnx-model.js';
 export { onnxModel } from './sampling/onnx-model.js';
 export type { SdeSampleOptions, SdeStepResult } from './sampling/sde.js';
 export { sampleSde, sdeLogProb, sdeStep } from './sampling/sde.js';

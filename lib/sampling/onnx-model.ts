@@ -14,7 +14,16 @@ export type OnnxTensorConstructor = new (
 
 /** What onnxModel needs of an inference session: onnxruntime's `InferenceSession.run`. */
 export interface OnnxSession {
-  run(feeds: Record<string, unknown>): Promise<Record<string, { data: unknown; dims: readonly number[] } | undefined>>;
+  /** Runs the model on named input tensors and resolves to its named outputs. */
+  run(feeds: Record<string, unknown>): Promise<Record<string, OnnxOutput | undefined>>;
+}
+
+/** What onnxModel reads of an output tensor. */
+export interface OnnxOutput {
+  /** The values, a Float32Array for the exported model's `v`. */
+  data: unknown;
+  /** The dimensions, outermost first. */
+  dims: readonly number[];
 }
 
 /**
