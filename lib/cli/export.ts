@@ -3,13 +3,12 @@ import { type Command, InvalidArgumentError } from 'commander';
 import type { ParamSetName } from '../core/native.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { loadAdapter } from '../model/lora.js';
+import { PARAM_SETS } from '../model/net.js';
 import { exportOnnx } from '../model/onnx.js';
 
-const SETS: readonly ParamSetName[] = ['theta', 'old', 'ref', 'ema'];
-
 function paramSet(value: string): ParamSetName {
-  if (!SETS.includes(value as ParamSetName)) {
-    throw new InvalidArgumentError(`must be one of ${SETS.join(', ')}`);
+  if (!PARAM_SETS.includes(value as ParamSetName)) {
+    throw new InvalidArgumentError(`must be one of ${PARAM_SETS.join(', ')}`);
   }
   return value as ParamSetName;
 }

@@ -64,8 +64,6 @@ export class OnnxGraph {
 
   /** Adds a float32 initializer (little-endian raw data) and returns its name. */
   floats(name: string, dims: readonly number[], values: Float32Array): string {
-    const size = dims.reduce((a, b) => a * b, 1);
-    if (values.length !== size) throw new RangeError(`ONNX initializer ${name}: ${values.length} values for ${dims}`);
     if (this.#names.has(name)) throw new RangeError(`ONNX initializer ${name} exists already`);
     this.#names.add(name);
     this.#pushFloats(name, dims, values);
@@ -74,6 +72,8 @@ export class OnnxGraph {
 
   #pushFloats(name: string, dims: readonly number[], values: Float32Array): void {
     const size = values.length;
+    if (size !== dims.reduce((a, b) => a * b, 1))
+      throw new RangeError(`ONNX tensor ${name}: ${size} values for [${dims}]`);
     const raw = new Uint8Array(size * 4);
     const view = new DataView(raw.buffer);
     for (let i = 0; i < size; i++) view.setFloat32(i * 4, values[i] as number, true);
@@ -83,9 +83,7 @@ export class OnnxGraph {
   /** A float32 constant with a generated name. */
   constant(hint: string, dims: readonly number[], values: ArrayLike<number>): string {
     const name = this.#fresh(hint);
-    const floats = Float32Array.from(values);
-    if (floats.length !== dims.reduce((a, b) => a * b, 1)) throw new RangeError(`ONNX constant ${hint}: bad size`);
-    this.#pushFloats(name, dims, floats);
+    this.#pushFloats(name, dims, Float32Array.from(values));
     return name;
   }
 

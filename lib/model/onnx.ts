@@ -22,8 +22,6 @@ export interface ExportOnnxOptions {
   metadata?: Record<string, string>;
 }
 
-const PARAM_SETS: readonly ParamSetName[] = ['theta', 'old', 'ref', 'ema'];
-
 /** The network's parameters by name, with the parameter set's LoRA adapter folded into its base weights. */
 function foldedParameters(net: VelocityNet, set: ParamSetName): Map<string, Float32Array> {
   const lora = net.lora;
@@ -273,9 +271,6 @@ export function onnxBytes(net: VelocityNet, options: ExportOnnxOptions = {}): Ui
   const opts = objectOption('exportOnnx options', options);
   rejectUnknown('exportOnnx options', opts, ['params', 'metadata']);
   const set = (opts.params ?? 'theta') as ParamSetName;
-  if (!PARAM_SETS.includes(set)) {
-    throw new RangeError(`exportOnnx options.params must be one of ${PARAM_SETS.join(', ')}, got ${String(set)}`);
-  }
   net.assertIdle('exportOnnx');
   net.checkParamSet(set);
   const extra = objectOption('exportOnnx options.metadata', opts.metadata ?? {}) as Record<string, string>;
