@@ -51,7 +51,7 @@ case "$command" in
     ;;
   test)
     ensure_debian_packages cmake g++ clang-format python3-torch python3-numpy libopenblas0-pthread chromium \
-      openmpi-bin libopenmpi-dev mpich libmpich-dev slurmd slurmctld slurm-client munge libboost-context-dev
+      openmpi-bin libopenmpi-dev mpich libmpich-dev slurmd slurmctld slurm-client munge libboost-context-dev python3-onnx
     ensure_node_modules
     log "lint: biome, the import layers of lib/ (dependency-cruiser), clang-format, tsc --noEmit"
     npx biome check .
