@@ -144,8 +144,8 @@ case "$command" in
     # each device test then runs on the CPU and on the GPU in FP32 and TF32 and compares. One schedule and no race
     # check here (test_cuda_parity covers those) but strict frees; the simulator's libnccl.so.2 for the NCCL runs.
     log "vitest: the device suites on the simulated GPU (docs/gpu.md)"
-    # Not yet test/shapes-base.test.ts (the demo's epochs from the shipped base): one forward of its config-D network
-    # takes about a minute on the simulator (docs/gpu.md).
+    # Not test/shapes-base.test.ts (the demo's epochs from the shipped base): one forward of its config-D network on
+    # 64 rows takes about 50 s on the simulator, and its scores alone need 20 per precision (docs/gpu.md).
     device_suites=(test/device.test.ts test/device-faults.test.ts test/distributed-gpu.test.ts test/solvers.test.ts
       test/lora.test.ts test/state-dict.test.ts test/pretrain.test.ts test/diffusion-nft.test.ts test/flowgrpo.test.ts)
     DNFT_TEST_DEVICE=cuda DNFT_ADDON="$PWD/build-sim-addon/Release/diffusion_nft.node" CUDASIM_RACECHECK=0 \
