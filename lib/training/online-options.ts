@@ -12,7 +12,7 @@ import { ROLLOUT_RULES, type SolverName, TIME_GRID_SCHEMA } from '../sampling/so
 import type { Prompt, Rewards } from './common.js';
 
 /**
- * Where a resumed run continues (`DiffusionNFT.resume`, `FlowGRPO.resume`): the backend and GPU arithmetic, as
+ * Where a resumed run continues (each trainer's `resume`): the backend and GPU arithmetic, as
  * VelocityNet.create takes them; the checkpoint does not record them, so a run trained on the GPU is resumed with
  * the same `{ device: 'cuda' }` (default: the CPU).
  */
