@@ -90,7 +90,14 @@ export type { World } from './training/distributed.js';
 export { FlowMatchingTrainer } from './training/flow-matching.js';
 export type { FlowGRPOOptions, GrpoEpochStats } from './training/flowgrpo.js';
 export { FlowGRPO } from './training/flowgrpo.js';
-export type { EpochStats, EvaluateOptions, Evaluation, OnlineOptions, RunOptions } from './training/online-options.js';
+export type {
+  EpochStats,
+  EvaluateOptions,
+  Evaluation,
+  OnlineOptions,
+  ResumePlacement,
+  RunOptions,
+} from './training/online-options.js';
 
 /** What this build and machine offer: CUDA availability (and why not), the GPU's name, the CPU thread count. */
 export function backendInfo(): NativeBackendInfo {
