@@ -24,5 +24,18 @@ export function sameRun(saved: unknown, current: string): boolean {
       if (!(field in group)) group[field] = rule.default;
     }
   }
-  return canonicalJson(state) === canonicalJson(JSON.parse(current));
+  return canonicalJson(withoutMicroBatch(state)) === canonicalJson(withoutMicroBatch(JSON.parse(current)));
+}
+
+/**
+ * A state without its micro-batch sizes. They bound memory and leave each step's mean loss and gradient as they are
+ * (only the float rounding moves), so a resume may change them: a state saved when the default was 0 (all rows at
+ * once) resumes under today's default.
+ */
+function withoutMicroBatch(state: Record<string, unknown>): Record<string, unknown> {
+  const { microBatch: _top, ...rest } = state;
+  const native = rest.native;
+  if (native === null || typeof native !== 'object') return rest;
+  const { microBatch: _native, ...nativeRest } = native as Record<string, unknown>;
+  return { ...rest, native: nativeRest };
 }
