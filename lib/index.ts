@@ -2,8 +2,13 @@
  * diffusion-nft: online RL post-training of flow-matching generators, with a C++/CUDA core.
  * This module is the package's only entry point.
  */
+// The published types use Node's (Buffer, AbortSignal, NodeJS.ProcessEnv) and Symbol.dispose: referenced here so
+// that a project type-checks them without listing "node" in its `types` (TypeScript 7 includes no @types by default)
+// and at a target below ES2025.
+/// <reference types="node" preserve="true" />
+/// <reference lib="esnext.disposable" preserve="true" />
 import { BusyError } from './core/errors.js';
-import { type NativeBackendInfo, native } from './core/native.js';
+import { type BackendInfo, native } from './core/native.js';
 
 export type { StateDictProblem } from './core/errors.js';
 export {
@@ -18,7 +23,7 @@ export {
   RewardError,
   StateDictError,
 } from './core/errors.js';
-export type { NativeBackendInfo, NativeFlowMatchingOptions, ParamSetName } from './core/native.js';
+export type { BackendInfo, NativeFlowMatchingOptions, ParamSetName } from './core/native.js';
 export { philox4x32, SAMPLE_STREAM, SDE_STREAM, USER_STREAM } from './core/random.js';
 export { SafetensorsError } from './core/safetensors.js';
 export type { ArrayOf, Device, DType, RandomOptions } from './core/tensor.js';
@@ -27,6 +32,8 @@ export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
 export type { ImageFolderOptions } from './data/image-folder.js';
 export { ImageFolderDataset, imageFolderDataset } from './data/image-folder.js';
+export type { ImageGridOptions } from './images/png.js';
+export { imageGrid } from './images/png.js';
 export type { EpochFields, EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';
 export { MetricsLog } from './metrics/log.js';
 export type { EpochRecord, EpochSeconds, EvaluationRecord, MetricsRecord, StartRecord } from './metrics/records.js';
@@ -67,6 +74,8 @@ export type {
 } from './sampling/solvers.js';
 export { sample, solvers, timeGrid } from './sampling/solvers.js';
 export * as tasks from './tasks/index.js';
+export type { ShapesPrompt } from './tasks/shapes/prompts.js';
+export type { Toy2dPrompt } from './tasks/toy2d.js';
 export type { NamedReward, Prompt, RewardFn, Rewards } from './training/common.js';
 export type { DiffusionNFTOptions, EtaSchedule, NftEpochStats } from './training/diffusion-nft.js';
 export { DiffusionNFT, etaAt } from './training/diffusion-nft.js';
@@ -77,7 +86,7 @@ export { FlowGRPO } from './training/flowgrpo.js';
 export type { EpochStats, EvaluateOptions, Evaluation, OnlineOptions, RunOptions } from './training/online-options.js';
 
 /** What this build and machine offer: CUDA availability (and why not), the GPU's name, the CPU thread count. */
-export function backendInfo(): NativeBackendInfo {
+export function backendInfo(): BackendInfo {
   return native().backendInfo();
 }
 

@@ -178,7 +178,7 @@ export interface NativeLoraInfo extends NativeLoraOptions {
 }
 
 /** What `backendInfo()` reports of this build and machine. */
-export interface NativeBackendInfo {
+export interface BackendInfo {
   /** Whether the GPU can be used: a CUDA build, a driver, and at least one GPU visible. */
   cuda: boolean;
   /** Whether this build of the addon includes the CUDA backend. */
@@ -216,7 +216,7 @@ export interface NativeLimits {
 
 export interface NativeAddon {
   Model: new (config: NetConfig, seed: number | bigint, device: string, precision: string, gpu: number) => NativeModel;
-  backendInfo(): NativeBackendInfo;
+  backendInfo(): BackendInfo;
   /** FLOP/s of independent FMAs of `kernels`' vector width on `threads` threads at once (native/cpu/fma_peak.h). */
   fmaPeak(kernels: 'avx2' | 'avx512', threads: number, seconds: number): number;
   setThreads(threads: number): void;
