@@ -40,7 +40,7 @@ export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptio
   ema?: number;
   /** Seed of every draw: prompts, rollout noise, training noise (default 0). */
   seed?: number;
-  /** Samples per native rollout call (default 1024). */
+  /** Samples per native rollout call (default 128): bounds the memory of the rollouts, not their samples. */
   chunk?: number;
   /**
    * Milliseconds one call of a reward may take before it fails with a RewardError (default 600000, ten minutes;
