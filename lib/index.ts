@@ -23,7 +23,7 @@ export {
   RewardError,
   StateDictError,
 } from './core/errors.js';
-export type { BackendInfo, NativeFlowMatchingOptions, ParamSetName } from './core/native.js';
+export type { BackendInfo, ParamSetName, ResolvedFlowMatchingOptions } from './core/native.js';
 export { philox4x32, SAMPLE_STREAM, SDE_STREAM, USER_STREAM } from './core/random.js';
 export { SafetensorsError } from './core/safetensors.js';
 export type { ArrayOf, Device, DType, RandomOptions } from './core/tensor.js';

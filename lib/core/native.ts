@@ -26,7 +26,7 @@ export interface NativeParamSpec {
 export type NativeOptimizerOptions = Required<OptimizerOptions>;
 
 /** One flow-matching step's options, every field resolved (FlowMatchingTrainer.options). */
-export interface NativeFlowMatchingOptions extends NativeOptimizerOptions {
+export interface ResolvedFlowMatchingOptions extends NativeOptimizerOptions {
   /** FlowMatchingOptions.seed, as a number. */
   seed: number;
   /** FlowMatchingOptions.microBatch. */
@@ -133,7 +133,7 @@ export interface NativeModel {
     x0: Float32Array,
     cond: Int32Array,
     batch: number,
-    options: NativeFlowMatchingOptions,
+    options: ResolvedFlowMatchingOptions,
   ): Promise<StepStats>;
   sample(
     noise: Float32Array | null,
