@@ -91,6 +91,12 @@ export function cfgIntervalOption(): Option {
 
 /** `--micro-batch <rows>`: the training rows per forward/backward, which bound the memory of a training step. */
 export function microBatchOption(rule: NumberRule = MICRO_BATCH): Option {
-  const help = `training rows per forward/backward: fewer use less memory, the step's result is the same (default ${MICRO_BATCH.default}; 0 = all at once)`;
-  return flag('--micro-batch <rows>', help, rule);
+  const help =
+    "training rows per forward/backward: fewer use less memory, the step's result is the same (0 = all at once)";
+  // A rule without a default (a config file's value may apply) still names the trainers' default.
+  return flag(
+    '--micro-batch <rows>',
+    rule.default === undefined ? `${help}; default ${MICRO_BATCH.default}` : help,
+    rule,
+  );
 }
