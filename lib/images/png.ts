@@ -6,8 +6,9 @@ import { escapeXml } from './chart.js';
 
 /** Options of imageGrid. */
 export interface ImageGridOptions {
-  /** Image side and channels of each flattened sample (HWC, values in [−1, 1]). */
+  /** Image side of each flattened sample (HWC, values in [−1, 1]). */
   size: number;
+  /** Channels of each sample: 3 (RGB, the default) or 1 (grey). */
   channels?: number;
   /** Images per row (default: √n rounded up). */
   columns?: number;
