@@ -2,8 +2,13 @@
  * diffusion-nft: online RL post-training of flow-matching generators, with a C++/CUDA core.
  * This module is the package's only entry point.
  */
+// The published types use Node's (Buffer, AbortSignal, NodeJS.ProcessEnv) and Symbol.dispose: referenced here so
+// that a project type-checks them without listing "node" in its `types` (TypeScript 7 includes no @types by default)
+// and at a target below ES2025.
+/// <reference types="node" preserve="true" />
+/// <reference lib="esnext.disposable" preserve="true" />
 import { BusyError } from './core/errors.js';
-import { type NativeBackendInfo, native } from './core/native.js';
+import { type BackendInfo, native } from './core/native.js';
 
 export type { StateDictProblem } from './core/errors.js';
 export {
@@ -18,7 +23,7 @@ export {
   RewardError,
   StateDictError,
 } from './core/errors.js';
-export type { NativeBackendInfo, NativeFlowMatchingOptions, ParamSetName } from './core/native.js';
+export type { BackendInfo, ParamSetName, ResolvedFlowMatchingOptions } from './core/native.js';
 export { philox4x32, SAMPLE_STREAM, SDE_STREAM, USER_STREAM } from './core/random.js';
 export { SafetensorsError } from './core/safetensors.js';
 export type { ArrayOf, Device, DType, RandomOptions } from './core/tensor.js';
@@ -27,7 +32,7 @@ export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
 export type { ImageFolderOptions } from './data/image-folder.js';
 export { ImageFolderDataset, imageFolderDataset } from './data/image-folder.js';
-export type { GridOptions as ImageGridOptions } from './images/png.js';
+export type { ImageGridOptions } from './images/png.js';
 export { imageGrid } from './images/png.js';
 export type { EpochFields, EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';
 export { MetricsLog } from './metrics/log.js';
@@ -79,6 +84,8 @@ export type {
 } from './sampling/solvers.js';
 export { sample, solvers, timeGrid } from './sampling/solvers.js';
 export * as tasks from './tasks/index.js';
+export type { ShapesPrompt } from './tasks/shapes/prompts.js';
+export type { Toy2dPrompt } from './tasks/toy2d.js';
 export type { AWMOptions, AwmEpochStats } from './training/awm.js';
 export { AWM, awmStrata } from './training/awm.js';
 export type { NamedReward, Prompt, RewardFn, Rewards } from './training/common.js';
@@ -100,7 +107,7 @@ export type {
 } from './training/online-options.js';
 
 /** What this build and machine offer: CUDA availability (and why not), the GPU's name, the CPU thread count. */
-export function backendInfo(): NativeBackendInfo {
+export function backendInfo(): BackendInfo {
   return native().backendInfo();
 }
 

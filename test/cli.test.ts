@@ -133,11 +133,15 @@ describe('the CLI', () => {
         config,
         '--eval-every',
         '1',
+        '--micro-batch',
+        '5',
         '--out',
         out,
       );
       expect(train.status, train.err).toBe(0);
       expect(train.out).toMatch(/epoch +1 .* strict \(test, no CFG\)/);
+      // --micro-batch sets the trainer's microBatch (the resume below takes the default: it bounds memory only).
+      expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).trainer.microBatch).toBe(5);
       const files = [
         'checkpoint.safetensors',
         'metrics.jsonl',

@@ -36,7 +36,11 @@ export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptio
   shift?: number;
   /** Optimiser steps per epoch: the epoch's samples are split between them. */
   optimizerSteps?: number;
-  /** Training rows per forward/backward: gradient accumulation bounds memory (default 0: all at once). */
+  /**
+   * Training rows per forward/backward (default 128; 0 = all at once): the rows of an optimiser step run in chunks
+   * whose gradients add up, which bounds memory and leaves the step's mean loss and gradient as they are. A fixed
+   * count, so that a seed gives the same run on every machine.
+   */
   microBatch?: number;
   /** Advantage normaliser: the std of all rewards (default, as the codes) or of each group. */
   std?: 'global' | 'group';
@@ -44,7 +48,7 @@ export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptio
   ema?: number;
   /** Seed of every draw: prompts, rollout noise, training noise (default 0). */
   seed?: number;
-  /** Samples per native rollout call (default 1024). */
+  /** Samples per native rollout call (default 128): bounds the memory of the rollouts, not their samples. */
   chunk?: number;
   /**
    * Milliseconds one call of a reward may take before it fails with a RewardError (default 600000, ten minutes;
