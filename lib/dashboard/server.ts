@@ -8,6 +8,7 @@ import { extname, isAbsolute, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ICON, PAGE, STYLE } from './page.js';
 import { findRuns, runKey, runNames, snapshot } from './runs.js';
+import { samplingRoute } from './sampling.js';
 
 /** Options of startDashboard. */
 export interface DashboardOptions {
@@ -39,6 +40,7 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.json': 'application/json',
   '.jsonl': 'application/x-ndjson',
+  '.onnx': 'application/octet-stream',
 };
 
 const require = createRequire(import.meta.url);
@@ -139,6 +141,12 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       );
       for (const run of list) send([res], 'run', await snapshot(run.id, run.name, run.dir));
       return;
+    }
+    const sampling = await samplingRoute(path, new URLSearchParams(url.split('?')[1] ?? ''), runs);
+    if (sampling !== undefined) {
+      const csp = sampling.csp ?? HEADERS['Content-Security-Policy'];
+      const headers = { ...HEADERS, 'Content-Security-Policy': csp, 'Content-Type': sampling.type };
+      return res.writeHead(sampling.status, headers).end(sampling.body);
     }
     const asset = /^\/assets\/([A-Za-z.]+)$/.exec(path)?.[1];
     if (asset !== undefined && Object.hasOwn(ASSETS, asset)) {

@@ -1,7 +1,7 @@
 // Flow-matching pre-training: the trainer of a base model (its options are lib/options/flow-matching.ts), and the
 // forward process it regresses on is lib/sampling/interpolate.ts.
 import { DisposedError } from '../core/errors.js';
-import type { NativeFlowMatchingOptions } from '../core/native.js';
+import type { ResolvedFlowMatchingOptions } from '../core/native.js';
 import type { Tensor } from '../core/tensor.js';
 import { useLora } from '../model/lora.js';
 import { VelocityNet } from '../model/net.js';
@@ -19,7 +19,7 @@ import { checkSameRun, distributeModel, openWorld, type World } from './distribu
 export class FlowMatchingTrainer {
   /** The network being trained. */
   readonly net: VelocityNet;
-  readonly #native: NativeFlowMatchingOptions;
+  readonly #native: ResolvedFlowMatchingOptions;
   readonly #world: World | undefined;
 
   constructor(net: VelocityNet, options: FlowMatchingOptions = {}) {
@@ -50,7 +50,7 @@ export class FlowMatchingTrainer {
   }
 
   /** The resolved options (as passed to the native step). */
-  get options(): Readonly<NativeFlowMatchingOptions> {
+  get options(): Readonly<ResolvedFlowMatchingOptions> {
     return this.#native;
   }
 
