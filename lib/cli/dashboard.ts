@@ -54,9 +54,11 @@ export function addDashboardCommand(program: Command): void {
         else if (!found.isDirectory()) throw new InvalidArgumentError(`${folder} is not a folder`);
       }
       const dashboard = await startDashboard({ folders, port: o.port });
+      // Listened for before the lines that tell a caller it may stop us: a Ctrl-C with no listener kills the process.
+      const stopped = new Promise<void>((done) => process.once('SIGINT', done));
       console.log(`dashboard: ${dashboard.url} (Ctrl-C to stop)`);
       for (const folder of waiting) console.log(`waiting for ${folder}: it does not exist yet`);
-      await new Promise<void>((done) => process.once('SIGINT', done));
+      await stopped;
       await dashboard.close();
       console.log('dashboard stopped');
     });
