@@ -1,8 +1,9 @@
 // The runs a dashboard shows: the folders it was given, or the run folders inside one (a B4 results folder), and a
 // snapshot of each (its metrics records and config) with a key that changes when its files do.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LEGACY_METRICS_FILE, METRICS_FILE, type MetricsRecord, readRunRecords } from '../metrics/records.js';
+import { readConfigText } from './files.js';
 
 /** What the page gets of a run. */
 export interface RunSnapshot {
@@ -85,14 +86,23 @@ async function withExistingGrids(dir: string, records: MetricsRecord[]): Promise
   );
 }
 
-/** The run's records and config now. */
+/** The run's records and config now; what could not be read is said in `error`. */
 export async function snapshot(id: number, name: string, dir: string): Promise<RunSnapshot> {
-  const config = await readFile(join(dir, 'config.json'), 'utf8')
-    .then((text) => JSON.parse(text) as unknown)
-    .catch(() => null);
+  const problems: string[] = [];
+  let config: unknown = null;
+  const configPath = join(dir, 'config.json');
   try {
-    return { id, name, dir, records: await withExistingGrids(dir, await readRunRecords(dir)), config };
+    const text = await readConfigText(configPath);
+    if (text !== undefined) config = JSON.parse(text);
   } catch (error) {
-    return { id, name, dir, records: [], config, error: (error as Error).message };
+    const message = (error as Error).message;
+    problems.push(message.startsWith(configPath) ? message : `${configPath}: ${message}`);
   }
+  let records: MetricsRecord[] = [];
+  try {
+    records = await withExistingGrids(dir, await readRunRecords(dir));
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  return { id, name, dir, records, config, ...(problems.length > 0 ? { error: problems.join('; ') } : {}) };
 }
