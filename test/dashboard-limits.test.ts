@@ -102,6 +102,7 @@ describe('the dashboard against hostile run folders', () => {
   const run = join(dir, 'run');
   const fifoRun = join(dir, 'fifo-run');
   const deepRun = join(dir, 'deep-run');
+  const linkedRun = join(dir, 'linked-run');
   let server: { child: ChildProcess; port: number };
 
   beforeAll(async () => {
@@ -126,7 +127,12 @@ describe('the dashboard against hostile run folders', () => {
       join(deepRun, 'metrics.jsonl'),
       `${record(1)}${record(2).replace('"loss"', `"x":${deep},"loss"`)}${record(3)}`,
     );
-    server = await dashboard(run, fifoRun, deepRun);
+    // A run whose metrics.jsonl and config.json are symlinks to files outside it.
+    mkdirSync(linkedRun);
+    writeFileSync(join(dir, 'elsewhere.jsonl'), record(1, { secret: true }));
+    symlinkSync('../elsewhere.jsonl', join(linkedRun, 'metrics.jsonl'));
+    symlinkSync('../secret.json', join(linkedRun, 'config.json'));
+    server = await dashboard(run, fifoRun, deepRun, linkedRun);
   });
   afterAll(async () => {
     await stopCli(server.child);
@@ -157,16 +163,21 @@ describe('the dashboard against hostile run folders', () => {
     expect((await get(server.port, '/runs/0/metrics.jsonl')).status).toBe(200);
   });
 
-  it("streams every run: a FIFO config.json and a record nested too deeply are named in their run's error", async () => {
-    const seen = await events(server.port, (s) => s.filter((e) => e.event === 'run').length >= 3);
+  it("streams every run: a FIFO config.json, a record nested too deeply and run files linked from outside are named in their run's error", async () => {
+    const seen = await events(server.port, (s) => s.filter((e) => e.event === 'run').length >= 4);
+    expect(seen.map((e) => e.data).join('')).not.toMatch(/secret/);
     const runs = seen.filter((e) => e.event === 'run').map((e) => JSON.parse(e.data));
-    const [plain, fifo, deep] = [0, 1, 2].map((id) => runs.find((r) => r.id === id));
+    const [plain, fifo, deep, linked] = [0, 1, 2, 3].map((id) => runs.find((r) => r.id === id));
     expect(plain.records).toHaveLength(1);
     expect(plain.config).toEqual({ lr: 0.001 });
     expect(fifo.records).toHaveLength(1);
     expect(fifo.error).toMatch(/config\.json: not a regular file/);
     expect(deep.records.map((r: { epoch: number }) => r.epoch)).toEqual([1, 3]);
     expect(deep.error).toMatch(/records 2 cannot be shown/);
+    expect(linked.records).toEqual([]);
+    expect(linked.config).toBe(null);
+    expect(linked.error).toMatch(/metrics\.jsonl leads outside the run folder: not read/);
+    expect(linked.error).toMatch(/config\.json leads outside the run folder: not read/);
   });
 
   it('goes on streaming changes after the deep record, to every client', async () => {

@@ -45,18 +45,32 @@ async function openRegular(path: string, limit: number): Promise<OpenFile | Refu
   return { handle, size: info.size };
 }
 
+// The real paths of a run folder and of a path in it; undefined when either does not exist.
+async function realPaths(root: string, path: string): Promise<{ realRoot: string; realPath: string } | undefined> {
+  const [realRoot, realPath] = await Promise.all([realpath(root), realpath(path)]).catch(() => []);
+  return realRoot === undefined || realPath === undefined ? undefined : { realRoot, realPath };
+}
+
+/** Where the real path of `path` lies with respect to the real path of the run folder `root`. */
+export async function placeOf(root: string, path: string): Promise<'inside' | 'outside' | 'missing'> {
+  const real = await realPaths(root, path);
+  if (real === undefined) return 'missing';
+  return inside(real.realPath, real.realRoot) ? 'inside' : 'outside';
+}
+
 /**
  * Opens `full` (a path below the run folder `root`, already checked lexically) for serving: its real path must lie
  * inside the real path of `root`, checked before opening and again on what was opened (the open file's own path in
  * /proc on Linux), so that a symlink swapped in between is refused too.
  */
 export async function openServedFile(root: string, full: string): Promise<OpenFile | Refusal> {
-  const [realRoot, realFull] = await Promise.all([realpath(root), realpath(full)]).catch(() => []);
-  if (realRoot === undefined || realFull === undefined) return 'missing';
-  if (!inside(realFull, realRoot)) return 'outside';
-  const opened = await openRegular(realFull, MAX_SERVED_BYTES);
+  const real = await realPaths(root, full);
+  if (real === undefined) return 'missing';
+  const { realRoot, realPath } = real;
+  if (!inside(realPath, realRoot)) return 'outside';
+  const opened = await openRegular(realPath, MAX_SERVED_BYTES);
   if (typeof opened === 'string') return opened;
-  const openedPath = await readlink(`/proc/self/fd/${opened.handle.fd}`).catch(() => realFull);
+  const openedPath = await readlink(`/proc/self/fd/${opened.handle.fd}`).catch(() => realPath);
   if (!inside(openedPath, realRoot)) {
     await opened.handle.close();
     return 'outside';

@@ -3,7 +3,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LEGACY_METRICS_FILE, METRICS_FILE, type MetricsRecord, readRunRecords } from '../metrics/records.js';
-import { readConfigText } from './files.js';
+import { placeOf, readConfigText } from './files.js';
 
 /** What the page gets of a run. */
 export interface RunSnapshot {
@@ -86,13 +86,22 @@ async function withExistingGrids(dir: string, records: MetricsRecord[]): Promise
   );
 }
 
-/** The run's records and config now; what could not be read is said in `error`. */
+/**
+ * The run's records and config now; what could not be read is said in `error`. A run file whose real path leaves
+ * the run folder (a symlink) is not read.
+ */
 export async function snapshot(id: number, name: string, dir: string): Promise<RunSnapshot> {
   const problems: string[] = [];
+  const outside = new Set<string>();
+  for (const file of RUN_FILES) {
+    if ((await placeOf(dir, join(dir, file))) !== 'outside') continue;
+    outside.add(file);
+    problems.push(`${join(dir, file)} leads outside the run folder: not read`);
+  }
   let config: unknown = null;
   const configPath = join(dir, 'config.json');
   try {
-    const text = await readConfigText(configPath);
+    const text = outside.has('config.json') ? undefined : await readConfigText(configPath);
     if (text !== undefined) config = JSON.parse(text);
   } catch (error) {
     const message = (error as Error).message;
@@ -100,7 +109,9 @@ export async function snapshot(id: number, name: string, dir: string): Promise<R
   }
   let records: MetricsRecord[] = [];
   try {
-    records = await withExistingGrids(dir, await readRunRecords(dir));
+    if (!outside.has(METRICS_FILE) && !outside.has(LEGACY_METRICS_FILE)) {
+      records = await withExistingGrids(dir, await readRunRecords(dir));
+    }
   } catch (error) {
     problems.push((error as Error).message);
   }
