@@ -179,7 +179,7 @@ describe('over Open MPI', () => {
 
   it('ranks given different options, prompts or rewards are rejected at the start, on every rank, naming it', () => {
     const cases = {
-      mismatch: 'the options differ between rank 0 and rank 1: …',
+      mismatch: 'the options differ between rank 0 and rank 1: seed is 5 on rank 0, 6 on rank 1',
       prompts:
         'options.prompts differ between rank 0 and rank 1: options.prompts[2] is {"tokens":[2]} on rank 0, ' +
         '{"tokens":[3]} on rank 1',

@@ -150,6 +150,35 @@ function allgatherText(text: string): string[] {
   return allgatherVaried(new TextEncoder().encode(text)).map((b) => new TextDecoder().decode(b));
 }
 
+/** JSON of a value, cut to 80 characters. */
+const shown = (value: unknown) => {
+  const text = JSON.stringify(value) ?? 'nothing';
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+};
+
+/** The first place where two JSON values differ: its path (`a.b[2]`) and the value there on each side. */
+function jsonDifference(a: unknown, b: unknown, path = ''): { path: string; a: string; b: string } | undefined {
+  if (JSON.stringify(a) === JSON.stringify(b)) return undefined;
+  const objects = a !== null && b !== null && typeof a === 'object' && typeof b === 'object';
+  if (!objects || Array.isArray(a) !== Array.isArray(b)) return { path, a: shown(a), b: shown(b) };
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+  for (const key of keys) {
+    const at = Array.isArray(a) ? `${path}[${key}]` : path === '' ? key : `${path}.${key}`;
+    const found = jsonDifference((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], at);
+    if (found !== undefined) return found;
+  }
+  return { path, a: shown(a), b: shown(b) };
+}
+
+/** Both texts parsed as JSON, or undefined when either is not JSON. */
+function parseBoth(a: string, b: string): [unknown, unknown] | undefined {
+  try {
+    return [JSON.parse(a), JSON.parse(b)];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Where two texts first differ, shown on both: the text around that place, cut to about 120 characters. */
 function excerpts(a: string, b: string): [string, string] {
   let i = 0;
@@ -184,6 +213,10 @@ function difference([name, value]: RunPart, r: number): string {
   if (value instanceof Uint8Array) return `${name} differ between rank 0 and rank ${r}`;
   if (typeof value === 'string') {
     const texts = allgatherText(value);
+    const found = jsonDifference(...(parseBoth(texts[0] as string, texts[r] as string) ?? [undefined, undefined]));
+    if (found !== undefined && found.path !== '') {
+      return `${name} differ between rank 0 and rank ${r}: ${found.path} is ${found.a} on rank 0, ${found.b} on rank ${r}`;
+    }
     const [zero, other] = excerpts(texts[0] as string, texts[r] as string);
     return `${name} differ between rank 0 and rank ${r}: ${zero} on rank 0, ${other} on rank ${r}`;
   }
