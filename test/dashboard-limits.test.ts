@@ -120,6 +120,7 @@ describe('the dashboard against hostile run folders', () => {
   const fifoRun = join(dir, 'fifo-run');
   const deepRun = join(dir, 'deep-run');
   const linkedRun = join(dir, 'linked-run');
+  const fifoMetricsRun = join(dir, 'fifo-metrics-run');
   let server: { child: ChildProcess; port: number };
 
   beforeAll(async () => {
@@ -138,6 +139,8 @@ describe('the dashboard against hostile run folders', () => {
     mkdirSync(fifoRun);
     writeFileSync(join(fifoRun, 'metrics.jsonl'), record(1));
     execFileSync('mkfifo', [join(fifoRun, 'config.json')]);
+    mkdirSync(fifoMetricsRun);
+    execFileSync('mkfifo', [join(fifoMetricsRun, 'metrics.jsonl')]);
     mkdirSync(deepRun);
     const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
     writeFileSync(
@@ -149,7 +152,7 @@ describe('the dashboard against hostile run folders', () => {
     writeFileSync(join(dir, 'elsewhere.jsonl'), record(1, { secret: true }));
     symlinkSync('../elsewhere.jsonl', join(linkedRun, 'metrics.jsonl'));
     symlinkSync('../secret.json', join(linkedRun, 'config.json'));
-    server = await dashboard(run, fifoRun, deepRun, linkedRun);
+    server = await dashboard(run, fifoRun, deepRun, linkedRun, fifoMetricsRun);
   });
   afterAll(async () => {
     await stopCli(server.child);
@@ -180,21 +183,23 @@ describe('the dashboard against hostile run folders', () => {
     expect((await get(server.port, '/runs/0/metrics.jsonl')).status).toBe(200);
   });
 
-  it("streams every run: a FIFO config.json, a record nested too deeply and run files linked from outside are named in their run's error", async () => {
-    const { seen } = await events(server.port, (s) => s.filter((e) => e.event === 'run').length >= 4);
+  it("streams every run: FIFO run files, a record nested too deeply and run files linked from outside are named in their run's error", async () => {
+    const { seen } = await events(server.port, (s) => s.filter((e) => e.event === 'run').length >= 5);
     expect(seen.map((e) => e.data).join('')).not.toMatch(/secret/);
     const runs = seen.filter((e) => e.event === 'run').map((e) => JSON.parse(e.data));
-    const [plain, fifo, deep, linked] = [0, 1, 2, 3].map((id) => runs.find((r) => r.id === id));
+    const [plain, fifo, deep, linked, fifoMetrics] = [0, 1, 2, 3, 4].map((id) => runs.find((r) => r.id === id));
     expect(plain.records).toHaveLength(1);
     expect(plain.config).toEqual({ lr: 0.001 });
     expect(fifo.records).toHaveLength(1);
-    expect(fifo.error).toMatch(/config\.json: not a regular file/);
+    expect(fifo.error).toMatch(/config\.json is not a regular file: not read/);
     expect(deep.records.map((r: { epoch: number }) => r.epoch)).toEqual([1, 3]);
     expect(deep.error).toMatch(/records 2 cannot be shown/);
     expect(linked.records).toEqual([]);
     expect(linked.config).toBe(null);
     expect(linked.error).toMatch(/metrics\.jsonl leads outside the run folder: not read/);
     expect(linked.error).toMatch(/config\.json leads outside the run folder: not read/);
+    expect(fifoMetrics.records).toEqual([]);
+    expect(fifoMetrics.error).toMatch(/metrics\.jsonl is not a regular file: not read/);
   });
 
   it('goes on streaming changes after the deep record, to every client', async () => {

@@ -88,20 +88,23 @@ async function withExistingGrids(dir: string, records: MetricsRecord[]): Promise
 
 /**
  * The run's records and config now; what could not be read is said in `error`. A run file whose real path leaves
- * the run folder (a symlink) is not read.
+ * the run folder (a symlink) or that is not a regular file (a FIFO) is not read.
  */
 export async function snapshot(id: number, name: string, dir: string): Promise<RunSnapshot> {
   const problems: string[] = [];
-  const outside = new Set<string>();
+  const unread = new Set<string>(); // run files not to read
   for (const file of RUN_FILES) {
-    if ((await placeOf(dir, join(dir, file))) !== 'outside') continue;
-    outside.add(file);
-    problems.push(`${join(dir, file)} leads outside the run folder: not read`);
+    const place = await placeOf(dir, join(dir, file));
+    // readRunRecords would wait forever on a FIFO: a run file that is not a regular file is not read either.
+    const regular = place !== 'inside' || (await stat(join(dir, file)).then((info) => info.isFile()));
+    if (place !== 'outside' && regular) continue;
+    unread.add(file);
+    problems.push(`${join(dir, file)} ${regular ? 'leads outside the run folder' : 'is not a regular file'}: not read`);
   }
   let config: unknown = null;
   const configPath = join(dir, 'config.json');
   try {
-    const text = outside.has('config.json') ? undefined : await readConfigText(configPath);
+    const text = unread.has('config.json') ? undefined : await readConfigText(configPath);
     if (text !== undefined) config = JSON.parse(text);
   } catch (error) {
     const message = (error as Error).message;
@@ -109,7 +112,7 @@ export async function snapshot(id: number, name: string, dir: string): Promise<R
   }
   let records: MetricsRecord[] = [];
   try {
-    if (!outside.has(METRICS_FILE) && !outside.has(LEGACY_METRICS_FILE)) {
+    if (!unread.has(METRICS_FILE) && !unread.has(LEGACY_METRICS_FILE)) {
       records = await withExistingGrids(dir, await readRunRecords(dir));
     }
   } catch (error) {
