@@ -27,6 +27,8 @@ export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
 export type { ImageFolderOptions } from './data/image-folder.js';
 export { ImageFolderDataset, imageFolderDataset } from './data/image-folder.js';
+export type { GridOptions as ImageGridOptions } from './images/png.js';
+export { imageGrid } from './images/png.js';
 export type { EpochFields, EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';
 export { MetricsLog } from './metrics/log.js';
 export type { EpochRecord, EpochSeconds, EvaluationRecord, MetricsRecord, StartRecord } from './metrics/records.js';
@@ -37,6 +39,8 @@ export type { LoadAdapterOptions, SaveAdapterOptions } from './model/lora.js';
 export { loadAdapter, loraModules, saveAdapter, savePeftAdapter } from './model/lora.js';
 export type { CreateOptions, DeviceRequest, LoraInfo, ParamInfo, Precision } from './model/net.js';
 export { VelocityNet } from './model/net.js';
+export type { ExportOnnxOptions } from './model/onnx.js';
+export { exportOnnx } from './model/onnx.js';
 export type { LoadStateDictOptions } from './model/state-dict.js';
 export { loadStateDict } from './model/state-dict.js';
 export type { OptimalityOptions } from './options/advantage.js';
@@ -60,6 +64,8 @@ export { grpoLoss } from './rl/grpo-loss.js';
 export type { NftLossInputs } from './rl/nft-loss.js';
 export { nftLoss } from './rl/nft-loss.js';
 export { interpolate } from './sampling/interpolate.js';
+export type { OnnxOutput, OnnxSession, OnnxTensorConstructor } from './sampling/onnx-model.js';
+export { onnxModel } from './sampling/onnx-model.js';
 export type { SdeSampleOptions, SdeStepResult } from './sampling/sde.js';
 export { sampleSde, sdeLogProb, sdeStep } from './sampling/sde.js';
 export type {
@@ -84,7 +90,14 @@ export type { World } from './training/distributed.js';
 export { FlowMatchingTrainer } from './training/flow-matching.js';
 export type { FlowGRPOOptions, GrpoEpochStats } from './training/flowgrpo.js';
 export { FlowGRPO } from './training/flowgrpo.js';
-export type { EpochStats, EvaluateOptions, Evaluation, OnlineOptions, RunOptions } from './training/online-options.js';
+export type {
+  EpochStats,
+  EvaluateOptions,
+  Evaluation,
+  OnlineOptions,
+  ResumePlacement,
+  RunOptions,
+} from './training/online-options.js';
 
 /** What this build and machine offer: CUDA availability (and why not), the GPU's name, the CPU thread count. */
 export function backendInfo(): NativeBackendInfo {

@@ -223,7 +223,7 @@ describe('the CLI', () => {
   });
 
   it('has --help for every command', () => {
-    const commands = ['demo', 'toy2d', 'pretrain', 'train', 'eval', 'sample', 'merge', 'dashboard', 'info'];
+    const commands = ['demo', 'toy2d', 'pretrain', 'train', 'eval', 'sample', 'merge', 'export', 'dashboard', 'info'];
     const top = cli('--help');
     expect(top.status).toBe(0);
     for (const command of commands) {

@@ -1,6 +1,6 @@
 // Loads the native addon: a local build (build/Release) when present, else the prebuilt binary shipped in
 // prebuilds/<platform>-<arch>/, both found by node-gyp-build from the package root.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -378,6 +378,11 @@ export function packageRoot(): string {
     dir = parent;
   }
   return dir;
+}
+
+/** The package's version, from its package.json. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /** The platforms with a prebuilt binary in the package (glibc Linux). */

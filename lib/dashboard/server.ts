@@ -11,6 +11,7 @@ import { EventClients, eventMessage, MAX_STREAMS, snapshotJson } from './events.
 import { openServedFile, type Refusal } from './files.js';
 import { ICON, PAGE, STYLE } from './page.js';
 import { findRuns, runKey, runNames, snapshot } from './runs.js';
+import { samplingRoute } from './sampling.js';
 
 /** Options of startDashboard. */
 export interface DashboardOptions {
@@ -42,6 +43,7 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.json': 'application/json',
   '.jsonl': 'application/x-ndjson',
+  '.onnx': 'application/octet-stream',
 };
 
 const require = createRequire(import.meta.url);
@@ -161,6 +163,12 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       res.write('retry: 1000\n\n');
       clients.add(res, [eventMessage('runs', JSON.stringify(now.list)), ...now.messages]);
       return;
+    }
+    const sampling = await samplingRoute(path, new URLSearchParams(url.split('?')[1] ?? ''), runs);
+    if (sampling !== undefined) {
+      const csp = sampling.csp ?? HEADERS['Content-Security-Policy'];
+      const headers = { ...HEADERS, 'Content-Security-Policy': csp, 'Content-Type': sampling.type };
+      return res.writeHead(sampling.status, headers).end(sampling.body);
     }
     const asset = /^\/assets\/([A-Za-z.]+)$/.exec(path)?.[1];
     if (asset !== undefined && Object.hasOwn(ASSETS, asset)) {

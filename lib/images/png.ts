@@ -4,10 +4,11 @@ import { PNG } from 'pngjs';
 import type { Tensor } from '../core/tensor.js';
 import { escapeXml } from './chart.js';
 
-/** Options of writeImageGrid. */
+/** Options of imageGrid. */
 export interface GridOptions {
-  /** Image side and channels of each flattened sample (HWC, values in [−1, 1]). */
+  /** Image side of each flattened sample (HWC, values in [−1, 1]). */
   size: number;
+  /** Channels of each sample (default 3). */
   channels?: number;
   /** Images per row (default: √n rounded up). */
   columns?: number;

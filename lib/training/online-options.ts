@@ -2,6 +2,7 @@
 // run() and evaluate() take, with their tables, and what an epoch reports.
 import type { RecordHook } from '../metrics/log.js';
 import type { EpochSeconds } from '../metrics/records.js';
+import type { CreateOptions } from '../model/net.js';
 import { ADVANTAGE_SCHEMA } from '../options/advantage.js';
 import type { DistributedOption } from '../options/distributed.js';
 import type { LoraOptions } from '../options/lora.js';
@@ -9,6 +10,13 @@ import { MICRO_BATCH, OPTIMIZER_SCHEMA, type OptimizerOptions } from '../options
 import type { Resolved, Rule } from '../options/schema.js';
 import { ROLLOUT_RULES, type SolverName, TIME_GRID_SCHEMA } from '../sampling/solvers.js';
 import type { Prompt, Rewards } from './common.js';
+
+/**
+ * Where a resumed run continues (each trainer's `resume`): the backend and GPU arithmetic, as
+ * VelocityNet.create takes them; the checkpoint does not record them, so a run trained on the GPU is resumed with
+ * the same `{ device: 'cuda' }` (default: the CPU).
+ */
+export type ResumePlacement = Pick<CreateOptions, 'device' | 'precision'>;
 
 /** Options every online trainer takes. */
 export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptions {
