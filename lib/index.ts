@@ -23,7 +23,13 @@ export {
   RewardError,
   StateDictError,
 } from './core/errors.js';
-export type { BackendInfo, ParamSetName, ResolvedFlowMatchingOptions } from './core/native.js';
+export type {
+  AwmStatistics,
+  BackendInfo,
+  DgpoStatistics,
+  ParamSetName,
+  ResolvedFlowMatchingOptions,
+} from './core/native.js';
 export { philox4x32, SAMPLE_STREAM, SDE_STREAM, USER_STREAM } from './core/random.js';
 export { SafetensorsError } from './core/safetensors.js';
 export type { ArrayOf, Device, DType, RandomOptions } from './core/tensor.js';
@@ -77,9 +83,9 @@ export { CONFIG_D, CONFIG_M, CONFIG_SMALL } from './options/net-config.js';
 export type { NftLossOptions } from './options/nft-loss.js';
 export type { LrSchedule, OptimizerOptions, StepStats } from './options/optimizer.js';
 export { optimalityProbability } from './rl/advantage.js';
-export type { AwmLossInputs } from './rl/awm-loss.js';
+export type { AwmLossInputs, AwmLossResult } from './rl/awm-loss.js';
 export { awmLoss } from './rl/awm-loss.js';
-export type { DgpoLossInputs } from './rl/dgpo-loss.js';
+export type { DgpoLossInputs, DgpoLossResult } from './rl/dgpo-loss.js';
 export { dgpoLoss } from './rl/dgpo-loss.js';
 export type { GrpoLossInputs } from './rl/grpo-loss.js';
 export { grpoLoss } from './rl/grpo-loss.js';

@@ -80,15 +80,21 @@ export interface NativeDgpoStepOptions extends NativeOptimizerOptions, NativeDgp
 
 /** Row means of an AWM batch: the flow-matching error l, log q, and the two KL terms' mean squared differences. */
 export interface AwmStatistics {
+  /** The mean flow-matching error l. */
   fm: number;
+  /** The mean log q(l, t) of the generalised-Huber weighting. */
   logQ: number;
+  /** The mean squared difference to the base's velocity (0 without a KL term). */
   kl: number;
+  /** The mean squared difference to the EMA anchor's velocity (0 without an EMA term). */
   emaKl: number;
 }
 
 /** Of a DGPO batch: the fraction of rows whose gradient the clip stopped, and the mean group weight σ(S_g). */
 export interface DgpoStatistics {
+  /** The fraction of rows whose gradient the clip stopped. */
   clipFraction: number;
+  /** The mean group weight σ(S_g). */
   weightMean: number;
 }
 

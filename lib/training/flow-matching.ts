@@ -37,9 +37,9 @@ export class FlowMatchingTrainer {
     if (this.#world !== undefined) {
       distributeModel('FlowMatchingTrainer', net.model, net.device, this.#world);
       checkSameRun(
-        'FlowMatchingTrainer: the options and θ',
-        JSON.stringify(this.#native),
-        new Uint8Array(net.getParameters().buffer),
+        'FlowMatchingTrainer',
+        ['the options', JSON.stringify(this.#native)],
+        ['the parameters θ', new Uint8Array(net.getParameters().buffer)],
       );
     }
   }

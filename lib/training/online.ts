@@ -19,6 +19,7 @@ import {
   drawGroups,
   meanStd,
   type Prompt,
+  promptText,
   promptTokens,
   type ResolvedRewards,
   type RewardPolicy,
@@ -144,9 +145,11 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     if (this.world !== undefined) {
       distributeModel(this.constructor.name, this.net.model, this.net.device, this.world);
       checkSameRun(
-        `${this.constructor.name}: the options and θ`,
-        this.#state(),
-        new Uint8Array(this.net.getParameters().buffer),
+        this.constructor.name,
+        ['the options', this.#state()],
+        ['options.prompts', this.prompts.map(promptText)],
+        ['options.rewards', this.rewardFns.map(({ name, weight }) => JSON.stringify({ name, weight }))],
+        ['the parameters θ', new Uint8Array(this.net.getParameters().buffer)],
       );
     }
   }
@@ -397,7 +400,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       if (lora === null) model.getParams(view, set);
       else model.getAdapter(view, set);
     });
-    checkSameRun(`the parameters after epoch ${this.#epoch}`, bytes);
+    checkSameRun(`after epoch ${this.#epoch}`, [`the parameter sets (${sets.join(', ')})`, bytes]);
   }
 
   /**
