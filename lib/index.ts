@@ -60,7 +60,7 @@ export type {
   ReferenceRecord,
   StartRecord,
 } from './metrics/records.js';
-export { METRICS_VERSION, MetricsFormatError, parseRecords, readRunRecords } from './metrics/records.js';
+export { METRICS_VERSION, MetricsFormatError, PHASES, parseRecords, readRunRecords } from './metrics/records.js';
 export type { Checkpoint, LoadOptions, SaveOptions } from './model/checkpoint.js';
 export { loadCheckpoint, saveCheckpoint } from './model/checkpoint.js';
 export type { LoadAdapterOptions, SaveAdapterOptions } from './model/lora.js';

@@ -113,7 +113,12 @@ export interface EvaluationRecord extends RecordBase {
   /** The strict score of each prompt category, where the task has them. */
   categories?: Record<string, number>;
   /** Standard errors of `strict` and `reward`, where the task reports them. */
-  standardError?: { strict?: number; reward: number };
+  standardError?: {
+    /** Of the strict score, when the task has one. */
+    strict?: number;
+    /** Of the mean reward. */
+    reward: number;
+  };
   /** The same evaluation with classifier-free guidance, by its label ("CFG 5 at t ≤ 0.6"), where a run asks for it. */
   guided?: Record<
     string,
@@ -136,7 +141,9 @@ export interface EvaluationRecord extends RecordBase {
 }
 
 /** The phases of a job that a progress record names; 'finished' is the last record of a run that ended. */
+/** The phases a job reports in its progress records, in the order of an epoch. */
 export const PHASES = ['sampling', 'evaluating', 'training', 'finished'] as const;
+/** One of {@link PHASES}. */
 export type Phase = (typeof PHASES)[number];
 
 /**
@@ -155,7 +162,14 @@ export interface ProgressRecord extends RecordBase {
    * The run's target and how much of it is done: epochs since the run's start, or seconds of training in this call
    * (a time budget). Absent before the target is known.
    */
-  target?: { unit: 'epochs' | 'seconds'; done: number; total: number };
+  target?: {
+    /** What the target counts. */
+    unit: 'epochs' | 'seconds';
+    /** How much of it is done. */
+    done: number;
+    /** The whole target. */
+    total: number;
+  };
   /** Estimated wall-clock seconds left to the target when the record was written, evaluations included. */
   secondsLeft?: number;
 }
@@ -173,7 +187,12 @@ export interface ReferenceRecord extends RecordBase {
   /** How many samples were scored. */
   samples?: number;
   /** Standard errors of `strict` and `reward` (what another draw of the noise would change). */
-  standardError?: { strict?: number; reward: number };
+  standardError?: {
+    /** Of the strict score, when the task has one. */
+    strict?: number;
+    /** Of the mean reward. */
+    reward: number;
+  };
 }
 
 /** Any record of the stream, told apart by `kind`. */

@@ -126,7 +126,12 @@ export interface ShapesEvaluation {
    * The standard errors of `overall` (from each category's binomial rate) and of `reward` (the samples' standard
    * deviation over √n): how far a second evaluation with other noise would typically land.
    */
-  standardError: { strict: number; reward: number };
+  standardError: {
+    /** Of the strict score. */
+    strict: number;
+    /** Of the mean reward. */
+    reward: number;
+  };
 }
 
 /** Strict scores of samples (n, D) generated for `prompts`. */
