@@ -96,7 +96,7 @@ export function addTrainCommand(program: Command): void {
     .addOption(dashboardOption())
     .option('--json', 'end with a JSON summary on stdout (the progress log goes to stderr)')
     .action(async (given: TrainFlags, command: Command) => {
-      const o = withConfig(given, command, TRAIN_OPTIONS);
+      const o = await withConfig(given, command, TRAIN_OPTIONS);
       if (o.epochs === undefined && o.minutes === undefined)
         throw new InvalidArgumentError('give --epochs or --minutes');
       const options = objectOption("the config's trainer", o.trainer);
