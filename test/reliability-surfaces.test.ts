@@ -156,6 +156,10 @@ describe('PEFT folders', () => {
     await expect(load('fc1')).rejects.toThrow(/matches no block module/); // a whole-name match, not a search
     await expect(load('(fc1)\\1')).rejects.toThrow(CheckpointError);
     await expect(load('x'.repeat(20_000))).rejects.toThrow(/over the limit/);
+    await expect(load(['fc1'])).resolves.toBeUndefined();
+    await expect(load(Array.from({ length: 20_000 }, () => 'fc1'))).rejects.toThrow(
+      /lists 20000 names, over the limit/,
+    );
   });
 
   it('savePeftAdapter commits both files as one: a save killed after its commit point loads the new adapter', async () => {

@@ -46,7 +46,10 @@ export function peftConfig(lora: { rank: number; alpha: number; init: LoraInit; 
   };
 }
 
-/** The longest target_modules pattern compiled (compiling costs time in proportion to the pattern). */
+/**
+ * The longest target_modules pattern compiled (compiling costs time in proportion to the pattern), and the most
+ * names a target_modules list may hold (each is compared with every module of every block).
+ */
 const MAX_PATTERN = 10_000;
 
 /**
@@ -71,8 +74,13 @@ function moduleMatcher(path: string, targetModules: unknown): (name: string) => 
     }
     return (name) => pattern.matches(name);
   }
-  if (Array.isArray(targetModules) && targetModules.every((t) => typeof t === 'string'))
+  if (Array.isArray(targetModules) && targetModules.every((t) => typeof t === 'string')) {
+    if (targetModules.length > MAX_PATTERN)
+      throw new CheckpointError(
+        `${path}: target_modules lists ${targetModules.length} names, over the limit of ${MAX_PATTERN}`,
+      );
     return (name) => targetModules.some((t: string) => name === t || name.endsWith(`.${t}`));
+  }
   throw new CheckpointError(`${path}: target_modules must be a list of module names or a regular expression`);
 }
 
