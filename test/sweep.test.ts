@@ -78,6 +78,8 @@ describe('sweep arithmetic', () => {
     // Guided at t ≤ 0.6: the grid times 0.6 … 0.1 (6 of 10 rollout steps, 5 of the 9 trained) count twice.
     const guided = { ...grpo, trainer: { cfgScale: 5, cfgInterval: [0, 0.6] } };
     expect(forwardsPerEpoch(guided)).toBe(128 * (10 + 6 + (9 + 5) * 2));
+    expect(forwardsPerEpoch({ name: 'a', method: 'awm', trainer: {} })).toBe(128 * 10 + 128 * 6 * 3);
+    expect(forwardsPerEpoch({ name: 'd', method: 'dgpo', trainer: {} })).toBe(128 * 10 + 128 * 4 * 3);
   });
 });
 
@@ -98,9 +100,18 @@ describe('sweep files', () => {
     expect(parseSweep([run]).evalEvery).toBe(5);
   });
 
+  it('parses every sweep file of bench/sweeps', () => {
+    const files = readdirSync('bench/sweeps').filter((f) => f.endsWith('.json'));
+    expect(files).toContain('b7-methods.json');
+    for (const file of files) {
+      const sweep = parseSweep(JSON.parse(readFileSync(join('bench/sweeps', file), 'utf8')));
+      expect(sweep.runs.length, file).toBeGreaterThan(0);
+    }
+  });
+
   it('rejects what it cannot run before anything trains', () => {
     const bad: [unknown, RegExp][] = [
-      [[{ ...run, method: 'ppo' }], /method must be 'nft' or 'flowgrpo'/],
+      [[{ ...run, method: 'ppo' }], /method must be 'nft', 'flowgrpo', 'awm', 'dgpo'/],
       [[run, run], /same name/],
       [[{ ...run, trainer: { seed: 3 } }], /trainer.seed/],
       [[{ ...run, seeds: [1], trainer: { seed: 3 } }], /seeds or trainer.seed/],

@@ -1,4 +1,4 @@
-// `diffusion-nft train`: a shapes base model post-trained with DiffusionNFT or FlowGRPO. Its flags and its --config
+// `diffusion-nft train`: a shapes base model post-trained with DiffusionNFT, FlowGRPO, AWM or DGPO. Its flags and its --config
 // file take the RL job's table (lib/jobs/shapes/train.ts), a "trainer" object of trainer options and the LoRA flags.
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
@@ -56,7 +56,7 @@ function moduleList(value: string): string[] {
 export function addTrainCommand(program: Command): void {
   program
     .command('train')
-    .description('post-train a shapes base model with DiffusionNFT or FlowGRPO')
+    .description('post-train a shapes base model with DiffusionNFT, FlowGRPO, AWM or DGPO')
     .addOption(flag('--method <name>', 'RL method', TRAIN_OPTIONS.method))
     .requiredOption('--base <checkpoint>', 'the base model (or a run to resume with --resume)')
     .option('--resume', 'continue the trainer state saved in --base')

@@ -59,7 +59,7 @@ export interface EpochRecord extends RecordBase {
   rHistogram?: number[];
   /** DiffusionNFT: η of the soft update of θ_old. */
   eta?: number;
-  /** FlowGRPO: fraction of clipped ratios. */
+  /** FlowGRPO, DGPO: fraction of clipped ratios. */
   clipFraction?: number;
   /** FlowGRPO: the approximate KL divergence to the rollout policy, ½·mean (log p − log p_old)². */
   approxKl?: number;
@@ -67,6 +67,24 @@ export interface EpochRecord extends RecordBase {
   ratioMean?: number;
   /** FlowGRPO: samples trained on after the zero-advantage filter. */
   trainedSamples?: number;
+  /** AWM: counts of the scaled advantages in 10 bins of [−advantageMax, advantageMax]. */
+  advantageHistogram?: number[];
+  /** AWM: mean flow-matching error of the trained rows. */
+  fm?: number;
+  /** AWM: mean log q of the trained rows. */
+  logQ?: number;
+  /** AWM: mean (v_θ − v_ref)², the KL to the base. */
+  kl?: number;
+  /** AWM: mean (v_θ − v_ema)², the KL to the EMA anchor. */
+  emaKl?: number;
+  /** AWM: the anchor's decay after the epoch. */
+  emaDecay?: number;
+  /** DGPO: mean group weight σ(S_g). */
+  weightMean?: number;
+  /** DGPO: the epoch's training times. */
+  times?: number[];
+  /** DGPO: whether θ_old rolled out the epoch. */
+  emaRollout?: boolean;
 }
 
 /** Seconds an epoch spent sampling (rewards overlap with it), scoring, training, and in total. */
