@@ -1,11 +1,20 @@
 // `npm run bench -- distributed` (docs/distributed.md): DiffusionNFT epoch time on config D at 1 rank × 1 thread,
 // 2 ranks × 1 thread (mpirun) and 1 rank × 2 threads, and the bytes the native step sums over the ranks per
-// optimiser step. Run as a worker (`--worker THREADS`) it times its own epochs and rank 0 prints one JSON line.
-import { execFileSync } from 'node:child_process';
+// optimiser step; then a toy2d flow-matching step at 1 and 2 ranks against a plain blocking MPI_Allreduce of its
+// gradient (bench/mpi-allreduce.cpp, compiled here with mpicxx), on a quiet machine and beside two busy processes (docs/reliability.md).
+// Run as a worker (`--worker THREADS`, `--step-worker`) it times its own epochs or steps and rank 0 prints one
+// JSON line.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CONFIG_D, DiffusionNFT, setThreads, VelocityNet } from '../lib/index.js';
+import { CONFIG_D, DiffusionNFT, FlowMatchingTrainer, setThreads, tasks, VelocityNet } from '../lib/index.js';
 
 const EPOCHS = 3;
+const STEPS = 30;
+const STEP_BATCH = 64;
+const MPIRUN_ENV = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
+const rank0 = () => Number(process.env.OMPI_COMM_WORLD_RANK ?? 0) === 0;
 
 async function worker(threads: number): Promise<void> {
   setThreads(threads);
@@ -22,27 +31,67 @@ async function worker(threads: number): Promise<void> {
   const started = performance.now();
   for (let e = 0; e < EPOCHS; e++) await trainer.epoch();
   const seconds = (performance.now() - started) / 1000 / EPOCHS;
-  if (Number(process.env.OMPI_COMM_WORLD_RANK ?? 0) === 0) {
+  if (rank0()) {
     const params = net.paramCount;
     console.log(JSON.stringify({ seconds, params, bytesPerStep: 4 * params + 8 * 5 }));
   }
   net.dispose();
 }
 
-function measure(ranks: number, threads: number): { seconds: number; params: number; bytesPerStep: number } {
-  const script = fileURLToPath(import.meta.url);
-  const env = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
-  const args = ['--oversubscribe', '-np', String(ranks), 'node', script, '--worker', String(threads)];
-  const out = execFileSync(ranks === 1 ? 'node' : 'mpirun', ranks === 1 ? args.slice(4) : args, {
-    env,
-    encoding: 'utf8',
-  });
+// Toy2d flow-matching steps (one thread per rank) over a global batch of STEP_BATCH: ms per step.
+async function stepWorker(): Promise<void> {
+  setThreads(1);
+  const net = VelocityNet.create(tasks.toy2d.config, { seed: 1 });
+  const trainer = new FlowMatchingTrainer(net, { seed: 3 });
+  const { x0, cond } = tasks.toy2d.batch(STEP_BATCH, 1, 0);
+  for (let s = 0; s < 3; s++) await trainer.step({ x0, cond }); // warm-up
+  const started = performance.now();
+  for (let s = 0; s < STEPS; s++) await trainer.step({ x0, cond });
+  if (rank0()) console.log(JSON.stringify({ ms: (performance.now() - started) / STEPS, params: net.paramCount }));
+  net.dispose();
+}
+
+/** Runs `program` alone (1 rank) or under mpirun and returns rank 0's JSON line. */
+function launch<T>(ranks: number, program: string[]): T {
+  const [file, args] =
+    ranks === 1
+      ? [program[0] as string, program.slice(1)]
+      : ['mpirun', ['--oversubscribe', '-np', String(ranks), ...program]];
+  const out = execFileSync(file, args, { env: MPIRUN_ENV, encoding: 'utf8' });
   return JSON.parse(out.trim().split('\n').pop() as string);
 }
 
-if (process.argv[2] === '--worker') {
-  await worker(Number(process.argv[3]));
-} else {
+const script = fileURLToPath(import.meta.url);
+
+function measure(ranks: number, threads: number): { seconds: number; params: number; bytesPerStep: number } {
+  return launch(ranks, ['node', script, '--worker', String(threads)]);
+}
+
+/** bench/mpi-allreduce.cpp compiled with the MPI's own wrapper into build/bench/. */
+function allreduceProgram(): string {
+  const source = fileURLToPath(new URL('../../bench/mpi-allreduce.cpp', import.meta.url));
+  const program = fileURLToPath(new URL('../../build/bench/mpi-allreduce', import.meta.url));
+  mkdirSync(dirname(program), { recursive: true });
+  // The C API only: Open MPI's C++ bindings header does not compile cleanly under -Wextra.
+  execFileSync('mpicxx', ['-O2', '-Wall', '-Wextra', '-Werror', '-DOMPI_SKIP_MPICXX', source, '-o', program]);
+  return program;
+}
+
+/** Two processes that spin on a core each, as other work on a shared machine does; stopped by the caller. */
+function busyProcesses(): ChildProcess[] {
+  return [0, 1].map(() => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+}
+
+/** The step at 1 and 2 ranks and the plain MPI_Allreduce of its gradient at 2 ranks, in ms. */
+function contentionRows(): Record<'step1' | 'step2' | 'allreduce', number> {
+  const step1 = launch<{ ms: number; params: number }>(1, ['node', script, '--step-worker']);
+  const step2 = launch<{ ms: number }>(2, ['node', script, '--step-worker']);
+  const plain = launch<{ ms: number }>(2, [allreduceProgram(), String(step1.params), String(STEPS)]);
+  return { step1: step1.ms, step2: step2.ms, allreduce: plain.ms };
+}
+
+/** DiffusionNFT epochs on config D at 1 rank × 1 thread, 2 ranks × 1 thread and 1 rank × 2 threads. */
+function epochRows(): void {
   const rows = [
     ['1 rank × 1 thread', measure(1, 1)],
     ['2 ranks × 1 thread (MPI)', measure(2, 1)],
@@ -52,4 +101,30 @@ if (process.argv[2] === '--worker') {
   for (const [name, r] of rows) console.log(`${name.padEnd(26)} ${r.seconds.toFixed(3)} s/epoch`);
   const { params, bytesPerStep } = rows[0][1];
   console.log(`parameters ${params}; summed over the ranks per optimiser step: ${bytesPerStep} bytes`);
+}
+
+if (process.argv[2] === '--worker') {
+  await worker(Number(process.argv[3]));
+} else if (process.argv[2] === '--step-worker') {
+  await stepWorker();
+} else {
+  // `npm run bench -- distributed contention`: the contention rows alone.
+  if (process.argv[2] !== 'contention') epochRows();
+  const quiet = contentionRows();
+  const busy = busyProcesses();
+  let loaded: ReturnType<typeof contentionRows>;
+  try {
+    loaded = contentionRows();
+  } finally {
+    for (const p of busy) p.kill();
+  }
+  console.log(
+    `\ntoy2d flow-matching step, batch ${STEP_BATCH}, 1 thread per rank (ms): quiet / beside two busy processes`,
+  );
+  const row = (name: string, key: keyof typeof quiet) =>
+    console.log(`${name.padEnd(34)} ${quiet[key].toFixed(2).padStart(8)} ${loaded[key].toFixed(2).padStart(8)}`);
+  row('1 rank, step', 'step1');
+  row('2 ranks, step', 'step2');
+  row('2 ranks, plain MPI_Allreduce', 'allreduce');
+  console.log(`busy: the 2-rank step is ${(loaded.step2 / loaded.allreduce).toFixed(2)}× the plain MPI_Allreduce`);
 }

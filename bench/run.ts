@@ -21,6 +21,7 @@ import { NFT_LOSS_SCHEMA } from '../lib/options/nft-loss.js';
 import { OPTIMIZER_SCHEMA } from '../lib/options/optimizer.js';
 import { resolveOptions } from '../lib/options/schema.js';
 import { type EpochBench, type EpochPhases, epochRow } from './epoch.js';
+import { ortRollout } from './onnx.js';
 import { openblasCore, peerEnv } from './peer-env.js';
 
 const THREADS = Number(process.env.DNFT_BENCH_THREADS ?? 2);
@@ -29,6 +30,9 @@ const ITERS = Number(process.env.DNFT_BENCH_ITERS ?? 10);
 const ROLLOUT = Number(process.env.DNFT_BENCH_ROLLOUT ?? 1152);
 const DIT_BATCH = Number(process.env.DNFT_BENCH_DIT_BATCH ?? 64);
 const ROLLOUT_ITERS = Math.max(3, Math.round(ITERS / 3));
+// B3-ORT-D: the DiT's rollout size and timed rounds (a config-D rollout of 1152 samples takes about a minute).
+const ORT_DIT_ROLLOUT = Number(process.env.DNFT_BENCH_ORT_DIT_ROLLOUT ?? ROLLOUT);
+const ORT_DIT_ROUNDS = Number(process.env.DNFT_BENCH_ORT_DIT_ROUNDS ?? 1);
 const PYTHON = process.env.DNFT_PYTHON ?? '/usr/bin/python3';
 // B6: the epoch's prompt groups and samples per group, and its untimed and timed epochs.
 const EPOCH: EpochBench = {
@@ -39,7 +43,7 @@ const EPOCH: EpochBench = {
   threads: THREADS,
   python: PYTHON,
 };
-// Only these rows (e.g. DNFT_BENCH_ROWS=B6), default all; B5 needs B1.
+// Only these rows (e.g. DNFT_BENCH_ROWS=B6 or B3-ORT,B3-ORT-D), default all; B5 needs B1.
 const ONLY = process.env.DNFT_BENCH_ROWS?.split(',');
 const wanted = (row: string) => ONLY === undefined || ONLY.includes(row);
 
@@ -222,6 +226,33 @@ function torchRow(row: string, batch: number, iters: number, config?: object): T
   return { ...JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}'), openblas_core: openblasCore(run.stderr) };
 }
 
+// B3-ORT (config M) and B3-ORT-D (config D): our native dpm2 rollout beside onnxruntime-node running the exported
+// network under our TypeScript solver, same threads, alternating (bench/onnx.ts).
+async function ortRows(): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const [row, preset, batch, rounds] of [
+    ['B3-ORT', 'M', ROLLOUT, ROLLOUT_ITERS],
+    ['B3-ORT-D', 'D', ORT_DIT_ROLLOUT, ORT_DIT_ROUNDS],
+  ] as const) {
+    if (!wanted(row)) continue;
+    const net = benchNet(preset);
+    const r = await ortRollout(net, batch, THREADS, rounds).finally(() => net.dispose());
+    const rate = (ms: number) => (batch * 1000) / ms;
+    rows.push({
+      row,
+      what: `10-step dpm2 rollout of ${batch} samples, config ${preset}: native sampler vs onnxruntime-node + our TS solver`,
+      ours: rate(r.ours),
+      peer: rate(r.peer),
+      unit: 'samples/s',
+      ratio: r.peer / r.ours,
+      fractionOfPeak: null,
+      note: `ours ${r.ours.toFixed(0)} ms (one native forward of all samples ${r.oursForward.toFixed(0)} ms); onnxruntime-node ${r.ortVersion} ${r.peer.toFixed(0)} ms, of which session.run ${r.peerRun.toFixed(0)} ms and the TypeScript solver and copies ${(r.peer - r.peerRun).toFixed(0)} ms`,
+    });
+    console.log(`${row} done: ours ${r.ours.toFixed(0)} ms, onnxruntime-node ${r.peer.toFixed(0)} ms`);
+  }
+  return rows;
+}
+
 // B6: epochs of each method, ours and the peer's with the same resolved options, alternating.
 async function epochRows(): Promise<Row[]> {
   const rows: Row[] = [];
@@ -336,6 +367,7 @@ async function main() {
       note: 'max RSS growth over the timed steps (lower is better; ratio = ours / peer)',
     });
   }
+  rows.push(...(await ortRows()));
   if (wanted('B6')) rows.push(...(await epochRows()));
   const fmt = (v: number | null, digits = 1) => (v === null ? 'n/a' : v.toFixed(digits));
   console.log('\n| row | what | ours | peer | unit | ratio | fraction of peak |');

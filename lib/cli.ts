@@ -1,21 +1,20 @@
 #!/usr/bin/env node
 // The command line, `diffusion-nft <command>`: one file per command in lib/cli/, each registering itself here.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command } from 'commander';
 import { addDashboardCommand } from './cli/dashboard.js';
 import { addDemoCommand } from './cli/demo.js';
 import { addEvalCommand } from './cli/eval.js';
+import { addExportCommand } from './cli/export.js';
 import { addInfoCommand } from './cli/info.js';
 import { addMergeCommand } from './cli/merge.js';
 import { addPretrainCommand } from './cli/pretrain.js';
 import { addSampleCommand } from './cli/sample.js';
 import { addToy2dCommand } from './cli/toy2d.js';
 import { addTrainCommand } from './cli/train.js';
-import { native, packageRoot } from './core/native.js';
+import { native, packageVersion } from './core/native.js';
 import { currentWorld } from './training/distributed.js';
 
-const { version } = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+const version = packageVersion();
 
 const program = new Command()
   .name('diffusion-nft')
@@ -30,6 +29,7 @@ addTrainCommand(program);
 addEvalCommand(program);
 addSampleCommand(program);
 addMergeCommand(program);
+addExportCommand(program);
 addDashboardCommand(program);
 addInfoCommand(program);
 

@@ -2,8 +2,13 @@
  * diffusion-nft: online RL post-training of flow-matching generators, with a C++/CUDA core.
  * This module is the package's only entry point.
  */
+// The published types use Node's (Buffer, AbortSignal, NodeJS.ProcessEnv) and Symbol.dispose: referenced here so
+// that a project type-checks them without listing "node" in its `types` (TypeScript 7 includes no @types by default)
+// and at a target below ES2025.
+/// <reference types="node" preserve="true" />
+/// <reference lib="esnext.disposable" preserve="true" />
 import { BusyError } from './core/errors.js';
-import { type NativeBackendInfo, native } from './core/native.js';
+import { type BackendInfo, native } from './core/native.js';
 
 export type { StateDictProblem } from './core/errors.js';
 export {
@@ -18,7 +23,13 @@ export {
   RewardError,
   StateDictError,
 } from './core/errors.js';
-export type { NativeBackendInfo, NativeFlowMatchingOptions, ParamSetName } from './core/native.js';
+export type {
+  AwmStatistics,
+  BackendInfo,
+  DgpoStatistics,
+  ParamSetName,
+  ResolvedFlowMatchingOptions,
+} from './core/native.js';
 export { philox4x32, SAMPLE_STREAM, SDE_STREAM, USER_STREAM } from './core/random.js';
 export { SafetensorsError } from './core/safetensors.js';
 export type { ArrayOf, Device, DType, RandomOptions } from './core/tensor.js';
@@ -27,6 +38,8 @@ export type { Dashboard, DashboardOptions } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';
 export type { ImageFolderOptions } from './data/image-folder.js';
 export { ImageFolderDataset, imageFolderDataset } from './data/image-folder.js';
+export type { ImageGridOptions } from './images/png.js';
+export { imageGrid } from './images/png.js';
 export type { EpochFields, EvaluationScores, MetricsLogOptions, RecordHook, SampleGrid } from './metrics/log.js';
 export { MetricsLog } from './metrics/log.js';
 export type { EpochRecord, EpochSeconds, EvaluationRecord, MetricsRecord, StartRecord } from './metrics/records.js';
@@ -37,6 +50,8 @@ export type { LoadAdapterOptions, SaveAdapterOptions } from './model/lora.js';
 export { loadAdapter, loraModules, saveAdapter, savePeftAdapter } from './model/lora.js';
 export type { CreateOptions, DeviceRequest, LoraInfo, ParamInfo, Precision } from './model/net.js';
 export { VelocityNet } from './model/net.js';
+export type { ExportOnnxOptions } from './model/onnx.js';
+export { exportOnnx } from './model/onnx.js';
 export type { LoadStateDictOptions } from './model/state-dict.js';
 export { loadStateDict } from './model/state-dict.js';
 export type { OptimalityOptions } from './options/advantage.js';
@@ -51,15 +66,17 @@ export { CONFIG_D, CONFIG_M, CONFIG_SMALL } from './options/net-config.js';
 export type { NftLossOptions } from './options/nft-loss.js';
 export type { LrSchedule, OptimizerOptions, StepStats } from './options/optimizer.js';
 export { optimalityProbability } from './rl/advantage.js';
-export type { AwmLossInputs } from './rl/awm-loss.js';
+export type { AwmLossInputs, AwmLossResult } from './rl/awm-loss.js';
 export { awmLoss } from './rl/awm-loss.js';
-export type { DgpoLossInputs } from './rl/dgpo-loss.js';
+export type { DgpoLossInputs, DgpoLossResult } from './rl/dgpo-loss.js';
 export { dgpoLoss } from './rl/dgpo-loss.js';
 export type { GrpoLossInputs } from './rl/grpo-loss.js';
 export { grpoLoss } from './rl/grpo-loss.js';
 export type { NftLossInputs } from './rl/nft-loss.js';
 export { nftLoss } from './rl/nft-loss.js';
 export { interpolate } from './sampling/interpolate.js';
+export type { OnnxOutput, OnnxSession, OnnxTensorConstructor } from './sampling/onnx-model.js';
+export { onnxModel } from './sampling/onnx-model.js';
 export type { SdeSampleOptions, SdeStepResult } from './sampling/sde.js';
 export { sampleSde, sdeLogProb, sdeStep } from './sampling/sde.js';
 export type {
@@ -73,6 +90,8 @@ export type {
 } from './sampling/solvers.js';
 export { sample, solvers, timeGrid } from './sampling/solvers.js';
 export * as tasks from './tasks/index.js';
+export type { ShapesPrompt } from './tasks/shapes/prompts.js';
+export type { Toy2dPrompt } from './tasks/toy2d.js';
 export type { AWMOptions, AwmEpochStats } from './training/awm.js';
 export { AWM, awmStrata } from './training/awm.js';
 export type { NamedReward, Prompt, RewardFn, Rewards } from './training/common.js';
@@ -84,10 +103,17 @@ export type { World } from './training/distributed.js';
 export { FlowMatchingTrainer } from './training/flow-matching.js';
 export type { FlowGRPOOptions, GrpoEpochStats } from './training/flowgrpo.js';
 export { FlowGRPO } from './training/flowgrpo.js';
-export type { EpochStats, EvaluateOptions, Evaluation, OnlineOptions, RunOptions } from './training/online-options.js';
+export type {
+  EpochStats,
+  EvaluateOptions,
+  Evaluation,
+  OnlineOptions,
+  ResumePlacement,
+  RunOptions,
+} from './training/online-options.js';
 
 /** What this build and machine offer: CUDA availability (and why not), the GPU's name, the CPU thread count. */
-export function backendInfo(): NativeBackendInfo {
+export function backendInfo(): BackendInfo {
   return native().backendInfo();
 }
 

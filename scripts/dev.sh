@@ -51,7 +51,7 @@ case "$command" in
     ;;
   test)
     ensure_debian_packages cmake g++ clang-format python3-torch python3-numpy libopenblas0-pthread chromium \
-      openmpi-bin libopenmpi-dev mpich libmpich-dev slurmd slurmctld slurm-client munge libboost-context-dev
+      openmpi-bin libopenmpi-dev mpich libmpich-dev slurmd slurmctld slurm-client munge libboost-context-dev python3-onnx
     ensure_node_modules
     log "lint: biome, the import layers of lib/ (dependency-cruiser), clang-format, tsc --noEmit"
     npx biome check .
@@ -144,10 +144,11 @@ case "$command" in
     # each device test then runs on the CPU and on the GPU in FP32 and TF32 and compares. One schedule and no race
     # check here (test_cuda_parity covers those) but strict frees; the simulator's libnccl.so.2 for the NCCL runs.
     log "vitest: the device suites on the simulated GPU (docs/gpu.md)"
-    # Not yet test/shapes-base.test.ts (the demo's epochs from the shipped base): one forward of its config-D network
-    # takes about a minute on the simulator (docs/gpu.md).
+    # The demo's first DiffusionNFT epoch from the shipped base (config D): test/shapes-base-device.test.ts. The
+    # reward-rise runs of test/shapes-base.test.ts stay on the CPU: hours on the simulator (docs/gpu.md).
     device_suites=(test/device.test.ts test/device-faults.test.ts test/distributed-gpu.test.ts test/solvers.test.ts
-      test/lora.test.ts test/state-dict.test.ts test/pretrain.test.ts test/diffusion-nft.test.ts test/flowgrpo.test.ts)
+      test/lora.test.ts test/state-dict.test.ts test/pretrain.test.ts test/diffusion-nft.test.ts test/flowgrpo.test.ts
+      test/shapes-base-device.test.ts)
     DNFT_TEST_DEVICE=cuda DNFT_ADDON="$PWD/build-sim-addon/Release/diffusion_nft.node" CUDASIM_RACECHECK=0 \
       CUDASIM_STRICT_FREE=1 DNFT_NCCL_LIBRARY="$PWD/build-sim-addon/sim-nccl/libnccl.so.2" npx vitest run \
       --testTimeout 1800000 \

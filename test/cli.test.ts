@@ -133,11 +133,15 @@ describe('the CLI', () => {
         config,
         '--eval-every',
         '1',
+        '--micro-batch',
+        '5',
         '--out',
         out,
       );
       expect(train.status, train.err).toBe(0);
       expect(train.out).toMatch(/epoch +1 .* strict \(test, no CFG\)/);
+      // --micro-batch sets the trainer's microBatch (the resume below takes the default: it bounds memory only).
+      expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).trainer.microBatch).toBe(5);
       const files = [
         'checkpoint.safetensors',
         'metrics.jsonl',
@@ -223,7 +227,7 @@ describe('the CLI', () => {
   });
 
   it('has --help for every command', () => {
-    const commands = ['demo', 'toy2d', 'pretrain', 'train', 'eval', 'sample', 'merge', 'dashboard', 'info'];
+    const commands = ['demo', 'toy2d', 'pretrain', 'train', 'eval', 'sample', 'merge', 'export', 'dashboard', 'info'];
     const top = cli('--help');
     expect(top.status).toBe(0);
     for (const command of commands) {

@@ -1,8 +1,8 @@
 // Failures of the GPU (docs/gpu.md, "The vitest suites on the simulated GPU"): out of memory at the simulated
 // capacity (CUDASIM_MEM) and CUDA calls that fail on purpose (CUDASIM_FAIL=api:n, the n-th call of the process). Each
 // case runs test/device/faults.mjs in a process of its own, since the simulator reads its settings at start-up. A
-// failure must be a BackendError naming the problem, leave the model as it was (parameters and step count) and able
-// to train on when the error is not sticky, and keep the process alive. Runs with DNFT_TEST_DEVICE=cuda (the SIM
+// failure must be a BackendError naming the problem, leave the model as it was (parameters, AdamW moments and step
+// count, bit for bit) and able to train on when the error is not sticky, and keep the process alive. Runs with DNFT_TEST_DEVICE=cuda (the SIM
 // addon, DNFT_ADDON); the injected calls' positions are of the toy2d model of faults.mjs.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -49,9 +49,10 @@ function recovered(outcome: Outcome, during: string, message: RegExp) {
 
 describe.runIf(TEST_DEVICE === 'cuda')('GPU failures', () => {
   it('out of memory at the simulated capacity: a large sample fails, the model trains on', () => {
-    // The workspace of 200,000 rows does not fit in 10 MiB. (A failed workspace allocation used to leave the model's
-    // activation pointers null at the old capacity: the next step crashed the process.)
-    const outcome = run({ CUDASIM_MEM: '10M' }, 200_000);
+    // The workspace of 200,000 rows does not fit in 16 MiB; θ, its gradient, the AdamW moments and the update's
+    // backup do. (A failed workspace allocation used to leave the model's activation pointers null at the old
+    // capacity: the next step crashed the process.)
+    const outcome = run({ CUDASIM_MEM: '16M' }, 200_000);
     expect(outcome.steps).toBe(3);
     recovered(outcome, 'sample', /CUDA out of memory allocating \d+ bytes on device 0/);
   });
@@ -65,7 +66,14 @@ describe.runIf(TEST_DEVICE === 'cuda')('GPU failures', () => {
   it('a failing allocation, kernel launch or copy: a BackendError naming it, nothing applied', () => {
     recovered(run({ CUDASIM_FAIL: 'cudaMalloc:3' }), 'step 0', /out of memory/);
     recovered(run({ CUDASIM_FAIL: 'launch:60' }), 'step 0', /CUDA error in \w+: too many resources requested/);
-    recovered(run({ CUDASIM_FAIL: 'cudaMemcpyAsync:15' }), 'step 1', /CUDA error in cudaMemcpyAsync/);
+    recovered(run({ CUDASIM_FAIL: 'cudaMemcpyAsync:20' }), 'step 1', /CUDA error in cudaMemcpyAsync/);
+  });
+
+  it('a launch failing inside the AdamW update: θ, the moments and the step exactly as before', () => {
+    // One launch per parameter tensor; a failure part-way used to leave the tensors before it stepped and the rest
+    // not. In the second step (moments from the first), and in the first (moments created by it).
+    recovered(run({ CUDASIM_FAIL: 'launch:258' }), 'step 1', /CUDA error in adamw: too many resources requested/);
+    recovered(run({ CUDASIM_FAIL: 'launch:136' }), 'step 0', /CUDA error in adamw: too many resources requested/);
   });
 
   it('a fault inside a kernel is sticky: the step and every later call are BackendErrors, the process lives', () => {

@@ -10,7 +10,6 @@ import {
   type DgpoLossOptions,
   dgpoLoss,
   type Prompt,
-  sample,
   Tensor,
   tasks,
   type VelocityNet,
@@ -145,7 +144,7 @@ describe('dgpoLoss', () => {
     const out = (await readSafetensorsFile(join(dir, 'out.safetensors'))).tensors;
     for (const { name, times: _, ...opts } of cases) {
       const ours = dgpoLoss(inputs[name] as Parameters<typeof dgpoLoss>[0], opts);
-      const loss = Number((out[`${name}.loss`]?.data as Float64Array)[0]);
+      const loss = Number((out[`${name}.loss`]?.data as Float64Array | undefined)?.[0]);
       expect(Math.abs(ours.loss - loss), name).toBeLessThan(1e-6 * Math.max(1, Math.abs(loss)));
       expect(relativeError(ours.grad.storage, out[`${name}.grad`]?.data as Float64Array), name).toBeLessThan(1e-5);
     }
@@ -176,13 +175,6 @@ describe('DGPO', () => {
     seed: 3,
   };
 
-  async function meanRedReward(net: VelocityNet): Promise<number> {
-    const cond = Tensor.fromInt32(new Int32Array(512), [512, 1]);
-    const { x } = await sample(net, { cond, solver: 'euler', steps: 40, seed: 99 });
-    const scores = toy2d.rewards.red(x);
-    return scores.reduce((s, v) => s + v, 0) / scores.length;
-  }
-
   it('reports the statistics of an epoch: the epoch times, the group weights, the sampler', async () => {
     // DGPO does not raise this toy reward at the official settings (docs/algorithms.md §8.4); what it trains is
     // checked against the official step above and across micro-batches below.
@@ -207,7 +199,7 @@ describe('DGPO', () => {
     const whole = baseNet();
     const split = baseNet();
     const options = { ...OPTIONS, switchEmaRef: 1 };
-    const a = await new DGPO(whole, options).run({ epochs: 3 });
+    const a = await new DGPO(whole, { ...options, microBatch: 0 }).run({ epochs: 3 });
     const b = await new DGPO(split, { ...options, microBatch: 24 }).run({ epochs: 3 });
     expect(a.map((s) => s.emaRollout)).toEqual([false, false, true]);
     expect(relativeError(split.getParameters(), whole.getParameters())).toBeLessThan(1e-5);

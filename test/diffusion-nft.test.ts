@@ -1,6 +1,6 @@
 // The DiffusionNFT trainer on toy2d: it raises the reward (the positive-only ablation collapses), reports an epoch's
-// statistics with the soft update of θ_old, resumes bit for bit, stops on abort, and rejects bad rewards and options
-// leaving the model unchanged.
+// statistics with the soft update of θ_old, trains the same in micro-batches, resumes bit for bit, stops on abort,
+// and rejects bad rewards and options leaving the model unchanged.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -93,6 +93,29 @@ describe('DiffusionNFT', () => {
     });
   });
 
+  it('resumes on the device it is given, bit for bit (a run trained on the GPU goes on there)', async () => {
+    const small: DiffusionNFTOptions = { ...OPTIONS, groups: 2, groupSize: 8 };
+    await onDevices(async (at) => {
+      const straight = baseNet(at);
+      await new DiffusionNFT(straight, small).run({ epochs: 2 });
+      const first = baseNet(at);
+      const path = join(dir, `nft-${at.device}-${at.precision}.safetensors`);
+      await new DiffusionNFT(first, small).run({ epochs: 1, checkpoint: { path } });
+      first.dispose();
+      const resumed = await DiffusionNFT.resume(path, small, at);
+      expect([resumed.net.device, resumed.net.precision]).toEqual([at.device, at.precision]);
+      await resumed.run({ epochs: 1 });
+      const theta = resumed.net.getParameters();
+      expect(Buffer.from(theta.buffer).equals(Buffer.from(straight.getParameters().buffer))).toBe(true);
+      await expect(DiffusionNFT.resume(path, small, { ...at, gpu: 0 } as never)).rejects.toThrow(
+        /DiffusionNFT.resume placement: unknown option 'gpu'/,
+      );
+      straight.dispose();
+      resumed.net.dispose();
+      return { theta };
+    });
+  });
+
   it('resumes from a checkpoint to exactly the state of an uninterrupted run', async () => {
     const straight = baseNet();
     await new DiffusionNFT(straight, OPTIONS).run({ epochs: 4 });
@@ -120,6 +143,37 @@ describe('DiffusionNFT', () => {
     }
     await expect(DiffusionNFT.resume(path, { ...OPTIONS, lr: 5e-4 })).rejects.toThrow(/other options/);
     straight.dispose();
+    resumed.net.dispose();
+  });
+
+  it('trains the same with micro-batches: each chunk of rows weighs by its share of the step', async () => {
+    // 8 × 16 samples at 9 times: 1,152 rows per step, all at once, in the default 128, and in 100 (a last chunk of 52).
+    const epochOf = async (microBatch: number) => {
+      const net = baseNet();
+      const stats = await new DiffusionNFT(net, { ...OPTIONS, microBatch }).epoch();
+      const parameters = net.getParameters();
+      net.dispose();
+      return { stats, parameters };
+    };
+    const whole = await epochOf(0);
+    for (const microBatch of [128, 100]) {
+      const { stats, parameters } = await epochOf(microBatch);
+      expect(stats.reward).toBe(whole.stats.reward);
+      expect(stats.loss).toBeCloseTo(whole.stats.loss, 6);
+      expect(stats.gradNorm).toBeCloseTo(whole.stats.gradNorm, 5);
+      let diff = 0;
+      for (let i = 0; i < parameters.length; i++) {
+        diff = Math.max(diff, Math.abs((parameters[i] as number) - (whole.parameters[i] as number)));
+      }
+      expect(diff, `microBatch ${microBatch}`).toBeLessThan(1e-5);
+    }
+    // A checkpoint resumes under another micro-batch size: it bounds memory and is not part of the run.
+    const path = join(dir, 'nft-micro.safetensors');
+    const net = baseNet();
+    await new DiffusionNFT(net, { ...OPTIONS, microBatch: 0 }).run({ epochs: 1, checkpoint: { path } });
+    net.dispose();
+    const resumed = await DiffusionNFT.resume(path, { ...OPTIONS, microBatch: 64 });
+    expect(resumed.epochCount).toBe(1);
     resumed.net.dispose();
   });
 

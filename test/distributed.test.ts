@@ -193,16 +193,23 @@ describe('over Open MPI', () => {
     expect(maxDiff(r0.theta, r1.theta)).toBe(0);
   });
 
-  it('ranks given different options are rejected at the start, on every rank', () => {
-    const out = join(dir, 'mismatch');
-    const r = runFailing('Open MPI', 'online', out, 'nft', '1', 'mismatch');
-    expect(r.status).not.toBe(0);
-    thrown(out).forEach((error, rank) => {
-      expect(error).toContain(
-        `DistributedError: DiffusionNFT: the options and θ differs between ranks (rank ${rank} vs`,
-      );
-    });
-    expect(r.stderr).toContain('DistributedError: DiffusionNFT: the options and θ differs between ranks');
+  it('ranks given different options, prompts or rewards are rejected at the start, on every rank, naming it', () => {
+    const cases = {
+      mismatch: 'the options differ between rank 0 and rank 1: seed is 5 on rank 0, 6 on rank 1',
+      prompts:
+        'options.prompts differ between rank 0 and rank 1: options.prompts[2] is {"tokens":[2]} on rank 0, ' +
+        '{"tokens":[3]} on rank 1',
+      rewards:
+        'options.rewards differ between rank 0 and rank 1: options.rewards[0] is {"name":"target","weight":1} on ' +
+        'rank 0, {"name":"target","weight":0.5} on rank 1',
+    };
+    for (const [mode, message] of Object.entries(cases)) {
+      const out = join(dir, mode);
+      const r = runFailing('Open MPI', 'online', out, 'nft', '1', mode);
+      expect(r.status, mode).not.toBe(0);
+      for (const error of thrown(out)) expect(error).toContain(`DistributedError: DiffusionNFT: ${message}`);
+      expect(r.stderr).toContain(`DistributedError: DiffusionNFT: ${message}`);
+    }
   });
 
   it('a run saved at 2 ranks resumes at 1 rank as the uninterrupted 2-rank run continues', () => {

@@ -183,3 +183,36 @@ describe('the command lines of the docs', () => {
     expect(wrong).toEqual([]);
   });
 });
+
+// The README's quick-start lines that take seconds run as written (`npx diffusion-nft` is this build's CLI), in an
+// empty folder, and do what the prose around them says: toy2d's reward rises from about 0.16 to 1.00. The demo, which
+// takes minutes, runs on tiny settings in test/memory.test.ts (which checks its files and its memory).
+describe("the README's quick start", () => {
+  const quick = shellLines(readFileSync('README.md', 'utf8')).filter((line) =>
+    /^npx diffusion-nft (toy2d|info)\b/.test(line),
+  );
+
+  it(
+    'runs toy2d and info, and toy2d raises the reward to 1.00',
+    () => {
+      expect(quick.map((line) => words(line)[2])).toEqual(['toy2d', 'info']);
+      const cwd = join(work, 'quick-start');
+      mkdirSync(cwd, { recursive: true });
+      const outputs = quick.map((line) => {
+        const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'lib', 'cli.js'), ...words(line).slice(2)], {
+          cwd,
+          encoding: 'utf8',
+          timeout: RUN_LIMIT_MS,
+        });
+        expect(r.status, `${line}\n${r.stdout}${r.stderr}`).toBe(0);
+        return r.stdout;
+      });
+      const toy2d = outputs[0] as string;
+      const rewards = [...toy2d.matchAll(/^epoch +\d+ +reward ([\d.]+)/gm)].map((m) => Number(m[1]));
+      expect(rewards[0], toy2d).toBeLessThan(0.3);
+      expect(rewards.at(-1), toy2d).toBeGreaterThan(0.95);
+      expect(outputs[1]).toMatch(/cpu/i);
+    },
+    2 * RUN_LIMIT_MS,
+  );
+});

@@ -337,6 +337,31 @@ describe('FlowGRPO', () => {
     net.dispose();
   });
 
+  it('resumes on the device it is given, bit for bit (a run trained on the GPU goes on there)', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const small: FlowGRPOOptions = { ...OPTIONS, groups: 2, groupSize: 8 };
+    const dir = mkdtempSync(join(tmpdir(), 'dnft-grpo-device-'));
+    await onDevices(async (at) => {
+      const straight = baseNet(at);
+      await new FlowGRPO(straight, small).run({ epochs: 2 });
+      const first = baseNet(at);
+      const path = join(dir, `grpo-${at.device}-${at.precision}.safetensors`);
+      await new FlowGRPO(first, small).run({ epochs: 1, checkpoint: { path } });
+      first.dispose();
+      const resumed = await FlowGRPO.resume(path, small, at);
+      expect([resumed.net.device, resumed.net.precision]).toEqual([at.device, at.precision]);
+      await resumed.run({ epochs: 1 });
+      const theta = resumed.net.getParameters();
+      expect(Buffer.from(theta.buffer).equals(Buffer.from(straight.getParameters().buffer))).toBe(true);
+      straight.dispose();
+      resumed.net.dispose();
+      return { theta };
+    });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('resumes exactly and rejects bad options', async () => {
     const { mkdtempSync, rmSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');

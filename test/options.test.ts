@@ -43,7 +43,7 @@ describe('option tables', () => {
     const trainer = new FlowMatchingTrainer(net, { lr: 1e-3 });
     expect(trainer.options).toMatchObject({ lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-4 });
     expect(trainer.options).toMatchObject({ maxGradNorm: 1, warmupSteps: 0, schedule: 'constant', totalSteps: 0 });
-    expect(trainer.options).toMatchObject({ minLr: 0, seed: 0, microBatch: 0, condDropout: 0 });
+    expect(trainer.options).toMatchObject({ minLr: 0, seed: 0, microBatch: 128, condDropout: 0 });
   });
 
   it('leave the addon to check types only: a missing or mistyped field is a TypeError naming it', async () => {

@@ -4,13 +4,14 @@ import type { Command } from 'commander';
 import { backendInfo } from '../index.js';
 import { runShapesDemo, SHAPES_BASE } from '../jobs/demo-shapes.js';
 import { type DashboardFlag, dashboardOption, withDashboard } from './dashboard.js';
-import { integer, positive } from './flags.js';
+import { integer, microBatchOption, positive } from './flags.js';
 import { interruptible } from './job.js';
 
 interface DemoFlags extends DashboardFlag {
   minutes: number;
   base?: string;
   samplesPerPrompt: number;
+  microBatch: number;
   out: string;
 }
 
@@ -24,6 +25,7 @@ export function addDemoCommand(program: Command): void {
     .option('--minutes <n>', 'minutes of DiffusionNFT', positive, 6)
     .option('--base <checkpoint>', 'base model (default: the one shipped in the package)')
     .option('--samples-per-prompt <n>', 'samples of each test prompt per evaluation', integer(1), 8)
+    .addOption(microBatchOption())
     .option('--out <dir>', 'output folder', 'diffusion-nft-demo')
     .addOption(dashboardOption())
     .action(async (o: DemoFlags) => {

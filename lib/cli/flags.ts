@@ -5,6 +5,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { readGuardedText } from '../core/read-file.js';
 import { parseBoundedJson } from '../core/safetensors.js';
 import { guidanceLabel, SHAPES_GUIDANCE } from '../jobs/shapes/guidance.js';
+import { MICRO_BATCH } from '../options/optimizer.js';
 import { checkValue, type NumberRule, type Resolved, type Rule, type Schema } from '../options/schema.js';
 
 /** The parser of a numeric flag: the text as a number that satisfies `rule`. */
@@ -91,4 +92,16 @@ export const CFG_HELP = 'classifier-free guidance scale';
 export function cfgIntervalOption(): Option {
   const help = `guidance only at t in [lo, hi] (1 = noise; the benchmark's "with CFG" is ${guidanceLabel(SHAPES_GUIDANCE)})`;
   return new Option('--cfg-interval <lo,hi>', help).argParser(interval).default([0, 1], '0,1');
+}
+
+/** `--micro-batch <rows>`: the training rows per forward/backward, which bound the memory of a training step. */
+export function microBatchOption(rule: NumberRule = MICRO_BATCH): Option {
+  const help =
+    "training rows per forward/backward: fewer use less memory, the step's result is the same (0 = all at once)";
+  // A rule without a default (a config file's value may apply) still names the trainers' default.
+  return flag(
+    '--micro-batch <rows>',
+    rule.default === undefined ? `${help}; default ${MICRO_BATCH.default}` : help,
+    rule,
+  );
 }

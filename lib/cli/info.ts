@@ -1,10 +1,10 @@
 // `diffusion-nft info`: the backends this build and machine offer.
 import type { Command } from 'commander';
-import type { NativeBackendInfo } from '../core/native.js';
+import type { BackendInfo } from '../core/native.js';
 import { backendInfo } from '../index.js';
 
 /** The backends in a few lines for people; `info --json` gives the same fields. */
-function describeBackends(info: NativeBackendInfo): string {
+function describeBackends(info: BackendInfo): string {
   const lines = [`CPU: ${info.threads} threads`];
   if (!info.compiledWithCuda) lines.push(`CUDA: ${info.cudaUnavailableReason ?? 'not built in'}`);
   else {

@@ -9,7 +9,7 @@ import { guidanceLabel, SHAPES_GUIDANCE } from '../jobs/shapes/guidance.js';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import { VelocityNet } from '../model/net.js';
 import type { Resolved } from '../options/schema.js';
-import { type ConfigFlag, flag, withConfig } from './flags.js';
+import { type ConfigFlag, flag, microBatchOption, withConfig } from './flags.js';
 import { interruptible, printEvaluation, reports } from './job.js';
 
 /** The options of `pretrain`, for its flags and its --config file. */
@@ -31,6 +31,7 @@ export function addPretrainCommand(program: Command): void {
     .addOption(flag('--minutes <n>', 'stop after this many minutes', PRETRAIN_OPTIONS.minutes))
     .addOption(flag('--steps <n>', 'stop after this many optimiser steps', PRETRAIN_OPTIONS.steps))
     .addOption(flag('--batch <n>', 'samples per step', PRETRAIN_OPTIONS.batch))
+    .addOption(microBatchOption(PRETRAIN_OPTIONS.microBatch))
     .addOption(flag('--lr <x>', 'peak learning rate', PRETRAIN_OPTIONS.lr))
     .addOption(flag('--cond-dropout <p>', 'probability of the null condition', PRETRAIN_OPTIONS.condDropout))
     .addOption(

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { TRAIN_SHAPES_SCHEMA, trainShapes } from '../jobs/shapes/train.js';
 import { LORA_DEFAULT_TARGETS, LORA_SCHEMA } from '../options/lora.js';
+import { MICRO_BATCH } from '../options/optimizer.js';
 import { objectOption, type Resolved } from '../options/schema.js';
 import { type DashboardFlag, dashboardOption, withDashboard } from './dashboard.js';
-import { type ConfigFlag, flag, withConfig } from './flags.js';
+import { type ConfigFlag, flag, microBatchOption, withConfig } from './flags.js';
 import { interruptible, reports } from './job.js';
 
 const { method, base, resume, epochs, minutes, evalEvery, out } = TRAIN_SHAPES_SCHEMA;
@@ -21,6 +22,8 @@ const TRAIN_OPTIONS = {
   evalEvery,
   out,
   trainer: { type: 'value' },
+  // The trainer's microBatch (over the config's trainer.microBatch).
+  microBatch: { ...MICRO_BATCH, default: undefined },
   // LoRA (docs/lora.md): any of these trains adapters, the others taking LORA_SCHEMA's defaults.
   loraRank: { ...LORA_SCHEMA.rank, default: undefined },
   loraAlpha: { ...LORA_SCHEMA.alpha, default: undefined },
@@ -64,6 +67,7 @@ export function addTrainCommand(program: Command): void {
     .addOption(flag('--minutes <n>', 'stop after this many minutes of training', TRAIN_OPTIONS.minutes))
     .addOption(flag('--eval-every <n>', 'evaluate on the test prompts every n epochs', TRAIN_OPTIONS.evalEvery))
     .addOption(flag('--out <dir>', 'output folder', TRAIN_OPTIONS.out))
+    .addOption(microBatchOption(TRAIN_OPTIONS.microBatch))
     .addOption(
       flag(
         '--lora-rank <n>',
@@ -104,8 +108,13 @@ export function addTrainCommand(program: Command): void {
       const lead = reports("the config's trainer.distributed", options.distributed);
       const { dashboard, json } = given;
       const log = json ? (line: string) => console.error(line) : (line: string) => console.log(line);
-      const { loraRank, loraAlpha, loraInit, loraTargets, ...job } = o;
-      const trainer = withLora(options, { loraRank, loraAlpha, loraInit, loraTargets });
+      const { loraRank, loraAlpha, loraInit, loraTargets, microBatch, ...job } = o;
+      const trainer = withLora(microBatch === undefined ? options : { ...options, microBatch }, {
+        loraRank,
+        loraAlpha,
+        loraInit,
+        loraTargets,
+      });
       const { points } = await withDashboard(lead ? dashboard : undefined, [o.out], () =>
         trainShapes({ ...job, base: given.base, trainer, signal: interruptible(), log }),
       );

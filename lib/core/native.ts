@@ -1,6 +1,6 @@
 // Loads the native addon: a local build (build/Release) when present, else the prebuilt binary shipped in
 // prebuilds/<platform>-<arch>/, both found by node-gyp-build from the package root.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,7 +28,7 @@ export interface NativeParamSpec {
 export type NativeOptimizerOptions = Required<OptimizerOptions>;
 
 /** One flow-matching step's options, every field resolved (FlowMatchingTrainer.options). */
-export interface NativeFlowMatchingOptions extends NativeOptimizerOptions {
+export interface ResolvedFlowMatchingOptions extends NativeOptimizerOptions {
   /** FlowMatchingOptions.seed, as a number. */
   seed: number;
   /** FlowMatchingOptions.microBatch. */
@@ -80,15 +80,21 @@ export interface NativeDgpoStepOptions extends NativeOptimizerOptions, NativeDgp
 
 /** Row means of an AWM batch: the flow-matching error l, log q, and the two KL terms' mean squared differences. */
 export interface AwmStatistics {
+  /** The mean flow-matching error l. */
   fm: number;
+  /** The mean log q(l, t) of the generalised-Huber weighting. */
   logQ: number;
+  /** The mean squared difference to the base's velocity (0 without a KL term). */
   kl: number;
+  /** The mean squared difference to the EMA anchor's velocity (0 without an EMA term). */
   emaKl: number;
 }
 
 /** Of a DGPO batch: the fraction of rows whose gradient the clip stopped, and the mean group weight σ(S_g). */
 export interface DgpoStatistics {
+  /** The fraction of rows whose gradient the clip stopped. */
   clipFraction: number;
+  /** The mean group weight σ(S_g). */
   weightMean: number;
 }
 
@@ -175,7 +181,7 @@ export interface NativeModel {
     x0: Float32Array,
     cond: Int32Array,
     batch: number,
-    options: NativeFlowMatchingOptions,
+    options: ResolvedFlowMatchingOptions,
   ): Promise<StepStats>;
   sample(
     noise: Float32Array | null,
@@ -235,7 +241,7 @@ export interface NativeLoraInfo extends NativeLoraOptions {
 }
 
 /** What `backendInfo()` reports of this build and machine. */
-export interface NativeBackendInfo {
+export interface BackendInfo {
   /** Whether the GPU can be used: a CUDA build, a driver, and at least one GPU visible. */
   cuda: boolean;
   /** Whether this build of the addon includes the CUDA backend. */
@@ -273,7 +279,7 @@ export interface NativeLimits {
 
 export interface NativeAddon {
   Model: new (config: NetConfig, seed: number | bigint, device: string, precision: string, gpu: number) => NativeModel;
-  backendInfo(): NativeBackendInfo;
+  backendInfo(): BackendInfo;
   /** FLOP/s of independent FMAs of `kernels`' vector width on `threads` threads at once (native/cpu/fma_peak.h). */
   fmaPeak(kernels: 'avx2' | 'avx512', threads: number, seconds: number): number;
   setThreads(threads: number): void;
@@ -378,6 +384,11 @@ export function packageRoot(): string {
     dir = parent;
   }
   return dir;
+}
+
+/** The package's version, from its package.json. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /** The platforms with a prebuilt binary in the package (glibc Linux). */

@@ -1,8 +1,9 @@
 // The runs a dashboard shows: the folders it was given, or the run folders inside one (a B4 results folder), and a
 // snapshot of each (its metrics records and config) with a key that changes when its files do.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LEGACY_METRICS_FILE, METRICS_FILE, type MetricsRecord, readRunRecords } from '../metrics/records.js';
+import { placeOf, readConfigText } from './files.js';
 
 /** What the page gets of a run. */
 export interface RunSnapshot {
@@ -85,14 +86,37 @@ async function withExistingGrids(dir: string, records: MetricsRecord[]): Promise
   );
 }
 
-/** The run's records and config now. */
+/**
+ * The run's records and config now; what could not be read is said in `error`. A run file whose real path leaves
+ * the run folder (a symlink) or that is not a regular file (a FIFO) is not read.
+ */
 export async function snapshot(id: number, name: string, dir: string): Promise<RunSnapshot> {
-  const config = await readFile(join(dir, 'config.json'), 'utf8')
-    .then((text) => JSON.parse(text) as unknown)
-    .catch(() => null);
-  try {
-    return { id, name, dir, records: await withExistingGrids(dir, await readRunRecords(dir)), config };
-  } catch (error) {
-    return { id, name, dir, records: [], config, error: (error as Error).message };
+  const problems: string[] = [];
+  const unread = new Set<string>(); // run files not to read
+  for (const file of RUN_FILES) {
+    const place = await placeOf(dir, join(dir, file));
+    // readRunRecords would wait forever on a FIFO: a run file that is not a regular file is not read either.
+    const regular = place !== 'inside' || (await stat(join(dir, file)).then((info) => info.isFile()));
+    if (place !== 'outside' && regular) continue;
+    unread.add(file);
+    problems.push(`${join(dir, file)} ${regular ? 'leads outside the run folder' : 'is not a regular file'}: not read`);
   }
+  let config: unknown = null;
+  const configPath = join(dir, 'config.json');
+  try {
+    const text = unread.has('config.json') ? undefined : await readConfigText(configPath);
+    if (text !== undefined) config = JSON.parse(text);
+  } catch (error) {
+    const message = (error as Error).message;
+    problems.push(message.startsWith(configPath) ? message : `${configPath}: ${message}`);
+  }
+  let records: MetricsRecord[] = [];
+  try {
+    if (!unread.has(METRICS_FILE) && !unread.has(LEGACY_METRICS_FILE)) {
+      records = await withExistingGrids(dir, await readRunRecords(dir));
+    }
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  return { id, name, dir, records, config, ...(problems.length > 0 ? { error: problems.join('; ') } : {}) };
 }

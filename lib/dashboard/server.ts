@@ -5,9 +5,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { extname, isAbsolute, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { EventClients, eventMessage, MAX_STREAMS, snapshotJson } from './events.js';
+import { openServedFile, type Refusal } from './files.js';
 import { ICON, PAGE, STYLE } from './page.js';
 import { findRuns, runKey, runNames, snapshot } from './runs.js';
+import { samplingRoute } from './sampling.js';
 
 /** Options of startDashboard. */
 export interface DashboardOptions {
@@ -39,6 +43,7 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.json': 'application/json',
   '.jsonl': 'application/x-ndjson',
+  '.onnx': 'application/octet-stream',
 };
 
 const require = createRequire(import.meta.url);
@@ -50,6 +55,19 @@ const ASSETS: Record<string, () => Promise<string | Buffer>> = {
   'client.js': () => readFile(fileURLToPath(new URL('./client.js', import.meta.url))),
   'dashboard.css': async () => STYLE,
   'icon.svg': async () => ICON,
+};
+
+/** The most connections open at once (event streams, file downloads, the page); further ones are closed. */
+export const MAX_CONNECTIONS = 256;
+
+/** Milliseconds a file download may make no progress before it is cut (a client that stopped reading). */
+const STALLED_MS = 30_000;
+
+const REFUSED: Record<Refusal, [number, string]> = {
+  outside: [403, 'forbidden path'],
+  'not-regular': [403, 'not a regular file'],
+  'too-large': [413, 'file too large'],
+  missing: [404, 'not found'],
 };
 
 const HEADERS = {
@@ -78,8 +96,8 @@ export function safeRelative(raw: string, root: string): string | undefined {
 /** Serves the dashboard of these run folders on 127.0.0.1 until close(). */
 export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const ids = new Map<string, number>(); // run folder → its id for this server's life
-  const keys = new Map<number, string>(); // id → the key of its files when last sent
-  const clients = new Set<ServerResponse>();
+  const messages = new Map<number, { key: string; message: Buffer }>(); // id → its run event when last read
+  const clients = new EventClients();
   let port = 0;
 
   const runs = async () => {
@@ -88,27 +106,33 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     const names = runNames(dirs);
     return dirs.map((dir, i) => ({ id: ids.get(dir) as number, name: names[i] as string, dir }));
   };
-  const send = (to: Iterable<ServerResponse>, event: string, data: unknown) => {
-    const message = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const client of to) client.write(message);
-  };
-  // Pushes the snapshot of every run whose files changed since it was last pushed.
-  let polling = false;
-  const poll = async () => {
-    if (polling || clients.size === 0) return;
-    polling = true;
-    try {
-      for (const run of await runs()) {
+  // Reads again every run whose files changed and sends it to the clients; calls during one share it, so that a
+  // run is read once however many clients connect at once. Returns the runs with their current messages.
+  let refreshing: Promise<{ list: { id: number; name: string }[]; messages: Buffer[] }> | undefined;
+  const refresh = () => {
+    refreshing ??= (async () => {
+      const list = await runs();
+      const changed: Buffer[] = [];
+      for (const run of list) {
         const key = await runKey(run.dir);
-        if (keys.get(run.id) === key) continue;
-        keys.set(run.id, key);
-        send(clients, 'run', await snapshot(run.id, run.name, run.dir));
+        if (messages.get(run.id)?.key === key) continue;
+        const message = eventMessage('run', snapshotJson(await snapshot(run.id, run.name, run.dir)));
+        messages.set(run.id, { key, message });
+        changed.push(message);
       }
-    } finally {
-      polling = false;
-    }
+      if (changed.length > 0) clients.send(changed);
+      return {
+        list: list.map(({ id, name }) => ({ id, name })),
+        messages: list.map((run) => messages.get(run.id)?.message as Buffer),
+      };
+    })().finally(() => {
+      refreshing = undefined;
+    });
+    return refreshing;
   };
-  const timer = setInterval(() => void poll().catch(() => {}), o.pollMs ?? 500);
+  const timer = setInterval(() => {
+    if (clients.size > 0) void refresh().catch(() => {});
+  }, o.pollMs ?? 500);
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const fail = (status: number, text: string) => {
@@ -127,18 +151,24 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       return res.writeHead(200, { ...HEADERS, 'Content-Type': TYPES['.html'] }).end(PAGE);
     }
     if (path === '/events') {
+      const now = await refresh();
+      if (req.socket.destroyed) return; // gone while the runs were read
+      if (clients.size >= MAX_STREAMS) {
+        res.setHeader('Retry-After', '5');
+        res.setHeader('Connection', 'close');
+        return fail(503, 'too many dashboard clients');
+      }
+      res.setTimeout(0); // a stream may be quiet for long; one that stops reading is dropped by its backlog
       res.writeHead(200, { ...HEADERS, 'Content-Type': 'text/event-stream', Connection: 'keep-alive' });
       res.write('retry: 1000\n\n');
-      clients.add(res);
-      req.on('close', () => clients.delete(res));
-      const list = await runs();
-      send(
-        [res],
-        'runs',
-        list.map(({ id, name }) => ({ id, name })),
-      );
-      for (const run of list) send([res], 'run', await snapshot(run.id, run.name, run.dir));
+      clients.add(res, [eventMessage('runs', JSON.stringify(now.list)), ...now.messages]);
       return;
+    }
+    const sampling = await samplingRoute(path, new URLSearchParams(url.split('?')[1] ?? ''), runs);
+    if (sampling !== undefined) {
+      const csp = sampling.csp ?? HEADERS['Content-Security-Policy'];
+      const headers = { ...HEADERS, 'Content-Security-Policy': csp, 'Content-Type': sampling.type };
+      return res.writeHead(sampling.status, headers).end(sampling.body);
     }
     const asset = /^\/assets\/([A-Za-z.]+)$/.exec(path)?.[1];
     if (asset !== undefined && Object.hasOwn(ASSETS, asset)) {
@@ -152,9 +182,17 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       const full = safeRelative(file[2] as string, dir);
       const type = full === undefined ? undefined : TYPES[extname(full)];
       if (full === undefined || type === undefined) return fail(403, 'forbidden path');
-      const body = await readFile(full).catch(() => undefined);
-      if (body === undefined) return fail(404, 'not found');
-      return res.writeHead(200, { ...HEADERS, 'Content-Type': type }).end(body);
+      const opened = await openServedFile(dir, full);
+      if (typeof opened === 'string') return fail(...REFUSED[opened]);
+      res.setTimeout(STALLED_MS, () => res.destroy());
+      res.writeHead(200, { ...HEADERS, 'Content-Type': type, 'Content-Length': opened.size });
+      if (req.method === 'HEAD' || opened.size === 0) {
+        await opened.handle.close();
+        return res.end();
+      }
+      // autoClose: the stream closes the file however the response ends.
+      const body = opened.handle.createReadStream({ start: 0, end: opened.size - 1 });
+      return pipeline(body, res).catch(() => res.destroy());
     }
     return fail(404, 'not found');
   };
@@ -172,6 +210,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       done();
     });
   });
+  server.maxConnections = MAX_CONNECTIONS;
   port = (server.address() as AddressInfo).port;
   await runs(); // numbers the runs, so that their files can be served before the page connects
   return {
@@ -179,8 +218,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     port,
     close: async () => {
       clearInterval(timer);
-      for (const client of clients) client.end();
-      clients.clear();
+      clients.close();
       await new Promise<void>((done) => {
         server.close(() => done());
         server.closeAllConnections();

@@ -4,10 +4,11 @@ import { PNG } from 'pngjs';
 import type { Tensor } from '../core/tensor.js';
 import { escapeXml } from './chart.js';
 
-/** Options of writeImageGrid. */
-export interface GridOptions {
-  /** Image side and channels of each flattened sample (HWC, values in [−1, 1]). */
+/** Options of imageGrid. */
+export interface ImageGridOptions {
+  /** Image side of each flattened sample (HWC, values in [−1, 1]). */
   size: number;
+  /** Channels of each sample: 3 (RGB, the default) or 1 (grey). */
   channels?: number;
   /** Images per row (default: √n rounded up). */
   columns?: number;
@@ -28,7 +29,7 @@ export const MAX_GRID_PIXELS = 2 ** 26;
  * The size in pixels of the grid of `n` images (without row labels); a RangeError when it is above
  * MAX_GRID_PIXELS. Callers check it before they make the samples.
  */
-export function gridSize(n: number, options: GridOptions): { width: number; height: number } {
+export function gridSize(n: number, options: ImageGridOptions): { width: number; height: number } {
   const { size, scale = 4, gap = 2 } = options;
   const columns = options.columns ?? Math.ceil(Math.sqrt(n));
   const cell = size * scale + gap;
@@ -41,8 +42,11 @@ export function gridSize(n: number, options: GridOptions): { width: number; heig
   return { width, height };
 }
 
-/** Encodes samples (n, size·size·channels) as one PNG grid. */
-export function imageGrid(samples: Tensor, options: GridOptions): Buffer {
+/**
+ * Encodes images, the rows of `samples` (n, size·size·channels, HWC, values in [−1, 1]), as one PNG grid: the bytes
+ * that `MetricsLog.evaluation` takes as its sample grid (`{ png, prompts }`, with `rowLabels` beside the rows).
+ */
+export function imageGrid(samples: Tensor, options: ImageGridOptions): Buffer {
   const { size, channels = 3, scale = 4, gap = 2 } = options;
   const n = samples.shape[0] ?? 0;
   if (samples.shape.length !== 2 || samples.shape[1] !== size * size * channels || n < 1) {

@@ -24,6 +24,8 @@ export interface ShapesDemoOptions {
   out: string;
   /** Samples per test prompt in each evaluation. */
   samplesPerPrompt: number;
+  /** DiffusionNFT's rows per forward/backward (its microBatch option; default: the option's). */
+  microBatch?: number;
   /** Aborting ends DiffusionNFT early; the demo still scores the model and writes its results. */
   signal?: AbortSignal;
   log: (line: string) => void;
@@ -55,6 +57,7 @@ export async function runShapesDemo(o: ShapesDemoOptions): Promise<string> {
     evalEvery: 5,
     evalSamplesPerPrompt: Math.max(1, Math.floor(samplesPerPrompt / 2)),
     out: join(o.out, 'run'),
+    trainer: o.microBatch === undefined ? {} : { microBatch: o.microBatch },
     signal: o.signal,
     log: o.log,
   });

@@ -7,7 +7,7 @@ import { type ImageFolderDataset, imageFolderDataset } from '../data/image-folde
 import { saveCheckpoint } from '../model/checkpoint.js';
 import { checkSamples, type VelocityNet } from '../model/net.js';
 import { FLOW_MATCHING_SCHEMA } from '../options/flow-matching.js';
-import { OPTIMIZER_SCHEMA } from '../options/optimizer.js';
+import { MICRO_BATCH, OPTIMIZER_SCHEMA } from '../options/optimizer.js';
 import { pick, type Resolved, type Rule, resolveOptions, withDefaults } from '../options/schema.js';
 import * as shapes from '../tasks/shapes/index.js';
 import { currentWorld } from '../training/distributed.js';
@@ -24,6 +24,8 @@ export interface PretrainOptions {
   minutes?: number;
   /** Samples per step (128). */
   batch?: number;
+  /** Rows per forward/backward of a step (FlowMatchingOptions.microBatch). */
+  microBatch?: number;
   /** Peak learning rate (1e-3), reached after a warm-up of 100 steps. */
   lr?: number;
   /** Probability of the null condition, for classifier-free guidance (0.1). */
@@ -42,6 +44,7 @@ export const PRETRAIN_SCHEMA = {
   minutes: MINUTES,
   steps: { type: 'int', min: 1, max: 1e12 },
   batch: { type: 'int', min: 1, max: 1 << 20, default: 128 },
+  microBatch: MICRO_BATCH,
   ...withDefaults(
     { lr: OPTIMIZER_SCHEMA.lr, condDropout: FLOW_MATCHING_SCHEMA.condDropout },
     { lr: 1e-3, condDropout: 0.1 },
@@ -151,6 +154,7 @@ export async function pretrainLoop(
     minLr: o.lr / 100,
     condDropout: o.condDropout,
     seed: o.seed,
+    microBatch: o.microBatch,
   });
   const average = o.ema > 0 ? new MovingAverage(net, o.ema) : undefined;
   const byStep = Number.isFinite(limitSteps);

@@ -8,7 +8,8 @@ import { type LoraInit, type LoraOptions, loraOptions } from '../options/lora.js
 import { type NetConfig, type NetPreset, resolveNetConfig } from '../options/net-config.js';
 import { checkValue, objectOption, rejectUnknown, seedOption } from '../options/schema.js';
 
-const PARAM_SETS: readonly ParamSetName[] = ['theta', 'old', 'ref', 'ema'];
+/** The parameter sets a network may hold: θ, and a DiffusionNFT trainer's θ_old, θ_ref and EMA. */
+export const PARAM_SETS: readonly ParamSetName[] = ['theta', 'old', 'ref', 'ema'];
 
 /** One parameter tensor of the flat buffer. */
 export interface ParamInfo {

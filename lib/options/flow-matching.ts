@@ -8,7 +8,11 @@ import type { Rule } from './schema.js';
 export interface FlowMatchingOptions extends OptimizerOptions {
   /** Seed of the draws of t, noise and condition dropout (0). With the step count it makes each step reproducible. */
   seed?: number | bigint;
-  /** Rows per forward/backward: a batch larger than this is processed in chunks whose gradients accumulate (0 = whole batch). */
+  /**
+   * Rows per forward/backward (default 128; 0 = the whole batch): a larger batch runs in chunks whose gradients add
+   * up, which bounds memory and leaves the step's mean loss and gradient as they are. A fixed count, so that a seed
+   * gives the same run on every machine.
+   */
   microBatch?: number;
   /** Probability of replacing a sample's condition by the null condition, for classifier-free guidance (0). */
   condDropout?: number;

@@ -23,15 +23,20 @@ export interface AwmLossInputs {
   advantages: Tensor;
 }
 
+/** What awmLoss returns: the loss, its gradient and the batch's statistics. */
+export interface AwmLossResult extends AwmStatistics {
+  /** The loss, the mean over the batch. */
+  loss: number;
+  /** Its gradient with respect to vTheta (B, D). */
+  grad: Tensor;
+}
+
 /**
  * The AWM loss of docs/algorithms.md §7.2 in one native pass: −A·ratio (ratio = 1 on-policy) with the gradient of
  * −A·log q(l, t), plus klCoef·mean (v_θ − v_ref)² and emaCoef·mean (v_θ − v_ema)², averaged over the rows. Returns the
  * loss, its gradient with respect to vTheta and the row means of l, log q and the two KL terms.
  */
-export function awmLoss(
-  inputs: AwmLossInputs,
-  options: AwmLossOptions = {},
-): { loss: number; grad: Tensor } & AwmStatistics {
+export function awmLoss(inputs: AwmLossInputs, options: AwmLossOptions = {}): AwmLossResult {
   const given = objectOption('awmLoss inputs', inputs);
   rejectUnknown('awmLoss inputs', given, ['vTheta', 'vRef', 'vEma', 'x0', 'eps', 't', 'advantages']);
   const params = resolveOptions('awmLoss options', options, AWM_LOSS_SCHEMA);

@@ -24,15 +24,20 @@ export interface DgpoLossInputs {
   groupIds: Tensor<'int32'>;
 }
 
+/** What dgpoLoss returns: the loss, its gradient and the batch's statistics. */
+export interface DgpoLossResult extends DgpoStatistics {
+  /** The loss, the mean over the batch. */
+  loss: number;
+  /** Its gradient with respect to vTheta (B, D). */
+  grad: Tensor;
+}
+
 /**
  * The DGPO loss of docs/algorithms.md §8.2: the group weights σ(S_g) per (group, time) with S_g = (β_dpo/G)·Σ A·(l −
  * l_ref), the clip on exp(l_old − l), mean σ(S_g)·A·l over the rows plus klCoef·mean (v_θ − v_ref)². Returns the
  * loss, its gradient with respect to vTheta, the fraction of clipped rows and the mean group weight.
  */
-export function dgpoLoss(
-  inputs: DgpoLossInputs,
-  options: DgpoLossOptions = {},
-): { loss: number; grad: Tensor } & DgpoStatistics {
+export function dgpoLoss(inputs: DgpoLossInputs, options: DgpoLossOptions = {}): DgpoLossResult {
   const given = objectOption('dgpoLoss inputs', inputs);
   rejectUnknown('dgpoLoss inputs', given, ['vTheta', 'vRef', 'vOld', 'target', 'advantages', 'groupIds']);
   const params = resolveOptions('dgpoLoss options', options, DGPO_LOSS_SCHEMA);

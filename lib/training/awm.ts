@@ -13,7 +13,7 @@ import { SDE_A } from '../sampling/sde.js';
 import type { SolverName } from '../sampling/solvers.js';
 import { histogram, type Prompt } from './common.js';
 import { type EpochData, OnlineTrainer } from './online.js';
-import { type EpochStats, ONLINE_SCHEMA, type OnlineOptions } from './online-options.js';
+import { type EpochStats, ONLINE_SCHEMA, type OnlineOptions, type ResumePlacement } from './online-options.js';
 
 /** Options of an AWM trainer: the official code's GenEval defaults, except where a comment says why not. */
 export interface AWMOptions<P extends Prompt = Prompt> extends OnlineOptions<P>, AwmLossOptions {
@@ -119,9 +119,18 @@ export class AWM<P extends Prompt = Prompt> extends OnlineTrainer<P, AwmEpochSta
     this.startPhase(sets);
   }
 
-  /** Continues a run saved by `run({ checkpoint })` or `save()` (see DiffusionNFT.resume). */
-  static async resume<P extends Prompt>(path: string, options: AWMOptions<P>): Promise<AWM<P>> {
-    return OnlineTrainer.resumeWith<P, AwmEpochStats, AWM<P>>(path, (net) => new AWM<P>(net, options));
+  /** Continues a run saved by `run({ checkpoint })` or `save()` on the device `placement` names (DiffusionNFT.resume). */
+  static async resume<P extends Prompt>(
+    path: string,
+    options: AWMOptions<P>,
+    placement?: ResumePlacement,
+  ): Promise<AWM<P>> {
+    return OnlineTrainer.resumeWith<P, AwmEpochStats, AWM<P>>(
+      'AWM.resume',
+      path,
+      placement,
+      (net) => new AWM<P>(net, options),
+    );
   }
 
   protected fingerprint(): Record<string, unknown> {

@@ -149,6 +149,18 @@ export function checkPrompts<P extends Prompt>(what: string, prompts: unknown, s
 }
 
 /**
+ * A prompt as text, to compare the prompts of the ranks of a distributed run: its JSON (the tokens, the text and
+ * whatever else a reward reads, BigInts as text), or its tokens and text alone where it has no JSON (a cycle).
+ */
+export function promptText(prompt: Prompt): string {
+  try {
+    return JSON.stringify(prompt, (_key, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+  } catch {
+    return JSON.stringify({ tokens: prompt.tokens, text: prompt.text });
+  }
+}
+
+/**
  * The prompts of one epoch: `groups` distinct prompts (with repeats only when there are fewer prompts than groups),
  * chosen by a Philox stream of (seed, epoch), each repeated `groupSize` times. Returns the prompt of every sample
  * and its group index.

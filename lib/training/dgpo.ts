@@ -14,7 +14,7 @@ import { SDE_A } from '../sampling/sde.js';
 import type { SolverName } from '../sampling/solvers.js';
 import type { Prompt } from './common.js';
 import { type EpochData, OnlineTrainer } from './online.js';
-import { type EpochStats, ONLINE_SCHEMA, type OnlineOptions } from './online-options.js';
+import { type EpochStats, ONLINE_SCHEMA, type OnlineOptions, type ResumePlacement } from './online-options.js';
 
 /** Options of a DGPO trainer: the official code's GenEval defaults, except where a comment says why not. */
 export interface DGPOOptions<P extends Prompt = Prompt> extends OnlineOptions<P>, DgpoLossOptions {
@@ -109,9 +109,18 @@ export class DGPO<P extends Prompt = Prompt> extends OnlineTrainer<P, DgpoEpochS
     this.startPhase(needsRef ? ['old', 'ref'] : ['old']);
   }
 
-  /** Continues a run saved by `run({ checkpoint })` or `save()` (see DiffusionNFT.resume). */
-  static async resume<P extends Prompt>(path: string, options: DGPOOptions<P>): Promise<DGPO<P>> {
-    return OnlineTrainer.resumeWith<P, DgpoEpochStats, DGPO<P>>(path, (net) => new DGPO<P>(net, options));
+  /** Continues a run saved by `run({ checkpoint })` or `save()` on the device `placement` names (DiffusionNFT.resume). */
+  static async resume<P extends Prompt>(
+    path: string,
+    options: DGPOOptions<P>,
+    placement?: ResumePlacement,
+  ): Promise<DGPO<P>> {
+    return OnlineTrainer.resumeWith<P, DgpoEpochStats, DGPO<P>>(
+      'DGPO.resume',
+      path,
+      placement,
+      (net) => new DGPO<P>(net, options),
+    );
   }
 
   protected fingerprint(): Record<string, unknown> {

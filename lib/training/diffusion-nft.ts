@@ -11,7 +11,7 @@ import { SDE_A } from '../sampling/sde.js';
 import type { SolverName } from '../sampling/solvers.js';
 import { histogram, type Prompt } from './common.js';
 import { type EpochData, OnlineTrainer } from './online.js';
-import { type EpochStats, ONLINE_SCHEMA, type OnlineOptions } from './online-options.js';
+import { type EpochStats, ONLINE_SCHEMA, type OnlineOptions, type ResumePlacement } from './online-options.js';
 
 /** The η schedule of the soft update θ_old ← η·θ_old + (1 − η)·θ, as a function of the optimiser step i. */
 export type EtaSchedule = 'default' | 'delayed' | 'on-policy' | number | ((step: number) => number);
@@ -110,11 +110,18 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
   /**
    * Continues a run saved by `run({ checkpoint })` or `save()`: the network with θ, θ_old, θ_ref, the EMA and the
    * optimiser state, and the epoch count. The options must be given again (functions are not saved); the numeric
-   * ones must match those of the saved run.
+   * ones must match those of the saved run. `placement` puts the network on a device, as when it was created (a run
+   * trained with `{ device: 'cuda' }` resumes there only when told so; default the CPU).
    */
-  static async resume<P extends Prompt>(path: string, options: DiffusionNFTOptions<P>): Promise<DiffusionNFT<P>> {
+  static async resume<P extends Prompt>(
+    path: string,
+    options: DiffusionNFTOptions<P>,
+    placement?: ResumePlacement,
+  ): Promise<DiffusionNFT<P>> {
     return OnlineTrainer.resumeWith<P, NftEpochStats, DiffusionNFT<P>>(
+      'DiffusionNFT.resume',
       path,
+      placement,
       (net) => new DiffusionNFT<P>(net, options),
     );
   }

@@ -135,22 +135,132 @@ export function allgather(bytes: Uint8Array): Uint8Array[] {
   return Array.from({ length: size }, (_, r) => all.subarray(r * bytes.length, (r + 1) * bytes.length));
 }
 
+/** Blocks of any length from every rank, in rank order: their lengths first, then the blocks padded to the longest. */
+function allgatherVaried(bytes: Uint8Array): Uint8Array[] {
+  const lengths = allgather(new Uint8Array(Float64Array.of(bytes.length).buffer)).map(
+    (b) => new Float64Array(b.slice().buffer)[0] as number,
+  );
+  const padded = new Uint8Array(Math.max(...lengths));
+  padded.set(bytes);
+  return allgather(padded).map((block, r) => block.subarray(0, lengths[r]));
+}
+
+/** Every rank's text, in rank order. */
+function allgatherText(text: string): string[] {
+  return allgatherVaried(new TextEncoder().encode(text)).map((b) => new TextDecoder().decode(b));
+}
+
+/** JSON of a value, cut to 80 characters. */
+const shown = (value: unknown) => {
+  const text = JSON.stringify(value) ?? 'nothing';
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+};
+
+/** The first place where two JSON values differ: its path (`a.b[2]`) and the value there on each side. */
+function jsonDifference(a: unknown, b: unknown, path = ''): { path: string; a: string; b: string } | undefined {
+  if (JSON.stringify(a) === JSON.stringify(b)) return undefined;
+  const objects = a !== null && b !== null && typeof a === 'object' && typeof b === 'object';
+  if (!objects || Array.isArray(a) !== Array.isArray(b)) return { path, a: shown(a), b: shown(b) };
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+  for (const key of keys) {
+    const at = Array.isArray(a) ? `${path}[${key}]` : path === '' ? key : `${path}.${key}`;
+    const found = jsonDifference((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], at);
+    if (found !== undefined) return found;
+  }
+  return { path, a: shown(a), b: shown(b) };
+}
+
+/** Both texts parsed as JSON, or undefined when either is not JSON. */
+function parseBoth(a: string, b: string): [unknown, unknown] | undefined {
+  try {
+    return [JSON.parse(a), JSON.parse(b)];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where two texts first differ, shown on both: the text around that place, cut to about 120 characters. */
+function excerpts(a: string, b: string): [string, string] {
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  const from = Math.max(0, i - 40);
+  const cut = (t: string) => `${from > 0 ? '…' : ''}${t.slice(from, i + 80)}${t.length > i + 80 ? '…' : ''}`;
+  return [cut(a), cut(b)];
+}
+
 /**
- * Checks that every rank computes the same run: a hash of `parts` (the options, θ's bytes) must agree. SHA-256 in
- * native code: θ of a preset M network is 47 MB, which a hash written in JavaScript took a minute over.
+ * One thing every rank must be given alike, by its name in errors: a text (e.g. a JSON of options), a list of texts
+ * (compared item by item, e.g. one per prompt) or bytes (θ, compared by hash only).
  */
-export function checkSameRun(what: string, ...parts: (string | Uint8Array)[]): void {
+export type RunPart = readonly [name: string, value: string | readonly string[] | Uint8Array];
+
+const digest = (...parts: (string | Uint8Array)[]) => {
   const hash = createHash('sha256');
   for (const part of parts) hash.update(part);
-  const mine = new Uint8Array(hash.digest());
+  return new Uint8Array(hash.digest());
+};
+
+const partDigest = (value: RunPart[1]) =>
+  typeof value === 'string' || value instanceof Uint8Array
+    ? digest(value)
+    : digest(...value.flatMap((item) => [`${item.length}:`, item]));
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+// How a part differs between rank 0 and rank r. Every rank calls it with the same part and r (what it sends is the
+// same collectives on every rank).
+function difference([name, value]: RunPart, r: number): string {
+  if (value instanceof Uint8Array) return `${name} differ between rank 0 and rank ${r}`;
+  if (typeof value === 'string') {
+    const texts = allgatherText(value);
+    const found = jsonDifference(...(parseBoth(texts[0] as string, texts[r] as string) ?? [undefined, undefined]));
+    if (found !== undefined && found.path !== '') {
+      return `${name} differ between rank 0 and rank ${r}: ${found.path} is ${found.a} on rank 0, ${found.b} on rank ${r}`;
+    }
+    const [zero, other] = excerpts(texts[0] as string, texts[r] as string);
+    return `${name} differ between rank 0 and rank ${r}: ${zero} on rank 0, ${other} on rank ${r}`;
+  }
+  const lists = allgatherVaried(concatenate(value.map((item) => digest(item))));
+  const [zero, other] = [lists[0] as Uint8Array, lists[r] as Uint8Array];
+  const first = Array.from({ length: Math.min(zero.length, other.length) / 32 }, (_, i) => i).find(
+    (i) => !sameBytes(zero.subarray(i * 32, i * 32 + 32), other.subarray(i * 32, i * 32 + 32)),
+  );
+  // Every rank takes part in the gather of item `first` (ranks without one send '').
+  const texts = first === undefined ? [] : allgatherText(value[first] ?? '');
+  const counts = `${zero.length / 32} on rank 0, ${other.length / 32} on rank ${r}`;
+  if (first === undefined) return `${name} differ between rank 0 and rank ${r} in number: ${counts}`;
+  const [a, b] = excerpts(texts[0] as string, texts[r] as string);
+  return `${name} differ between rank 0 and rank ${r}: ${name}[${first}] is ${a} on rank 0, ${b} on rank ${r}`;
+}
+
+function concatenate(blocks: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(blocks.reduce((n, b) => n + b.length, 0));
+  let at = 0;
+  for (const block of blocks) {
+    all.set(block, at);
+    at += block.length;
+  }
+  return all;
+}
+
+/**
+ * Checks that every rank computes the same run: a hash of each part (the options, the prompts, the rewards' names
+ * and weights, θ's bytes) is all-gathered, and the first part that differs between rank 0 and another rank is a
+ * DistributedError on every rank naming the part, the ranks and, but for θ, what differs. SHA-256 in native code: θ
+ * of a preset M network is 47 MB, which a hash written in JavaScript took a minute over.
+ */
+export function checkSameRun(what: string, ...parts: RunPart[]): void {
+  const mine = concatenate(parts.map(([, value]) => partDigest(value)));
   const all = allgather(mine);
-  const differ = all.map((x, r) => ({ x, r })).filter(({ x }) => x.some((v, i) => v !== mine[i]));
-  if (differ.length > 0) {
-    const w = world as World;
+  const first = all[0] as Uint8Array;
+  for (let p = 0; p < parts.length; p++) {
+    const slice = (x: Uint8Array) => x.subarray(p * 32, p * 32 + 32);
+    const r = all.findIndex((x) => !sameBytes(slice(x), slice(first)));
+    if (r < 0) continue;
     throw new DistributedError(
-      `${what} differs between ranks (rank ${w.rank} vs rank ${differ[0]?.r}): every rank must be given the same ` +
-        'options and network',
-      differ[0]?.r,
+      `${what}: ${difference(parts[p] as RunPart, r)}: every rank must be given the same options, prompts, ` +
+        'rewards and network',
+      r,
     );
   }
 }

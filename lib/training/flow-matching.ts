@@ -1,6 +1,6 @@
 // Flow-matching pre-training: the trainer of a base model (its options are lib/options/flow-matching.ts), and the
 // forward process it regresses on is lib/sampling/interpolate.ts.
-import type { NativeFlowMatchingOptions } from '../core/native.js';
+import type { ResolvedFlowMatchingOptions } from '../core/native.js';
 import type { Tensor } from '../core/tensor.js';
 import { useLora } from '../model/lora.js';
 import type { VelocityNet } from '../model/net.js';
@@ -18,7 +18,7 @@ import { checkSameRun, distributeModel, openWorld, type World } from './distribu
 export class FlowMatchingTrainer {
   /** The network being trained. */
   readonly net: VelocityNet;
-  readonly #native: NativeFlowMatchingOptions;
+  readonly #native: ResolvedFlowMatchingOptions;
   readonly #world: World | undefined;
 
   constructor(net: VelocityNet, options: FlowMatchingOptions = {}) {
@@ -34,9 +34,9 @@ export class FlowMatchingTrainer {
     if (this.#world !== undefined) {
       distributeModel('FlowMatchingTrainer', net.model, net.device, this.#world);
       checkSameRun(
-        'FlowMatchingTrainer: the options and θ',
-        JSON.stringify(this.#native),
-        new Uint8Array(net.getParameters().buffer),
+        'FlowMatchingTrainer',
+        ['the options', JSON.stringify(this.#native)],
+        ['the parameters θ', new Uint8Array(net.getParameters().buffer)],
       );
     }
   }
@@ -47,7 +47,7 @@ export class FlowMatchingTrainer {
   }
 
   /** The resolved options (as passed to the native step). */
-  get options(): Readonly<NativeFlowMatchingOptions> {
+  get options(): Readonly<ResolvedFlowMatchingOptions> {
     return this.#native;
   }
 

@@ -13,7 +13,7 @@ import { SDE_A, sampleSde } from '../sampling/sde.js';
 import { ROLLOUT_RULES, resolveInterval } from '../sampling/solvers.js';
 import type { Prompt } from './common.js';
 import { type EpochData, OnlineTrainer } from './online.js';
-import { type EpochStats, ONLINE_SCHEMA, type OnlineOptions } from './online-options.js';
+import { type EpochStats, ONLINE_SCHEMA, type OnlineOptions, type ResumePlacement } from './online-options.js';
 
 /** Options of a FlowGRPO trainer: the official code's defaults, except where a comment says why not. */
 export interface FlowGRPOOptions<P extends Prompt = Prompt> extends OnlineOptions<P>, GrpoLossOptions {
@@ -98,9 +98,18 @@ export class FlowGRPO<P extends Prompt = Prompt> extends OnlineTrainer<P, GrpoEp
     this.startPhase(this.#native.klCoef > 0 ? ['ref'] : []);
   }
 
-  /** Continues a run saved by `run({ checkpoint })` or `save()` (see DiffusionNFT.resume). */
-  static async resume<P extends Prompt>(path: string, options: FlowGRPOOptions<P>): Promise<FlowGRPO<P>> {
-    return OnlineTrainer.resumeWith<P, GrpoEpochStats, FlowGRPO<P>>(path, (net) => new FlowGRPO<P>(net, options));
+  /** Continues a run saved by `run({ checkpoint })` or `save()` on the device `placement` names (DiffusionNFT.resume). */
+  static async resume<P extends Prompt>(
+    path: string,
+    options: FlowGRPOOptions<P>,
+    placement?: ResumePlacement,
+  ): Promise<FlowGRPO<P>> {
+    return OnlineTrainer.resumeWith<P, GrpoEpochStats, FlowGRPO<P>>(
+      'FlowGRPO.resume',
+      path,
+      placement,
+      (net) => new FlowGRPO<P>(net, options),
+    );
   }
 
   protected fingerprint(): Record<string, unknown> {

@@ -2,6 +2,7 @@
 // run() and evaluate() take, with their tables, and what an epoch reports.
 import type { RecordHook } from '../metrics/log.js';
 import type { EpochSeconds } from '../metrics/records.js';
+import type { CreateOptions } from '../model/net.js';
 import { ADVANTAGE_SCHEMA } from '../options/advantage.js';
 import type { DistributedOption } from '../options/distributed.js';
 import type { LoraOptions } from '../options/lora.js';
@@ -9,6 +10,13 @@ import { MICRO_BATCH, OPTIMIZER_SCHEMA, type OptimizerOptions } from '../options
 import type { Resolved, Rule } from '../options/schema.js';
 import { ROLLOUT_RULES, type SolverName, TIME_GRID_SCHEMA } from '../sampling/solvers.js';
 import type { Prompt, Rewards } from './common.js';
+
+/**
+ * Where a resumed run continues (each trainer's `resume`): the backend and GPU arithmetic, as
+ * VelocityNet.create takes them; the checkpoint does not record them, so a run trained on the GPU is resumed with
+ * the same `{ device: 'cuda' }` (default: the CPU).
+ */
+export type ResumePlacement = Pick<CreateOptions, 'device' | 'precision'>;
 
 /** Options every online trainer takes. */
 export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptions {
@@ -28,7 +36,11 @@ export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptio
   shift?: number;
   /** Optimiser steps per epoch: the epoch's samples are split between them. */
   optimizerSteps?: number;
-  /** Training rows per forward/backward: gradient accumulation bounds memory (default 0: all at once). */
+  /**
+   * Training rows per forward/backward (default 128; 0 = all at once): the rows of an optimiser step run in chunks
+   * whose gradients add up, which bounds memory and leaves the step's mean loss and gradient as they are. A fixed
+   * count, so that a seed gives the same run on every machine.
+   */
   microBatch?: number;
   /** Advantage normaliser: the std of all rewards (default, as the codes) or of each group. */
   std?: 'global' | 'group';
@@ -36,7 +48,7 @@ export interface OnlineOptions<P extends Prompt = Prompt> extends OptimizerOptio
   ema?: number;
   /** Seed of every draw: prompts, rollout noise, training noise (default 0). */
   seed?: number;
-  /** Samples per native rollout call (default 1024). */
+  /** Samples per native rollout call (default 128): bounds the memory of the rollouts, not their samples. */
   chunk?: number;
   /**
    * Milliseconds one call of a reward may take before it fails with a RewardError (default 600000, ten minutes;

@@ -11,7 +11,7 @@ import { useLora } from '../model/lora.js';
 import { VelocityNet } from '../model/net.js';
 import { loraOptions } from '../options/lora.js';
 import { OPTIMIZER_SCHEMA } from '../options/optimizer.js';
-import { pick, resolveOptions } from '../options/schema.js';
+import { objectOption, pick, rejectUnknown, resolveOptions } from '../options/schema.js';
 import { sampleSde } from '../sampling/sde.js';
 import { type SolverName, sample, timeGrid } from '../sampling/solvers.js';
 import {
@@ -19,6 +19,7 @@ import {
   drawGroups,
   meanStd,
   type Prompt,
+  promptText,
   promptTokens,
   type ResolvedRewards,
   type RewardPolicy,
@@ -33,6 +34,7 @@ import {
   type EvaluateOptions,
   type Evaluation,
   type OnlineResolved,
+  type ResumePlacement,
   RUN_SCHEMA,
   type RunOptions,
 } from './online-options.js';
@@ -143,9 +145,11 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     if (this.world !== undefined) {
       distributeModel(this.constructor.name, this.net.model, this.net.device, this.world);
       checkSameRun(
-        `${this.constructor.name}: the options and θ`,
-        this.#state(),
-        new Uint8Array(this.net.getParameters().buffer),
+        this.constructor.name,
+        ['the options', this.#state()],
+        ['options.prompts', this.prompts.map(promptText)],
+        ['options.rewards', this.rewardFns.map(({ name, weight }) => JSON.stringify({ name, weight }))],
+        ['the parameters θ', new Uint8Array(this.net.getParameters().buffer)],
       );
     }
   }
@@ -237,10 +241,17 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
    * the network is disposed if that fails. The subclasses' `resume` call this.
    */
   protected static async resumeWith<P extends Prompt, S extends EpochStats, T extends OnlineTrainer<P, S>>(
+    what: string,
     path: string,
+    placement: ResumePlacement | undefined,
     make: (net: VelocityNet) => T,
   ): Promise<T> {
-    const checkpoint = await loadCheckpoint(path);
+    const where = objectOption(`${what} placement`, placement);
+    rejectUnknown(`${what} placement`, where, ['device', 'precision']);
+    const checkpoint = await loadCheckpoint(path, {
+      device: where.device as ResumePlacement['device'],
+      precision: where.precision as ResumePlacement['precision'],
+    });
     try {
       const trainer = make(checkpoint.net);
       await trainer.restore(path, checkpoint);
@@ -387,7 +398,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       if (lora === null) model.getParams(view, set);
       else model.getAdapter(view, set);
     });
-    checkSameRun(`the parameters after epoch ${this.#epoch}`, bytes);
+    checkSameRun(`after epoch ${this.#epoch}`, [`the parameter sets (${sets.join(', ')})`, bytes]);
   }
 
   /**

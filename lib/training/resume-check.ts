@@ -24,5 +24,18 @@ export function sameRun(saved: unknown, current: string): boolean {
       if (!(field in group)) group[field] = rule.default;
     }
   }
-  return canonicalJson(state) === canonicalJson(JSON.parse(current));
+  return canonicalJson(withoutMemorySettings(state)) === canonicalJson(withoutMemorySettings(JSON.parse(current)));
+}
+
+/**
+ * A state without the settings that bound memory: the rollouts' `chunk` (the samples do not depend on it) and the
+ * micro-batch sizes (each step's mean loss and gradient stay as they are; only the float rounding moves). A resume
+ * may change them: a state saved under the former defaults (1024 and 0) resumes under today's.
+ */
+function withoutMemorySettings(state: Record<string, unknown>): Record<string, unknown> {
+  const { microBatch: _top, chunk: _chunk, ...rest } = state;
+  const native = rest.native;
+  if (native === null || typeof native !== 'object') return rest;
+  const { microBatch: _native, ...nativeRest } = native as Record<string, unknown>;
+  return { ...rest, native: nativeRest };
 }

@@ -22,6 +22,9 @@ class Backend {
   // Binds the calling thread to this backend's device (cudaSetDevice); every piece of work on a worker thread starts
   // with it. A no-op on the CPU.
   virtual void activate() {}
+  // Whether an op can fail after the ops queued before it took effect (a GPU's launches and copies can; the CPU's
+  // loops cannot), so that an update made of several ops needs a backup to be all or nothing.
+  virtual bool ops_fail_midway() const { return false; }
 
 #define DNFT_BACKEND_OP(result, op, params) virtual result op params = 0;
 #include "core/backend_ops.def"

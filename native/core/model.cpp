@@ -241,15 +241,25 @@ StepStats Model::apply_step(double loss, double rows, const OptimizerConfig& opt
     rows = sums[0];
   }
   if (!std::isfinite(loss)) throw Error(Error::Kind::kNumeric, "the loss is not finite; the step was not applied");
-  if (m_.empty()) {
-    m_ = Buffer<float>(backend_, n);
-    v_ = Buffer<float>(backend_, n);
-    backend_.fill(m_.get(), 0.0f, n);
-    backend_.fill(v_.get(), 0.0f, n);
-  }
+  const bool first = m_.empty();
   const int64_t step = step_ + 1;
-  const OptimizerResult r = adamw_step(backend_, trained_layout(), trained(ParamSet::kTheta), m_.get(), v_.get(),
-                                       grads_.get(), n, 1.0, optimizer, step);
+  OptimizerResult r{};
+  try {
+    if (first) {
+      m_ = Buffer<float>(backend_, n);
+      v_ = Buffer<float>(backend_, n);
+      backend_.fill(m_.get(), 0.0f, n);
+      backend_.fill(v_.get(), 0.0f, n);
+    }
+    r = adamw_step(backend_, trained_layout(), trained(ParamSet::kTheta), m_.get(), v_.get(), grads_.get(), n, 1.0,
+                   optimizer, step, update_backup_);
+  } catch (...) {
+    if (first) {  // no optimiser state, as before the failed first step
+      m_ = Buffer<float>();
+      v_ = Buffer<float>();
+    }
+    throw;
+  }
   step_ = step;
   return {loss, r.grad_norm, r.lr, step, rows};
 }

@@ -224,7 +224,8 @@ class Model {
   Buffer<float> sets_[kParamSetCount];
   Buffer<float> adapters_[kParamSetCount];  // with LoRA
   Buffer<float> grads_, m_, v_;
-  Guidance guidance_;  // of grpo_step
+  Buffer<float> update_backup_;  // θ, m and v during an AdamW step on a GPU (adamw_step)
+  Guidance guidance_;            // of grpo_step
   // staging for one batch
   Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_, x_next_, keep_;
   Buffer<SdeRow> rows_;

@@ -41,8 +41,8 @@ void check_update_bound(Backend& backend, const float* params, const float* m, c
 }  // namespace
 
 OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layout, float* params, float* m, float* v,
-                           const float* grads, size_t count, double grad_scale, const OptimizerConfig& c,
-                           int64_t step) {
+                           const float* grads, size_t count, double grad_scale, const OptimizerConfig& c, int64_t step,
+                           Buffer<float>& backup) {
   const double grad_norm = std::sqrt(backend.sum_squares(grads, count)) * grad_scale;
   if (!std::isfinite(grad_norm)) {
     throw Error(Error::Kind::kNumeric, "the gradient is not finite (NaN or Inf); the step was not applied");
@@ -60,9 +60,26 @@ OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layou
               static_cast<float>(bias_correction1),
               static_cast<float>(1.0 - std::pow(c.beta2, static_cast<double>(step))),
               static_cast<float>(scale)};
-  for (const ParamSpec& p : layout) {
-    s.weight_decay = p.decay ? static_cast<float>(c.weight_decay) : 0.0f;
-    backend.adamw(params + p.offset, m + p.offset, v + p.offset, grads + p.offset, p.size, s);
+  // One op per parameter tensor. Where a later one can fail after earlier ones took effect (a launch on a GPU), θ, m
+  // and v are copied first and put back on failure, so the step is all or nothing.
+  const bool backed_up = backend.ops_fail_midway();
+  if (backed_up) {
+    ensure(backup, backend, 3 * count);
+    backend.copy(backup.get(), params, count * sizeof(float));
+    backend.copy(backup.get() + count, m, count * sizeof(float));
+    backend.copy(backup.get() + 2 * count, v, count * sizeof(float));
+  }
+  try {
+    for (const ParamSpec& p : layout) {
+      s.weight_decay = p.decay ? static_cast<float>(c.weight_decay) : 0.0f;
+      backend.adamw(params + p.offset, m + p.offset, v + p.offset, grads + p.offset, p.size, s);
+    }
+  } catch (const Error&) {
+    if (!backed_up) throw;
+    backend.copy(params, backup.get(), count * sizeof(float));
+    backend.copy(m, backup.get() + count, count * sizeof(float));
+    backend.copy(v, backup.get() + 2 * count, count * sizeof(float));
+    throw;
   }
   return {grad_norm, lr};
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/buffer.h"
 #include "core/net_config.h"
 
 namespace dnft {
@@ -33,9 +34,11 @@ struct OptimizerResult {
 };
 
 // One AdamW step over every parameter of the layout. grads hold a sum that grad_scale turns into the mean.
-// Throws Error(kNumeric) and changes nothing when the gradient is not finite.
+// Throws Error(kNumeric) and changes nothing when the gradient is not finite; a backend failure part-way leaves
+// params, m and v as they were too (on a backend whose ops can fail midway, `backup` grows to 3·count floats to
+// hold them during the step; the caller keeps it from step to step).
 OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layout, float* params, float* m, float* v,
                            const float* grads, size_t count, double grad_scale, const OptimizerConfig& config,
-                           int64_t step);
+                           int64_t step, Buffer<float>& backup);
 
 }  // namespace dnft

@@ -20,6 +20,7 @@ class CudaBackend final : public Backend {
 
   const char* name() const override { return "cuda"; }
   void activate() override;
+  bool ops_fail_midway() const override { return true; }
   // The stream every operation of this backend queues on, and its device (for cuda/nccl_communicator.cu).
   cudaStream_t stream() const { return stream_; }
   int device() const { return device_; }

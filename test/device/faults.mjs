@@ -1,7 +1,7 @@
 // Run by test/device-faults.test.ts in a process of its own, on the GPU with a fault the simulator injects
 // (CUDASIM_FAIL) or the capacity it simulates (CUDASIM_MEM): a small model is created, takes up to 3 flow-matching
 // steps and then, when `rows` > 0, samples a batch of that many rows; the first failure ends that, and the outcome
-// (the error, whether the model kept its parameters and step count and trains on, and a model on the CPU training
+// (the error, whether the model kept its parameters, AdamW moments and step count bit for bit and trains on, and a model on the CPU training
 // afterwards) goes as JSON to `out`.
 import { writeFileSync } from 'node:fs';
 import { FlowMatchingTrainer, sample, Tensor, tasks, VelocityNet } from '../../dist/lib/index.js';
@@ -11,8 +11,20 @@ const errorOf = (e) => ({ name: e.name, code: e.code, message: e.message });
 const outcome = { steps: 0 };
 const batch = (i) => tasks.toy2d.batch(64, 1, i);
 
+/** Every float the model trains with, bit for bit: θ, then the AdamW moments when it has them. */
+function trainingState(net) {
+  const parts = [net.getParameters()];
+  if (net.model.hasOptimizerState()) {
+    const m = new Float32Array(net.paramCount);
+    const v = new Float32Array(net.paramCount);
+    net.model.getOptimizerState(m, v);
+    parts.push(m, v);
+  }
+  return Buffer.concat(parts.map((p) => Buffer.from(p.buffer)));
+}
+
 async function attempt(net, what, run) {
-  const parameters = net.getParameters();
+  const state = trainingState(net);
   const step = net.step;
   try {
     await run();
@@ -20,7 +32,7 @@ async function attempt(net, what, run) {
   } catch (error) {
     outcome.failed = { ...errorOf(error), during: what };
     try {
-      outcome.kept = net.getParameters().every((v, i) => v === parameters[i]) && net.step === step;
+      outcome.kept = trainingState(net).equals(state) && net.step === step;
       await new FlowMatchingTrainer(net, { seed: 2 }).step(batch(100));
       outcome.trainsOn = true;
     } catch (later) {

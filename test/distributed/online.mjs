@@ -1,6 +1,7 @@
 // Run under mpirun (test/distributed.test.ts): epochs of DiffusionNFT, FlowGRPO, AWM or DGPO, stats and θ to `${out}.${rank}.json`.
 // mode 'fail': rank 1's reward throws; 'die': rank 1 is killed while scoring; 'hang': rank 1 blocks while scoring, the
-// collective timeout 2 s; 'mismatch': rank 1 has another seed; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run;
+// collective timeout 2 s; 'mismatch': rank 1 has another seed; 'prompts': rank 1's last two prompts are swapped;
+// 'rewards': rank 1's reward has another weight; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run;
 // 'gpu-nccl', 'gpu-host': the model on the GPU (FP32), its gradient summed with that deviceCollectives.
 import { writeFileSync } from 'node:fs';
 import { AWM, DGPO, DiffusionNFT, FlowGRPO, VelocityNet } from '../../dist/lib/index.js';
@@ -14,7 +15,7 @@ process.once('uncaughtException', (error) => {
   console.error(error);
   process.exitCode = 1;
 });
-const prompts = [0, 1, 2, 3].map((t) => ({ tokens: [t] }));
+const prompts = (mode === 'prompts' && rank === 1 ? [0, 1, 3, 2] : [0, 1, 2, 3]).map((t) => ({ tokens: [t] }));
 const reward = (x, p) => {
   if (mode === 'fail' && rank === 1) throw new Error('the scorer is down');
   if (mode === 'die' && rank === 1) process.kill(process.pid, 'SIGKILL');
@@ -24,7 +25,7 @@ const reward = (x, p) => {
 };
 const options = {
   prompts,
-  rewards: { name: 'target', fn: reward },
+  rewards: { name: 'target', fn: reward, weight: mode === 'rewards' && rank === 1 ? 0.5 : 1 },
   groups: 4,
   groupSize: 4,
   steps: 4,

@@ -1,9 +1,11 @@
 // The simulated GPU's execution of one kernel (docs/gpu.md, "The simulated GPU"): the blocks one after another on
 // the stream's OS thread, each CUDA thread of a block a fiber (Boost.Context's fcontext switch, announced to
-// AddressSanitizer). A thread runs until it reaches a barrier or a warp collective or ends, so a block without
-// barriers is a loop over its threads on one reused stack. Between barriers the threads run in the schedule's
-// order. The block's shared memory is an arena checked after every thread's turn: redzones around each array, and
-// the bytes each thread changed since the last barrier (two threads changing one byte is a race).
+// AddressSanitizer). A thread runs until it reaches a barrier or a warp collective or ends; then it checks its turn
+// and switches straight to the next runnable thread in the schedule's order (or, when that one has not started and
+// this one ended, runs it on its own stack: a block without barriers is one loop over its threads). The block's shared
+// memory is an arena with redzones around each array, checked when a barrier opens and when the block ends, and the
+// bytes each thread changed since the last barrier, compared after every turn (two threads changing one byte is a
+// race).
 #include "executor.h"
 
 #include <sys/mman.h>
@@ -181,12 +183,16 @@ class Executor {
  private:
   static void fiber_main(ctx::transfer_t from);
   void switch_to(Fiber& fiber);
-  void switch_to_scheduler();
+  void switch_from_fiber(Fiber* target);
+  void resumed(ctx::transfer_t from);
+  void end_turn();
+  int next_ready() const;
   Fiber* acquire_fiber();
   void release_fiber(Fiber* f) { free_.push_back(f); }
   void run_block();
   void resume(int i);
   void after_turn(int i);
+  void check_redzones(const char* when);
   void quiescent();
   std::vector<int> thread_order();
   std::string thread_states() const;
@@ -218,6 +224,8 @@ class Executor {
   std::vector<Slot> slots_;
   size_t end_ = 0, declared_ = 0;
   std::vector<int> order_;
+  size_t pos_ = 0;     // the turn's place in order_
+  bool woke_ = false;  // a warp collective made threads runnable again during this pass over order_
 
   static thread_local Executor* running_;
 };
@@ -285,19 +293,21 @@ void Executor::run_block() {
   }
   order_ = thread_order();
   for (;;) {
-    bool ran = true;
-    while (ran) {
-      ran = false;
-      for (int i : order_) {
-        if (threads_[i].state != State::kReady) continue;
-        ran = true;
-        resume(i);
-        if (fault_.code != cudaSuccess) return;
-      }
-    }
+    // One pass over order_ runs each runnable thread once; the threads hand the turn on among themselves
+    // (end_turn) and the last returns here. Another pass only when a warp collective woke threads.
+    do {
+      woke_ = false;
+      pos_ = 0;
+      while (pos_ < order_.size() && threads_[order_[pos_]].state != State::kReady) ++pos_;
+      if (pos_ < order_.size()) resume(order_[pos_]);
+      if (fault_.code != cudaSuccess) return;
+    } while (woke_);
     const bool done =
         std::all_of(threads_.begin(), threads_.end(), [](const CudaThread& t) { return t.state == State::kExited; });
-    if (done) return;
+    if (done) {
+      check_redzones("by the block's end");
+      return;
+    }
     quiescent();
     if (fault_.code != cudaSuccess) return;
   }
@@ -314,10 +324,12 @@ void Executor::quiescent() {
     if (t.state != State::kBarrier) continue;
     if (first == nullptr) {
       first = &t;
-    } else if (t.line != first->line || std::strcmp(t.file, first->file) != 0) {
+    } else if (t.line != first->line || (t.file != first->file && std::strcmp(t.file, first->file) != 0)) {
       same = false;
     }
   }
+  check_redzones("before a __syncthreads");
+  if (fault_.code != cudaSuccess) return;
   if (warp) {
     block_fault(cudaErrorIllegalInstruction,
                 "deadlock: a warp collective that part of its warp never reaches (every lane of a warp must call it)");
@@ -387,15 +399,17 @@ Fiber* Executor::acquire_fiber() {
   }
   if (f->needs_start) {
     f->context = ctx::make_fcontext(f->stack + kStackBytes, kStackBytes, &Executor::fiber_main);
+    f->fake_stack = nullptr;
     f->needs_start = false;
   }
   return f;
 }
 
+// A fiber's life: run the CUDA thread current_ names, end its turn, and again (end_turn returns when this fiber has
+// a thread to run: the next one, or a later one that some turn handed over after a switch back here).
 void Executor::fiber_main(ctx::transfer_t from) {
-  Executor* ex = static_cast<Executor*>(from.data);
-  ex->scheduler_ = from.fctx;
-  finish_switch(nullptr, &ex->scheduler_bottom_, &ex->scheduler_size_);
+  Executor* ex = running_;
+  ex->resumed(from);
   for (;;) {
     CudaThread& t = ex->threads_[ex->current_];
     try {
@@ -411,39 +425,86 @@ void Executor::fiber_main(ctx::transfer_t from) {
       ex->thread_fault(ex->current_, cudaErrorLaunchFailure, "a C++ exception left the kernel");
       t.state = State::kFaulted;
     }
-    ex->switch_to_scheduler();  // resumed later to run another CUDA thread
+    ex->end_turn();
   }
 }
 
+// Every switch passes the Fiber it leaves (null: the scheduler), so that the one resumed saves where it stopped.
 void Executor::switch_to(Fiber& fiber) {
   current_fiber_ = &fiber;
   void* fake = nullptr;
   start_switch(&fake, fiber.stack, kStackBytes);
-  const ctx::transfer_t back = ctx::jump_fcontext(fiber.context, this);
-  fiber.context = back.fctx;
+  const ctx::transfer_t back = ctx::jump_fcontext(fiber.context, nullptr);
+  static_cast<Fiber*>(back.data)->context = back.fctx;
   finish_switch(fake, nullptr, nullptr);
 }
 
-void Executor::switch_to_scheduler() {
+// From the running fiber to target's (null: back to the scheduler); returns when this fiber is resumed.
+void Executor::switch_from_fiber(Fiber* target) {
   Fiber* self = current_fiber_;
-  start_switch(&self->fake_stack, scheduler_bottom_, scheduler_size_);
-  const ctx::transfer_t back = ctx::jump_fcontext(scheduler_, nullptr);
-  scheduler_ = back.fctx;
-  finish_switch(self->fake_stack, &scheduler_bottom_, &scheduler_size_);
+  current_fiber_ = target;
+  if (target == nullptr) {
+    start_switch(&self->fake_stack, scheduler_bottom_, scheduler_size_);
+    resumed(ctx::jump_fcontext(scheduler_, self));
+  } else {
+    start_switch(&self->fake_stack, target->stack, kStackBytes);
+    resumed(ctx::jump_fcontext(target->context, self));
+  }
 }
 
+// In a fiber just resumed (or started) by `from`: saves where the one that switched here stopped.
+void Executor::resumed(ctx::transfer_t from) {
+  const void* bottom = nullptr;
+  size_t size = 0;
+  finish_switch(current_fiber_->fake_stack, &bottom, &size);
+  if (from.data == nullptr) {
+    scheduler_ = from.fctx;
+    scheduler_bottom_ = bottom;
+    scheduler_size_ = size;
+  } else {
+    static_cast<Fiber*>(from.data)->context = from.fctx;
+  }
+}
+
+// Runs the first thread of a pass; the pass's other turns follow from end_turn, and the last returns here.
 void Executor::resume(int i) {
-  CudaThread& t = threads_[i];
-  if (t.fiber == nullptr) t.fiber = acquire_fiber();
+  if (threads_[i].fiber == nullptr) threads_[i].fiber = acquire_fiber();
   current_ = i;
-  threadIdx = t.index;
-  switch_to(*t.fiber);
+  threadIdx = threads_[i].index;
+  switch_to(*threads_[i].fiber);
   current_ = -1;
+}
+
+// The next runnable thread after this turn's in order_, or -1.
+int Executor::next_ready() const {
+  for (size_t p = pos_ + 1; p < order_.size(); ++p) {
+    if (threads_[order_[p]].state == State::kReady) return static_cast<int>(p);
+  }
+  return -1;
+}
+
+// In the fiber whose thread current_ just waited, ended or faulted: checks the turn, then hands the turn to the next
+// runnable thread of the pass (on this very stack when that one has not started and this one ended), or back to the
+// scheduler at the pass's end or on a fault. Returns when this fiber has a thread to run.
+void Executor::end_turn() {
+  CudaThread& t = threads_[current_];
+  if (fault_.code == cudaSuccess) after_turn(current_);
+  const int next = fault_.code == cudaSuccess ? next_ready() : -1;
+  Fiber* self = current_fiber_;
   if (t.state == State::kExited) {
-    release_fiber(t.fiber);
+    release_fiber(self);
     t.fiber = nullptr;
   }
-  if (fault_.code == cudaSuccess) after_turn(i);
+  if (next < 0) {
+    switch_from_fiber(nullptr);
+    return;
+  }
+  pos_ = static_cast<size_t>(next);
+  current_ = order_[pos_];
+  CudaThread& n = threads_[current_];
+  threadIdx = n.index;
+  if (n.fiber == nullptr) n.fiber = acquire_fiber();
+  if (n.fiber != self) switch_from_fiber(n.fiber);
 }
 
 // The first of n bytes at a and b that differ, or n; word by word, and outside the sanitizers (the arena
@@ -463,10 +524,11 @@ static __attribute__((no_sanitize("address", "undefined"))) size_t first_differe
   return i;
 }
 
-// After thread i's turn: the redzones must be intact, and no byte it changed may have been changed by another
-// thread since the last barrier.
-void Executor::after_turn(int i) {
-  if (end_ == 0) return;
+// The redzones around every shared array must be intact when a barrier opens or the block ends (`when`). Checked
+// there rather than after every turn, which cost a sixth of a release build's time: the report names the array and
+// the interval between barriers, not the thread (a thread's own view: CUDASIM_RACECHECK, which compares every turn,
+// or compute-sanitizer on a GPU).
+void Executor::check_redzones(const char* when) {
   for (const Slot& s : slots_) {
     const size_t before = s.offset - kRedzone, after = s.offset + s.bytes;
     if (first_difference(mem_ + before, redzone_.data() + before, kRedzone) == kRedzone &&
@@ -478,14 +540,18 @@ void Executor::after_turn(int i) {
       if (mem_[b] == redzone_byte(b)) continue;
       const bool before = b < s.offset;
       const size_t distance = before ? s.offset - b : b - (s.offset + s.bytes) + 1;
-      thread_fault(i, cudaErrorIllegalAddress,
-                   "shared-memory overrun: wrote " + std::to_string(distance) + " byte(s) " +
-                       (before ? "before the start" : "past the end") + " of '" + s.name + "' (" +
-                       std::to_string(s.bytes) + " bytes, declared at " + site(s.file, s.line) + ")");
+      block_fault(cudaErrorIllegalAddress, "shared-memory overrun: a thread wrote " + std::to_string(distance) +
+                                               " byte(s) " + (before ? "before the start" : "past the end") + " of '" +
+                                               s.name + "' (" + std::to_string(s.bytes) + " bytes, declared at " +
+                                               site(s.file, s.line) + ") " + when);
       return;
     }
   }
-  if (!racecheck_) return;
+}
+
+// After thread i's turn: no byte it changed may have been changed by another thread since the last barrier.
+void Executor::after_turn(int i) {
+  if (end_ == 0 || !racecheck_) return;
   for (size_t b = first_difference(mem_, snapshot_.data(), end_); b < end_;
        b = b + 1 + first_difference(mem_ + b + 1, snapshot_.data() + b + 1, end_ - b - 1)) {
     if (owner_[b] >= 0 && owner_[b] != i) {
@@ -522,7 +588,7 @@ void Executor::barrier(const char* file, int line) {
   t.state = State::kBarrier;
   t.file = file;
   t.line = line;
-  switch_to_scheduler();
+  end_turn();
 }
 
 void* Executor::shared_array(SharedTag* tag, size_t bytes, size_t align, const char* name, const char* file, int line) {
@@ -612,9 +678,6 @@ void Executor::warp_collective(const WarpCall& call) {
                                           std::to_string(current_ / 32) + " of this " + std::to_string(n) +
                                           "-thread block has " + std::to_string(lanes) + " threads");
   }
-  if (call.op == WarpOp::kLoadA) check_warp_pointer(call, 16, 8);
-  if (call.op == WarpOp::kLoadB) check_warp_pointer(call, 8, 16);
-  if (call.op == WarpOp::kStore) check_warp_pointer(call, 16, 16);
   CudaThread& self = threads_[current_];
   self.state = State::kWarp;
   self.call = call;
@@ -622,7 +685,7 @@ void Executor::warp_collective(const WarpCall& call) {
   self.line = call.line;
   for (int l = 0; l < 32; ++l) {
     if (threads_[lane0 + l].state != State::kWarp) {
-      switch_to_scheduler();  // the warp's last lane performs the collective and wakes this one
+      end_turn();  // the warp's last lane performs the collective and wakes this one
       return;
     }
   }
@@ -636,8 +699,13 @@ void Executor::warp_collective(const WarpCall& call) {
       fail(cudaErrorIllegalInstruction, what() + ": the lanes pass different pointers, ldm or layouts");
     }
   }
+  // The operand once for the warp (its lanes agree on it): the device-memory lookup takes the runtime's lock.
+  if (call.op == WarpOp::kLoadA) check_warp_pointer(call, 16, 8);
+  if (call.op == WarpOp::kLoadB) check_warp_pointer(call, 8, 16);
+  if (call.op == WarpOp::kStore) check_warp_pointer(call, 16, 16);
   perform(lane0);
   for (int l = 0; l < 32; ++l) threads_[lane0 + l].state = State::kReady;
+  woke_ = true;
 }
 
 void Executor::perform(int lane0) {
