@@ -382,20 +382,6 @@ describe('sizes checked before allocating', () => {
     expect(batch.err).toMatch(/a pre-training batch: 1048576 samples need \d+ bytes, above the limit/);
   });
 
-  it('refuses a native workspace larger than the memory available, before allocating it', async () => {
-    // 2^21 rows of a width-512 MLP: about 100 KB of activations a row, 200 GB in all; the inputs are 16 MB.
-    const net = VelocityNet.create({ width: 512, depth: 4, mlpRatio: 4 }, { seed: 1 });
-    const rows = 2 ** 21;
-    const x0 = Tensor.from(new Float32Array(rows * 2), [rows, 2]);
-    const batch = { x0, cond: Tensor.fromInt32(new Int32Array(rows), [rows, 1]) };
-    const before = net.getParameters();
-    const started = performance.now();
-    const error = await new FlowMatchingTrainer(net, { lr: 1e-3 }).step(batch).catch((e: unknown) => e);
-    expect((error as Error).message).toMatch(/out of host memory allocating \d+ bytes \(\d+ available\)/);
-    expect(performance.now() - started).toBeLessThan(10_000);
-    expect(Buffer.from(net.getParameters().buffer).equals(Buffer.from(before.buffer))).toBe(true);
-  });
-
   it('sdeLogProb refuses a std whose square underflows and a log-probability that overflows', () => {
     const x = Tensor.from(new Float32Array([1, 2]), [1, 2]);
     const mean = Tensor.from(new Float32Array([0, 0]), [1, 2]);
