@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The reliability checks of CI (docs/reliability.md), after the main build (build/, dist/) of scripts/dev.sh test:
-# the checkpoint and native-call fuzzers, the C++ suites under AddressSanitizer + UndefinedBehaviorSanitizer, and the
+# the checkpoint, native-call and surfaces fuzzers, the C++ suites under AddressSanitizer + UndefinedBehaviorSanitizer, and the
 # fuzzers and a vitest subset against an ASan build of the addon (node with libasan preloaded). The crash-consistency
 # test is a vitest file (test/reliability-crash.test.ts) of the main run. Last line: `N passed, N failed`.
 set -uo pipefail
@@ -23,6 +23,9 @@ check() {
 
 check "checkpoint fuzzer, 5000 inputs" node test/fuzz/checkpoint-fuzz.mjs --inputs 5000
 check "native-call fuzzer, 5000 calls" node test/fuzz/native-fuzz.mjs --inputs 5000
+for surface in adapter peft state-dict image-folder; do
+  check "surfaces fuzzer ($surface), 2000 inputs" node test/fuzz/surfaces-fuzz.mjs --surface "$surface" --inputs 2000
+done
 
 # One sanitizer build holds both the C++ suites and the addon (CPU backend).
 check "ASan + UBSan build (gcc)" npx cmake-js compile --out build-asan --CDDNFT_CUDA=OFF --CDDNFT_BUILD_TESTS=ON \
@@ -40,6 +43,8 @@ asan_node() {
 }
 check "ASan addon: native-call fuzzer, 2000 calls" asan_node node test/fuzz/native-fuzz.mjs --inputs 2000 --seed 7
 check "ASan addon: checkpoint fuzzer, 500 inputs" asan_node node test/fuzz/checkpoint-fuzz.mjs --inputs 500 --seed 7
+check "ASan addon: surfaces fuzzer (adapter), 300 inputs" asan_node node test/fuzz/surfaces-fuzz.mjs --surface adapter \
+  --inputs 300 --seed 7
 # Every native entry point at least once: the model's methods (net, trainers, checkpoints into/out of a model),
 # the stateless functions through the fuzzer above, setThreads and worker threads through the scenarios.
 check "ASan addon: vitest subset" asan_node npx vitest run test/reliability-errors.test.ts \

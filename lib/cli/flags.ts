@@ -1,8 +1,9 @@
 // Command-line options described by option tables (lib/options/schema.ts): a flag's parser, choices and default come from
 // its rule, and a JSON file given with --config is checked field by field against the same rules. Also the parsers
 // and flags that several commands share.
-import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { readGuardedText } from '../core/read-file.js';
+import { parseBoundedJson } from '../core/safetensors.js';
 import { guidanceLabel, SHAPES_GUIDANCE } from '../jobs/shapes/guidance.js';
 import { MICRO_BATCH } from '../options/optimizer.js';
 import {
@@ -64,13 +65,17 @@ export interface ConfigFlag {
 /**
  * A command's options, the values of the flags of its table `schema`, with those of its JSON config file
  * (`opts.config`) under the flags given explicitly. Every field of the file must be one of `schema` and satisfy its
- * rule; the error names the file and the field.
+ * rule; the error names the file and the field. The file is read by the guarded reader (lib/core/read-file.ts).
  */
-export function withConfig<S extends Schema>(opts: Resolved<S> & ConfigFlag, command: Command, schema: S): Resolved<S> {
+export async function withConfig<S extends Schema>(
+  opts: Resolved<S> & ConfigFlag,
+  command: Command,
+  schema: S,
+): Promise<Resolved<S>> {
   if (opts.config === undefined) return opts;
   let file: unknown;
   try {
-    file = JSON.parse(readFileSync(opts.config, 'utf8'));
+    file = parseBoundedJson(await readGuardedText(opts.config, 'config'));
   } catch (error) {
     throw new InvalidArgumentError(`cannot read config ${opts.config}: ${(error as Error).message}`);
   }

@@ -56,7 +56,7 @@ export function addPretrainCommand(program: Command): void {
     .addOption(flag('--out <path>', 'checkpoint to write', PRETRAIN_OPTIONS.out))
     .option('--config <file>', 'JSON file with any of these options')
     .action(async (given: Resolved<typeof PRETRAIN_OPTIONS> & ConfigFlag, command: Command) => {
-      const o = withConfig(given, command, PRETRAIN_OPTIONS);
+      const o = await withConfig(given, command, PRETRAIN_OPTIONS);
       if (o.minutes === undefined && o.steps === undefined) throw new InvalidArgumentError('give --minutes or --steps');
       if (o.schedule === 'cosine' && o.steps === undefined)
         throw new InvalidArgumentError('--schedule cosine needs --steps');

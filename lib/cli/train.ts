@@ -113,7 +113,7 @@ export function addTrainCommand(program: Command): void {
     .addOption(dashboardOption())
     .option('--json', 'end with a JSON summary on stdout (the progress log goes to stderr)')
     .action(async (given: TrainFlags, command: Command) => {
-      const o = withConfig(given, command, TRAIN_OPTIONS);
+      const o = await withConfig(given, command, TRAIN_OPTIONS);
       if (o.epochs === undefined && o.minutes === undefined)
         throw new InvalidArgumentError('give --epochs or --minutes');
       if (o.resume && o.base === SHAPES_BASE)

@@ -1,7 +1,7 @@
 // Every check of tensors in one place: the tensor arguments at the API edge (each failure names the argument), and
 // named tensors against a parameter layout with every problem collected, for plain state dicts
 // (lib/model/state-dict.ts) and PEFT adapters (lib/model/lora.ts), reported as one StateDictError.
-import { DisposedError, NumericError, StateDictError, type StateDictProblem } from './errors.js';
+import { DisposedError, excerpt, NumericError, StateDictError, type StateDictProblem } from './errors.js';
 import type { NativeParamSpec } from './native.js';
 import type { SafeTensor, TensorEntry } from './safetensors.js';
 import { Tensor } from './tensor.js';
@@ -55,7 +55,7 @@ export function headerProblems(
   }
   for (const [name, t] of Object.entries(tensors)) {
     if (known.has(name)) continue;
-    const detail = `'${name}' ${t.dtype} ${shape(t.shape)} is not ${outside}`;
+    const detail = `'${excerpt(name)}' ${t.dtype} ${shape(t.shape)} is not ${outside}`;
     problems.push({ name, kind: 'unexpected', detail });
   }
   return problems;

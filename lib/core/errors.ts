@@ -1,3 +1,14 @@
+/** The most characters of a value from a file that an error message quotes. */
+export const MAX_QUOTED = 200;
+
+/**
+ * `text` for an error message: as it is up to MAX_QUOTED characters, else its start and how long it is (a file's
+ * name or value can be megabytes long; a message must stay small).
+ */
+export function excerpt(text: string): string {
+  return text.length <= MAX_QUOTED ? text : `${text.slice(0, MAX_QUOTED)}… (${text.length} characters)`;
+}
+
 /** Base class of the errors this package throws besides TypeError/RangeError for invalid arguments. */
 export class DiffusionNftError extends Error {
   /** A stable machine-readable code, e.g. `DNFT_DISPOSED`. */
@@ -42,15 +53,18 @@ export interface StateDictProblem {
   readonly detail: string;
 }
 
-/** A plain state dict does not fit the network: `problems` lists every tensor at fault, as does the message. */
+/** The most problems a StateDictError's message lists (its `problems` hold them all). */
+const MAX_LISTED = 50;
+
+/** A plain state dict does not fit the network: `problems` lists every tensor at fault, the message the first 50. */
 export class StateDictError extends CheckpointError {
   /** Every tensor at fault, in the order found. */
   readonly problems: readonly StateDictProblem[];
   constructor(path: string, problems: readonly StateDictProblem[]) {
     const n = problems.length;
-    super(
-      `${path} does not fit the network (${n} problem${n === 1 ? '' : 's'}):\n${problems.map((p) => `  ${p.detail}`).join('\n')}`,
-    );
+    const listed = problems.slice(0, MAX_LISTED).map((p) => `  ${p.detail}`);
+    if (n > MAX_LISTED) listed.push(`  … and ${n - MAX_LISTED} more (see .problems)`);
+    super(`${path} does not fit the network (${n} problem${n === 1 ? '' : 's'}):\n${listed.join('\n')}`);
     this.problems = Object.freeze(problems.map((p) => Object.freeze({ ...p })));
   }
 }

@@ -4,6 +4,7 @@
 // because a checkpoint may be truncated or corrupt; writers are atomic. Little-endian throughout.
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
+import { excerpt } from './errors.js';
 import { writeFileAtomic } from './files.js';
 
 /** Element types read and written (F16 and BF16 are also read, converted to F32). */
@@ -24,6 +25,11 @@ export class SafetensorsError extends Error {
 
 /** The largest header accepted, as in the reference implementation. */
 export const MAX_HEADER = 100_000_000;
+/**
+ * The most tensors a header may declare: far above any network here (a depth-256 DiT with every parameter set and
+ * LoRA), and low enough that a header of empty tensors is refused before each is looked at.
+ */
+export const MAX_TENSORS = 100_000;
 /** The deepest nesting of JSON accepted in a header (and in JSON strings of its metadata). */
 export const MAX_JSON_DEPTH = 64;
 const METADATA = '__metadata__';
@@ -55,17 +61,23 @@ export interface Header {
 }
 
 /**
- * JSON.parse of text nested at most `maxDepth` deep; deeper text throws a RangeError before parsing (JSON.parse
- * would overflow the stack on very deep input).
+ * JSON.parse of text nested at most `maxDepth` deep and holding at most `maxObjects` objects; other text throws a
+ * RangeError before parsing (JSON.parse would overflow the stack on very deep input).
  */
-export function parseBoundedJson(text: string, maxDepth = MAX_JSON_DEPTH): unknown {
+export function parseBoundedJson(
+  text: string,
+  maxDepth = MAX_JSON_DEPTH,
+  maxObjects = Number.POSITIVE_INFINITY,
+): unknown {
   let depth = 0;
+  let objects = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
       for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
     } else if (c === 0x7b || c === 0x5b) {
       if (++depth > maxDepth) throw new RangeError(`JSON nested deeper than ${maxDepth} levels`);
+      if (c === 0x7b && ++objects > maxObjects) throw new RangeError(`JSON holding more than ${maxObjects} objects`);
     } else if (c === 0x7d || c === 0x5d) {
       depth--;
     }
@@ -94,7 +106,7 @@ function elementCount(shape: readonly number[]): number | undefined {
 }
 
 function formatShape(shape: readonly unknown[]): string {
-  return `[${shape.map((d) => JSON.stringify(d) ?? String(d)).join(', ')}]`;
+  return excerpt(`[${shape.map((d) => JSON.stringify(d) ?? String(d)).join(', ')}]`);
 }
 
 /**
@@ -238,9 +250,10 @@ export function decodeHeader(json: Uint8Array, dataLength: number, source?: stri
   }
   let header: unknown;
   try {
-    header = parseBoundedJson(text);
+    // The header object, __metadata__ and one object per tensor.
+    header = parseBoundedJson(text, MAX_JSON_DEPTH, MAX_TENSORS + 2);
   } catch (error) {
-    fail(`the header is not valid JSON (${(error as Error).message})`);
+    fail(`the header is not valid JSON or declares more than ${MAX_TENSORS} tensors (${(error as Error).message})`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) {
     fail(
@@ -251,8 +264,8 @@ export function decodeHeader(json: Uint8Array, dataLength: number, source?: stri
   if (duplicate !== undefined) {
     fail(
       duplicate.parent === undefined
-        ? `duplicate key '${duplicate.key}' in the header`
-        : `duplicate key '${duplicate.key}' in '${duplicate.parent}'`,
+        ? `duplicate key '${excerpt(duplicate.key)}' in the header`
+        : `duplicate key '${excerpt(duplicate.key)}' in '${excerpt(duplicate.parent)}'`,
     );
   }
 
@@ -263,37 +276,44 @@ export function decodeHeader(json: Uint8Array, dataLength: number, source?: stri
     if (name === METADATA) {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(`'${METADATA}' is not an object`);
       for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail(`'${METADATA}' entry '${key}' is not a string (got ${JSON.stringify(v)})`);
+        if (typeof v !== 'string')
+          fail(
+            `'${METADATA}' entry '${excerpt(key)}' is not a string (got ${excerpt(JSON.stringify(v) ?? String(v))})`,
+          );
         setOwn(metadata, key, v as string);
       }
       continue;
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value))
-      fail(`tensor '${name}': entry is not an object`);
+      fail(`tensor '${excerpt(name)}': entry is not an object`);
     const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
     if (!isDType(dtype) && !isHalf(dtype)) {
       fail(
-        `tensor '${name}': unsupported dtype ${JSON.stringify(dtype)} ` +
+        `tensor '${excerpt(name)}': unsupported dtype ${excerpt(JSON.stringify(dtype) ?? String(dtype))} ` +
           `(supported: ${[...Object.keys(SIZES), ...Object.keys(HALF_SIZES)].join(', ')})`,
       );
     }
     const type = dtype as SafeDType | 'F16' | 'BF16';
-    if (!Array.isArray(shape)) fail(`tensor '${name}': shape is not an array`);
+    if (!Array.isArray(shape)) fail(`tensor '${excerpt(name)}': shape is not an array`);
     const dims = shape as unknown[];
     const badDim = dims.find((d) => typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0);
     if (badDim !== undefined) {
-      fail(`tensor '${name}': shape ${formatShape(dims)} has ${JSON.stringify(badDim)}, not a non-negative integer`);
+      fail(
+        `tensor '${excerpt(name)}': shape ${formatShape(dims)} has ${excerpt(JSON.stringify(badDim) ?? String(badDim))}, not a non-negative integer`,
+      );
     }
     if (!Array.isArray(offsets) || offsets.length !== 2 || offsets.some((o) => !Number.isSafeInteger(o) || o < 0)) {
-      fail(`tensor '${name}': data_offsets ${JSON.stringify(offsets)} is not two non-negative integers`);
+      fail(
+        `tensor '${excerpt(name)}': data_offsets ${excerpt(JSON.stringify(offsets) ?? String(offsets))} is not two non-negative integers`,
+      );
     }
     const [begin, end] = offsets as [number, number];
-    if (end < begin) fail(`tensor '${name}': data_offsets [${begin}, ${end}] end before they begin`);
+    if (end < begin) fail(`tensor '${excerpt(name)}': data_offsets [${begin}, ${end}] end before they begin`);
     const count = elementCount(dims as number[]);
     const size = isHalf(type) ? HALF_SIZES[type] : SIZES[type];
     if (count === undefined || end - begin !== count * size) {
       fail(
-        `tensor '${name}': data_offsets [${begin}, ${end}] span ${end - begin} bytes but shape ` +
+        `tensor '${excerpt(name)}': data_offsets [${begin}, ${end}] span ${end - begin} bytes but shape ` +
           `${formatShape(dims)} of ${type} needs ${count === undefined ? 'too many' : count * size}`,
       );
     }
@@ -307,14 +327,16 @@ export function decodeHeader(json: Uint8Array, dataLength: number, source?: stri
   for (const r of ranges) {
     if (r.begin < expected) {
       fail(
-        `tensor '${r.name}': data_offsets [${r.begin}, ${r.end}] overlap the previous tensor, which ends at ${expected}`,
+        `tensor '${excerpt(r.name)}': data_offsets [${r.begin}, ${r.end}] overlap the previous tensor, which ends at ${expected}`,
       );
     }
     if (r.begin > expected) {
-      fail(`tensor '${r.name}': data_offsets [${r.begin}, ${r.end}] leave a gap after byte ${expected}`);
+      fail(`tensor '${excerpt(r.name)}': data_offsets [${r.begin}, ${r.end}] leave a gap after byte ${expected}`);
     }
     if (r.end > dataLength) {
-      fail(`truncated: tensor '${r.name}' ends at data byte ${r.end} but the data section has only ${dataLength}`);
+      fail(
+        `truncated: tensor '${excerpt(r.name)}' ends at data byte ${r.end} but the data section has only ${dataLength}`,
+      );
     }
     expected = r.end;
   }

@@ -1,13 +1,15 @@
 // Training images from a folder in the ImageFolder convention (docs/data.md): DIR/<class>/**/*.png, one condition
 // token per class folder, decoded with pngjs, resized to the network's image side and scaled to [−1, 1].
 import type { Dirent } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { extname, join, relative } from 'node:path';
 import { PNG } from 'pngjs';
 import { DatasetError } from '../core/errors.js';
-import { native } from '../core/native.js';
+import { limits, native } from '../core/native.js';
 import { IMAGE_FOLDER_STREAM } from '../core/random.js';
+import { readGuarded } from '../core/read-file.js';
 import { Tensor } from '../core/tensor.js';
+import { checkPng } from '../images/png-check.js';
 import { resizeImage } from '../images/resize.js';
 import type { NetConfig } from '../options/net-config.js';
 import { type Rule, resolveOptions } from '../options/schema.js';
@@ -173,11 +175,18 @@ export async function imageFolderDataset(
     files.push(...found);
     for (const _ of found) labels.push(k);
   }
+  const bytes = files.length * config.dataDim * Float32Array.BYTES_PER_ELEMENT;
+  if (bytes > limits().maxArrayBytes) {
+    throw new DatasetError(
+      dir,
+      `${files.length} images of ${config.dataDim} values need ${bytes} bytes, over the limit of ${limits().maxArrayBytes}`,
+    );
+  }
   const images = new Float32Array(files.length * config.dataDim);
   let resized = 0;
   for (const [i, file] of files.entries()) {
     const path = join(dir, file);
-    const image = decodeImage(path, await readFile(path), shape.channels);
+    const image = decodeImage(path, await readImageFile(path), shape.channels);
     if (image.width !== shape.size || image.height !== shape.size) {
       if (o.resize === 'reject') {
         throw new DatasetError(
@@ -261,10 +270,22 @@ interface DecodedImage {
   values: Float32Array;
 }
 
-// Decodes a PNG of any bit depth and colour type into `channels` channels at full precision, or says why it cannot.
+// The bytes of an image file (the guarded reader: a regular file within READ_LIMITS.image), or a DatasetError.
+async function readImageFile(path: string): Promise<Buffer> {
+  try {
+    return await readGuarded(path, 'image');
+  } catch (error) {
+    throw new DatasetError(path, `cannot read the image (${(error as Error).message})`, { cause: error });
+  }
+}
+
+// Decodes a PNG of any bit depth and colour type into `channels` channels at full precision, or says why it cannot:
+// its structure and size are checked first (checkPng), so that corrupt data is not read as black pixels and a
+// huge declared size is refused before anything is allocated for it.
 function decodeImage(path: string, bytes: Buffer, channels: number): DecodedImage {
   let png: ReturnType<typeof PNG.sync.read>;
   try {
+    checkPng(bytes);
     png = PNG.sync.read(bytes, { skipRescale: true });
   } catch (error) {
     throw new DatasetError(path, `is not a readable PNG image (${(error as Error).message})`, { cause: error });

@@ -22,6 +22,26 @@ export interface ImageGridOptions {
 
 const LABEL_FONT_PX = 13;
 
+/** The most pixels of a grid (2^26: 256 MiB of RGBA), checked before any is allocated. */
+export const MAX_GRID_PIXELS = 2 ** 26;
+
+/**
+ * The size in pixels of the grid of `n` images (without row labels); a RangeError when it is above
+ * MAX_GRID_PIXELS. Callers check it before they make the samples.
+ */
+export function gridSize(n: number, options: ImageGridOptions): { width: number; height: number } {
+  const { size, scale = 4, gap = 2 } = options;
+  const columns = options.columns ?? Math.ceil(Math.sqrt(n));
+  const cell = size * scale + gap;
+  const width = columns * cell + gap;
+  const height = Math.ceil(n / columns) * cell + gap;
+  if (width * height > MAX_GRID_PIXELS)
+    throw new RangeError(
+      `a grid of ${n} images in ${columns} columns is ${width}×${height} pixels, above the limit of ${MAX_GRID_PIXELS}`,
+    );
+  return { width, height };
+}
+
 /**
  * Encodes images, the rows of `samples` (n, size·size·channels, HWC, values in [−1, 1]), as one PNG grid: the bytes
  * that `MetricsLog.evaluation` takes as its sample grid (`{ png, prompts }`, with `rowLabels` beside the rows).
@@ -34,9 +54,9 @@ export function imageGrid(samples: Tensor, options: ImageGridOptions): Buffer {
   }
   if (channels !== 1 && channels !== 3) throw new RangeError('imageGrid supports 1 or 3 channels');
   const columns = options.columns ?? Math.ceil(Math.sqrt(n));
-  const rows = Math.ceil(n / columns);
+  const { width, height } = gridSize(n, { ...options, columns });
   const cell = size * scale + gap;
-  const png = new PNG({ width: columns * cell + gap, height: rows * cell + gap });
+  const png = new PNG({ width, height });
   png.data.fill(128);
   const data = samples.storage;
   const byte = (v: number) => Math.max(0, Math.min(255, Math.round(((v + 1) / 2) * 255)));

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import type { Tensor } from '../core/tensor.js';
 import { type ImageFolderDataset, imageFolderDataset } from '../data/image-folder.js';
 import { saveCheckpoint } from '../model/checkpoint.js';
-import type { VelocityNet } from '../model/net.js';
+import { checkSamples, type VelocityNet } from '../model/net.js';
 import { FLOW_MATCHING_SCHEMA } from '../options/flow-matching.js';
 import { MICRO_BATCH, OPTIMIZER_SCHEMA } from '../options/optimizer.js';
 import { pick, type Resolved, type Rule, resolveOptions, withDefaults } from '../options/schema.js';
@@ -144,6 +144,7 @@ export async function pretrainLoop(
     throw new RangeError('pre-training needs steps or minutes');
   const { schedule } = o;
   if (schedule === 'cosine' && !Number.isFinite(limitSteps)) throw new RangeError('a cosine schedule needs steps');
+  checkSamples('a pre-training batch', o.batch, net.config.dataDim);
   const trainer = new FlowMatchingTrainer(net, {
     lr: o.lr,
     warmupSteps: 100,

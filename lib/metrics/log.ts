@@ -13,7 +13,9 @@ import {
   type MetricsRecord,
   type ProgressRecord,
   type ReferenceRecord,
+  type RejectedLine,
   readRunRecords,
+  salvageRunRecords,
 } from './records.js';
 
 /** What a trainer reports of an epoch: its EpochStats (lib/training/online-options.ts) and the method's own. */
@@ -39,8 +41,12 @@ export interface MetricsLogOptions {
   epoch: number;
   /** The trainer's name for the start record. */
   trainer: string;
-  /** Called with the error when the earlier records cannot be read; they are then dropped (default: throw). */
-  onUnreadable?: (error: Error) => void;
+  /**
+   * Called with a MetricsFormatError saying what of the earlier records could not be read: the lines that are not
+   * records are left out and written to `metrics.jsonl.rejected-<time>` in `dir`, the others kept; a file that
+   * cannot be read at all is dropped. Default: throw that error, and write nothing.
+   */
+  onUnreadable?: (error: MetricsFormatError) => void;
   /** The run's resolved configuration, written to config.json. */
   config?: unknown;
   /** Receives each record as it is made. */
@@ -72,6 +78,39 @@ export function gridPath(epoch: number): string {
   return `samples/epoch-${String(epoch).padStart(4, '0')}.png`;
 }
 
+/**
+ * The records of the run in `source` that a continuing run keeps: all of them (readRunRecords) without
+ * `onUnreadable`; with it, the readable ones (salvageRunRecords), the rest set aside in `o.dir` and reported.
+ */
+async function earlierRecords(source: string, o: MetricsLogOptions): Promise<MetricsRecord[]> {
+  if (o.onUnreadable === undefined) return readRunRecords(source);
+  let found: Awaited<ReturnType<typeof salvageRunRecords>>;
+  try {
+    found = await salvageRunRecords(source);
+  } catch (error) {
+    if (!(error instanceof MetricsFormatError)) throw error;
+    o.onUnreadable(new MetricsFormatError(`${error.message}; its records are not kept`));
+    return [];
+  }
+  const { records, rejected, path } = found;
+  if (rejected.length === 0) return records;
+  let where = '';
+  if (o.dir !== undefined) {
+    await mkdir(o.dir, { recursive: true });
+    const aside = join(o.dir, `${METRICS_FILE}.rejected-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    await writeFileAtomic(aside, rejected.map((r) => `${r.text}\n`).join(''));
+    where = `, set aside in ${aside}`;
+  }
+  const lines = rejected.length === 1 ? 'line' : 'lines';
+  const first = rejected[0] as RejectedLine;
+  o.onUnreadable(
+    new MetricsFormatError(
+      `${path}: ${rejected.length} ${lines} that are not records left out (line ${first.line}: ${first.problem})${where}; ${records.length} records kept`,
+    ),
+  );
+  return records;
+}
+
 /** A run's metrics stream: open() it, then write its records. */
 export class MetricsLog {
   readonly #dir: string | undefined;
@@ -92,13 +131,7 @@ export class MetricsLog {
    */
   static async open(o: MetricsLogOptions): Promise<MetricsLog> {
     const source = o.from ?? o.dir;
-    let earlier: MetricsRecord[] = [];
-    try {
-      if (o.epoch > 0 && source !== undefined) earlier = await readRunRecords(source);
-    } catch (error) {
-      if (o.onUnreadable === undefined || !(error instanceof MetricsFormatError)) throw error;
-      o.onUnreadable(error);
-    }
+    const earlier = o.epoch > 0 && source !== undefined ? await earlierRecords(source, o) : [];
     const records = earlier.filter((r) => r.epoch <= o.epoch);
     if (o.dir !== undefined) {
       await mkdir(join(o.dir, 'samples'), { recursive: true });

@@ -1,8 +1,9 @@
 // The records of a run's metrics stream (metrics.jsonl, one JSON object a line; docs/dashboard.md) and how a run
 // folder's records are read, the older metrics.json of evaluated points included.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DiffusionNftError } from '../core/errors.js';
+import { DiffusionNftError, excerpt } from '../core/errors.js';
+import { FileReadError, readGuardedText } from '../core/read-file.js';
+import { parseBoundedJson } from '../core/safetensors.js';
 
 /** The schema version of the records written now. Records converted from a metrics.json carry version 0. */
 export const METRICS_VERSION = 1;
@@ -207,26 +208,53 @@ export class MetricsFormatError extends DiffusionNftError {
 
 const KINDS = new Set(['start', 'epoch', 'evaluation', 'progress', 'reference']);
 
-/**
- * The records of a metrics.jsonl text. A last line without its newline is one still being written and is left out;
- * any other line that is not a record throws MetricsFormatError naming it.
- */
-export function parseRecords(text: string, what = METRICS_FILE): MetricsRecord[] {
+/** What is wrong with a parsed line as a record (kind, epoch, elapsed), or undefined when it is one. */
+function recordProblem(r: unknown): string | undefined {
+  if (r === null || typeof r !== 'object' || Array.isArray(r)) return 'not a metrics record (a JSON object)';
+  const { kind, epoch, elapsed } = r as Partial<MetricsRecord>;
+  if (!KINDS.has(kind as string)) return `not a metrics record (kind ${excerpt(JSON.stringify(kind) ?? 'missing')})`;
+  if (!Number.isSafeInteger(epoch) || (epoch as number) < 0) return 'epoch is not an integer >= 0';
+  if (typeof elapsed !== 'number' || !Number.isFinite(elapsed) || elapsed < 0) return 'elapsed is not a number >= 0';
+  return undefined;
+}
+
+/** A line of metrics.jsonl that is not a record: its number (from 1), its text, and why. */
+export interface RejectedLine {
+  line: number;
+  text: string;
+  problem: string;
+}
+
+/** Each line of a metrics.jsonl text as a record or a rejected line; a last line without its newline is left out. */
+function splitRecords(text: string): { records: MetricsRecord[]; rejected: RejectedLine[] } {
   const lines = text.split('\n');
   lines.pop(); // '' after the last newline, or a line still being written
-  return lines.map((line, i) => {
+  const records: MetricsRecord[] = [];
+  const rejected: RejectedLine[] = [];
+  for (const [i, line] of lines.entries()) {
     let record: unknown;
+    let problem: string | undefined;
     try {
-      record = JSON.parse(line);
+      record = parseBoundedJson(line);
+      problem = recordProblem(record);
     } catch (error) {
-      throw new MetricsFormatError(`${what} line ${i + 1}: ${(error as Error).message}`);
+      problem = (error as Error).message;
     }
-    const r = record as Partial<MetricsRecord> | null;
-    if (r === null || typeof r !== 'object' || !KINDS.has(r.kind as string) || !Number.isInteger(r.epoch)) {
-      throw new MetricsFormatError(`${what} line ${i + 1}: not a metrics record (kind, version, epoch)`);
-    }
-    return r as MetricsRecord;
-  });
+    if (problem === undefined) records.push(record as MetricsRecord);
+    else rejected.push({ line: i + 1, text: line, problem });
+  }
+  return { records, rejected };
+}
+
+/**
+ * The records of a metrics.jsonl text. A last line without its newline is one still being written and is left out;
+ * any other line that is not a record (kind, epoch, a numeric elapsed) throws MetricsFormatError naming it.
+ */
+export function parseRecords(text: string, what = METRICS_FILE): MetricsRecord[] {
+  const { records, rejected } = splitRecords(text);
+  const first = rejected[0];
+  if (first !== undefined) throw new MetricsFormatError(`${what} line ${first.line}: ${first.problem}`);
+  return records;
 }
 
 /** A point of the older metrics.json: an evaluation with the training reward of its epoch. */
@@ -252,21 +280,57 @@ export function legacyRecords(points: unknown, what = LEGACY_METRICS_FILE): Metr
   });
 }
 
+/** The text of a run's metrics file (a missing file is undefined), read by the guarded reader. */
+async function readMetricsText(path: string): Promise<string | undefined> {
+  try {
+    return await readGuardedText(path, 'metrics');
+  } catch (error) {
+    if (error instanceof FileReadError && error.reason === 'missing') return undefined;
+    throw new MetricsFormatError((error as Error).message);
+  }
+}
+
+/** The records of a metrics.json of points (legacyRecords), any problem a MetricsFormatError. */
+function legacyText(text: string, path: string): MetricsRecord[] {
+  try {
+    return legacyRecords(parseBoundedJson(text), path);
+  } catch (error) {
+    if (error instanceof MetricsFormatError) throw error;
+    throw new MetricsFormatError(`${path}: ${(error as Error).message}`);
+  }
+}
+
 /**
  * The records of a run folder: its metrics.jsonl, else its metrics.json converted; an empty list when it has
- * neither (a run that has not written yet).
+ * neither (a run that has not written yet). A file that is not a regular file, is over READ_LIMITS.metrics or holds
+ * a line that is not a record throws MetricsFormatError.
  */
 export async function readRunRecords(dir: string): Promise<MetricsRecord[]> {
   const path = join(dir, METRICS_FILE);
-  const text = await readFile(path, 'utf8').catch(() => undefined);
+  const text = await readMetricsText(path);
   if (text !== undefined) return parseRecords(text, path);
   const legacy = join(dir, LEGACY_METRICS_FILE);
-  const points = await readFile(legacy, 'utf8').catch(() => undefined);
-  if (points === undefined) return [];
+  const points = await readMetricsText(legacy);
+  return points === undefined ? [] : legacyText(points, legacy);
+}
+
+/**
+ * What can be kept of a run folder's records, for a run that continues it: the records of its metrics.jsonl line
+ * by line, with the lines that are not records in `rejected` (`path` names the file). A metrics.json is converted
+ * whole or not at all. A file that cannot be read throws MetricsFormatError, as readRunRecords.
+ */
+export async function salvageRunRecords(
+  dir: string,
+): Promise<{ records: MetricsRecord[]; rejected: RejectedLine[]; path: string }> {
+  const path = join(dir, METRICS_FILE);
+  const text = await readMetricsText(path);
+  if (text !== undefined) return { ...splitRecords(text), path };
+  const legacy = join(dir, LEGACY_METRICS_FILE);
+  const points = await readMetricsText(legacy);
+  if (points === undefined) return { records: [], rejected: [], path };
   try {
-    return legacyRecords(JSON.parse(points), legacy);
+    return { records: legacyText(points, legacy), rejected: [], path: legacy };
   } catch (error) {
-    if (error instanceof MetricsFormatError) throw error;
-    throw new MetricsFormatError(`${legacy}: ${(error as Error).message}`);
+    return { records: [], rejected: [{ line: 1, text: points, problem: (error as Error).message }], path: legacy };
   }
 }

@@ -1,5 +1,5 @@
-import { CheckpointError } from '../core/errors.js';
-import { limits, type NativeParamSpec, native } from '../core/native.js';
+import { CheckpointError, excerpt } from '../core/errors.js';
+import { type NativeParamSpec, native } from '../core/native.js';
 import {
   type Header,
   openSafetensorsFile,
@@ -13,6 +13,7 @@ import { objectOption, rejectUnknown } from '../options/schema.js';
 import { ADAPTER_FORMAT, adapterEntries, adapterTensors, EXTRA_SETS, M_PREFIX, V_PREFIX } from './lora.js';
 import { PEFT_PREFIX } from './lora-peft.js';
 import { type CreateOptions, VelocityNet } from './net.js';
+import { parseStep } from './step.js';
 
 const FORMAT = 'diffusion-nft/1';
 // With LoRA adapters (docs/lora.md) those sets and the optimiser state are the adapters', saved under this prefix.
@@ -150,7 +151,8 @@ function checkHeader(
     }
   }
   const unknown = names.filter((k) => !known.has(k) && !adapters.has(k));
-  if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
+  if (unknown.length > 0)
+    throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).map(excerpt).join(', ')}`);
   return prefixes;
 }
 
@@ -187,18 +189,6 @@ function withArch(config: unknown, arch: string | undefined): unknown {
   return { arch: stored ?? arch ?? 'mlp', ...config };
 }
 
-/** The optimiser step of `dnft.step`: decimal digits only, at most the native limit. */
-function parseStep(text: string | undefined, path: string): number {
-  if (text === undefined) return 0;
-  const step = /^(0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : Number.NaN;
-  if (!(step <= limits().maxStep)) {
-    throw new CheckpointError(
-      `${path}: invalid dnft.step ${JSON.stringify(text.slice(0, 40))} (a decimal integer in [0, 2^40])`,
-    );
-  }
-  return step;
-}
-
 /** What a file's metadata says: the config and step, checked. */
 function readMetadata(file: Header, path: string): { config: NetConfig; step: number } {
   const meta = file.metadata;
@@ -211,7 +201,7 @@ function readMetadata(file: Header, path: string): { config: NetConfig; step: nu
   }
   if (meta['dnft.format'] !== FORMAT) {
     throw new CheckpointError(
-      `${path}: not a diffusion-nft checkpoint (dnft.format is ${meta['dnft.format'] ?? 'missing'})`,
+      `${path}: not a diffusion-nft checkpoint (dnft.format is ${excerpt(meta['dnft.format'] ?? 'missing')})`,
     );
   }
   let config: NetConfig;
@@ -238,7 +228,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     const into = load.into;
     if (into !== undefined && JSON.stringify(into.config) !== JSON.stringify(config)) {
       throw new CheckpointError(
-        `${path}: config ${meta['dnft.config']} does not match the network's ${JSON.stringify(into.config)}`,
+        `${path}: config ${excerpt(String(meta['dnft.config']))} does not match the network's ${JSON.stringify(into.config)}`,
       );
     }
     const layout = native().paramLayout({ ...config });

@@ -3,7 +3,8 @@
 // (r, lora_alpha, target_modules, …). This file maps that config to our LoRA options and back; lib/model/lora.ts reads and
 // writes the files.
 
-import { CheckpointError } from '../core/errors.js';
+import { RE2JS } from 're2js';
+import { CheckpointError, excerpt } from '../core/errors.js';
 import type { TensorEntry } from '../core/safetensors.js';
 import type { LoraInit } from '../options/lora.js';
 
@@ -45,21 +46,41 @@ export function peftConfig(lora: { rank: number; alpha: number; init: LoraInit; 
   };
 }
 
-/** PEFT's module matching: a string is a regular expression for the whole name, a list holds names or `.`-suffixes. */
+/**
+ * The longest target_modules pattern compiled (compiling costs time in proportion to the pattern), and the most
+ * names a target_modules list may hold (each is compared with every module of every block).
+ */
+const MAX_PATTERN = 10_000;
+
+/**
+ * PEFT's module matching: a string is a regular expression for the whole name (Python's re.fullmatch), a list holds
+ * names or `.`-suffixes. The pattern comes from a file, so it runs on RE2's linear-time engine (re2js), never on a
+ * backtracking one: no pattern can hang the load. RE2 refuses back-references and look-arounds, which the module
+ * names here never need.
+ */
 function moduleMatcher(path: string, targetModules: unknown): (name: string) => boolean {
   if (typeof targetModules === 'string') {
     if (targetModules === 'all-linear')
       throw new CheckpointError(`${path}: target_modules 'all-linear' also adapts linears outside the blocks`);
-    let pattern: RegExp;
+    if (targetModules.length > MAX_PATTERN)
+      throw new CheckpointError(
+        `${path}: target_modules is a pattern of ${targetModules.length} characters, over the limit of ${MAX_PATTERN}`,
+      );
+    let pattern: RE2JS;
     try {
-      pattern = new RegExp(`^(?:${targetModules})$`);
+      pattern = RE2JS.compile(targetModules);
     } catch (error) {
-      throw new CheckpointError(`${path}: target_modules: ${(error as Error).message}`, { cause: error });
+      throw new CheckpointError(`${path}: target_modules: ${excerpt((error as Error).message)}`, { cause: error });
     }
-    return (name) => pattern.test(name);
+    return (name) => pattern.matches(name);
   }
-  if (Array.isArray(targetModules) && targetModules.every((t) => typeof t === 'string'))
+  if (Array.isArray(targetModules) && targetModules.every((t) => typeof t === 'string')) {
+    if (targetModules.length > MAX_PATTERN)
+      throw new CheckpointError(
+        `${path}: target_modules lists ${targetModules.length} names, over the limit of ${MAX_PATTERN}`,
+      );
     return (name) => targetModules.some((t: string) => name === t || name.endsWith(`.${t}`));
+  }
   throw new CheckpointError(`${path}: target_modules must be a list of module names or a regular expression`);
 }
 
@@ -77,7 +98,7 @@ export function peftLoraOfConfig(path: string, config: unknown, modules: readonl
     throw new CheckpointError(`${path}: must hold a JSON object`);
   const c = config as Record<string, unknown>;
   const refuse = (field: string, why: string) => {
-    throw new CheckpointError(`${path}: ${field} = ${JSON.stringify(c[field])} is not supported (${why})`);
+    throw new CheckpointError(`${path}: ${field} = ${excerpt(JSON.stringify(c[field]))} is not supported (${why})`);
   };
   if (c.peft_type !== undefined && c.peft_type !== 'LORA') refuse('peft_type', 'only LORA');
   if (c.use_dora === true) refuse('use_dora', 'DoRA is not LoRA');
@@ -98,7 +119,7 @@ export function peftLoraOfConfig(path: string, config: unknown, modules: readonl
   }
   if (targets.length === 0)
     throw new CheckpointError(
-      `${path}: target_modules ${JSON.stringify(c.target_modules)} matches no block module of this network (${modules.map((m) => `'${m}'`).join(', ')})`,
+      `${path}: target_modules ${excerpt(JSON.stringify(c.target_modules))} matches no block module of this network (${modules.map((m) => `'${m}'`).join(', ')})`,
     );
   const rank = c.r;
   const alpha =

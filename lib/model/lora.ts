@@ -2,13 +2,15 @@
 // Their options are lib/options/lora.ts. The native core
 // holds the adapters (native/core/lora.h) and checks the target names against the network's modules.
 
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { flatten, headerProblems } from '../core/checks.js';
-import { CheckpointError, fromNative, StateDictError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/files.js';
+import { CheckpointError, excerpt, fromNative, StateDictError } from '../core/errors.js';
+import { committedPath, writeFilesAtomic } from '../core/files.js';
 import { type NativeParamSpec, native, type ParamSetName } from '../core/native.js';
+import { readGuardedText } from '../core/read-file.js';
 import {
+  encodeSafetensors,
   openSafetensorsFile,
   parseBoundedJson,
   type SafeTensor,
@@ -28,6 +30,7 @@ import {
   peftLoraOfTensors,
 } from './lora-peft.js';
 import type { LoraInfo, VelocityNet } from './net.js';
+import { parseStep } from './step.js';
 
 /** The `dnft.format` of our adapter files. */
 export const ADAPTER_FORMAT = 'diffusion-nft-lora/1';
@@ -230,7 +233,7 @@ export async function loadAdapter(path: string, net: VelocityNet, options: LoadA
   );
   let file: SafetensorsFile;
   try {
-    file = await openSafetensorsFile(folder ? join(path, PEFT_WEIGHTS) : path);
+    file = await openSafetensorsFile(folder ? await committedPath(path, PEFT_WEIGHTS) : path);
   } catch (error) {
     throw new CheckpointError(`cannot read adapter: ${(error as Error).message}`, { cause: error });
   }
@@ -249,16 +252,18 @@ export async function loadAdapter(path: string, net: VelocityNet, options: LoadA
 async function loadOwnAdapter(path: string, file: SafetensorsFile, net: VelocityNet): Promise<void> {
   const meta = file.metadata;
   if (meta['dnft.format'] !== ADAPTER_FORMAT)
-    throw new CheckpointError(`${path}: not a diffusion-nft adapter (dnft.format is ${meta['dnft.format']})`);
+    throw new CheckpointError(
+      `${path}: not a diffusion-nft adapter (dnft.format is ${excerpt(String(meta['dnft.format']))})`,
+    );
   if (meta['dnft.config'] !== JSON.stringify(net.config))
     throw new CheckpointError(
-      `${path}: base config ${meta['dnft.config']} does not match the network's ${JSON.stringify(net.config)}`,
+      `${path}: base config ${excerpt(String(meta['dnft.config']))} does not match the network's ${JSON.stringify(net.config)}`,
     );
-  const step = Number(meta['dnft.step'] ?? '0');
-  if (!Number.isSafeInteger(step) || step < 0) throw new CheckpointError(`${path}: invalid dnft.step`);
+  const step = parseStep(meta['dnft.step'], path);
   const entries = adapterEntries(path, net.config, meta, Object.keys(file.tensors), '');
   const unknown = Object.keys(file.tensors).filter((k) => !entries.names.has(k));
-  if (unknown.length > 0) throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).join(', ')}`);
+  if (unknown.length > 0)
+    throw new CheckpointError(`${path}: unexpected tensors: ${unknown.slice(0, 5).map(excerpt).join(', ')}`);
   entries.check(file.tensors);
   entries.read(await file.readTensors(), step)(net);
 }
@@ -279,7 +284,7 @@ async function loadPeftAdapter(
     const configPath = join(path, PEFT_CONFIG);
     let text: string;
     try {
-      text = await readFile(configPath, 'utf8');
+      text = await readGuardedText(await committedPath(path, PEFT_CONFIG), 'config');
     } catch (error) {
       throw new CheckpointError(`cannot read adapter: ${(error as Error).message}`, { cause: error });
     }
@@ -326,7 +331,9 @@ async function loadPeftAdapter(
 /**
  * Writes the adapter (θ's, without the other sets or moments) as PEFT's save_pretrained does, into the folder `dir`:
  * adapter_model.safetensors with the tensors under `base_model.model.` (`base_model.model.blocks.0.attn.qkv.lora_A.weight`
- * …), and adapter_config.json (r, lora_alpha, target_modules naming the adapted block modules exactly).
+ * …), and adapter_config.json (r, lora_alpha, target_modules naming the adapted block modules exactly). The two are
+ * replaced as one (writeFilesAtomic, lib/core/files.ts): a process killed during the save leaves a folder that loads
+ * the old adapter or the new one.
  */
 export async function savePeftAdapter(dir: string, net: VelocityNet): Promise<void> {
   net.assertIdle('savePeftAdapter');
@@ -340,9 +347,10 @@ export async function savePeftAdapter(dir: string, net: VelocityNet): Promise<vo
       shape: [...p.shape],
       data: theta.subarray(p.offset, p.offset + p.size),
     };
-  await mkdir(dir, { recursive: true });
-  await writeSafetensorsFile(join(dir, PEFT_WEIGHTS), tensors, { format: 'pt' });
-  await writeFileAtomic(join(dir, PEFT_CONFIG), `${JSON.stringify(peftConfig(info), null, 2)}\n`);
+  await writeFilesAtomic(dir, {
+    [PEFT_WEIGHTS]: encodeSafetensors(tensors, { format: 'pt' }),
+    [PEFT_CONFIG]: `${JSON.stringify(peftConfig(info), null, 2)}\n`,
+  });
 }
 
 /** The module names inside a block that LoRA can target on a network of `config` (e.g. 'attn.qkv'), in order. */

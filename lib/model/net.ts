@@ -118,6 +118,20 @@ export function checkBatch(what: string, rows: number): void {
   if (rows > maxBatch) throw new RangeError(`${what} has ${rows} rows, above the limit of ${maxBatch} per call`);
 }
 
+/**
+ * Throws a RangeError when `rows` samples of `dataDim` values are more rows than one call takes or more bytes than
+ * one array may hold: for callers that build the inputs of so many samples, before they allocate them.
+ */
+export function checkSamples(what: string, rows: number, dataDim: number): void {
+  checkBatch(what, rows);
+  const { maxArrayBytes } = limits();
+  const bytes = rows * dataDim * Float32Array.BYTES_PER_ELEMENT;
+  if (bytes > maxArrayBytes)
+    throw new RangeError(
+      `${what}: ${rows} samples need ${bytes} bytes, above the limit of ${maxArrayBytes} for one array`,
+    );
+}
+
 /** The inputs of one batch, checked and converted for a native call. */
 export interface BatchInputs {
   batch: number;

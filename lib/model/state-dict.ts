@@ -3,7 +3,7 @@
 // network's layout and all the problems are reported together (docs/guide.md, "Weights from and to PyTorch").
 
 import { flatten, headerProblems } from '../core/checks.js';
-import { CheckpointError, StateDictError } from '../core/errors.js';
+import { CheckpointError, excerpt, StateDictError } from '../core/errors.js';
 import { native } from '../core/native.js';
 import { type NetConfig, type NetPreset, resolveNetConfig } from '../options/net-config.js';
 import { withLoad } from './checkpoint.js';
@@ -41,7 +41,9 @@ export async function loadStateDict(
   return withLoad('loadStateDict', 'state dict', path, options, ['into', 'device', 'precision'], async (file, load) => {
     const format = file.metadata['dnft.format'];
     if (format !== undefined) {
-      throw new CheckpointError(`${path} is a diffusion-nft file (dnft.format ${format}): load it with loadCheckpoint`);
+      throw new CheckpointError(
+        `${path} is a diffusion-nft file (dnft.format ${excerpt(format)}): load it with loadCheckpoint`,
+      );
     }
     const layout = native().paramLayout({ ...resolved });
     const problems = headerProblems(file.tensors, layout);

@@ -63,8 +63,14 @@ export function sdeStep(
 }
 
 /**
+ * The stds sdeLogProb takes: 2·std² must be a normal float32, neither 0 nor infinite (std 1e-30 would divide by 0).
+ */
+const SDE_STD_RANGE = [2 ** -63, 2 ** 63] as const;
+
+/**
  * log N(xNext; mean, std²·I) of each row (B, D), averaged over the D dimensions as the code does (a per-dimension
- * geometric mean), or summed with `{ sum: true }`.
+ * geometric mean), or summed with `{ sum: true }`. A std outside [2^-63, 2^63] is a RangeError; a log-probability
+ * that overflows (x far from the mean for the std) a NumericError.
  */
 export function sdeLogProb(xNext: Tensor, mean: Tensor, std: number, options: { sum?: boolean } = {}): Float32Array {
   const opts = objectOption('sdeLogProb options', options);
@@ -73,14 +79,17 @@ export function sdeLogProb(xNext: Tensor, mean: Tensor, std: number, options: { 
   checkTensor('mean', mean, 'float32', xNext.shape);
   checkFinite('xNext', xNext.storage as Float32Array);
   checkFinite('mean', mean.storage as Float32Array);
-  if (!(std > 0 && Number.isFinite(std))) throw new RangeError(`std must be a positive number, got ${std}`);
-  return native().sdeLogp(
+  if (!(std >= SDE_STD_RANGE[0] && std <= SDE_STD_RANGE[1]))
+    throw new RangeError(`std must be a number in [2^-63, 2^63] (its float32 square is used), got ${std}`);
+  const logp = native().sdeLogp(
     xNext.storage as Float32Array,
     mean.storage as Float32Array,
     std,
     xNext.shape[1] as number,
     opts.sum === true,
   );
+  checkFinite(`sdeLogProb (std ${std}): the log-probability`, logp);
+  return logp;
 }
 
 /** Options of sampleSde. */

@@ -1,15 +1,49 @@
 // The CPU backend's memory: 64-byte aligned host allocations and plain copies.
 #include "cpu/cpu_backend.h"
 
+#include <unistd.h>
+
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <limits>
 #include <string>
 
 namespace dnft {
 
 namespace cpu {
 
+namespace {
+
+// Allocations from this size up are checked against the memory the system has available.
+constexpr size_t kCheckedBytes = size_t{64} << 20;
+
+// The memory the system can give without swapping: MemAvailable of /proc/meminfo where there is one, else the
+// physical memory.
+size_t available_host_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  size_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") return kib * 1024;
+    meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : SIZE_MAX;
+}
+
+}  // namespace
+
 void* CpuBackend::alloc(size_t bytes) {
+  // An allocation above the available memory would succeed on an overcommitting system and then push the machine
+  // into swap or the OOM killer as it is filled: refuse it before (e.g. the workspace of a huge batch).
+  if (bytes >= kCheckedBytes) {
+    const size_t available = available_host_bytes();
+    if (bytes > available)
+      throw Error(Error::Kind::kBackend, "out of host memory allocating " + std::to_string(bytes) + " bytes (" +
+                                             std::to_string(available) + " available)");
+  }
   // 64-byte alignment for the vector kernels; aligned_alloc needs a multiple of the alignment.
   void* ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
   if (ptr == nullptr) throw Error(Error::Kind::kBackend, "out of host memory allocating " + std::to_string(bytes));

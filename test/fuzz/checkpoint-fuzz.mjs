@@ -13,12 +13,12 @@ const NUMBERS = [-1, 0, 1, 2, 3, 7, 8, 64, 2 ** 31, 2 ** 32 + 4, 2 ** 53, 1e300,
 const ODD = [null, 'x', '', '0x10', '1e3', true, {}, [], [1, [2]], '9'.repeat(30), -0];
 
 /** Splits a safetensors file into its parsed header and data section. */
-function split(bytes) {
+export function split(bytes) {
   const n = Number(bytes.readBigUInt64LE(0));
   return { header: JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')), data: bytes.subarray(8 + n) };
 }
 
-function join8(headerText, data) {
+export function join8(headerText, data) {
   const json = Buffer.from(headerText);
   const out = Buffer.alloc(8 + json.length + data.length);
   out.writeBigUInt64LE(BigInt(json.length), 0);
@@ -206,9 +206,10 @@ async function main() {
   }
 }
 
-if (process.argv[2] === '--child') {
-  const [dir, seed, from, to] = process.argv.slice(3);
-  await child(dir, Number(seed), Number(from), Number(to));
-} else if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  await main();
+// Run as a script (the surfaces fuzzer imports its mutations).
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (process.argv[2] === '--child') {
+    const [dir, seed, from, to] = process.argv.slice(3);
+    await child(dir, Number(seed), Number(from), Number(to));
+  } else await main();
 }

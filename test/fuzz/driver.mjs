@@ -68,7 +68,8 @@ export async function runFuzz({ script, childArgs, inputs, children, batch, msPe
         stderr += d;
       });
       const timer = setTimeout(() => proc.kill('SIGKILL'), msPerInput * (to - from) + 10_000);
-      proc.on('exit', (code, signal) => {
+      // 'close', not 'exit': only then has all of the child's output been read (a busy machine loses lines).
+      proc.on('close', (code, signal) => {
         clearTimeout(timer);
         resolve({ stdout, stderr, code, signal });
       });

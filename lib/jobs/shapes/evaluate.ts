@@ -1,7 +1,7 @@
 // Scoring a shapes model: GenEval-style strict scores of fresh samples, and PNG grids of samples a row per prompt.
 import { Tensor } from '../../core/tensor.js';
-import { imageGrid } from '../../images/png.js';
-import type { VelocityNet } from '../../model/net.js';
+import { gridSize, imageGrid } from '../../images/png.js';
+import { checkSamples, type VelocityNet } from '../../model/net.js';
 import { type Rule, resolveOptions } from '../../options/schema.js';
 import { ROLLOUT_RULES, type SampleOptions, type SolverName, sample } from '../../sampling/solvers.js';
 import * as shapes from '../../tasks/shapes/index.js';
@@ -43,9 +43,9 @@ export async function evaluateShapes(
   onSampled?: OnSampled,
 ): Promise<shapes.ShapesEvaluation> {
   const o = resolveOptions('evaluateShapes options', options, EVAL_SCHEMA);
-  const prompts = (options.prompts ?? shapes.TEST_PROMPTS).flatMap((p) =>
-    Array.from({ length: o.samplesPerPrompt }, () => p),
-  );
+  const chosen = options.prompts ?? shapes.TEST_PROMPTS;
+  checkSamples('evaluateShapes', chosen.length * o.samplesPerPrompt, net.config.dataDim);
+  const prompts = chosen.flatMap((p) => Array.from({ length: o.samplesPerPrompt }, () => p));
   const { solver, steps, cfgScale, seed, params } = o;
   const x = await samplePrompts(
     net,
@@ -113,6 +113,9 @@ export const GRID_SCHEMA = {
   params: { type: 'enum', values: ['theta', 'ema'], default: 'theta' },
 } as const satisfies Record<keyof GridOptions, Rule>;
 
+/** The layout of sampleGrid's PNG: a row of `perPrompt` images for each prompt. */
+const gridLayout = (perPrompt: number) => ({ size: shapes.IMAGE_SIZE, columns: perPrompt, scale: 4 });
+
 /** A PNG grid of samples: `perPrompt` samples of each prompt in a row labelled with the prompt, the same noise for every call. */
 export async function sampleGrid(
   net: VelocityNet,
@@ -121,16 +124,13 @@ export async function sampleGrid(
   onSampled?: OnSampled,
 ): Promise<Buffer> {
   const o = resolveOptions('sampleGrid options', options, GRID_SCHEMA);
+  checkSamples('sampleGrid', prompts.length * o.perPrompt, net.config.dataDim);
+  gridSize(prompts.length * o.perPrompt, gridLayout(o.perPrompt));
   const list = prompts.flatMap((p) => Array.from({ length: o.perPrompt }, () => p));
   const { steps, cfgScale, seed, params } = o;
   const sampling = { solver: 'euler', steps, cfgScale, cfgInterval: options.cfgInterval, seed, params } as const;
   const x = await samplePrompts(net, list, sampling, onSampled);
-  return imageGrid(x, {
-    size: shapes.IMAGE_SIZE,
-    columns: o.perPrompt,
-    scale: 4,
-    rowLabels: prompts.map((p) => p.text),
-  });
+  return imageGrid(x, { ...gridLayout(o.perPrompt), rowLabels: prompts.map((p) => p.text) });
 }
 
 /** The sample grid of gridPrompts() that runs and the demo write: 8 samples a row, the same noise every time. */

@@ -180,7 +180,7 @@ export async function trainShapes(options: TrainShapesOptions): Promise<{ points
     from: o.resume ? dirname(o.base) : undefined,
     epoch: trainer.epochCount,
     trainer: trainer.constructor.name,
-    onUnreadable: (error) => log(`ignoring ${error.message}: the curve starts at epoch ${trainer.epochCount}`),
+    onUnreadable: (error) => log(error.message),
     config: {
       method: o.method,
       base: o.base,
