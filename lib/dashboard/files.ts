@@ -12,9 +12,6 @@ const MiB = 2 ** 20;
 /** The largest run file the dashboard serves (metrics.jsonl, sample grids, curves). */
 export const MAX_SERVED_BYTES = 256 * MiB;
 
-/** The largest config.json a snapshot reads. */
-export const MAX_CONFIG_BYTES = 4 * MiB;
-
 /** Why a file is not served: 403 for 'outside' and 'not-regular', 413 for 'too-large', 404 for 'missing'. */
 export type Refusal = 'outside' | 'not-regular' | 'too-large' | 'missing';
 
@@ -76,23 +73,4 @@ export async function openServedFile(root: string, full: string): Promise<OpenFi
     return 'outside';
   }
   return opened;
-}
-
-/**
- * The text of a run's config.json, or undefined when it has none; a file that is not a regular one or is larger
- * than MAX_CONFIG_BYTES throws an Error saying so.
- */
-export async function readConfigText(path: string): Promise<string | undefined> {
-  const opened = await openRegular(path, MAX_CONFIG_BYTES);
-  if (opened === 'missing') return undefined;
-  if (typeof opened === 'string') {
-    throw new Error(`${path}: ${opened === 'too-large' ? `over ${MAX_CONFIG_BYTES} bytes` : 'not a regular file'}`);
-  }
-  try {
-    const bytes = Buffer.alloc(opened.size);
-    const { bytesRead } = await opened.handle.read(bytes, 0, opened.size, 0);
-    return bytes.subarray(0, bytesRead).toString('utf8');
-  } finally {
-    await opened.handle.close();
-  }
 }

@@ -2,8 +2,9 @@
 // snapshot of each (its metrics records and config) with a key that changes when its files do.
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { FileReadError, readGuardedText } from '../core/read-file.js';
 import { LEGACY_METRICS_FILE, METRICS_FILE, type MetricsRecord, readRunRecords } from '../metrics/records.js';
-import { placeOf, readConfigText } from './files.js';
+import { placeOf } from './files.js';
 
 /** What the page gets of a run. */
 export interface RunSnapshot {
@@ -104,11 +105,13 @@ export async function snapshot(id: number, name: string, dir: string): Promise<R
   let config: unknown = null;
   const configPath = join(dir, 'config.json');
   try {
-    const text = unread.has('config.json') ? undefined : await readConfigText(configPath);
-    if (text !== undefined) config = JSON.parse(text);
+    if (!unread.has('config.json')) config = JSON.parse(await readGuardedText(configPath, 'config'));
   } catch (error) {
-    const message = (error as Error).message;
-    problems.push(message.startsWith(configPath) ? message : `${configPath}: ${message}`);
+    // A run without a config.json is fine; any other failure is the run's problem to show.
+    if (!(error instanceof FileReadError && error.reason === 'missing')) {
+      const message = (error as Error).message;
+      problems.push(message.startsWith(configPath) ? message : `${configPath}: ${message}`);
+    }
   }
   let records: MetricsRecord[] = [];
   try {
