@@ -3,7 +3,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FileReadError, readGuardedText } from '../core/read-file.js';
-import { LEGACY_METRICS_FILE, METRICS_FILE, type MetricsRecord, readRunRecords } from '../metrics/records.js';
+import { LEGACY_METRICS_FILE, METRICS_FILE, type MetricsRecord, salvageRunRecords } from '../metrics/records.js';
 import { placeOf } from './files.js';
 
 /** What the page gets of a run. */
@@ -96,7 +96,7 @@ export async function snapshot(id: number, name: string, dir: string): Promise<R
   const unread = new Set<string>(); // run files not to read
   for (const file of RUN_FILES) {
     const place = await placeOf(dir, join(dir, file));
-    // readRunRecords would wait forever on a FIFO: a run file that is not a regular file is not read either.
+    // A run file that is not a regular file (a FIFO would make a reader wait on its writer) is not read.
     const regular = place !== 'inside' || (await stat(join(dir, file)).then((info) => info.isFile()));
     if (place !== 'outside' && regular) continue;
     unread.add(file);
@@ -116,7 +116,11 @@ export async function snapshot(id: number, name: string, dir: string): Promise<R
   let records: MetricsRecord[] = [];
   try {
     if (!unread.has(METRICS_FILE) && !unread.has(LEGACY_METRICS_FILE)) {
-      records = await withExistingGrids(dir, await readRunRecords(dir));
+      // The readable records show; each line that is not one is named in the run's error.
+      const salvaged = await salvageRunRecords(dir);
+      records = await withExistingGrids(dir, salvaged.records);
+      for (const bad of salvaged.rejected.slice(0, 10))
+        problems.push(`${salvaged.path} line ${bad.line}: ${bad.problem}`);
     }
   } catch (error) {
     problems.push((error as Error).message);
