@@ -51,6 +51,7 @@ export type { LrSchedule, OptimizerOptions, StepStats } from './options/optimize
 export { optimalityProbability } from './rl/advantage.js';
 export type { GrpoLossInputs } from './rl/grpo-loss.js';
 export { grpoLoss } from './rl/grpo-loss.js';
+export { guardLoss } from './rl/guard-loss.js';
 export type { NftLossInputs } from './rl/nft-loss.js';
 export { nftLoss } from './rl/nft-loss.js';
 export { interpolate } from './sampling/interpolate.js';
@@ -74,6 +75,13 @@ export type { World } from './training/distributed.js';
 export { FlowMatchingTrainer } from './training/flow-matching.js';
 export type { FlowGRPOOptions, GrpoEpochStats } from './training/flowgrpo.js';
 export { FlowGRPO } from './training/flowgrpo.js';
+export type { FastEpochStats, FlowGRPOFastOptions } from './training/grpo-fast.js';
+export { FlowGRPOFast, fastWindowStart } from './training/grpo-fast.js';
+export type { GRPOGuardOptions } from './training/grpo-guard.js';
+export { GRPOGuard } from './training/grpo-guard.js';
+export type { LikelihoodEpochStats, LikelihoodOptions } from './training/likelihood.js';
+export type { MixEpochStats, MixGRPOOptions } from './training/mixgrpo.js';
+export { flashGrid, MixGRPO, mixWindow } from './training/mixgrpo.js';
 export type { EpochStats, EvaluateOptions, Evaluation, OnlineOptions, RunOptions } from './training/online-options.js';
 
 /** What this build and machine offer: CUDA availability (and why not), the GPU's name, the CPU thread count. */
