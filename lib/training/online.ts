@@ -335,12 +335,17 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     return { ...stats, ...trained.extra } as S;
   }
 
+  /** The trained parameters: with LoRA the adapters over a frozen base, else every weight. */
+  #trainedCount(): number {
+    const lora = this.net.model.lora();
+    return lora === null ? this.net.model.paramCount() : lora.layout.reduce((n, p) => n + p.size, 0);
+  }
+
   /** Debugging aid: every parameter set must be bit-identical on every rank. */
   #checkParameters(): void {
     const model = this.net.model;
     const lora = model.lora();
-    // With LoRA the trained sets are adapters over a frozen base.
-    const count = lora === null ? model.paramCount() : lora.layout.reduce((n, p) => n + p.size, 0);
+    const count = this.#trainedCount();
     const sets = (['theta', 'old', 'ref', 'ema'] as const).filter((set) => model.hasParams(set));
     const bytes = new Uint8Array(sets.length * count * 4);
     sets.forEach((set, k) => {
@@ -429,7 +434,11 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   async #trainAtomically(data: EpochData<P>): ReturnType<OnlineTrainer<P, S>['train']> {
     if (this.common.optimizerSteps === 1) return this.train(data);
     let model = this.net.model;
-    const theta = this.net.getParameters();
+    // With LoRA the trained parameters, and the optimiser's moments, are the adapter's.
+    const adapted = model.lora() !== null;
+    const theta = new Float32Array(this.#trainedCount());
+    if (adapted) model.getAdapter(theta, 'theta');
+    else model.getParams(theta, 'theta');
     const step = this.net.step;
     const moments = model.hasOptimizerState()
       ? [new Float32Array(theta.length), new Float32Array(theta.length)]
@@ -441,7 +450,8 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       await this.net.enqueue(async () => undefined);
       if (this.net.disposed) throw error; // nothing left to restore
       model = this.net.model;
-      model.setParams(theta);
+      if (adapted) model.setAdapter(theta, 'theta');
+      else model.setParams(theta);
       if (moments === undefined) model.resetOptimizer();
       else model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
       throw error;
