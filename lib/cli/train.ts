@@ -1,8 +1,9 @@
-// `diffusion-nft train`: a shapes base model post-trained with DiffusionNFT or FlowGRPO. Its flags and its --config
+// `diffusion-nft train`: a shapes base model post-trained with DiffusionNFT, FlowGRPO or another likelihood method. Its flags and its --config
 // file take the RL job's table (lib/jobs/shapes/train.ts), a "trainer" object of trainer options and the LoRA flags.
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { TRAIN_SHAPES_SCHEMA, trainShapes } from '../jobs/shapes/train.js';
+import { SDE_KIND } from '../options/grpo-loss.js';
 import { LORA_DEFAULT_TARGETS, LORA_SCHEMA } from '../options/lora.js';
 import { objectOption, type Resolved } from '../options/schema.js';
 import { type DashboardFlag, dashboardOption, withDashboard } from './dashboard.js';
@@ -21,6 +22,8 @@ const TRAIN_OPTIONS = {
   evalEvery,
   out,
   trainer: { type: 'value' },
+  // The likelihood methods' stochastic step (the trainer's `sde` option), over the config's trainer.sde.
+  sde: { ...SDE_KIND, default: undefined },
   // LoRA (docs/lora.md): any of these trains adapters, the others taking LORA_SCHEMA's defaults.
   loraRank: { ...LORA_SCHEMA.rank, default: undefined },
   loraAlpha: { ...LORA_SCHEMA.alpha, default: undefined },
@@ -56,7 +59,7 @@ function moduleList(value: string): string[] {
 export function addTrainCommand(program: Command): void {
   program
     .command('train')
-    .description('post-train a shapes base model with DiffusionNFT or FlowGRPO')
+    .description('post-train a shapes base model with DiffusionNFT, FlowGRPO, Flow-GRPO-Fast, MixGRPO or GRPO-Guard')
     .addOption(flag('--method <name>', 'RL method', TRAIN_OPTIONS.method))
     .requiredOption('--base <checkpoint>', 'the base model (or a run to resume with --resume)')
     .option('--resume', 'continue the trainer state saved in --base')
@@ -64,6 +67,13 @@ export function addTrainCommand(program: Command): void {
     .addOption(flag('--minutes <n>', 'stop after this many minutes of training', TRAIN_OPTIONS.minutes))
     .addOption(flag('--eval-every <n>', 'evaluate on the test prompts every n epochs', TRAIN_OPTIONS.evalEvery))
     .addOption(flag('--out <dir>', 'output folder', TRAIN_OPTIONS.out))
+    .addOption(
+      flag(
+        '--sde <name>',
+        "the likelihood methods' stochastic step: flow-grpo or cps (default: the method's)",
+        TRAIN_OPTIONS.sde,
+      ),
+    )
     .addOption(
       flag(
         '--lora-rank <n>',
@@ -104,8 +114,16 @@ export function addTrainCommand(program: Command): void {
       const lead = reports("the config's trainer.distributed", options.distributed);
       const { dashboard, json } = given;
       const log = json ? (line: string) => console.error(line) : (line: string) => console.log(line);
-      const { loraRank, loraAlpha, loraInit, loraTargets, ...job } = o;
-      const trainer = withLora(options, { loraRank, loraAlpha, loraInit, loraTargets });
+      const { loraRank, loraAlpha, loraInit, loraTargets, sde, ...job } = o;
+      if (sde !== undefined && job.method === 'nft') {
+        throw new InvalidArgumentError('--sde sets the step of the likelihood methods, not of nft');
+      }
+      const trainer = withLora(sde === undefined ? options : { ...options, sde }, {
+        loraRank,
+        loraAlpha,
+        loraInit,
+        loraTargets,
+      });
       const { points } = await withDashboard(lead ? dashboard : undefined, [o.out], () =>
         trainShapes({ ...job, base: given.base, trainer, signal: interruptible(), log }),
       );
