@@ -53,9 +53,10 @@ void Sampler::run(const NetParams& params, const float* host_noise, const int32_
   const NetConfig& c = net_.config();
   const size_t D = c.data_dim, L = c.cond_slots;
   const int steps = static_cast<int>(o.grid.size()) - 1;
-  if (o.solver == SolverKind::kSde && !(0 <= o.window_lo && o.window_lo < o.window_hi && o.window_hi <= steps &&
+  const int window_hi = o.window_hi < 0 ? steps : o.window_hi;
+  if (o.solver == SolverKind::kSde && !(0 <= o.window_lo && o.window_lo < window_hi && window_hi <= steps &&
                                         (o.tail_solver == SolverKind::kEuler || o.tail_solver == SolverKind::kDpm2))) {
-    throw Error(Error::Kind::kRange, "the SDE window must be 0 ≤ lo < hi ≤ N, its tail solver Euler or DPM2");
+    throw Error(Error::Kind::kRange, "the SDE window must be 0 ≤ lo < hi ≤ N (or hi −1), its tail Euler or DPM2");
   }
   const bool cfg = o.cfg_scale != 1.0;
   const int chunk = std::max(1, std::min(o.chunk, B));
@@ -90,7 +91,7 @@ void Sampler::run(const NetParams& params, const float* host_noise, const int32_
       velocity(params, x, s, rows, o, v);
       // Outside an SDE rollout's window: an ODE step, whose log-probability is not defined.
       SolverKind solver = o.solver;
-      if (solver == SolverKind::kSde && (i - 1 < o.window_lo || i - 1 >= o.window_hi)) {
+      if (solver == SolverKind::kSde && (i - 1 < o.window_lo || i - 1 >= window_hi)) {
         solver = i - 1 < o.window_lo ? SolverKind::kEuler : o.tail_solver;
         if (host_logp != nullptr) {
           float* at = host_logp + static_cast<size_t>(i - 1) * B + start;

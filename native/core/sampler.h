@@ -27,8 +27,8 @@ struct SampleOptions {
   double sde_a{};            // kSde: noise level a of σ_t = a·√(t/(1 − t))
   bool logp_sum{};           // kSde: sum the per-dimension log-probabilities instead of the mean
   SdeKind sde_kind{};        // kSde: FlowGRPO's SDE step or CPS
-  int window_lo{};           // kSde: steps n in [window_lo, window_hi) are stochastic, the others ODE steps: Euler
-  int window_hi{};           // before the window, tail_solver after it (Flow-GRPO-Fast, MixGRPO)
+  int window_lo{};           // kSde: steps n in [window_lo, window_hi) are stochastic (window_hi −1: to the end), the
+  int window_hi{-1};         // others ODE steps: Euler before the window, tail_solver after it (Fast, MixGRPO)
   SolverKind tail_solver{};  // kSde: kEuler, or kDpm2 for MixGRPO-Flash's second-order tail
 };
 
