@@ -42,7 +42,7 @@ export { loadStateDict } from './model/state-dict.js';
 export type { OptimalityOptions } from './options/advantage.js';
 export type { DeviceCollectives, DistributedOption } from './options/distributed.js';
 export type { FlowMatchingOptions } from './options/flow-matching.js';
-export type { GrpoLossOptions } from './options/grpo-loss.js';
+export type { GrpoLossOptions, SdeKind } from './options/grpo-loss.js';
 export type { LoraInit, LoraOptions } from './options/lora.js';
 export type { Arch, DitConfig, MlpConfig, NetConfig, NetPreset } from './options/net-config.js';
 export { CONFIG_D, CONFIG_M, CONFIG_SMALL } from './options/net-config.js';
@@ -51,6 +51,7 @@ export type { LrSchedule, OptimizerOptions, StepStats } from './options/optimize
 export { optimalityProbability } from './rl/advantage.js';
 export type { GrpoLossInputs } from './rl/grpo-loss.js';
 export { grpoLoss } from './rl/grpo-loss.js';
+export type { GuardLossInputs } from './rl/guard-loss.js';
 export { guardLoss } from './rl/guard-loss.js';
 export type { NftLossInputs } from './rl/nft-loss.js';
 export { nftLoss } from './rl/nft-loss.js';

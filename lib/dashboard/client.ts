@@ -29,8 +29,10 @@ const CHARTS: ChartSpec[] = [
   { key: 'loss', title: 'Loss', kind: 'epoch', value: (r) => r.loss },
   { key: 'eta', title: 'η (soft update of θ_old, DiffusionNFT)', kind: 'epoch', value: (r) => r.eta },
   { key: 'gradNorm', title: 'Gradient norm (before clipping)', kind: 'epoch', value: (r) => r.gradNorm },
-  { key: 'approxKl', title: 'Approximate KL (FlowGRPO)', kind: 'epoch', value: (r) => r.approxKl },
-  { key: 'clipFraction', title: 'Clip fraction (FlowGRPO)', kind: 'epoch', value: (r) => r.clipFraction },
+  { key: 'approxKl', title: 'Approximate KL (likelihood methods)', kind: 'epoch', value: (r) => r.approxKl },
+  { key: 'clipFraction', title: 'Clip fraction (likelihood methods)', kind: 'epoch', value: (r) => r.clipFraction },
+  { key: 'ratioMean', title: 'Mean ratio (likelihood methods)', kind: 'epoch', value: (r) => r.ratioMean },
+  { key: 'windowStart', title: 'SDE window start (Fast, MixGRPO)', kind: 'epoch', value: (r) => r.windowStart },
   { key: 'lr', title: 'Learning rate', kind: 'epoch', value: (r) => r.lr },
   { key: 'samplesPerSecond', title: 'Rollouts per second', kind: 'epoch', value: (r) => r.samplesPerSecond },
 ];

@@ -28,7 +28,18 @@ export interface GuardLossInputs extends Omit<GrpoLossInputs, 'vRef'> {
 export function guardLoss(
   inputs: GuardLossInputs,
   options: { clipRange?: number; logpSum?: boolean; a?: number; tFirst?: number } = {},
-): { loss: number; grad: Tensor; clipFraction: number; approxKl: number; ratioMean: number } {
+): {
+  /** The mean loss over the transitions. */
+  loss: number;
+  /** Its gradient with respect to vTheta (R, D). */
+  grad: Tensor;
+  /** Fraction of transitions whose normalised ratio left [1 − ε, 1 + ε]. */
+  clipFraction: number;
+  /** ½·mean (log ρ)² of the normalised ratios. */
+  approxKl: number;
+  /** Mean of the normalised ratios. */
+  ratioMean: number;
+} {
   const given = objectOption('guardLoss inputs', inputs);
   rejectUnknown('guardLoss inputs', given, ['vTheta', 'meanOld', 'x', 'xNext', 't', 'tNext', 'advantages', 'logpOld']);
   const { a, tFirst, ...params } = resolveOptions('guardLoss options', options, GUARD_LOSS_SCHEMA);
