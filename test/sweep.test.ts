@@ -78,6 +78,24 @@ describe('sweep arithmetic', () => {
     // Guided at t ≤ 0.6: the grid times 0.6 … 0.1 (6 of 10 rollout steps, 5 of the 9 trained) count twice.
     const guided = { ...grpo, trainer: { cfgScale: 5, cfgInterval: [0, 0.6] } };
     expect(forwardsPerEpoch(guided)).toBe(128 * (10 + 6 + (9 + 5) * 2));
+    // The likelihood methods: Fast and MixGRPO train their window (3, 4 transitions), none has a KL term.
+    expect(forwardsPerEpoch({ name: 'f', method: 'grpo-fast' as const, trainer: {} })).toBe(128 * (10 + 3));
+    expect(forwardsPerEpoch({ name: 'm', method: 'mixgrpo' as const, trainer: {} })).toBe(128 * (10 + 4));
+    expect(forwardsPerEpoch({ name: 'q', method: 'grpo-guard' as const, trainer: {} })).toBe(128 * (10 + 9));
+  });
+
+  it('reads the B7 sweep of the likelihood methods', () => {
+    const sweep = parseSweep(JSON.parse(readFileSync('bench/sweeps/b7-likelihood.json', 'utf8')));
+    expect(sweep.runs.map((r) => r.method)).toEqual([
+      'nft',
+      'flowgrpo',
+      'flowgrpo',
+      'grpo-fast',
+      'mixgrpo',
+      'mixgrpo',
+      'grpo-guard',
+    ]);
+    expect(sweep.compare).toHaveLength(6);
   });
 });
 
@@ -100,7 +118,7 @@ describe('sweep files', () => {
 
   it('rejects what it cannot run before anything trains', () => {
     const bad: [unknown, RegExp][] = [
-      [[{ ...run, method: 'ppo' }], /method must be 'nft' or 'flowgrpo'/],
+      [[{ ...run, method: 'ppo' }], /method must be 'nft', 'flowgrpo', 'grpo-fast'/],
       [[run, run], /same name/],
       [[{ ...run, trainer: { seed: 3 } }], /trainer.seed/],
       [[{ ...run, seeds: [1], trainer: { seed: 3 } }], /seeds or trainer.seed/],

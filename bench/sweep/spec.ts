@@ -1,15 +1,16 @@
 // The sweep file of the shapes benchmarks (B4, the ablations, the plateau probes): its settings and runs, checked
 // before anything trains, and each run expanded into one training per seed.
 import { checkGuidance, type Guidance, guidanceLabel } from '../../lib/jobs/shapes/guidance.js';
-import { SHAPES_TRAINER_DEFAULTS } from '../../lib/jobs/shapes/train.js';
+import { METHODS, SHAPES_TRAINER_DEFAULTS } from '../../lib/jobs/shapes/train.js';
 import { rejectUnknown } from '../../lib/options/schema.js';
 import { timeGrid } from '../../lib/sampling/solvers.js';
 import { type Category, REWARD_KINDS, type RewardKind } from '../../lib/tasks/shapes/index.js';
+import { leadingTransitions } from '../../lib/training/likelihood.js';
 
 /** One run of a sweep: a method with its trainer options, trained once per seed. */
 export interface RunSpec {
   name: string;
-  method: 'nft' | 'flowgrpo';
+  method: (typeof METHODS)[number];
   trainer: Record<string, unknown>;
   /** The reward trained on (default 'partial') and per-category weights of it (default 1). */
   reward?: RewardKind;
@@ -91,9 +92,12 @@ function numbers(what: string, v: unknown, integer: boolean): number[] {
   return list;
 }
 
-/** The training guidance of a run (FlowGRPO's cfgScale and cfgInterval), or undefined when it trains without. */
+/**
+ * The training guidance of a run (a likelihood method's cfgScale and cfgInterval), or undefined when it trains
+ * without.
+ */
 export function trainingGuidance(spec: RunSpec): Guidance | undefined {
-  if (spec.method !== 'flowgrpo') return undefined;
+  if (spec.method === 'nft') return undefined;
   const scale = (spec.trainer.cfgScale as number | undefined) ?? 1;
   if (scale === 1) return undefined;
   const interval = spec.trainer.cfgInterval as [number, number] | undefined;
@@ -113,8 +117,10 @@ function checkRun(value: unknown, i: number): RunSpec {
   rejectUnknown(what, value, RUN_FIELDS);
   const r = value as RunSpec;
   if (typeof r.name !== 'string' || r.name === '') throw new TypeError(`${what}.name must be a non-empty string`);
-  if (r.method !== 'nft' && r.method !== 'flowgrpo')
-    throw new RangeError(`${what}.method must be 'nft' or 'flowgrpo', got ${JSON.stringify(r.method)}`);
+  if (!METHODS.includes(r.method))
+    throw new RangeError(
+      `${what}.method must be ${METHODS.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(r.method)}`,
+    );
   const trainer = r.trainer ?? {};
   if (trainer === null || typeof trainer !== 'object' || Array.isArray(trainer))
     throw new TypeError(`${what}.trainer must be an object of trainer options`);
@@ -220,11 +226,14 @@ export function forwardsPerEpoch(spec: RunSpec): number {
   const g = trainingGuidance(spec);
   const [lo, hi] = g?.cfgInterval ?? [0, 1];
   const cost = (n: number) => (g !== undefined && (grid[n] as number) >= lo && (grid[n] as number) <= hi ? 2 : 1);
-  const trained = Math.min(
-    steps - 1 || 1,
-    Math.max(1, Math.floor(steps * ((t.trainFraction as number | undefined) ?? 0.99))),
-  );
-  const withRef = (t.klCoef as number) > 0 ? 1 : 0;
+  // The transitions trained from their first step: the window's for Fast and MixGRPO (at its first position, whose
+  // guidance cost stands for the others'; MixGRPO-Flash's shorter tail is not counted), else the leading ones.
+  const window = { 'grpo-fast': 3, mixgrpo: 4 } as Record<string, number>;
+  const trained =
+    spec.method in window
+      ? Math.min((t.sdeWindowSize as number | undefined) ?? (window[spec.method] as number), steps - 2)
+      : leadingTransitions(steps, (t.trainFraction as number | undefined) ?? 0.99)[1];
+  const withRef = ((t.klCoef as number | undefined) ?? 0) > 0 ? 1 : 0;
   let rollout = 0;
   for (let n = 0; n < steps; n++) rollout += cost(n);
   let train = 0;

@@ -132,6 +132,11 @@ const TRAINERS: Record<
   },
 };
 
+/** A method's name on the curves and in the reports ('DiffusionNFT', 'FlowGRPO', 'Flow-GRPO-Fast', …). */
+export function methodName(method: Method): string {
+  return TRAINERS[method].name;
+}
+
 /**
  * An RL run on shapes from the network's current weights: the method's epochs with the task's partial-credit reward
  * on the training prompts, evaluated every few epochs on the test prompts (strict score, CFG-free), a checkpoint and
