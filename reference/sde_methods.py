@@ -1,5 +1,5 @@
 """CPS's step and log-probability, and the losses of the likelihood methods on it and on GRPO-Guard's RatioNorm, in
-float64 PyTorch with gradients by autograd (docs/algorithms.md §7).
+float64 PyTorch with gradients by autograd (docs/algorithms.md §9).
 
 Transcribed from the official code as ../shared/spec/methods.md §6.2 and §7.3 read it (no line numbers are given
 there, so the functions are named):

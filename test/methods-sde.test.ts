@@ -1,4 +1,4 @@
-// The likelihood methods beyond FlowGRPO (docs/algorithms.md §7): CPS's step, log-probability and loss, and
+// The likelihood methods beyond FlowGRPO (docs/algorithms.md §9): CPS's step, log-probability and loss, and
 // GRPO-Guard's loss against the float64 cases of the spec and a float64 PyTorch transcription of the official code
 // (reference/sde_methods.py); the SDE window and MixGRPO-Flash's tail in the sampler; and each trainer on toy2d:
 // on-policy first step, resume bit for bit, LoRA, its own statistics.

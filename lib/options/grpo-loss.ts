@@ -1,7 +1,7 @@
 // The options of the likelihood methods' loss (lib/rl/grpo-loss.ts), which their trainers take too.
 import type { Rule } from './schema.js';
 
-/** The stochastic step of the likelihood methods: FlowGRPO's SDE or CPS (docs/algorithms.md §7.1). */
+/** The stochastic step of the likelihood methods: FlowGRPO's SDE or CPS (docs/algorithms.md §9.1). */
 export type SdeKind = 'flow-grpo' | 'cps';
 
 /** The stochastic step, 'flow-grpo' (default) or 'cps', the coefficient-preserving step. */
@@ -21,7 +21,7 @@ export interface GrpoLossOptions {
   logpSum?: boolean;
   /**
    * The rollout's stochastic step, whose log-probability the ratio compares: 'flow-grpo' (default) or 'cps', whose
-   * log p = −mean_d (x' − mean)² drops every constant as the CPS code does (its clip ranges differ: docs/algorithms.md §7.1).
+   * log p = −mean_d (x' − mean)² drops every constant as the CPS code does (its clip ranges differ: docs/algorithms.md §9.1).
    */
   sde?: SdeKind;
 }

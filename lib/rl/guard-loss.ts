@@ -1,4 +1,4 @@
-// GRPO-Guard's loss with its gradient (docs/algorithms.md §7.4), exposed for verification: FlowGRPO's clipped
+// GRPO-Guard's loss with its gradient (docs/algorithms.md §9.4), exposed for verification: FlowGRPO's clipped
 // objective on the RatioNorm ratio, each transition weighted by 1/|dt|, in the native code the trainer runs.
 import { native } from '../core/native.js';
 import { Tensor } from '../core/tensor.js';

@@ -1,4 +1,4 @@
-// The likelihood methods' stochastic steps, FlowGRPO's reverse SDE (docs/algorithms.md §3.2–§3.3) and CPS (§7.1),
+// The likelihood methods' stochastic steps, FlowGRPO's reverse SDE (docs/algorithms.md §3.2–§3.3) and CPS (§9.1),
 // exposed for verification: one step and its log-probability, and the SDE rollout with the per-step
 // log-probabilities (in a window of steps, an ODE elsewhere) that FlowGRPO, Flow-GRPO-Fast, MixGRPO and GRPO-Guard
 // train on.
@@ -18,7 +18,7 @@ export const TIME = { type: 'number', min: 0, max: 1 } as const satisfies Rule;
 
 const SDE_STEP_SCHEMA = { t: TIME, tNext: TIME, a: SDE_A, tFirst: TIME, sde: SDE_KIND } as const;
 
-/** One step of the SDE from t to tNext < t (docs/algorithms.md §3.2, CPS §7.1). */
+/** One step of the SDE from t to tNext < t (docs/algorithms.md §3.2, CPS §9.1). */
 export interface SdeStepResult {
   /**
    * mean = x + [v + σ²/(2t)·(x + (1 − t)·v)]·dt, dt = tNext − t; CPS: (1 − tNext)·x̂0 + tNext·cos(aπ/2)·ε̂ with

@@ -1,4 +1,4 @@
-// Flow-GRPO-Fast (docs/algorithms.md §7.2): an ODE rollout with a random window of CPS steps, trained on the window's
+// Flow-GRPO-Fast (docs/algorithms.md §9.2): an ODE rollout with a random window of CPS steps, trained on the window's
 // transitions only, on the likelihood methods' trainer (lib/training/likelihood.ts).
 
 import { native } from '../core/native.js';

@@ -1,4 +1,4 @@
-// GRPO-Guard (docs/algorithms.md §7.4): FlowGRPO's rollout storing each step's mean, trained with the RatioNorm ratio
+// GRPO-Guard (docs/algorithms.md §9.4): FlowGRPO's rollout storing each step's mean, trained with the RatioNorm ratio
 // and each transition weighted by 1/|dt|, on the likelihood methods' trainer (lib/training/likelihood.ts).
 
 import type { VelocityNet } from '../model/net.js';

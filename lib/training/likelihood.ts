@@ -1,4 +1,4 @@
-// The likelihood methods' shared trainer (docs/algorithms.md §3–§4.2, §7): roll out θ with a stochastic step
+// The likelihood methods' shared trainer (docs/algorithms.md §3–§4.2, §9): roll out θ with a stochastic step
 // (FlowGRPO's SDE or CPS) in a window of the grid recording the per-step log-probabilities, score, normalise
 // advantages per group, and train with the PPO-clipped objective (or GRPO-Guard's) on the window's transitions.
 // FlowGRPO, Flow-GRPO-Fast, MixGRPO and GRPO-Guard are small subclasses that say where the window lies.

@@ -1,4 +1,4 @@
-// MixGRPO (docs/algorithms.md §7.3): an ODE rollout with a sliding window of SDE steps that advances every few epochs,
+// MixGRPO (docs/algorithms.md §9.3): an ODE rollout with a sliding window of SDE steps that advances every few epochs,
 // the group sharing its initial noise, trained on the window's transitions; MixGRPO-Flash solves the rest of the
 // trajectory after the window with DPM-Solver++(2M) on a compressed grid. On the likelihood methods' trainer
 // (lib/training/likelihood.ts).

@@ -43,7 +43,7 @@ struct NftStepOptions {
 };
 
 // One optimiser step of a likelihood method (FlowGRPO, docs/algorithms.md §3.4–3.5; CPS, Flow-GRPO-Fast, MixGRPO,
-// GRPO-Guard, §7) over recorded SDE rollouts.
+// GRPO-Guard, §9) over recorded SDE rollouts.
 struct GrpoStepOptions {
   std::vector<double> grid;  // the rollout grid t_0 = 1 > … > t_N = 0
   int train_steps{};  // transitions n = first_step[b] … first_step[b] + train_steps − 1 of sample b are trained

@@ -1,5 +1,5 @@
 // Model::grpo_step: one optimiser step of a likelihood method over recorded SDE rollouts (docs/algorithms.md §3.4–3.5,
-// §7): FlowGRPO, CPS, the windows of Flow-GRPO-Fast and MixGRPO, GRPO-Guard.
+// §9): FlowGRPO, CPS, the windows of Flow-GRPO-Fast and MixGRPO, GRPO-Guard.
 #include <algorithm>
 #include <vector>
 

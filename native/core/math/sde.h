@@ -1,4 +1,4 @@
-// The stochastic steps of the likelihood methods (docs/algorithms.md §3.2–3.4, §7): FlowGRPO's Euler–Maruyama
+// The stochastic steps of the likelihood methods (docs/algorithms.md §3.2–3.4, §9): FlowGRPO's Euler–Maruyama
 // step that keeps the ODE's marginals and CPS's coefficient-preserving step, their per-step log-probabilities, the
 // PPO-clipped objective, and GRPO-Guard's normalised ratio, per element. The CPU loops and the CUDA kernels share
 // these functions; the per-step coefficients are computed once on the host in double.
@@ -147,7 +147,7 @@ DNFT_HD GrpoRowResult grpo_row_result(const PpoTerm& ppo, float logp, float logp
   return {ppo.loss + kl_term, exp(log_ratio), log_ratio, ppo.clipped ? 1 : 0};
 }
 
-// GRPO-Guard's RatioNorm (docs/algorithms.md §7.4): log ρ_G = (log p − log p_old + b)·std with the bias
+// GRPO-Guard's RatioNorm (docs/algorithms.md §9.4): log ρ_G = (log p − log p_old + b)·std with the bias
 // b = mean_d (mean − mean_old)²/(2·std²) from the rollout's stored step mean (summed like log p with logp_sum).
 DNFT_HD float guard_log_ratio(float logp, float logp_old, double bias_sum, const SdeRow& c, bool sum, int D) {
   const double b = bias_sum / (sum ? 1 : D) / (2.0 * c.std * c.std);
