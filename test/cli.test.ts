@@ -37,7 +37,7 @@ function interruptWhen(when: RegExp, ...args: string[]): Promise<{ status: numbe
 }
 
 describe('the CLI', () => {
-  it('pretrains, evaluates, samples and post-trains a shapes model with both methods', () => {
+  it('pretrains, evaluates, samples and post-trains a shapes model with each method', () => {
     const base = join(dir, 'base.safetensors');
     const pretrain = cli('pretrain', '--preset', 'M', '--steps', '3', '--batch', '8', '--out', base);
     expect(pretrain.status, pretrain.err).toBe(0);
@@ -121,7 +121,7 @@ describe('the CLI', () => {
 
     const config = join(dir, 'tiny.json');
     writeFileSync(config, JSON.stringify({ epochs: 1, trainer: { groups: 2, groupSize: 2 } }));
-    for (const method of ['nft', 'flowgrpo']) {
+    for (const method of ['nft', 'flowgrpo', 'awm', 'dgpo']) {
       const out = join(dir, method);
       const train = cli(
         'train',

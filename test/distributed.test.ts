@@ -177,6 +177,22 @@ describe('over Open MPI', () => {
     checkOnline('Open MPI', 'grpo');
   });
 
+  it('AWM and DGPO: 2 ranks over 4 groups give the epoch stats and parameter sets of 1 rank', () => {
+    checkOnline('Open MPI', 'awm');
+    checkOnline('Open MPI', 'dgpo');
+  });
+
+  it("DGPO's group weights sum over the ranks: groups split between 2 ranks train as in 1 process", () => {
+    const [one] = run('Open MPI', 1, 'dgpo-groups');
+    const [r0, r1] = run('Open MPI', 2, 'dgpo-groups');
+    // Without the sum over the ranks each rank would weigh a group by its own members: another σ(S_g).
+    expect(Math.abs(one.stats.weightMean - 0.5)).toBeGreaterThan(0.01);
+    expect(r0.stats.weightMean).toBeCloseTo(one.stats.weightMean, 12);
+    expect(r0.stats.loss).toBeCloseTo(one.stats.loss, 9);
+    expect(maxDiff(one.theta, r0.theta)).toBeLessThan(1e-6);
+    expect(maxDiff(r0.theta, r1.theta)).toBe(0);
+  });
+
   it('ranks given different options are rejected at the start, on every rank', () => {
     const out = join(dir, 'mismatch');
     const r = runFailing('Open MPI', 'online', out, 'nft', '1', 'mismatch');

@@ -78,24 +78,20 @@ describe('sweep arithmetic', () => {
     // Guided at t ≤ 0.6: the grid times 0.6 … 0.1 (6 of 10 rollout steps, 5 of the 9 trained) count twice.
     const guided = { ...grpo, trainer: { cfgScale: 5, cfgInterval: [0, 0.6] } };
     expect(forwardsPerEpoch(guided)).toBe(128 * (10 + 6 + (9 + 5) * 2));
+    expect(forwardsPerEpoch({ name: 'a', method: 'awm', trainer: {} })).toBe(128 * 10 + 128 * 6 * 3);
+    expect(forwardsPerEpoch({ name: 'd', method: 'dgpo', trainer: {} })).toBe(128 * 10 + 128 * 4 * 3);
     // The likelihood methods: Fast and MixGRPO train their window (3, 4 transitions), none has a KL term.
     expect(forwardsPerEpoch({ name: 'f', method: 'grpo-fast' as const, trainer: {} })).toBe(128 * (10 + 3));
     expect(forwardsPerEpoch({ name: 'm', method: 'mixgrpo' as const, trainer: {} })).toBe(128 * (10 + 4));
     expect(forwardsPerEpoch({ name: 'q', method: 'grpo-guard' as const, trainer: {} })).toBe(128 * (10 + 9));
   });
 
-  it('reads the B7 sweep of the likelihood methods', () => {
-    const sweep = parseSweep(JSON.parse(readFileSync('bench/sweeps/b7-likelihood.json', 'utf8')));
-    expect(sweep.runs.map((r) => r.method)).toEqual([
-      'nft',
-      'flowgrpo',
-      'flowgrpo',
-      'grpo-fast',
-      'mixgrpo',
-      'mixgrpo',
-      'grpo-guard',
-    ]);
-    expect(sweep.compare).toHaveLength(6);
+  it('reads the B7 sweep with every method', () => {
+    const sweep = parseSweep(JSON.parse(readFileSync('bench/sweeps/b7-methods.json', 'utf8')));
+    expect(new Set(sweep.runs.map((r) => r.method))).toEqual(
+      new Set(['nft', 'flowgrpo', 'awm', 'dgpo', 'grpo-fast', 'mixgrpo', 'grpo-guard']),
+    );
+    expect(sweep.compare).toHaveLength(10);
   });
 });
 
@@ -116,9 +112,18 @@ describe('sweep files', () => {
     expect(parseSweep([run]).evalEvery).toBe(5);
   });
 
+  it('parses every sweep file of bench/sweeps', () => {
+    const files = readdirSync('bench/sweeps').filter((f) => f.endsWith('.json'));
+    expect(files).toContain('b7-methods.json');
+    for (const file of files) {
+      const sweep = parseSweep(JSON.parse(readFileSync(join('bench/sweeps', file), 'utf8')));
+      expect(sweep.runs.length, file).toBeGreaterThan(0);
+    }
+  });
+
   it('rejects what it cannot run before anything trains', () => {
     const bad: [unknown, RegExp][] = [
-      [[{ ...run, method: 'ppo' }], /method must be 'nft', 'flowgrpo', 'grpo-fast'/],
+      [[{ ...run, method: 'ppo' }], /method must be 'nft', 'flowgrpo', 'awm', 'dgpo'/],
       [[run, run], /same name/],
       [[{ ...run, trainer: { seed: 3 } }], /trainer.seed/],
       [[{ ...run, seeds: [1], trainer: { seed: 3 } }], /seeds or trainer.seed/],

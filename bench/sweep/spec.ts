@@ -1,7 +1,7 @@
 // The sweep file of the shapes benchmarks (B4, the ablations, the plateau probes): its settings and runs, checked
 // before anything trains, and each run expanded into one training per seed.
 import { checkGuidance, type Guidance, guidanceLabel } from '../../lib/jobs/shapes/guidance.js';
-import { METHODS, SHAPES_TRAINER_DEFAULTS } from '../../lib/jobs/shapes/train.js';
+import { type Method, SHAPES_TRAINER_DEFAULTS } from '../../lib/jobs/shapes/train.js';
 import { rejectUnknown } from '../../lib/options/schema.js';
 import { timeGrid } from '../../lib/sampling/solvers.js';
 import { type Category, REWARD_KINDS, type RewardKind } from '../../lib/tasks/shapes/index.js';
@@ -10,7 +10,7 @@ import { leadingTransitions } from '../../lib/training/likelihood.js';
 /** One run of a sweep: a method with its trainer options, trained once per seed. */
 export interface RunSpec {
   name: string;
-  method: (typeof METHODS)[number];
+  method: Method;
   trainer: Record<string, unknown>;
   /** The reward trained on (default 'partial') and per-category weights of it (default 1). */
   reward?: RewardKind;
@@ -92,12 +92,15 @@ function numbers(what: string, v: unknown, integer: boolean): number[] {
   return list;
 }
 
+/** The methods whose rollouts and training take cfgScale and cfgInterval. */
+const LIKELIHOOD_METHODS: readonly Method[] = ['flowgrpo', 'grpo-fast', 'mixgrpo', 'grpo-guard'];
+
 /**
  * The training guidance of a run (a likelihood method's cfgScale and cfgInterval), or undefined when it trains
  * without.
  */
 export function trainingGuidance(spec: RunSpec): Guidance | undefined {
-  if (spec.method === 'nft') return undefined;
+  if (!LIKELIHOOD_METHODS.includes(spec.method)) return undefined;
   const scale = (spec.trainer.cfgScale as number | undefined) ?? 1;
   if (scale === 1) return undefined;
   const interval = spec.trainer.cfgInterval as [number, number] | undefined;
@@ -117,9 +120,10 @@ function checkRun(value: unknown, i: number): RunSpec {
   rejectUnknown(what, value, RUN_FIELDS);
   const r = value as RunSpec;
   if (typeof r.name !== 'string' || r.name === '') throw new TypeError(`${what}.name must be a non-empty string`);
-  if (!METHODS.includes(r.method))
+  const methods = Object.keys(SHAPES_TRAINER_DEFAULTS);
+  if (typeof r.method !== 'string' || !methods.includes(r.method))
     throw new RangeError(
-      `${what}.method must be ${METHODS.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(r.method)}`,
+      `${what}.method must be ${methods.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(r.method)}`,
     );
   const trainer = r.trainer ?? {};
   if (trainer === null || typeof trainer !== 'object' || Array.isArray(trainer))
@@ -216,6 +220,20 @@ export function forwardsPerEpoch(spec: RunSpec): number {
   const t = { ...SHAPES_TRAINER_DEFAULTS[spec.method], ...spec.trainer } as Record<string, unknown>;
   const samples = (t.groups as number) * (t.groupSize as number);
   const steps = (t.steps as number | undefined) ?? 10;
+  const clean = samples * steps * (t.solver === 'heun' ? 2 : 1);
+  if (spec.method === 'awm') {
+    // θ with its backward, plus the base and the EMA anchor while their weights are not 0 (AWM's defaults).
+    const times = (t.timesPerSample as number | undefined) ?? 6;
+    const sets =
+      (((t.klCoef as number | undefined) ?? 1e-3) > 0 ? 1 : 0) + (((t.emaCoef as number | undefined) ?? 1) > 0 ? 1 : 0);
+    return clean + samples * times * (1 + sets);
+  }
+  if (spec.method === 'dgpo') {
+    // θ, the base and θ_old without gradients, then θ with its backward (one pass when a micro-batch holds the step).
+    const times = (t.timesPerEpoch as number | undefined) ?? 4;
+    const twoPasses = ((t.microBatch as number | undefined) ?? 0) > 0;
+    return clean + samples * times * (3 + (twoPasses ? 2 : 0));
+  }
   if (spec.method === 'nft') {
     const perStep = t.solver === 'heun' ? 2 : 1;
     const times = Math.max(1, Math.floor(steps * ((t.timeFraction as number | undefined) ?? 0.99)));

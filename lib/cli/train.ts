@@ -1,4 +1,5 @@
-// `diffusion-nft train`: a shapes base model post-trained with DiffusionNFT, FlowGRPO or another likelihood method. Its flags and its --config
+// `diffusion-nft train`: a shapes base model post-trained with DiffusionNFT, FlowGRPO, AWM, DGPO, Flow-GRPO-Fast,
+// MixGRPO or GRPO-Guard. Its flags and its --config
 // file take the RL job's table (lib/jobs/shapes/train.ts), a "trainer" object of trainer options and the LoRA flags.
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
@@ -59,7 +60,7 @@ function moduleList(value: string): string[] {
 export function addTrainCommand(program: Command): void {
   program
     .command('train')
-    .description('post-train a shapes base model with DiffusionNFT, FlowGRPO, Flow-GRPO-Fast, MixGRPO or GRPO-Guard')
+    .description('post-train a shapes base model with one of the RL methods of --method (DiffusionNFT by default)')
     .addOption(flag('--method <name>', 'RL method', TRAIN_OPTIONS.method))
     .requiredOption('--base <checkpoint>', 'the base model (or a run to resume with --resume)')
     .option('--resume', 'continue the trainer state saved in --base')

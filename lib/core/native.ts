@@ -4,6 +4,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { AwmLossOptions } from '../options/awm-loss.js';
+import type { DgpoLossOptions } from '../options/dgpo-loss.js';
 import type { GrpoLossOptions, SdeKind } from '../options/grpo-loss.js';
 import type { NetConfig } from '../options/net-config.js';
 import type { NftLossOptions } from '../options/nft-loss.js';
@@ -48,6 +50,46 @@ export interface NativeNftStepOptions extends NativeOptimizerOptions, NativeNftL
   microBatch: number;
   /** Index of sample 0 in the step's global batch (data-parallel: docs/distributed.md); keys its draws. */
   firstSample: number;
+}
+
+/** The AWM loss. */
+export type NativeAwmLossParams = Required<AwmLossOptions>;
+
+/** One AWM step: each sample trained at one grid time drawn in each stratum [strata[k], strata[k + 1]) of indices. */
+export interface NativeAwmStepOptions extends NativeOptimizerOptions, NativeAwmLossParams {
+  seed: number;
+  times: Float64Array;
+  strata: Float64Array;
+  microBatch: number;
+  /** Index of sample 0 in the step's global batch (data-parallel: docs/distributed.md); keys its draws. */
+  firstSample: number;
+}
+
+/** The DGPO loss, with the group size G of its group weights. */
+export interface NativeDgpoParams extends Required<DgpoLossOptions> {
+  groupSize: number;
+}
+
+/** One DGPO step: every sample trained at each of `times`; group ids in [0, groups) over every rank. */
+export interface NativeDgpoStepOptions extends NativeOptimizerOptions, NativeDgpoParams {
+  seed: number;
+  times: Float64Array;
+  groups: number;
+  microBatch: number;
+}
+
+/** Row means of an AWM batch: the flow-matching error l, log q, and the two KL terms' mean squared differences. */
+export interface AwmStatistics {
+  fm: number;
+  logQ: number;
+  kl: number;
+  emaKl: number;
+}
+
+/** Of a DGPO batch: the fraction of rows whose gradient the clip stopped, and the mean group weight σ(S_g). */
+export interface DgpoStatistics {
+  clipFraction: number;
+  weightMean: number;
 }
 
 /** The GRPO loss. */
@@ -166,6 +208,21 @@ export interface NativeModel {
     options: NativeGrpoStepOptions,
     meansOld?: Float32Array | null,
   ): Promise<StepStats & { clipFraction: number; approxKl: number; ratioMean: number }>;
+  awmStep(
+    x0: Float32Array,
+    cond: Int32Array,
+    advantages: Float32Array,
+    batch: number,
+    options: NativeAwmStepOptions,
+  ): Promise<StepStats & AwmStatistics>;
+  dgpoStep(
+    x0: Float32Array,
+    cond: Int32Array,
+    advantages: Float32Array,
+    groupIds: Int32Array,
+    batch: number,
+    options: NativeDgpoStepOptions,
+  ): Promise<StepStats & DgpoStatistics>;
   nftStep(
     x0: Float32Array,
     cond: Int32Array,
@@ -300,6 +357,27 @@ export interface NativeAddon {
     dim: number,
     params: NativeGrpoParams,
   ): { loss: number; grad: Float32Array; clipFraction: number; approxKl: number; ratioMean: number };
+  awmLoss(
+    vTheta: Float32Array,
+    vRef: Float32Array | null,
+    vEma: Float32Array | null,
+    target: Float32Array,
+    t: Float32Array,
+    advantages: Float32Array,
+    dim: number,
+    params: NativeAwmLossParams,
+  ): { loss: number; grad: Float32Array } & AwmStatistics;
+  dgpoLoss(
+    vTheta: Float32Array,
+    vRef: Float32Array | null,
+    vOld: Float32Array,
+    target: Float32Array,
+    advantages: Float32Array,
+    groupIds: Int32Array,
+    times: number,
+    dim: number,
+    params: NativeDgpoParams,
+  ): { loss: number; grad: Float32Array } & DgpoStatistics;
   nftLoss(
     vTheta: Float32Array,
     vOld: Float32Array,

@@ -30,9 +30,17 @@ const CHARTS: ChartSpec[] = [
   { key: 'eta', title: 'η (soft update of θ_old, DiffusionNFT)', kind: 'epoch', value: (r) => r.eta },
   { key: 'gradNorm', title: 'Gradient norm (before clipping)', kind: 'epoch', value: (r) => r.gradNorm },
   { key: 'approxKl', title: 'Approximate KL (likelihood methods)', kind: 'epoch', value: (r) => r.approxKl },
-  { key: 'clipFraction', title: 'Clip fraction (likelihood methods)', kind: 'epoch', value: (r) => r.clipFraction },
+  {
+    key: 'clipFraction',
+    title: 'Clip fraction (likelihood methods, DGPO)',
+    kind: 'epoch',
+    value: (r) => r.clipFraction,
+  },
   { key: 'ratioMean', title: 'Mean ratio (likelihood methods)', kind: 'epoch', value: (r) => r.ratioMean },
   { key: 'windowStart', title: 'SDE window start (Fast, MixGRPO)', kind: 'epoch', value: (r) => r.windowStart },
+  { key: 'fm', title: 'Flow-matching error (AWM)', kind: 'epoch', value: (r) => r.fm },
+  { key: 'emaKl', title: 'KL to the EMA anchor (AWM)', kind: 'epoch', value: (r) => r.emaKl },
+  { key: 'weightMean', title: 'Group weight σ(S_g) (DGPO)', kind: 'epoch', value: (r) => r.weightMean },
   { key: 'lr', title: 'Learning rate', kind: 'epoch', value: (r) => r.lr },
   { key: 'samplesPerSecond', title: 'Rollouts per second', kind: 'epoch', value: (r) => r.samplesPerSecond },
 ];

@@ -58,7 +58,7 @@ export interface EpochRecord extends RecordBase {
   rHistogram?: number[];
   /** DiffusionNFT: η of the soft update of θ_old. */
   eta?: number;
-  /** The likelihood methods (FlowGRPO …): fraction of clipped ratios. */
+  /** The likelihood methods (FlowGRPO …), DGPO: fraction of clipped ratios. */
   clipFraction?: number;
   /** The likelihood methods: the approximate KL divergence to the rollout policy, ½·mean (log ρ)². */
   approxKl?: number;
@@ -70,6 +70,24 @@ export interface EpochRecord extends RecordBase {
   windowStart?: number;
   /** MixGRPO: steps of the epoch's rollouts (fewer than N with Flash's compressed tail). */
   rolloutSteps?: number;
+  /** AWM: counts of the scaled advantages in 10 bins of [−advantageMax, advantageMax]. */
+  advantageHistogram?: number[];
+  /** AWM: mean flow-matching error of the trained rows. */
+  fm?: number;
+  /** AWM: mean log q of the trained rows. */
+  logQ?: number;
+  /** AWM: mean (v_θ − v_ref)², the KL to the base. */
+  kl?: number;
+  /** AWM: mean (v_θ − v_ema)², the KL to the EMA anchor. */
+  emaKl?: number;
+  /** AWM: the anchor's decay after the epoch. */
+  emaDecay?: number;
+  /** DGPO: mean group weight σ(S_g). */
+  weightMean?: number;
+  /** DGPO: the epoch's training times. */
+  times?: number[];
+  /** DGPO: whether θ_old rolled out the epoch. */
+  emaRollout?: boolean;
 }
 
 /** Seconds an epoch spent sampling (rewards overlap with it), scoring, training, and in total. */

@@ -2,14 +2,13 @@
 // optimality probabilities, train θ with the fused NFT loss, soft-update θ_old.
 
 import type { NativeNftStepOptions } from '../core/native.js';
-import { Tensor } from '../core/tensor.js';
 import type { VelocityNet } from '../model/net.js';
 import { NFT_LOSS_SCHEMA, type NftLossOptions } from '../options/nft-loss.js';
 import type { StepStats } from '../options/optimizer.js';
 import { pick, type Rule, resolveOptions, withDefaults } from '../options/schema.js';
 import { optimalityProbability } from '../rl/advantage.js';
-import { SDE_A, sampleSde } from '../sampling/sde.js';
-import { type SolverName, sample } from '../sampling/solvers.js';
+import { SDE_A } from '../sampling/sde.js';
+import type { SolverName } from '../sampling/solvers.js';
 import { histogram, type Prompt } from './common.js';
 import { type EpochData, OnlineTrainer } from './online.js';
 import { type EpochStats, ONLINE_SCHEMA, type OnlineOptions } from './online-options.js';
@@ -129,23 +128,7 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
   }
 
   protected async rolloutChunk(tokens: Int32Array, rows: number, firstSample: number) {
-    const L = this.net.config.condSlots;
-    const cond = Tensor.fromInt32(tokens, [rows, L]);
-    if (this.#solver === 'sde') {
-      const { grid, seed, chunk } = this.common;
-      const { x } = await sampleSde(this.net, { cond, grid, a: this.#sdeA, seed, firstSample, chunk, params: 'old' });
-      return { x };
-    }
-    const { x } = await sample(this.net, {
-      cond,
-      solver: this.#solver,
-      grid: this.common.grid,
-      seed: this.common.seed,
-      firstSample,
-      chunk: this.common.chunk,
-      params: 'old',
-    });
-    return { x };
+    return this.rolloutClean(tokens, rows, firstSample, this.#solver, this.#sdeA, 'old');
   }
 
   protected async train(data: EpochData<P>) {
@@ -154,21 +137,14 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
       advClipMax: this.#native.advClipMax,
       std: this.common.std,
     });
-    const n = data.rewards.length;
     const steps: StepStats[] = [];
-    const S = this.common.optimizerSteps;
-    // η of the soft update after the epoch's S steps, checked before any of them changes the network.
-    const etaStep = this.net.step + S;
+    // η of the soft update after the epoch's steps, checked before any of them changes the network.
+    const etaStep = this.net.step + this.common.optimizerSteps;
     const eta = etaAt(this.#eta, etaStep);
     if (!(typeof eta === 'number' && eta >= 0 && eta <= 1))
       throw new RangeError(`the eta schedule gave ${eta} at step ${etaStep}; it must be in [0, 1]`);
-    for (let k = 0; k < S; k++) {
-      const stepFrom = Math.floor((k * n) / S);
-      const stepTo = Math.floor(((k + 1) * n) / S);
-      // The step's samples this rank holds (all of them in one process), keyed by their index in the step.
-      const from = Math.max(stepFrom, data.from);
-      const to = Math.max(from, Math.min(stepTo, data.to));
-      const native = { ...this.#native, firstSample: from - stepFrom };
+    for (const { from, to, first } of this.stepShares(data)) {
+      const native = { ...this.#native, firstSample: first };
       steps.push(
         await this.net.enqueue(() =>
           this.net.model.nftStep(

@@ -1,4 +1,4 @@
-// The epoch loop both online RL trainers share (docs/algorithms.md §4): draw prompt groups, roll out in chunks while the
+// The epoch loop the online RL trainers share (docs/algorithms.md §4): draw prompt groups, roll out in chunks while the
 // previous chunk's rewards are scored, train, and the run/evaluate/checkpoint/resume contract around it.
 
 import { BusyError, CheckpointError, DistributedError } from '../core/errors.js';
@@ -12,7 +12,8 @@ import { VelocityNet } from '../model/net.js';
 import { loraOptions } from '../options/lora.js';
 import { OPTIMIZER_SCHEMA } from '../options/optimizer.js';
 import { pick, resolveOptions } from '../options/schema.js';
-import { sample, timeGrid } from '../sampling/solvers.js';
+import { sampleSde } from '../sampling/sde.js';
+import { type SolverName, sample, timeGrid } from '../sampling/solvers.js';
 import {
   checkPrompts,
   drawGroups,
@@ -147,6 +148,44 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
         new Uint8Array(this.net.getParameters().buffer),
       );
     }
+  }
+
+  /**
+   * How the epoch's n samples split over the optimiser steps: step k trains samples [k·n/S, (k + 1)·n/S) of which
+   * this rank holds [from, to) (all of them in one process); `first` is `from`'s index within the step.
+   */
+  protected stepShares(data: EpochData<P>): { from: number; to: number; first: number }[] {
+    const n = data.rewards.length;
+    const S = this.common.optimizerSteps;
+    return Array.from({ length: S }, (_, k) => {
+      const stepFrom = Math.floor((k * n) / S);
+      const stepTo = Math.floor(((k + 1) * n) / S);
+      const from = Math.max(stepFrom, data.from);
+      const to = Math.max(from, Math.min(stepTo, data.to));
+      return { from, to, first: from - stepFrom };
+    });
+  }
+
+  /**
+   * A chunk of rollouts of the `params` set with an ODE solver, or with FlowGRPO's SDE of noise level sdeA for
+   * 'sde': the forward-noising methods keep only the clean samples.
+   */
+  protected async rolloutClean(
+    tokens: Int32Array,
+    rows: number,
+    firstSample: number,
+    solver: SolverName | 'sde',
+    sdeA: number,
+    params: 'theta' | 'old',
+  ): Promise<RolloutChunk> {
+    const cond = Tensor.fromInt32(tokens, [rows, this.net.config.condSlots]);
+    const { grid, seed, chunk } = this.common;
+    if (solver === 'sde') {
+      const { x } = await sampleSde(this.net, { cond, grid, a: sdeA, seed, firstSample, chunk, params });
+      return { x };
+    }
+    const { x } = await sample(this.net, { cond, solver, grid, seed, firstSample, chunk, params });
+    return { x };
   }
 
   /** Epochs completed. */
@@ -434,15 +473,19 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   async #trainAtomically(data: EpochData<P>): ReturnType<OnlineTrainer<P, S>['train']> {
     if (this.common.optimizerSteps === 1) return this.train(data);
     let model = this.net.model;
-    // With LoRA the trained parameters, and the optimiser's moments, are the adapter's.
-    const adapted = model.lora() !== null;
-    const theta = new Float32Array(this.#trainedCount());
-    if (adapted) model.getAdapter(theta, 'theta');
-    else model.getParams(theta, 'theta');
+    // What training changes: θ (the trained adapter with LoRA), θ_old where a trainer updates it between steps,
+    // and the AdamW moments, all of the trained size.
+    const lora = model.lora();
+    const size = this.#trainedCount();
+    const sets = (['theta', 'old'] as const).filter((set) => set === 'theta' || model.hasParams(set));
+    const saved = sets.map((set) => {
+      const values = new Float32Array(size);
+      if (lora === null) model.getParams(values, set);
+      else model.getAdapter(values, set);
+      return values;
+    });
     const step = this.net.step;
-    const moments = model.hasOptimizerState()
-      ? [new Float32Array(theta.length), new Float32Array(theta.length)]
-      : undefined;
+    const moments = model.hasOptimizerState() ? [new Float32Array(size), new Float32Array(size)] : undefined;
     if (moments !== undefined) model.getOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array);
     try {
       return await this.train(data);
@@ -450,8 +493,10 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       await this.net.enqueue(async () => undefined);
       if (this.net.disposed) throw error; // nothing left to restore
       model = this.net.model;
-      if (adapted) model.setAdapter(theta, 'theta');
-      else model.setParams(theta);
+      sets.forEach((set, k) => {
+        if (lora === null) model.setParams(saved[k] as Float32Array, set);
+        else model.setAdapter(saved[k] as Float32Array, set);
+      });
       if (moments === undefined) model.resetOptimizer();
       else model.setOptimizerState(moments[0] as Float32Array, moments[1] as Float32Array, step);
       throw error;

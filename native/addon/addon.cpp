@@ -1,6 +1,7 @@
 // Module entry: the Model class and the stateless functions. Argument checks and conversion only; no math here.
 #include <napi.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "addon/convert.h"
@@ -338,6 +339,86 @@ Napi::Value GuardLoss(const Napi::CallbackInfo& info) {
   return grpo_result(env, loss, grad, stats, R);
 }
 
+// awmLoss(vTheta, vRef | null, vEma | null, target, t, advantages, dim, params) -> { loss, grad, fm, logQ, kl, emaKl }:
+// the fused AWM loss on the CPU backend, with the row means of its statistics.
+Napi::Value AwmLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const cpu::PoolUse pool;
+  const int D = static_cast<int>(integer_arg(info, 6, "dim", 1, 1 << 24));
+  const size_t B = length_of(info, 4, "t");
+  if (B == 0) throw Napi::RangeError::New(env, "the batch must not be empty");
+  Napi::Float32Array v_theta = float32_arg(info, 0, "vTheta", B * D);
+  const bool has_ref = !info[1].IsNull() && !info[1].IsUndefined(),
+             has_ema = !info[2].IsNull() && !info[2].IsUndefined();
+  Napi::Float32Array v_ref = has_ref ? float32_arg(info, 1, "vRef", B * D) : Napi::Float32Array::New(env, 0);
+  Napi::Float32Array v_ema = has_ema ? float32_arg(info, 2, "vEma", B * D) : Napi::Float32Array::New(env, 0);
+  Napi::Float32Array target = float32_arg(info, 3, "target", B * D);
+  Napi::Float32Array t = float32_arg(info, 4, "t", B), advantages = float32_arg(info, 5, "advantages", B);
+  const AwmLossParams params = awm_loss_params_from(object_arg(info, 7, "params"));
+  if (params.kl_coef != 0.0f && !has_ref) throw Napi::TypeError::New(env, "vRef is required when klCoef is not 0");
+  if (params.ema_coef != 0.0f && !has_ema) throw Napi::TypeError::New(env, "vEma is required when emaCoef is not 0");
+  Napi::Float32Array grad = Napi::Float32Array::New(env, B * D);
+  AwmStats stats;
+  const double loss = cpu_backend().awm_loss(grad.Data(), v_theta.Data(), has_ref ? v_ref.Data() : nullptr,
+                                             has_ema ? v_ema.Data() : nullptr, target.Data(), t.Data(),
+                                             advantages.Data(), static_cast<int>(B), D, params, 1.0f, &stats);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("loss", loss);
+  result.Set("grad", grad);
+  result.Set("fm", stats.fm / B);
+  result.Set("logQ", stats.log_q / B);
+  result.Set("kl", stats.kl / B);
+  result.Set("emaKl", stats.ema / B);
+  return result;
+}
+
+// dgpoLoss(vTheta, vRef | null, vOld, target, advantages, groupIds, times, dim, params) -> { loss, grad, clipFraction,
+// weightMean }: DGPO's group weights and fused loss on the CPU backend, for rows (sample i / M, time i % M) of M
+// times, as one process's dgpo_step computes them.
+Napi::Value DgpoLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const cpu::PoolUse pool;
+  const int D = static_cast<int>(integer_arg(info, 7, "dim", 1, 1 << 24));
+  const int M = static_cast<int>(integer_arg(info, 6, "times", 1, 1 << 16));
+  const size_t B = length_of(info, 4, "advantages"), R = B * M;
+  if (B == 0) throw Napi::RangeError::New(env, "the batch must not be empty");
+  Napi::Float32Array v_theta = float32_arg(info, 0, "vTheta", R * D);
+  const bool has_ref = !info[1].IsNull() && !info[1].IsUndefined();
+  Napi::Float32Array v_ref = has_ref ? float32_arg(info, 1, "vRef", R * D) : Napi::Float32Array::New(env, 0);
+  Napi::Float32Array v_old = float32_arg(info, 2, "vOld", R * D), target = float32_arg(info, 3, "target", R * D);
+  Napi::Float32Array advantages = float32_arg(info, 4, "advantages", B);
+  Napi::Int32Array groups = int32_arg(info, 5, "groupIds", B);
+  const DgpoParams params = dgpo_params_from(object_arg(info, 8, "params"));
+  if ((params.kl_coef != 0.0 || !params.ema_ref) && !has_ref) {
+    throw Napi::TypeError::New(env, "vRef is required unless emaRef is set and klCoef is 0");
+  }
+  int32_t count = 0;
+  for (size_t b = 0; b < B; ++b) {
+    if (groups.Data()[b] < 0) throw Napi::RangeError::New(env, "group ids must not be negative");
+    count = std::max(count, groups.Data()[b] + 1);
+  }
+  auto& cpu = cpu_backend();
+  std::vector<double> l(R), l_ref(R), l_old(R), S(static_cast<size_t>(count) * M, 0.0);
+  cpu.row_mean_sq(l.data(), v_theta.Data(), target.Data(), static_cast<int>(R), D);
+  if (has_ref) cpu.row_mean_sq(l_ref.data(), v_ref.Data(), target.Data(), static_cast<int>(R), D);
+  cpu.row_mean_sq(l_old.data(), v_old.Data(), target.Data(), static_cast<int>(R), D);
+  dgpo_group_sums(S.data(), l.data(), l_ref.data(), l_old.data(), advantages.Data(), groups.Data(), static_cast<int>(R),
+                  M, params);
+  std::vector<float> weight(R), keep(R);
+  const DgpoWeightSums sums = dgpo_row_weights(weight.data(), keep.data(), S.data(), l.data(), l_old.data(),
+                                               advantages.Data(), groups.Data(), static_cast<int>(R), M, params);
+  Napi::Float32Array grad = Napi::Float32Array::New(env, R * D);
+  const double loss =
+      cpu.dgpo_loss(grad.Data(), v_theta.Data(), has_ref ? v_ref.Data() : nullptr, target.Data(), weight.data(),
+                    keep.data(), static_cast<int>(R), D, static_cast<float>(params.kl_coef), 1.0f);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("loss", loss);
+  result.Set("grad", grad);
+  result.Set("clipFraction", sums.clipped / R);
+  result.Set("weightMean", sums.weight_sum / R);
+  return result;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", ModelWrap::Define(env));
   define_mpi(env, exports);
@@ -357,6 +438,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sdeLogp", Napi::Function::New<SdeLogp>(env, "sdeLogp"));
   exports.Set("grpoLoss", Napi::Function::New<GrpoLoss>(env, "grpoLoss"));
   exports.Set("guardLoss", Napi::Function::New<GuardLoss>(env, "guardLoss"));
+  exports.Set("awmLoss", Napi::Function::New<AwmLoss>(env, "awmLoss"));
+  exports.Set("dgpoLoss", Napi::Function::New<DgpoLoss>(env, "dgpoLoss"));
   return exports;
 }
 

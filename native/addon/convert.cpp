@@ -297,6 +297,61 @@ GrpoStepOptions grpo_step_options_from(const Napi::Object& o) {
   return s;
 }
 
+AwmLossParams awm_loss_params_from(const Napi::Object& o) {
+  AwmLossParams p{};
+  const std::string weighting = string_field(o, "weighting");
+  if (weighting == "ghuber") {
+    p.weighting = AwmWeighting::kGhuber;
+  } else if (weighting == "uniform") {
+    p.weighting = AwmWeighting::kUniform;
+  } else if (weighting == "t") {
+    p.weighting = AwmWeighting::kT;
+  } else if (weighting == "t2") {
+    p.weighting = AwmWeighting::kT2;
+  } else if (weighting == "huber") {
+    p.weighting = AwmWeighting::kHuber;
+  } else {
+    unknown_name(o.Env(), "weighting", weighting);
+  }
+  p.power = static_cast<float>(number_field(o, "ghuberPower"));
+  p.kl_coef = static_cast<float>(number_field(o, "klCoef"));
+  p.ema_coef = static_cast<float>(number_field(o, "emaCoef"));
+  return p;
+}
+
+AwmStepOptions awm_step_options_from(const Napi::Object& o) {
+  AwmStepOptions s{};
+  s.seed = integer_field<uint64_t>(o, "seed");
+  s.times = float64_field(o, "times");
+  s.strata = float64_field(o, "strata");
+  s.micro_batch = integer_field<int>(o, "microBatch");
+  s.first_sample = integer_field<int64_t>(o, "firstSample");
+  s.loss = awm_loss_params_from(o);
+  s.optimizer = optimizer_config_from(o);
+  return s;
+}
+
+DgpoParams dgpo_params_from(const Napi::Object& o) {
+  DgpoParams p{};
+  p.beta_dpo = number_field(o, "betaDpo");
+  p.clip_range = number_field(o, "clipRange");
+  p.kl_coef = number_field(o, "klCoef");
+  p.group_size = integer_field<int>(o, "groupSize");
+  p.ema_ref = bool_field(o, "emaRef");
+  return p;
+}
+
+DgpoStepOptions dgpo_step_options_from(const Napi::Object& o) {
+  DgpoStepOptions s{};
+  s.seed = integer_field<uint64_t>(o, "seed");
+  s.times = float64_field(o, "times");
+  s.groups = integer_field<int>(o, "groups");
+  s.micro_batch = integer_field<int>(o, "microBatch");
+  s.loss = dgpo_params_from(o);
+  s.optimizer = optimizer_config_from(o);
+  return s;
+}
+
 LoraConfig lora_config_from(const Napi::Object& o) {
   LoraConfig c;
   c.rank = integer_field<int>(o, "rank");

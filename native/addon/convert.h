@@ -39,6 +39,14 @@ GrpoParams grpo_params_from(const Napi::Object& object);
 // { grid: Float64Array, trainSteps, firstStep: Int32Array (B or empty), sdeA, guard, cfgScale, cfgTMin, cfgTMax,
 //   microBatch, ...GRPO params, ...optimizer }
 GrpoStepOptions grpo_step_options_from(const Napi::Object& object);
+// { weighting: 'ghuber' | 'uniform' | 't' | 't2' | 'huber', ghuberPower, klCoef, emaCoef }
+AwmLossParams awm_loss_params_from(const Napi::Object& object);
+// { seed, times: Float64Array, strata: Float64Array, microBatch, firstSample, ...loss params, ...optimizer }
+AwmStepOptions awm_step_options_from(const Napi::Object& object);
+// { betaDpo, clipRange, klCoef, groupSize, emaRef }
+DgpoParams dgpo_params_from(const Napi::Object& object);
+// { seed, times: Float64Array, groups, microBatch, ...loss params, ...optimizer }
+DgpoStepOptions dgpo_step_options_from(const Napi::Object& object);
 // { rank, alpha, init, targets } (lib/options/lora.ts resolves them; LoraLayout checks the target names)
 LoraConfig lora_config_from(const Napi::Object& object);
 

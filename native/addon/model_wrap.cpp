@@ -124,6 +124,8 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::Sample>>("sample"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::NftStep>>("nftStep"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::GrpoStep>>("grpoStep"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::AwmStep>>("awmStep"),
+                         InstanceMethod<&ModelWrap::Live<&ModelWrap::DgpoStep>>("dgpoStep"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::EnableLora>>("enableLora"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::Lora>>("lora"),
                          InstanceMethod<&ModelWrap::Live<&ModelWrap::GetAdapter>>("getAdapter"),
@@ -483,6 +485,57 @@ Napi::Value ModelWrap::GrpoStep(const Napi::CallbackInfo& info) {
         result.Set("clipFraction", stats->clip_fraction);
         result.Set("approxKl", stats->approx_kl);
         result.Set("ratioMean", stats->ratio_mean);
+        return result;
+      });
+}
+
+// awmStep(x0, tokens, advantages, batch, options) -> Promise<StepStats & { fm, logQ, kl, emaKl }>
+Napi::Value ModelWrap::AwmStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const NetConfig& c = model_->net().config();
+  const int B = step_batch_arg(info, 3);
+  Napi::Float32Array x0 = float32_arg(info, 0, "x0", static_cast<size_t>(B) * c.data_dim);
+  Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
+  Napi::Float32Array advantages = float32_arg(info, 2, "advantages", B);
+  const AwmStepOptions options = guard(env, [&] { return awm_step_options_from(object_arg(info, 4, "options")); });
+  std::shared_ptr<Model> model = model_;
+  auto stats = std::make_shared<AwmStepStats>();
+  const float *x0p = x0.Data(), *ap = advantages.Data();
+  const int32_t* tokp = tokens.Data();
+  return PromiseWorker::Run(
+      env, {Value(), x0, tokens, advantages},
+      [=] { on_model(*model, [&] { *stats = model->awm_step(x0p, tokp, ap, B, options); }); },
+      [stats](Napi::Env env, const std::vector<Napi::Value>&) {
+        Napi::Object result = step_stats_to(env, stats->step).As<Napi::Object>();
+        result.Set("fm", stats->means.fm);
+        result.Set("logQ", stats->means.log_q);
+        result.Set("kl", stats->means.kl);
+        result.Set("emaKl", stats->means.ema);
+        return result;
+      });
+}
+
+// dgpoStep(x0, tokens, advantages, groupIds, batch, options) -> Promise<StepStats & { clipFraction, weightMean }>
+Napi::Value ModelWrap::DgpoStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const NetConfig& c = model_->net().config();
+  const int B = step_batch_arg(info, 4);
+  Napi::Float32Array x0 = float32_arg(info, 0, "x0", static_cast<size_t>(B) * c.data_dim);
+  Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
+  Napi::Float32Array advantages = float32_arg(info, 2, "advantages", B);
+  Napi::Int32Array groups = int32_arg(info, 3, "groupIds", B);
+  const DgpoStepOptions options = guard(env, [&] { return dgpo_step_options_from(object_arg(info, 5, "options")); });
+  std::shared_ptr<Model> model = model_;
+  auto stats = std::make_shared<DgpoStepStats>();
+  const float *x0p = x0.Data(), *ap = advantages.Data();
+  const int32_t *tokp = tokens.Data(), *gp = groups.Data();
+  return PromiseWorker::Run(
+      env, {Value(), x0, tokens, advantages, groups},
+      [=] { on_model(*model, [&] { *stats = model->dgpo_step(x0p, tokp, ap, gp, B, options); }); },
+      [stats](Napi::Env env, const std::vector<Napi::Value>&) {
+        Napi::Object result = step_stats_to(env, stats->step).As<Napi::Object>();
+        result.Set("clipFraction", stats->clip_fraction);
+        result.Set("weightMean", stats->weight_mean);
         return result;
       });
 }

@@ -53,6 +53,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Sample(const Napi::CallbackInfo& info);
   Napi::Value NftStep(const Napi::CallbackInfo& info);
   Napi::Value GrpoStep(const Napi::CallbackInfo& info);
+  Napi::Value AwmStep(const Napi::CallbackInfo& info);
+  Napi::Value DgpoStep(const Napi::CallbackInfo& info);
   Napi::Value EnableLora(const Napi::CallbackInfo& info);
   Napi::Value Lora(const Napi::CallbackInfo& info);
   Napi::Value GetAdapter(const Napi::CallbackInfo& info);

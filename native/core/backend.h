@@ -8,6 +8,8 @@
 
 #include "core/common.h"
 #include "core/math/adamw.h"
+#include "core/math/awm_loss.h"
+#include "core/math/dgpo_loss.h"
 #include "core/math/nft_loss.h"
 #include "core/math/sde.h"
 

@@ -3,6 +3,7 @@
 // the binding serialises calls with mutex().
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -73,6 +74,40 @@ struct GrpoStepStats {
   double ratio_mean;
 };
 
+// One AWM optimiser step (docs/algorithms.md §7). Each sample is trained at K grid times, one drawn uniformly from
+// each stratum [strata[k], strata[k + 1]) of grid indices (a stratum of one index is that index), with its own noise.
+struct AwmStepOptions {
+  uint64_t seed{};             // keys the draws of training times and noise (with the optimiser step)
+  std::vector<double> times;   // the rollout grid without t = 0: the candidate times, by index
+  std::vector<double> strata;  // K + 1 nondecreasing grid indices bounding the K strata
+  int micro_batch{};           // (sample, time) rows per forward/backward, 0 = all
+  int64_t first_sample{};      // index of sample 0 in the step's global batch (data-parallel), keys its draws
+  AwmLossParams loss{};
+  OptimizerConfig optimizer{};
+};
+
+struct AwmStepStats {
+  StepStats step;
+  AwmStats means;  // the row means of l, log q, the KL to the base and to the EMA anchor, over every rank
+};
+
+// One DGPO optimiser step (docs/algorithms.md §8). Every sample is trained at each of the M epoch times; the noise
+// of a (group, time) pair is shared by the group's samples.
+struct DgpoStepOptions {
+  uint64_t seed{};            // keys the noise draws (with the optimiser step)
+  std::vector<double> times;  // the M training times of the epoch
+  int groups{};               // prompt groups of the step over every rank: group ids are in [0, groups)
+  int micro_batch{};          // (sample, time) rows per forward/backward, 0 = all
+  DgpoParams loss{};
+  OptimizerConfig optimizer{};
+};
+
+struct DgpoStepStats {
+  StepStats step;
+  double clip_fraction;  // rows whose gradient the clip stopped, over every rank
+  double weight_mean;    // mean of σ(S_g) over the rows
+};
+
 class Model {
  public:
   Model(Backend& backend, const NetConfig& config, uint64_t seed);
@@ -139,6 +174,18 @@ class Model {
   StepStats nft_step(const float* host_x0, const int32_t* host_tokens, const float* host_r, int B,
                      const NftStepOptions& options);
 
+  // One AWM optimiser step on clean samples x0 (B, D) of θ, their tokens (B, L) and advantages (B): v_θ (and v_ref,
+  // and v_ema from the 'old' set, the EMA anchor) at K noised copies of each sample, the fused AWM loss, backward,
+  // AdamW. Needs 'ref' when the KL term is on and 'old' when the EMA term is.
+  AwmStepStats awm_step(const float* host_x0, const int32_t* host_tokens, const float* host_advantages, int B,
+                        const AwmStepOptions& options);
+
+  // One DGPO optimiser step on clean samples x0 (B, D), their tokens (B, L), advantages (B) and group ids (B): the
+  // rows' errors under θ, the base ('ref') and the fast EMA ('old'), the group weights σ(S_g) from sums over every
+  // rank, the fused DGPO loss, backward, AdamW.
+  DgpoStepStats dgpo_step(const float* host_x0, const int32_t* host_tokens, const float* host_advantages,
+                          const int32_t* host_groups, int B, const DgpoStepOptions& options);
+
   // One FlowGRPO optimiser step on B recorded rollouts: trajectory (N + 1, B, D), tokens (B, L), advantages (B)
   // (clipped already), logp_old (N, B) as the rollout stored it. Needs 'ref' when the KL term is on.
   // With options.guard, host_means_old (N, B, D) holds the rollout's step means.
@@ -160,6 +207,14 @@ class Model {
   // nothing changes). With a communicator, first the sums over the ranks: rows, loss, the GRPO statistics (in
   // place) and the gradient, each rank's weighted by its share of the rows.
   StepStats apply_step(double loss, double rows, const OptimizerConfig& optimizer, GrpoStats* grpo = nullptr);
+  // The row loop of the forward-noising steps: row i is sample i / K at time host_times[i], noised with the draws
+  // keyed by (seed, step, first_sample·K + i), carrying the sample's value (r or A) in r_. Per micro-batch: v_old_
+  // (with `first`) and v_ref_ (with `second`) when given, θ's velocity in out_, then `loss(m, share)` writes dout_
+  // and returns the micro-batch's mean loss, then the backward. Returns the mean loss over all rows.
+  double noised_rows(const float* host_x0, const int32_t* host_tokens, const float* host_values, int B, int K,
+                     const float* host_times, int micro_batch, uint64_t seed, int64_t first_sample, int64_t step,
+                     const NetParams* first, const NetParams* second,
+                     const std::function<double(int m, float share)>& loss);
   void stage_inputs(const float* host_x, const float* host_t, const int32_t* host_tokens, int B);
   // What a pass with the set reads, the buffer training updates (the adapter with LoRA) and its layout.
   NetParams weights(ParamSet which = ParamSet::kTheta) const;
@@ -176,7 +231,7 @@ class Model {
   Buffer<float> grads_, m_, v_;
   Guidance guidance_;  // of grpo_step
   // staging for one batch
-  Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_, x_next_, mean_old_;
+  Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_, x_next_, keep_, mean_old_;
   Buffer<SdeRow> rows_;
   Buffer<int32_t> tokens_;
   int64_t step_ = 0;

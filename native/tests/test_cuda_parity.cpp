@@ -1,8 +1,8 @@
 // CPU vs CUDA parity (built only when CUDA is on): every Backend op on random inputs with odd sizes, outputs
-// poisoned with NaN before the call, compared by ‖gpu − cpu‖/‖cpu‖; then whole flow-matching, DiffusionNFT and
-// FlowGRPO steps and rollouts of a Model on each backend from the same seed. Runs in both GEMM precisions.
-// Without a CUDA device it prints one line saying it ran nothing and exits 0 (no "N passed" line, so CI counts
-// nothing).
+// poisoned with NaN before the call, compared by ‖gpu − cpu‖/‖cpu‖; then whole flow-matching, DiffusionNFT,
+// FlowGRPO, AWM and DGPO steps and rollouts of a Model on each backend from the same seed. Runs in both GEMM
+// precisions. Without a CUDA device it prints one line saying it ran nothing and exits 0 (no "N passed" line, so CI
+// counts nothing).
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -330,6 +330,52 @@ void nft_loss_variants() {
   }
 }
 
+void awm_loss_variants() {
+  const int B = 37, D = 13;
+  const size_t n = static_cast<size_t>(B) * D;
+  Twin<float> vt(random_vec(n)), vr(random_vec(n)), ve(random_vec(n)), target(random_vec(n)),
+      t(random_vec(B, 0.02f, 1.0f)), adv(random_vec(B, -1.0f, 1.0f));
+  for (int weighting = 0; weighting < 5; ++weighting) {
+    for (bool penalties : {false, true}) {
+      AwmLossParams p;
+      p.weighting = static_cast<AwmWeighting>(weighting);
+      p.power = 0.25f;
+      p.kl_coef = penalties ? 0.3f : 0.0f;
+      p.ema_coef = penalties ? 0.7f : 0.0f;
+      Out dv(n);
+      AwmStats sc, sg;
+      const double lc = cpu().awm_loss(dv.c.get(), vt.c.get(), vr.c.get(), ve.c.get(), target.c.get(), t.c.get(),
+                                       adv.c.get(), B, D, p, 0.5f, &sc);
+      const double lg = gpu().awm_loss(dv.g.get(), vt.g.get(), vr.g.get(), ve.g.get(), target.g.get(), t.g.get(),
+                                       adv.g.get(), B, D, p, 0.5f, &sg);
+      const std::string what = "awm_loss weighting " + std::to_string(weighting) + (penalties ? " + KL" : "");
+      expect_close(what.c_str(), lg, lc, 1e-6);
+      expect_close((what + " log q").c_str(), sg.log_q, sc.log_q, 1e-6);
+      expect_close((what + " gradient").c_str(), dv, 1e-5);
+    }
+  }
+}
+
+void dgpo_pieces() {
+  const int B = 37, D = 13;
+  const size_t n = static_cast<size_t>(B) * D;
+  Twin<float> vt(random_vec(n)), vr(random_vec(n)), target(random_vec(n)), weight(random_vec(B, -2.0f, 2.0f)),
+      keep(random_vec(B, 0.0f, 1.0f));
+  for (float kl : {0.0f, 0.3f}) {
+    Out dv(n);
+    const double lc = cpu().dgpo_loss(dv.c.get(), vt.c.get(), vr.c.get(), target.c.get(), weight.c.get(), keep.c.get(),
+                                      B, D, kl, 0.5f);
+    const double lg = gpu().dgpo_loss(dv.g.get(), vt.g.get(), vr.g.get(), target.g.get(), weight.g.get(), keep.g.get(),
+                                      B, D, kl, 0.5f);
+    expect_close("dgpo_loss", lg, lc, 1e-6);
+    expect_close("dgpo_loss gradient", dv, 1e-5);
+  }
+  std::vector<double> rc(B), rg(B);
+  cpu().row_mean_sq(rc.data(), vt.c.get(), target.c.get(), B, D);
+  gpu().row_mean_sq(rg.data(), vt.g.get(), target.g.get(), B, D);
+  for (int b = 0; b < B; ++b) expect_close("row_mean_sq", rg[b], rc[b], 1e-12);
+}
+
 void sde_pieces() {
   const int R = 37, D = 13;
   const size_t n = static_cast<size_t>(R) * D;
@@ -655,6 +701,62 @@ void nft_step() {
   expect_params_close("DiffusionNFT step", g, c, setup->tol_step);
 }
 
+void awm_step() {
+  const NetConfig cfg = parity_config();
+  Model c(cpu(), cfg, 8), g(gpu(), cfg, 8);
+  for (Model* m : {&c, &g}) {
+    m->copy_params(ParamSet::kOld, ParamSet::kTheta);
+    m->copy_params(ParamSet::kRef, ParamSet::kTheta);
+  }
+  const int B = 23;
+  const std::vector<float> x0 = random_vec(static_cast<size_t>(B) * cfg.data_dim), adv = random_vec(B, -1.0f, 1.0f);
+  const std::vector<int32_t> tokens = random_tokens(static_cast<size_t>(B) * cfg.cond_slots, cfg.vocab_size);
+  AwmStepOptions o;
+  o.seed = 14;
+  o.times = {1.0, 0.9, 0.7, 0.5, 0.3, 0.1};
+  o.strata = {1, 2, 4, 5};
+  o.micro_batch = 10;
+  o.loss = {AwmWeighting::kGhuber, 0.25f, 0.1f, 1.0f};
+  o.optimizer = test::optimizer_options();
+  for (int step = 0; step < 3; ++step) {
+    const AwmStepStats sc = c.awm_step(x0.data(), tokens.data(), adv.data(), B, o);
+    const AwmStepStats sg = g.awm_step(x0.data(), tokens.data(), adv.data(), B, o);
+    expect_close("AWM loss", sg.step.loss, sc.step.loss, setup->tol_step);
+    expect_close("AWM mean l", sg.means.fm, sc.means.fm, setup->tol_step);
+    for (Model* m : {&c, &g}) m->blend_params(ParamSet::kOld, 0.3, ParamSet::kTheta);
+  }
+  expect_params_close("AWM step", g, c, setup->tol_step);
+}
+
+void dgpo_step() {
+  const NetConfig cfg = parity_config();
+  Model c(cpu(), cfg, 9), g(gpu(), cfg, 9);
+  for (Model* m : {&c, &g}) {
+    m->copy_params(ParamSet::kOld, ParamSet::kTheta);
+    m->copy_params(ParamSet::kRef, ParamSet::kTheta);
+  }
+  const int B = 24, G = 4;
+  const std::vector<float> x0 = random_vec(static_cast<size_t>(B) * cfg.data_dim), adv = random_vec(B, -2.0f, 2.0f);
+  const std::vector<int32_t> tokens = random_tokens(static_cast<size_t>(B) * cfg.cond_slots, cfg.vocab_size);
+  std::vector<int32_t> groups(B);
+  for (int b = 0; b < B; ++b) groups[b] = b / G;
+  DgpoStepOptions o;
+  o.seed = 15;
+  o.times = {1.0, 0.8, 0.6};
+  o.groups = B / G;
+  o.loss = {10.0, 0.05, 0.02, G, false};
+  o.optimizer = test::optimizer_options();
+  for (int micro : {0, 10}) {
+    o.micro_batch = micro;  // one pass, then two
+    const DgpoStepStats sc = c.dgpo_step(x0.data(), tokens.data(), adv.data(), groups.data(), B, o);
+    const DgpoStepStats sg = g.dgpo_step(x0.data(), tokens.data(), adv.data(), groups.data(), B, o);
+    expect_close("DGPO loss", sg.step.loss, sc.step.loss, setup->tol_step);
+    expect_close("DGPO mean weight", sg.weight_mean, sc.weight_mean, setup->tol_step);
+    for (Model* m : {&c, &g}) m->blend_params(ParamSet::kOld, 0.3, ParamSet::kTheta);
+  }
+  expect_params_close("DGPO step", g, c, setup->tol_step);
+}
+
 void grpo_step() {
   const NetConfig cfg = parity_config();
   Model c(cpu(), cfg, 7), g(gpu(), cfg, 7);
@@ -729,6 +831,8 @@ const std::vector<test::Case> kCases = {
     {"DiT ops: GELU, modulated norm, gated residual, attention, patchify", dit_ops},
     {"interpolation and MSE", flow_matching_pieces},
     {"fused NFT loss", nft_loss_variants},
+    {"fused AWM loss", awm_loss_variants},
+    {"fused DGPO loss and row errors", dgpo_pieces},
     {"SDE log-prob and GRPO loss", sde_pieces},
     {"sum of squares and AdamW", optimizer_pieces},
     {"memory, copies and out-of-memory", memory_and_errors},
@@ -738,6 +842,8 @@ const std::vector<test::Case> kCases = {
     {"whole flow-matching step", flow_matching_step},
     {"whole DiffusionNFT step", nft_step},
     {"whole FlowGRPO and GRPO-Guard steps", grpo_step},
+    {"whole AWM step", awm_step},
+    {"whole DGPO step", dgpo_step},
     {"GPU steps are reproducible", steps_are_reproducible},
 };
 

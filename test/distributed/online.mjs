@@ -1,9 +1,9 @@
-// Run under mpirun (test/distributed.test.ts): epochs of DiffusionNFT or FlowGRPO, stats and θ to `${out}.${rank}.json`.
+// Run under mpirun (test/distributed.test.ts): epochs of DiffusionNFT, FlowGRPO, AWM or DGPO, stats and θ to `${out}.${rank}.json`.
 // mode 'fail': rank 1's reward throws; 'die': rank 1 is killed while scoring; 'hang': rank 1 blocks while scoring, the
 // collective timeout 2 s; 'mismatch': rank 1 has another seed; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run;
 // 'gpu-nccl', 'gpu-host': the model on the GPU (FP32), its gradient summed with that deviceCollectives.
 import { writeFileSync } from 'node:fs';
-import { DiffusionNFT, FlowGRPO, VelocityNet } from '../../dist/lib/index.js';
+import { AWM, DGPO, DiffusionNFT, FlowGRPO, VelocityNet } from '../../dist/lib/index.js';
 
 const [out, trainerName, epochs = '3', mode = 'plain', checkpoint = ''] = process.argv.slice(2);
 const env = process.env;
@@ -34,8 +34,13 @@ const options = {
   ...(mode.startsWith('gpu-') ? { distributed: { deviceCollectives: mode.slice(4) } } : {}),
 };
 const placement = mode.startsWith('gpu-') ? { device: 'cuda', precision: 'fp32' } : {};
-const Trainer = trainerName === 'nft' ? DiffusionNFT : FlowGRPO;
-const extra = trainerName === 'nft' ? { optimizerSteps: 1 } : { optimizerSteps: 2, klCoef: 0.04 };
+const Trainer = { nft: DiffusionNFT, grpo: FlowGRPO, awm: AWM, dgpo: DGPO }[trainerName];
+const extra = {
+  nft: { optimizerSteps: 1 },
+  grpo: { optimizerSteps: 2, klCoef: 0.04 },
+  awm: { optimizerSteps: 2, timesPerSample: 2 },
+  dgpo: { optimizerSteps: 2, timesPerEpoch: 2, truncSteps: 2, switchEmaRef: 1 },
+}[trainerName];
 const trainer =
   mode === 'resume'
     ? await Trainer.resume(checkpoint, { ...options, ...extra })

@@ -20,6 +20,8 @@ const FUNCTIONS = [
   'randomFill',
   'interpolate',
   'nftLoss',
+  'awmLoss',
+  'dgpoLoss',
   'sdeStep',
   'sdeCoefficients',
   'sdeLogp',
@@ -48,6 +50,8 @@ const METHODS = [
   'sample',
   'nftStep',
   'grpoStep',
+  'awmStep',
+  'dgpoStep',
   'enableLora',
   'lora',
   'getAdapter',
@@ -99,14 +103,15 @@ function value(r, model, depth = 0) {
     // An options object: the fields the binding reads, with random values.
     const fields = ['solver', 'grid', 'cfgScale', 'seed', 'firstSample', 'chunk', 'sdeA', 'logpSum', 'microBatch'];
     const more = ['times', 'timesPerSample', 'beta', 'klCoef', 'lr', 'eps', 'trainSteps', 'clipRange', 'condDropout'];
+    const methods = ['strata', 'weighting', 'ghuberPower', 'emaCoef', 'groups', 'groupSize', 'betaDpo', 'emaRef'];
     const arch = ['arch', 'dataDim', 'width', 'depth', 'heads', 'patch', 'imageSize', 'channels', 'vocabSize'];
     const lora = ['rank', 'alpha', 'init', 'targets'];
     const likelihood = ['sde', 'windowLo', 'windowHi', 'tailSolver', 'firstStep', 'guard'];
     const object = {};
-    for (const field of [...fields, ...more, ...arch, ...lora, ...likelihood]) {
+    for (const field of [...fields, ...more, ...methods, ...arch, ...lora, ...likelihood]) {
       if (r() >= 0.3) continue;
       if (field === 'targets') object[field] = pick(r, [['fc1'], ['fc1', 'ada'], ['fc1', 'fc1'], [], [1], 'fc1']);
-      else object[field] = field === 'grid' || field === 'times' ? grid(r) : value(r, model, 1);
+      else object[field] = field === 'grid' || field === 'times' || field === 'strata' ? grid(r) : value(r, model, 1);
     }
     return object;
   }

@@ -1,4 +1,4 @@
-// An RL run on the shapes benchmark (DiffusionNFT, FlowGRPO or another likelihood method): training from a base checkpoint with evaluations
+// An RL run on the shapes benchmark (DiffusionNFT, FlowGRPO, AWM, DGPO, Flow-GRPO-Fast, MixGRPO or GRPO-Guard): training from a base checkpoint with evaluations
 // every few epochs, the metrics stream, a checkpoint and the curves.
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -8,14 +8,16 @@ import { saveAdapter } from '../../model/lora.js';
 import type { VelocityNet } from '../../model/net.js';
 import { pick, type Rule, resolveOptions } from '../../options/schema.js';
 import * as shapes from '../../tasks/shapes/index.js';
+import { AWM, type AWMOptions } from '../../training/awm.js';
+import { DGPO, type DGPOOptions } from '../../training/dgpo.js';
 import { DiffusionNFT, type DiffusionNFTOptions } from '../../training/diffusion-nft.js';
 import { currentWorld } from '../../training/distributed.js';
-import { FlowGRPO } from '../../training/flowgrpo.js';
-import { FlowGRPOFast } from '../../training/grpo-fast.js';
-import { GRPOGuard } from '../../training/grpo-guard.js';
-import type { LikelihoodOptions } from '../../training/likelihood.js';
-import { MixGRPO } from '../../training/mixgrpo.js';
-import type { EpochStats } from '../../training/online-options.js';
+import { FlowGRPO, type FlowGRPOOptions } from '../../training/flowgrpo.js';
+import { FlowGRPOFast, type FlowGRPOFastOptions } from '../../training/grpo-fast.js';
+import { GRPOGuard, type GRPOGuardOptions } from '../../training/grpo-guard.js';
+import { MixGRPO, type MixGRPOOptions } from '../../training/mixgrpo.js';
+import type { OnlineTrainer } from '../../training/online.js';
+import type { EpochStats, OnlineOptions } from '../../training/online-options.js';
 import { MINUTES } from '../pretrain.js';
 import { formatSeconds, Progress } from '../progress.js';
 import { type RunPoint, runPoints, writeCurves } from './curves.js';
@@ -58,16 +60,33 @@ export interface TrainShapesOptions {
   log?: (line: string) => void;
 }
 
-/** The RL methods of `trainShapes`. */
-export const METHODS = ['nft', 'flowgrpo', 'grpo-fast', 'mixgrpo', 'grpo-guard'] as const;
-type Method = (typeof METHODS)[number];
+/**
+ * The default trainer settings on shapes for each method: the best of each in the B4 sweeps (docs/science.md, "B4 of
+ * 2026-12-01"; bench/results/2026-11-23-B4-AMD-EPYC, 2026-12-01-B4-Intel-Xeon-20min). Every weight trains here, so
+ * lr is a third of the codes' LoRA 3e-4.
+ */
+export const SHAPES_TRAINER_DEFAULTS = {
+  nft: { groups: 16, groupSize: 8, lr: 1e-4, beta: 1 },
+  flowgrpo: { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2, klCoef: 0.04 },
+  // Not swept yet: the official settings with the same group sizes and lr as the two above.
+  awm: { groups: 16, groupSize: 8, lr: 1e-4 },
+  dgpo: { groups: 16, groupSize: 8, lr: 1e-4 },
+  // The other likelihood methods take FlowGRPO's batch and lr, and its PPO-sized ε for the reason FlowGRPO does
+  // (the codes' 1e-4 … 2e-6 are for the mean over 65536 dimensions; docs/algorithms.md §3.4): not yet swept.
+  'grpo-fast': { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2 },
+  mixgrpo: { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2 },
+  'grpo-guard': { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2 },
+} as const;
+
+/** The RL methods of trainShapes. */
+export type Method = keyof typeof SHAPES_TRAINER_DEFAULTS;
 
 /**
  * The table of TrainShapesOptions whose values are plain (the others are checked where they are used), which the
  * CLI's `train` flags and its --config file take too.
  */
 export const TRAIN_SHAPES_SCHEMA = {
-  method: { type: 'enum', values: METHODS, default: 'nft' },
+  method: { type: 'enum', values: Object.keys(SHAPES_TRAINER_DEFAULTS) as Method[], default: 'nft' },
   base: { type: 'string' },
   resume: { type: 'boolean' },
   epochs: { type: 'int', min: 1, max: 1e9 },
@@ -81,60 +100,58 @@ export const TRAIN_SHAPES_SCHEMA = {
   Rule
 >;
 
-/**
- * The default trainer settings on shapes for each method: the best of each in the B4 sweeps (docs/science.md, "B4 of
- * 2026-12-01"; bench/results/2026-11-23-B4-AMD-EPYC, 2026-12-01-B4-Intel-Xeon-20min). Every weight trains here, so
- * lr is a third of the codes' LoRA 3e-4.
- */
-export const SHAPES_TRAINER_DEFAULTS = {
-  nft: { groups: 16, groupSize: 8, lr: 1e-4, beta: 1 },
-  flowgrpo: { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2, klCoef: 0.04 },
-  // The other likelihood methods take FlowGRPO's batch and lr, and its PPO-sized ε for the reason FlowGRPO does
-  // (the codes' 1e-4 … 2e-6 are for the mean over 65536 dimensions; docs/algorithms.md §3.4): not yet swept.
-  'grpo-fast': { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2 },
-  mixgrpo: { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2 },
-  'grpo-guard': { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2 },
-} as const;
+type ShapesTrainer = OnlineTrainer<shapes.ShapesPrompt, EpochStats>;
+type Options = OnlineOptions<shapes.ShapesPrompt> & Record<string, unknown>;
 
-type ShapesOptions = LikelihoodOptions<shapes.ShapesPrompt>;
-type Trainer =
-  | DiffusionNFT<shapes.ShapesPrompt>
-  | FlowGRPO<shapes.ShapesPrompt>
-  | FlowGRPOFast<shapes.ShapesPrompt>
-  | MixGRPO<shapes.ShapesPrompt>
-  | GRPOGuard<shapes.ShapesPrompt>;
-
-/** Each method's trainer: a new one on a network, a resumed one from a checkpoint, and its name on the curves. */
-const TRAINERS: Record<
+/** Each method's trainer: its name in the curves, a new one on a network, one resumed from a checkpoint. */
+const METHODS: Record<
   Method,
   {
-    make: (net: VelocityNet, o: ShapesOptions) => Trainer;
-    resume: (path: string, o: ShapesOptions) => Promise<Trainer>;
     name: string;
+    make: (net: VelocityNet, o: Options) => ShapesTrainer;
+    resume: (path: string, o: Options) => Promise<ShapesTrainer>;
   }
 > = {
   nft: {
+    name: 'DiffusionNFT',
     make: (net, o) => new DiffusionNFT(net, o as DiffusionNFTOptions<shapes.ShapesPrompt>),
     resume: (path, o) => DiffusionNFT.resume(path, o as DiffusionNFTOptions<shapes.ShapesPrompt>),
-    name: 'DiffusionNFT',
   },
-  flowgrpo: { make: (net, o) => new FlowGRPO(net, o), resume: (path, o) => FlowGRPO.resume(path, o), name: 'FlowGRPO' },
+  flowgrpo: {
+    name: 'FlowGRPO',
+    make: (net, o) => new FlowGRPO(net, o as FlowGRPOOptions<shapes.ShapesPrompt>),
+    resume: (path, o) => FlowGRPO.resume(path, o as FlowGRPOOptions<shapes.ShapesPrompt>),
+  },
+  awm: {
+    name: 'AWM',
+    make: (net, o) => new AWM(net, o as AWMOptions<shapes.ShapesPrompt>),
+    resume: (path, o) => AWM.resume(path, o as AWMOptions<shapes.ShapesPrompt>),
+  },
+  dgpo: {
+    name: 'DGPO',
+    make: (net, o) => new DGPO(net, o as DGPOOptions<shapes.ShapesPrompt>),
+    resume: (path, o) => DGPO.resume(path, o as DGPOOptions<shapes.ShapesPrompt>),
+  },
   'grpo-fast': {
-    make: (net, o) => new FlowGRPOFast(net, o),
-    resume: (path, o) => FlowGRPOFast.resume(path, o),
     name: 'Flow-GRPO-Fast',
+    make: (net, o) => new FlowGRPOFast(net, o as FlowGRPOFastOptions<shapes.ShapesPrompt>),
+    resume: (path, o) => FlowGRPOFast.resume(path, o as FlowGRPOFastOptions<shapes.ShapesPrompt>),
   },
-  mixgrpo: { make: (net, o) => new MixGRPO(net, o), resume: (path, o) => MixGRPO.resume(path, o), name: 'MixGRPO' },
+  mixgrpo: {
+    name: 'MixGRPO',
+    make: (net, o) => new MixGRPO(net, o as MixGRPOOptions<shapes.ShapesPrompt>),
+    resume: (path, o) => MixGRPO.resume(path, o as MixGRPOOptions<shapes.ShapesPrompt>),
+  },
   'grpo-guard': {
-    make: (net, o) => new GRPOGuard(net, o),
-    resume: (path, o) => GRPOGuard.resume(path, o),
     name: 'GRPO-Guard',
+    make: (net, o) => new GRPOGuard(net, o as GRPOGuardOptions<shapes.ShapesPrompt>),
+    resume: (path, o) => GRPOGuard.resume(path, o as GRPOGuardOptions<shapes.ShapesPrompt>),
   },
 };
 
 /** A method's name on the curves and in the reports ('DiffusionNFT', 'FlowGRPO', 'Flow-GRPO-Fast', …). */
 export function methodName(method: Method): string {
-  return TRAINERS[method].name;
+  return METHODS[method].name;
 }
 
 /**
@@ -154,13 +171,13 @@ export async function trainShapes(options: TrainShapesOptions): Promise<{ points
     ...SHAPES_TRAINER_DEFAULTS[o.method],
     ...o.trainer,
   };
-  const method = TRAINERS[o.method];
-  let trainer: Trainer;
+  const method = METHODS[o.method];
+  let trainer: ShapesTrainer;
   if (o.resume) {
-    trainer = await method.resume(o.base, common as ShapesOptions);
+    trainer = await method.resume(o.base, common);
   } else {
     const { net } = await loadCheckpoint(o.base);
-    trainer = method.make(net, common as ShapesOptions);
+    trainer = method.make(net, common);
   }
   const net = trainer.net;
   // Distributed (docs/distributed.md), every rank computes the same run and rank 0 alone writes and reports it.
