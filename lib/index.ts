@@ -76,7 +76,7 @@ export type { AwmLossOptions } from './options/awm-loss.js';
 export type { DgpoLossOptions } from './options/dgpo-loss.js';
 export type { DeviceCollectives, DistributedOption } from './options/distributed.js';
 export type { FlowMatchingOptions } from './options/flow-matching.js';
-export type { GrpoLossOptions } from './options/grpo-loss.js';
+export type { GrpoLossOptions, SdeKind } from './options/grpo-loss.js';
 export type { LoraInit, LoraOptions } from './options/lora.js';
 export type { Arch, DitConfig, MlpConfig, NetConfig, NetPreset } from './options/net-config.js';
 export { CONFIG_D, CONFIG_M, CONFIG_SMALL } from './options/net-config.js';
@@ -89,6 +89,8 @@ export type { DgpoLossInputs, DgpoLossResult } from './rl/dgpo-loss.js';
 export { dgpoLoss } from './rl/dgpo-loss.js';
 export type { GrpoLossInputs } from './rl/grpo-loss.js';
 export { grpoLoss } from './rl/grpo-loss.js';
+export type { GuardLossInputs } from './rl/guard-loss.js';
+export { guardLoss } from './rl/guard-loss.js';
 export type { NftLossInputs } from './rl/nft-loss.js';
 export { nftLoss } from './rl/nft-loss.js';
 export { interpolate } from './sampling/interpolate.js';
@@ -120,6 +122,13 @@ export type { World } from './training/distributed.js';
 export { FlowMatchingTrainer } from './training/flow-matching.js';
 export type { FlowGRPOOptions, GrpoEpochStats } from './training/flowgrpo.js';
 export { FlowGRPO } from './training/flowgrpo.js';
+export type { FastEpochStats, FlowGRPOFastOptions } from './training/grpo-fast.js';
+export { FlowGRPOFast, fastWindowStart } from './training/grpo-fast.js';
+export type { GRPOGuardOptions } from './training/grpo-guard.js';
+export { GRPOGuard } from './training/grpo-guard.js';
+export type { LikelihoodEpochStats, LikelihoodOptions } from './training/likelihood.js';
+export type { MixEpochStats, MixGRPOOptions } from './training/mixgrpo.js';
+export { flashGrid, MixGRPO, mixWindow } from './training/mixgrpo.js';
 export type {
   EpochStats,
   EvaluateOptions,

@@ -80,6 +80,18 @@ describe('sweep arithmetic', () => {
     expect(forwardsPerEpoch(guided)).toBe(128 * (10 + 6 + (9 + 5) * 2));
     expect(forwardsPerEpoch({ name: 'a', method: 'awm', trainer: {} })).toBe(128 * 10 + 128 * 6 * 3);
     expect(forwardsPerEpoch({ name: 'd', method: 'dgpo', trainer: {} })).toBe(128 * 10 + 128 * 4 * 3);
+    // The likelihood methods: Fast and MixGRPO train their window (3, 4 transitions), none has a KL term.
+    expect(forwardsPerEpoch({ name: 'f', method: 'grpo-fast' as const, trainer: {} })).toBe(128 * (10 + 3));
+    expect(forwardsPerEpoch({ name: 'm', method: 'mixgrpo' as const, trainer: {} })).toBe(128 * (10 + 4));
+    expect(forwardsPerEpoch({ name: 'q', method: 'grpo-guard' as const, trainer: {} })).toBe(128 * (10 + 9));
+  });
+
+  it('reads the B7 sweep with every method', () => {
+    const sweep = parseSweep(JSON.parse(readFileSync('bench/sweeps/b7-methods.json', 'utf8')));
+    expect(new Set(sweep.runs.map((r) => r.method))).toEqual(
+      new Set(['nft', 'flowgrpo', 'awm', 'dgpo', 'grpo-fast', 'mixgrpo', 'grpo-guard']),
+    );
+    expect(sweep.compare).toHaveLength(10);
   });
 });
 

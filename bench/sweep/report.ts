@@ -8,6 +8,7 @@ import { lineChart } from '../../lib/images/chart.js';
 import { svgToPng } from '../../lib/images/png.js';
 import type { PointScores, RunPoint } from '../../lib/jobs/shapes/curves.js';
 import { guidanceLabel } from '../../lib/jobs/shapes/guidance.js';
+import { methodName } from '../../lib/jobs/shapes/train.js';
 import { CATEGORIES } from '../../lib/tasks/shapes/index.js';
 import {
   type MeanPoint,
@@ -19,7 +20,7 @@ import {
   timeToThreshold,
 } from './aggregate.js';
 import { type RunResult, type Trained, trainedLabel } from './harness.js';
-import { asUsedLabel, forwardsPerEpoch, type Sweep } from './spec.js';
+import { asUsedLabel, forwardsPerEpoch, type RunSpec, type Sweep } from './spec.js';
 
 const NO_CFG = 'no CFG';
 type Metric = 'strict' | 'testReward';
@@ -149,7 +150,7 @@ export function reportMarkdown(report: SweepReport, header: string[]): string {
   for (const run of report.runs) {
     lines.push(`## ${run.name}`, '');
     lines.push(
-      `${run.method === 'nft' ? 'DiffusionNFT' : 'FlowGRPO'}, seeds ${run.seeds.join(', ')}; ${run.forwardsPerEpoch} network evaluations per epoch; ${run.trained ? `trains ${trainedLabel(run.trained)} floats; ` : ''}trained ${run.trainedSeconds.map((s) => `${s.toFixed(0)} s`).join(', ')}; judged by its evaluation "${run.asUsed}".`,
+      `${methodName(run.method as RunSpec['method'])}, seeds ${run.seeds.join(', ')}; ${run.forwardsPerEpoch} network evaluations per epoch; ${run.trained ? `trains ${trainedLabel(run.trained)} floats; ` : ''}trained ${run.trainedSeconds.map((s) => `${s.toFixed(0)} s`).join(', ')}; judged by its evaluation "${run.asUsed}".`,
       '',
     );
     for (const view of run.views) {

@@ -5,6 +5,7 @@ import { type Method, SHAPES_TRAINER_DEFAULTS } from '../../lib/jobs/shapes/trai
 import { rejectUnknown } from '../../lib/options/schema.js';
 import { timeGrid } from '../../lib/sampling/solvers.js';
 import { type Category, REWARD_KINDS, type RewardKind } from '../../lib/tasks/shapes/index.js';
+import { leadingTransitions } from '../../lib/training/likelihood.js';
 
 /** One run of a sweep: a method with its trainer options, trained once per seed. */
 export interface RunSpec {
@@ -91,9 +92,15 @@ function numbers(what: string, v: unknown, integer: boolean): number[] {
   return list;
 }
 
-/** The training guidance of a run (FlowGRPO's cfgScale and cfgInterval), or undefined when it trains without. */
+/** The methods whose rollouts and training take cfgScale and cfgInterval. */
+const LIKELIHOOD_METHODS: readonly Method[] = ['flowgrpo', 'grpo-fast', 'mixgrpo', 'grpo-guard'];
+
+/**
+ * The training guidance of a run (a likelihood method's cfgScale and cfgInterval), or undefined when it trains
+ * without.
+ */
 export function trainingGuidance(spec: RunSpec): Guidance | undefined {
-  if (spec.method !== 'flowgrpo') return undefined;
+  if (!LIKELIHOOD_METHODS.includes(spec.method)) return undefined;
   const scale = (spec.trainer.cfgScale as number | undefined) ?? 1;
   if (scale === 1) return undefined;
   const interval = spec.trainer.cfgInterval as [number, number] | undefined;
@@ -237,11 +244,14 @@ export function forwardsPerEpoch(spec: RunSpec): number {
   const g = trainingGuidance(spec);
   const [lo, hi] = g?.cfgInterval ?? [0, 1];
   const cost = (n: number) => (g !== undefined && (grid[n] as number) >= lo && (grid[n] as number) <= hi ? 2 : 1);
-  const trained = Math.min(
-    steps - 1 || 1,
-    Math.max(1, Math.floor(steps * ((t.trainFraction as number | undefined) ?? 0.99))),
-  );
-  const withRef = (t.klCoef as number) > 0 ? 1 : 0;
+  // The transitions trained from their first step: the window's for Fast and MixGRPO (at its first position, whose
+  // guidance cost stands for the others'; MixGRPO-Flash's shorter tail is not counted), else the leading ones.
+  const window = { 'grpo-fast': 3, mixgrpo: 4 } as Record<string, number>;
+  const trained =
+    spec.method in window
+      ? Math.min((t.sdeWindowSize as number | undefined) ?? (window[spec.method] as number), steps - 2)
+      : leadingTransitions(steps, (t.trainFraction as number | undefined) ?? 0.99)[1];
+  const withRef = ((t.klCoef as number | undefined) ?? 0) > 0 ? 1 : 0;
   let rollout = 0;
   for (let n = 0; n < steps; n++) rollout += cost(n);
   let train = 0;

@@ -1,9 +1,11 @@
-// `diffusion-nft train`: a shapes base model post-trained with DiffusionNFT, FlowGRPO, AWM or DGPO. Its flags and its --config
+// `diffusion-nft train`: a shapes base model post-trained with DiffusionNFT, FlowGRPO, AWM, DGPO, Flow-GRPO-Fast,
+// MixGRPO or GRPO-Guard. Its flags and its --config
 // file take the RL job's table (lib/jobs/shapes/train.ts), a "trainer" object of trainer options and the LoRA flags.
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { SHAPES_BASE } from '../jobs/demo-shapes.js';
 import { TRAIN_SHAPES_SCHEMA, trainShapes } from '../jobs/shapes/train.js';
+import { SDE_KIND } from '../options/grpo-loss.js';
 import { LORA_DEFAULT_TARGETS, LORA_SCHEMA } from '../options/lora.js';
 import { MICRO_BATCH } from '../options/optimizer.js';
 import { objectOption, type Resolved } from '../options/schema.js';
@@ -25,6 +27,8 @@ const TRAIN_OPTIONS = {
   trainer: { type: 'value' },
   // The trainer's microBatch (over the config's trainer.microBatch).
   microBatch: { ...MICRO_BATCH, default: undefined },
+  // The likelihood methods' stochastic step (the trainer's `sde` option), over the config's trainer.sde.
+  sde: { ...SDE_KIND, default: undefined },
   // LoRA (docs/lora.md): any of these trains adapters, the others taking LORA_SCHEMA's defaults.
   loraRank: { ...LORA_SCHEMA.rank, default: undefined },
   loraAlpha: { ...LORA_SCHEMA.alpha, default: undefined },
@@ -60,7 +64,7 @@ function moduleList(value: string): string[] {
 export function addTrainCommand(program: Command): void {
   program
     .command('train')
-    .description('post-train a shapes base model with DiffusionNFT, FlowGRPO, AWM or DGPO')
+    .description('post-train a shapes base model with one of the RL methods of --method (DiffusionNFT by default)')
     .addOption(flag('--method <name>', 'RL method', TRAIN_OPTIONS.method))
     .addOption(
       flag(
@@ -81,6 +85,13 @@ export function addTrainCommand(program: Command): void {
     .addOption(flag('--eval-every <n>', 'evaluate on the test prompts every n epochs', TRAIN_OPTIONS.evalEvery))
     .addOption(flag('--out <dir>', 'output folder', TRAIN_OPTIONS.out))
     .addOption(microBatchOption(TRAIN_OPTIONS.microBatch))
+    .addOption(
+      flag(
+        '--sde <name>',
+        "the likelihood methods' stochastic step: flow-grpo or cps (default: the method's)",
+        TRAIN_OPTIONS.sde,
+      ),
+    )
     .addOption(
       flag(
         '--lora-rank <n>',
@@ -124,13 +135,19 @@ export function addTrainCommand(program: Command): void {
       const { dashboard, json } = given;
       const log = json ? (line: string) => console.error(line) : (line: string) => console.log(line);
       if (lead) log(`base model: ${o.base}${o.base === SHAPES_BASE ? ' (shipped in the package)' : ''}`);
-      const { loraRank, loraAlpha, loraInit, loraTargets, microBatch, ...job } = o;
-      const trainer = withLora(microBatch === undefined ? options : { ...options, microBatch }, {
-        loraRank,
-        loraAlpha,
-        loraInit,
-        loraTargets,
-      });
+      const { loraRank, loraAlpha, loraInit, loraTargets, microBatch, sde, ...job } = o;
+      if (sde !== undefined && job.method === 'nft') {
+        throw new InvalidArgumentError('--sde sets the step of the likelihood methods, not of nft');
+      }
+      const trainer = withLora(
+        { ...options, ...(microBatch === undefined ? {} : { microBatch }), ...(sde === undefined ? {} : { sde }) },
+        {
+          loraRank,
+          loraAlpha,
+          loraInit,
+          loraTargets,
+        },
+      );
       const { points } = await withDashboard(lead ? dashboard : undefined, [o.out], () =>
         trainShapes({ ...job, trainer, signal: interruptible(), log }),
       );

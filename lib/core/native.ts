@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AwmLossOptions } from '../options/awm-loss.js';
 import type { DgpoLossOptions } from '../options/dgpo-loss.js';
-import type { GrpoLossOptions } from '../options/grpo-loss.js';
+import type { GrpoLossOptions, SdeKind } from '../options/grpo-loss.js';
 import type { NetConfig } from '../options/net-config.js';
 import type { NftLossOptions } from '../options/nft-loss.js';
 import type { OptimizerOptions, StepStats } from '../options/optimizer.js';
@@ -101,11 +101,17 @@ export interface DgpoStatistics {
 /** The GRPO loss. */
 export type NativeGrpoParams = Required<GrpoLossOptions>;
 
-/** One FlowGRPO step over recorded rollouts on `grid`, training its first `trainSteps` transitions. */
+/**
+ * One step of a likelihood method over recorded rollouts on `grid`, training `trainSteps` transitions of each sample
+ * from its `firstStep` (empty: from 0).
+ */
 export interface NativeGrpoStepOptions extends NativeOptimizerOptions, NativeGrpoParams {
   grid: Float64Array;
   trainSteps: number;
+  firstStep: Int32Array;
   sdeA: number;
+  /** GRPO-Guard's loss, from the rollout's stored step means. */
+  guard: boolean;
   cfgScale: number;
   /** Guidance applies to the transitions starting at cfgTMin ≤ t ≤ cfgTMax only. */
   cfgTMin: number;
@@ -127,6 +133,13 @@ export interface NativeSampleOptions {
   sdeA?: number;
   /** Sum the per-dimension log-probabilities instead of averaging them (required by 'sde'). */
   logpSum?: boolean;
+  /** The stochastic step (required by 'sde'). */
+  sde?: SdeKind;
+  /** 'sde': the steps [windowLo, windowHi) are stochastic, the others ODE steps (required by 'sde'). */
+  windowLo?: number;
+  windowHi?: number;
+  /** 'sde': the ODE after the window (required by 'sde'). */
+  tailSolver?: 'euler' | 'dpm2';
 }
 
 /**
@@ -190,7 +203,8 @@ export interface NativeModel {
     options: NativeSampleOptions,
     trajectory: boolean,
     which?: ParamSetName,
-  ): Promise<{ x: Float32Array; trajectory: Float32Array | null; logp?: Float32Array }>;
+    means?: boolean,
+  ): Promise<{ x: Float32Array; trajectory: Float32Array | null; logp?: Float32Array; means?: Float32Array }>;
   grpoStep(
     trajectory: Float32Array,
     cond: Int32Array,
@@ -198,6 +212,7 @@ export interface NativeModel {
     logpOld: Float32Array,
     batch: number,
     options: NativeGrpoStepOptions,
+    meansOld?: Float32Array | null,
   ): Promise<StepStats & { clipFraction: number; approxKl: number; ratioMean: number }>;
   awmStep(
     x0: Float32Array,
@@ -316,19 +331,32 @@ export interface NativeAddon {
     tNext: number,
     a: number,
     tFirst: number,
+    cps?: boolean,
   ): { mean: Float32Array; xNext: Float32Array; std: number; sigma: number };
   sdeCoefficients(
     t: number,
     tNext: number,
     a: number,
     tFirst: number,
+    cps?: boolean,
   ): { xCoef: number; vCoef: number; std: number; sigma: number };
-  sdeLogp(xNext: Float32Array, mean: Float32Array, std: number, dim: number, sum: boolean): Float32Array;
+  sdeLogp(xNext: Float32Array, mean: Float32Array, std: number, dim: number, sum: boolean, cps?: boolean): Float32Array;
   grpoLoss(
     vTheta: Float32Array,
     vRef: Float32Array | null,
     x: Float32Array,
     xNext: Float32Array,
+    rows: Float32Array,
+    advantages: Float32Array,
+    logpOld: Float32Array,
+    dim: number,
+    params: NativeGrpoParams,
+  ): { loss: number; grad: Float32Array; clipFraction: number; approxKl: number; ratioMean: number };
+  guardLoss(
+    vTheta: Float32Array,
+    x: Float32Array,
+    xNext: Float32Array,
+    meanOld: Float32Array,
     rows: Float32Array,
     advantages: Float32Array,
     logpOld: Float32Array,

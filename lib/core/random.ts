@@ -1,6 +1,6 @@
 // The package's random numbers: the Philox4x32-10 generator of the native core and every stream of it
 // (docs/algorithms.md §5.1). A draw is keyed by (seed, stream, element), so each purpose has a stream of its own
-// and draws of one kind never shift those of another. Streams 1–8 are the native core's (native/core/math/philox.h,
+// and draws of one kind never shift those of another. Streams 1–9 are the native core's (native/core/math/philox.h,
 // kept equal by test/streams.test.ts); 16 and above are free for user draws.
 import { native } from './native.js';
 
@@ -26,6 +26,8 @@ export const PROMPT_STREAM = 6;
 export const SDE_STREAM = 7;
 /** The A matrices of fresh LoRA adapters (docs/lora.md), element = position in the adapter buffer. */
 export const LORA_STREAM = 8;
+/** Flow-GRPO-Fast: the start of each rollout chunk's SDE window, element = the chunk's first sample. */
+export const WINDOW_STREAM = 9;
 /** First stream free for user draws (Tensor.randn, Tensor.rand). */
 export const USER_STREAM = 16;
 /** toy2d: the mode of each sample, and its point around the mode centre. */

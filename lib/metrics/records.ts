@@ -59,14 +59,18 @@ export interface EpochRecord extends RecordBase {
   rHistogram?: number[];
   /** DiffusionNFT: η of the soft update of θ_old. */
   eta?: number;
-  /** FlowGRPO, DGPO: fraction of clipped ratios. */
+  /** The likelihood methods (FlowGRPO …), DGPO: fraction of clipped ratios. */
   clipFraction?: number;
-  /** FlowGRPO: the approximate KL divergence to the rollout policy, ½·mean (log p − log p_old)². */
+  /** The likelihood methods: the approximate KL divergence to the rollout policy, ½·mean (log ρ)². */
   approxKl?: number;
-  /** FlowGRPO: mean importance ratio. */
+  /** The likelihood methods: mean importance ratio (GRPO-Guard's normalised one). */
   ratioMean?: number;
-  /** FlowGRPO: samples trained on after the zero-advantage filter. */
+  /** The likelihood methods: samples trained on after the zero-advantage filter. */
   trainedSamples?: number;
+  /** Flow-GRPO-Fast, MixGRPO: the first step of the epoch's SDE window (Fast: the mean over its chunks). */
+  windowStart?: number;
+  /** MixGRPO: steps of the epoch's rollouts (fewer than N with Flash's compressed tail). */
+  rolloutSteps?: number;
   /** AWM: counts of the scaled advantages in 10 bins of [−advantageMax, advantageMax]. */
   advantageHistogram?: number[];
   /** AWM: mean flow-matching error of the trained rows. */

@@ -387,12 +387,17 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     return { ...stats, ...trained.extra } as S;
   }
 
+  /** The trained parameters: with LoRA the adapters over a frozen base, else every weight. */
+  #trainedCount(): number {
+    const lora = this.net.model.lora();
+    return lora === null ? this.net.model.paramCount() : lora.layout.reduce((n, p) => n + p.size, 0);
+  }
+
   /** Debugging aid: every parameter set must be bit-identical on every rank. */
   #checkParameters(): void {
     const model = this.net.model;
     const lora = model.lora();
-    // With LoRA the trained sets are adapters over a frozen base.
-    const count = lora === null ? model.paramCount() : lora.layout.reduce((n, p) => n + p.size, 0);
+    const count = this.#trainedCount();
     const sets = (['theta', 'old', 'ref', 'ema'] as const).filter((set) => model.hasParams(set));
     const bytes = new Uint8Array(sets.length * count * 4);
     sets.forEach((set, k) => {
@@ -484,7 +489,7 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
     // What training changes: θ (the trained adapter with LoRA), θ_old where a trainer updates it between steps,
     // and the AdamW moments, all of the trained size.
     const lora = model.lora();
-    const size = lora === null ? model.paramCount() : lora.layout.reduce((n, p) => n + p.size, 0);
+    const size = this.#trainedCount();
     const sets = (['theta', 'old'] as const).filter((set) => set === 'theta' || model.hasParams(set));
     const saved = sets.map((set) => {
       const values = new Float32Array(size);

@@ -20,6 +20,11 @@ namespace dnft::addon {
 
 namespace {
 
+// An optional boolean argument `cps`: the CPS step rather than FlowGRPO's SDE.
+SdeKind kind_arg(const Napi::CallbackInfo& info, size_t index) {
+  return info.Length() > index && info[index].ToBoolean().Value() ? SdeKind::kCps : SdeKind::kFlowGrpo;
+}
+
 Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const DeviceInfo device = device_info();
@@ -200,7 +205,8 @@ Napi::Value NftLoss(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// sdeStep(x, v, noise, t, tNext, a, tFirst) -> { mean, xNext, std, sigma }: one FlowGRPO SDE step on the CPU.
+// sdeStep(x, v, noise, t, tNext, a, tFirst, cps) -> { mean, xNext, std, sigma }: one FlowGRPO SDE step (or, with
+// cps, one CPS step) on the CPU.
 Napi::Value SdeStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const cpu::PoolUse pool;
@@ -215,7 +221,7 @@ Napi::Value SdeStep(const Napi::CallbackInfo& info) {
     }
     numbers[i] = info[3 + i].As<Napi::Number>().DoubleValue();
   }
-  const SdeCoefficients k = sde_coefficients(numbers[0], numbers[1], numbers[2], numbers[3]);
+  const SdeCoefficients k = step_coefficients(kind_arg(info, 7), numbers[0], numbers[1], numbers[2], numbers[3]);
   Napi::Float32Array mean = Napi::Float32Array::New(env, n), x_next = Napi::Float32Array::New(env, n);
   Backend& be = cpu_backend();
   be.lincomb(mean.Data(), n, static_cast<float>(k.x_coef), x.Data(), static_cast<float>(k.v_coef), v.Data(), 0.0f,
@@ -229,7 +235,8 @@ Napi::Value SdeStep(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// sdeCoefficients(t, tNext, a, tFirst) -> { xCoef, vCoef, std, sigma } as float32 values, as the kernels read them.
+// sdeCoefficients(t, tNext, a, tFirst, cps) -> { xCoef, vCoef, std, sigma } as float32 values, as the kernels read
+// them.
 Napi::Value SdeCoefficientsOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double numbers[4];
@@ -239,7 +246,7 @@ Napi::Value SdeCoefficientsOf(const Napi::CallbackInfo& info) {
     }
     numbers[i] = info[i].As<Napi::Number>().DoubleValue();
   }
-  const SdeCoefficients k = sde_coefficients(numbers[0], numbers[1], numbers[2], numbers[3]);
+  const SdeCoefficients k = step_coefficients(kind_arg(info, 4), numbers[0], numbers[1], numbers[2], numbers[3]);
   Napi::Object result = Napi::Object::New(env);
   result.Set("xCoef", static_cast<float>(k.x_coef));
   result.Set("vCoef", static_cast<float>(k.v_coef));
@@ -248,7 +255,7 @@ Napi::Value SdeCoefficientsOf(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// sdeLogp(xNext, mean, std, dim, sum) -> Float32Array (B)
+// sdeLogp(xNext, mean, std, dim, sum, cps) -> Float32Array (B)
 Napi::Value SdeLogp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const cpu::PoolUse pool;
@@ -259,11 +266,32 @@ Napi::Value SdeLogp(const Napi::CallbackInfo& info) {
   const float std = static_cast<float>(info[2].As<Napi::Number>().DoubleValue());
   Napi::Float32Array logp = Napi::Float32Array::New(env, B);
   cpu_backend().sde_logp(logp.Data(), x_next.Data(), mean.Data(), std, static_cast<int>(B), D,
-                         info[4].ToBoolean().Value());
+                         info[4].ToBoolean().Value(), info[5].ToBoolean().Value());
   return logp;
 }
 
-// grpoLoss(vTheta, vRef | null, x, xNext, rows (R·4: xCoef, vCoef, std, sigma), advantages, logpOld, dim, params)
+// The per-row coefficients of the loss functions' transitions, rows (R·5: xCoef, vCoef, std, sigma, dt).
+std::vector<SdeRow> sde_rows_arg(const Napi::CallbackInfo& info, size_t index, size_t R) {
+  Napi::Float32Array rows = float32_arg(info, index, "rows", R * 5);
+  std::vector<SdeRow> coefs(R);
+  for (size_t r = 0; r < R; ++r) {
+    const float* c = rows.Data() + 5 * r;
+    coefs[r] = {c[0], c[1], c[2], c[3], c[4]};
+  }
+  return coefs;
+}
+
+Napi::Object grpo_result(Napi::Env env, double loss, Napi::Float32Array grad, const GrpoStats& stats, size_t R) {
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("loss", loss);
+  result.Set("grad", grad);
+  result.Set("clipFraction", stats.clipped / R);
+  result.Set("approxKl", 0.5 * stats.log_ratio_sq / R);
+  result.Set("ratioMean", stats.ratio_sum / R);
+  return result;
+}
+
+// grpoLoss(vTheta, vRef | null, x, xNext, rows (R·5), advantages, logpOld, dim, params)
 //   -> { loss, grad, clipFraction, approxKl, ratioMean }
 Napi::Value GrpoLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -275,27 +303,40 @@ Napi::Value GrpoLoss(const Napi::CallbackInfo& info) {
   const bool has_ref = !info[1].IsNull() && !info[1].IsUndefined();
   Napi::Float32Array v_ref = has_ref ? float32_arg(info, 1, "vRef", R * D) : Napi::Float32Array::New(env, 0);
   Napi::Float32Array x = float32_arg(info, 2, "x", R * D), x_next = float32_arg(info, 3, "xNext", R * D);
-  Napi::Float32Array rows = float32_arg(info, 4, "rows", R * 4);
+  const std::vector<SdeRow> coefs = sde_rows_arg(info, 4, R);
   Napi::Float32Array advantages = float32_arg(info, 5, "advantages", R), logp_old = float32_arg(info, 6, "logpOld", R);
   const GrpoParams params = grpo_params_from(object_arg(info, 8, "params"));
   if (params.kl_coef != 0.0f && !has_ref) throw Napi::TypeError::New(env, "vRef is required when klCoef is not 0");
-  std::vector<SdeRow> coefs(R);
-  for (size_t r = 0; r < R; ++r) {
-    const float* c = rows.Data() + 4 * r;
-    coefs[r] = {c[0], c[1], c[2], c[3]};
-  }
   Napi::Float32Array grad = Napi::Float32Array::New(env, R * D);
   GrpoStats stats;
   const double loss = cpu_backend().grpo_loss(grad.Data(), v_theta.Data(), has_ref ? v_ref.Data() : nullptr, x.Data(),
                                               x_next.Data(), coefs.data(), advantages.Data(), logp_old.Data(),
                                               static_cast<int>(R), D, params, 1.0f, &stats);
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("loss", loss);
-  result.Set("grad", grad);
-  result.Set("clipFraction", stats.clipped / R);
-  result.Set("approxKl", 0.5 * stats.log_ratio_sq / R);
-  result.Set("ratioMean", stats.ratio_sum / R);
-  return result;
+  return grpo_result(env, loss, grad, stats, R);
+}
+
+// guardLoss(vTheta, x, xNext, meanOld, rows (R·5), advantages, logpOld, dim, params)
+//   -> { loss, grad, clipFraction, approxKl, ratioMean }: GRPO-Guard's loss (params.klCoef must be 0).
+Napi::Value GuardLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const cpu::PoolUse pool;
+  const int D = static_cast<int>(integer_arg(info, 7, "dim", 1, 1 << 24));
+  const size_t R = length_of(info, 5, "advantages");
+  if (R == 0) throw Napi::RangeError::New(env, "the batch must not be empty");
+  Napi::Float32Array v_theta = float32_arg(info, 0, "vTheta", R * D), x = float32_arg(info, 1, "x", R * D);
+  Napi::Float32Array x_next = float32_arg(info, 2, "xNext", R * D), mean_old = float32_arg(info, 3, "meanOld", R * D);
+  const std::vector<SdeRow> coefs = sde_rows_arg(info, 4, R);
+  Napi::Float32Array advantages = float32_arg(info, 5, "advantages", R), logp_old = float32_arg(info, 6, "logpOld", R);
+  const GrpoParams params = grpo_params_from(object_arg(info, 8, "params"));
+  if (params.kl_coef != 0.0f || params.cps) {
+    throw Napi::RangeError::New(env, "GRPO-Guard runs the FlowGRPO SDE without a KL term: klCoef 0, sde 'flow-grpo'");
+  }
+  Napi::Float32Array grad = Napi::Float32Array::New(env, R * D);
+  GrpoStats stats;
+  const double loss =
+      cpu_backend().guard_loss(grad.Data(), v_theta.Data(), x.Data(), x_next.Data(), mean_old.Data(), coefs.data(),
+                               advantages.Data(), logp_old.Data(), static_cast<int>(R), D, params, 1.0f, &stats);
+  return grpo_result(env, loss, grad, stats, R);
 }
 
 // awmLoss(vTheta, vRef | null, vEma | null, target, t, advantages, dim, params) -> { loss, grad, fm, logQ, kl, emaKl }:
@@ -396,6 +437,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sdeCoefficients", Napi::Function::New<SdeCoefficientsOf>(env, "sdeCoefficients"));
   exports.Set("sdeLogp", Napi::Function::New<SdeLogp>(env, "sdeLogp"));
   exports.Set("grpoLoss", Napi::Function::New<GrpoLoss>(env, "grpoLoss"));
+  exports.Set("guardLoss", Napi::Function::New<GuardLoss>(env, "guardLoss"));
   exports.Set("awmLoss", Napi::Function::New<AwmLoss>(env, "awmLoss"));
   exports.Set("dgpoLoss", Napi::Function::New<DgpoLoss>(env, "dgpoLoss"));
   return exports;

@@ -120,6 +120,13 @@ std::vector<double> grid_field(const Napi::Object& o) {
   throw_type(env, std::string(field) + ": unknown name '" + name + "'");
 }
 
+// The stochastic step, 'flow-grpo' or 'cps'.
+SdeKind sde_kind_field(const Napi::Object& o) {
+  const std::string sde = string_field(o, "sde");
+  if (sde != "flow-grpo" && sde != "cps") unknown_name(o.Env(), "sde", sde);
+  return sde == "cps" ? SdeKind::kCps : SdeKind::kFlowGrpo;
+}
+
 }  // namespace
 
 double number_field(const Napi::Object& o, const char* field) {
@@ -228,6 +235,12 @@ SampleOptions sample_options_from(const Napi::Object& o) {
   if (s.solver == SolverKind::kSde) {
     s.sde_a = number_field(o, "sdeA");
     s.logp_sum = bool_field(o, "logpSum");
+    s.sde_kind = sde_kind_field(o);
+    s.window_lo = integer_field<int>(o, "windowLo");
+    s.window_hi = integer_field<int>(o, "windowHi");
+    const std::string tail = string_field(o, "tailSolver");
+    if (tail != "euler" && tail != "dpm2") unknown_name(o.Env(), "tailSolver", tail);
+    s.tail_solver = tail == "dpm2" ? SolverKind::kDpm2 : SolverKind::kEuler;
   }
   return s;
 }
@@ -259,6 +272,7 @@ GrpoParams grpo_params_from(const Napi::Object& o) {
   p.clip_range = static_cast<float>(number_field(o, "clipRange"));
   p.kl_coef = static_cast<float>(number_field(o, "klCoef"));
   p.logp_sum = bool_field(o, "logpSum");
+  p.cps = sde_kind_field(o) == SdeKind::kCps;
   return p;
 }
 
@@ -267,6 +281,13 @@ GrpoStepOptions grpo_step_options_from(const Napi::Object& o) {
   s.grid = grid_field(o);
   s.train_steps = integer_field<int>(o, "trainSteps");
   s.sde_a = number_field(o, "sdeA");
+  s.guard = bool_field(o, "guard");
+  Napi::Value first = required(o, "firstStep");
+  if (!first.IsTypedArray() || first.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw_type(o.Env(), "firstStep must be an Int32Array");
+  }
+  Napi::Int32Array starts = first.As<Napi::Int32Array>();
+  s.first_step.assign(starts.Data(), starts.Data() + starts.ElementLength());
   s.cfg_scale = number_field(o, "cfgScale");
   s.cfg_t_min = number_field(o, "cfgTMin");
   s.cfg_t_max = number_field(o, "cfgTMax");

@@ -27,15 +27,17 @@ OptimizerConfig optimizer_config_from(const Napi::Object& object);
 // { seed, microBatch, condDropout, ...optimizer }
 FlowMatchingOptions flow_matching_options_from(const Napi::Object& object);
 // { solver: 'euler' | 'heun' | 'dpm2' | 'sde', grid: Float64Array, cfgScale, cfgTMin, cfgTMax, seed, firstSample,
-//   chunk, and for 'sde' sdeA, logpSum }; validates the grid.
+//   chunk, and for 'sde' sdeA, logpSum, sde: 'flow-grpo' | 'cps', windowLo, windowHi, tailSolver: 'euler' | 'dpm2' };
+//   validates the grid.
 SampleOptions sample_options_from(const Napi::Object& object);
 // { beta, advClipMax, adaptive, positiveOnly, klCoef }
 NftLossParams nft_loss_params_from(const Napi::Object& object);
 // { seed, times?: Float64Array, timesPerSample, microBatch, ...loss params, ...optimizer }
 NftStepOptions nft_step_options_from(const Napi::Object& object);
-// { clipRange, klCoef, logpSum }
+// { clipRange, klCoef, logpSum, sde: 'flow-grpo' | 'cps' }
 GrpoParams grpo_params_from(const Napi::Object& object);
-// { grid: Float64Array, trainSteps, sdeA, cfgScale, cfgTMin, cfgTMax, microBatch, ...GRPO params, ...optimizer }
+// { grid: Float64Array, trainSteps, firstStep: Int32Array (B or empty), sdeA, guard, cfgScale, cfgTMin, cfgTMax,
+//   microBatch, ...GRPO params, ...optimizer }
 GrpoStepOptions grpo_step_options_from(const Napi::Object& object);
 // { weighting: 'ghuber' | 'uniform' | 't' | 't2' | 'huber', ghuberPower, klCoef, emaCoef }
 AwmLossParams awm_loss_params_from(const Napi::Object& object);

@@ -381,9 +381,10 @@ Napi::Value ModelWrap::FlowMatchingStep(const Napi::CallbackInfo& info) {
       [stats](Napi::Env env, const std::vector<Napi::Value>&) { return step_stats_to(env, *stats); });
 }
 
-// sample(noise | null, tokens, batch, { solver, grid, cfgScale, cfgTMin, cfgTMax, seed, firstSample, chunk },
-//        trajectory: boolean, which?)
-//   -> Promise<{ x: Float32Array (B, D), trajectory: Float32Array (N + 1, B, D) | null }>
+// sample(noise | null, tokens, batch, { solver, grid, cfgScale, cfgTMin, cfgTMax, seed, firstSample, chunk, ... },
+//        trajectory: boolean, which?, means?: boolean)
+//   -> Promise<{ x: Float32Array (B, D), trajectory: Float32Array (N + 1, B, D) | null, and for 'sde' logp (N, B)
+//      and with means the stochastic steps' means (N, B, D) }>
 Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const NetConfig& c = model_->net().config();
@@ -401,6 +402,9 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
   if (options.solver == SolverKind::kSde) {
     check_array_size(env, static_cast<double>(options.grid.size() - 1) * B, "the log-probabilities");
   }
+  const bool with_means = info.Length() > 6 && info[6].ToBoolean().Value();
+  if (with_means && options.solver != SolverKind::kSde) throw Napi::TypeError::New(env, "only 'sde' has step means");
+  if (with_means) check_array_size(env, static_cast<double>(options.grid.size() - 1) * BD, "the step means");
 
   Napi::Float32Array out = Napi::Float32Array::New(env, BD);
   Napi::Object result = Napi::Object::New(env);
@@ -419,13 +423,19 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
     logp = array.Data();
     result.Set("logp", array);
   }
+  float* means = nullptr;
+  if (with_means) {
+    Napi::Float32Array array = Napi::Float32Array::New(env, (options.grid.size() - 1) * BD);
+    means = array.Data();
+    result.Set("means", array);
+  }
   std::shared_ptr<Model> model = model_;
   const float* noisep = has_noise ? noise.Data() : nullptr;
   const int32_t* tokp = tokens.Data();
   float* outp = out.Data();
   return PromiseWorker::Run(
       env, {result, Value(), noise, tokens},
-      [=] { on_model(*model, [&] { model->sample(which, noisep, tokp, B, options, outp, trajectory, logp); }); },
+      [=] { on_model(*model, [&] { model->sample(which, noisep, tokp, B, options, outp, trajectory, logp, means); }); },
       [](Napi::Env, const std::vector<Napi::Value>& kept) { return kept[0]; });
 }
 
@@ -448,8 +458,8 @@ Napi::Value ModelWrap::NftStep(const Napi::CallbackInfo& info) {
       [stats](Napi::Env env, const std::vector<Napi::Value>&) { return step_stats_to(env, *stats); });
 }
 
-// grpoStep(trajectory (N + 1, B, D), tokens, advantages (B), logpOld (N, B), batch, options)
-//   -> Promise<StepStats & { clipFraction, approxKl, ratioMean }>
+// grpoStep(trajectory (N + 1, B, D), tokens, advantages (B), logpOld (N, B), batch, options, meansOld?)
+//   -> Promise<StepStats & { clipFraction, approxKl, ratioMean }>; meansOld (N, B, D) is GRPO-Guard's (options.guard).
 Napi::Value ModelWrap::GrpoStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const NetConfig& c = model_->net().config();
@@ -460,13 +470,16 @@ Napi::Value ModelWrap::GrpoStep(const Napi::CallbackInfo& info) {
   Napi::Int32Array tokens = int32_arg(info, 1, "cond", static_cast<size_t>(B) * c.cond_slots);
   Napi::Float32Array advantages = float32_arg(info, 2, "advantages", B);
   Napi::Float32Array logp_old = float32_arg(info, 3, "logpOld", N * B);
+  Napi::Float32Array means_old =
+      options.guard ? float32_arg(info, 6, "meansOld", N * B * c.data_dim) : Napi::Float32Array::New(env, 0);
   std::shared_ptr<Model> model = model_;
   auto stats = std::make_shared<GrpoStepStats>();
   const float *trajp = trajectory.Data(), *advp = advantages.Data(), *logpp = logp_old.Data();
+  const float* meansp = options.guard ? means_old.Data() : nullptr;
   const int32_t* tokp = tokens.Data();
   return PromiseWorker::Run(
-      env, {Value(), trajectory, tokens, advantages, logp_old},
-      [=] { on_model(*model, [&] { *stats = model->grpo_step(trajp, tokp, advp, logpp, B, options); }); },
+      env, {Value(), trajectory, tokens, advantages, logp_old, means_old},
+      [=] { on_model(*model, [&] { *stats = model->grpo_step(trajp, tokp, advp, logpp, B, options, meansp); }); },
       [stats](Napi::Env env, const std::vector<Napi::Value>&) {
         Napi::Object result = step_stats_to(env, stats->step).As<Napi::Object>();
         result.Set("clipFraction", stats->clip_fraction);

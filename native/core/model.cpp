@@ -172,8 +172,9 @@ void Model::forward_backward(const float* host_x, const float* host_t, const int
 }
 
 void Model::sample(ParamSet which, const float* host_noise, const int32_t* host_tokens, int B,
-                   const SampleOptions& options, float* host_out, float* host_trajectory, float* host_logp) {
-  sampler_.run(weights(which), host_noise, host_tokens, B, options, host_out, host_trajectory, host_logp);
+                   const SampleOptions& options, float* host_out, float* host_trajectory, float* host_logp,
+                   float* host_means) {
+  sampler_.run(weights(which), host_noise, host_tokens, B, options, host_out, host_trajectory, host_logp, host_means);
 }
 
 StepStats Model::flow_matching_step(const float* host_x0, const int32_t* host_tokens, int B,

@@ -43,13 +43,16 @@ struct NftStepOptions {
   OptimizerConfig optimizer{};
 };
 
-// One FlowGRPO optimiser step (docs/algorithms.md §3.4–3.5) over recorded SDE rollouts.
+// One optimiser step of a likelihood method (FlowGRPO, docs/algorithms.md §3.4–3.5; CPS, Flow-GRPO-Fast, MixGRPO,
+// GRPO-Guard, §9) over recorded SDE rollouts.
 struct GrpoStepOptions {
   std::vector<double> grid;  // the rollout grid t_0 = 1 > … > t_N = 0
-  int train_steps{};         // transitions n = 0 … train_steps − 1 are trained (the code: ⌊0.99·N⌋)
-  double sde_a{};
-  double cfg_scale{};  // guidance in the training forward (and the reference), as in the rollout
-  double cfg_t_min{};  // ... at the transitions whose start time t lies in [cfg_t_min, cfg_t_max]
+  int train_steps{};  // transitions n = first_step[b] … first_step[b] + train_steps − 1 of sample b are trained
+  std::vector<int> first_step;  // per sample (empty: 0 for all, FlowGRPO's first ⌊0.99·N⌋): an SDE window's start
+  double sde_a{};               // the rollout's step is loss.cps's: CPS or FlowGRPO's SDE
+  bool guard{};                 // GRPO-Guard's loss (RatioNorm, 1/|dt| weights) from the stored step means
+  double cfg_scale{};           // guidance in the training forward (and the reference), as in the rollout
+  double cfg_t_min{};           // ... at the transitions whose start time t lies in [cfg_t_min, cfg_t_max]
   double cfg_t_max{};
   int micro_batch{};  // (sample, transition) rows per forward/backward, 0 = all
   GrpoParams loss{};
@@ -163,7 +166,7 @@ class Model {
 
   // A rollout with the given parameters (core/sampler.h): out (B, D), trajectory (N + 1, B, D) or null.
   void sample(ParamSet which, const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& options,
-              float* host_out, float* host_trajectory, float* host_logp = nullptr);
+              float* host_out, float* host_trajectory, float* host_logp = nullptr, float* host_means = nullptr);
 
   // One DiffusionNFT optimiser step on clean samples x0 (B, D) of θ_old, their tokens (B, L) and optimality
   // probabilities r (B): v_θ, v_old (and v_ref) at K noised copies of each sample, the fused NFT loss, backward,
@@ -185,8 +188,10 @@ class Model {
 
   // One FlowGRPO optimiser step on B recorded rollouts: trajectory (N + 1, B, D), tokens (B, L), advantages (B)
   // (clipped already), logp_old (N, B) as the rollout stored it. Needs 'ref' when the KL term is on.
+  // With options.guard, host_means_old (N, B, D) holds the rollout's step means.
   GrpoStepStats grpo_step(const float* host_trajectory, const int32_t* host_tokens, const float* host_advantages,
-                          const float* host_logp_old, int B, const GrpoStepOptions& options);
+                          const float* host_logp_old, int B, const GrpoStepOptions& options,
+                          const float* host_means_old = nullptr);
 
   // Data parallelism (core/communicator.h): with a communicator each step's gradient, loss and statistics are those
   // of the rows of every rank together; B may then be 0 (a rank with no rows in this step still takes part).
@@ -227,7 +232,7 @@ class Model {
   Buffer<float> update_backup_;  // θ, m and v during an AdamW step on a GPU (adamw_step)
   Guidance guidance_;            // of grpo_step
   // staging for one batch
-  Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_, x_next_, keep_;
+  Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_, x_next_, keep_, mean_old_;
   Buffer<SdeRow> rows_;
   Buffer<int32_t> tokens_;
   int64_t step_ = 0;

@@ -47,11 +47,17 @@ void Sampler::velocity(const NetParams& params, const float* x, double t, int ro
 }
 
 void Sampler::run(const NetParams& params, const float* host_noise, const int32_t* host_tokens, int B,
-                  const SampleOptions& o, float* host_out, float* host_trajectory, float* host_logp) {
+                  const SampleOptions& o, float* host_out, float* host_trajectory, float* host_logp,
+                  float* host_means) {
   validate_grid(o.grid);
   const NetConfig& c = net_.config();
   const size_t D = c.data_dim, L = c.cond_slots;
   const int steps = static_cast<int>(o.grid.size()) - 1;
+  const int window_hi = o.window_hi < 0 ? steps : o.window_hi;
+  if (o.solver == SolverKind::kSde && !(0 <= o.window_lo && o.window_lo < window_hi && window_hi <= steps &&
+                                        (o.tail_solver == SolverKind::kEuler || o.tail_solver == SolverKind::kDpm2))) {
+    throw Error(Error::Kind::kRange, "the SDE window must be 0 ≤ lo < hi ≤ N (or hi −1), its tail Euler or DPM2");
+  }
   const bool cfg = o.cfg_scale != 1.0;
   const int chunk = std::max(1, std::min(o.chunk, B));
   reserve(chunk);
@@ -79,10 +85,20 @@ void Sampler::run(const NetParams& params, const float* host_noise, const int32_
     record(0);
 
     float *v = v_.get(), *v2 = v2_.get(), *aux = aux_.get(), *x0_prev = x0_prev_.get();
+    bool have_x0_prev = false;  // DPM2: the previous step was a DPM2 step, whose x0 is in x0_prev
     for (int i = 1; i <= steps; ++i) {
       const double s = o.grid[i - 1], t = o.grid[i], dt = t - s;
       velocity(params, x, s, rows, o, v);
-      switch (o.solver) {
+      // Outside an SDE rollout's window: an ODE step, whose log-probability is not defined.
+      SolverKind solver = o.solver;
+      if (solver == SolverKind::kSde && (i - 1 < o.window_lo || i - 1 >= window_hi)) {
+        solver = i - 1 < o.window_lo ? SolverKind::kEuler : o.tail_solver;
+        if (host_logp != nullptr) {
+          float* at = host_logp + static_cast<size_t>(i - 1) * B + start;
+          std::fill(at, at + rows, std::nanf(""));
+        }
+      }
+      switch (solver) {
         case SolverKind::kEuler:
           backend_.lincomb(x, n, 1.0f, x, static_cast<float>(dt), v, 0.0f, nullptr);
           break;
@@ -95,11 +111,11 @@ void Sampler::run(const NetParams& params, const float* host_noise, const int32_
         case SolverKind::kDpm2: {
           // Data prediction x0 = x − s·v (into aux), then DPM-Solver++(2M) in data-prediction form:
           // x_t = (t/s)·x − (1 − t)(e^{−h} − 1)·[(1 + 1/2r)·x0 − 1/2r·x0_prev], h = λ(t) − λ(s), r = h_prev/h.
-          // The first step and the step into t = 0 are first order (DDIM); a first step from t = 1 has h_prev = ∞,
-          // which also makes the second step first order (1/2r = 0).
+          // The first step (of the rollout, or of an SDE window's tail) and the step into t = 0 are first order
+          // (DDIM); a first step from t = 1 has h_prev = ∞, which also makes the second step first order (1/2r = 0).
           backend_.lincomb(aux, n, 1.0f, x, static_cast<float>(-s), v, 0.0f, nullptr);
           double half_inv_r = 0.0;
-          if (i > 1 && t > 0.0) {
+          if (have_x0_prev && t > 0.0) {
             const double h = log_snr(t) - log_snr(s), h_prev = log_snr(s) - log_snr(o.grid[i - 2]);
             if (std::isfinite(h_prev)) half_inv_r = h / (2.0 * h_prev);
           }
@@ -109,19 +125,24 @@ void Sampler::run(const NetParams& params, const float* host_noise, const int32_
           backend_.lincomb(x, n, static_cast<float>(ratio), x, static_cast<float>(data_coef * (1.0 + half_inv_r)), aux,
                            static_cast<float>(-data_coef * half_inv_r), half_inv_r != 0.0 ? x0_prev : nullptr);
           std::swap(aux, x0_prev);
+          have_x0_prev = true;
           break;
         }
         case SolverKind::kSde: {
           // mean = x_coef·x + v_coef·v (into aux), x_next = mean + std·z, log p(x_next | x) per row.
-          const SdeCoefficients k = sde_coefficients(s, t, o.sde_a, o.grid[1]);
+          const SdeCoefficients k = step_coefficients(o.sde_kind, s, t, o.sde_a, o.grid[1]);
           backend_.lincomb(aux, n, static_cast<float>(k.x_coef), x, static_cast<float>(k.v_coef), v, 0.0f, nullptr);
           backend_.fill_normal(v2, n, o.seed, kStreamSde,
                                (static_cast<uint64_t>(i - 1) << 40) + (o.first_sample + start) * D, 1.0f);
           backend_.lincomb(x, n, 1.0f, aux, static_cast<float>(k.std), v2, 0.0f, nullptr);
           if (host_logp != nullptr) {
-            backend_.sde_logp(logp_.get(), x, aux, static_cast<float>(k.std), rows, static_cast<int>(D), o.logp_sum);
+            backend_.sde_logp(logp_.get(), x, aux, static_cast<float>(k.std), rows, static_cast<int>(D), o.logp_sum,
+                              o.sde_kind == SdeKind::kCps);
             backend_.copy_to_host(host_logp + static_cast<size_t>(i - 1) * B + start, logp_.get(),
                                   rows * sizeof(float));
+          }
+          if (host_means != nullptr) {
+            backend_.copy_to_host(host_means + (static_cast<size_t>(i - 1) * B + start) * D, aux, n * sizeof(float));
           }
           break;
         }

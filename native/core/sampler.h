@@ -6,11 +6,13 @@
 
 #include "core/buffer.h"
 #include "core/guidance.h"
+#include "core/math/sde.h"
 #include "core/network.h"
 
 namespace dnft {
 
-// kSde: FlowGRPO's stochastic sampler (core/math/sde.h), Euler–Maruyama with log-probabilities.
+// kSde: the likelihood methods' stochastic sampler (core/math/sde.h), FlowGRPO's Euler–Maruyama step or CPS, with
+// log-probabilities, stochastic in a window of steps (all of them by default) and an ODE elsewhere.
 enum class SolverKind { kEuler, kHeun, kDpm2, kSde };
 
 struct SampleOptions {
@@ -24,6 +26,10 @@ struct SampleOptions {
   int chunk{};               // rows integrated at a time (doubled inside with CFG): bounds the memory
   double sde_a{};            // kSde: noise level a of σ_t = a·√(t/(1 − t))
   bool logp_sum{};           // kSde: sum the per-dimension log-probabilities instead of the mean
+  SdeKind sde_kind{};        // kSde: FlowGRPO's SDE step or CPS
+  int window_lo{};           // kSde: steps n in [window_lo, window_hi) are stochastic (window_hi −1: to the end), the
+  int window_hi{-1};         // others ODE steps: Euler before the window, tail_solver after it (Fast, MixGRPO)
+  SolverKind tail_solver{};  // kSde: kEuler, or kDpm2 for MixGRPO-Flash's second-order tail
 };
 
 // Checks a grid: at least 2 points, t_0 = 1, strictly decreasing, t_N = 0. Throws kRange otherwise.
@@ -35,10 +41,11 @@ class Sampler {
       : backend_(backend), net_(net), ws_(workspace) {}
 
   // out (B, D): the samples at t = 0; trajectory (N + 1, B, D), the state at every grid point, when not null;
-  // logp (N, B), the log-probability of each SDE step (kSde only), when not null. The initial noise is host_noise
-  // (B, D) when given, else drawn from options.seed. Host pointers.
+  // logp (N, B), the log-probability of each SDE step (kSde only; NaN at the ODE steps outside the window), and
+  // means (N, B, D), each stochastic step's mean (left as they are outside the window), when not null. The initial
+  // noise is host_noise (B, D) when given, else drawn from options.seed. Host pointers.
   void run(const NetParams& params, const float* host_noise, const int32_t* host_tokens, int B, const SampleOptions& o,
-           float* host_out, float* host_trajectory, float* host_logp = nullptr);
+           float* host_out, float* host_trajectory, float* host_logp = nullptr, float* host_means = nullptr);
 
  private:
   void reserve(int rows);

@@ -60,6 +60,7 @@ inline GrpoParams grpo_params() {
   p.clip_range = 1e-4f;
   p.kl_coef = 0.0f;
   p.logp_sum = false;
+  p.cps = false;
   return p;
 }
 
@@ -68,7 +69,9 @@ inline GrpoStepOptions grpo_step_options() {
   GrpoStepOptions o{};
   o.grid = {};
   o.train_steps = 1;
+  o.first_step = {};
   o.sde_a = 0.7;
+  o.guard = false;
   o.cfg_scale = 1.0;
   o.cfg_t_min = 0.0;
   o.cfg_t_max = 1.0;
@@ -91,6 +94,10 @@ inline SampleOptions sample_options() {
   o.chunk = 1024;
   o.sde_a = 0.7;
   o.logp_sum = false;
+  o.sde_kind = SdeKind::kFlowGrpo;
+  o.window_lo = 0;
+  o.window_hi = -1;
+  o.tail_solver = SolverKind::kEuler;
   return o;
 }
 

@@ -381,25 +381,31 @@ void sde_pieces() {
   const size_t n = static_cast<size_t>(R) * D;
   Twin<float> x(random_vec(n)), xn(random_vec(n)), mean(random_vec(n)), vt(random_vec(n)), vr(random_vec(n)),
       adv(random_vec(R, -2, 2));
-  for (bool sum : {false, true}) {
-    Out logp(R);
-    cpu().sde_logp(logp.c.get(), xn.c.get(), mean.c.get(), 0.3f, R, D, sum);
-    gpu().sde_logp(logp.g.get(), xn.g.get(), mean.g.get(), 0.3f, R, D, sum);
-    expect_close("sde_logp", logp, 1e-6);
+  for (bool cps : {false, true}) {
+    for (bool sum : {false, true}) {
+      Out logp(R);
+      cpu().sde_logp(logp.c.get(), xn.c.get(), mean.c.get(), 0.3f, R, D, sum, cps);
+      gpu().sde_logp(logp.g.get(), xn.g.get(), mean.g.get(), 0.3f, R, D, sum, cps);
+      expect_close(cps ? "sde_logp (CPS)" : "sde_logp", logp, 1e-6);
+    }
   }
-  std::vector<SdeRow> rows(R);
-  for (int r = 0; r < R; ++r) {
-    const SdeCoefficients k =
-        sde_coefficients(1.0 - r / (R + 1.0), 1.0 - (r + 1) / (R + 1.0), 0.7, 1.0 - 1 / (R + 1.0));
-    rows[r] = {static_cast<float>(k.x_coef), static_cast<float>(k.v_coef), static_cast<float>(k.std),
-               static_cast<float>(k.sigma)};
-  }
-  Twin<SdeRow> coefs(rows);
-  for (int variant = 0; variant < 4; ++variant) {
+  // Row r steps from t to t_next, FlowGRPO's SDE or CPS.
+  auto rows_of = [&](SdeKind kind) {
+    std::vector<SdeRow> rows(R);
+    for (int r = 0; r < R; ++r) {
+      const double t = 1.0 - r / (R + 1.0), t_next = 1.0 - (r + 1) / (R + 1.0);
+      rows[r] = sde_row(step_coefficients(kind, t, t_next, 0.7, 1.0 - 1 / (R + 1.0)), t_next - t);
+    }
+    return rows;
+  };
+  for (int variant = 0; variant < 8; ++variant) {
     GrpoParams p = test::grpo_params();
     p.clip_range = 0.2f;
     p.kl_coef = variant & 1 ? 0.05f : 0.0f;
     p.logp_sum = variant & 2;
+    p.cps = variant & 4;
+    const std::vector<SdeRow> rows = rows_of(p.cps ? SdeKind::kCps : SdeKind::kFlowGrpo);
+    Twin<SdeRow> coefs(rows);
     // log p_old near each row's current log p, so that some rows clip and some do not (away from the boundary).
     std::vector<float> host_x(n), host_xn(n), host_v(n), old(R);
     x.c.download(host_x.data(), n);
@@ -410,7 +416,7 @@ void sde_pieces() {
       double acc = 0;
       for (int d = 0; d < D; ++d) {
         const size_t i = static_cast<size_t>(r) * D + d;
-        acc += gaussian_logp(host_xn[i], sde_mean(host_x[i], host_v[i], c.x_coef, c.v_coef), c.std);
+        acc += step_logp(host_xn[i], sde_mean(host_x[i], host_v[i], c.x_coef, c.v_coef), c.std, p.cps);
       }
       old[r] = sde_row_logp(acc, D, p.logp_sum) + (r % 3 == 0 ? 0.5f : 0.01f) * (r % 2 ? 1.0f : -1.0f);
     }
@@ -425,6 +431,43 @@ void sde_pieces() {
     expect_close(what.c_str(), lg, lc, 1e-5);
     expect_close((what + " gradient").c_str(), dv, 1e-5);
     CHECK(sc.clipped == sg.clipped, "%s clipped rows %g vs %g", what.c_str(), sg.clipped, sc.clipped);
+    expect_close((what + " ratio sum").c_str(), sg.ratio_sum, sc.ratio_sum, 1e-6);
+  }
+  // GRPO-Guard: the step means of the rollout policy are v_ref's, log p_old is theirs shifted so that some rows clip.
+  const std::vector<SdeRow> rows = rows_of(SdeKind::kFlowGrpo);
+  Twin<SdeRow> coefs(rows);
+  std::vector<float> host_x(n), host_xn(n), host_vr(n), host_mean_old(n);
+  std::vector<double> acc(R);
+  x.c.download(host_x.data(), n);
+  xn.c.download(host_xn.data(), n);
+  vr.c.download(host_vr.data(), n);
+  for (int r = 0; r < R; ++r) {
+    for (int d = 0; d < D; ++d) {
+      const size_t i = static_cast<size_t>(r) * D + d;
+      host_mean_old[i] = sde_mean(host_x[i], host_vr[i], rows[r].x_coef, rows[r].v_coef);
+      acc[r] += gaussian_logp(host_xn[i], host_mean_old[i], rows[r].std);
+    }
+  }
+  Twin<float> mean_old(host_mean_old);
+  for (bool sum : {false, true}) {
+    std::vector<float> old(R);
+    for (int r = 0; r < R; ++r) old[r] = sde_row_logp(acc[r], D, sum) + (r % 3 == 0 ? 0.5f : 0.0f);
+    Twin<float> logp_old(old);
+    GrpoParams p = test::grpo_params();
+    p.clip_range = 0.05f;
+    p.logp_sum = sum;
+    Out dv(n);
+    GrpoStats sc, sg;
+    const double lc = cpu().guard_loss(dv.c.get(), vt.c.get(), x.c.get(), xn.c.get(), mean_old.c.get(), coefs.c.get(),
+                                       adv.c.get(), logp_old.c.get(), R, D, p, 0.5f, &sc);
+    const double lg = gpu().guard_loss(dv.g.get(), vt.g.get(), x.g.get(), xn.g.get(), mean_old.g.get(), coefs.g.get(),
+                                       adv.g.get(), logp_old.g.get(), R, D, p, 0.5f, &sg);
+    const std::string what = sum ? "guard_loss (sum)" : "guard_loss";
+    expect_close(what.c_str(), lg, lc, 1e-5);
+    expect_close((what + " gradient").c_str(), dv, 1e-5);
+    CHECK(sc.clipped == sg.clipped, "%s clipped rows %g vs %g", what.c_str(), sg.clipped, sc.clipped);
+    // The sum over D multiplies the log-ratio by D: every row clips then, so only the mean checks both sides.
+    if (!sum) CHECK(sc.clipped > 0 && sc.clipped < R, "%s: %g of %d rows clipped", what.c_str(), sc.clipped, R);
     expect_close((what + " ratio sum").c_str(), sg.ratio_sum, sc.ratio_sum, 1e-6);
   }
 }
@@ -594,6 +637,24 @@ void model_rollouts() {
           rel_error(xg, xc));
     if (solver == SolverKind::kSde) CHECK(rel_error(lg, lc) <= setup->tol_step, "SDE log p: %.3g", rel_error(lg, lc));
   }
+  // CPS in a window [1, 4) of the steps, the DPM2 tail after it, and the step means (log p is NaN outside the window).
+  SampleOptions o = test::sample_options();
+  o.solver = SolverKind::kSde;
+  o.sde_kind = SdeKind::kCps;
+  o.window_lo = 1;
+  o.window_hi = 4;
+  o.tail_solver = SolverKind::kDpm2;
+  o.seed = 12;
+  o.chunk = 16;
+  for (int i = 0; i <= steps; ++i) o.grid.push_back(1.0 - static_cast<double>(i) / steps);
+  std::vector<float> xc(BD), xg(BD), lc(static_cast<size_t>(steps) * B), lg(lc.size()), mc(steps * BD), mg(mc.size());
+  c.sample(ParamSet::kTheta, nullptr, tokens.data(), B, o, xc.data(), nullptr, lc.data(), mc.data());
+  g.sample(ParamSet::kTheta, nullptr, tokens.data(), B, o, xg.data(), nullptr, lg.data(), mg.data());
+  CHECK(rel_error(xg, xc) <= setup->tol_step, "windowed CPS: samples differ by %.3g", rel_error(xg, xc));
+  CHECK(rel_error(mg, mc) <= setup->tol_step, "windowed CPS: step means differ by %.3g", rel_error(mg, mc));
+  const std::vector<float> window_c(lc.begin() + B, lc.begin() + 4 * B), window_g(lg.begin() + B, lg.begin() + 4 * B);
+  CHECK(rel_error(window_g, window_c) <= setup->tol_step, "windowed CPS log p: %.3g", rel_error(window_g, window_c));
+  CHECK(std::isnan(lg[0]) && std::isnan(lg[4 * B]), "log p outside the window is not NaN");
 }
 
 void flow_matching_step() {
@@ -725,6 +786,21 @@ void grpo_step() {
     CHECK(std::fabs(sg.clip_fraction - sc.clip_fraction) <= 0.05, "clip fraction %g vs %g", sg.clip_fraction,
           sc.clip_fraction);
   }
+  // GRPO-Guard on the rollout's step means, and a window of 2 transitions from a per-sample start.
+  std::vector<float> means(steps * BD);
+  c.sample(ParamSet::kTheta, nullptr, tokens.data(), B, so, out.data(), trajectory.data(), logp.data(), means.data());
+  GrpoStepOptions guard = o;
+  guard.guard = true;
+  guard.loss.kl_coef = 0.0f;
+  guard.loss.clip_range = 0.05f;
+  guard.train_steps = 2;
+  for (int b = 0; b < B; ++b) guard.first_step.push_back(b % 3);
+  const GrpoStepStats sc =
+      c.grpo_step(trajectory.data(), tokens.data(), adv.data(), logp.data(), B, guard, means.data());
+  const GrpoStepStats sg =
+      g.grpo_step(trajectory.data(), tokens.data(), adv.data(), logp.data(), B, guard, means.data());
+  expect_close("GRPO-Guard loss", sg.step.loss, sc.step.loss, setup->tol_step);
+  CHECK(std::fabs(sg.ratio_mean - sc.ratio_mean) <= 1e-4, "Guard ratio mean %g vs %g", sg.ratio_mean, sc.ratio_mean);
   expect_params_close("FlowGRPO step", g, c, setup->tol_step);
 }
 
@@ -765,7 +841,7 @@ const std::vector<test::Case> kCases = {
     {"rollouts (euler, heun + CFG, dpm2, sde)", model_rollouts},
     {"whole flow-matching step", flow_matching_step},
     {"whole DiffusionNFT step", nft_step},
-    {"whole FlowGRPO step", grpo_step},
+    {"whole FlowGRPO and GRPO-Guard steps", grpo_step},
     {"whole AWM step", awm_step},
     {"whole DGPO step", dgpo_step},
     {"GPU steps are reproducible", steps_are_reproducible},

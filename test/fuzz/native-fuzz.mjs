@@ -26,6 +26,7 @@ const FUNCTIONS = [
   'sdeCoefficients',
   'sdeLogp',
   'grpoLoss',
+  'guardLoss',
 ];
 const METHODS = [
   'layout',
@@ -75,6 +76,8 @@ const STRINGS = [
   'dpm2',
   'gaussian',
   'kaiming',
+  'flow-grpo',
+  'cps',
   '',
 ];
 
@@ -103,8 +106,9 @@ function value(r, model, depth = 0) {
     const methods = ['strata', 'weighting', 'ghuberPower', 'emaCoef', 'groups', 'groupSize', 'betaDpo', 'emaRef'];
     const arch = ['arch', 'dataDim', 'width', 'depth', 'heads', 'patch', 'imageSize', 'channels', 'vocabSize'];
     const lora = ['rank', 'alpha', 'init', 'targets'];
+    const likelihood = ['sde', 'windowLo', 'windowHi', 'tailSolver', 'firstStep', 'guard'];
     const object = {};
-    for (const field of [...fields, ...more, ...methods, ...arch, ...lora]) {
+    for (const field of [...fields, ...more, ...methods, ...arch, ...lora, ...likelihood]) {
       if (r() >= 0.3) continue;
       if (field === 'targets') object[field] = pick(r, [['fc1'], ['fc1', 'ada'], ['fc1', 'fc1'], [], [1], 'fc1']);
       else object[field] = field === 'grid' || field === 'times' || field === 'strata' ? grid(r) : value(r, model, 1);
@@ -140,11 +144,66 @@ function plausible(r, name, model) {
       null,
       tokens,
       B,
-      { solver: pick(r, ['euler', 'heun', 'dpm2', 'sde']), grid: g, seed: 1, chunk: 2 },
+      {
+        solver: pick(r, ['euler', 'heun', 'dpm2', 'sde']),
+        grid: g,
+        seed: 1,
+        chunk: 2,
+        cfgScale: 1,
+        cfgTMin: 0,
+        cfgTMax: 1,
+        firstSample: 0,
+        sdeA: 0.7,
+        logpSum: false,
+        sde: pick(r, ['flow-grpo', 'cps']),
+        windowLo: pick(r, [0, 1, 2, -1]),
+        windowHi: pick(r, [1, 2, 3, -1]),
+        tailSolver: pick(r, ['euler', 'dpm2', 'heun']),
+      },
+      r() < 0.5,
+      'theta',
       r() < 0.5,
     ],
     nftStep: [f(B * D), tokens, new Float32Array(B).fill(0.5), B, { ...optimizer, timesPerSample: 1 }],
-    grpoStep: [f(3 * B * D), tokens, f(B), f(2 * B), B, { ...optimizer, grid: g, trainSteps: 2 }],
+    grpoStep: [
+      f(3 * B * D),
+      tokens,
+      f(B),
+      f(2 * B),
+      B,
+      {
+        ...optimizer,
+        grid: g,
+        trainSteps: pick(r, [1, 2]),
+        firstStep: new Int32Array(pick(r, [0, B])).map(() => pick(r, [0, 1, 2, -1])),
+        guard: r() < 0.5,
+        sde: pick(r, ['flow-grpo', 'cps']),
+        sdeA: 0.7,
+        clipRange: 0.2,
+        klCoef: 0,
+        logpSum: false,
+        cfgScale: 1,
+        cfgTMin: 0,
+        cfgTMax: 1,
+      },
+      r() < 0.5 ? f(2 * B * D) : null,
+    ],
+    guardLoss: [
+      f(B * D),
+      f(B * D),
+      f(B * D),
+      f(B * D),
+      f(5 * B),
+      f(B),
+      f(B),
+      D,
+      {
+        clipRange: 0.1,
+        klCoef: 0,
+        logpSum: false,
+        sde: 'flow-grpo',
+      },
+    ],
     setOptimizerState: [f(model.paramCount), new Float32Array(model.paramCount), 3],
     setParams: [f(model.paramCount), pick(r, ['theta', 'old', 'ema'])],
     interpolate: [f(B * 2), t, 2, 1, 0],

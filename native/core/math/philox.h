@@ -69,6 +69,7 @@ enum PhiloxStream : uint32_t {
   kStreamPrompt = 6,   // the trainers' choice of prompts (drawn in TypeScript, lib/training/common.ts)
   kStreamSde = 7,      // SDE noise of step n of sample i: offsets n·2^40 + [i·D, (i + 1)·D)
   kStreamLora = 8,     // LoRA A initialisation
+  kStreamWindow = 9,   // Flow-GRPO-Fast: the start of a rollout chunk's SDE window (drawn in TypeScript)
   kStreamUser = 16,    // first stream free for Tensor.randn and friends
 };
 
