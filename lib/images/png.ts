@@ -1,5 +1,5 @@
 // Image outputs: grids of generated RGB images as PNG (pngjs) and SVG charts rendered to PNG (resvg).
-import { Resvg } from '@resvg/resvg-js';
+import { createRequire } from 'node:module';
 import { PNG } from 'pngjs';
 import type { Tensor } from '../core/tensor.js';
 import { escapeXml } from './chart.js';
@@ -100,7 +100,12 @@ function besideLabels(grid: PNG, cell: number, gap: number, labels: readonly str
   return out;
 }
 
+// resvg is loaded at its first use, not with the library: its native binary is one per platform, and a program that
+// never draws a chart or a labelled grid should not need it.
+const requireHere = createRequire(import.meta.url);
+
 /** Renders an SVG (a chart) to PNG with resvg, using the system's fonts for its text. */
 export function svgToPng(svg: string): Buffer {
+  const { Resvg } = requireHere('@resvg/resvg-js') as typeof import('@resvg/resvg-js');
   return new Resvg(svg, { font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
 }
