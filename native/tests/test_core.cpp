@@ -1,6 +1,9 @@
 // Tests of the backend-independent core on the CPU backend: Philox known answers, the network's backward against
 // central finite differences, and the flow-matching step's determinism and gradient accumulation.
 #include <cmath>
+#include <fstream>
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "core/guidance.h"
@@ -210,6 +213,37 @@ void nft_step_needs_old_params() {
   CHECK(model.step() == 0, "a failed step changed the step count");
 }
 
+// The MemAvailable of /proc/meminfo in bytes, read here independently of the backend's own reading.
+size_t mem_available_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  size_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") return kib * 1024;
+    meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return 0;
+}
+
+// An allocation above the memory the system has available is refused with a backend error: on an overcommitting
+// system the plain allocation succeeds (it is below the physical memory) and would swap or meet the OOM killer only
+// when filled. A large one that fits is served.
+void host_allocation_above_available_memory_is_refused() {
+  Backend& be = cpu_backend();
+  const size_t available = mem_available_bytes();
+  CHECK(available > 0, "no MemAvailable in /proc/meminfo");
+  bool refused = false;
+  try {
+    be.release(be.alloc(available + (size_t{256} << 20)));
+  } catch (const Error& e) {
+    refused = e.kind() == Error::Kind::kBackend && std::string(e.what()).find("out of host memory") == 0;
+  }
+  CHECK(refused, "an allocation 256 MiB above MemAvailable (%zu bytes) must be refused", available);
+  void* fits = be.alloc(size_t{64} << 20);
+  CHECK(fits != nullptr, "a 64 MiB allocation must succeed");
+  be.release(fits);
+}
+
 }  // namespace
 
 int main() {
@@ -223,5 +257,6 @@ int main() {
       {"gradient accumulation matches the whole batch", gradient_accumulation_matches_whole_batch},
       {"DiffusionNFT step: accumulation and determinism", nft_step_accumulates_and_repeats},
       {"DiffusionNFT step needs θ_old", nft_step_needs_old_params},
+      {"a host allocation above the available memory is refused", host_allocation_above_available_memory_is_refused},
   });
 }
