@@ -126,7 +126,7 @@ export type { FastEpochStats, FlowGRPOFastOptions } from './training/grpo-fast.j
 export { FlowGRPOFast, fastWindowStart } from './training/grpo-fast.js';
 export type { GRPOGuardOptions } from './training/grpo-guard.js';
 export { GRPOGuard } from './training/grpo-guard.js';
-export type { LikelihoodEpochStats, LikelihoodOptions } from './training/likelihood.js';
+export type { LikelihoodEpochStats, LikelihoodOptions, WholeGridOptions } from './training/likelihood.js';
 export type { MixEpochStats, MixGRPOOptions } from './training/mixgrpo.js';
 export { flashGrid, MixGRPO, mixWindow } from './training/mixgrpo.js';
 export type {

@@ -326,10 +326,15 @@ describe('FlowGRPO', () => {
     expect(covering.reward).toBe(full.reward);
     expect(outside.loss).toBe(plain.loss);
     expect(outside.reward).toBe(plain.reward);
-    expect(mixed.loss).not.toBe(full.loss);
-    expect(mixed.loss).not.toBe(plain.loss);
-    expect(relativeError([mixedMicro.loss], [mixed.loss])).toBeLessThan(5e-3);
-    expect(relativeError([mixedMicro.gradNorm], [mixed.gradNorm])).toBeLessThan(5e-3);
+    // The first step's loss is −mean A·ratio with ratio 1 and advantages that sum to zero per group: ~1e-8, rounding
+    // alone; the gradient norm tells the intervals apart (deterministically, though this base's guided and plain
+    // velocities differ little) and compares the micro-batchings.
+    expect(covering.gradNorm).toBe(full.gradNorm);
+    expect(outside.gradNorm).toBe(plain.gradNorm);
+    expect(mixed.gradNorm).not.toBe(full.gradNorm);
+    expect(mixed.gradNorm).not.toBe(plain.gradNorm);
+    expect(Math.abs(mixedMicro.loss - mixed.loss)).toBeLessThan(1e-6);
+    expect(relativeError([mixedMicro.gradNorm], [mixed.gradNorm])).toBeLessThan(1e-5);
     const net = baseNet();
     expect(() => new FlowGRPO(net, { ...OPTIONS, cfgScale: 3, cfgInterval: [0.7, 0.2] })).toThrow(
       /options.cfgInterval must be \[lo, hi\]/,

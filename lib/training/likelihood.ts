@@ -75,7 +75,7 @@ export function leadingTransitions(N: number, fraction: number): [number, number
 }
 
 /** The SDE over the whole grid. */
-export function wholeGrid(grid: Float64Array): RolloutPlan {
+function wholeGrid(grid: Float64Array): RolloutPlan {
   return { grid, window: [0, grid.length - 1], tail: 'euler' };
 }
 
@@ -251,5 +251,44 @@ export abstract class LikelihoodTrainer<P extends Prompt, S extends LikelihoodEp
       lr,
       extra: { ...extra, trainedSamples: kept.length, ...own } as unknown as Omit<S, keyof EpochStats>,
     };
+  }
+}
+
+/** Options of the whole-grid methods (FlowGRPO, GRPO-Guard): the likelihood options and the fraction trained. */
+export interface WholeGridOptions<P extends Prompt = Prompt> extends LikelihoodOptions<P> {
+  /** Fraction of the N transitions trained, the first ones in order (0.99: 9 of 10). */
+  trainFraction?: number;
+}
+
+/** The whole-grid methods' option rules beyond LIKELIHOOD_SCHEMA. */
+export const WHOLE_GRID_RULES = { trainFraction: TRAIN_FRACTION } as const;
+
+/**
+ * A likelihood method that rolls out the SDE over the whole grid and trains its leading transitions (FlowGRPO,
+ * GRPO-Guard); the number trained is part of the run's fingerprint.
+ */
+export abstract class WholeGridTrainer<P extends Prompt> extends LikelihoodTrainer<P, LikelihoodEpochStats> {
+  readonly #trained: [number, number];
+
+  protected constructor(
+    net: VelocityNet,
+    opts: Resolved<typeof LIKELIHOOD_SCHEMA> & { trainFraction: number },
+    guard: boolean,
+  ) {
+    super(net, opts, guard);
+    this.#trained = leadingTransitions(this.common.grid.length - 1, opts.trainFraction);
+  }
+
+  protected override fingerprint(): Record<string, unknown> {
+    const { native, ...rest } = super.fingerprint();
+    return { ...rest, native: { ...(native as object), trainSteps: this.#trained[1] } };
+  }
+
+  protected override plan(): RolloutPlan {
+    return wholeGrid(this.common.grid);
+  }
+
+  protected override trained(): [number, number] {
+    return this.#trained;
   }
 }
