@@ -289,7 +289,9 @@ describe('the CLI', () => {
     expect(typo.err).toMatch(/config .*typo\.json: unknown option 'epochz'/);
     const method = cli('train', '--method', 'ppo', '--base', 'x');
     expect(method.status).not.toBe(0);
-    expect(method.err).toMatch(/--method must be 'nft', 'flowgrpo', 'awm' or 'dgpo', got ppo/);
+    expect(method.err).toMatch(
+      /--method must be 'nft', 'flowgrpo', 'awm', 'dgpo', 'grpo-fast', 'mixgrpo' or 'grpo-guard', got ppo/,
+    );
   });
 
   it('checks every value of a config file against the option rules, naming the field', () => {

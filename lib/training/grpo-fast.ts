@@ -69,6 +69,7 @@ export class FlowGRPOFast<P extends Prompt = Prompt> extends LikelihoodTrainer<P
     super(net, opts, false);
     this.#size = size;
     this.#range = [range[0], range[1]];
+    this.startLikelihoodPhase();
   }
 
   /** Continues a run saved by `run({ checkpoint })` or `save()` on the device `placement` names (DiffusionNFT.resume). */

@@ -97,6 +97,7 @@ export abstract class LikelihoodTrainer<P extends Prompt, S extends LikelihoodEp
   readonly #advClipMax: number;
   readonly #filter: boolean;
   readonly #guard: boolean;
+  readonly #phaseSets: readonly 'ref'[];
 
   /** `opts` resolved against the method's table; `guard`: GRPO-Guard's loss on stored step means. */
   protected constructor(net: VelocityNet, opts: Resolved<typeof LIKELIHOOD_SCHEMA>, guard: boolean) {
@@ -119,7 +120,15 @@ export abstract class LikelihoodTrainer<P extends Prompt, S extends LikelihoodEp
     if (guard && (opts.sde !== 'flow-grpo' || opts.klCoef !== 0)) {
       throw new RangeError("GRPO-Guard runs the FlowGRPO SDE without a KL term: options.sde 'flow-grpo', klCoef 0");
     }
-    this.startPhase(opts.klCoef > 0 ? ['ref'] : []);
+    this.#phaseSets = opts.klCoef > 0 ? ['ref'] : [];
+  }
+
+  /**
+   * Starts the RL phase (OnlineTrainer.startPhase with θ_ref when there is a KL term). Each method calls it at the end
+   * of its constructor: the phase's run check (under MPI) reads the method's own fields through fingerprint().
+   */
+  protected startLikelihoodPhase(): void {
+    this.startPhase(this.#phaseSets);
   }
 
   /** The grid, SDE window and tail of the chunk whose first sample is `firstSample` (the epoch's: `epochCount`). */
@@ -277,6 +286,7 @@ export abstract class WholeGridTrainer<P extends Prompt> extends LikelihoodTrain
   ) {
     super(net, opts, guard);
     this.#trained = leadingTransitions(this.common.grid.length - 1, opts.trainFraction);
+    this.startLikelihoodPhase();
   }
 
   protected override fingerprint(): Record<string, unknown> {

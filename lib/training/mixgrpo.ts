@@ -95,6 +95,7 @@ export class MixGRPO<P extends Prompt = Prompt> extends LikelihoodTrainer<P, Mix
     this.#window = { size: opts.sdeWindowSize, every: opts.windowShiftEvery, stride: opts.windowStride };
     this.#sameNoise = opts.sameNoise;
     this.#flash = opts.flashCompression > 0 ? { ratio: opts.flashCompression, shift: opts.shift ?? 1 } : undefined;
+    this.startLikelihoodPhase();
   }
 
   /** Continues a run saved by `run({ checkpoint })` or `save()` on the device `placement` names (DiffusionNFT.resume). */
