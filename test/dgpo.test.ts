@@ -4,17 +4,16 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/core/safetensors.js';
+import { DGPO, type DGPOOptions, type DgpoLossOptions, dgpoLoss, type Prompt, Tensor, tasks } from '../lib/index.js';
 import {
-  DGPO,
-  type DGPOOptions,
-  type DgpoLossOptions,
-  dgpoLoss,
-  type Prompt,
-  Tensor,
-  tasks,
-  type VelocityNet,
-} from '../lib/index.js';
-import { netWithParameters, RED, relativeError, runReference, tempFolder, toy2dBaseParameters } from './helpers.js';
+  netWithParameters,
+  RED,
+  relativeError,
+  runReference,
+  tempFolder,
+  toy2dBaseParameters,
+  trainedSet,
+} from './helpers.js';
 
 const { toy2d } = tasks;
 const dir = tempFolder('dgpo');
@@ -220,20 +219,8 @@ describe('DGPO', () => {
       const resumed = await DGPO.resume(path, options);
       await resumed.run({ epochs: 2 });
       for (const set of ['theta', 'old', 'ref', 'ema'] as const) {
-        const get = (n: VelocityNet) => {
-          const model = n.model;
-          if (lora === undefined) {
-            const out = new Float32Array(n.paramCount);
-            model.getParams(out, set);
-            return out;
-          }
-          const size = (model.lora()?.layout ?? []).reduce((s, p) => s + p.size, 0);
-          const out = new Float32Array(size);
-          model.getAdapter(out, set);
-          return out;
-        };
-        const x = get(straight);
-        const y = get(resumed.net);
+        const x = trainedSet(straight, set);
+        const y = trainedSet(resumed.net, set);
         expect(Buffer.from(y.buffer).equals(Buffer.from(x.buffer)), `${set} lora=${lora !== undefined}`).toBe(true);
       }
       if (lora !== undefined) expect(resumed.net.getParameters()).toEqual(base);

@@ -8,6 +8,7 @@ import {
   type Device,
   FlowMatchingTrainer,
   type NetConfig,
+  type ParamSetName,
   type Precision,
   Tensor,
   tasks,
@@ -212,4 +213,13 @@ export function netWithParameters(
   const net = VelocityNet.create(config, at);
   net.setParameters(parameters);
   return net;
+}
+
+/** A parameter set of `net` as it trains: the whole set, or only the adapters' part when the net has LoRA adapters. */
+export function trainedSet(net: VelocityNet, set: ParamSetName = 'theta'): Float32Array {
+  const lora = net.lora;
+  const out = new Float32Array(lora === null ? net.paramCount : lora.paramCount);
+  if (lora === null) net.model.getParams(out, set);
+  else net.model.getAdapter(out, set);
+  return out;
 }

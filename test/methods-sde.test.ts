@@ -25,7 +25,15 @@ import {
   tasks,
   timeGrid,
 } from '../lib/index.js';
-import { netWithParameters, RED, relativeError, runReference, tempFolder, toy2dBaseParameters } from './helpers.js';
+import {
+  netWithParameters,
+  RED,
+  relativeError,
+  runReference,
+  tempFolder,
+  toy2dBaseParameters,
+  trainedSet,
+} from './helpers.js';
 
 const { toy2d } = tasks;
 const dir = tempFolder('methods-sde');
@@ -338,12 +346,7 @@ describe.each(Object.entries(METHODS))('%s', (name, method) => {
   it('trains LoRA adapters of a frozen base', async () => {
     const net = baseNet();
     const trainer = method.make(net, { ...OPTIONS, lora: { rank: 4, alpha: 8, targets: ['fc1', 'fc2'], seed: 1 } });
-    const adapter = () => {
-      const lora = net.model.lora();
-      const out = new Float32Array((lora?.layout ?? []).reduce((n, p) => n + p.size, 0));
-      net.model.getAdapter(out, 'theta');
-      return out;
-    };
+    const adapter = () => trainedSet(net);
     const before = adapter();
     await trainer.run({ epochs: 2 });
     expect(net.getParameters()).toEqual(base);
