@@ -1,17 +1,17 @@
 // The simulated GPU's execution of one kernel (docs/gpu.md, "The simulated GPU"): the blocks one after another on
-// the stream's OS thread, each CUDA thread of a block a fiber (Boost.Context's fcontext switch, announced to
+// the stream's OS thread, each CUDA thread of a block a fiber (the switch of fiber_switch.h, announced to
 // AddressSanitizer). A thread runs until it reaches a barrier or a warp collective or ends; then it checks its turn
 // and switches straight to the next runnable thread in the schedule's order (or, when that one has not started and
 // this one ended, runs it on its own stack: a block without barriers is one loop over its threads). The block's shared
-// memory is an arena with redzones around each array, checked when a barrier opens and when the block ends, and the
-// bytes each thread changed since the last barrier, compared after every turn (two threads changing one byte is a
-// race).
+// memory is an arena with redzones around each array, checked when a barrier opens and when the block ends, and (with
+// the race check on) the bytes each thread changed since the last barrier, compared after every turn (two threads
+// changing one byte is a race).
 #include "executor.h"
 
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <boost/context/detail/fcontext.hpp>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -19,6 +19,7 @@
 #include <random>
 #include <vector>
 
+#include "fiber_switch.h"
 #include "internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -41,8 +42,6 @@ thread_local BuiltinIndices t_indices{};
 
 BuiltinIndices& builtin_indices() { return t_indices; }
 
-namespace ctx = boost::context::detail;
-
 namespace {
 
 constexpr size_t kStackBytes = size_t{256} << 10;  // room for ASan's redzones around every frame
@@ -51,6 +50,7 @@ constexpr size_t kSharedLimit = 48 * 1024;
 constexpr size_t kRedzone = 64;
 constexpr size_t kMaxSlots = 32;
 constexpr size_t kArenaBytes = kSharedLimit + kMaxSlots * (2 * kRedzone + 64);
+constexpr int16_t kNoOwner = -1;
 constexpr unsigned char kFill = 0xFF;  // NaN in every float and double
 // Redzone bytes: FA FF FF FF repeated, a NaN as float and as double too, unlike anything a kernel writes by chance.
 constexpr unsigned char redzone_byte(size_t offset) { return offset % 4 == 0 ? 0xFA : 0xFF; }
@@ -89,7 +89,7 @@ struct ThreadAbort {};
 
 struct Fiber {
   char* stack = nullptr;  // lowest usable byte (a guard page lies below)
-  ctx::fcontext_t context = nullptr;
+  FiberContext context = nullptr;
   bool needs_start = true;  // a fresh stack, or one abandoned inside a kernel after a fault
   bool abandoned = false;
   void* fake_stack = nullptr;
@@ -101,7 +101,6 @@ struct CudaThread {
   const char* file = nullptr;  // where it waits
   int line = 0;
   Fiber* fiber = nullptr;
-  WarpCall call{};
 };
 
 struct Slot {
@@ -181,10 +180,10 @@ class Executor {
   void warp_collective(const WarpCall& call);
 
  private:
-  static void fiber_main(ctx::transfer_t from);
+  static void fiber_main(FiberTransfer from);
   void switch_to(Fiber& fiber);
   void switch_from_fiber(Fiber* target);
-  void resumed(ctx::transfer_t from);
+  void resumed(FiberTransfer from);
   void end_turn();
   int next_ready() const;
   Fiber* acquire_fiber();
@@ -207,19 +206,20 @@ class Executor {
   Schedule schedule_ = Schedule::kRoundRobin;
   std::mt19937_64 rng_;
   std::vector<CudaThread> threads_;
+  std::vector<WarpCall> calls_;  // each thread's warp collective while it waits at one (apart: threads_ stays small)
   int current_ = -1;
   Fault fault_;
   // Fibers.
   std::vector<Fiber*> fibers_, free_;
   Fiber* current_fiber_ = nullptr;
-  ctx::fcontext_t scheduler_ = nullptr;
+  FiberContext scheduler_ = nullptr;
   const void* scheduler_bottom_ = nullptr;
   size_t scheduler_size_ = 0;
   // Shared memory: the arena, its state at the last turn's end, and which thread changed each byte since the last
   // barrier (-1: none).
   unsigned char* mem_;
   std::vector<unsigned char> snapshot_, redzone_;  // redzone_: the redzone pattern at every offset
-  std::vector<int> owner_;
+  std::vector<int16_t> owner_;                     // a thread index (at most 1,024 threads a block) or kNoOwner
   bool racecheck_ = true;
   std::vector<Slot> slots_;
   size_t end_ = 0, declared_ = 0;
@@ -242,6 +242,7 @@ Fault Executor::run(const KernelLaunch& k, Schedule schedule, uint64_t seed) {
   blockDim = {k.block.x, k.block.y, k.block.z};
   const uint64_t n = static_cast<uint64_t>(k.block.x) * k.block.y * k.block.z;
   threads_.assign(n, CudaThread{});
+  calls_.assign(n, WarpCall{});
   for (uint64_t i = 0; i < n; ++i) threads_[i].index = unflatten(i, k.block);
   slots_.clear();
   end_ = declared_ = 0;
@@ -285,8 +286,10 @@ void Executor::run_block() {
   // A fresh arena: the slots known from earlier blocks of this kernel NaN-filled, redzones around them.
   for (size_t i = 0; i < end_; ++i) mem_[i] = redzone_byte(i);
   for (const Slot& s : slots_) std::memset(mem_ + s.offset, kFill, s.bytes);
-  std::memcpy(snapshot_.data(), mem_, end_);
-  std::fill(owner_.begin(), owner_.begin() + static_cast<std::ptrdiff_t>(end_), -1);
+  if (racecheck_) {
+    std::memcpy(snapshot_.data(), mem_, end_);
+    std::fill(owner_.begin(), owner_.begin() + static_cast<std::ptrdiff_t>(end_), kNoOwner);
+  }
   for (CudaThread& t : threads_) {
     t.state = State::kReady;
     t.fiber = nullptr;
@@ -339,8 +342,8 @@ void Executor::quiescent() {
     block_fault(cudaErrorIllegalInstruction, "threads exited while others wait at __syncthreads");
   } else {
     for (CudaThread& t : threads_) t.state = State::kReady;
-    std::fill(owner_.begin(), owner_.begin() + static_cast<std::ptrdiff_t>(end_), -1);
-    order_ = thread_order();
+    if (racecheck_) std::fill(owner_.begin(), owner_.begin() + static_cast<std::ptrdiff_t>(end_), kNoOwner);
+    if (schedule_ == Schedule::kRandom) order_ = thread_order();  // rr and reverse: the same order again
   }
 }
 
@@ -398,7 +401,7 @@ Fiber* Executor::acquire_fiber() {
     f->needs_start = true;
   }
   if (f->needs_start) {
-    f->context = ctx::make_fcontext(f->stack + kStackBytes, kStackBytes, &Executor::fiber_main);
+    f->context = make_fiber_context(f->stack + kStackBytes, &Executor::fiber_main);
     f->fake_stack = nullptr;
     f->needs_start = false;
   }
@@ -407,7 +410,7 @@ Fiber* Executor::acquire_fiber() {
 
 // A fiber's life: run the CUDA thread current_ names, end its turn, and again (end_turn returns when this fiber has
 // a thread to run: the next one, or a later one that some turn handed over after a switch back here).
-void Executor::fiber_main(ctx::transfer_t from) {
+void Executor::fiber_main(FiberTransfer from) {
   Executor* ex = running_;
   ex->resumed(from);
   for (;;) {
@@ -434,7 +437,7 @@ void Executor::switch_to(Fiber& fiber) {
   current_fiber_ = &fiber;
   void* fake = nullptr;
   start_switch(&fake, fiber.stack, kStackBytes);
-  const ctx::transfer_t back = ctx::jump_fcontext(fiber.context, nullptr);
+  const FiberTransfer back = switch_fiber_context(fiber.context, nullptr);
   static_cast<Fiber*>(back.data)->context = back.fctx;
   finish_switch(fake, nullptr, nullptr);
 }
@@ -445,15 +448,15 @@ void Executor::switch_from_fiber(Fiber* target) {
   current_fiber_ = target;
   if (target == nullptr) {
     start_switch(&self->fake_stack, scheduler_bottom_, scheduler_size_);
-    resumed(ctx::jump_fcontext(scheduler_, self));
+    resumed(switch_fiber_context(scheduler_, self));
   } else {
     start_switch(&self->fake_stack, target->stack, kStackBytes);
-    resumed(ctx::jump_fcontext(target->context, self));
+    resumed(switch_fiber_context(target->context, self));
   }
 }
 
 // In a fiber just resumed (or started) by `from`: saves where the one that switched here stopped.
-void Executor::resumed(ctx::transfer_t from) {
+void Executor::resumed(FiberTransfer from) {
   const void* bottom = nullptr;
   size_t size = 0;
   finish_switch(current_fiber_->fake_stack, &bottom, &size);
@@ -488,7 +491,7 @@ int Executor::next_ready() const {
 // scheduler at the pass's end or on a fault. Returns when this fiber has a thread to run.
 void Executor::end_turn() {
   CudaThread& t = threads_[current_];
-  if (fault_.code == cudaSuccess) after_turn(current_);
+  if (fault_.code == cudaSuccess && racecheck_ && end_ != 0) after_turn(current_);
   const int next = fault_.code == cudaSuccess ? next_ready() : -1;
   Fiber* self = current_fiber_;
   if (t.state == State::kExited) {
@@ -551,7 +554,6 @@ void Executor::check_redzones(const char* when) {
 
 // After thread i's turn: no byte it changed may have been changed by another thread since the last barrier.
 void Executor::after_turn(int i) {
-  if (end_ == 0 || !racecheck_) return;
   for (size_t b = first_difference(mem_, snapshot_.data(), end_); b < end_;
        b = b + 1 + first_difference(mem_ + b + 1, snapshot_.data() + b + 1, end_ - b - 1)) {
     if (owner_[b] >= 0 && owner_[b] != i) {
@@ -565,7 +567,7 @@ void Executor::after_turn(int i) {
                        " with different values between the same two barriers");
       return;
     }
-    owner_[b] = i;
+    owner_[b] = static_cast<int16_t>(i);
     snapshot_[b] = mem_[b];
   }
 }
@@ -605,9 +607,11 @@ void* Executor::shared_array(SharedTag* tag, size_t bytes, size_t align, const c
   const size_t offset = (end_ + kRedzone + a - 1) / a * a;
   for (size_t b = end_; b < offset + bytes + kRedzone; ++b) mem_[b] = redzone_byte(b);
   std::memset(mem_ + offset, kFill, bytes);
-  std::memcpy(snapshot_.data() + end_, mem_ + end_, offset + bytes + kRedzone - end_);
-  std::fill(owner_.begin() + static_cast<std::ptrdiff_t>(end_),
-            owner_.begin() + static_cast<std::ptrdiff_t>(offset + bytes + kRedzone), -1);
+  if (racecheck_) {
+    std::memcpy(snapshot_.data() + end_, mem_ + end_, offset + bytes + kRedzone - end_);
+    std::fill(owner_.begin() + static_cast<std::ptrdiff_t>(end_),
+              owner_.begin() + static_cast<std::ptrdiff_t>(offset + bytes + kRedzone), kNoOwner);
+  }
   slots_.push_back({tag, offset, bytes, name, file, line});
   end_ = offset + bytes + kRedzone;
   declared_ += bytes;
@@ -680,7 +684,7 @@ void Executor::warp_collective(const WarpCall& call) {
   }
   CudaThread& self = threads_[current_];
   self.state = State::kWarp;
-  self.call = call;
+  calls_[current_] = call;
   self.file = call.file;
   self.line = call.line;
   for (int l = 0; l < 32; ++l) {
@@ -690,7 +694,7 @@ void Executor::warp_collective(const WarpCall& call) {
     }
   }
   for (int l = 0; l < 32; ++l) {
-    const WarpCall& c = threads_[lane0 + l].call;
+    const WarpCall& c = calls_[lane0 + l];
     if (c.op != call.op || c.line != call.line || std::strcmp(c.file, call.file) != 0) {
       fail(cudaErrorIllegalInstruction, what() + ": lane " + std::to_string(l) + " of the warp is at " + op_name(c.op) +
                                             " at " + site(c.file, c.line) + " instead");
@@ -709,8 +713,8 @@ void Executor::warp_collective(const WarpCall& call) {
 }
 
 void Executor::perform(int lane0) {
-  const WarpCall& call = threads_[lane0].call;
-  auto lane = [&](int l) -> const WarpCall& { return threads_[lane0 + l].call; };
+  const WarpCall& call = calls_[lane0];
+  auto lane = [&](int l) -> const WarpCall& { return calls_[lane0 + l]; };
   const auto* src = static_cast<const float*>(call.ptr);
   switch (call.op) {
     case WarpOp::kLoadA:
