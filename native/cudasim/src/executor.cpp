@@ -203,6 +203,7 @@ class Executor {
 
   // The kernel.
   const KernelLaunch* launch_ = nullptr;
+  BuiltinIndices* indices_ = &builtin_indices();  // this OS thread's: set on every turn, without a TLS lookup
   Schedule schedule_ = Schedule::kRoundRobin;
   std::mt19937_64 rng_;
   std::vector<CudaThread> threads_;
@@ -505,7 +506,7 @@ void Executor::end_turn() {
   pos_ = static_cast<size_t>(next);
   current_ = order_[pos_];
   CudaThread& n = threads_[current_];
-  threadIdx = n.index;
+  indices_->thread_idx = n.index;
   if (n.fiber == nullptr) n.fiber = acquire_fiber();
   if (n.fiber != self) switch_from_fiber(n.fiber);
 }
