@@ -82,7 +82,7 @@ void unpoison_stack(char* stack) {
 #endif
 }
 
-enum class State { kReady, kBarrier, kWarp, kExited, kFaulted };
+enum class State : uint8_t { kReady, kBarrier, kWarp, kExited, kFaulted };
 
 // Thrown by Executor::fail: unwinds the faulting CUDA thread's stack to fiber_main, so that nothing on it leaks.
 struct ThreadAbort {};
@@ -97,7 +97,6 @@ struct Fiber {
 
 struct CudaThread {
   uint3 index{};
-  State state = State::kReady;
   const char* file = nullptr;  // where it waits
   int line = 0;
   Fiber* fiber = nullptr;
@@ -207,7 +206,13 @@ class Executor {
   Schedule schedule_ = Schedule::kRoundRobin;
   std::mt19937_64 rng_;
   std::vector<CudaThread> threads_;
-  std::vector<WarpCall> calls_;  // each thread's warp collective while it waits at one (apart: threads_ stays small)
+  // Each thread's state, apart from the rest of its entry: the scans for the next runnable thread and over the block
+  // at every barrier read a byte per thread. And each thread's warp collective while it waits at one.
+  std::vector<State> states_;
+  std::vector<WarpCall> calls_;
+  // The first thread to wait at a barrier since the last one opened, and whether a later one waits at another.
+  const CudaThread* first_waiting_ = nullptr;
+  bool barriers_differ_ = false;
   int current_ = -1;
   Fault fault_;
   // Fibers.
@@ -243,6 +248,7 @@ Fault Executor::run(const KernelLaunch& k, Schedule schedule, uint64_t seed) {
   blockDim = {k.block.x, k.block.y, k.block.z};
   const uint64_t n = static_cast<uint64_t>(k.block.x) * k.block.y * k.block.z;
   threads_.assign(n, CudaThread{});
+  states_.assign(n, State::kReady);
   calls_.assign(n, WarpCall{});
   for (uint64_t i = 0; i < n; ++i) threads_[i].index = unflatten(i, k.block);
   slots_.clear();
@@ -291,10 +297,10 @@ void Executor::run_block() {
     std::memcpy(snapshot_.data(), mem_, end_);
     std::fill(owner_.begin(), owner_.begin() + static_cast<std::ptrdiff_t>(end_), kNoOwner);
   }
-  for (CudaThread& t : threads_) {
-    t.state = State::kReady;
-    t.fiber = nullptr;
-  }
+  std::fill(states_.begin(), states_.end(), State::kReady);
+  for (CudaThread& t : threads_) t.fiber = nullptr;
+  first_waiting_ = nullptr;
+  barriers_differ_ = false;
   order_ = thread_order();
   for (;;) {
     // One pass over order_ runs each runnable thread once; the threads hand the turn on among themselves
@@ -302,12 +308,11 @@ void Executor::run_block() {
     do {
       woke_ = false;
       pos_ = 0;
-      while (pos_ < order_.size() && threads_[order_[pos_]].state != State::kReady) ++pos_;
+      while (pos_ < order_.size() && states_[order_[pos_]] != State::kReady) ++pos_;
       if (pos_ < order_.size()) resume(order_[pos_]);
       if (fault_.code != cudaSuccess) return;
     } while (woke_);
-    const bool done =
-        std::all_of(threads_.begin(), threads_.end(), [](const CudaThread& t) { return t.state == State::kExited; });
+    const bool done = std::all_of(states_.begin(), states_.end(), [](State s) { return s == State::kExited; });
     if (done) {
       check_redzones("by the block's end");
       return;
@@ -320,29 +325,23 @@ void Executor::run_block() {
 // No thread can run: every live thread waits at a barrier or a warp collective. One barrier that every thread
 // reached opens; anything else is a fault that names each thread's state.
 void Executor::quiescent() {
-  const CudaThread* first = nullptr;
-  bool same = true, exited = false, warp = false;
-  for (const CudaThread& t : threads_) {
-    if (t.state == State::kExited) exited = true;
-    if (t.state == State::kWarp) warp = true;
-    if (t.state != State::kBarrier) continue;
-    if (first == nullptr) {
-      first = &t;
-    } else if (t.line != first->line || (t.file != first->file && std::strcmp(t.file, first->file) != 0)) {
-      same = false;
-    }
+  bool exited = false, warp = false;
+  for (State s : states_) {
+    exited |= s == State::kExited;
+    warp |= s == State::kWarp;
   }
   check_redzones("before a __syncthreads");
   if (fault_.code != cudaSuccess) return;
   if (warp) {
     block_fault(cudaErrorIllegalInstruction,
                 "deadlock: a warp collective that part of its warp never reaches (every lane of a warp must call it)");
-  } else if (!same) {
+  } else if (barriers_differ_) {
     block_fault(cudaErrorIllegalInstruction, "divergent __syncthreads: the threads wait at different barriers");
   } else if (exited) {
     block_fault(cudaErrorIllegalInstruction, "threads exited while others wait at __syncthreads");
   } else {
-    for (CudaThread& t : threads_) t.state = State::kReady;
+    std::fill(states_.begin(), states_.end(), State::kReady);
+    first_waiting_ = nullptr;
     if (racecheck_) std::fill(owner_.begin(), owner_.begin() + static_cast<std::ptrdiff_t>(end_), kNoOwner);
     if (schedule_ == Schedule::kRandom) order_ = thread_order();  // rr and reverse: the same order again
   }
@@ -353,13 +352,14 @@ std::string Executor::thread_states() const {
   size_t i = 0;
   while (i < threads_.size()) {
     size_t j = i + 1;
-    auto same = [&](const CudaThread& a, const CudaThread& b) {
-      return a.state == b.state && a.line == b.line &&
+    auto same = [&](size_t x, size_t y) {
+      const CudaThread &a = threads_[x], &b = threads_[y];
+      return states_[x] == states_[y] && a.line == b.line &&
              (a.file == b.file || (a.file != nullptr && b.file != nullptr && std::strcmp(a.file, b.file) == 0));
     };
-    while (j < threads_.size() && same(threads_[j], threads_[i])) ++j;
-    text += "\n    threads " + std::to_string(i) + "-" + std::to_string(j - 1) + ": " + state_name(threads_[i].state);
-    if (threads_[i].state == State::kBarrier || threads_[i].state == State::kWarp) {
+    while (j < threads_.size() && same(j, i)) ++j;
+    text += "\n    threads " + std::to_string(i) + "-" + std::to_string(j - 1) + ": " + state_name(states_[i]);
+    if (states_[i] == State::kBarrier || states_[i] == State::kWarp) {
       text += " at " + site(threads_[i].file, threads_[i].line);
     }
     i = j;
@@ -415,19 +415,19 @@ void Executor::fiber_main(FiberTransfer from) {
   Executor* ex = running_;
   ex->resumed(from);
   for (;;) {
-    CudaThread& t = ex->threads_[ex->current_];
+    State& state = ex->states_[ex->current_];
     try {
       ex->launch_->body->run_thread();
-      t.state = State::kExited;
+      state = State::kExited;
     } catch (const ThreadAbort&) {
-      t.state = State::kFaulted;
+      state = State::kFaulted;
     } catch (const std::exception& e) {
       ex->thread_fault(ex->current_, cudaErrorLaunchFailure,
                        std::string("a C++ exception left the kernel: ") + e.what());
-      t.state = State::kFaulted;
+      state = State::kFaulted;
     } catch (...) {
       ex->thread_fault(ex->current_, cudaErrorLaunchFailure, "a C++ exception left the kernel");
-      t.state = State::kFaulted;
+      state = State::kFaulted;
     }
     ex->end_turn();
   }
@@ -482,7 +482,7 @@ void Executor::resume(int i) {
 // The next runnable thread after this turn's in order_, or -1.
 int Executor::next_ready() const {
   for (size_t p = pos_ + 1; p < order_.size(); ++p) {
-    if (threads_[order_[p]].state == State::kReady) return static_cast<int>(p);
+    if (states_[order_[p]] == State::kReady) return static_cast<int>(p);
   }
   return -1;
 }
@@ -495,7 +495,7 @@ void Executor::end_turn() {
   if (fault_.code == cudaSuccess && racecheck_ && end_ != 0) after_turn(current_);
   const int next = fault_.code == cudaSuccess ? next_ready() : -1;
   Fiber* self = current_fiber_;
-  if (t.state == State::kExited) {
+  if (states_[current_] == State::kExited) {
     release_fiber(self);
     t.fiber = nullptr;
   }
@@ -588,9 +588,15 @@ void Executor::fail(cudaError_t code, const std::string& message) {
 
 void Executor::barrier(const char* file, int line) {
   CudaThread& t = threads_[current_];
-  t.state = State::kBarrier;
+  states_[current_] = State::kBarrier;
   t.file = file;
   t.line = line;
+  if (first_waiting_ == nullptr) {
+    first_waiting_ = &t;
+  } else if (line != first_waiting_->line ||
+             (file != first_waiting_->file && std::strcmp(file, first_waiting_->file) != 0)) {
+    barriers_differ_ = true;
+  }
   end_turn();
 }
 
@@ -684,12 +690,12 @@ void Executor::warp_collective(const WarpCall& call) {
                                           "-thread block has " + std::to_string(lanes) + " threads");
   }
   CudaThread& self = threads_[current_];
-  self.state = State::kWarp;
+  states_[current_] = State::kWarp;
   calls_[current_] = call;
   self.file = call.file;
   self.line = call.line;
   for (int l = 0; l < 32; ++l) {
-    if (threads_[lane0 + l].state != State::kWarp) {
+    if (states_[lane0 + l] != State::kWarp) {
       end_turn();  // the warp's last lane performs the collective and wakes this one
       return;
     }
@@ -709,7 +715,7 @@ void Executor::warp_collective(const WarpCall& call) {
   if (call.op == WarpOp::kLoadB) check_warp_pointer(call, 8, 16);
   if (call.op == WarpOp::kStore) check_warp_pointer(call, 16, 16);
   perform(lane0);
-  for (int l = 0; l < 32; ++l) threads_[lane0 + l].state = State::kReady;
+  for (int l = 0; l < 32; ++l) states_[lane0 + l] = State::kReady;
   woke_ = true;
 }
 
