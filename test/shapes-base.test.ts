@@ -57,7 +57,7 @@ describe('the shipped shapes base model', () => {
 
   // The demo's method (lib/jobs/demo-shapes.ts) for a few epochs: 6 epochs of 2 × 16 samples at lr 3e-4 took the
   // training reward from 0.36 to 0.61 and the scores from 0.39 to 0.51. On the CPU only: on the simulated GPU this
-  // run takes about 27 minutes of CPU (docs/gpu.md, "Where the simulator's time goes");
+  // run takes about 26 minutes of CPU (docs/gpu.md, "Where the simulator's time goes");
   // test/shapes-base-device.test.ts runs its first epoch on each device against the CPU's.
   it('a few epochs of the demo raise the shapes reward', async () => {
     await onCpu(async (at) => {
