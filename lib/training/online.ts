@@ -564,26 +564,32 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       config: this.resolvedOptions,
       onRecord: opts.onRecord as RecordHook | undefined,
     });
-    const history: S[] = [];
-    for (let i = 0; i < epochs && !signal?.aborted; i++) {
-      let stats: S;
-      try {
-        stats = await this.epoch(signal);
-      } catch (error) {
-        if (signal?.aborted) break;
-        throw error;
+    try {
+      const history: S[] = [];
+      for (let i = 0; i < epochs && !signal?.aborted; i++) {
+        let stats: S;
+        try {
+          stats = await this.epoch(signal);
+        } catch (error) {
+          if (signal?.aborted) break;
+          throw error;
+        }
+        history.push(stats);
+        await log.epoch(stats);
+        const last = i === epochs - 1 || signal?.aborted === true;
+        const due = (every: number | undefined) => last || this.#epoch % (every ?? 1) === 0;
+        const { every: evalEvery, ...evalOptions } = evaluation ?? {};
+        const result =
+          evaluation !== undefined && due(evalEvery)
+            ? await this.evaluate(evalOptions as EvaluateOptions<P>)
+            : undefined;
+        if (result !== undefined) await log.evaluation(this.#epoch, result);
+        onProgress?.(stats, result);
+        if (checkpoint !== undefined && due(checkpoint.every)) await this.save(checkpoint.path);
       }
-      history.push(stats);
-      await log.epoch(stats);
-      const last = i === epochs - 1 || signal?.aborted === true;
-      const due = (every: number | undefined) => last || this.#epoch % (every ?? 1) === 0;
-      const { every: evalEvery, ...evalOptions } = evaluation ?? {};
-      const result =
-        evaluation !== undefined && due(evalEvery) ? await this.evaluate(evalOptions as EvaluateOptions<P>) : undefined;
-      if (result !== undefined) await log.evaluation(this.#epoch, result);
-      onProgress?.(stats, result);
-      if (checkpoint !== undefined && due(checkpoint.every)) await this.save(checkpoint.path);
+      return history;
+    } finally {
+      await log.close();
     }
-    return history;
   }
 }
