@@ -290,6 +290,14 @@ describe('DiffusionNFT', () => {
     expect(() => new DiffusionNFT(fresh, { ...OPTIONS, solver: 'sa-solver', saSolver: { predictorOrder: 5 } })).toThrow(
       /options\.saSolver\.predictorOrder/,
     );
+    // A resume must give the same SA-Solver options.
+    const path = join(dir, 'nft-sa.safetensors');
+    await new DiffusionNFT(fresh, { ...OPTIONS, solver: 'sa-solver' }).run({ epochs: 1, checkpoint: { path } });
+    const resumed = await DiffusionNFT.resume(path, { ...OPTIONS, solver: 'sa-solver' });
+    expect(resumed.epochCount).toBe(1);
+    resumed.net.dispose();
+    const other = { ...OPTIONS, solver: 'sa-solver' as const, saSolver: { tauInterval: [0, 1] as const } };
+    await expect(DiffusionNFT.resume(path, other)).rejects.toThrow(/other options/);
     net.dispose();
     fresh.dispose();
   });
