@@ -2,6 +2,7 @@
 // (docs/algorithms.md §2.8): its options, its coefficients (computed once per grid in float64, a "plan"), and the
 // plan's steps over float32 arrays. The native sampler runs the same plan with the same rounding
 // (native/core/sampler.cpp), so the coefficients are derived in this file only.
+import type { Rule } from '../options/schema.js';
 import { type FlatVelocity, lincomb } from './solver-steps.js';
 
 /** Options of SA-Solver; the defaults are those AWM's rollouts use. */
@@ -22,7 +23,7 @@ export const SA_SOLVER_SCHEMA = {
   correctorOrder: { type: 'int', min: 0, max: 3, default: 2 },
   tau: { type: 'number', min: 0, max: 10, default: 0.4 },
   tauInterval: { type: 'value' },
-} as const;
+} as const satisfies Record<keyof SaSolverOptions, Rule>;
 
 /** The default of `tauInterval`. */
 export const SA_TAU_INTERVAL: readonly [number, number] = [0.3, 0.9];
