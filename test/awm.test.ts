@@ -229,6 +229,19 @@ describe('AWM', () => {
     }
   }, 120_000);
 
+  it("rolls out θ with SA-Solver, the code's sampler, with solver 'sa-solver'", async () => {
+    const net = baseNet();
+    const stats = await new AWM(net, { ...OPTIONS, solver: 'sa-solver' }).epoch();
+    const fresh = baseNet();
+    const cond = Tensor.fromInt32(new Int32Array(128), [128, 1]);
+    const { x } = await sample(fresh, { cond, steps: 10, seed: 3, solver: 'sa-solver' });
+    const rewards = toy2d.rewards.red(x);
+    expect(stats.reward).toBeCloseTo(rewards.reduce((s, v) => s + v, 0) / rewards.length, 12);
+    expect(() => new AWM(fresh, { ...OPTIONS, saSolver: { tau: 0 } })).toThrow(/saSolver applies to solver/);
+    net.dispose();
+    fresh.dispose();
+  });
+
   it('rejects bad options with errors that name them', () => {
     const net = baseNet();
     expect(() => new AWM(net, { ...OPTIONS, weighting: 'x' as 'ghuber' })).toThrow(/weighting/);

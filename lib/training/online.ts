@@ -13,7 +13,8 @@ import { loraOptions } from '../options/lora.js';
 import { OPTIMIZER_SCHEMA } from '../options/optimizer.js';
 import { objectOption, pick, rejectUnknown, resolveOptions } from '../options/schema.js';
 import { sampleSde } from '../sampling/sde.js';
-import { type SolverName, sample, timeGrid } from '../sampling/solvers.js';
+import { sample, timeGrid } from '../sampling/solvers.js';
+import type { CleanRollout } from './clean-rollout.js';
 import {
   checkPrompts,
   drawGroups,
@@ -171,24 +172,24 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   }
 
   /**
-   * A chunk of rollouts of the `params` set with an ODE solver, or with FlowGRPO's SDE of noise level sdeA for
-   * 'sde': the forward-noising methods keep only the clean samples.
+   * A chunk of rollouts of the `params` set with an ODE solver, SA-Solver, or FlowGRPO's SDE of noise level sdeA
+   * for 'sde': the forward-noising methods keep only the clean samples.
    */
   protected async rolloutClean(
     tokens: Int32Array,
     rows: number,
     firstSample: number,
-    solver: SolverName | 'sde',
-    sdeA: number,
+    rollout: CleanRollout,
     params: 'theta' | 'old',
   ): Promise<RolloutChunk> {
     const cond = Tensor.fromInt32(tokens, [rows, this.net.config.condSlots]);
     const { grid, seed, chunk } = this.common;
+    const { solver, sdeA, saSolver } = rollout;
     if (solver === 'sde') {
       const { x } = await sampleSde(this.net, { cond, grid, a: sdeA, seed, firstSample, chunk, params });
       return { x };
     }
-    const { x } = await sample(this.net, { cond, solver, grid, seed, firstSample, chunk, params });
+    const { x } = await sample(this.net, { cond, solver, saSolver, grid, seed, firstSample, chunk, params });
     return { x };
   }
 
