@@ -4,10 +4,10 @@
 // that pid lives, which sees a kill -9 at once; a reader on another host (a shared or NFS folder) sees whether the
 // beat still advances, timed by its own clock only, so that clocks that disagree between hosts do not matter.
 import { unlinkSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../core/files.js';
+import { processExists, removeStaleTemporaries, temporaryPath } from '../core/files.js';
 import { readGuardedText } from '../core/read-file.js';
 
 /** The heartbeat's file in a run folder. */
@@ -53,7 +53,9 @@ export class HeartbeatWriter {
 
   /** Starts beating into `dir` (which exists); the first beat is on disk when this resolves. */
   static async start(dir: string): Promise<HeartbeatWriter> {
-    const writer = new HeartbeatWriter(join(dir, HEARTBEAT_FILE));
+    const path = join(dir, HEARTBEAT_FILE);
+    await removeStaleTemporaries(path);
+    const writer = new HeartbeatWriter(path);
     await writer.#write();
     return writer;
   }
@@ -66,8 +68,21 @@ export class HeartbeatWriter {
       periodMs: HEARTBEAT_PERIOD_MS,
     };
     // One write at a time; a folder removed under the run ends nothing but the beat.
-    this.#writing = this.#writing.then(() => writeFileAtomic(this.#path, JSON.stringify(heartbeat)).catch(() => {}));
+    this.#writing = this.#writing.then(() => this.#replace(JSON.stringify(heartbeat)).catch(() => {}));
     return this.#writing;
+  }
+
+  // Whole or not at all (a temporary file renamed over the heartbeat), but not flushed to disk: a beat that a power
+  // cut loses says nothing wrong, and a flush every period would cost a busy disk.
+  async #replace(text: string): Promise<void> {
+    const temporary = temporaryPath(this.#path);
+    try {
+      await writeFile(temporary, text);
+      await rename(temporary, this.#path);
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw error;
+    }
   }
 
   /** Stops beating and removes the file. */
@@ -91,16 +106,6 @@ function parseHeartbeat(text: string): Heartbeat | undefined {
     return ok ? (h as Heartbeat) : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** Whether process `pid` of this host exists (EPERM: it does, owned by another user). */
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
