@@ -38,7 +38,8 @@ async function worker(threads: number): Promise<void> {
   net.dispose();
 }
 
-// Toy2d flow-matching steps (one thread per rank) over a global batch of STEP_BATCH: ms per step.
+// Toy2d flow-matching steps (one thread per rank) over a global batch of STEP_BATCH: ms per step, and the process's
+// CPU time per step (at 1 rank: the step's compute, which the plain-MPI model of the step spends per rank).
 async function stepWorker(): Promise<void> {
   setThreads(1);
   const net = VelocityNet.create(tasks.toy2d.config, { seed: 1 });
@@ -46,8 +47,11 @@ async function stepWorker(): Promise<void> {
   const { x0, cond } = tasks.toy2d.batch(STEP_BATCH, 1, 0);
   for (let s = 0; s < 3; s++) await trainer.step({ x0, cond }); // warm-up
   const started = performance.now();
+  const cpu = process.cpuUsage();
   for (let s = 0; s < STEPS; s++) await trainer.step({ x0, cond });
-  if (rank0()) console.log(JSON.stringify({ ms: (performance.now() - started) / STEPS, params: net.paramCount }));
+  const ms = (performance.now() - started) / STEPS;
+  const { user, system } = process.cpuUsage(cpu);
+  if (rank0()) console.log(JSON.stringify({ ms, cpuMs: (user + system) / 1000 / STEPS, params: net.paramCount }));
   net.dispose();
 }
 
@@ -82,12 +86,22 @@ function busyProcesses(): ChildProcess[] {
   return [0, 1].map(() => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
 }
 
-/** The step at 1 and 2 ranks and the plain MPI_Allreduce of its gradient at 2 ranks, in ms. */
-function contentionRows(): Record<'step1' | 'step2' | 'allreduce', number> {
-  const step1 = launch<{ ms: number; params: number }>(1, ['node', script, '--step-worker']);
+type ContentionRows = Record<'step1' | 'step2' | 'allreduce' | 'plainStep', number>;
+
+/**
+ * The step at 1 and 2 ranks, the plain MPI_Allreduce of its gradient at 2 ranks, and the plain-MPI model of the
+ * 2-rank step (each rank spends half the 1-rank step's CPU time computing, then makes the step's two blocking sums),
+ * in ms. `computeMs` fixes the model's compute (the quiet machine's), so that contention stretches it as it does
+ * the real step's.
+ */
+function contentionRows(computeMs?: number): ContentionRows & { computeMs: number } {
+  const program = allreduceProgram();
+  const step1 = launch<{ ms: number; cpuMs: number; params: number }>(1, ['node', script, '--step-worker']);
   const step2 = launch<{ ms: number }>(2, ['node', script, '--step-worker']);
-  const plain = launch<{ ms: number }>(2, [allreduceProgram(), String(step1.params), String(STEPS)]);
-  return { step1: step1.ms, step2: step2.ms, allreduce: plain.ms };
+  const plain = launch<{ ms: number }>(2, [program, String(step1.params), String(STEPS)]);
+  const compute = computeMs ?? step1.cpuMs / 2;
+  const model = launch<{ ms: number }>(2, [program, String(step1.params), String(STEPS), compute.toFixed(3)]);
+  return { step1: step1.ms, step2: step2.ms, allreduce: plain.ms, plainStep: model.ms, computeMs: compute };
 }
 
 /** DiffusionNFT epochs on config D at 1 rank × 1 thread, 2 ranks × 1 thread and 1 rank × 2 threads. */
@@ -112,19 +126,21 @@ if (process.argv[2] === '--worker') {
   if (process.argv[2] !== 'contention') epochRows();
   const quiet = contentionRows();
   const busy = busyProcesses();
-  let loaded: ReturnType<typeof contentionRows>;
+  let loaded: ContentionRows;
   try {
-    loaded = contentionRows();
+    loaded = contentionRows(quiet.computeMs);
   } finally {
     for (const p of busy) p.kill();
   }
   console.log(
     `\ntoy2d flow-matching step, batch ${STEP_BATCH}, 1 thread per rank (ms): quiet / beside two busy processes`,
   );
-  const row = (name: string, key: keyof typeof quiet) =>
-    console.log(`${name.padEnd(34)} ${quiet[key].toFixed(2).padStart(8)} ${loaded[key].toFixed(2).padStart(8)}`);
+  const row = (name: string, key: keyof ContentionRows) =>
+    console.log(`${name.padEnd(36)} ${quiet[key].toFixed(2).padStart(8)} ${loaded[key].toFixed(2).padStart(8)}`);
   row('1 rank, step', 'step1');
   row('2 ranks, step', 'step2');
   row('2 ranks, plain MPI_Allreduce', 'allreduce');
-  console.log(`busy: the 2-rank step is ${(loaded.step2 / loaded.allreduce).toFixed(2)}× the plain MPI_Allreduce`);
+  row(`2 ranks, plain MPI step, ${quiet.computeMs.toFixed(1)} ms`, 'plainStep');
+  const ratio = (r: ContentionRows) => (r.step2 / r.plainStep).toFixed(2);
+  console.log(`the 2-rank step / the plain MPI step: quiet ${ratio(quiet)}×, busy ${ratio(loaded)}×`);
 }

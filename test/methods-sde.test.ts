@@ -218,11 +218,26 @@ describe('the CPS loss and GRPO-Guard against the official code in float64 PyTor
 describe('SDE windows', () => {
   it("Flow-GRPO-Fast's start is drawn from lo … hi − w only", () => {
     const starts = new Set<number>();
-    for (let first = 0; first < 400; first += 7) {
-      const start = fastWindowStart(3, first, 3, [0, 5]);
-      starts.add(start);
-    }
+    for (let group = 0; group < 60; group++) starts.add(fastWindowStart(3, group, 3, [0, 5]));
     expect([...starts].sort()).toEqual([0, 1, 2]);
+  });
+
+  it("Flow-GRPO-Fast's windows are per prompt group: an epoch is the same in any chunk size", async () => {
+    // The 8 groups of the first epoch (seed 3) do not all draw one window, so some chunks hold several.
+    expect(new Set(Array.from({ length: 8 }, (_, g) => fastWindowStart(3, g, 3, [0, 5]))).size).toBeGreaterThan(1);
+    const epoch = async (chunk: number) => {
+      const net = baseNet();
+      const stats = await new FlowGRPOFast(net, { ...OPTIONS, chunk }).epoch();
+      const theta = net.getParameters();
+      net.dispose();
+      return { stats, theta };
+    };
+    const whole = await epoch(128); // the epoch's 128 samples in one chunk
+    const split = await epoch(24); // chunks that cut groups of 16
+    for (const key of ['reward', 'loss', 'gradNorm', 'windowStart', 'ratioMean'] as const) {
+      expect(split.stats[key], key).toBe(whole.stats[key]);
+    }
+    expect(split.theta).toEqual(whole.theta);
   });
 
   it('roll out the ODE outside the window: NaN log-probabilities there, the Euler trajectory before it', async () => {
