@@ -16,6 +16,7 @@ import {
   type VelocityNet,
 } from '../lib/index.js';
 import { CPU, netWithParameters, onDevices, type Placement, RED, tempFolder, toy2dBaseParameters } from './helpers.js';
+import { resumesOnDevice } from './trainer-device.js';
 
 const { toy2d } = tasks;
 const dir = tempFolder('nft');
@@ -96,23 +97,17 @@ describe('DiffusionNFT', () => {
   it('resumes on the device it is given, bit for bit (a run trained on the GPU goes on there)', async () => {
     const small: DiffusionNFTOptions = { ...OPTIONS, groups: 2, groupSize: 8 };
     await onDevices(async (at) => {
-      const straight = baseNet(at);
-      await new DiffusionNFT(straight, small).run({ epochs: 2 });
-      const first = baseNet(at);
       const path = join(dir, `nft-${at.device}-${at.precision}.safetensors`);
-      await new DiffusionNFT(first, small).run({ epochs: 1, checkpoint: { path } });
-      first.dispose();
-      const resumed = await DiffusionNFT.resume(path, small, at);
-      expect([resumed.net.device, resumed.net.precision]).toEqual([at.device, at.precision]);
-      await resumed.run({ epochs: 1 });
-      const theta = resumed.net.getParameters();
-      expect(Buffer.from(theta.buffer).equals(Buffer.from(straight.getParameters().buffer))).toBe(true);
+      const outcome = await resumesOnDevice(
+        at,
+        path,
+        (on) => new DiffusionNFT(baseNet(on), small),
+        (from, on) => DiffusionNFT.resume(from, small, on),
+      );
       await expect(DiffusionNFT.resume(path, small, { ...at, gpu: 0 } as never)).rejects.toThrow(
         /DiffusionNFT.resume placement: unknown option 'gpu'/,
       );
-      straight.dispose();
-      resumed.net.dispose();
-      return { theta };
+      return outcome;
     });
   });
 
