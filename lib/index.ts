@@ -96,6 +96,7 @@ export { nftLoss } from './rl/nft-loss.js';
 export { interpolate } from './sampling/interpolate.js';
 export type { OnnxOutput, OnnxSession, OnnxTensorConstructor } from './sampling/onnx-model.js';
 export { onnxModel } from './sampling/onnx-model.js';
+export type { SaSolverOptions } from './sampling/sa-solver.js';
 export type { SdeSampleOptions, SdeStepResult } from './sampling/sde.js';
 export { sampleSde, sdeLogProb, sdeStep } from './sampling/sde.js';
 export type {
@@ -107,7 +108,7 @@ export type {
   TimeGridOptions,
   VelocityFn,
 } from './sampling/solvers.js';
-export { sample, solvers, timeGrid } from './sampling/solvers.js';
+export { SOLVER_NAMES, sample, saSolver, solvers, timeGrid } from './sampling/solvers.js';
 export * as tasks from './tasks/index.js';
 export type { ShapesPrompt } from './tasks/shapes/prompts.js';
 export type { Toy2dPrompt } from './tasks/toy2d.js';

@@ -148,7 +148,7 @@ case "$command" in
     # reward-rise runs of test/shapes-base.test.ts stay on the CPU: hours on the simulator (docs/gpu.md).
     device_suites=(test/device.test.ts test/device-faults.test.ts test/distributed-gpu.test.ts test/solvers.test.ts
       test/lora.test.ts test/state-dict.test.ts test/pretrain.test.ts test/diffusion-nft.test.ts test/flowgrpo.test.ts
-      test/shapes-base-device.test.ts)
+      test/awm.test.ts test/dgpo.test.ts test/methods-sde.test.ts test/shapes-base-device.test.ts)
     DNFT_TEST_DEVICE=cuda DNFT_ADDON="$PWD/build-sim-addon/Release/diffusion_nft.node" CUDASIM_RACECHECK=0 \
       CUDASIM_STRICT_FREE=1 DNFT_NCCL_LIBRARY="$PWD/build-sim-addon/sim-nccl/libnccl.so.2" npx vitest run \
       --testTimeout 1800000 \

@@ -17,14 +17,19 @@ import {
   type VelocityNet,
 } from '../lib/index.js';
 import {
+  CPU,
   netWithParameters,
+  onDevices,
+  type Placement,
   RED,
   relativeError,
   runReference,
   tempFolder,
   toy2dBaseParameters,
   trainedSet,
+  UPPER,
 } from './helpers.js';
+import { epochsOutcome, resumesOnDevice } from './trainer-device.js';
 
 const { toy2d } = tasks;
 const dir = tempFolder('awm');
@@ -174,7 +179,7 @@ describe('AWM', () => {
   beforeAll(async () => {
     base = await toy2dBaseParameters();
   });
-  const baseNet = () => netWithParameters(toy2d.config, base);
+  const baseNet = (at: Placement = CPU) => netWithParameters(toy2d.config, base, at);
   const OPTIONS: AWMOptions = {
     prompts: [toy2d.prompts[0]] as Prompt[],
     rewards: RED,
@@ -183,6 +188,8 @@ describe('AWM', () => {
     lr: 1e-3,
     seed: 3,
   };
+  // The device tests' size: 16 samples an epoch, each rolled out in 10 steps and trained at 6 times.
+  const SMALL: AWMOptions = { ...OPTIONS, rewards: UPPER, groups: 2, groupSize: 8 };
 
   async function meanRedReward(net: VelocityNet): Promise<number> {
     const cond = Tensor.fromInt32(new Int32Array(512), [512, 1]);
@@ -228,6 +235,39 @@ describe('AWM', () => {
       resumed.net.dispose();
     }
   }, 120_000);
+
+  it("rolls out θ with SA-Solver, the code's sampler, with solver 'sa-solver'", async () => {
+    const net = baseNet();
+    const stats = await new AWM(net, { ...OPTIONS, solver: 'sa-solver' }).epoch();
+    const fresh = baseNet();
+    const cond = Tensor.fromInt32(new Int32Array(128), [128, 1]);
+    const { x } = await sample(fresh, { cond, steps: 10, seed: 3, solver: 'sa-solver' });
+    const rewards = toy2d.rewards.red(x);
+    expect(stats.reward).toBeCloseTo(rewards.reduce((s, v) => s + v, 0) / rewards.length, 12);
+    expect(() => new AWM(fresh, { ...OPTIONS, saSolver: { tau: 0 } })).toThrow(/saSolver applies to solver/);
+    net.dispose();
+    fresh.dispose();
+  });
+
+  it('trains the same on the GPU as on the CPU: two epochs, their statistics and the EMA anchor', async () => {
+    // The anchor at decay 0.3 after the first step: at the default 0.001·s it stays within 1e-3 of θ, and its KL
+    // (about decay² times the KL to the base, 2e-7) is below what TF32's rounding of the two networks moves.
+    const options = { ...SMALL, emaDecayRate: 0.3 };
+    await onDevices((at) =>
+      epochsOutcome(new AWM(baseNet(at), options), 2, ['fm', 'logQ', 'kl', 'emaKl'], ['theta', 'old']),
+    );
+  });
+
+  it('resumes on the device it is given, bit for bit (a run trained on the GPU goes on there)', async () => {
+    await onDevices((at) =>
+      resumesOnDevice(
+        at,
+        join(dir, `awm-${at.device}-${at.precision}.safetensors`),
+        (on) => new AWM(baseNet(on), SMALL),
+        (path, on) => AWM.resume(path, SMALL, on),
+      ),
+    );
+  });
 
   it('rejects bad options with errors that name them', () => {
     const net = baseNet();

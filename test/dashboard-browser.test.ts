@@ -2,9 +2,11 @@
 // a finished FlowGRPO one and a finished run of a task without a strict score. The dashboard starts before the live
 // run's folder exists; the curves gain points as the live run writes epochs, the runs overlay, each run shows its
 // phase, its progress toward its target and the time left, the base's scores are reference lines with error bands,
-// the sample grid shows and its slider goes back, the badge ends with the runs, and the page logs no error.
+// the sample grid shows and its slider goes back, the badge ends with the runs, and the page logs no error. A run whose
+// process is killed with kill -9 (no last record, its heartbeat file left behind) turns from live to stopped within
+// seconds.
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
@@ -18,8 +20,13 @@ const dir = mkdtempSync(join(tmpdir(), 'dnft-browser-'));
 const live = join(dir, 'live-nft');
 const finished = join(dir, 'done-flowgrpo');
 const other = join(dir, 'other-task');
+const killed = join(dir, 'killed-nft');
+// How soon a killed run must show as stopped: the server polls every 500 ms and sees the pid gone at once.
+const STOPPED_WITHIN_MS = 10_000;
 let dashboard: ChildProcess | undefined;
 let training: ChildProcess | undefined;
+let killedDashboard: ChildProcess | undefined;
+let tiny: string[];
 let browser: BrowserContext | undefined;
 let url: string;
 
@@ -35,7 +42,7 @@ beforeAll(async () => {
   succeeds('pretrain', '--preset', 'M', '--steps', '3', '--batch', '8', '--out', base);
   const config = join(dir, 'tiny.json');
   writeFileSync(config, JSON.stringify({ trainer: { groups: 2, groupSize: 2 } }));
-  const tiny = ['--base', base, '--config', config];
+  tiny = ['--base', base, '--config', config];
   // train --dashboard prints the URL (on stderr, beside the log) and closes the server with the run.
   const done = succeeds(
     'train',
@@ -60,6 +67,7 @@ beforeAll(async () => {
   }
   await log.evaluation(2, { reward: 0.35 });
   await log.progress(2, { phase: 'finished', target: { unit: 'epochs', done: 2, total: 2 } });
+  await log.close();
   // The live run's folder does not exist yet: the dashboard waits for it.
   const served = await startCli(
     ['dashboard', live, finished, other],
@@ -93,7 +101,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  for (const child of [training, dashboard]) if (child) await stopCli(child);
+  for (const child of [training, dashboard, killedDashboard]) if (child) await stopCli(child);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -208,4 +216,36 @@ describe('the dashboard in chromium', () => {
     const epochs = records.filter((r) => r.kind === 'epoch').map((r) => r.epoch);
     expect(epochs).toEqual(Array.from({ length: epochs.length }, (_, i) => i + 1));
   });
+
+  it('a run whose process is killed goes from live to stopped within seconds', async () => {
+    const served = await startCli(['dashboard', killed], /dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/);
+    killedDashboard = served.child;
+    const run = (
+      await startCli(
+        ['train', '--method', 'nft', '--minutes', '30', '--eval-every', '100', ...tiny, '--out', killed],
+        /^epoch +0 /m,
+      )
+    ).child;
+    const page = await (browser as BrowserContext).newPage();
+    await page.goto(served.match[1] as string);
+    await page.waitForSelector('#status.live');
+    const row = page.locator('#runs tbody tr[data-run="0"]');
+    expect(['sampling', 'training', 'evaluating']).toContain(await row.getAttribute('data-phase'));
+    const exited = new Promise((resolve) => run.once('close', resolve));
+    run.kill('SIGKILL');
+    await exited;
+    const since = performance.now();
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'stopped', undefined, {
+      timeout: STOPPED_WITHIN_MS,
+    });
+    expect(performance.now() - since).toBeLessThan(STOPPED_WITHIN_MS);
+    expect(await page.locator('#status').getAttribute('class')).toBe('status');
+    expect(await row.getAttribute('data-phase')).toBe('stopped');
+    expect(await row.locator('.left').textContent()).toBe('–');
+    // kill -9 ran no exit handler: the heartbeat file stayed, and its pid, gone, told the server.
+    expect(existsSync(join(killed, 'heartbeat.json'))).toBe(true);
+    const records = parseRecords(readFileSync(join(killed, 'metrics.jsonl'), 'utf8'));
+    expect(records.filter((r) => r.kind === 'progress').at(-1)?.phase).not.toBe('finished');
+    await page.close();
+  }, 300_000);
 });

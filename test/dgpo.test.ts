@@ -6,14 +6,19 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensorsFile, type SafeTensor, writeSafetensorsFile } from '../lib/core/safetensors.js';
 import { DGPO, type DGPOOptions, type DgpoLossOptions, dgpoLoss, type Prompt, Tensor, tasks } from '../lib/index.js';
 import {
+  CPU,
   netWithParameters,
+  onDevices,
+  type Placement,
   RED,
   relativeError,
   runReference,
   tempFolder,
   toy2dBaseParameters,
   trainedSet,
+  UPPER,
 } from './helpers.js';
+import { epochsOutcome } from './trainer-device.js';
 
 const { toy2d } = tasks;
 const dir = tempFolder('dgpo');
@@ -164,7 +169,7 @@ describe('DGPO', () => {
   beforeAll(async () => {
     base = await toy2dBaseParameters();
   });
-  const baseNet = () => netWithParameters(toy2d.config, base);
+  const baseNet = (at: Placement = CPU) => netWithParameters(toy2d.config, base, at);
   const OPTIONS: DGPOOptions = {
     prompts: [toy2d.prompts[0]] as Prompt[],
     rewards: RED,
@@ -206,6 +211,23 @@ describe('DGPO', () => {
     whole.dispose();
     split.dispose();
   }, 120_000);
+
+  it('trains the same on the GPU as on the CPU: two epochs in micro-batches, the second rolled out by θ_old', async () => {
+    // 2 groups of 8, one per optimiser step; 32 rows a step (4 times), in two chunks of 16: the two passes.
+    const options = {
+      ...OPTIONS,
+      rewards: UPPER,
+      groups: 2,
+      groupSize: 8,
+      optimizerSteps: 2,
+      microBatch: 16,
+      switchEmaRef: 1,
+    };
+    const cpu = await onDevices((at) =>
+      epochsOutcome(new DGPO(baseNet(at), options), 2, ['weightMean', 'clipFraction', 'emaRollout'], ['theta', 'old']),
+    );
+    expect(cpu.emaRollout).toEqual([0, 1]);
+  });
 
   it('resumes from a checkpoint to exactly the state of an uninterrupted run, with or without LoRA', async () => {
     for (const lora of [undefined, { rank: 4, alpha: 8, targets: ['fc1', 'fc2'], seed: 2 }]) {

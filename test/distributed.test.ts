@@ -61,7 +61,7 @@ describe('without MPI', () => {
   });
 });
 
-/** 1 rank against 2 of an online trainer: epoch stats and every parameter set. */
+/** 1 rank against 2 of an online trainer: epoch stats and every parameter set. Returns the runs of 1 and 2 ranks. */
 function checkOnline(launcher: Launcher, trainer: string) {
   const [one] = run(launcher, 1, 'online', trainer, '3');
   const [r0, r1] = run(launcher, 2, 'online', trainer, '3');
@@ -78,6 +78,7 @@ function checkOnline(launcher: Launcher, trainer: string) {
     expect(r0.stats[e].reward).toBeCloseTo(one.stats[e].reward, 5);
     expect(r0.stats[e].samples).toBe(16);
   }
+  return { one, r0 };
 }
 
 // One retry: once in about 20 runs a rank under MPICH died inside Node of a fault that never reproduced
@@ -180,6 +181,19 @@ describe('over Open MPI', () => {
   it('AWM and DGPO: 2 ranks over 4 groups give the epoch stats and parameter sets of 1 rank', () => {
     checkOnline('Open MPI', 'awm');
     checkOnline('Open MPI', 'dgpo');
+  });
+
+  it('Flow-GRPO-Fast: 2 ranks roll out the SDE windows of 1 process (one per prompt group) and train as it does', () => {
+    const { one, r0 } = checkOnline('Open MPI', 'fast');
+    const starts = one.stats.map((s: { windowStart: number }) => s.windowStart);
+    expect(r0.stats.map((s: { windowStart: number }) => s.windowStart)).toEqual(starts);
+    // The groups of an epoch drew different windows (a mean start between 0 and 1): a window keyed on a rank's or a
+    // chunk's first sample would differ from one process's here.
+    expect(starts.some((start: number) => start % 1 !== 0)).toBe(true);
+  });
+
+  it('MixGRPO, MixGRPO-Flash, GRPO-Guard and FlowGRPO with CPS: 2 ranks give the epoch stats and parameter sets of 1', () => {
+    for (const trainer of ['mix', 'flash', 'guard', 'cps']) checkOnline('Open MPI', trainer);
   });
 
   it("DGPO's group weights sum over the ranks: groups split between 2 ranks train as in 1 process", () => {

@@ -1,6 +1,7 @@
 // FlowGRPO: its SDE (the Euler ODE at a = 0, the ODE's marginals, steps and log-probabilities against float64
 // formulas), grpoLoss against a float64 re-computation and finite differences, and the trainer (on-policy first step,
 // toy2d reward, guidance interval, resume).
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   FlowGRPO,
@@ -22,10 +23,13 @@ import {
   type Placement,
   RED,
   relativeError,
+  tempFolder,
   toy2dBaseParameters,
 } from './helpers.js';
+import { resumesOnDevice } from './trainer-device.js';
 
 const { toy2d } = tasks;
+const dir = tempFolder('grpo');
 
 // The base model: the 8-Gaussian mixture with condition dropout, so the null prompt samples the whole mixture.
 let base: Float32Array;
@@ -343,35 +347,18 @@ describe('FlowGRPO', () => {
   });
 
   it('resumes on the device it is given, bit for bit (a run trained on the GPU goes on there)', async () => {
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const small: FlowGRPOOptions = { ...OPTIONS, groups: 2, groupSize: 8 };
-    const dir = mkdtempSync(join(tmpdir(), 'dnft-grpo-device-'));
-    await onDevices(async (at) => {
-      const straight = baseNet(at);
-      await new FlowGRPO(straight, small).run({ epochs: 2 });
-      const first = baseNet(at);
-      const path = join(dir, `grpo-${at.device}-${at.precision}.safetensors`);
-      await new FlowGRPO(first, small).run({ epochs: 1, checkpoint: { path } });
-      first.dispose();
-      const resumed = await FlowGRPO.resume(path, small, at);
-      expect([resumed.net.device, resumed.net.precision]).toEqual([at.device, at.precision]);
-      await resumed.run({ epochs: 1 });
-      const theta = resumed.net.getParameters();
-      expect(Buffer.from(theta.buffer).equals(Buffer.from(straight.getParameters().buffer))).toBe(true);
-      straight.dispose();
-      resumed.net.dispose();
-      return { theta };
-    });
-    rmSync(dir, { recursive: true, force: true });
+    await onDevices((at) =>
+      resumesOnDevice(
+        at,
+        join(dir, `grpo-${at.device}-${at.precision}.safetensors`),
+        (on) => new FlowGRPO(baseNet(on), small),
+        (path, on) => FlowGRPO.resume(path, small, on),
+      ),
+    );
   });
 
   it('resumes exactly and rejects bad options', async () => {
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const dir = mkdtempSync(join(tmpdir(), 'dnft-grpo-'));
     const straight = baseNet();
     await new FlowGRPO(straight, OPTIONS).run({ epochs: 3 });
     const first = baseNet();
@@ -382,7 +369,6 @@ describe('FlowGRPO', () => {
     expect(Buffer.from(resumed.net.getParameters().buffer).equals(Buffer.from(straight.getParameters().buffer))).toBe(
       true,
     );
-    rmSync(dir, { recursive: true, force: true });
 
     expect(() => new FlowGRPO(first, { ...OPTIONS, sdeA: 0 })).toThrow(/sdeA must be > 0/);
     expect(() => new FlowGRPO(first, { ...OPTIONS, groupSize: 1 })).toThrow(/groupSize/);

@@ -26,14 +26,19 @@ import {
   timeGrid,
 } from '../lib/index.js';
 import {
+  CPU,
   netWithParameters,
+  onDevices,
+  type Placement,
   RED,
   relativeError,
   runReference,
   tempFolder,
   toy2dBaseParameters,
   trainedSet,
+  UPPER,
 } from './helpers.js';
+import { epochsOutcome } from './trainer-device.js';
 
 const { toy2d } = tasks;
 const dir = tempFolder('methods-sde');
@@ -42,7 +47,7 @@ let base: Float32Array;
 beforeAll(async () => {
   base = await toy2dBaseParameters();
 });
-const baseNet = () => netWithParameters(toy2d.config, base);
+const baseNet = (at: Placement = CPU) => netWithParameters(toy2d.config, base, at);
 const row = (values: number[]) => Tensor.from(values, [1, values.length]);
 const one = (value: number) => Tensor.from([value], [1]);
 
@@ -213,11 +218,26 @@ describe('the CPS loss and GRPO-Guard against the official code in float64 PyTor
 describe('SDE windows', () => {
   it("Flow-GRPO-Fast's start is drawn from lo … hi − w only", () => {
     const starts = new Set<number>();
-    for (let first = 0; first < 400; first += 7) {
-      const start = fastWindowStart(3, first, 3, [0, 5]);
-      starts.add(start);
-    }
+    for (let group = 0; group < 60; group++) starts.add(fastWindowStart(3, group, 3, [0, 5]));
     expect([...starts].sort()).toEqual([0, 1, 2]);
+  });
+
+  it("Flow-GRPO-Fast's windows are per prompt group: an epoch is the same in any chunk size", async () => {
+    // The 8 groups of the first epoch (seed 3) do not all draw one window, so some chunks hold several.
+    expect(new Set(Array.from({ length: 8 }, (_, g) => fastWindowStart(3, g, 3, [0, 5]))).size).toBeGreaterThan(1);
+    const epoch = async (chunk: number) => {
+      const net = baseNet();
+      const stats = await new FlowGRPOFast(net, { ...OPTIONS, chunk }).epoch();
+      const theta = net.getParameters();
+      net.dispose();
+      return { stats, theta };
+    };
+    const whole = await epoch(128); // the epoch's 128 samples in one chunk
+    const split = await epoch(24); // chunks that cut groups of 16
+    for (const key of ['reward', 'loss', 'gradNorm', 'windowStart', 'ratioMean'] as const) {
+      expect(split.stats[key], key).toBe(whole.stats[key]);
+    }
+    expect(split.theta).toEqual(whole.theta);
   });
 
   it('roll out the ODE outside the window: NaN log-probabilities there, the Euler trajectory before it', async () => {
@@ -288,8 +308,8 @@ const OPTIONS: LikelihoodOptions = {
   clipRange: 0.2,
 };
 
-// Each method with a setting that exercises what is its own: Fast's random window, MixGRPO's moving window and Flash
-// tail, Guard's stored means; FlowGRPO with CPS.
+// Each method with a setting that exercises what is its own: Fast's random window, MixGRPO's moving window (with the
+// Euler tail and with Flash's), Guard's stored means; FlowGRPO with CPS.
 const METHODS = {
   'FlowGRPO with CPS': {
     make: (net: ReturnType<typeof baseNet>, o: LikelihoodOptions) => new FlowGRPO(net, { ...o, sde: 'cps' }),
@@ -298,6 +318,10 @@ const METHODS = {
   'Flow-GRPO-Fast': {
     make: (net: ReturnType<typeof baseNet>, o: LikelihoodOptions) => new FlowGRPOFast(net, o),
     resume: (path: string, o: LikelihoodOptions) => FlowGRPOFast.resume(path, o),
+  },
+  MixGRPO: {
+    make: (net: ReturnType<typeof baseNet>, o: LikelihoodOptions) => new MixGRPO(net, { ...o, windowShiftEvery: 1 }),
+    resume: (path: string, o: LikelihoodOptions) => MixGRPO.resume(path, { ...o, windowShiftEvery: 1 }),
   },
   'MixGRPO-Flash': {
     make: (net: ReturnType<typeof baseNet>, o: LikelihoodOptions) =>
@@ -341,6 +365,24 @@ describe.each(Object.entries(METHODS))('%s', (name, method) => {
     );
     await expect(method.resume(path, { ...OPTIONS, seed: 4 })).rejects.toThrow(/other options/);
     for (const net of [straight, first, resumed.net]) net.dispose();
+  });
+
+  it('trains the same on the GPU as on the CPU: two epochs of 16 samples', async () => {
+    // ε = 2e-3: the second optimiser step of each epoch clips a fifth to two thirds of its transitions.
+    const small = { ...OPTIONS, rewards: UPPER, groups: 2, groupSize: 8, clipRange: 2e-3 };
+    await onDevices(
+      (at) =>
+        epochsOutcome(method.make(baseNet(at), small), 2, ['ratioMean', 'approxKl', 'clipFraction', 'trainedSamples']),
+      {
+        // Each optimiser step holds one group, whose advantages sum to 0: the loss −mean A·ρ (ρ within 1e-2 of 1) is
+        // about 1e-3 of its terms, and FP32's rounding of log p moves it by 1e-4 relative (on the CPU alone, the
+        // generic and the AVX2 kernels' losses differ by 1.5e-4 for CPS, by 7e-5 for GRPO-Guard).
+        loss: { fp32: 1e-3 },
+        // In TF32 a ratio within the arithmetic's rounding of 1 ± ε may clip on one backend only: one of an epoch's
+        // 144 transitions moves the fraction by 0.007, 2e-2 of these fractions (GRPO-Guard's on the simulator).
+        clipFraction: { tf32: 5e-2 },
+      },
+    );
   });
 
   it('trains LoRA adapters of a frozen base', async () => {

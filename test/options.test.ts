@@ -30,7 +30,7 @@ describe('option tables', () => {
       /options\.filterZeroAdvantage must be a boolean, got number/,
     );
     expect(() => new DiffusionNFT(net, { prompts, rewards, solver: 'rk4' as never })).toThrow(
-      /options\.solver must be 'euler', 'heun', 'dpm2' or 'sde', got rk4/,
+      /options\.solver must be 'euler', 'heun', 'dpm2', 'sde' or 'sa-solver', got rk4/,
     );
     expect(() => new DiffusionNFT(net, { prompts, rewards, groups: 2.5 })).toThrow(
       /options\.groups must be an integer in \[1, 65536\], got 2\.5/,

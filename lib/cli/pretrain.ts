@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { PRETRAIN_SCHEMA, pretrainImageFolderJob, pretrainShapes } from '../jobs/pretrain.js';
 import { progressReporter } from '../jobs/progress.js';
-import { evaluateShapes } from '../jobs/shapes/evaluate.js';
+import { EVAL_SCHEMA, evaluateShapes } from '../jobs/shapes/evaluate.js';
 import { guidanceLabel, SHAPES_GUIDANCE } from '../jobs/shapes/guidance.js';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import { VelocityNet } from '../model/net.js';
@@ -20,6 +20,8 @@ const PRETRAIN_OPTIONS = {
   from: { type: 'string' },
   images: { type: 'string' },
   withOptimizer: { type: 'boolean' },
+  // The evaluation of the base that ends a shapes pre-training: samples of each test prompt.
+  samplesPerPrompt: EVAL_SCHEMA.samplesPerPrompt,
   out: { type: 'string', default: 'shapes-base.safetensors' },
 } as const;
 
@@ -52,6 +54,13 @@ export function addPretrainCommand(program: Command): void {
     .addOption(flag('--seed <n>', 'random seed', PRETRAIN_OPTIONS.seed))
     .option('--from <checkpoint>', 'continue from a checkpoint')
     .option('--images <dir>', 'pre-train on the PNG images of DIR/<class>/ instead of the shapes world (docs/data.md)')
+    .addOption(
+      flag(
+        '--samples-per-prompt <n>',
+        'samples of each test prompt in the closing evaluation of the base',
+        PRETRAIN_OPTIONS.samplesPerPrompt,
+      ),
+    )
     .option('--with-optimizer', 'also save the AdamW state (3× the size), for an exact --from continuation')
     .addOption(flag('--out <path>', 'checkpoint to write', PRETRAIN_OPTIONS.out))
     .option('--config <file>', 'JSON file with any of these options')
@@ -75,11 +84,16 @@ export function addPretrainCommand(program: Command): void {
       const result = await pretrainShapes(net, { ...o, signal });
       // Every rank holds the same weights: rank 0 alone scores and writes them.
       if (!lead) return;
-      const plain = await evaluateShapes(net, {}, progressReporter('evaluating the base, no CFG', 'samples'));
+      const { samplesPerPrompt } = o;
+      const plain = await evaluateShapes(
+        net,
+        { samplesPerPrompt },
+        progressReporter('evaluating the base, no CFG', 'samples'),
+      );
       const guidance = guidanceLabel(SHAPES_GUIDANCE);
       const guided = await evaluateShapes(
         net,
-        SHAPES_GUIDANCE,
+        { ...SHAPES_GUIDANCE, samplesPerPrompt },
         progressReporter(`evaluating the base, ${guidance}`, 'samples'),
       );
       printEvaluation('base, no CFG', plain);
@@ -92,11 +106,11 @@ export function addPretrainCommand(program: Command): void {
           'shapes.seconds': result.seconds.toFixed(0),
           'shapes.strict': plain.overall.toFixed(4),
           'shapes.strictCfg': `${guided.overall.toFixed(4)} (${guidanceLabel(SHAPES_GUIDANCE)})`,
-          'shapes.evaluation': 'test prompts, 8 samples each, 40-step Euler, seed 12345',
+          'shapes.evaluation': `test prompts, ${samplesPerPrompt} samples each, 40-step Euler, seed 12345`,
         },
       });
       console.log(
-        `wrote ${o.out}: ${result.steps} steps in ${result.seconds.toFixed(0)} s, loss ${result.loss.toFixed(4)}`,
+        `wrote ${o.out}: ${result.steps} step${result.steps === 1 ? '' : 's'} in ${result.seconds.toFixed(0)} s, loss ${result.loss.toFixed(4)}`,
       );
     });
 }

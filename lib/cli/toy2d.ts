@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { backendInfo } from '../index.js';
 import { type DemoOptions, runToy2dDemo } from '../jobs/demo-toy2d.js';
+import { SOLVER_NAMES } from '../sampling/solvers.js';
 import { flag, integer } from './flags.js';
 
 /** Registers `toy2d`. */
@@ -16,7 +17,11 @@ export function addToy2dCommand(program: Command): void {
     .option('--seed <n>', 'random seed', integer(0), 0)
     .option('--sample-steps <n>', 'solver steps when sampling', integer(1), 10)
     .addOption(
-      flag('--solver <name>', 'sampling solver', { type: 'enum', values: ['euler', 'heun', 'dpm2'], default: 'dpm2' }),
+      flag('--solver <name>', 'solver of the samples and of the DiffusionNFT rollouts', {
+        type: 'enum',
+        values: SOLVER_NAMES,
+        default: 'dpm2',
+      }),
     )
     .option('--rl-epochs <n>', 'DiffusionNFT epochs after pre-training', integer(0), 30)
     .action(async (opts: Omit<DemoOptions, 'log'>) => {

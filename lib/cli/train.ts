@@ -13,7 +13,7 @@ import { type DashboardFlag, dashboardOption, withDashboard } from './dashboard.
 import { type ConfigFlag, flag, microBatchOption, withConfig } from './flags.js';
 import { interruptible, reports } from './job.js';
 
-const { method, base, resume, epochs, minutes, evalEvery, out } = TRAIN_SHAPES_SCHEMA;
+const { method, base, resume, epochs, minutes, evalEvery, evalSamplesPerPrompt, out } = TRAIN_SHAPES_SCHEMA;
 
 /** The options of `train`, for its flags and its --config file (`trainer` holds the trainer's own options). */
 const TRAIN_OPTIONS = {
@@ -23,6 +23,8 @@ const TRAIN_OPTIONS = {
   epochs,
   minutes,
   evalEvery,
+  // The job's evalSamplesPerPrompt, named as the flag of `demo` and `eval`.
+  samplesPerPrompt: evalSamplesPerPrompt,
   out,
   trainer: { type: 'value' },
   // The trainer's microBatch (over the config's trainer.microBatch).
@@ -83,6 +85,9 @@ export function addTrainCommand(program: Command): void {
       ),
     )
     .addOption(flag('--eval-every <n>', 'evaluate on the test prompts every n epochs', TRAIN_OPTIONS.evalEvery))
+    .addOption(
+      flag('--samples-per-prompt <n>', 'samples of each test prompt per evaluation', TRAIN_OPTIONS.samplesPerPrompt),
+    )
     .addOption(flag('--out <dir>', 'output folder', TRAIN_OPTIONS.out))
     .addOption(microBatchOption(TRAIN_OPTIONS.microBatch))
     .addOption(
@@ -135,7 +140,7 @@ export function addTrainCommand(program: Command): void {
       const { dashboard, json } = given;
       const log = json ? (line: string) => console.error(line) : (line: string) => console.log(line);
       if (lead) log(`base model: ${o.base}${o.base === SHAPES_BASE ? ' (shipped in the package)' : ''}`);
-      const { loraRank, loraAlpha, loraInit, loraTargets, microBatch, sde, ...job } = o;
+      const { loraRank, loraAlpha, loraInit, loraTargets, microBatch, sde, samplesPerPrompt, ...job } = o;
       if (sde !== undefined && job.method === 'nft') {
         throw new InvalidArgumentError('--sde sets the step of the likelihood methods, not of nft');
       }
@@ -149,7 +154,7 @@ export function addTrainCommand(program: Command): void {
         },
       );
       const { points } = await withDashboard(lead ? dashboard : undefined, [o.out], () =>
-        trainShapes({ ...job, trainer, signal: interruptible(), log }),
+        trainShapes({ ...job, evalSamplesPerPrompt: samplesPerPrompt, trainer, signal: interruptible(), log }),
       );
       if (json && lead) {
         const last = points.at(-1);

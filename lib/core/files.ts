@@ -5,8 +5,8 @@ import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FileReadError, readGuardedText } from './read-file.js';
 
-/** Whether a process with this id exists (one we may not signal exists too). */
-function processExists(pid: number): boolean {
+/** Whether a process with this id exists on this host (one we may not signal exists too). */
+export function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

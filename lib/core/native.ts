@@ -121,7 +121,7 @@ export interface NativeGrpoStepOptions extends NativeOptimizerOptions, NativeGrp
 
 /** A rollout. Guidance applies to velocities at cfgTMin ≤ t ≤ cfgTMax only. */
 export interface NativeSampleOptions {
-  solver: 'euler' | 'heun' | 'dpm2' | 'sde';
+  solver: 'euler' | 'heun' | 'dpm2' | 'sde' | 'sa-solver';
   grid: Float64Array;
   cfgScale: number;
   cfgTMin: number;
@@ -140,6 +140,8 @@ export interface NativeSampleOptions {
   windowHi?: number;
   /** 'sde': the ODE after the window (required by 'sde'). */
   tailSolver?: 'euler' | 'dpm2';
+  /** 'sa-solver': the coefficients of lib/sampling/sa-solver.ts's saSolverPlan (required by 'sa-solver'). */
+  saPlan?: Float64Array;
 }
 
 /**

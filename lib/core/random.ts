@@ -26,7 +26,7 @@ export const PROMPT_STREAM = 6;
 export const SDE_STREAM = 7;
 /** The A matrices of fresh LoRA adapters (docs/lora.md), element = position in the adapter buffer. */
 export const LORA_STREAM = 8;
-/** Flow-GRPO-Fast: the start of each rollout chunk's SDE window, element = the chunk's first sample. */
+/** Flow-GRPO-Fast: the start of each prompt group's SDE window, element = the group's index in the run. */
 export const WINDOW_STREAM = 9;
 /** First stream free for user draws (Tensor.randn, Tensor.rand). */
 export const USER_STREAM = 16;

@@ -98,10 +98,17 @@ const epochs = (run: RunSnapshot) => run.records.filter((r): r is EpochRecord =>
 const references = (run: RunSnapshot) => run.records.filter((r): r is ReferenceRecord => r.kind === 'reference');
 /** The run's latest progress record: its phase, target and time left as the job wrote them. */
 const progressOf = (run: RunSnapshot) => run.records.filter((r): r is ProgressRecord => r.kind === 'progress').at(-1);
-/** Whether a run is going on: its job has written a phase and not yet 'finished'. */
+// Whether a process holds each run, by run id, as the server last said (its heartbeat, lib/metrics/heartbeat.ts).
+const held = new Map<number, boolean>();
+/** Whether a run's job stopped short of its end: a phase other than 'finished' last, and no process holds it. */
+const stopped = (run: RunSnapshot) => {
+  const phase = progressOf(run)?.phase;
+  return phase !== undefined && phase !== 'finished' && held.get(run.id) === false;
+};
+/** Whether a run is going on: its job has written a phase, not yet 'finished', and its process is there. */
 const running = (run: RunSnapshot) => {
   const phase = progressOf(run)?.phase;
-  return phase !== undefined && phase !== 'finished';
+  return phase !== undefined && phase !== 'finished' && !stopped(run);
 };
 const fixed = (v: number | null | undefined, digits = 3) => (typeof v === 'number' ? v.toFixed(digits) : '–');
 
@@ -344,6 +351,7 @@ function progressCells(run: RunSnapshot): [string, string, string] {
         : `${pct} (${duration(t.done)} of ${duration(t.total)} training)`;
   }
   if (p.phase === 'finished') return ['finished', toward, '–'];
+  if (stopped(run)) return ['stopped', toward, '–'];
   // The estimate as written, less the time since.
   const since = p.time === undefined ? 0 : (Date.now() - Date.parse(p.time)) / 1000;
   const left = p.secondsLeft === undefined ? '?' : `≈ ${duration(Math.max(0, p.secondsLeft - since))}`;
@@ -475,14 +483,16 @@ function schedule(): void {
 let connected = false;
 let events: EventSource | undefined;
 
-// The badge: 'live' while some run is going on, 'finished' once every run's job has ended (a page whose server has
-// gone with its job stops reconnecting then), 'waiting' before any run has written.
+// The badge: 'live' while some run is going on; once none is, 'stopped' if a run's process went before its end (killed,
+// crashed), else 'finished' if a run's job ended (a page whose server has gone with its job stops reconnecting
+// then); 'waiting' before any run has written.
 function drawStatus(): void {
   const status = $('status');
   const list = [...runs.values()];
   const live = list.some(running);
   const ended = list.some((run) => progressOf(run)?.phase === 'finished');
-  const text = live ? 'live' : ended ? 'finished' : list.every((r) => r.records.length === 0) ? 'waiting' : 'idle';
+  const quiet = list.every((r) => r.records.length === 0) ? 'waiting' : 'idle';
+  const text = live ? 'live' : list.some(stopped) ? 'stopped' : ended ? 'finished' : quiet;
   status.textContent = connected || !live ? text : 'reconnecting…';
   status.className = `status ${connected && live ? 'live' : ''}`.trim();
   if (!connected && !live) events?.close();
@@ -501,6 +511,11 @@ function connect(): void {
   events.addEventListener('runs', (event) => {
     const list = JSON.parse((event as MessageEvent).data) as { id: number }[];
     for (const id of [...runs.keys()]) if (!list.some((r) => r.id === id)) runs.delete(id);
+  });
+  events.addEventListener('held', (event) => {
+    const { id, held: isHeld } = JSON.parse((event as MessageEvent).data) as { id: number; held: boolean };
+    held.set(id, isHeld);
+    schedule();
   });
   events.addEventListener('run', (event) => {
     const run = JSON.parse((event as MessageEvent).data) as RunSnapshot;

@@ -1,5 +1,6 @@
 // The dashboard's HTTP server (node:http, 127.0.0.1 only): the page and its assets from the package, the named run
-// folders' images, and a server-sent event stream that pushes a run's snapshot whenever its files change.
+// folders' images, and a server-sent event stream that pushes a run's snapshot whenever its files change, and
+// whether a process still holds each run (its heartbeat, lib/metrics/heartbeat.ts) whenever that changes.
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
@@ -7,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { extname, isAbsolute, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { LivenessReader } from '../metrics/heartbeat.js';
 import { EventClients, eventMessage, MAX_STREAMS, snapshotJson } from './events.js';
 import { openServedFile, type Refusal } from './files.js';
 import { ICON, PAGE, STYLE } from './page.js';
@@ -97,6 +99,8 @@ export function safeRelative(raw: string, root: string): string | undefined {
 export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const ids = new Map<string, number>(); // run folder → its id for this server's life
   const messages = new Map<number, { key: string; message: Buffer }>(); // id → its run event when last read
+  const liveness = new LivenessReader();
+  const held = new Map<number, Buffer>(); // id → its latest 'held' event: whether a process holds the run
   const clients = new EventClients();
   let port = 0;
 
@@ -120,10 +124,16 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
         messages.set(run.id, { key, message });
         changed.push(message);
       }
+      for (const run of list) {
+        const message = eventMessage('held', JSON.stringify({ id: run.id, held: await liveness.alive(run.dir) }));
+        if (held.get(run.id)?.equals(message)) continue;
+        held.set(run.id, message);
+        changed.push(message);
+      }
       if (changed.length > 0) clients.send(changed);
       return {
         list: list.map(({ id, name }) => ({ id, name })),
-        messages: list.map((run) => messages.get(run.id)?.message as Buffer),
+        messages: list.flatMap((run) => [messages.get(run.id)?.message as Buffer, held.get(run.id) as Buffer]),
       };
     })().finally(() => {
       refreshing = undefined;

@@ -85,6 +85,7 @@ export async function runToy2dDemo(o: DemoOptions): Promise<DemoResult> {
       groupSize: 16,
       lr: 1e-3,
       seed: o.seed,
+      solver: o.solver,
     });
     const every = Math.max(1, Math.floor(o.rlEpochs / 6));
     await nft.run({

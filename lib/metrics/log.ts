@@ -3,6 +3,7 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/files.js';
+import { HeartbeatWriter } from './heartbeat.js';
 import {
   type EpochRecord,
   type EpochSeconds,
@@ -111,17 +112,22 @@ async function earlierRecords(source: string, o: MetricsLogOptions): Promise<Met
   return records;
 }
 
-/** A run's metrics stream: open() it, then write its records. */
+/**
+ * A run's metrics stream: open() it, write its records, close() it. While open, with a folder, it holds the folder's
+ * heartbeat (lib/metrics/heartbeat.ts), by which the dashboard tells a live run from one whose process is gone.
+ */
 export class MetricsLog {
   readonly #dir: string | undefined;
   readonly #onRecord: RecordHook | undefined;
   readonly #records: MetricsRecord[];
+  readonly #heartbeat: HeartbeatWriter | undefined;
   #elapsed: number;
 
-  private constructor(o: MetricsLogOptions, records: MetricsRecord[]) {
+  private constructor(o: MetricsLogOptions, records: MetricsRecord[], heartbeat: HeartbeatWriter | undefined) {
     this.#dir = o.dir;
     this.#onRecord = o.onRecord;
     this.#records = records;
+    this.#heartbeat = heartbeat;
     this.#elapsed = records.filter((r) => r.kind === 'epoch').at(-1)?.elapsed ?? 0;
   }
 
@@ -133,16 +139,24 @@ export class MetricsLog {
     const source = o.from ?? o.dir;
     const earlier = o.epoch > 0 && source !== undefined ? await earlierRecords(source, o) : [];
     const records = earlier.filter((r) => r.epoch <= o.epoch);
-    if (o.dir !== undefined) {
-      await mkdir(join(o.dir, 'samples'), { recursive: true });
-      await writeFileAtomic(join(o.dir, METRICS_FILE), records.map((r) => `${JSON.stringify(r)}\n`).join(''));
-      if (o.config !== undefined) {
-        await writeFileAtomic(join(o.dir, 'config.json'), `${JSON.stringify(o.config, null, 2)}\n`);
+    let heartbeat: HeartbeatWriter | undefined;
+    try {
+      if (o.dir !== undefined) {
+        await mkdir(join(o.dir, 'samples'), { recursive: true });
+        // Before any record: a reader that sees a record without a heartbeat knows its writer has gone.
+        heartbeat = await HeartbeatWriter.start(o.dir);
+        await writeFileAtomic(join(o.dir, METRICS_FILE), records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+        if (o.config !== undefined) {
+          await writeFileAtomic(join(o.dir, 'config.json'), `${JSON.stringify(o.config, null, 2)}\n`);
+        }
       }
+      const log = new MetricsLog(o, records, heartbeat);
+      await log.#write({ kind: 'start', ...log.#base(o.epoch), trainer: o.trainer });
+      return log;
+    } catch (error) {
+      await heartbeat?.stop();
+      throw error;
     }
-    const log = new MetricsLog(o, records);
-    await log.#write({ kind: 'start', ...log.#base(o.epoch), trainer: o.trainer });
-    return log;
   }
 
   /** Every record of the stream, the kept earlier ones first. */
@@ -192,6 +206,11 @@ export class MetricsLog {
     const record: ReferenceRecord = { kind: 'reference', ...this.#base(epoch), ...scores };
     await this.#write(record);
     return record;
+  }
+
+  /** Ends the stream: the heartbeat stops and its file goes (a run that ended cleanly wrote its last record first). */
+  async close(): Promise<void> {
+    await this.#heartbeat?.stop();
   }
 
   #base(epoch: number) {

@@ -67,7 +67,7 @@ export interface EpochRecord extends RecordBase {
   ratioMean?: number;
   /** The likelihood methods: samples trained on after the zero-advantage filter. */
   trainedSamples?: number;
-  /** Flow-GRPO-Fast, MixGRPO: the first step of the epoch's SDE window (Fast: the mean over its chunks). */
+  /** Flow-GRPO-Fast, MixGRPO: the first step of the epoch's SDE window (Fast: the mean over its prompt groups). */
   windowStart?: number;
   /** MixGRPO: steps of the epoch's rollouts (fewer than N with Flash's compressed tail). */
   rolloutSteps?: number;

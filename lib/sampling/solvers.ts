@@ -4,14 +4,25 @@
 // arithmetic so that both paths give the same samples.
 import { checkFinite, checkTensor } from '../core/checks.js';
 import type { ParamSetName } from '../core/native.js';
-import { SAMPLE_STREAM } from '../core/random.js';
+import { SAMPLE_STREAM, SDE_STREAM } from '../core/random.js';
 import { Tensor } from '../core/tensor.js';
 import { VelocityNet } from '../model/net.js';
 import { checkValue, type Resolved, type Rule, resolveOptions, type Schema, seedOption } from '../options/schema.js';
+import {
+  runSaPlan,
+  SA_SOLVER_SCHEMA,
+  SA_TAU_INTERVAL,
+  type SaSolverConfig,
+  type SaSolverOptions,
+  saSolverPlan,
+} from './sa-solver.js';
 import { type FlatSolver, guide, SOLVER_STEPS } from './solver-steps.js';
 
 /** Names of the built-in solvers. */
-export type SolverName = 'euler' | 'heun' | 'dpm2';
+export type SolverName = 'euler' | 'heun' | 'dpm2' | 'sa-solver';
+
+/** The built-in solvers' names, in the order messages list them. */
+export const SOLVER_NAMES: readonly SolverName[] = ['euler', 'heun', 'dpm2', 'sa-solver'];
 
 /** What a solver is given for one chunk of samples. */
 export interface SolverContext {
@@ -23,6 +34,11 @@ export interface SolverContext {
   velocity(x: Tensor, t: number): Promise<Tensor>;
   /** Appends the state after a step to the trajectory (the initial state is recorded already); cheap when unused. */
   record(x: Tensor): void;
+  /**
+   * Standard normal noise (B, D) for step i (1-based) of a stochastic solver: Philox stream SDE_STREAM of the seed at
+   * offset (i − 1)·2^40 + (first sample of the chunk)·D, as the native sampler draws it.
+   */
+  noise(step: number): Tensor;
 }
 
 /** A solver: returns the state at t = 0. */
@@ -82,6 +98,32 @@ function overTensors(steps: FlatSolver): Solver {
   };
 }
 
+/** SA-Solver options with their defaults, checked (docs/algorithms.md §2.8). */
+export function resolveSaSolver(given: unknown, what = 'sample options.saSolver'): SaSolverConfig {
+  const opts = resolveOptions(what, given ?? {}, SA_SOLVER_SCHEMA);
+  const tauInterval = resolveInterval(opts.tauInterval, `${what}.tauInterval`, SA_TAU_INTERVAL);
+  return { predictorOrder: opts.predictorOrder, correctorOrder: opts.correctorOrder, tau: opts.tau, tauInterval };
+}
+
+/** SA-Solver with these options (default: AWM's) as a Solver over any velocity function. */
+export function saSolver(options: SaSolverOptions = {}): Solver {
+  const config = resolveSaSolver(options, 'saSolver options');
+  return async (ctx) => {
+    const x = ctx.x.storage as Float32Array;
+    const shape = ctx.x.shape;
+    await runSaPlan(
+      x,
+      ctx.grid,
+      saSolverPlan(ctx.grid, config),
+      async (state, t) =>
+        (await ctx.velocity(state === x ? ctx.x : Tensor.from(state, shape), t)).storage as Float32Array,
+      (step, out) => out.set(ctx.noise(step).storage),
+      () => ctx.record(ctx.x),
+    );
+    return ctx.x;
+  };
+}
+
 /**
  * The built-in solvers as TypeScript functions: what `sample` runs natively for a VelocityNet, runnable over any
  * velocity function, and examples of the Solver contract.
@@ -90,14 +132,17 @@ export const solvers: Readonly<Record<SolverName, Solver>> = Object.freeze({
   euler: overTensors(SOLVER_STEPS.euler),
   heun: overTensors(SOLVER_STEPS.heun),
   dpm2: overTensors(SOLVER_STEPS.dpm2),
+  'sa-solver': saSolver(),
 });
 
 /** Options of sample. */
 export interface SampleOptions extends TimeGridOptions {
   /** Condition tokens (B, L) int32, one row per sample; the null condition is all zeros. Required. */
   cond: Tensor<'int32'>;
-  /** 'euler' (default), 'heun', 'dpm2', or a Solver. */
+  /** 'euler' (default), 'heun', 'dpm2', 'sa-solver', or a Solver. */
   solver?: SolverName | Solver;
+  /** Options of 'sa-solver' (default: AWM's, stochastic with τ = 0.4 in t ∈ [0.3, 0.9]); only with that solver. */
+  saSolver?: SaSolverOptions;
   /** Number of steps N of the grid (default 10); ignored when `grid` is given. */
   steps?: number;
   /** An explicit grid 1 = t_0 > … > t_N = 0 instead of `steps`/`schedule`/`shift`. */
@@ -150,6 +195,7 @@ const SAMPLE_SCHEMA = {
   ...ROLLOUT_RULES,
   cond: { type: 'value' },
   solver: { type: 'value' },
+  saSolver: { type: 'value' },
   grid: { type: 'value' },
   cfgInterval: { type: 'value' },
   noise: { type: 'value' },
@@ -159,9 +205,13 @@ const SAMPLE_SCHEMA = {
   params: { type: 'value' },
 } as const satisfies Record<keyof SampleOptions, Rule>;
 
-/** A guidance interval option: [lo, hi] with 0 ≤ lo ≤ hi ≤ 1, [0, 1] when not given. */
-export function resolveInterval(given: unknown, what = 'sample options.cfgInterval'): [number, number] {
-  if (given === undefined) return [0, 1];
+/** An interval option of times: [lo, hi] with 0 ≤ lo ≤ hi ≤ 1, `fallback` ([0, 1]) when not given. */
+export function resolveInterval(
+  given: unknown,
+  what = 'sample options.cfgInterval',
+  fallback: readonly [number, number] = [0, 1],
+): [number, number] {
+  if (given === undefined) return [fallback[0], fallback[1]];
   const [lo, hi] = Array.isArray(given) && given.length === 2 ? given : [];
   if (!(typeof lo === 'number' && typeof hi === 'number' && lo >= 0 && lo <= hi && hi <= 1)) {
     throw new RangeError(`${what} must be [lo, hi] with 0 ≤ lo ≤ hi ≤ 1, got ${JSON.stringify(given)}`);
@@ -214,8 +264,13 @@ export async function sample(model: VelocityNet | VelocityFn, options: SampleOpt
   const grid = resolveGrid(opts);
   const solver = opts.solver ?? 'euler';
   if (typeof solver !== 'function' && !Object.hasOwn(solvers, solver as string)) {
-    throw new RangeError(`sample options.solver must be 'euler', 'heun', 'dpm2' or a function, got ${String(solver)}`);
+    const names = SOLVER_NAMES.map((name) => `'${name}'`).join(', ');
+    throw new RangeError(`sample options.solver must be ${names} or a function, got ${String(solver)}`);
   }
+  if (opts.saSolver !== undefined && solver !== 'sa-solver') {
+    throw new TypeError("sample options.saSolver applies to solver: 'sa-solver' only");
+  }
+  const sa = solver === 'sa-solver' ? resolveSaSolver(opts.saSolver) : undefined;
   const { cfgScale, firstSample, chunk } = opts;
   const [cfgTMin, cfgTMax] = resolveInterval(opts.cfgInterval);
   const seed = Number(seedOption('sample options.seed', opts.seed ?? 0));
@@ -226,7 +281,17 @@ export async function sample(model: VelocityNet | VelocityFn, options: SampleOpt
   else if (opts.params !== undefined) throw new TypeError('sample options.params applies to a VelocityNet only');
 
   if (net !== null && typeof solver === 'string') {
-    const nativeOptions = { solver: solver as SolverName, grid, cfgScale, cfgTMin, cfgTMax, seed, firstSample, chunk };
+    const nativeOptions = {
+      solver: solver as SolverName,
+      grid,
+      cfgScale,
+      cfgTMin,
+      cfgTMax,
+      seed,
+      firstSample,
+      chunk,
+      ...(sa ? { saPlan: saSolverPlan(grid, sa) } : {}),
+    };
     const r = await net.enqueue(() =>
       net.model.sample(noise?.storage ?? null, tokens, batch, nativeOptions, withTrajectory, params),
     );
@@ -236,7 +301,7 @@ export async function sample(model: VelocityNet | VelocityFn, options: SampleOpt
   }
 
   const velocityOf: VelocityFn = net ? (x, t, c) => net.velocity(x, t, c, params) : (model as VelocityFn);
-  const run = typeof solver === 'function' ? (solver as Solver) : solvers[solver as SolverName];
+  const run = typeof solver === 'function' ? (solver as Solver) : sa ? saSolver(sa) : solvers[solver as SolverName];
   const slots = cond.shape[1] as number;
   const out = new Float32Array(batch * dim);
   const states: Float32Array[] = [];
@@ -262,6 +327,13 @@ export async function sample(model: VelocityNet | VelocityFn, options: SampleOpt
       velocity: (state, t) =>
         guidedVelocity(velocityOf, state, t, chunkCond, t >= cfgTMin && t <= cfgTMax ? cfgScale : 1, dim),
       record,
+      noise: (step) => {
+        if (!(Number.isInteger(step) && step >= 1 && step < grid.length)) {
+          throw new RangeError(`a solver asked for the noise of step ${step} of ${grid.length - 1}`);
+        }
+        const offset = (step - 1) * 2 ** 40 + (firstSample + start) * dim;
+        return Tensor.randn([rows, dim], { seed, stream: SDE_STREAM, offset });
+      },
     };
     const result = await run(ctx);
     checkTensor('the solver result', result, 'float32', [rows, dim]);

@@ -9,21 +9,25 @@ import { AWM_LOSS_SCHEMA, type AwmLossOptions } from '../options/awm-loss.js';
 import type { StepStats } from '../options/optimizer.js';
 import { pick, type Rule, resolveOptions, withDefaults } from '../options/schema.js';
 import { groupAdvantages } from '../rl/advantage.js';
-import { SDE_A } from '../sampling/sde.js';
 import type { SolverName } from '../sampling/solvers.js';
+import {
+  CLEAN_ROLLOUT_SCHEMA,
+  type CleanRollout,
+  type CleanRolloutOptions,
+  cleanRollout,
+  rolloutFingerprint,
+} from './clean-rollout.js';
 import { histogram, type Prompt } from './common.js';
 import { type EpochData, OnlineTrainer } from './online.js';
 import { type EpochStats, ONLINE_SCHEMA, type OnlineOptions, type ResumePlacement } from './online-options.js';
 
 /** Options of an AWM trainer: the official code's GenEval defaults, except where a comment says why not. */
-export interface AWMOptions<P extends Prompt = Prompt> extends OnlineOptions<P>, AwmLossOptions {
+export interface AWMOptions<P extends Prompt = Prompt> extends OnlineOptions<P>, AwmLossOptions, CleanRolloutOptions {
   /**
    * Rollout solver of θ (default 'dpm2'). The code's SA-Solver is deterministic at its PickScore setting, where an
-   * ODE reproduces it; 'sde' rolls out with FlowGRPO's SDE.
+   * ODE reproduces it; 'sa-solver' is that sampler (its GenEval setting by default); 'sde' FlowGRPO's SDE.
    */
   solver?: SolverName | 'sde';
-  /** Noise level a of the 'sde' rollouts (0.7, FlowGRPO's). */
-  sdeA?: number;
   /** Advantages are clipped to ±advClipMax (5) and then scaled by advantageMax/advClipMax, into [−1, 1]. */
   advClipMax?: number;
   /** The advantages' bound after the scaling (1). */
@@ -60,8 +64,7 @@ export interface AwmEpochStats extends EpochStats {
 const AWM_SCHEMA = {
   ...withDefaults(ONLINE_SCHEMA, { optimizerSteps: 1 }),
   ...AWM_LOSS_SCHEMA,
-  solver: { type: 'enum', values: ['euler', 'heun', 'dpm2', 'sde'], default: 'dpm2' },
-  sdeA: SDE_A,
+  ...CLEAN_ROLLOUT_SCHEMA,
   advClipMax: ADV_CLIP_MAX,
   advantageMax: { type: 'number', min: 1e-6, max: 1e6, default: 1 },
   timesPerSample: { type: 'int', min: 1, max: 10000, default: 6 },
@@ -90,8 +93,7 @@ export function awmStrata(N: number, K: number, fraction: number, withInitial: b
  * the EMA anchor of the second KL term, θ_ref the frozen base of the first.
  */
 export class AWM<P extends Prompt = Prompt> extends OnlineTrainer<P, AwmEpochStats> {
-  readonly #solver: SolverName | 'sde';
-  readonly #sdeA: number;
+  readonly #rollout: CleanRollout;
   readonly #advantages: { clip: number; max: number };
   readonly #ema: { rate: number; max: number };
   readonly #native: NativeAwmStepOptions;
@@ -100,8 +102,7 @@ export class AWM<P extends Prompt = Prompt> extends OnlineTrainer<P, AwmEpochSta
     const opts = resolveOptions('options', options, AWM_SCHEMA);
     super(net, opts);
     const N = this.common.grid.length - 1;
-    this.#solver = opts.solver;
-    this.#sdeA = opts.sdeA;
+    this.#rollout = cleanRollout(opts);
     this.#advantages = { clip: opts.advClipMax, max: opts.advantageMax };
     this.#ema = { rate: opts.emaDecayRate, max: opts.emaDecayMax };
     this.#native = {
@@ -134,10 +135,8 @@ export class AWM<P extends Prompt = Prompt> extends OnlineTrainer<P, AwmEpochSta
   }
 
   protected fingerprint(): Record<string, unknown> {
-    const sde = this.#solver === 'sde' ? { sdeA: this.#sdeA } : {};
     return {
-      solver: this.#solver,
-      ...sde,
+      ...rolloutFingerprint(this.#rollout),
       advantages: this.#advantages,
       ema: this.#ema,
       native: { ...this.#native, times: undefined, strata: Array.from(this.#native.strata), firstSample: undefined },
@@ -145,7 +144,7 @@ export class AWM<P extends Prompt = Prompt> extends OnlineTrainer<P, AwmEpochSta
   }
 
   protected async rolloutChunk(tokens: Int32Array, rows: number, firstSample: number) {
-    return this.rolloutClean(tokens, rows, firstSample, this.#solver, this.#sdeA, 'theta');
+    return this.rolloutClean(tokens, rows, firstSample, this.#rollout, 'theta');
   }
 
   protected async train(data: EpochData<P>) {

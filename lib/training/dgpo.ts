@@ -10,18 +10,22 @@ import { DGPO_LOSS_SCHEMA, type DgpoLossOptions } from '../options/dgpo-loss.js'
 import type { StepStats } from '../options/optimizer.js';
 import { pick, type Rule, resolveOptions, withDefaults } from '../options/schema.js';
 import { groupAdvantages } from '../rl/advantage.js';
-import { SDE_A } from '../sampling/sde.js';
 import type { SolverName } from '../sampling/solvers.js';
+import {
+  CLEAN_ROLLOUT_SCHEMA,
+  type CleanRollout,
+  type CleanRolloutOptions,
+  cleanRollout,
+  rolloutFingerprint,
+} from './clean-rollout.js';
 import type { Prompt } from './common.js';
 import { type EpochData, OnlineTrainer } from './online.js';
 import { type EpochStats, ONLINE_SCHEMA, type OnlineOptions, type ResumePlacement } from './online-options.js';
 
 /** Options of a DGPO trainer: the official code's GenEval defaults, except where a comment says why not. */
-export interface DGPOOptions<P extends Prompt = Prompt> extends OnlineOptions<P>, DgpoLossOptions {
-  /** Rollout solver (default 'dpm2', deterministic, as the code's DPM-Solver++); 'sde': FlowGRPO's SDE. */
+export interface DGPOOptions<P extends Prompt = Prompt> extends OnlineOptions<P>, DgpoLossOptions, CleanRolloutOptions {
+  /** Rollout solver (default 'dpm2', deterministic, as the code's DPM-Solver++); 'sde': FlowGRPO's SDE; 'sa-solver'. */
   solver?: SolverName | 'sde';
-  /** Noise level a of the 'sde' rollouts (0.7, FlowGRPO's). */
-  sdeA?: number;
   /** Advantages are clipped to ±advClipMax (5). */
   advClipMax?: number;
   /** M, the distinct grid times of an epoch at which every sample is trained (4). */
@@ -52,8 +56,7 @@ export interface DgpoEpochStats extends EpochStats {
 const DGPO_SCHEMA = {
   ...withDefaults(ONLINE_SCHEMA, { optimizerSteps: 1, std: 'group' }),
   ...DGPO_LOSS_SCHEMA,
-  solver: { type: 'enum', values: ['euler', 'heun', 'dpm2', 'sde'], default: 'dpm2' },
-  sdeA: SDE_A,
+  ...CLEAN_ROLLOUT_SCHEMA,
   advClipMax: ADV_CLIP_MAX,
   timesPerEpoch: { type: 'int', min: 1, max: 10000, default: 4 },
   truncSteps: { type: 'int', min: 0, max: 10000, default: 4 },
@@ -69,8 +72,7 @@ const DGPO_SCHEMA = {
  * the reference of the group weight.
  */
 export class DGPO<P extends Prompt = Prompt> extends OnlineTrainer<P, DgpoEpochStats> {
-  readonly #solver: SolverName | 'sde';
-  readonly #sdeA: number;
+  readonly #rollout: CleanRollout;
   readonly #advClipMax: number;
   readonly #times: { count: number; trunc: number };
   readonly #ema: { switchAt: number; rate: number; max: number };
@@ -92,8 +94,7 @@ export class DGPO<P extends Prompt = Prompt> extends OnlineTrainer<P, DgpoEpochS
           'whole groups: DGPO weighs each group over all its members',
       );
     }
-    this.#solver = opts.solver;
-    this.#sdeA = opts.sdeA;
+    this.#rollout = cleanRollout(opts);
     this.#advClipMax = opts.advClipMax;
     this.#times = { count: opts.timesPerEpoch, trunc };
     this.#ema = { switchAt: opts.switchEmaRef, rate: opts.emaDecayRate, max: opts.emaDecayMax };
@@ -124,10 +125,8 @@ export class DGPO<P extends Prompt = Prompt> extends OnlineTrainer<P, DgpoEpochS
   }
 
   protected fingerprint(): Record<string, unknown> {
-    const sde = this.#solver === 'sde' ? { sdeA: this.#sdeA } : {};
     return {
-      solver: this.#solver,
-      ...sde,
+      ...rolloutFingerprint(this.#rollout),
       advClipMax: this.#advClipMax,
       times: this.#times,
       ema: this.#ema,
@@ -142,7 +141,7 @@ export class DGPO<P extends Prompt = Prompt> extends OnlineTrainer<P, DgpoEpochS
 
   protected async rolloutChunk(tokens: Int32Array, rows: number, firstSample: number) {
     const params = this.#emaRollout ? 'old' : 'theta';
-    return this.rolloutClean(tokens, rows, firstSample, this.#solver, this.#sdeA, params);
+    return this.rolloutClean(tokens, rows, firstSample, this.#rollout, params);
   }
 
   /** The epoch's M distinct training times among grid indices 0 … trunc, the same on every rank. */

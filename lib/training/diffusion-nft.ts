@@ -7,8 +7,14 @@ import { NFT_LOSS_SCHEMA, type NftLossOptions } from '../options/nft-loss.js';
 import type { StepStats } from '../options/optimizer.js';
 import { pick, type Rule, resolveOptions, withDefaults } from '../options/schema.js';
 import { optimalityProbability } from '../rl/advantage.js';
-import { SDE_A } from '../sampling/sde.js';
 import type { SolverName } from '../sampling/solvers.js';
+import {
+  CLEAN_ROLLOUT_SCHEMA,
+  type CleanRollout,
+  type CleanRolloutOptions,
+  cleanRollout,
+  rolloutFingerprint,
+} from './clean-rollout.js';
 import { histogram, type Prompt } from './common.js';
 import { type EpochData, OnlineTrainer } from './online.js';
 import { type EpochStats, ONLINE_SCHEMA, type OnlineOptions, type ResumePlacement } from './online-options.js';
@@ -29,14 +35,15 @@ export function etaAt(schedule: EtaSchedule, step: number): number {
 }
 
 /** Options of a DiffusionNFT trainer; defaults follow the official code where they make sense at this scale. */
-export interface DiffusionNFTOptions<P extends Prompt = Prompt> extends OnlineOptions<P>, NftLossOptions {
+export interface DiffusionNFTOptions<P extends Prompt = Prompt>
+  extends OnlineOptions<P>,
+    NftLossOptions,
+    CleanRolloutOptions {
   /**
    * Rollout solver (default 'dpm2', deterministic, no CFG, as the code); 'sde' rolls out with FlowGRPO's SDE, the
-   * paper's sampler ablation (docs/algorithms.md §2.7).
+   * paper's sampler ablation (docs/algorithms.md §2.7); 'sa-solver' with SA-Solver (§2.8), AWM's sampler.
    */
   solver?: SolverName | 'sde';
-  /** Noise level a of the 'sde' rollouts (0.7, FlowGRPO's). */
-  sdeA?: number;
   /** Training times: 'grid' (default) draws distinct times of the rollout grid per sample, as the code; 'uniform'
    * draws t ~ U(0, 1). */
   timeSampling?: 'grid' | 'uniform';
@@ -58,8 +65,7 @@ export interface NftEpochStats extends EpochStats {
 const NFT_SCHEMA = {
   ...withDefaults(ONLINE_SCHEMA, { optimizerSteps: 1 }),
   ...NFT_LOSS_SCHEMA,
-  solver: { type: 'enum', values: ['euler', 'heun', 'dpm2', 'sde'], default: 'dpm2' },
-  sdeA: SDE_A,
+  ...CLEAN_ROLLOUT_SCHEMA,
   timeSampling: { type: 'enum', values: ['grid', 'uniform'], default: 'grid' },
   timeFraction: { type: 'number', min: 1e-6, max: 1, default: 0.99 },
   eta: { type: 'value' },
@@ -72,15 +78,14 @@ const NFT_SCHEMA = {
  * a saved run exactly.
  */
 export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, NftEpochStats> {
-  readonly #solver: SolverName | 'sde';
-  readonly #sdeA: number;
+  readonly #rollout: CleanRollout;
   readonly #eta: EtaSchedule;
   readonly #native: NativeNftStepOptions;
 
   constructor(net: VelocityNet, options: DiffusionNFTOptions<P>) {
     const opts = resolveOptions('options', options, NFT_SCHEMA);
     super(net, opts);
-    const { solver, timeSampling: sampling, timeFraction: fraction } = opts;
+    const { timeSampling: sampling, timeFraction: fraction } = opts;
     const eta = (opts.eta ?? 'default') as EtaSchedule;
     const etaOk =
       typeof eta === 'function' ||
@@ -92,8 +97,7 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
       throw new RangeError(`options.eta must be 'default', 'delayed', 'on-policy', a number in [0, 1] or a function`);
     const loss = pick(opts, NFT_LOSS_SCHEMA);
     const { grid } = this.common;
-    this.#solver = solver;
-    this.#sdeA = opts.sdeA;
+    this.#rollout = cleanRollout(opts);
     this.#eta = eta;
     this.#native = {
       ...this.optimizer,
@@ -129,13 +133,15 @@ export class DiffusionNFT<P extends Prompt = Prompt> extends OnlineTrainer<P, Nf
   protected fingerprint(): Record<string, unknown> {
     const eta = typeof this.#eta === 'function' ? 'function' : this.#eta;
     // firstSample is where a step's rows sit in the global batch, not an option of the run.
-    // sdeA changes nothing unless the rollouts use the SDE; left out otherwise, so older checkpoints resume.
-    const sde = this.#solver === 'sde' ? { sdeA: this.#sdeA } : {};
-    return { solver: this.#solver, ...sde, eta, native: { ...this.#native, times: undefined, firstSample: undefined } };
+    return {
+      ...rolloutFingerprint(this.#rollout),
+      eta,
+      native: { ...this.#native, times: undefined, firstSample: undefined },
+    };
   }
 
   protected async rolloutChunk(tokens: Int32Array, rows: number, firstSample: number) {
-    return this.rolloutClean(tokens, rows, firstSample, this.#solver, this.#sdeA, 'old');
+    return this.rolloutClean(tokens, rows, firstSample, this.#rollout, 'old');
   }
 
   protected async train(data: EpochData<P>) {

@@ -26,7 +26,7 @@ export interface FlowGRPOFastOptions<P extends Prompt = Prompt> extends Likeliho
 
 /** Statistics of a Flow-GRPO-Fast epoch. */
 export interface FastEpochStats extends LikelihoodEpochStats {
-  /** Mean start step of the epoch's windows (one per rollout chunk). */
+  /** Mean start step of the epoch's windows (one per prompt group). */
   windowStart: number;
 }
 
@@ -37,12 +37,13 @@ const FAST_SCHEMA = {
 } as const satisfies Record<keyof FlowGRPOFastOptions, Rule>;
 
 /**
- * The start step of the SDE window of the chunk whose first sample is `firstSample`: uniform over lo … hi − w,
- * drawn from the seed's window stream (the code draws one per sampling batch).
+ * The start step of the SDE window of the prompt group `group` of the run (epoch·groups + g): uniform over lo … hi − w,
+ * drawn from the seed's window stream. The code draws one per sampling batch; one per group keeps a group's members on
+ * one window and makes the draw independent of the chunk size and of the split over ranks.
  */
-export function fastWindowStart(seed: number, firstSample: number, size: number, range: readonly [number, number]) {
+export function fastWindowStart(seed: number, group: number, size: number, range: readonly [number, number]) {
   const u = new Float32Array(1);
-  native().randomFill(u, seed, WINDOW_STREAM, firstSample, 'uniform');
+  native().randomFill(u, seed, WINDOW_STREAM, group, 'uniform');
   const choices = range[1] - size - range[0] + 1;
   return range[0] + Math.min(choices - 1, Math.floor((u[0] as number) * choices));
 }
@@ -90,8 +91,8 @@ export class FlowGRPOFast<P extends Prompt = Prompt> extends LikelihoodTrainer<P
     return { ...super.fingerprint(), window: { size: this.#size, range: this.#range } };
   }
 
-  protected override plan(firstSample: number): RolloutPlan {
-    const start = fastWindowStart(this.common.seed, firstSample, this.#size, this.#range);
+  protected override plan(group: number): RolloutPlan {
+    const start = fastWindowStart(this.common.seed, group, this.#size, this.#range);
     return { grid: this.common.grid, window: [start, start + this.#size], tail: 'euler' };
   }
 

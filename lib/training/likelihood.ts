@@ -56,7 +56,7 @@ export const LIKELIHOOD_SCHEMA = {
   filterZeroAdvantage: { type: 'boolean', default: true },
 } as const satisfies Record<keyof LikelihoodOptions, Rule>;
 
-/** How one chunk is rolled out: the grid, the SDE window [lo, hi) and the ODE after it. */
+/** How a prompt group is rolled out: the grid, the SDE window [lo, hi) and the ODE after it. */
 export interface RolloutPlan {
   grid: Float64Array;
   window: [number, number];
@@ -79,6 +79,16 @@ function wholeGrid(grid: Float64Array): RolloutPlan {
   return { grid, window: [0, grid.length - 1], tail: 'euler' };
 }
 
+function sameGrid(a: Float64Array, b: Float64Array): boolean {
+  return a.length === b.length && a.every((t, k) => t === b[k]);
+}
+
+/** Two plans that roll out alike: the same grid, window and tail. */
+function samePlan(a: RolloutPlan, b: RolloutPlan): boolean {
+  return a.tail === b.tail && a.window[0] === b.window[0] && a.window[1] === b.window[1] && sameGrid(a.grid, b.grid);
+}
+
+/** The recorded rollout of a run of consecutive samples that share one plan. */
 interface Recorded {
   plan: RolloutPlan;
   trajectory: Float32Array; // (N + 1, rows, D)
@@ -131,8 +141,12 @@ export abstract class LikelihoodTrainer<P extends Prompt, S extends LikelihoodEp
     this.startPhase(this.#phaseSets);
   }
 
-  /** The grid, SDE window and tail of the chunk whose first sample is `firstSample` (the epoch's: `epochCount`). */
-  protected abstract plan(firstSample: number): RolloutPlan;
+  /**
+   * The grid, SDE window and tail of the prompt group `group` of the run: group g of epoch e is e·groups + g, and
+   * sample s of the run belongs to group ⌊s / groupSize⌋. A plan depends on the group alone, never on how the samples
+   * are split into chunks or over ranks.
+   */
+  protected abstract plan(group: number): RolloutPlan;
 
   /**
    * The transitions trained of a sample rolled out with `plan`: [first, first + count). Default: the window's.
@@ -146,7 +160,7 @@ export abstract class LikelihoodTrainer<P extends Prompt, S extends LikelihoodEp
     return undefined;
   }
 
-  /** The method's own statistics of the epoch, from the plans its chunks were rolled out with. */
+  /** The method's own statistics of the epoch, from the plans of its groups (in order). */
   protected methodStats(_plans: readonly RolloutPlan[]): Record<string, number> {
     return {};
   }
@@ -163,33 +177,54 @@ export abstract class LikelihoodTrainer<P extends Prompt, S extends LikelihoodEp
     };
   }
 
+  /**
+   * Rolls out a chunk: each run of consecutive samples whose groups share a plan in one call (a chunk holds several
+   * runs only where a method's plan varies between groups, Flow-GRPO-Fast's window). A sample's noise is keyed on its
+   * index, so it rolls out alike in any run.
+   */
   protected async rolloutChunk(tokens: Int32Array, rows: number, firstSample: number) {
     const L = this.net.config.condSlots;
-    const plan = this.plan(firstSample);
-    const r = await sampleSde(this.net, {
-      cond: Tensor.fromInt32(tokens, [rows, L]),
-      grid: plan.grid,
-      a: this.native.sdeA,
-      sde: this.native.sde,
-      window: plan.window,
-      tail: plan.tail,
-      means: this.#guard,
-      noise: this.initialNoise(rows, firstSample),
-      cfgScale: this.native.cfgScale,
-      cfgInterval: [this.native.cfgTMin, this.native.cfgTMax],
-      seed: this.common.seed,
-      firstSample,
-      chunk: this.common.chunk,
-      logpSum: this.native.logpSum,
-    });
-    const data: Recorded = {
-      plan,
-      trajectory: r.trajectory.storage,
-      logp: r.logp.storage,
-      means: r.means?.storage,
-      rows,
-    };
-    return { x: r.x, data };
+    const D = this.net.config.dataDim;
+    const { groupSize } = this.common;
+    const runs: { from: number; to: number; plan: RolloutPlan }[] = [];
+    for (let row = 0; row < rows; ) {
+      const group = Math.floor((firstSample + row) / groupSize);
+      const plan = this.plan(group);
+      const last = runs[runs.length - 1];
+      const to = Math.min(rows, (group + 1) * groupSize - firstSample);
+      if (last !== undefined && samePlan(last.plan, plan)) last.to = to;
+      else runs.push({ from: row, to, plan });
+      row = to;
+    }
+    const x = new Float32Array(rows * D);
+    const parts: Recorded[] = [];
+    for (const { from, to, plan } of runs) {
+      const r = await sampleSde(this.net, {
+        cond: Tensor.fromInt32(tokens.subarray(from * L, to * L), [to - from, L]),
+        grid: plan.grid,
+        a: this.native.sdeA,
+        sde: this.native.sde,
+        window: plan.window,
+        tail: plan.tail,
+        means: this.#guard,
+        noise: this.initialNoise(to - from, firstSample + from),
+        cfgScale: this.native.cfgScale,
+        cfgInterval: [this.native.cfgTMin, this.native.cfgTMax],
+        seed: this.common.seed,
+        firstSample: firstSample + from,
+        chunk: this.common.chunk,
+        logpSum: this.native.logpSum,
+      });
+      x.set(r.x.storage, from * D);
+      parts.push({
+        plan,
+        trajectory: r.trajectory.storage,
+        logp: r.logp.storage,
+        means: r.means?.storage,
+        rows: to - from,
+      });
+    }
+    return { x: Tensor.from(x, [rows, D]), data: parts };
   }
 
   protected async train(data: EpochData<P>) {
@@ -199,17 +234,20 @@ export abstract class LikelihoodTrainer<P extends Prompt, S extends LikelihoodEp
       advClipMax: this.#advClipMax,
       std: this.common.std,
     });
-    // Where each sample's recorded states live: its chunk and its row in it.
+    // Where each sample's recorded states live: its run of a chunk and its row in it.
     const where: [Recorded, number][] = [];
     for (const chunk of data.chunks) {
-      const recorded = chunk.data as Recorded;
-      for (let row = 0; row < recorded.rows; row++) where.push([recorded, row]);
+      for (const recorded of chunk.data as Recorded[]) {
+        for (let row = 0; row < recorded.rows; row++) where.push([recorded, row]);
+      }
     }
-    const plans = data.chunks.map((chunk) => (chunk.data as Recorded).plan);
+    // The plans of all the epoch's groups, the same on every rank (this one rolled out a share of them).
+    const { groups } = this.common;
+    const plans = Array.from({ length: groups }, (_, g) => this.plan(this.epochCount * groups + g));
     const grid = (plans[0] as RolloutPlan).grid;
     const count = this.trained(plans[0] as RolloutPlan)[1];
-    if (plans.some((p) => p.grid.length !== grid.length || this.trained(p)[1] !== count)) {
-      throw new RangeError('the chunks of an epoch must share the grid and the number of trained transitions');
+    if (plans.some((p) => !sameGrid(p.grid, grid) || this.trained(p)[1] !== count)) {
+      throw new RangeError('the groups of an epoch must share the grid and the number of trained transitions');
     }
     const N = grid.length - 1;
     const kept = Array.from(advantages.keys()).filter((i) => !this.#filter || advantages[i] !== 0);

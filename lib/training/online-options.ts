@@ -8,7 +8,7 @@ import type { DistributedOption } from '../options/distributed.js';
 import type { LoraOptions } from '../options/lora.js';
 import { MICRO_BATCH, OPTIMIZER_SCHEMA, type OptimizerOptions } from '../options/optimizer.js';
 import type { Resolved, Rule } from '../options/schema.js';
-import { ROLLOUT_RULES, type SolverName, TIME_GRID_SCHEMA } from '../sampling/solvers.js';
+import { ROLLOUT_RULES, SOLVER_NAMES, type SolverName, TIME_GRID_SCHEMA } from '../sampling/solvers.js';
 import type { Prompt, Rewards } from './common.js';
 
 /**
@@ -175,7 +175,7 @@ export const EVALUATE_SCHEMA = {
   prompts: { type: 'value' },
   samplesPerPrompt: { type: 'int', min: 1, max: 1 << 16, default: 4 },
   steps: { type: 'int', min: 1, max: 10000, default: 40 },
-  solver: { type: 'enum', values: ['euler', 'heun', 'dpm2'], default: 'euler' },
+  solver: { type: 'enum', values: SOLVER_NAMES, default: 'euler' },
   cfgScale: ROLLOUT_RULES.cfgScale,
   params: { type: 'enum', values: ['theta', 'ema', 'old'] },
   seed: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 12345 },

@@ -13,7 +13,8 @@ import { loraOptions } from '../options/lora.js';
 import { OPTIMIZER_SCHEMA } from '../options/optimizer.js';
 import { objectOption, pick, rejectUnknown, resolveOptions } from '../options/schema.js';
 import { sampleSde } from '../sampling/sde.js';
-import { type SolverName, sample, timeGrid } from '../sampling/solvers.js';
+import { sample, timeGrid } from '../sampling/solvers.js';
+import type { CleanRollout } from './clean-rollout.js';
 import {
   checkPrompts,
   drawGroups,
@@ -171,24 +172,24 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
   }
 
   /**
-   * A chunk of rollouts of the `params` set with an ODE solver, or with FlowGRPO's SDE of noise level sdeA for
-   * 'sde': the forward-noising methods keep only the clean samples.
+   * A chunk of rollouts of the `params` set with an ODE solver, SA-Solver, or FlowGRPO's SDE of noise level sdeA
+   * for 'sde': the forward-noising methods keep only the clean samples.
    */
   protected async rolloutClean(
     tokens: Int32Array,
     rows: number,
     firstSample: number,
-    solver: SolverName | 'sde',
-    sdeA: number,
+    rollout: CleanRollout,
     params: 'theta' | 'old',
   ): Promise<RolloutChunk> {
     const cond = Tensor.fromInt32(tokens, [rows, this.net.config.condSlots]);
     const { grid, seed, chunk } = this.common;
+    const { solver, sdeA, saSolver } = rollout;
     if (solver === 'sde') {
       const { x } = await sampleSde(this.net, { cond, grid, a: sdeA, seed, firstSample, chunk, params });
       return { x };
     }
-    const { x } = await sample(this.net, { cond, solver, grid, seed, firstSample, chunk, params });
+    const { x } = await sample(this.net, { cond, solver, saSolver, grid, seed, firstSample, chunk, params });
     return { x };
   }
 
@@ -564,26 +565,32 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
       config: this.resolvedOptions,
       onRecord: opts.onRecord as RecordHook | undefined,
     });
-    const history: S[] = [];
-    for (let i = 0; i < epochs && !signal?.aborted; i++) {
-      let stats: S;
-      try {
-        stats = await this.epoch(signal);
-      } catch (error) {
-        if (signal?.aborted) break;
-        throw error;
+    try {
+      const history: S[] = [];
+      for (let i = 0; i < epochs && !signal?.aborted; i++) {
+        let stats: S;
+        try {
+          stats = await this.epoch(signal);
+        } catch (error) {
+          if (signal?.aborted) break;
+          throw error;
+        }
+        history.push(stats);
+        await log.epoch(stats);
+        const last = i === epochs - 1 || signal?.aborted === true;
+        const due = (every: number | undefined) => last || this.#epoch % (every ?? 1) === 0;
+        const { every: evalEvery, ...evalOptions } = evaluation ?? {};
+        const result =
+          evaluation !== undefined && due(evalEvery)
+            ? await this.evaluate(evalOptions as EvaluateOptions<P>)
+            : undefined;
+        if (result !== undefined) await log.evaluation(this.#epoch, result);
+        onProgress?.(stats, result);
+        if (checkpoint !== undefined && due(checkpoint.every)) await this.save(checkpoint.path);
       }
-      history.push(stats);
-      await log.epoch(stats);
-      const last = i === epochs - 1 || signal?.aborted === true;
-      const due = (every: number | undefined) => last || this.#epoch % (every ?? 1) === 0;
-      const { every: evalEvery, ...evalOptions } = evaluation ?? {};
-      const result =
-        evaluation !== undefined && due(evalEvery) ? await this.evaluate(evalOptions as EvaluateOptions<P>) : undefined;
-      if (result !== undefined) await log.evaluation(this.#epoch, result);
-      onProgress?.(stats, result);
-      if (checkpoint !== undefined && due(checkpoint.every)) await this.save(checkpoint.path);
+      return history;
+    } finally {
+      await log.close();
     }
-    return history;
   }
 }

@@ -222,6 +222,8 @@ SampleOptions sample_options_from(const Napi::Object& o) {
     s.solver = SolverKind::kDpm2;
   } else if (solver == "sde") {
     s.solver = SolverKind::kSde;
+  } else if (solver == "sa-solver") {
+    s.solver = SolverKind::kSaSolver;
   } else {
     unknown_name(o.Env(), "solver", solver);
   }
@@ -242,6 +244,7 @@ SampleOptions sample_options_from(const Napi::Object& o) {
     if (tail != "euler" && tail != "dpm2") unknown_name(o.Env(), "tailSolver", tail);
     s.tail_solver = tail == "dpm2" ? SolverKind::kDpm2 : SolverKind::kEuler;
   }
+  if (s.solver == SolverKind::kSaSolver) s.sa_plan = float64_field(o, "saPlan");
   return s;
 }
 

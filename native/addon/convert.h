@@ -26,9 +26,9 @@ Napi::Object net_config_to(Napi::Env env, const NetConfig& config);
 OptimizerConfig optimizer_config_from(const Napi::Object& object);
 // { seed, microBatch, condDropout, ...optimizer }
 FlowMatchingOptions flow_matching_options_from(const Napi::Object& object);
-// { solver: 'euler' | 'heun' | 'dpm2' | 'sde', grid: Float64Array, cfgScale, cfgTMin, cfgTMax, seed, firstSample,
-//   chunk, and for 'sde' sdeA, logpSum, sde: 'flow-grpo' | 'cps', windowLo, windowHi, tailSolver: 'euler' | 'dpm2' };
-//   validates the grid.
+// { solver: 'euler' | 'heun' | 'dpm2' | 'sde' | 'sa-solver', grid: Float64Array, cfgScale, cfgTMin, cfgTMax, seed,
+//   firstSample, chunk, for 'sde' sdeA, logpSum, sde: 'flow-grpo' | 'cps', windowLo, windowHi, tailSolver: 'euler' |
+//   'dpm2', and for 'sa-solver' saPlan: Float64Array }; validates the grid.
 SampleOptions sample_options_from(const Napi::Object& object);
 // { beta, advClipMax, adaptive, positiveOnly, klCoef }
 NftLossParams nft_loss_params_from(const Napi::Object& object);

@@ -26,7 +26,8 @@ GrpoStepStats Model::grpo_step(const float* host_trajectory, const int32_t* host
       throw Error(Error::Kind::kRange, "a window of trained transitions must lie in the grid's N steps");
     }
   }
-  if (o.guard && (o.loss.kl_coef != 0.0f || o.loss.cps || host_means_old == nullptr)) {
+  // A rank with no rows of this step (B = 0, under MPI) has no means to pass: it only joins the sums.
+  if (o.guard && (o.loss.kl_coef != 0.0f || o.loss.cps || (B > 0 && host_means_old == nullptr))) {
     throw Error(Error::Kind::kRange, "GRPO-Guard needs the FlowGRPO SDE, the stored step means and no KL term");
   }
   const bool kl = o.loss.kl_coef != 0.0f;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 #include "core/math/philox.h"
 #include "core/math/sde.h"
@@ -12,6 +13,31 @@ namespace {
 
 // log-SNR of rectified flow, λ(t) = log((1 − t) / t): −∞ at t = 1, +∞ at t = 0.
 double log_snr(double t) { return std::log((1.0 - t) / t); }
+
+struct Term {
+  double coef;
+  const float* x;
+};
+
+// out = Σ coef·x over the terms whose coefficient is not 0, in order: the first three in one lincomb, then two at a
+// time onto out, as lib/sampling/sa-solver.ts combines them (the same float32 rounding).
+void combine(Backend& backend, float* out, size_t n, std::initializer_list<Term> terms) {
+  Term used[5];
+  size_t count = 0;
+  for (const Term& term : terms) {
+    if (term.coef != 0.0) used[count++] = term;
+  }
+  if (count == 0) throw Error(Error::Kind::kRange, "an SA-Solver step has no nonzero coefficient");
+  const Term none{0.0, nullptr};
+  const Term& b = count > 1 ? used[1] : Term{0.0, used[0].x};
+  const Term& c = count > 2 ? used[2] : none;
+  backend.lincomb(out, n, static_cast<float>(used[0].coef), used[0].x, static_cast<float>(b.coef), b.x,
+                  static_cast<float>(c.coef), c.x);
+  for (size_t k = 3; k < count; k += 2) {
+    const Term& z = k + 1 < count ? used[k + 1] : none;
+    backend.lincomb(out, n, 1.0f, out, static_cast<float>(used[k].coef), used[k].x, static_cast<float>(z.coef), z.x);
+  }
+}
 
 }  // namespace
 
@@ -33,6 +59,7 @@ void Sampler::reserve(int rows) {
   v2_ = Buffer<float>(backend_, R * D);
   aux_ = Buffer<float>(backend_, R * D);
   x0_prev_ = Buffer<float>(backend_, R * D);
+  for (Buffer<float>& slot : history_) slot = Buffer<float>(backend_, R * D);
   guidance_.reserve(backend_, R, D);
   t_ = Buffer<float>(backend_, 2 * R);
   logp_ = Buffer<float>(backend_, R);
@@ -57,6 +84,9 @@ void Sampler::run(const NetParams& params, const float* host_noise, const int32_
   if (o.solver == SolverKind::kSde && !(0 <= o.window_lo && o.window_lo < window_hi && window_hi <= steps &&
                                         (o.tail_solver == SolverKind::kEuler || o.tail_solver == SolverKind::kDpm2))) {
     throw Error(Error::Kind::kRange, "the SDE window must be 0 ≤ lo < hi ≤ N (or hi −1), its tail Euler or DPM2");
+  }
+  if (o.solver == SolverKind::kSaSolver && o.sa_plan.size() != static_cast<size_t>(steps) * kSaPlanWidth) {
+    throw Error(Error::Kind::kRange, "the SA-Solver plan must have 8 coefficients per step of the grid");
   }
   const bool cfg = o.cfg_scale != 1.0;
   const int chunk = std::max(1, std::min(o.chunk, B));
@@ -84,6 +114,11 @@ void Sampler::run(const NetParams& params, const float* host_noise, const int32_
     };
     record(0);
 
+    if (o.solver == SolverKind::kSaSolver) {
+      run_sa_solver(params, x, rows, n, o.first_sample + start, o, record);
+      backend_.copy_to_host(host_out + first, x, n * sizeof(float));
+      continue;
+    }
     float *v = v_.get(), *v2 = v2_.get(), *aux = aux_.get(), *x0_prev = x0_prev_.get();
     bool have_x0_prev = false;  // DPM2: the previous step was a DPM2 step, whose x0 is in x0_prev
     for (int i = 1; i <= steps; ++i) {
@@ -128,6 +163,8 @@ void Sampler::run(const NetParams& params, const float* host_noise, const int32_
           have_x0_prev = true;
           break;
         }
+        case SolverKind::kSaSolver:
+          break;  // run by run_sa_solver
         case SolverKind::kSde: {
           // mean = x_coef·x + v_coef·v (into aux), x_next = mean + std·z, log p(x_next | x) per row.
           const SdeCoefficients k = step_coefficients(o.sde_kind, s, t, o.sde_a, o.grid[1]);
@@ -152,6 +189,43 @@ void Sampler::run(const NetParams& params, const float* host_noise, const int32_
     backend_.copy_to_host(host_out + first, x, n * sizeof(float));
   }
   backend_.synchronize();
+}
+
+template <typename Record>
+void Sampler::run_sa_solver(const NetParams& params, float* x, int rows, size_t n, int64_t first_row,
+                            const SampleOptions& o, Record record) {
+  // PEC: one velocity per step; the corrector's evaluation at the predicted point is the next step's data prediction.
+  float* history[3] = {history_[0].get(), history_[1].get(), history_[2].get()};  // newest first
+  float *v = v_.get(), *predicted = aux_.get(), *xi = v2_.get();
+  const size_t D = net_.config().data_dim;
+  bool evaluated = false;  // history[0] is the data prediction at the step's start
+  for (int i = 1; i < static_cast<int>(o.grid.size()); ++i) {
+    const double s = o.grid[i - 1], t = o.grid[i];
+    const double* row = o.sa_plan.data() + static_cast<size_t>(i - 1) * kSaPlanWidth;
+    if (!evaluated) {
+      std::rotate(history, history + 2, history + 3);
+      velocity(params, x, s, rows, o, v);
+      backend_.lincomb(history[0], n, 1.0f, x, static_cast<float>(-s), v, 0.0f, nullptr);
+    }
+    // The same noise stream and offsets as the SDE sampler's steps.
+    if (row[1] != 0.0)
+      backend_.fill_normal(xi, n, o.seed, kStreamSde, (static_cast<uint64_t>(i - 1) << 40) + first_row * D, 1.0f);
+    evaluated = row[5] != 0.0;
+    if (evaluated) {
+      combine(backend_, predicted, n,
+              {{row[0], x}, {row[2], history[0]}, {row[3], history[1]}, {row[4], history[2]}, {row[1], xi}});
+      // The new data prediction goes into the oldest slot, which the corrector does not read.
+      velocity(params, predicted, t, rows, o, v);
+      backend_.lincomb(history[2], n, 1.0f, predicted, static_cast<float>(-t), v, 0.0f, nullptr);
+      combine(backend_, x, n,
+              {{row[0], x}, {row[5], history[2]}, {row[6], history[0]}, {row[7], history[1]}, {row[1], xi}});
+      std::rotate(history, history + 2, history + 3);
+    } else {
+      combine(backend_, x, n,
+              {{row[0], x}, {row[2], history[0]}, {row[3], history[1]}, {row[4], history[2]}, {row[1], xi}});
+    }
+    record(i);
+  }
 }
 
 }  // namespace dnft

@@ -12,8 +12,12 @@
 namespace dnft {
 
 // kSde: the likelihood methods' stochastic sampler (core/math/sde.h), FlowGRPO's Euler–Maruyama step or CPS, with
-// log-probabilities, stochastic in a window of steps (all of them by default) and an ODE elsewhere.
-enum class SolverKind { kEuler, kHeun, kDpm2, kSde };
+// log-probabilities, stochastic in a window of steps (all of them by default) and an ODE elsewhere. kSaSolver:
+// SA-Solver, a stochastic Adams predictor–corrector whose coefficients come as a plan (lib/sampling/sa-solver.ts).
+enum class SolverKind { kEuler, kHeun, kDpm2, kSde, kSaSolver };
+
+// Coefficients per step in an SA-Solver plan: x, noise, predictor (3 history slots), corrector (new, 2 history slots).
+constexpr int kSaPlanWidth = 8;
 
 struct SampleOptions {
   SolverKind solver{};
@@ -30,6 +34,7 @@ struct SampleOptions {
   int window_lo{};           // kSde: steps n in [window_lo, window_hi) are stochastic (window_hi −1: to the end), the
   int window_hi{-1};         // others ODE steps: Euler before the window, tail_solver after it (Fast, MixGRPO)
   SolverKind tail_solver{};  // kSde: kEuler, or kDpm2 for MixGRPO-Flash's second-order tail
+  std::vector<double> sa_plan;  // kSaSolver: N·kSaPlanWidth coefficients, row i−1 for the step t_{i−1} → t_i
 };
 
 // Checks a grid: at least 2 points, t_0 = 1, strictly decreasing, t_N = 0. Throws kRange otherwise.
@@ -51,6 +56,10 @@ class Sampler {
   void reserve(int rows);
   // v (rows, D) = the velocity at (x, t) for the staged tokens of the chunk, guided where o asks for it at t.
   void velocity(const NetParams& params, const float* x, double t, int rows, const SampleOptions& o, float* v);
+  // The SA-Solver steps of one chunk on x (rows·D = n floats); calls record(i) after step i.
+  template <typename Record>
+  void run_sa_solver(const NetParams& params, float* x, int rows, size_t n, int64_t first_row, const SampleOptions& o,
+                     Record record);
 
   Backend& backend_;
   const Network& net_;
@@ -58,7 +67,8 @@ class Sampler {
   int capacity_ = 0;
   Guidance guidance_;
   Buffer<float> x_, v_, v2_, aux_, x0_prev_, t_, logp_;
-  Buffer<int32_t> tokens_;  // t_ and tokens_ (2·rows, ·): a guided pass's null-condition rows follow the chunk's
+  Buffer<float> history_[3];  // SA-Solver: data predictions
+  Buffer<int32_t> tokens_;    // t_ and tokens_ (2·rows, ·): a guided pass's null-condition rows follow the chunk's
 };
 
 }  // namespace dnft

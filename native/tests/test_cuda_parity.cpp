@@ -655,6 +655,29 @@ void model_rollouts() {
   const std::vector<float> window_c(lc.begin() + B, lc.begin() + 4 * B), window_g(lg.begin() + B, lg.begin() + 4 * B);
   CHECK(rel_error(window_g, window_c) <= setup->tol_step, "windowed CPS log p: %.3g", rel_error(window_g, window_c));
   CHECK(std::isnan(lg[0]) && std::isnan(lg[4 * B]), "log p outside the window is not NaN");
+
+  // SA-Solver's steps with a plan (lib/sampling/sa-solver.ts derives the real one; the steps' parity is checked here):
+  // noise on every step, three-point predictors and correctors once the history holds them, and the step into t = 0.
+  SampleOptions sa = test::sample_options();
+  sa.solver = SolverKind::kSaSolver;
+  sa.cfg_scale = 2.0;
+  sa.seed = 13;
+  sa.chunk = 16;
+  for (int i = 0; i <= steps; ++i) sa.grid.push_back(1.0 - static_cast<double>(i) / steps);
+  for (int i = 1; i <= steps; ++i) {
+    const double s = sa.grid[i - 1], t = sa.grid[i], d = 1.0 - t;
+    const std::vector<double> row =
+        i == steps ? std::vector<double>{0, 0, 1, 0, 0, 0, 0, 0}
+        : i == 1   ? std::vector<double>{0, t, d, 0, 0, 0, 0, 0}
+                   : std::vector<double>{0.9 * t / s,         0.3 * t, 0.7 * d, i > 2 ? 0.2 * d : 0,
+                                       i > 3 ? 0.1 * d : 0, 0.6 * d, 0.3 * d, i > 2 ? 0.1 * d : 0};
+    sa.sa_plan.insert(sa.sa_plan.end(), row.begin(), row.end());
+  }
+  std::vector<float> tc((steps + 1) * BD), tg(tc.size());
+  c.sample(ParamSet::kTheta, nullptr, tokens.data(), B, sa, xc.data(), tc.data());
+  g.sample(ParamSet::kTheta, nullptr, tokens.data(), B, sa, xg.data(), tg.data());
+  CHECK(rel_error(tg, tc) <= setup->tol_step, "SA-Solver: trajectories differ by %.3g", rel_error(tg, tc));
+  CHECK(rel_error(xg, xc) <= setup->tol_step, "SA-Solver: samples differ by %.3g", rel_error(xg, xc));
 }
 
 void flow_matching_step() {
@@ -838,7 +861,7 @@ const std::vector<test::Case> kCases = {
     {"memory, copies and out-of-memory", memory_and_errors},
     {"model forward and backward", model_forward_backward},
     {"LoRA adapters: forward, backward, steps, merge", lora_models},
-    {"rollouts (euler, heun + CFG, dpm2, sde)", model_rollouts},
+    {"rollouts (euler, heun + CFG, dpm2, sde, sa-solver + CFG)", model_rollouts},
     {"whole flow-matching step", flow_matching_step},
     {"whole DiffusionNFT step", nft_step},
     {"whole FlowGRPO and GRPO-Guard steps", grpo_step},

@@ -3,7 +3,7 @@ import { Tensor } from '../../core/tensor.js';
 import { gridSize, imageGrid } from '../../images/png.js';
 import { checkSamples, type VelocityNet } from '../../model/net.js';
 import { type Rule, resolveOptions } from '../../options/schema.js';
-import { ROLLOUT_RULES, type SampleOptions, type SolverName, sample } from '../../sampling/solvers.js';
+import { ROLLOUT_RULES, type SampleOptions, SOLVER_NAMES, type SolverName, sample } from '../../sampling/solvers.js';
 import * as shapes from '../../tasks/shapes/index.js';
 import { GUIDANCE_SCHEMA, type Guidance } from './guidance.js';
 import { gridPrompts } from './prompts.js';
@@ -28,7 +28,7 @@ export const EVAL_SCHEMA = {
   prompts: { type: 'value' },
   samplesPerPrompt: { type: 'int', min: 1, max: 1 << 16, default: 8 },
   steps: { ...ROLLOUT_RULES.steps, default: 40 },
-  solver: { type: 'enum', values: ['euler', 'heun', 'dpm2'], default: 'euler' },
+  solver: { type: 'enum', values: SOLVER_NAMES, default: 'euler' },
   seed: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 12345 },
   params: { type: 'enum', values: ['theta', 'ema', 'old'], default: 'theta' },
 } as const satisfies Record<keyof EvalOptions, Rule>;

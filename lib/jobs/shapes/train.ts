@@ -223,106 +223,121 @@ export async function trainShapes(options: TrainShapesOptions): Promise<{ points
       trainer: trainer.resolvedOptions,
     },
   });
-  // --minutes bounds this call's training (evaluations excluded, as they are part of neither method); --epochs
-  // counts from the run's start.
-  const limitSeconds = (o.minutes ?? Number.POSITIVE_INFINITY) * 60;
-  const epochs = o.epochs ?? Number.POSITIVE_INFINITY;
-  const byEpoch = Number.isFinite(epochs);
-  const progress = lead
-    ? new Progress(o.method, byEpoch ? epochs : limitSeconds, byEpoch ? 'epochs' : 'seconds')
-    : undefined;
-  let trainingSeconds = 0;
-  let trainedEpochs = 0;
-  // The run's target and how far it is, for the progress records.
-  const target = () =>
-    byEpoch
-      ? { unit: 'epochs' as const, done: trainer.epochCount, total: epochs }
-      : { unit: 'seconds' as const, done: trainingSeconds, total: limitSeconds };
-  const phase = (name: Phase, secondsLeft?: number) =>
-    metrics.progress(trainer.epochCount, {
-      phase: name,
-      ...(Number.isFinite(target().total) ? { target: target() } : {}),
-      ...(secondsLeft !== undefined && Number.isFinite(secondsLeft) ? { secondsLeft } : {}),
-    });
-
-  // The time left to the target as of the last epoch (none before the first).
-  let secondsLeft: number | undefined;
-  // Scores the current weights at the current epoch, with a sample grid, and logs the point.
-  const evaluatePoint = async (reward: number) => {
-    const epoch = trainer.epochCount;
-    await phase('evaluating', secondsLeft);
-    const shown = (what: string) =>
-      lead ? progressReporter(`evaluating epoch ${epoch}${what}`, 'samples') : undefined;
-    const e = await evaluateShapes(net, { samplesPerPrompt: evalSamplesPerPrompt }, shown(''));
-    const guided: Record<string, shapes.ShapesEvaluation> = {};
-    for (const g of evalGuidance) {
-      const label = guidanceLabel(g);
-      guided[label] = await evaluateShapes(net, { ...g, samplesPerPrompt: evalSamplesPerPrompt }, shown(`, ${label}`));
-    }
-    const png = await runGrid(net);
-    const guidedScores = Object.entries(guided).map(([label, ge]) => [
-      label,
-      { strict: ge.overall, reward: ge.reward, categories: ge.byCategory },
-    ]);
-    await metrics.evaluation(
-      epoch,
-      {
-        reward: e.reward,
-        rewards: { shapes: e.reward },
-        samples: e.samples,
-        strict: e.overall,
-        categories: e.byCategory,
-        standardError: e.standardError,
-        ...(evalGuidance.length > 0 ? { guided: Object.fromEntries(guidedScores) } : {}),
-      },
-      { png, prompts: gridPrompts().map((p) => p.text) },
-    );
-    const withGuidance = Object.entries(guided).map(([label, g]) => `  strict (${label}) ${g.overall.toFixed(3)}`);
-    log(
-      `epoch ${String(epoch).padStart(4)}  ${formatSeconds(metrics.elapsed)}  reward ${Number.isNaN(reward) ? '  -  ' : reward.toFixed(3)}  strict (test, no CFG) ${e.overall.toFixed(3)}  test reward ${e.reward.toFixed(3)}${withGuidance.join('')}`,
-    );
-    return { plain: e, guided };
-  };
-  const evaluated = () => metrics.evaluations().at(-1)?.epoch === trainer.epochCount;
-  const started = performance.now();
-  if (!evaluated()) {
-    const fresh = trainer.epochCount === 0;
-    const first = await evaluatePoint(Number.NaN);
-    // A fresh run is measured against its base: the first evaluation's scores, unless the caller gives its own.
-    const own = [
-      { label: 'base, no CFG', evaluation: first.plain },
-      ...Object.entries(first.guided).map(([label, evaluation]) => ({ label: `base, ${label}`, evaluation })),
-    ];
-    for (const { label, evaluation: r } of fresh ? (o.references ?? own) : []) {
-      await metrics.reference(0, {
-        label,
-        reward: r.reward,
-        strict: r.overall,
-        samples: r.samples,
-        standardError: r.standardError,
+  try {
+    // --minutes bounds this call's training (evaluations excluded, as they are part of neither method); --epochs
+    // counts from the run's start.
+    const limitSeconds = (o.minutes ?? Number.POSITIVE_INFINITY) * 60;
+    const epochs = o.epochs ?? Number.POSITIVE_INFINITY;
+    const byEpoch = Number.isFinite(epochs);
+    const progress = lead
+      ? new Progress(o.method, byEpoch ? epochs : limitSeconds, byEpoch ? 'epochs' : 'seconds')
+      : undefined;
+    let trainingSeconds = 0;
+    let trainedEpochs = 0;
+    // The run's target and how far it is, for the progress records.
+    const target = () =>
+      byEpoch
+        ? { unit: 'epochs' as const, done: trainer.epochCount, total: epochs }
+        : { unit: 'seconds' as const, done: trainingSeconds, total: limitSeconds };
+    const phase = (name: Phase, secondsLeft?: number) =>
+      metrics.progress(trainer.epochCount, {
+        phase: name,
+        ...(Number.isFinite(target().total) ? { target: target() } : {}),
+        ...(secondsLeft !== undefined && Number.isFinite(secondsLeft) ? { secondsLeft } : {}),
       });
+
+    // The time left to the target as of the last epoch (none before the first).
+    let secondsLeft: number | undefined;
+    // Scores the current weights at the current epoch, with a sample grid, and logs the point.
+    const evaluatePoint = async (reward: number) => {
+      const epoch = trainer.epochCount;
+      await phase('evaluating', secondsLeft);
+      const shown = (what: string) =>
+        lead ? progressReporter(`evaluating epoch ${epoch}${what}`, 'samples') : undefined;
+      const e = await evaluateShapes(net, { samplesPerPrompt: evalSamplesPerPrompt }, shown(''));
+      const guided: Record<string, shapes.ShapesEvaluation> = {};
+      for (const g of evalGuidance) {
+        const label = guidanceLabel(g);
+        guided[label] = await evaluateShapes(
+          net,
+          { ...g, samplesPerPrompt: evalSamplesPerPrompt },
+          shown(`, ${label}`),
+        );
+      }
+      const png = await runGrid(net);
+      const guidedScores = Object.entries(guided).map(([label, ge]) => [
+        label,
+        { strict: ge.overall, reward: ge.reward, categories: ge.byCategory },
+      ]);
+      await metrics.evaluation(
+        epoch,
+        {
+          reward: e.reward,
+          rewards: { shapes: e.reward },
+          samples: e.samples,
+          strict: e.overall,
+          categories: e.byCategory,
+          standardError: e.standardError,
+          ...(evalGuidance.length > 0 ? { guided: Object.fromEntries(guidedScores) } : {}),
+        },
+        { png, prompts: gridPrompts().map((p) => p.text) },
+      );
+      const withGuidance = Object.entries(guided).map(([label, g]) => `  strict (${label}) ${g.overall.toFixed(3)}`);
+      log(
+        `epoch ${String(epoch).padStart(4)}  ${formatSeconds(metrics.elapsed)}  reward ${Number.isNaN(reward) ? '  -  ' : reward.toFixed(3)}  strict (test, no CFG) ${e.overall.toFixed(3)}  test reward ${e.reward.toFixed(3)}${withGuidance.join('')}`,
+      );
+      return { plain: e, guided };
+    };
+    const evaluated = () => metrics.evaluations().at(-1)?.epoch === trainer.epochCount;
+    const started = performance.now();
+    if (!evaluated()) {
+      const fresh = trainer.epochCount === 0;
+      const first = await evaluatePoint(Number.NaN);
+      // A fresh run is measured against its base: the first evaluation's scores, unless the caller gives its own.
+      const own = [
+        { label: 'base, no CFG', evaluation: first.plain },
+        ...Object.entries(first.guided).map(([label, evaluation]) => ({ label: `base, ${label}`, evaluation })),
+      ];
+      for (const { label, evaluation: r } of fresh ? (o.references ?? own) : []) {
+        await metrics.reference(0, {
+          label,
+          reward: r.reward,
+          strict: r.overall,
+          samples: r.samples,
+          standardError: r.standardError,
+        });
+      }
     }
+    let last: EpochStats | undefined;
+    while (
+      trainer.epochCount < epochs &&
+      epochFits(trainingSeconds, limitSeconds, trainedEpochs) &&
+      !o.signal?.aborted
+    ) {
+      // Each epoch samples its rollouts, then trains on them.
+      await phase('sampling', secondsLeft);
+      last = await trainer.epoch(undefined, () => phase('training', secondsLeft).then(() => {}));
+      trainingSeconds += last.seconds.total;
+      trainedEpochs += 1;
+      await metrics.epoch(last);
+      secondsLeft = progress?.update(
+        byEpoch ? trainer.epochCount : trainingSeconds,
+        `reward ${last.reward.toFixed(3)}`,
+      );
+      if (trainer.epochCount % evalEvery === 0) await evaluatePoint(last.reward);
+    }
+    progress?.done();
+    if (last && !evaluated()) await evaluatePoint(last.reward);
+    await trainer.save(join(o.out, 'checkpoint.safetensors'));
+    const points = runPoints(metrics.records);
+    if (lead) {
+      if (net.lora !== null) await saveAdapter(join(o.out, 'adapter.safetensors'), net, { optimizer: false });
+      await writeCurves(o.out, [{ name: method.name, points }]);
+    }
+    await phase('finished');
+    log(`done in ${formatSeconds((performance.now() - started) / 1000)}; wrote ${o.out}`);
+    return { points, net };
+  } finally {
+    await metrics.close();
   }
-  let last: EpochStats | undefined;
-  while (trainer.epochCount < epochs && epochFits(trainingSeconds, limitSeconds, trainedEpochs) && !o.signal?.aborted) {
-    // Each epoch samples its rollouts, then trains on them.
-    await phase('sampling', secondsLeft);
-    last = await trainer.epoch(undefined, () => phase('training', secondsLeft).then(() => {}));
-    trainingSeconds += last.seconds.total;
-    trainedEpochs += 1;
-    await metrics.epoch(last);
-    secondsLeft = progress?.update(byEpoch ? trainer.epochCount : trainingSeconds, `reward ${last.reward.toFixed(3)}`);
-    if (trainer.epochCount % evalEvery === 0) await evaluatePoint(last.reward);
-  }
-  progress?.done();
-  if (last && !evaluated()) await evaluatePoint(last.reward);
-  await trainer.save(join(o.out, 'checkpoint.safetensors'));
-  const points = runPoints(metrics.records);
-  if (lead) {
-    if (net.lora !== null) await saveAdapter(join(o.out, 'adapter.safetensors'), net, { optimizer: false });
-    await writeCurves(o.out, [{ name: method.name, points }]);
-  }
-  await phase('finished');
-  log(`done in ${formatSeconds((performance.now() - started) / 1000)}; wrote ${o.out}`);
-  return { points, net };
 }
