@@ -28,7 +28,7 @@ function run(trainer: 'nft' | 'grpo', deviceCollectives: 'nccl' | 'host') {
     `gpu-${deviceCollectives}`,
   ]);
   execFileSync(argv[0] as string, argv.slice(1), { env, stdio: 'pipe', timeout: 240_000 });
-  return [0, 1].map((r) => JSON.parse(readFileSync(`${out}.${r}.json`, 'utf8')));
+  return [0, 1].map((r) => JSON.parse(readFileSync(`${out}.${r}.json`, 'utf8'))[trainer]);
 }
 
 describe.runIf(TEST_DEVICE === 'cuda')('models on the GPU over 2 ranks', () => {

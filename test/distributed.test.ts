@@ -61,24 +61,49 @@ describe('without MPI', () => {
   });
 });
 
-/** 1 rank against 2 of an online trainer: epoch stats and every parameter set. Returns the runs of 1 and 2 ranks. */
-function checkOnline(launcher: Launcher, trainer: string) {
-  const [one] = run(launcher, 1, 'online', trainer, '3');
-  const [r0, r1] = run(launcher, 2, 'online', trainer, '3');
+/** The online trainers of test/distributed/online.mjs, every method and variant, run one after the other. */
+const TRAINERS = ['nft', 'grpo', 'cps', 'awm', 'dgpo', 'fast', 'mix', 'flash', 'guard'] as const;
+type Trainer = (typeof TRAINERS)[number];
+type OnlineRun = Record<Trainer, { stats: Record<string, number>[]; params: Record<string, number[]> }>;
+
+/** 3 epochs of every trainer in one process: what 2 ranks must reproduce, the same under every launcher. */
+let alone: OnlineRun | undefined;
+const oneProcess = (): OnlineRun => {
+  alone ??= run('Open MPI', 1, 'online', TRAINERS.join(','), '3')[0] as OnlineRun;
+  return alone;
+};
+
+/** The checkpoints' path prefix of the 2-rank runs under `launcher` (each trainer saves before its third epoch). */
+const savedAt = (launcher: Launcher) => join(dir, `${launcher.replace(/\W/g, '_')}-saved`);
+
+/** 3 epochs of every trainer on 2 ranks under `launcher`, saving checkpoints at savedAt(launcher): both ranks' runs. */
+const twoRanks = new Map<Launcher, [OnlineRun, OnlineRun]>();
+const onTwoRanks = (launcher: Launcher): [OnlineRun, OnlineRun] => {
+  const done = twoRanks.get(launcher);
+  if (done !== undefined) return done;
+  const ranks = run(launcher, 2, 'online', TRAINERS.join(','), '3', 'save', savedAt(launcher)) as [
+    OnlineRun,
+    OnlineRun,
+  ];
+  twoRanks.set(launcher, ranks);
+  return ranks;
+};
+
+/** Checks 2 ranks of an online trainer against 1 process: epoch stats and every parameter set. */
+function checkOnline(trainer: Trainer, one: OnlineRun[Trainer], r0: OnlineRun[Trainer], r1: OnlineRun[Trainer]) {
   // Epoch 1 rolls out the same θ with the same per-sample noise: the forward is batch-invariant, so the rollouts
   // and rewards are bit-identical; later epochs differ by the float32 gradient sums (measured ≤ 3.2e-7 in θ).
-  expect(r0.stats[0].reward).toBe(one.stats[0].reward);
-  expect(r0.stats[0].rewardStd).toBe(one.stats[0].rewardStd);
+  expect(r0.stats[0]?.reward, trainer).toBe(one.stats[0]?.reward);
+  expect(r0.stats[0]?.rewardStd, trainer).toBe(one.stats[0]?.rewardStd);
   for (const set of Object.keys(one.params)) {
-    expect(maxDiff(one.params[set], r0.params[set])).toBeLessThan(1e-5);
-    expect(maxDiff(r0.params[set], r1.params[set])).toBe(0);
+    expect(maxDiff(one.params[set] as number[], r0.params[set] as number[]), `${trainer} ${set}`).toBeLessThan(1e-5);
+    expect(maxDiff(r0.params[set] as number[], r1.params[set] as number[]), `${trainer} ${set}`).toBe(0);
   }
   for (let e = 0; e < 3; e++) {
-    expect(r0.stats[e].loss).toBeCloseTo(one.stats[e].loss, 5);
-    expect(r0.stats[e].reward).toBeCloseTo(one.stats[e].reward, 5);
-    expect(r0.stats[e].samples).toBe(16);
+    expect(r0.stats[e]?.loss, `${trainer} epoch ${e + 1}`).toBeCloseTo(one.stats[e]?.loss as number, 5);
+    expect(r0.stats[e]?.reward, `${trainer} epoch ${e + 1}`).toBeCloseTo(one.stats[e]?.reward as number, 5);
+    expect(r0.stats[e]?.samples).toBe(16);
   }
-  return { one, r0 };
 }
 
 // One retry: once in about 20 runs a rank under MPICH died inside Node of a fault that never reproduced
@@ -113,8 +138,35 @@ describe.each(Object.keys(LAUNCHERS) as Launcher[])('over %s', { retry: 1 }, (la
     }
   });
 
-  it('DiffusionNFT: 2 ranks over 4 groups give the epoch stats and parameter sets of 1 rank', () => {
-    checkOnline(launcher, 'nft');
+  it('every online method: 2 ranks over 4 groups give the epoch stats and parameter sets of 1 process', () => {
+    const one = oneProcess();
+    const [r0, r1] = onTwoRanks(launcher);
+    for (const trainer of TRAINERS) checkOnline(trainer, one[trainer], r0[trainer], r1[trainer]);
+    // Flow-GRPO-Fast: 2 ranks roll out the SDE windows of 1 process (one per prompt group). The groups of an epoch drew
+    // different windows (a mean start between 0 and 1): a window keyed on a rank's or a chunk's first sample would
+    // differ from one process's here.
+    const starts = one.fast.stats.map((s) => s.windowStart);
+    expect(r0.fast.stats.map((s) => s.windowStart)).toEqual(starts);
+    expect(starts.some((start) => (start as number) % 1 !== 0)).toBe(true);
+  });
+
+  it('every online method saved at 2 ranks resumes at 1 rank as the uninterrupted 2-rank run continues', () => {
+    const [r0] = onTwoRanks(launcher);
+    const [resumed] = run(launcher, 1, 'online', TRAINERS.join(','), '1', 'resume', savedAt(launcher)) as [OnlineRun];
+    for (const trainer of TRAINERS) {
+      const [third, whole] = [resumed[trainer].stats[0], r0[trainer].stats[2]] as Record<string, number>[];
+      expect(third?.epoch, trainer).toBe(3);
+      expect(third?.step, trainer).toBe(whole?.step);
+      // Epoch 3 rolls out the saved parameters with the same per-sample noise: bit-identical rewards, whatever the
+      // world size; its training sums the gradients in another order.
+      expect(third?.reward, trainer).toBe(whole?.reward);
+      expect(third?.rewardStd, trainer).toBe(whole?.rewardStd);
+      expect(third?.loss, trainer).toBeCloseTo(whole?.loss as number, 5);
+      expect(Object.keys(resumed[trainer].params), trainer).toEqual(Object.keys(r0[trainer].params));
+      for (const [set, values] of Object.entries(r0[trainer].params)) {
+        expect(maxDiff(resumed[trainer].params[set] as number[], values), `${trainer} ${set}`).toBeLessThan(1e-5);
+      }
+    }
   });
 
   it('a rank whose reward throws ends every rank with a DistributedError naming it', () => {
@@ -174,28 +226,6 @@ describe('over Open MPI', () => {
     expect(r.stderr).toContain('does not split evenly over 2 ranks');
   });
 
-  it('FlowGRPO: 2 ranks over 4 groups give the epoch stats and parameter sets of 1 rank', () => {
-    checkOnline('Open MPI', 'grpo');
-  });
-
-  it('AWM and DGPO: 2 ranks over 4 groups give the epoch stats and parameter sets of 1 rank', () => {
-    checkOnline('Open MPI', 'awm');
-    checkOnline('Open MPI', 'dgpo');
-  });
-
-  it('Flow-GRPO-Fast: 2 ranks roll out the SDE windows of 1 process (one per prompt group) and train as it does', () => {
-    const { one, r0 } = checkOnline('Open MPI', 'fast');
-    const starts = one.stats.map((s: { windowStart: number }) => s.windowStart);
-    expect(r0.stats.map((s: { windowStart: number }) => s.windowStart)).toEqual(starts);
-    // The groups of an epoch drew different windows (a mean start between 0 and 1): a window keyed on a rank's or a
-    // chunk's first sample would differ from one process's here.
-    expect(starts.some((start: number) => start % 1 !== 0)).toBe(true);
-  });
-
-  it('MixGRPO, MixGRPO-Flash, GRPO-Guard and FlowGRPO with CPS: 2 ranks give the epoch stats and parameter sets of 1', () => {
-    for (const trainer of ['mix', 'flash', 'guard', 'cps']) checkOnline('Open MPI', trainer);
-  });
-
   it("DGPO's group weights sum over the ranks: groups split between 2 ranks train as in 1 process", () => {
     const [one] = run('Open MPI', 1, 'dgpo-groups');
     const [r0, r1] = run('Open MPI', 2, 'dgpo-groups');
@@ -224,16 +254,6 @@ describe('over Open MPI', () => {
       for (const error of thrown(out)) expect(error).toContain(`DistributedError: DiffusionNFT: ${message}`);
       expect(r.stderr).toContain(`DistributedError: DiffusionNFT: ${message}`);
     }
-  });
-
-  it('a run saved at 2 ranks resumes at 1 rank as the uninterrupted 2-rank run continues', () => {
-    const ckpt = join(dir, 'resume.ckpt');
-    run('Open MPI', 2, 'online', 'nft', '2', 'plain', ckpt);
-    const [resumed] = run('Open MPI', 1, 'online', 'nft', '1', 'resume', ckpt);
-    const [whole] = run('Open MPI', 2, 'online', 'nft', '3');
-    expect(resumed.stats[0].epoch).toBe(3);
-    expect(maxDiff(resumed.params.theta, whole.params.theta)).toBeLessThan(1e-5);
-    expect(resumed.stats[0].reward).toBeCloseTo(whole.stats[2].reward, 5);
   });
 
   it("deviceCollectives: 'host' sums as 'auto' on the CPU; 'nccl' and ranks that disagree throw on every rank", () => {

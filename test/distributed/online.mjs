@@ -1,8 +1,10 @@
-// Run under mpirun (test/distributed.test.ts): epochs of an online trainer (DiffusionNFT, FlowGRPO, FlowGRPO with CPS,
-// AWM, DGPO, Flow-GRPO-Fast, MixGRPO, MixGRPO-Flash or GRPO-Guard), stats and θ to `${out}.${rank}.json`.
+// Run under mpirun (test/distributed.test.ts): epochs of online trainers, one after the other in this process (a
+// comma-separated list of DiffusionNFT, FlowGRPO, FlowGRPO with CPS, AWM, DGPO, Flow-GRPO-Fast, MixGRPO, MixGRPO-Flash
+// and GRPO-Guard by the names below), each one's stats and parameter sets to `${out}.${rank}.json` under its name.
 // mode 'fail': rank 1's reward throws; 'die': rank 1 is killed while scoring; 'hang': rank 1 blocks while scoring, the
 // collective timeout 2 s; 'mismatch': rank 1 has another seed; 'prompts': rank 1's last two prompts are swapped;
-// 'rewards': rank 1's reward has another weight; 'resume': continues the checkpoint `${out}.ckpt` of an earlier run;
+// 'rewards': rank 1's reward has another weight; 'save': each trainer saves `${checkpoint}.${name}` before its last
+// epoch; 'resume': each trainer continues the checkpoint `${checkpoint}.${name}` of an earlier run;
 // 'gpu-nccl', 'gpu-host': the model on the GPU (FP32), its gradient summed with that deviceCollectives.
 import { writeFileSync } from 'node:fs';
 import {
@@ -16,7 +18,7 @@ import {
   VelocityNet,
 } from '../../dist/lib/index.js';
 
-const [out, trainerName, epochs = '3', mode = 'plain', checkpoint = ''] = process.argv.slice(2);
+const [out, trainerNames, epochs = '3', mode = 'plain', checkpoint = ''] = process.argv.slice(2);
 const env = process.env;
 const launched = env.OMPI_COMM_WORLD_RANK ?? env.PMI_RANK ?? env.PMIX_RANK; // mpirun, mpiexec.mpich, srun
 const rank = Number(launched ?? 0);
@@ -52,7 +54,7 @@ const options = {
   ...(launched ? { distributed } : {}),
 };
 const placement = gpu ? { device: 'cuda', precision: 'fp32' } : {};
-const Trainer = {
+const TRAINERS = {
   nft: DiffusionNFT,
   grpo: FlowGRPO,
   cps: FlowGRPO,
@@ -62,8 +64,8 @@ const Trainer = {
   mix: MixGRPO,
   flash: MixGRPO,
   guard: GRPOGuard,
-}[trainerName];
-const extra = {
+};
+const EXTRA = {
   nft: { optimizerSteps: 1 },
   grpo: { optimizerSteps: 2, klCoef: 0.04 },
   cps: { optimizerSteps: 2, klCoef: 0.04, sde: 'cps' },
@@ -76,26 +78,41 @@ const extra = {
   flash: { optimizerSteps: 2, sdeWindowSize: 2, windowShiftEvery: 1, flashCompression: 0.4 },
   // With 2 optimiser steps each step's samples are one rank's: the other joins the step's sums with no rows.
   guard: { optimizerSteps: 2 },
-}[trainerName];
-const trainer =
-  mode === 'resume'
-    ? await Trainer.resume(checkpoint, { ...options, ...extra })
-    : new Trainer(
-        VelocityNet.create({ dataDim: 4, width: 16, depth: 2, condSlots: 1, vocabSize: 4 }, { seed: 9, ...placement }),
-        {
-          ...options,
-          ...extra,
-        },
-      );
-const stats = await trainer.run({
-  epochs: Number(epochs),
-  ...(checkpoint && mode !== 'resume' ? { checkpoint: { path: checkpoint } } : {}),
-});
-const sets = ['theta', 'old', 'ref', 'ema'].filter((s) => trainer.net.model.hasParams(s));
-const read = (set) => {
-  const a = new Float32Array(trainer.net.model.paramCount());
-  trainer.net.model.getParams(a, set);
-  return Array.from(a);
 };
-const params = Object.fromEntries(sets.map((s) => [s, read(s)]));
-writeFileSync(`${out}.${rank}.json`, JSON.stringify({ stats: stats.map(({ seconds, ...s }) => s), params }));
+
+/** Runs `epochs` epochs of trainer `name` as the mode says; its stats and parameter sets. */
+async function train(name) {
+  const Trainer = TRAINERS[name];
+  const settings = { ...options, ...EXTRA[name] };
+  const saved = `${checkpoint}.${name}`;
+  const trainer =
+    mode === 'resume'
+      ? await Trainer.resume(saved, settings)
+      : new Trainer(
+          VelocityNet.create(
+            { dataDim: 4, width: 16, depth: 2, condSlots: 1, vocabSize: 4 },
+            { seed: 9, ...placement },
+          ),
+          settings,
+        );
+  const stats =
+    mode === 'save'
+      ? [
+          ...(await trainer.run({ epochs: Number(epochs) - 1, checkpoint: { path: saved } })),
+          ...(await trainer.run({ epochs: 1 })),
+        ]
+      : await trainer.run({ epochs: Number(epochs) });
+  const sets = ['theta', 'old', 'ref', 'ema'].filter((s) => trainer.net.model.hasParams(s));
+  const read = (set) => {
+    const a = new Float32Array(trainer.net.model.paramCount());
+    trainer.net.model.getParams(a, set);
+    return Array.from(a);
+  };
+  const params = Object.fromEntries(sets.map((s) => [s, read(s)]));
+  trainer.net.dispose();
+  return { stats: stats.map(({ seconds, ...s }) => s), params };
+}
+
+const results = {};
+for (const name of trainerNames.split(',')) results[name] = await train(name);
+writeFileSync(`${out}.${rank}.json`, JSON.stringify(results));
