@@ -14,6 +14,7 @@ import {
   grpoLoss,
   guardLoss,
   type LikelihoodOptions,
+  loadCheckpoint,
   MixGRPO,
   mixWindow,
   type Prompt,
@@ -25,6 +26,7 @@ import {
   tasks,
   timeGrid,
 } from '../lib/index.js';
+import { writeCheckpoint } from '../lib/model/checkpoint.js';
 import {
   CPU,
   netWithParameters,
@@ -238,6 +240,29 @@ describe('SDE windows', () => {
       expect(split.stats[key], key).toBe(whole.stats[key]);
     }
     expect(split.theta).toEqual(whole.theta);
+  });
+
+  it("Flow-GRPO-Fast's checkpoint records the window draw: a run of another scheme is refused naming it", async () => {
+    const net = baseNet();
+    const path = join(dir, 'fast-draw.safetensors');
+    await new FlowGRPOFast(net, OPTIONS).run({ epochs: 1, checkpoint: { path } });
+    const saved = await loadCheckpoint(path);
+    const state = JSON.parse(saved.trainer as string);
+    const options = JSON.parse(state.options);
+    expect(options.window).toEqual({ size: 3, range: [0, 5], draw: 'per prompt group' });
+    // The state as a run that drew a window per rollout chunk recorded it (before commit 72889b7): no draw.
+    delete options.window.draw;
+    const older = join(dir, 'fast-draw-older.safetensors');
+    const trainer = JSON.stringify({ ...state, options: JSON.stringify(options) });
+    await writeCheckpoint(older, saved.net, true, { 'dnft.trainer': trainer });
+    await expect(FlowGRPOFast.resume(older, OPTIONS)).rejects.toThrow(
+      new RangeError(
+        `${older} was saved with other options: window.draw is nothing in it, "per prompt group" in this run ` +
+          `(its options: ${JSON.stringify(options)})`,
+      ),
+    );
+    (await FlowGRPOFast.resume(path, OPTIONS)).net.dispose();
+    for (const n of [net, saved.net]) n.dispose();
   });
 
   it('roll out the ODE outside the window: NaN log-probabilities there, the Euler trajectory before it', async () => {

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BackendError, DistributedError, fromNative } from '../core/errors.js';
+import { jsonDifference } from '../core/json-difference.js';
 import { launchedByMpi, launcherSize } from '../core/launcher.js';
 import { type NativeModel, native } from '../core/native.js';
 import type { Device } from '../core/tensor.js';
@@ -148,26 +149,6 @@ function allgatherVaried(bytes: Uint8Array): Uint8Array[] {
 /** Every rank's text, in rank order. */
 function allgatherText(text: string): string[] {
   return allgatherVaried(new TextEncoder().encode(text)).map((b) => new TextDecoder().decode(b));
-}
-
-/** JSON of a value, cut to 80 characters. */
-const shown = (value: unknown) => {
-  const text = JSON.stringify(value) ?? 'nothing';
-  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
-};
-
-/** The first place where two JSON values differ: its path (`a.b[2]`) and the value there on each side. */
-function jsonDifference(a: unknown, b: unknown, path = ''): { path: string; a: string; b: string } | undefined {
-  if (JSON.stringify(a) === JSON.stringify(b)) return undefined;
-  const objects = a !== null && b !== null && typeof a === 'object' && typeof b === 'object';
-  if (!objects || Array.isArray(a) !== Array.isArray(b)) return { path, a: shown(a), b: shown(b) };
-  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
-  for (const key of keys) {
-    const at = Array.isArray(a) ? `${path}[${key}]` : path === '' ? key : `${path}.${key}`;
-    const found = jsonDifference((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], at);
-    if (found !== undefined) return found;
-  }
-  return { path, a: shown(a), b: shown(b) };
 }
 
 /** Both texts parsed as JSON, or undefined when either is not JSON. */

@@ -36,6 +36,9 @@ const FAST_SCHEMA = {
   sdeWindowRange: { type: 'value' },
 } as const satisfies Record<keyof FlowGRPOFastOptions, Rule>;
 
+/** How the windows are drawn, as a checkpoint records it: one per prompt group of the run (fastWindowStart). */
+const WINDOW_DRAW = 'per prompt group';
+
 /**
  * The start step of the SDE window of the prompt group `group` of the run (epoch·groups + g): uniform over lo … hi − w,
  * drawn from the seed's window stream. The code draws one per sampling batch; one per group keeps a group's members on
@@ -88,7 +91,9 @@ export class FlowGRPOFast<P extends Prompt = Prompt> extends LikelihoodTrainer<P
   }
 
   protected override fingerprint(): Record<string, unknown> {
-    return { ...super.fingerprint(), window: { size: this.#size, range: this.#range } };
+    // The draw scheme is recorded with the window: a run whose windows were drawn per rollout chunk (before commit
+    // 72889b7, never released) draws other windows, and resuming it here is refused naming window.draw.
+    return { ...super.fingerprint(), window: { size: this.#size, range: this.#range, draw: WINDOW_DRAW } };
   }
 
   protected override plan(group: number): RolloutPlan {

@@ -39,7 +39,7 @@ import {
   RUN_SCHEMA,
   type RunOptions,
 } from './online-options.js';
-import { sameRun } from './resume-check.js';
+import { runDifference } from './resume-check.js';
 
 /** One chunk of an epoch's rollouts: the clean samples and whatever the trainer keeps for training. */
 export interface RolloutChunk {
@@ -281,9 +281,8 @@ export abstract class OnlineTrainer<P extends Prompt, S extends EpochStats> {
         `${path} holds no ${this.constructor.name} state (save it with run({ checkpoint }) or save())`,
       );
     }
-    if (!sameRun(state.options, this.#state())) {
-      throw new RangeError(`${path} was saved with other options: ${state.options}`);
-    }
+    const difference = runDifference(state.options, this.#state());
+    if (difference !== undefined) throw new RangeError(`${path} was saved with other options: ${difference}`);
     // The constructor started a new phase; put back the saved parameter sets and optimiser.
     await loadCheckpoint(path, { into: this.net });
     this.#epoch = state.epoch as number;

@@ -1,30 +1,37 @@
 // The check of a resume: whether the trainer state saved in a checkpoint is the current run's, states written by
 // earlier versions of the package included.
 import { canonicalJson } from '../core/canonical-json.js';
+import { jsonDifference } from '../core/json-difference.js';
 import { OPTIMIZER_SCHEMA } from '../options/optimizer.js';
 
 /**
- * Whether a saved trainer state is the current one. States saved before the option schema (up to commit
- * 99ab044) list only the optimiser options that were given, in `optimizer` and `native`; the others took the
- * defaults, the same then as OPTIMIZER_SCHEMA's, so they are filled in before comparing.
+ * How a saved trainer state differs from the current one: the first option that differs, with its value in each, or
+ * undefined when they are the same run. States saved before the option schema (up to commit 99ab044) list only the
+ * optimiser options that were given, in `optimizer` and `native`; the others took the defaults, the same then as
+ * OPTIMIZER_SCHEMA's, so they are filled in before comparing.
  */
-export function sameRun(saved: unknown, current: string): boolean {
-  if (typeof saved !== 'string') return false;
-  let state: Record<string, unknown>;
+export function runDifference(saved: unknown, current: string): string | undefined {
+  let state: unknown;
   try {
-    state = JSON.parse(saved) as Record<string, unknown>;
+    state = typeof saved === 'string' ? JSON.parse(saved) : undefined;
   } catch {
-    return false;
+    state = undefined;
   }
-  if (state === null || typeof state !== 'object') return false;
+  if (state === null || typeof state !== 'object') return `its options are not a JSON object: ${String(saved)}`;
+  const fields = state as Record<string, unknown>;
   for (const key of ['optimizer', 'native']) {
-    const group = state[key] as Record<string, unknown> | undefined;
+    const group = fields[key] as Record<string, unknown> | undefined;
     if (group === null || typeof group !== 'object') continue;
     for (const [field, rule] of Object.entries(OPTIMIZER_SCHEMA)) {
       if (!(field in group)) group[field] = rule.default;
     }
   }
-  return canonicalJson(withoutMemorySettings(state)) === canonicalJson(withoutMemorySettings(JSON.parse(current)));
+  const [then, now] = [fields, JSON.parse(current) as Record<string, unknown>].map((s) =>
+    JSON.parse(canonicalJson(withoutMemorySettings(s))),
+  );
+  const found = jsonDifference(then, now);
+  if (found === undefined) return undefined;
+  return `${found.path || 'the options'} is ${found.a} in it, ${found.b} in this run (its options: ${saved})`;
 }
 
 /**
