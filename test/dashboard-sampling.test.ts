@@ -1,14 +1,22 @@
 // The dashboard's sampling page (lib/dashboard/sampling.ts, sampler.ts) in Debian's chromium through playwright-core:
 // the shipped shapes base, exported to a run folder's model.onnx, runs in onnxruntime-web under the package's own
-// solvers, and the page's samples equal Node's native sampler's for the same prompt, seed, solver and steps, with
-// and without guidance; the console stays clean. DNFT_SCREENSHOT=<png> keeps the page's screenshot (docs/onnx.md).
+// solvers, and the page's samples equal Node's native sampler's for the same prompt, seed, solver (SA-Solver with its
+// default options and with others) and steps, with and without guidance; the console stays clean. DNFT_SCREENSHOT=<png> keeps the page's screenshot (docs/onnx.md).
 
 import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportOnnx, loadCheckpoint, sample, Tensor, tasks } from '../lib/index.js';
+import {
+  exportOnnx,
+  loadCheckpoint,
+  type SaSolverOptions,
+  type SolverName,
+  sample,
+  Tensor,
+  tasks,
+} from '../lib/index.js';
 import { startCli, stopCli } from './cli-process.js';
 import { relativeError, tempFolder } from './helpers.js';
 
@@ -73,11 +81,18 @@ describe('sampling in the browser', () => {
     const prompt = tasks.shapes.ALL_PROMPTS.findIndex((p) => p.text === 'a red circle');
     expect(prompt).toBeGreaterThanOrEqual(0);
     const tokens = tasks.shapes.ALL_PROMPTS[prompt]?.tokens ?? [];
-    for (const [solver, steps, cfg, count] of [
+    // SA-Solver first with the page's fields untouched (they must be its defaults), then with every option changed.
+    const saOther = { predictorOrder: 3, correctorOrder: 1, tau: 0.7, tauInterval: [0.2, 0.8] as [number, number] };
+    const cases: [SolverName, number, number, number, SaSolverOptions?][] = [
       ['heun', 4, 3, 2],
       ['euler', 5, 1, 3],
       ['dpm2', 10, 3, 8],
-    ] as const) {
+      ['sa-solver', 8, 3, 3, {}],
+      ['sa-solver', 6, 1, 2, saOther],
+    ];
+    for (const [solver, steps, cfg, count, saSolver] of cases) {
+      const [tauLo, tauHi] = saSolver?.tauInterval ?? [];
+      const fields = { ...saSolver, tauInterval: undefined, tauLo, tauHi };
       const ours = await pageSamples(page, {
         prompt: String(prompt),
         seed: '5',
@@ -85,16 +100,21 @@ describe('sampling in the browser', () => {
         steps: String(steps),
         count: String(count),
         cfg: String(cfg),
+        ...Object.fromEntries(Object.entries(fields).flatMap(([k, v]) => (v === undefined ? [] : [[k, String(v)]]))),
       });
       const cond = Tensor.fromInt32(
         Int32Array.from({ length: count * 8 }, (_, i) => tokens[i % 8] as number),
         [count, 8],
       );
-      const node = await sample(net, { cond, seed: 5, solver, steps, cfgScale: cfg });
+      const node = await sample(net, { cond, seed: 5, solver, steps, cfgScale: cfg, saSolver });
       const error = relativeError(ours, node.x.storage);
-      console.log(`browser vs native sampler, ${solver} ${steps} steps, guidance ${cfg}: ${error.toExponential(2)}`);
+      const what = `${solver}${saSolver ? ` ${JSON.stringify(saSolver)}` : ''}`;
+      console.log(`browser vs native sampler, ${what} ${steps} steps, guidance ${cfg}: ${error.toExponential(2)}`);
       expect(error).toBeLessThan(1e-4);
     }
+    expect(await page.locator('#sa-solver-options').isVisible()).toBe(true);
+    await page.locator('#solver').selectOption('dpm2');
+    expect(await page.locator('#sa-solver-options').isVisible()).toBe(false);
     const screenshot = join(dir, 'sampling.png');
     await page.screenshot({ path: screenshot });
     expect(readFileSync(screenshot).subarray(1, 4).toString()).toBe('PNG');
@@ -107,6 +127,17 @@ describe('sampling in the browser', () => {
     const bad = await fetch(`${base}sample/inputs?prompt=0&seed=1&count=0&steps=4`);
     expect(bad.status).toBe(400);
     expect(await bad.text()).toMatch(/count must be an integer in \[1, 64\]/);
+    const inputs = `${base}sample/inputs?prompt=0&seed=1&count=2&steps=4`;
+    for (const [query, message] of [
+      ['solver=sa-solver&tau=-1', /^saSolver\.tau must be/],
+      ['solver=sa-solver&tauInterval=0.9,0.3', /^saSolver\.tauInterval must be \[lo, hi\]/],
+      ['solver=dpm2&correctorOrder=1', /^correctorOrder applies to solver sa-solver only/],
+      ['solver=unipc', /^solver must be one of euler, heun, dpm2, sa-solver, got unipc/],
+    ] as const) {
+      const answer = await fetch(`${inputs}&${query}`);
+      expect(answer.status, query).toBe(400);
+      expect(await answer.text(), query).toMatch(message);
+    }
     expect((await fetch(`${base}lib/core/native.js`)).status).toBe(404);
     expect((await fetch(`${base}assets/ort/ort.node.min.js`)).status).toBe(404);
     const wasm = await fetch(`${base}assets/ort/ort-wasm-simd-threaded.wasm`);

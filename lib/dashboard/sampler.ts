@@ -1,12 +1,14 @@
 /// <reference lib="dom" />
 // The sampling page's script (runs in the browser, served as /lib/dashboard/sampler.js): loads a run's model.onnx
 // into onnxruntime-web (WebAssembly, one thread), integrates the server's noise for the chosen prompt with the
-// package's own solvers (lib/sampling/solver-steps.ts, served beside it) and draws the samples. The last samples
-// stay readable as `window.dnftSamples` (the browser test compares them with Node's).
+// package's own solvers (lib/sampling/solver-steps.ts and SA-Solver's steps of lib/sampling/sa-solver.ts, served
+// beside it) and draws the samples. The last samples stay readable as `window.dnftSamples` (the browser test compares
+// them with Node's).
 import type * as OrtWeb from 'onnxruntime-web';
+import { runSaPlan } from '../sampling/sa-solver.js';
 import { type FlatVelocity, guide, SOLVER_STEPS } from '../sampling/solver-steps.js';
 
-type SolverName = keyof typeof SOLVER_STEPS;
+type SolverName = keyof typeof SOLVER_STEPS | 'sa-solver';
 
 interface Setup {
   models: { id: number; name: string }[];
@@ -22,6 +24,8 @@ interface Inputs {
   condSlots: number;
   imageSize: number;
   channels: number;
+  /** With SA-Solver: its plan and, by step, the base64 little-endian float32 noise of its stochastic steps. */
+  saSolver?: { plan: number[]; noise: Record<string, string> };
 }
 
 declare global {
@@ -77,6 +81,26 @@ function velocityOf(
   };
 }
 
+// Float32 values from base64 of their little-endian bytes (lib/dashboard/sampling.ts writes them).
+function float32s(base64: string): Float32Array {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  const view = new DataView(bytes.buffer);
+  return Float32Array.from({ length: bytes.length / 4 }, (_, i) => view.getFloat32(i * 4, true));
+}
+
+// Integrates `x` in place with the chosen solver: SA-Solver runs the server's plan with the server's step noise.
+async function integrate(solver: SolverName, x: Float32Array, inputs: Inputs, velocity: FlatVelocity) {
+  if (solver !== 'sa-solver') return SOLVER_STEPS[solver](x, inputs.grid, velocity, () => {});
+  const sa = inputs.saSolver;
+  if (sa === undefined) throw new Error('the server sent no SA-Solver plan');
+  const noise = (step: number, out: Float32Array) => {
+    const values = sa.noise[step];
+    if (values === undefined) throw new Error(`the server sent no noise for SA-Solver's step ${step}`);
+    out.set(float32s(values));
+  };
+  await runSaPlan(x, inputs.grid, Float64Array.from(sa.plan), velocity, noise, () => {});
+}
+
 // The samples side by side, each an S×S image of C channels in HWC order with values in [-1, 1].
 function draw(samples: Float32Array, inputs: Inputs) {
   const { imageSize: s, channels: c, dataDim: dim } = inputs;
@@ -114,6 +138,12 @@ async function main() {
   const sessions = new Map<string, Promise<OrtWeb.InferenceSession>>();
   const button = $<HTMLButtonElement>('run');
   const value = (id: string) => $<HTMLInputElement>(id).value;
+  const solvers = $<HTMLSelectElement>('solver');
+  const showSaOptions = () => {
+    $('sa-solver-options').hidden = solvers.value !== 'sa-solver';
+  };
+  solvers.addEventListener('change', showSaOptions);
+  showSaOptions();
 
   const sampleOnce = async () => {
     const model = models.value;
@@ -124,18 +154,23 @@ async function main() {
         .then((bytes) => ort.InferenceSession.create(new Uint8Array(bytes), { executionProviders: ['wasm'] }));
       sessions.set(model, session);
     }
+    const solver = solvers.value as SolverName;
     const query = new URLSearchParams({
       prompt: prompts.value,
       seed: value('seed'),
       count: value('count'),
       steps: value('steps'),
+      solver,
     });
+    if (solver === 'sa-solver') {
+      for (const name of ['predictorOrder', 'correctorOrder', 'tau']) query.set(name, value(name));
+      query.set('tauInterval', `${value('tauLo')},${value('tauHi')}`);
+    }
     const inputs = await getJson<Inputs>(`/sample/inputs?${query}`);
-    const solver = value('solver') as SolverName;
     const start = performance.now();
     const x = Float32Array.from(inputs.noise);
     const velocity = velocityOf(ort, await session, Int32Array.from(inputs.cond), inputs, Number(value('cfg')));
-    await SOLVER_STEPS[solver](x, inputs.grid, velocity, () => {});
+    await integrate(solver, x, inputs, velocity);
     const ms = performance.now() - start;
     draw(x, inputs);
     window.dnftSamples = Array.from(x);

@@ -1,14 +1,16 @@
 // The dashboard's sampling page (docs/onnx.md): a run's exported model (model.onnx in its folder, written by
-// `diffusion-nft export`) runs in the browser in onnxruntime-web, under the solvers of lib/sampling/solver-steps.ts.
-// The server gives the page what only this package computes: the shapes prompts' tokens, the initial noise of a seed
-// (exactly what sample() draws) and the time grid; and it serves onnxruntime-web's files from its installed package.
+// `diffusion-nft export`) runs in the browser in onnxruntime-web, under the solvers of lib/sampling/solver-steps.ts and
+// SA-Solver's steps (lib/sampling/sa-solver.ts). The server gives the page what only this package computes: the shapes
+// prompts' tokens, the initial noise of a seed (exactly what sample() draws), the time grid and, for SA-Solver, its
+// plan and the noise of its stochastic steps; and it serves onnxruntime-web's files from its installed package.
 import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SAMPLE_STREAM } from '../core/random.js';
 import { Tensor } from '../core/tensor.js';
-import { timeGrid } from '../sampling/solvers.js';
+import { SA_PLAN_WIDTH, SA_SOLVER_SCHEMA, type SaSolverConfig, saSolverPlan } from '../sampling/sa-solver.js';
+import { resolveSaSolver, SOLVER_NAMES, stepNoise, timeGrid } from '../sampling/solvers.js';
 import { ALL_PROMPTS, SLOTS } from '../tasks/shapes/prompts.js';
 import { CHANNELS, DATA_DIM, IMAGE_SIZE } from '../tasks/shapes/world.js';
 import { SAMPLE_PAGE, SAMPLE_STYLE } from './sample-page.js';
@@ -30,7 +32,7 @@ const SAMPLE_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; fr
 
 // The browser modules the page loads from this package, by their path under dist/lib (the URL mirrors it so that
 // their relative imports resolve).
-const MODULES = new Set(['dashboard/sampler.js', 'sampling/solver-steps.js']);
+const MODULES = new Set(['dashboard/sampler.js', 'sampling/solver-steps.js', 'sampling/sa-solver.js']);
 // onnxruntime-web's WebAssembly build: the module the page imports, the Emscripten glue and the binary it loads.
 const ORT_FILES: Record<string, string> = {
   'ort.wasm.min.mjs': 'text/javascript; charset=utf-8',
@@ -70,23 +72,74 @@ function integer(query: URLSearchParams, name: string, min: number, max: number)
   return value;
 }
 
+/** Float32 values as base64 of their little-endian bytes (what the page decodes: 4 bytes a value, not 20 in JSON). */
+function float32Base64(values: Float32Array): string {
+  const bytes = Buffer.alloc(values.length * 4);
+  for (const [i, v] of values.entries()) bytes.writeFloatLE(v, i * 4);
+  return bytes.toString('base64');
+}
+
+/**
+ * What the page runs SA-Solver with for `count` samples from `seed` on `grid`: the plan (saSolverPlan's coefficients,
+ * which JSON carries exactly) and, by step, the noise of each stochastic step (those whose noise coefficient is not 0),
+ * sample()'s for the same seed and samples (stepNoise).
+ */
+function saSolverInputs(config: SaSolverConfig, grid: Float64Array, seed: number, count: number) {
+  const plan = saSolverPlan(grid, config);
+  const noise: Record<number, string> = {};
+  for (let step = 1; step < grid.length; step++) {
+    if (plan[(step - 1) * SA_PLAN_WIDTH + 1] !== 0) {
+      noise[step] = float32Base64(stepNoise(seed, step, 0, count, DATA_DIM).storage as Float32Array);
+    }
+  }
+  return { plan: Array.from(plan), noise };
+}
+
 /**
  * The initial noise, condition tokens and time grid of `count` samples of shapes prompt `prompt` from `seed`: the
  * noise is sample()'s (Philox stream SAMPLE_STREAM of the seed), so the page's samples can be compared with Node's.
+ * With `saSolver`, also SA-Solver's plan and step noise (saSolverInputs).
  */
-export function samplingInputs(prompt: number, seed: number, count: number, steps: number) {
+export function samplingInputs(prompt: number, seed: number, count: number, steps: number, saSolver?: SaSolverConfig) {
   const tokens = ALL_PROMPTS[prompt]?.tokens;
   if (tokens === undefined) throw new RangeError(`no shapes prompt ${prompt}`);
   const noise = Tensor.randn([count, DATA_DIM], { seed, stream: SAMPLE_STREAM });
+  const grid = timeGrid(steps);
   return {
     cond: Array.from({ length: count * SLOTS }, (_, i) => tokens[i % SLOTS] as number),
     noise: Array.from(noise.storage),
-    grid: Array.from(timeGrid(steps)),
+    grid: Array.from(grid),
     dataDim: DATA_DIM,
     condSlots: SLOTS,
     imageSize: IMAGE_SIZE,
     channels: CHANNELS,
+    ...(saSolver === undefined ? {} : { saSolver: saSolverInputs(saSolver, grid, seed, count) }),
   };
+}
+
+/**
+ * SA-Solver's options from the query (each option by its name; `tauInterval` as "lo,hi"; an absent or empty one takes
+ * its default), checked against SA_SOLVER_SCHEMA; a message when the solver is another or an option is wrong.
+ */
+function querySaSolver(query: URLSearchParams): SaSolverConfig | undefined | string {
+  const solver = query.get('solver') ?? 'euler';
+  if (!(SOLVER_NAMES as readonly string[]).includes(solver)) {
+    return `solver must be one of ${SOLVER_NAMES.join(', ')}, got ${solver}`;
+  }
+  const given: Record<string, unknown> = {};
+  for (const name of Object.keys(SA_SOLVER_SCHEMA)) {
+    const text = query.get(name);
+    if (text === null || text === '') continue;
+    given[name] = name === 'tauInterval' ? text.split(',').map(Number) : Number(text);
+  }
+  if (solver !== 'sa-solver') {
+    return Object.keys(given).length === 0 ? undefined : `${Object.keys(given)[0]} applies to solver sa-solver only`;
+  }
+  try {
+    return resolveSaSolver(given, 'saSolver');
+  } catch (error) {
+    return (error as Error).message;
+  }
 }
 
 /** The answer to a sampling route, or undefined when `path` is not one; `models` lists the runs with a model. */
@@ -112,10 +165,12 @@ export async function samplingRoute(
       integer(query, 'count', 1, MAX_SAMPLES),
       integer(query, 'steps', 1, MAX_STEPS),
     ];
-    const error = values.find((v) => typeof v === 'string');
+    const saSolver = querySaSolver(query);
+    const error = [...values, saSolver].find((v) => typeof v === 'string');
     if (error !== undefined) return problem(400, error as string);
     const [prompt, seed, count, steps] = values as number[];
-    return json(samplingInputs(prompt as number, seed as number, count as number, steps as number));
+    const sa = saSolver as SaSolverConfig | undefined;
+    return json(samplingInputs(prompt as number, seed as number, count as number, steps as number, sa));
   }
   const module = /^\/lib\/([a-z]+\/[a-z-]+\.js)$/.exec(path)?.[1];
   if (module !== undefined && MODULES.has(module)) {

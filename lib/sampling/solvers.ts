@@ -34,11 +34,17 @@ export interface SolverContext {
   velocity(x: Tensor, t: number): Promise<Tensor>;
   /** Appends the state after a step to the trajectory (the initial state is recorded already); cheap when unused. */
   record(x: Tensor): void;
-  /**
-   * Standard normal noise (B, D) for step i (1-based) of a stochastic solver: Philox stream SDE_STREAM of the seed at
-   * offset (i − 1)·2^40 + (first sample of the chunk)·D, as the native sampler draws it.
-   */
+  /** Standard normal noise (B, D) for step i (1-based) of a stochastic solver: stepNoise of the chunk's samples. */
   noise(step: number): Tensor;
+}
+
+/**
+ * The standard normal noise (rows, dim) of step `step` (1-based) of a stochastic solver for the samples from
+ * `firstSample` of a seed: Philox stream SDE_STREAM at offset (step − 1)·2^40 + firstSample·dim, as the native sampler
+ * draws it (SolverContext.noise; the dashboard's sampling page gets SA-Solver's noise from it).
+ */
+export function stepNoise(seed: number, step: number, firstSample: number, rows: number, dim: number): Tensor {
+  return Tensor.randn([rows, dim], { seed, stream: SDE_STREAM, offset: (step - 1) * 2 ** 40 + firstSample * dim });
 }
 
 /** A solver: returns the state at t = 0. */
@@ -331,8 +337,7 @@ export async function sample(model: VelocityNet | VelocityFn, options: SampleOpt
         if (!(Number.isInteger(step) && step >= 1 && step < grid.length)) {
           throw new RangeError(`a solver asked for the noise of step ${step} of ${grid.length - 1}`);
         }
-        const offset = (step - 1) * 2 ** 40 + (firstSample + start) * dim;
-        return Tensor.randn([rows, dim], { seed, stream: SDE_STREAM, offset });
+        return stepNoise(seed, step, firstSample + start, rows, dim);
       },
     };
     const result = await run(ctx);
