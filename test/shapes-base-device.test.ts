@@ -1,7 +1,7 @@
 // The demo's DiffusionNFT (lib/jobs/demo-shapes.ts) from the shipped base on each device (docs/gpu.md, "The vitest
 // suites on the simulated GPU"): the first epoch on the GPU, FP32 and TF32, against the CPU's. The base is config D,
-// the largest network any device suite runs; that the reward then rises over epochs is test/shapes-base.test.ts's,
-// on the CPU, since its runs are too long for the simulator in CI.
+// the largest network any device suite runs; that the reward then rises over epochs on the GPU is
+// test/shapes-rise-device.test.ts's.
 import { describe, expect, it } from 'vitest';
 import { DiffusionNFT, loadCheckpoint, tasks } from '../lib/index.js';
 import { SHAPES_BASE } from '../lib/jobs/demo-shapes.js';

@@ -6,6 +6,7 @@ import { SHAPES_BASE } from '../lib/jobs/demo-shapes.js';
 import { evaluateShapes } from '../lib/jobs/shapes/evaluate.js';
 import { SHAPES_GUIDANCE } from '../lib/jobs/shapes/guidance.js';
 import { findPrompt } from '../lib/jobs/shapes/prompts.js';
+import { demoFewEpochs, expectRise } from './demo-rise.js';
 import { onCpu } from './helpers.js';
 
 describe('the shipped shapes base model', () => {
@@ -55,33 +56,12 @@ describe('the shipped shapes base model', () => {
     expect(run.after).toBeGreaterThan(run.before + 0.05);
   }, 300_000);
 
-  // The demo's method (lib/jobs/demo-shapes.ts) for a few epochs: 6 epochs of 2 × 16 samples at lr 3e-4 took the
-  // training reward from 0.36 to 0.61 and the scores from 0.39 to 0.51. On the CPU only: on the simulated GPU this
-  // run takes about 26 minutes of CPU (docs/gpu.md, "Where the simulator's time goes");
-  // test/shapes-base-device.test.ts runs its first epoch on each device against the CPU's.
+  // The demo's method for a few epochs (test/demo-rise.ts). The same run on the GPU: test/shapes-rise-device.test.ts.
   it('a few epochs of the demo raise the shapes reward', async () => {
     await onCpu(async (at) => {
-      const { net } = await loadCheckpoint(SHAPES_BASE, at);
-      const prompts = [findPrompt('a red circle'), findPrompt('a yellow circle')];
-      const score = async () =>
-        (await evaluateShapes(net, { prompts, samplesPerPrompt: 32, solver: 'dpm2', steps: 10, seed: 99 })).reward;
-      const before = await score();
-      const nft = new DiffusionNFT(net, {
-        prompts,
-        rewards: { name: 'shapes', fn: tasks.shapes.reward },
-        groups: 2,
-        groupSize: 16,
-        timeFraction: 0.3,
-        lr: 3e-4,
-        seed: 1,
-      });
-      const rewards: number[] = [];
-      for (let epoch = 0; epoch < 6; epoch++) rewards.push((await nft.epoch()).reward);
-      const after = await score();
-      net.dispose();
-      expect(after).toBeGreaterThan(before + 0.05);
-      expect((rewards.at(-1) as number) + (rewards.at(-2) as number)).toBeGreaterThan(2 * (rewards[0] as number) + 0.1);
-      return { before, firstEpochReward: rewards[0] as number };
+      const run = await demoFewEpochs(at);
+      expectRise(run, 'the CPU');
+      return { before: run.before, firstEpochReward: run.rewards[0] as number };
     });
   }, 600_000);
 

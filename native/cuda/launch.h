@@ -16,10 +16,12 @@ constexpr unsigned kMaxElementwiseBlocks = 65536;  // grid-stride loops cover th
 constexpr int kReduceThreads = 256;
 constexpr unsigned kMaxReduceBlocks = 1024;
 constexpr int kReduceItemsPerThread = 4;
-constexpr int kRowThreads = 256;  // one block per row for the row reductions; a power of two (tree reduction)
+constexpr int kRowThreads = 256;    // the largest block of a row kernel (one block per row, tree reductions)
+constexpr int kMinRowThreads = 32;  // the smallest: one warp
 
 static_assert((kReduceThreads & (kReduceThreads - 1)) == 0, "tree reductions need a power-of-two block");
 static_assert((kRowThreads & (kRowThreads - 1)) == 0, "tree reductions need a power-of-two block");
+static_assert((kMinRowThreads & (kMinRowThreads - 1)) == 0, "tree reductions need a power-of-two block");
 
 struct Geometry {
   unsigned blocks;
@@ -39,6 +41,16 @@ DNFT_HD Geometry reduction_geometry(size_t n) {
   const size_t per_block = static_cast<size_t>(kReduceThreads) * kReduceItemsPerThread;
   const size_t blocks = (n + per_block - 1) / per_block;
   return {blocks < kMaxReduceBlocks ? static_cast<unsigned>(blocks) : kMaxReduceBlocks, kReduceThreads};
+}
+
+// The block of a row kernel whose rows hold `work` items, `per_thread` of them a thread: the smallest power of two
+// from kMinRowThreads to kRowThreads that covers the row. A short row (64 tokens, a 192-wide norm) then does not
+// leave most of a 256-thread block idle at every barrier of its reductions; longer rows loop over the block.
+DNFT_HD int row_threads(int work, int per_thread) {
+  const int needed = (work + per_thread - 1) / per_thread;
+  int threads = kMinRowThreads;
+  while (threads < needed && threads < kRowThreads) threads *= 2;
+  return threads;
 }
 
 // The elements a thread visits in a grid-stride loop: first, first + stride, ...

@@ -1,7 +1,10 @@
 // Deterministic reductions: a fixed-order tree over one block in shared memory (no atomics), for any value type and
-// combining operation. Row kernels (adaLN, losses, log-probabilities) run one block of kRowThreads per row; flat sums
-// (MSE, Σx²) write one partial per block that the host adds in block order, so results never depend on timing.
+// combining operation. Row kernels (attention, adaLN, losses, log-probabilities) run one block per row, of kRowThreads
+// or of a size fitted to the row (row_threads); flat sums (MSE, Σx²) write one partial per block that the host adds in
+// block order, so results never depend on timing.
 #pragma once
+
+#include <type_traits>
 
 #include "cuda/context.cuh"
 #include "cuda/kernel.cuh"
@@ -32,8 +35,11 @@ __device__ T block_reduce(T value, Op op) {
   return result;
 }
 
-// Σ over one row of a row kernel, in double.
-__device__ inline double row_sum(double value) { return block_reduce<kRowThreads>(value, Add{}); }
+// Σ over one row of a row kernel of kThreads threads, in double.
+template <int kThreads = kRowThreads>
+__device__ double row_sum(double value) {
+  return block_reduce<kThreads>(value, Add{});
+}
 
 template <typename F>
 __global__ void __launch_bounds__(kReduceThreads) block_partials_kernel(size_t n, F term, double* partial) {
@@ -56,11 +62,28 @@ double reduce_sum(const Context& ctx, size_t n, F term, const char* what) {
   return total;
 }
 
-// Launches a row kernel: one block of kRowThreads per row.
-template <typename... Params, typename... Args>
+// Launches a row kernel: one block of kThreads per row.
+template <int kThreads = kRowThreads, typename... Params, typename... Args>
 void launch_rows(const Context& ctx, int rows, void (*kernel)(Params...), const char* what, Args... args) {
   if (rows <= 0) return;
-  launch(what, kernel, static_cast<unsigned>(rows), kRowThreads, 0, ctx.stream, args...);
+  launch(what, kernel, static_cast<unsigned>(rows), kThreads, 0, ctx.stream, args...);
+}
+
+// Calls body(std::integral_constant<int, n>{}) with the block n = row_threads(work, per_thread), for a row kernel
+// templated on its block size.
+template <typename F>
+void with_row_threads(int work, int per_thread, F&& body) {
+  static_assert(kMinRowThreads == 32 && kRowThreads == 256, "the sizes below are the powers of two between them");
+  switch (row_threads(work, per_thread)) {
+    case 32:
+      return body(std::integral_constant<int, 32>{});
+    case 64:
+      return body(std::integral_constant<int, 64>{});
+    case 128:
+      return body(std::integral_constant<int, 128>{});
+    default:
+      return body(std::integral_constant<int, 256>{});
+  }
 }
 
 }  // namespace dnft::cuda

@@ -53,6 +53,21 @@ void reduction_geometry_depends_on_size_only() {
   CHECK(reduction_geometry(size_t{1} << 30).blocks == kMaxReduceBlocks, "capped");
 }
 
+void row_threads_fit_the_row() {
+  CHECK(row_threads(1, 1) == kMinRowThreads && row_threads(0, 4) == kMinRowThreads, "a warp at least");
+  CHECK(row_threads(64, 1) == 64 && row_threads(65, 1) == 128, "one item a thread, rounded up to a power of two");
+  CHECK(row_threads(192, 4) == 64 && row_threads(193, 4) == 64 && row_threads(257, 4) == 128, "four items a thread");
+  CHECK(row_threads(100000, 1) == kRowThreads, "longer rows loop over the largest block");
+  for (int work = 1; work <= 3000; ++work) {
+    for (int per_thread : {1, 4}) {
+      const int t = row_threads(work, per_thread);
+      CHECK((t & (t - 1)) == 0 && t >= kMinRowThreads && t <= kRowThreads, "a power of two within the limits");
+      CHECK(t == kRowThreads || t * per_thread >= work, "the block covers the row");
+      CHECK(t == kMinRowThreads || (t / 2) * per_thread < work, "the smallest block that covers it");
+    }
+  }
+}
+
 void tile_coords_are_a_coalesced_bijection() {
   for (bool trans : {false, true}) {
     for (auto [rows, cols] : {std::pair{kTileM, kTileK}, std::pair{kTileK, kTileN}}) {
@@ -236,6 +251,7 @@ int main() {
   return test::run({
       {"elementwise geometry covers every index", elementwise_geometry_covers_every_index},
       {"reduction geometry depends on the size only", reduction_geometry_depends_on_size_only},
+      {"row kernel blocks fit the row", row_threads_fit_the_row},
       {"GEMM tile loads are a coalesced bijection", tile_coords_are_a_coalesced_bijection},
       {"GEMM grid covers C", gemm_grid_covers_c},
       {"tiled GEMM index math matches the CPU GEMM", tiled_gemm_matches_cpu_gemm},

@@ -224,23 +224,13 @@ void adaln() {
   }
 }
 
-// The DiT's ops on odd sizes: 7 tokens of width 15 (3 heads of 5), 5 samples.
-void dit_ops() {
-  const int B = 5, T = 7, H = 3, d = 5, W = H * d, stride = 6 * W;
+// Modulated norm with scale and shift at offsets W and 2W of each sample's 6W-wide modulation row.
+// The modulation gradients fill W of each sample's 6W-wide row: the rest keeps the same values on both sides.
+void modulated_norm_parity(int B, int T, int W) {
+  const int stride = 6 * W;
   const size_t BTW = static_cast<size_t>(B) * T * W, BT = static_cast<size_t>(B) * T;
-  Twin<float> x(random_vec(BTW, -4, 4)), dy(random_vec(BTW)), mod(random_vec(static_cast<size_t>(B) * stride)),
-      qkv(random_vec(3 * BTW)), y(random_vec(BTW));
-  Out gelu(BTW), dgelu(BTW);
-  cpu().gelu_forward(gelu.c.get(), x.c.get(), BTW);
-  gpu().gelu_forward(gelu.g.get(), x.g.get(), BTW);
-  cpu().gelu_backward(dgelu.c.get(), dy.c.get(), x.c.get(), BTW);
-  gpu().gelu_backward(dgelu.g.get(), dy.g.get(), x.g.get(), BTW);
-  expect_close("gelu_forward", gelu, setup->tol_elem);
-  expect_close("gelu_backward", dgelu, setup->tol_elem);
-
-  // Modulated norm with scale and shift at offsets W and 2W of each sample's 6W-wide modulation row.
-  // The modulation gradients fill W of each sample's 6W-wide row: the rest keeps the same values on both sides.
   const size_t mod_size = static_cast<size_t>(B) * stride;
+  Twin<float> x(random_vec(BTW, -4, 4)), dy(random_vec(BTW)), mod(random_vec(mod_size));
   Out norm(BTW), mean(BT), rstd(BT), din(BTW, random_vec(BTW)), dscale(mod_size, random_vec(mod_size)),
       dshift(mod_size, random_vec(mod_size));
   cpu().modulated_norm_forward(norm.c.get(), mean.c.get(), rstd.c.get(), x.c.get(), mod.c.get() + W,
@@ -255,6 +245,42 @@ void dit_ops() {
   expect_close("modulated_norm_backward din (+=)", din, 1e-5);
   expect_close("modulated_norm_backward dscale", dscale, 1e-5);
   expect_close("modulated_norm_backward dshift", dshift, setup->tol_elem);
+}
+
+void attention_parity(int B, int T, int H, int d) {
+  const size_t BTW = static_cast<size_t>(B) * T * H * d;
+  Twin<float> qkv(random_vec(3 * BTW)), dy(random_vec(BTW));
+  Out att(BTW), probs(static_cast<size_t>(B) * H * T * T), datt(3 * BTW);
+  cpu().attention_forward(att.c.get(), probs.c.get(), qkv.c.get(), B, T, H, d);
+  gpu().attention_forward(att.g.get(), probs.g.get(), qkv.g.get(), B, T, H, d);
+  expect_close("attention_forward", att, setup->tol_gemm);
+  expect_close("attention probabilities", probs, setup->tol_gemm);
+  cpu().attention_backward(datt.c.get(), dy.c.get(), qkv.c.get(), probs.c.get(), B, T, H, d);
+  gpu().attention_backward(datt.g.get(), dy.g.get(), qkv.g.get(), probs.g.get(), B, T, H, d);
+  expect_close("attention_backward", datt, setup->tol_gemm);
+}
+
+// The row kernels' blocks fit the row (native/cuda/launch.h, row_threads): rows that take each block size from a
+// warp to the largest, and rows longer than the largest block, which loop over it.
+void row_kernels_at_every_block_size() {
+  for (const int W : {200, 300, 1100}) modulated_norm_parity(2, 3, W);
+  for (const int T : {33, 100, 300}) attention_parity(1, T, 2, T == 300 ? 300 : 37);
+}
+
+// The DiT's ops on odd sizes: 7 tokens of width 15 (3 heads of 5), 5 samples.
+void dit_ops() {
+  const int B = 5, T = 7, H = 3, d = 5, W = H * d, stride = 6 * W;
+  const size_t BTW = static_cast<size_t>(B) * T * W, mod_size = static_cast<size_t>(B) * stride;
+  Twin<float> x(random_vec(BTW, -4, 4)), dy(random_vec(BTW)), mod(random_vec(mod_size)), y(random_vec(BTW));
+  Out gelu(BTW), dgelu(BTW);
+  cpu().gelu_forward(gelu.c.get(), x.c.get(), BTW);
+  gpu().gelu_forward(gelu.g.get(), x.g.get(), BTW);
+  cpu().gelu_backward(dgelu.c.get(), dy.c.get(), x.c.get(), BTW);
+  gpu().gelu_backward(dgelu.g.get(), dy.g.get(), x.g.get(), BTW);
+  expect_close("gelu_forward", gelu, setup->tol_elem);
+  expect_close("gelu_backward", dgelu, setup->tol_elem);
+
+  modulated_norm_parity(B, T, W);
 
   Out res(BTW), dres(BTW), dgate(mod_size, random_vec(mod_size));
   cpu().gated_residual_forward(res.c.get(), x.c.get(), y.c.get(), mod.c.get(), B, T, W, stride);
@@ -265,14 +291,7 @@ void dit_ops() {
   expect_close("gated_residual_backward dy", dres, setup->tol_elem);
   expect_close("gated_residual_backward dgate", dgate, setup->tol_elem);
 
-  Out att(BTW), probs(static_cast<size_t>(B) * H * T * T), datt(3 * BTW);
-  cpu().attention_forward(att.c.get(), probs.c.get(), qkv.c.get(), B, T, H, d);
-  gpu().attention_forward(att.g.get(), probs.g.get(), qkv.g.get(), B, T, H, d);
-  expect_close("attention_forward", att, setup->tol_gemm);
-  expect_close("attention probabilities", probs, setup->tol_gemm);
-  cpu().attention_backward(datt.c.get(), dy.c.get(), qkv.c.get(), probs.c.get(), B, T, H, d);
-  gpu().attention_backward(datt.g.get(), dy.g.get(), qkv.g.get(), probs.g.get(), B, T, H, d);
-  expect_close("attention_backward", datt, setup->tol_gemm);
+  attention_parity(B, T, H, d);
 
   // 6×6 images of 3 channels in patches of 2: 9 tokens of 12 values.
   const int S = 6, C = 3, p = 2;
@@ -852,6 +871,7 @@ const std::vector<test::Case> kCases = {
     {"time features and condition embedding", embeddings},
     {"adaLN forward and backward", adaln},
     {"DiT ops: GELU, modulated norm, gated residual, attention, patchify", dit_ops},
+    {"attention and modulated norm at every row block size", row_kernels_at_every_block_size},
     {"interpolation and MSE", flow_matching_pieces},
     {"fused NFT loss", nft_loss_variants},
     {"fused AWM loss", awm_loss_variants},
