@@ -80,7 +80,7 @@ const results = await runSweep({
 const header = [
   `# ${name} on shapes`,
   '',
-  `${date}, ${cpus()[0]?.model ?? 'cpu'} (${cpus().length} threads), base ${o.base}; ${sweep.epochs !== undefined ? `${sweep.epochs} epochs or ` : ''}${sweep.minutes} minutes of training per run and seed (evaluations excluded), evaluated every ${sweep.evalEvery} epochs on the 48 test prompts × ${sweep.evalSamples} samples (40-step Euler, evaluation seed 12345), seeds ${sweep.seeds.join(', ')}.`,
+  `${date}, ${cpus()[0]?.model ?? 'cpu'} (${cpus().length} CPUs), base ${o.base}; ${sweep.epochs !== undefined ? `${sweep.epochs} epochs or ` : ''}${sweep.minutes} minutes of training per run and seed (evaluations excluded), evaluated every ${sweep.evalEvery} epochs on the 48 test prompts × ${sweep.evalSamples} samples (40-step Euler, evaluation seed 12345), seeds ${sweep.seeds.join(', ')}.`,
 ];
 await writeSweepReport(dir, sweep, results, header, { date, machine: cpus()[0]?.model, base: o.base });
 console.log(`written ${dir}/report.md`);

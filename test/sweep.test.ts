@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { meanCurve, speedup, timeToThreshold } from '../bench/sweep/aggregate.js';
 import { DONE_FILE, runSweep } from '../bench/sweep/harness.js';
-import { speedupText, writeSweepReport } from '../bench/sweep/report.js';
+import { speedupText, threadsText, writeSweepReport } from '../bench/sweep/report.js';
 import { forwardsPerEpoch, parseSweep } from '../bench/sweep/spec.js';
 import { Tensor } from '../lib/core/tensor.js';
-import { VelocityNet } from '../lib/index.js';
+import { backendInfo, VelocityNet } from '../lib/index.js';
 import { parseRecords } from '../lib/metrics/records.js';
 import { writeCheckpoint } from '../lib/model/checkpoint.js';
 import { rewardOf, TEST_PROMPTS } from '../lib/tasks/shapes/index.js';
@@ -20,6 +20,13 @@ const pts = (values: number[], secondsPerEpoch: number, every = 4) =>
   values.map((value, i) => ({ epoch: i * every, seconds: i * every * secondsPerEpoch, value }));
 
 describe('sweep arithmetic', () => {
+  it("names the threads the seeds trained with, each seed's where they differ or one was not recorded", () => {
+    expect(threadsText([1, 1])).toBe('1 thread each');
+    expect(threadsText([2, 2])).toBe('2 threads each');
+    expect(threadsText([1, 2])).toBe('1, 2 threads');
+    expect(threadsText([2, null])).toBe('2, ? threads');
+  });
+
   it('averages seeds at the epochs all of them reached, keeping each seed', () => {
     const curve = meanCurve([pts([0.2, 0.3, 0.5], 10), pts([0.2, 0.1], 12)]);
     expect(curve.map((p) => p.epoch)).toEqual([0, 4]);
@@ -217,6 +224,11 @@ describe('a sweep end to end', () => {
     ]);
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     expect(md).toMatch(/\| epoch \| mean s \| strict mean \| seed 1 \| seed 2 \|/);
+    // The threads each seed trained with, from its own record (a report written later may run with other threads).
+    const { threads } = backendInfo();
+    const done = JSON.parse(readFileSync(join(out, 'NFT', 'seed-1', DONE_FILE), 'utf8'));
+    expect(done.threads).toBe(threads);
+    expect(md).toContain(`on ${threadsText([threads, threads])} of the CPU`);
     expect(md).toMatch(/## Speed-ups/);
     for (const file of [
       'report.md',

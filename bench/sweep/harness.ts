@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { canonicalJson } from '../../lib/core/canonical-json.js';
 import { writeFileAtomic } from '../../lib/core/files.js';
 import { type RunPoint, runPoints } from '../../lib/jobs/shapes/curves.js';
+import { backendInfo } from '../../lib/index.js';
 import { trainShapes } from '../../lib/jobs/shapes/train.js';
 import { readRunRecords } from '../../lib/metrics/records.js';
 import { type RunSpec, runFolder, type Sweep, seedsOf } from './spec.js';
@@ -20,6 +21,8 @@ export interface RunResult {
   points: RunPoint[][];
   /** Training seconds of each seed at its last point: the time it trained for. */
   trainedSeconds: number[];
+  /** The native CPU threads each seed trained with (null: its record predates this field). */
+  threads: (number | null)[];
   /** What the run trains (the same for every seed); undefined when no seed ran. */
   trained?: Trained;
 }
@@ -54,10 +57,14 @@ export interface SweepOptions {
 /** The file a seed's folder holds once the seed has trained to its end. */
 export const DONE_FILE = 'done.json';
 
-/** What a finished seed recorded: what decided its training, and what it trained. */
+/**
+ * What a finished seed recorded: what decided its training, what it trained, and the native CPU threads it trained
+ * with (a condition of its seconds, not of what it trains: a seed is reused whatever the threads).
+ */
 interface SeedDone {
   training: string;
   trained: Trained;
+  threads?: number;
 }
 
 /**
@@ -93,10 +100,11 @@ async function finishedSeed(folder: string, training: string): Promise<SeedDone 
 }
 
 /** Adds a seed's points to its run's result; the seed trained for the seconds of its last point. */
-function keep(result: RunResult, seed: number, points: RunPoint[]): void {
+function keep(result: RunResult, seed: number, points: RunPoint[], threads: number | null): void {
   result.seeds.push(seed);
   result.points.push(points);
   result.trainedSeconds.push(points.at(-1)?.seconds ?? 0);
+  result.threads.push(threads);
 }
 
 /**
@@ -113,7 +121,7 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
   await writeFile(join(o.out, 'sweep.json'), `${JSON.stringify(sweep, null, 2)}\n`);
   const results: RunResult[] = [];
   for (const spec of sweep.runs) {
-    const result: RunResult = { spec, seeds: [], points: [], trainedSeconds: [] };
+    const result: RunResult = { spec, seeds: [], points: [], trainedSeconds: [], threads: [] };
     for (const seed of seedsOf(spec, sweep)) {
       if (o.signal?.aborted) break;
       const folder = join(o.out, runFolder(spec.name), `seed-${seed}`);
@@ -123,7 +131,7 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
         const points = runPoints(await readRunRecords(folder));
         log(`\n== ${spec.name}, seed ${seed}: finished earlier (${join(folder, DONE_FILE)}), reused`);
         result.trained = done.trained;
-        keep(result, seed, points);
+        keep(result, seed, points, done.threads ?? null);
         continue;
       }
       if (o.reportOnly) {
@@ -131,6 +139,7 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
         continue;
       }
       log(`\n== ${spec.name}, seed ${seed}`);
+      const { threads } = backendInfo();
       const epochs = spec.epochs ?? sweep.epochs;
       const { points, net } = await trainShapes({
         method: spec.method,
@@ -159,10 +168,10 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
       );
       // A seed stopped early is reported with what it ran, but trains again next time.
       if (!o.signal?.aborted) {
-        const record: SeedDone = { training, trained: result.trained };
+        const record: SeedDone = { training, trained: result.trained, threads };
         await writeFileAtomic(join(folder, DONE_FILE), `${JSON.stringify(record, null, 2)}\n`);
       }
-      keep(result, seed, points);
+      keep(result, seed, points, threads);
     }
     // A run with no seed to report (not finished in a report-only pass, or never started before a stop) is left out.
     if (result.seeds.length > 0) results.push(result);

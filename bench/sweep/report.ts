@@ -55,6 +55,7 @@ export interface SweepReport {
     seeds: number[];
     forwardsPerEpoch: number;
     trainedSeconds: number[];
+    threads: (number | null)[];
     trained?: Trained;
     asUsed: string;
     views: {
@@ -79,6 +80,7 @@ export function summarise(sweep: Sweep, results: readonly RunResult[]): SweepRep
     seeds: r.seeds,
     forwardsPerEpoch: forwardsPerEpoch(r.spec),
     trainedSeconds: r.trainedSeconds,
+    threads: r.threads,
     trained: r.trained,
     asUsed: asUsedLabel(r.spec),
     views: viewsOf(r).map((view) => {
@@ -144,13 +146,22 @@ export function speedupText(s: Speedup): string {
   return `${bound}${s.ratio.toFixed(2)}× (${bound}${(s.min as number).toFixed(2)}–${(s.max as number).toFixed(2)}×)`;
 }
 
+/** '1 thread each', '2 threads each', or each seed's ('1, 2 threads'; '? ' where a seed's record lacks it). */
+export function threadsText(threads: readonly (number | null)[]): string {
+  const first = threads[0];
+  if (first !== undefined && first !== null && threads.every((t) => t === first)) {
+    return `${first} thread${first === 1 ? '' : 's'} each`;
+  }
+  return `${threads.map((t) => t ?? '?').join(', ')} threads`;
+}
+
 /** The report as Markdown. */
 export function reportMarkdown(report: SweepReport, header: string[]): string {
   const lines = [...header, ''];
   for (const run of report.runs) {
     lines.push(`## ${run.name}`, '');
     lines.push(
-      `${methodName(run.method as RunSpec['method'])}, seeds ${run.seeds.join(', ')}; ${run.forwardsPerEpoch} network evaluations per epoch; ${run.trained ? `trains ${trainedLabel(run.trained)} floats; ` : ''}trained ${run.trainedSeconds.map((s) => `${s.toFixed(0)} s`).join(', ')}; judged by its evaluation "${run.asUsed}".`,
+      `${methodName(run.method as RunSpec['method'])}, seeds ${run.seeds.join(', ')}; ${run.forwardsPerEpoch} network evaluations per epoch; ${run.trained ? `trains ${trainedLabel(run.trained)} floats; ` : ''}trained ${run.trainedSeconds.map((s) => `${s.toFixed(0)} s`).join(', ')} on ${threadsText(run.threads)} of the CPU; judged by its evaluation "${run.asUsed}".`,
       '',
     );
     for (const view of run.views) {
