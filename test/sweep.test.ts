@@ -228,7 +228,7 @@ describe('a sweep end to end', () => {
     const { threads } = backendInfo();
     const done = JSON.parse(readFileSync(join(out, 'NFT', 'seed-1', DONE_FILE), 'utf8'));
     expect(done.threads).toBe(threads);
-    expect(md).toContain(`on ${threadsText([threads, threads])} of the CPU`);
+    expect(md).toContain(`with ${threadsText([threads, threads])} (native CPU threads)`);
     expect(md).toMatch(/## Speed-ups/);
     for (const file of [
       'report.md',

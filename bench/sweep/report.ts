@@ -161,7 +161,7 @@ export function reportMarkdown(report: SweepReport, header: string[]): string {
   for (const run of report.runs) {
     lines.push(`## ${run.name}`, '');
     lines.push(
-      `${methodName(run.method as RunSpec['method'])}, seeds ${run.seeds.join(', ')}; ${run.forwardsPerEpoch} network evaluations per epoch; ${run.trained ? `trains ${trainedLabel(run.trained)} floats; ` : ''}trained ${run.trainedSeconds.map((s) => `${s.toFixed(0)} s`).join(', ')} on ${threadsText(run.threads)} of the CPU; judged by its evaluation "${run.asUsed}".`,
+      `${methodName(run.method as RunSpec['method'])}, seeds ${run.seeds.join(', ')}; ${run.forwardsPerEpoch} network evaluations per epoch; ${run.trained ? `trains ${trainedLabel(run.trained)} floats; ` : ''}trained ${run.trainedSeconds.map((s) => `${s.toFixed(0)} s`).join(', ')} with ${threadsText(run.threads)} (native CPU threads); judged by its evaluation "${run.asUsed}".`,
       '',
     );
     for (const view of run.views) {
