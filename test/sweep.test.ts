@@ -3,9 +3,9 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { meanCurve, speedup, timeToThreshold } from '../bench/sweep/aggregate.js';
+import { meanCurve, speedup, speedupToBest, timeToThreshold } from '../bench/sweep/aggregate.js';
 import { DONE_FILE, runSweep } from '../bench/sweep/harness.js';
-import { speedupText, threadsText, writeSweepReport } from '../bench/sweep/report.js';
+import { bestText, speedupText, threadsText, writeSweepReport } from '../bench/sweep/report.js';
 import { forwardsPerEpoch, parseSweep } from '../bench/sweep/spec.js';
 import { Tensor } from '../lib/core/tensor.js';
 import { backendInfo, VelocityNet } from '../lib/index.js';
@@ -73,6 +73,25 @@ describe('sweep arithmetic', () => {
     expect(speedupText(speedup(a, [start, start], [1200, 1200]))).toBe('b meets it untrained');
     expect(speedupText(speedup([start, start], b, [1200, 1200]))).toBe('a meets it untrained');
     expect(speedup(a, [start, b[1] ?? null], [1200, 1200]).ratio).toBeCloseTo(300 / 150, 12);
+  });
+
+  it("gives the speed-up to b's best: b's time to its highest mean over a's time to reach it, or an upper bound", () => {
+    const curve = (values: number[], secondsPerEpoch: number) =>
+      meanCurve([pts(values, secondsPerEpoch), pts(values, secondsPerEpoch)]);
+    const b = curve([0.2, 0.25, 0.3, 0.28], 10); // best 0.3 at epoch 8, 80 s
+    const s = speedupToBest(curve([0.2, 0.31, 0.4], 5), b, 1200); // a reaches 0.3 at epoch 4, 20 s
+    expect(s).toEqual({ level: 0.3, bSeconds: 80, aSeconds: 20, ratio: 4, bound: '=' });
+    expect(bestText(s)).toBe('0.300 | 80 s | 20 s | 4.00×');
+    // The first point at or above the level counts, not the best of a.
+    expect(speedupToBest(curve([0.2, 0.3, 0.5], 10), b, 1200)).toMatchObject({ aSeconds: 40, ratio: 2 });
+    // a never reaches it: its whole training stands in, and the figure is an upper bound.
+    const slow = speedupToBest(curve([0.2, 0.22, 0.29], 10), b, 400);
+    expect(slow).toMatchObject({ aSeconds: null, ratio: 0.2, bound: '<' });
+    expect(bestText(slow)).toBe('0.300 | 80 s | not reached | < 0.20×');
+    expect(bestText(speedupToBest(curve([0.3], 5), curve([0.3, 0.2], 10), 1200))).toBe(
+      'b never rises above its start | – | – | no figure',
+    );
+    expect(bestText(speedupToBest(curve([0.35, 0.4], 5), b, 1200))).toBe("a's start meets it | – | – | no figure");
   });
 
   it('counts network evaluations per epoch, guided transitions twice', () => {
@@ -230,6 +249,13 @@ describe('a sweep end to end', () => {
     expect(done.threads).toBe(threads);
     expect(md).toContain(`with ${threadsText([threads, threads])} (native CPU threads)`);
     expect(md).toMatch(/## Speed-ups/);
+    expect(report.toBest.map((s) => `${s.view} ${s.metric}`)).toEqual([
+      'no CFG / CFG 3 at t ≤ 0.6 strict',
+      'no CFG / CFG 3 at t ≤ 0.6 testReward',
+      'no CFG strict',
+      'no CFG testReward',
+    ]);
+    expect(md).toContain("| a | b | evaluation | metric | b's best (mean) |");
     for (const file of [
       'report.md',
       'results.json',

@@ -83,3 +83,29 @@ export function speedup(
     bound: b.some((r) => r === null) ? '>' : '=',
   };
 }
+
+/**
+ * The speed-up of run a over run b to b's best, the measure the methods' papers quote ("reaches the baseline's score
+ * N× sooner"): `level` is the highest value of b's mean curve, reached at `bSeconds`; `aSeconds` is when a's mean
+ * curve first reaches it. When it never does, a's whole mean training time (`aLimit`) stands in and the ratio is an
+ * upper bound ('<'). There is no figure (`none` says why) when b's mean curve never rises above its first point or
+ * a's first point already meets b's best.
+ */
+export type BestSpeedup =
+  | { level: number; bSeconds: number; aSeconds: number | null; ratio: number; bound: '=' | '<' }
+  | { none: 'b never rises above its start' | "a's start meets it" };
+
+export function speedupToBest(a: readonly MeanPoint[], b: readonly MeanPoint[], aLimit: number): BestSpeedup {
+  const best = b.reduce<MeanPoint | undefined>((m, p) => (m === undefined || p.value > m.value ? p : m), undefined);
+  if (best === undefined || best === b[0]) return { none: 'b never rises above its start' };
+  const reached = a.find((p) => p.value >= best.value);
+  if (reached !== undefined && reached === a[0]) return { none: "a's start meets it" };
+  const aSeconds = reached?.seconds ?? null;
+  return {
+    level: best.value,
+    bSeconds: best.seconds,
+    aSeconds,
+    ratio: best.seconds / Math.max(aSeconds ?? aLimit, 1e-9),
+    bound: aSeconds === null ? '<' : '=',
+  };
+}
