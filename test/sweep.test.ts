@@ -243,6 +243,13 @@ describe('a sweep end to end', () => {
     ]);
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     expect(md).toMatch(/\| epoch \| mean s \| strict mean \| seed 1 \| seed 2 \|/);
+    // Each seed's epochs and seconds per epoch by phase, from its epoch records.
+    expect(report.runs[0]?.epochs.map((e) => e.epochs)).toEqual([2, 2]);
+    const nftRecords = parseRecords(readFileSync(join(out, 'NFT', 'seed-1', 'metrics.jsonl'), 'utf8'));
+    const totals = nftRecords.flatMap((r) => (r.kind === 'epoch' && r.seconds ? [r.seconds.total] : []));
+    expect(totals).toHaveLength(2);
+    expect(report.runs[0]?.epochs[0]?.perEpoch.total).toBeCloseTo(totals.reduce((s, x) => s + x, 0) / 2, 12);
+    expect(md).toContain('| seed | epochs | s / epoch: sampling | scoring | training | total |');
     // The threads each seed trained with, from its own record (a report written later may run with other threads).
     const { threads } = backendInfo();
     const done = JSON.parse(readFileSync(join(out, 'NFT', 'seed-1', DONE_FILE), 'utf8'));

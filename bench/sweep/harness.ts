@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../../lib/core/files.js';
 import { backendInfo } from '../../lib/index.js';
 import { type RunPoint, runPoints } from '../../lib/jobs/shapes/curves.js';
 import { trainShapes } from '../../lib/jobs/shapes/train.js';
-import { readRunRecords } from '../../lib/metrics/records.js';
+import { type EpochSeconds, type MetricsRecord, readRunRecords } from '../../lib/metrics/records.js';
 import { type RunSpec, runFolder, type Sweep, seedsOf } from './spec.js';
 
 /** The trainings of one run of a sweep: the evaluated points and the training seconds of each seed. */
@@ -23,8 +23,26 @@ export interface RunResult {
   trainedSeconds: number[];
   /** The native CPU threads each seed trained with (null: its record predates this field). */
   threads: (number | null)[];
+  /** Each seed's epochs and mean seconds per epoch by phase. */
+  epochs: SeedEpochs[];
   /** What the run trains (the same for every seed); undefined when no seed ran. */
   trained?: Trained;
+}
+
+/** A seed's epochs trained and its mean seconds per epoch by phase, from its epoch records. */
+export interface SeedEpochs {
+  epochs: number;
+  perEpoch: EpochSeconds;
+}
+
+export function seedEpochs(records: readonly MetricsRecord[]): SeedEpochs {
+  const seconds = records.flatMap((r) => (r.kind === 'epoch' && r.seconds ? [r.seconds] : []));
+  const mean = (phase: keyof EpochSeconds) =>
+    seconds.reduce((sum, x) => sum + x[phase], 0) / Math.max(seconds.length, 1);
+  return {
+    epochs: seconds.length,
+    perEpoch: { sample: mean('sample'), reward: mean('reward'), train: mean('train'), total: mean('total') },
+  };
 }
 
 /** What a run trains: every weight or a LoRA adapter, its float count, and the floats the native model held. */
@@ -100,8 +118,15 @@ async function finishedSeed(folder: string, training: string): Promise<SeedDone 
 }
 
 /** Adds a seed's points to its run's result; the seed trained for the seconds of its last point. */
-function keep(result: RunResult, seed: number, points: RunPoint[], threads: number | null): void {
+function keep(
+  result: RunResult,
+  seed: number,
+  points: RunPoint[],
+  threads: number | null,
+  records: readonly MetricsRecord[],
+): void {
   result.seeds.push(seed);
+  result.epochs.push(seedEpochs(records));
   result.points.push(points);
   result.trainedSeconds.push(points.at(-1)?.seconds ?? 0);
   result.threads.push(threads);
@@ -121,17 +146,17 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
   await writeFile(join(o.out, 'sweep.json'), `${JSON.stringify(sweep, null, 2)}\n`);
   const results: RunResult[] = [];
   for (const spec of sweep.runs) {
-    const result: RunResult = { spec, seeds: [], points: [], trainedSeconds: [], threads: [] };
+    const result: RunResult = { spec, seeds: [], points: [], trainedSeconds: [], threads: [], epochs: [] };
     for (const seed of seedsOf(spec, sweep)) {
       if (o.signal?.aborted) break;
       const folder = join(o.out, runFolder(spec.name), `seed-${seed}`);
       const training = trainingOf(spec, sweep, seed, baseSha256);
       const done = await finishedSeed(folder, training);
       if (done) {
-        const points = runPoints(await readRunRecords(folder));
+        const records = await readRunRecords(folder);
         log(`\n== ${spec.name}, seed ${seed}: finished earlier (${join(folder, DONE_FILE)}), reused`);
         result.trained = done.trained;
-        keep(result, seed, points, done.threads ?? null);
+        keep(result, seed, runPoints(records), done.threads ?? null, records);
         continue;
       }
       if (o.reportOnly) {
@@ -171,7 +196,7 @@ export async function runSweep(o: SweepOptions): Promise<RunResult[]> {
         const record: SeedDone = { training, trained: result.trained, threads };
         await writeFileAtomic(join(folder, DONE_FILE), `${JSON.stringify(record, null, 2)}\n`);
       }
-      keep(result, seed, points, threads);
+      keep(result, seed, points, threads, await readRunRecords(folder));
     }
     // A run with no seed to report (not finished in a report-only pass, or never started before a stop) is left out.
     if (result.seeds.length > 0) results.push(result);

@@ -21,7 +21,7 @@ import {
   speedupToBest,
   timeToThreshold,
 } from './aggregate.js';
-import { type RunResult, type Trained, trainedLabel } from './harness.js';
+import { type RunResult, type SeedEpochs, type Trained, trainedLabel } from './harness.js';
 import { asUsedLabel, forwardsPerEpoch, type RunSpec, type Sweep } from './spec.js';
 
 const NO_CFG = 'no CFG';
@@ -58,6 +58,8 @@ export interface SweepReport {
     forwardsPerEpoch: number;
     trainedSeconds: number[];
     threads: (number | null)[];
+    /** Each seed's epochs and mean seconds per epoch by phase. */
+    epochs: SeedEpochs[];
     trained?: Trained;
     asUsed: string;
     views: {
@@ -85,6 +87,7 @@ export function summarise(sweep: Sweep, results: readonly RunResult[]): SweepRep
     forwardsPerEpoch: forwardsPerEpoch(r.spec),
     trainedSeconds: r.trainedSeconds,
     threads: r.threads,
+    epochs: r.epochs,
     trained: r.trained,
     asUsed: asUsedLabel(r.spec),
     views: viewsOf(r).map((view) => {
@@ -177,6 +180,16 @@ export function reportMarkdown(report: SweepReport, header: string[]): string {
     lines.push(`## ${run.name}`, '');
     lines.push(
       `${methodName(run.method as RunSpec['method'])}, seeds ${run.seeds.join(', ')}; ${run.forwardsPerEpoch} network evaluations per epoch; ${run.trained ? `trains ${trainedLabel(run.trained)} floats; ` : ''}trained ${run.trainedSeconds.map((s) => `${s.toFixed(0)} s`).join(', ')} with ${threadsText(run.threads)} (native CPU threads); judged by its evaluation "${run.asUsed}".`,
+      '',
+    );
+    lines.push(
+      '| seed | epochs | s / epoch: sampling | scoring | training | total |',
+      '| --- | --- | --- | --- | --- | --- |',
+      ...run.seeds.map((seed, i) => {
+        const e = run.epochs[i] as SeedEpochs;
+        const { sample, reward, train, total } = e.perEpoch;
+        return `| ${seed} | ${e.epochs} | ${[sample, reward, train, total].map((x) => x.toFixed(2)).join(' | ')} |`;
+      }),
       '',
     );
     for (const view of run.views) {
