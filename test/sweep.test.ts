@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { meanCurve, speedup, speedupToBest, timeToThreshold } from '../bench/sweep/aggregate.js';
+import { meanCurve, seedEnds, speedup, speedupToBest, timeToThreshold } from '../bench/sweep/aggregate.js';
 import { DONE_FILE, runSweep } from '../bench/sweep/harness.js';
 import { bestText, speedupText, threadsText, writeSweepReport } from '../bench/sweep/report.js';
 import { forwardsPerEpoch, parseSweep } from '../bench/sweep/spec.js';
@@ -34,6 +34,12 @@ describe('sweep arithmetic', () => {
     expect(curve[1]?.seconds).toBeCloseTo(44, 12);
     expect(curve[1]?.values).toEqual([0.3, 0.1]);
     expect(meanCurve([])).toEqual([]);
+  });
+
+  it("finds a seed's best evaluation (the first at its highest value) and its last", () => {
+    const points = pts([0.2, 0.4, 0.3, 0.4, 0.35], 10);
+    expect(seedEnds(points)).toEqual({ best: points[1], final: points[4] });
+    expect(seedEnds([])).toBeNull();
   });
 
   it('finds the first evaluation at or above a threshold, or none', () => {
@@ -250,6 +256,8 @@ describe('a sweep end to end', () => {
     expect(totals).toHaveLength(2);
     expect(report.runs[0]?.epochs[0]?.perEpoch.total).toBeCloseTo(totals.reduce((s, x) => s + x, 0) / 2, 12);
     expect(md).toContain('| seed | epochs | s / epoch: sampling | scoring | training | total |');
+    expect(report.runs[0]?.views[0]?.ends.strict.map((e) => e?.final.epoch)).toEqual([2, 2]);
+    expect(md).toContain('| seed | best strict (epoch) | best test reward (epoch) | final epoch |');
     // The threads each seed trained with, from its own record (a report written later may run with other threads).
     const { threads } = backendInfo();
     const done = JSON.parse(readFileSync(join(out, 'NFT', 'seed-1', DONE_FILE), 'utf8'));

@@ -48,6 +48,19 @@ export function timeToThreshold(points: readonly SeedPoint[], threshold: number)
   return p === undefined ? null : { epoch: p.epoch, seconds: p.seconds };
 }
 
+/** A seed's best evaluation (the first at its highest value) and its last; null when it has none. */
+export interface SeedEnds {
+  best: SeedPoint;
+  final: SeedPoint;
+}
+
+export function seedEnds(points: readonly SeedPoint[]): SeedEnds | null {
+  const [first] = points;
+  const final = points.at(-1);
+  if (first === undefined || final === undefined) return null;
+  return { best: points.reduce((m, p) => (p.value > m.value ? p : m), first), final };
+}
+
 /**
  * The speed-up of run a over run b at a threshold: b's time over a's. `ratio` divides the mean times, `min`/`max`
  * span the ratios of every pair (seed of a, seed of b). When some seed of b never reached the threshold, its whole

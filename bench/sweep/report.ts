@@ -15,8 +15,10 @@ import {
   type MeanPoint,
   meanCurve,
   type Reach,
+  type SeedEnds,
   type SeedPoint,
   type Speedup,
+  seedEnds,
   speedup,
   speedupToBest,
   timeToThreshold,
@@ -65,6 +67,8 @@ export interface SweepReport {
     views: {
       view: string;
       curves: Record<Metric, MeanPoint[]>;
+      /** Each seed's best and last evaluation of each metric. */
+      ends: Record<Metric, (SeedEnds | null)[]>;
       categories: Record<string, MeanPoint[]>;
       reach: { metric: Metric; threshold: number; seeds: (Reach | null)[] }[];
     }[];
@@ -101,6 +105,7 @@ export function summarise(sweep: Sweep, results: readonly RunResult[]): SweepRep
       return {
         view,
         curves: { strict: meanCurve(series.strict), testReward: meanCurve(series.testReward) },
+        ends: { strict: series.strict.map(seedEnds), testReward: series.testReward.map(seedEnds) },
         categories,
         reach: METRICS.flatMap((metric) =>
           thresholds[metric].map((threshold) => ({
@@ -208,6 +213,18 @@ export function reportMarkdown(report: SweepReport, header: string[]): string {
           `| ${p.epoch} | ${p.seconds.toFixed(0)} | ${fixed(p.value)} | ${p.values.map((v) => fixed(v)).join(' | ')} | ${r ? fixed(r.value) : '–'} | ${r ? r.values.map((v) => fixed(v)).join(' | ') : seedCols.map(() => '–').join(' | ')} |`,
         );
       }
+      lines.push(
+        '',
+        '| seed | best strict (epoch) | best test reward (epoch) | final epoch | final strict | final test reward |',
+        '| --- | --- | --- | --- | --- | --- |',
+        ...run.seeds.map((seed, i) => {
+          const strict = view.ends.strict[i];
+          const reward = view.ends.testReward[i];
+          const best = (e: SeedEnds | null | undefined) => (e ? `${fixed(e.best.value)} (${e.best.epoch})` : '–');
+          const final = (e: SeedEnds | null | undefined) => (e ? fixed(e.final.value) : '–');
+          return `| ${seed} | ${best(strict)} | ${best(reward)} | ${strict?.final.epoch ?? '–'} | ${final(strict)} | ${final(reward)} |`;
+        }),
+      );
       lines.push('', `| threshold | ${seedCols.join(' | ')} |`, `| --- | ${seedCols.map(() => '---').join(' | ')} |`);
       for (const r of view.reach)
         lines.push(`| ${r.metric} ≥ ${r.threshold} | ${r.seeds.map(reachText).join(' | ')} |`);
