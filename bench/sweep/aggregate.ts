@@ -17,7 +17,12 @@ export interface MeanPoint {
   values: number[];
 }
 
-const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+export const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+
+/** The first point at the highest value, or undefined when there is none. */
+function firstHighest<P extends { value: number }>(points: readonly P[]): P | undefined {
+  return points.reduce<P | undefined>((m, p) => (m === undefined || p.value > m.value ? p : m), undefined);
+}
 
 /** The mean curve over seeds: at each epoch every seed was evaluated at, the mean value and the mean seconds. */
 export function meanCurve(seeds: readonly (readonly SeedPoint[])[]): MeanPoint[] {
@@ -55,10 +60,9 @@ export interface SeedEnds {
 }
 
 export function seedEnds(points: readonly SeedPoint[]): SeedEnds | null {
-  const [first] = points;
+  const best = firstHighest(points);
   const final = points.at(-1);
-  if (first === undefined || final === undefined) return null;
-  return { best: points.reduce((m, p) => (p.value > m.value ? p : m), first), final };
+  return best === undefined || final === undefined ? null : { best, final };
 }
 
 /**
@@ -109,7 +113,7 @@ export type BestSpeedup =
   | { none: 'b never rises above its start' | "a's start meets it" };
 
 export function speedupToBest(a: readonly MeanPoint[], b: readonly MeanPoint[], aLimit: number): BestSpeedup {
-  const best = b.reduce<MeanPoint | undefined>((m, p) => (m === undefined || p.value > m.value ? p : m), undefined);
+  const best = firstHighest(b);
   if (best === undefined || best === b[0]) return { none: 'b never rises above its start' };
   const reached = a.find((p) => p.value >= best.value);
   if (reached !== undefined && reached === a[0]) return { none: "a's start meets it" };

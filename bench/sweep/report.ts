@@ -13,6 +13,7 @@ import { CATEGORIES } from '../../lib/tasks/shapes/index.js';
 import {
   type BestSpeedup,
   type MeanPoint,
+  mean,
   meanCurve,
   type Reach,
   type SeedEnds,
@@ -124,6 +125,7 @@ export function summarise(sweep: Sweep, results: readonly RunResult[]): SweepRep
     const b = runs.find((r) => r.name === bName);
     if (a === undefined || b === undefined) continue; // an aborted sweep: the run never started
     // Each as it is meant to be used, then both CFG-free.
+    const aLimit = mean(a.trainedSeconds);
     const pairs = new Set([`${a.asUsed}\u0000${b.asUsed}`, `${NO_CFG}\u0000${NO_CFG}`]);
     for (const pair of pairs) {
       const [va, vb] = pair.split('\u0000') as [string, string];
@@ -131,7 +133,6 @@ export function summarise(sweep: Sweep, results: readonly RunResult[]): SweepRep
       const ra = a.views.find((v) => v.view === va);
       const rb = b.views.find((v) => v.view === vb);
       for (const metric of METRICS) {
-        const aLimit = a.trainedSeconds.reduce((s, x) => s + x, 0) / a.trainedSeconds.length;
         const best = speedupToBest(ra?.curves[metric] ?? [], rb?.curves[metric] ?? [], aLimit);
         toBest.push({ a: aName, b: bName, view, metric, speedup: best });
         for (const threshold of thresholds[metric]) {
