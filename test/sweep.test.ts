@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { meanCurve, seedEnds, speedup, speedupToBest, timeToThreshold } from '../bench/sweep/aggregate.js';
 import { DONE_FILE, runSweep } from '../bench/sweep/harness.js';
-import { bestText, speedupText, threadsText, writeSweepReport } from '../bench/sweep/report.js';
+import {
+  bestText,
+  hostSpread,
+  reportMarkdown,
+  speedupText,
+  threadsText,
+  writeSweepReport,
+} from '../bench/sweep/report.js';
 import { forwardsPerEpoch, parseSweep } from '../bench/sweep/spec.js';
 import { Tensor } from '../lib/core/tensor.js';
 import { backendInfo, VelocityNet } from '../lib/index.js';
@@ -118,12 +125,54 @@ describe('sweep arithmetic', () => {
     expect(forwardsPerEpoch({ name: 'q', method: 'grpo-guard' as const, trainer: {} })).toBe(128 * (10 + 9));
   });
 
-  it('reads the B7 sweep with every method', () => {
-    const sweep = parseSweep(JSON.parse(readFileSync('bench/sweeps/b7-methods.json', 'utf8')));
-    expect(new Set(sweep.runs.map((r) => r.method))).toEqual(
+  it('reads the B7 cohorts: every method, each cohort with its own baselines', () => {
+    const cohorts = ['b7-methods.json', 'b7-methods-2.json'].map((f) =>
+      parseSweep(JSON.parse(readFileSync(`bench/sweeps/${f}`, 'utf8'))),
+    );
+    expect(new Set(cohorts.flatMap((c) => c.runs.map((r) => r.method)))).toEqual(
       new Set(['nft', 'flowgrpo', 'awm', 'dgpo', 'grpo-fast', 'mixgrpo', 'grpo-guard']),
     );
-    expect(sweep.compare).toHaveLength(10);
+    for (const c of cohorts) {
+      const names = c.runs.map((r) => r.name);
+      expect(names).toContain('DiffusionNFT β=1 lr 1e-4');
+      expect(names).toContain('FlowGRPO ε=0.2 lr 1e-4');
+    }
+    expect(cohorts.map((c) => c.compare.length)).toEqual([8, 15]);
+  });
+
+  it('tells seeds timed on hosts of different speed apart by their epoch-0 evaluation', () => {
+    const seed = (hostSeconds: number | null) => ({
+      epochs: 1,
+      perEpoch: { sample: 1, reward: 0, train: 1, total: 2 },
+      hostSeconds,
+    });
+    expect(hostSpread([{ epochs: [seed(50), seed(null)] }, { epochs: [seed(60)] }])).toBeCloseTo(1.2, 12);
+    expect(hostSpread([{ epochs: [seed(null)] }])).toBeNull();
+    const run = (name: string, hostSeconds: number) => ({
+      name,
+      method: 'nft',
+      seeds: [1],
+      forwardsPerEpoch: 1,
+      trainedSeconds: [10],
+      threads: [1],
+      epochs: [seed(hostSeconds)],
+      asUsed: 'no CFG',
+      views: [],
+    });
+    const pair = { view: 'no CFG', metric: 'strict' as const };
+    const md = (b: number) =>
+      reportMarkdown(
+        {
+          runs: [run('a', 50), run('b', b)],
+          speedups: [{ a: 'a', b: 'b', ...pair, threshold: 0.3, speedup: { ratio: 2, min: 2, max: 2, bound: '=' } }],
+          toBest: [{ a: 'a', b: 'b', ...pair, speedup: { none: 'b never rises above its start' } }],
+        },
+        ['# t'],
+      );
+    expect(md(55)).not.toMatch(/hosts of different speed|hosts differ/);
+    expect(md(80)).toMatch(/timed on hosts of different speed.*1\.60× longer/);
+    expect(md(80).match(/\(hosts differ\)/g)).toHaveLength(2);
+    expect(md(80)).toContain('| 1 | 1 | 1.00 | 0.00 | 1.00 | 2.00 | 80.0 |');
   });
 });
 
@@ -256,6 +305,8 @@ describe('a sweep end to end', () => {
     expect(totals).toHaveLength(2);
     expect(report.runs[0]?.epochs[0]?.perEpoch.total).toBeCloseTo(totals.reduce((s, x) => s + x, 0) / 2, 12);
     expect(md).toContain('| seed | epochs | s / epoch: sampling | scoring | training | total |');
+    // The host's yardstick: the epoch-0 evaluation's seconds, from its progress and evaluation records.
+    for (const e of report.runs.flatMap((r) => r.epochs)) expect(e.hostSeconds).toBeGreaterThan(0);
     expect(report.runs[0]?.views[0]?.ends.strict.map((e) => e?.final.epoch)).toEqual([2, 2]);
     expect(md).toContain('| seed | best strict (epoch) | best test reward (epoch) | final epoch |');
     // The threads each seed trained with, from its own record (a report written later may run with other threads).

@@ -33,6 +33,11 @@ export interface RunResult {
 export interface SeedEpochs {
   epochs: number;
   perEpoch: EpochSeconds;
+  /**
+   * Seconds of the epoch-0 evaluation: the same work (the base model's 384 test samples) in every run and seed of a
+   * sweep, so a yardstick of the speed of the host that timed the seed (null when the records cannot show it).
+   */
+  hostSeconds: number | null;
 }
 
 export function seedEpochs(records: readonly MetricsRecord[]): SeedEpochs {
@@ -42,7 +47,17 @@ export function seedEpochs(records: readonly MetricsRecord[]): SeedEpochs {
   return {
     epochs: seconds.length,
     perEpoch: { sample: mean('sample'), reward: mean('reward'), train: mean('train'), total: mean('total') },
+    hostSeconds: firstEvaluationSeconds(records),
   };
+}
+
+/** From the start of the epoch-0 evaluation to its record, or null when either is missing or untimed. */
+function firstEvaluationSeconds(records: readonly MetricsRecord[]): number | null {
+  const start = records.find((r) => r.kind === 'progress' && r.phase === 'evaluating' && r.epoch === 0);
+  const end = records.find((r) => r.kind === 'evaluation' && r.epoch === 0);
+  const from = Date.parse(start?.time ?? '');
+  const to = Date.parse(end?.time ?? '');
+  return Number.isFinite(from) && Number.isFinite(to) && to >= from ? (to - from) / 1000 : null;
 }
 
 /** What a run trains: every weight or a LoRA adapter, its float count, and the floats the native model held. */

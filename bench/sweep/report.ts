@@ -153,6 +153,18 @@ export function summarise(sweep: Sweep, results: readonly RunResult[]): SweepRep
   return { runs, speedups, toBest };
 }
 
+/**
+ * The largest ratio of host yardsticks (SeedEpochs.hostSeconds) that still counts as one host: seeds run one after
+ * another on one host differ by up to 17 % here, the hosts of two sessions by 60 %.
+ */
+export const HOST_TOLERANCE = 1.25;
+
+/** The slowest seed's host yardstick over the fastest's, over the seeds of the given runs (null: none timed). */
+export function hostSpread(runs: readonly { epochs: readonly SeedEpochs[] }[]): number | null {
+  const seconds = runs.flatMap((r) => r.epochs.flatMap((e) => (e.hostSeconds === null ? [] : [e.hostSeconds])));
+  return seconds.length === 0 ? null : Math.max(...seconds) / Math.min(...seconds);
+}
+
 const fixed = (x: number, d = 3) => x.toFixed(d);
 const reachText = (r: Reach | null) => (r === null ? 'not reached' : `${r.seconds.toFixed(0)} s (epoch ${r.epoch})`);
 
@@ -182,6 +194,13 @@ export function threadsText(threads: readonly (number | null)[]): string {
 /** The report as Markdown. */
 export function reportMarkdown(report: SweepReport, header: string[]): string {
   const lines = [...header, ''];
+  const spread = hostSpread(report.runs);
+  if (spread !== null && spread > HOST_TOLERANCE) {
+    lines.push(
+      `**The seeds were timed on hosts of different speed**: the epoch-0 evaluation, the same work in every seed, took up to ${spread.toFixed(2)}× longer on one than on another (each seed's in its run's first table). Times, and the speed-ups below, compare only seeds within ${Math.round((HOST_TOLERANCE - 1) * 100)} % of each other; the speed-ups of pairs beyond it are marked.`,
+      '',
+    );
+  }
   for (const run of report.runs) {
     lines.push(`## ${run.name}`, '');
     lines.push(
@@ -189,12 +208,13 @@ export function reportMarkdown(report: SweepReport, header: string[]): string {
       '',
     );
     lines.push(
-      '| seed | epochs | s / epoch: sampling | scoring | training | total |',
-      '| --- | --- | --- | --- | --- | --- |',
+      '| seed | epochs | s / epoch: sampling | scoring | training | total | epoch-0 evaluation s (host) |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
       ...run.seeds.map((seed, i) => {
         const e = run.epochs[i] as SeedEpochs;
         const { sample, reward, train, total } = e.perEpoch;
-        return `| ${seed} | ${e.epochs} | ${[sample, reward, train, total].map((x) => x.toFixed(2)).join(' | ')} |`;
+        const host = e.hostSeconds === null ? '–' : e.hostSeconds.toFixed(1);
+        return `| ${seed} | ${e.epochs} | ${[sample, reward, train, total].map((x) => x.toFixed(2)).join(' | ')} | ${host} |`;
       }),
       '',
     );
@@ -244,6 +264,12 @@ export function reportMarkdown(report: SweepReport, header: string[]): string {
     }
   }
   if (report.speedups.length > 0) {
+    const runsOf = (pair: { a: string; b: string }) =>
+      report.runs.filter((r) => r.name === pair.a || r.name === pair.b);
+    const hostsDiffer = (pair: { a: string; b: string }) => {
+      const pairSpread = hostSpread(runsOf(pair));
+      return pairSpread !== null && pairSpread > HOST_TOLERANCE ? ' (hosts differ)' : '';
+    };
     lines.push('## Speed-ups', '');
     lines.push(
       "Training wall-clock to each threshold: b's mean time over a's, and in brackets the least and greatest ratio over the pairs of seeds. '>' marks a lower bound: some seed of b never reached the threshold, and its whole training time stands in for its time.",
@@ -252,7 +278,9 @@ export function reportMarkdown(report: SweepReport, header: string[]): string {
       '| --- | --- | --- | --- | --- |',
     );
     for (const s of report.speedups)
-      lines.push(`| ${s.a} | ${s.b} | ${s.view} | ${s.metric} ≥ ${s.threshold} | ${speedupText(s.speedup)} |`);
+      lines.push(
+        `| ${s.a} | ${s.b} | ${s.view} | ${s.metric} ≥ ${s.threshold} | ${speedupText(s.speedup)}${hostsDiffer(s)} |`,
+      );
     lines.push(
       '',
       "Training wall-clock to b's best: the highest value of b's mean curve, b's mean time to it over the time a's mean curve first reaches it (the measure the methods' papers quote). '<' marks an upper bound: a's mean curve never reached it, and a's whole mean training time stands in.",
@@ -260,7 +288,8 @@ export function reportMarkdown(report: SweepReport, header: string[]): string {
       "| a | b | evaluation | metric | b's best (mean) | b reaches it | a reaches it | speed-up of a over b |",
       '| --- | --- | --- | --- | --- | --- | --- | --- |',
     );
-    for (const s of report.toBest) lines.push(`| ${s.a} | ${s.b} | ${s.view} | ${s.metric} | ${bestText(s.speedup)} |`);
+    for (const s of report.toBest)
+      lines.push(`| ${s.a} | ${s.b} | ${s.view} | ${s.metric} | ${bestText(s.speedup)}${hostsDiffer(s)} |`);
     lines.push('');
   }
   return `${lines.join('\n')}\n`;
