@@ -77,11 +77,12 @@ export const SHAPES_TRAINER_DEFAULTS = {
   // Not swept yet: the official settings with the same group sizes and lr as the two above.
   awm: { groups: 16, groupSize: 8, lr: 1e-4 },
   dgpo: { groups: 16, groupSize: 8, lr: 1e-4 },
-  // The other likelihood methods take FlowGRPO's batch and lr, and its PPO-sized ε for the reason FlowGRPO does
-  // (the codes' 1e-4 … 2e-6 are for the mean over 65536 dimensions; docs/algorithms.md §3.4): not yet swept.
-  'grpo-fast': { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2 },
-  mixgrpo: { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2 },
-  'grpo-guard': { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 0.2 },
+  // The likelihood methods without a KL term take FlowGRPO's batch and lr, and their official ε (their only trust
+  // region) times √(65536 / 768) ≈ 9.2, rounded to 10: the official latents' dimensions over shapes' (docs/algorithms.md
+  // §9.5). FlowGRPO's ε = 0.2 never clips here, and without a KL term Fast and MixGRPO collapse at it.
+  'grpo-fast': { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 1e-4 },
+  mixgrpo: { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 1e-3 },
+  'grpo-guard': { groups: 16, groupSize: 8, lr: 1e-4, clipRange: 2e-5 },
 } as const;
 
 /** The RL methods of trainShapes. */
