@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { meanCurve, seedEnds, speedup, speedupToBest, timeToThreshold } from '../bench/sweep/aggregate.js';
-import { DONE_FILE, runSweep } from '../bench/sweep/harness.js';
+import { DONE_FILE, runSweep, seedEpochs } from '../bench/sweep/harness.js';
 import {
   bestText,
   hostSpread,
@@ -16,7 +16,7 @@ import {
 import { forwardsPerEpoch, parseSweep } from '../bench/sweep/spec.js';
 import { Tensor } from '../lib/core/tensor.js';
 import { backendInfo, VelocityNet } from '../lib/index.js';
-import { parseRecords } from '../lib/metrics/records.js';
+import { type MetricsRecord, parseRecords } from '../lib/metrics/records.js';
 import { writeCheckpoint } from '../lib/model/checkpoint.js';
 import { rewardOf, TEST_PROMPTS } from '../lib/tasks/shapes/index.js';
 import { tempFolder } from './helpers.js';
@@ -137,10 +137,27 @@ describe('sweep arithmetic', () => {
       expect(names).toContain('DiffusionNFT β=1 lr 1e-4');
       expect(names).toContain('FlowGRPO ε=0.2 lr 1e-4');
     }
-    expect(cohorts.map((c) => c.compare.length)).toEqual([8, 15]);
+    expect(cohorts.map((c) => c.compare.length)).toEqual([8, 17]);
   });
 
-  it('tells seeds timed on hosts of different speed apart by their epoch-0 evaluation', () => {
+  it("takes the median of a seed's evaluation times as its host's yardstick", () => {
+    const at = (s: number) => new Date(Date.UTC(2026, 0, 1) + s * 1000).toISOString();
+    const evaluation = (epoch: number, from: number, to: number) => [
+      { kind: 'progress', version: 1, epoch, time: at(from), phase: 'evaluating' },
+      { kind: 'evaluation', version: 1, epoch, time: at(to) },
+    ];
+    // 10 s, 30 s (a passing load), 11 s; an evaluation that never finished counts for nothing.
+    const records = [
+      ...evaluation(0, 0, 10),
+      ...evaluation(8, 100, 130),
+      ...evaluation(16, 200, 211),
+      { kind: 'progress', version: 1, epoch: 24, time: at(300), phase: 'evaluating' },
+    ] as MetricsRecord[];
+    expect(seedEpochs(records).hostSeconds).toBe(11);
+    expect(seedEpochs([]).hostSeconds).toBeNull();
+  });
+
+  it('tells seeds timed on hosts of different speed apart by their yardsticks', () => {
     const seed = (hostSeconds: number | null) => ({
       epochs: 1,
       perEpoch: { sample: 1, reward: 0, train: 1, total: 2 },
@@ -305,8 +322,9 @@ describe('a sweep end to end', () => {
     expect(totals).toHaveLength(2);
     expect(report.runs[0]?.epochs[0]?.perEpoch.total).toBeCloseTo(totals.reduce((s, x) => s + x, 0) / 2, 12);
     expect(md).toContain('| seed | epochs | s / epoch: sampling | scoring | training | total |');
-    // The host's yardstick: the epoch-0 evaluation's seconds, from its progress and evaluation records.
-    for (const e of report.runs.flatMap((r) => r.epochs)) expect(e.hostSeconds).toBeGreaterThan(0);
+    // The host's yardstick, from the progress and evaluation records; none for a run also evaluated with guidance.
+    for (const e of report.runs[0]?.epochs ?? []) expect(e.hostSeconds).toBeGreaterThan(0);
+    expect(report.runs[1]?.epochs.map((e) => e.hostSeconds)).toEqual([null, null]);
     expect(report.runs[0]?.views[0]?.ends.strict.map((e) => e?.final.epoch)).toEqual([2, 2]);
     expect(md).toContain('| seed | best strict (epoch) | best test reward (epoch) | final epoch |');
     // The threads each seed trained with, from its own record (a report written later may run with other threads).

@@ -34,8 +34,9 @@ export interface SeedEpochs {
   epochs: number;
   perEpoch: EpochSeconds;
   /**
-   * Seconds of the epoch-0 evaluation: the same work (the base model's 384 test samples) in every run and seed of a
-   * sweep, so a yardstick of the speed of the host that timed the seed (null when the records cannot show it).
+   * The median seconds of the seed's evaluations: each the same work in every run and seed of a sweep (the test
+   * samples, whatever the weights), so a yardstick of the speed of the host that timed the seed. Null where the
+   * records cannot show it, or the run is also evaluated with guidance (more work per evaluation).
    */
   hostSeconds: number | null;
 }
@@ -47,17 +48,27 @@ export function seedEpochs(records: readonly MetricsRecord[]): SeedEpochs {
   return {
     epochs: seconds.length,
     perEpoch: { sample: mean('sample'), reward: mean('reward'), train: mean('train'), total: mean('total') },
-    hostSeconds: firstEvaluationSeconds(records),
+    hostSeconds: medianEvaluationSeconds(records),
   };
 }
 
-/** From the start of the epoch-0 evaluation to its record, or null when either is missing or untimed. */
-function firstEvaluationSeconds(records: readonly MetricsRecord[]): number | null {
-  const start = records.find((r) => r.kind === 'progress' && r.phase === 'evaluating' && r.epoch === 0);
-  const end = records.find((r) => r.kind === 'evaluation' && r.epoch === 0);
-  const from = Date.parse(start?.time ?? '');
-  const to = Date.parse(end?.time ?? '');
-  return Number.isFinite(from) && Number.isFinite(to) && to >= from ? (to - from) / 1000 : null;
+/**
+ * The median over the seed's evaluations of the time from the start of one (its 'evaluating' progress record) to its
+ * record; null when none is timed. The median, because one evaluation can meet a passing load.
+ */
+function medianEvaluationSeconds(records: readonly MetricsRecord[]): number | null {
+  const seconds: number[] = [];
+  let start: { epoch: number; ms: number } | undefined;
+  for (const r of records) {
+    if (r.kind === 'progress' && r.phase === 'evaluating') start = { epoch: r.epoch, ms: Date.parse(r.time ?? '') };
+    else if (r.kind === 'evaluation' && start?.epoch === r.epoch) {
+      const ms = Date.parse(r.time ?? '') - start.ms;
+      if (Number.isFinite(ms) && ms >= 0) seconds.push(ms / 1000);
+      start = undefined;
+    }
+  }
+  seconds.sort((a, b) => a - b);
+  return seconds.length === 0 ? null : (seconds[Math.floor(seconds.length / 2)] as number);
 }
 
 /** What a run trains: every weight or a LoRA adapter, its float count, and the floats the native model held. */
@@ -141,7 +152,8 @@ function keep(
   records: readonly MetricsRecord[],
 ): void {
   result.seeds.push(seed);
-  result.epochs.push(seedEpochs(records));
+  const epochs = seedEpochs(records);
+  result.epochs.push((result.spec.evalGuidance ?? []).length > 0 ? { ...epochs, hostSeconds: null } : epochs);
   result.points.push(points);
   result.trainedSeconds.push(points.at(-1)?.seconds ?? 0);
   result.threads.push(threads);

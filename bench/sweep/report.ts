@@ -154,8 +154,8 @@ export function summarise(sweep: Sweep, results: readonly RunResult[]): SweepRep
 }
 
 /**
- * The largest ratio of host yardsticks (SeedEpochs.hostSeconds) that still counts as one host: seeds run one after
- * another on one host differ by up to 17 % here, the hosts of two sessions by 60 %.
+ * The largest ratio of host yardsticks (SeedEpochs.hostSeconds) that still counts as one host: the seeds of one host
+ * differ by up to 10 % here, the hosts of two sessions by 60 %.
  */
 export const HOST_TOLERANCE = 1.25;
 
@@ -197,7 +197,7 @@ export function reportMarkdown(report: SweepReport, header: string[]): string {
   const spread = hostSpread(report.runs);
   if (spread !== null && spread > HOST_TOLERANCE) {
     lines.push(
-      `**The seeds were timed on hosts of different speed**: the epoch-0 evaluation, the same work in every seed, took up to ${spread.toFixed(2)}× longer on one than on another (each seed's in its run's first table). Times, and the speed-ups below, compare only seeds within ${Math.round((HOST_TOLERANCE - 1) * 100)} % of each other; the speed-ups of pairs beyond it are marked.`,
+      `**The seeds were timed on hosts of different speed**: an evaluation, the same work in every seed, took up to ${spread.toFixed(2)}× longer on one than on another (the median of each seed's, in its run's first table). Times, and the speed-ups below, compare only seeds within ${Math.round((HOST_TOLERANCE - 1) * 100)} % of each other; the speed-ups of pairs beyond it are marked.`,
       '',
     );
   }
@@ -208,7 +208,7 @@ export function reportMarkdown(report: SweepReport, header: string[]): string {
       '',
     );
     lines.push(
-      '| seed | epochs | s / epoch: sampling | scoring | training | total | epoch-0 evaluation s (host) |',
+      '| seed | epochs | s / epoch: sampling | scoring | training | total | s / evaluation (host) |',
       '| --- | --- | --- | --- | --- | --- | --- |',
       ...run.seeds.map((seed, i) => {
         const e = run.epochs[i] as SeedEpochs;
