@@ -162,12 +162,22 @@ case "$command" in
     wait "$device_pass" || status=$?
     log "vitest: the device suites on the simulated GPU (docs/gpu.md)"
     cat vitest-sim.log
+    # The counts, and each failed test by file and name just above them: CI's log keeps the tail, where a failure
+    # that scrolled past in a 40-minute run is otherwise lost.
     read -r js_passed js_failed < <(node -e "
       let passed = 0, failed = 0;
       for (const file of ['vitest-report.json', 'vitest-sim-report.json']) {
         const r = JSON.parse(require('fs').readFileSync(file, 'utf8'));
         passed += r.numPassedTests;
         failed += r.numFailedTests + (r.numTotalTestSuites && !r.success && !r.numFailedTests ? 1 : 0);
+        for (const suite of r.testResults) {
+          const name = require('path').relative('.', suite.name);
+          if (suite.status === 'failed' && !suite.assertionResults.some((t) => t.status === 'failed'))
+            console.error('failed (' + file + '): ' + name + ': ' + (suite.message || 'the file did not run').split('\n')[0]);
+          for (const t of suite.assertionResults)
+            if (t.status === 'failed')
+              console.error('failed (' + file + '): ' + name + ' > ' + t.fullName + ': ' + (t.failureMessages[0] || '').split('\n')[0]);
+        }
       }
       console.log(passed, failed);")
     echo
