@@ -13,7 +13,7 @@ import {
   threadsText,
   writeSweepReport,
 } from '../bench/sweep/report.js';
-import { forwardsPerEpoch, parseSweep } from '../bench/sweep/spec.js';
+import { forwardsPerEpoch, parseSweep, runFolder } from '../bench/sweep/spec.js';
 import { Tensor } from '../lib/core/tensor.js';
 import { backendInfo, VelocityNet } from '../lib/index.js';
 import { type MetricsRecord, parseRecords } from '../lib/metrics/records.js';
@@ -216,6 +216,18 @@ describe('sweep files', () => {
     for (const file of files) {
       const sweep = parseSweep(JSON.parse(readFileSync(join('bench/sweeps', file), 'utf8')));
       expect(sweep.runs.length, file).toBeGreaterThan(0);
+    }
+  });
+
+  it("names a run's folder in ASCII, its Greek letters spelt out, one folder per run of every sweep file", () => {
+    expect(runFolder('MixGRPO-Flash ε=1e-3 τ=128')).toBe('MixGRPO-Flash-eps=1e-3-tau=128');
+    expect(runFolder('DiffusionNFT β=1, η 0.5 (r32 α64)')).toBe('DiffusionNFT-beta=1-eta-0.5-r32-alpha64');
+    for (const file of readdirSync('bench/sweeps').filter((f) => f.endsWith('.json'))) {
+      const folders = parseSweep(JSON.parse(readFileSync(join('bench/sweeps', file), 'utf8'))).runs.map((r) =>
+        runFolder(r.name),
+      );
+      for (const folder of folders) expect(folder, file).toMatch(/^[A-Za-z0-9.=]+(-[A-Za-z0-9.=]+)*$/);
+      expect(new Set(folders).size, file).toBe(folders.length);
     }
   });
 

@@ -201,13 +201,17 @@ export function seedsOf(spec: RunSpec, sweep: Sweep): number[] {
   return spec.seeds ?? sweep.seeds;
 }
 
-/** A run's folder name: 'DiffusionNFT β=1 lr 1e-4' → 'DiffusionNFT-beta=1-lr-1e-4', 'r32 α64' → 'r32-alpha64'. */
+/** The Greek letters of run names, spelt out for folder names. */
+const GREEK_NAMES: Record<string, string> = { α: 'alpha', β: 'beta', ε: 'eps', η: 'eta', τ: 'tau' };
+const GREEK_LETTER = new RegExp(`[${Object.keys(GREEK_NAMES).join('')}]`, 'g');
+
+/**
+ * A run's folder name: 'DiffusionNFT β=1 lr 1e-4' → 'DiffusionNFT-beta=1-lr-1e-4', 'r32 α64' → 'r32-alpha64',
+ * 'MixGRPO ε=1e-3 τ=128' → 'MixGRPO-eps=1e-3-tau=128'.
+ */
 export function runFolder(name: string): string {
   return name
-    .replace(/β/g, 'beta')
-    .replace(/α/g, 'alpha')
-    .replace(/ε/g, 'eps')
-    .replace(/η/g, 'eta')
+    .replace(GREEK_LETTER, (letter) => GREEK_NAMES[letter])
     .replace(/[^A-Za-z0-9.=]+/g, '-')
     .replace(/^-|-$/g, '');
 }
