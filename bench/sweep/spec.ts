@@ -211,7 +211,7 @@ const GREEK_LETTER = new RegExp(`[${Object.keys(GREEK_NAMES).join('')}]`, 'g');
  */
 export function runFolder(name: string): string {
   return name
-    .replace(GREEK_LETTER, (letter) => GREEK_NAMES[letter])
+    .replace(GREEK_LETTER, (letter) => GREEK_NAMES[letter] ?? letter)
     .replace(/[^A-Za-z0-9.=]+/g, '-')
     .replace(/^-|-$/g, '');
 }
