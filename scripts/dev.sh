@@ -90,6 +90,8 @@ case "$command" in
     run_cpp_suite() {
       local rc=0 out line
       out=$("$@" 2>&1) || rc=$?
+      # A sanitizer's report starts far above the tail: show its head (the error and its first frames) too.
+      if [ "$rc" -ne 0 ]; then echo "$out" | grep -m 1 -A 30 -E '^==[0-9]+==ERROR|runtime error:' || true; fi
       echo "$out" | tail -n 20
       # A suite that needs hardware this machine lacks (test_cuda_parity without a GPU) says so on a SKIPPED line
       # and exits 0: it counts neither as passed nor as failed.
