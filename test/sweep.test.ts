@@ -137,7 +137,7 @@ describe('sweep arithmetic', () => {
       expect(names).toContain('DiffusionNFT β=1 lr 1e-4');
       expect(names).toContain('FlowGRPO ε=0.2 lr 1e-4');
     }
-    expect(cohorts.map((c) => c.compare.length)).toEqual([16, 17]);
+    expect(cohorts.map((c) => c.compare.length)).toEqual([16, 5]);
   });
 
   it("takes the median of a seed's evaluation times as its host's yardstick", () => {
