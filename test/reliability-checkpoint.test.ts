@@ -101,6 +101,42 @@ describe('reliability: checkpoints', () => {
     expect(snapshot(net)).toEqual(before);
   });
 
+  // The check reads the squared sums of θ, m and v that the previous update left (core/optimizer.cpp): each other
+  // writer of θ must drop them, or the check would judge the old θ and let this step through.
+  it('after a step, θ written by setParameters, copyParams or blendParams is what the overflow check judges', async () => {
+    const writers: [string, (net: VelocityNet, theta: Float32Array) => void][] = [
+      ['setParameters', (net, theta) => net.setParameters(theta)],
+      [
+        'copyParams',
+        (net, theta) => {
+          net.model.setParams(theta, 'old');
+          net.model.copyParams('theta', 'old');
+        },
+      ],
+      [
+        'blendParams',
+        (net, theta) => {
+          net.model.setParams(theta, 'old');
+          net.model.blendParams('theta', 0, 'old');
+        },
+      ],
+    ];
+    for (const [name, write] of writers) {
+      const net = VelocityNet.create(SMALL, { seed: 3 });
+      const trainer = new FlowMatchingTrainer(net, { lr: 1e-3 });
+      const batch = { x0: Tensor.randn([8, 2], { seed: 1 }), cond: Tensor.fromInt32(new Int32Array(8), [8, 1]) };
+      await trainer.step(batch);
+      // The output bias (the last dataDim floats) near the float range: the forward pass stays finite.
+      const theta = net.getParameters();
+      theta.fill(3e37, theta.length - 2);
+      write(net, theta);
+      const before = snapshot(net);
+      await expect(trainer.step(batch), name).rejects.toThrow(/could overflow/);
+      expect(snapshot(net), name).toEqual(before);
+      net.dispose();
+    }
+  });
+
   it('dnft.step is decimal digits up to 2^40, and a load into a net is all-or-nothing (items 5, 10)', async () => {
     const { path, net } = await trainedCheckpoint('steps.safetensors');
     const target = VelocityNet.create(SMALL, { seed: 9 });

@@ -72,6 +72,7 @@ void Model::get_adapter(float* host, ParamSet which) const {
 }
 
 void Model::set_adapter(const float* host, ParamSet which) {
+  if (which == ParamSet::kTheta) update_sums_.reset();
   Buffer<float>& set = adapters_[static_cast<int>(which)];
   ensure(set, backend_, lora().param_count());
   set.upload(host, lora().param_count());
@@ -96,6 +97,7 @@ void Model::set_params(const float* host, ParamSet which) {
     throw Error(Error::Kind::kState, std::string("with LoRA adapters '") + param_set_name(which) +
                                          "' is an adapter set: set it with set_adapter");
   }
+  if (which == ParamSet::kTheta) update_sums_.reset();
   Buffer<float>& set = sets_[static_cast<int>(which)];
   ensure(set, backend_, net_->param_count());
   set.upload(host, net_->param_count());
@@ -103,6 +105,7 @@ void Model::set_params(const float* host, ParamSet which) {
 
 void Model::copy_params(ParamSet dst, ParamSet src) {
   const float* from = trained(src);
+  if (dst == ParamSet::kTheta) update_sums_.reset();
   Buffer<float>& set = (has_lora() ? adapters_ : sets_)[static_cast<int>(dst)];
   ensure(set, backend_, trained_count());
   if (dst != src) backend_.copy(set.get(), from, trained_count() * sizeof(float));
@@ -110,6 +113,7 @@ void Model::copy_params(ParamSet dst, ParamSet src) {
 
 void Model::blend_params(ParamSet dst, double eta, ParamSet src) {
   float* to = trained(dst);
+  if (dst == ParamSet::kTheta) update_sums_.reset();
   backend_.lincomb(to, trained_count(), static_cast<float>(eta), to, static_cast<float>(1.0 - eta), trained(src), 0.0f,
                    nullptr);
 }
@@ -122,6 +126,7 @@ void Model::get_optimizer_state(float* host_m, float* host_v) const {
 
 void Model::set_optimizer_state(const float* host_m, const float* host_v, int64_t step) {
   const size_t n = trained_count();
+  update_sums_.reset();
   ensure(m_, backend_, n);
   ensure(v_, backend_, n);
   m_.upload(host_m, n);
@@ -132,6 +137,7 @@ void Model::set_optimizer_state(const float* host_m, const float* host_v, int64_
 void Model::reset_optimizer() {
   m_ = Buffer<float>();
   v_ = Buffer<float>();
+  update_sums_.reset();
   step_ = 0;
 }
 
@@ -253,7 +259,7 @@ StepStats Model::apply_step(double loss, double rows, const OptimizerConfig& opt
       backend_.fill(v_.get(), 0.0f, n);
     }
     r = adamw_step(backend_, trained_layout(), trained(ParamSet::kTheta), m_.get(), v_.get(), grads_.get(), n, 1.0,
-                   optimizer, step, update_backup_);
+                   optimizer, step, update_backup_, update_sums_);
   } catch (...) {
     if (first) {  // no optimiser state, as before the failed first step
       m_ = Buffer<float>();

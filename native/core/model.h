@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "core/communicator.h"
@@ -230,7 +231,9 @@ class Model {
   Buffer<float> adapters_[kParamSetCount];  // with LoRA
   Buffer<float> grads_, m_, v_;
   Buffer<float> update_backup_;  // θ, m and v during an AdamW step on a GPU (adamw_step)
-  Guidance guidance_;            // of grpo_step
+  // Squared sums of the trained θ, m and v from the last AdamW step (adamw_step); emptied by whatever else writes them.
+  std::optional<AdamWSums> update_sums_;
+  Guidance guidance_;  // of grpo_step
   // staging for one batch
   Buffer<float> x_, xt_, t_, out_, target_, dout_, r_, v_old_, v_ref_, x_next_, keep_, mean_old_;
   Buffer<SdeRow> rows_;

@@ -24,11 +24,10 @@ namespace {
 // |m'| <= b1·|m| + (1 − b1)·|g|, v' <= b2·|v| + (1 − b2)·g² and |p'| <= |p| + lr·(|m'|/(bc1·eps) + wd·|p|), and
 // each |x| is at most the 2-norm of its buffer; when these bounds stay well inside the float range, so does the
 // update. (v >= 0 holds: v' of v >= 0 is >= 0, and the binding rejects negative moments.)
-void check_update_bound(Backend& backend, const float* params, const float* m, const float* v, size_t count,
-                        double g_norm, double lr, double bias_correction1, const OptimizerConfig& c) {
+void check_update_bound(const AdamWSums& sums, double g_norm, double lr, double bias_correction1,
+                        const OptimizerConfig& c) {
   constexpr double kLimit = 1e37;
-  const double m_norm = std::sqrt(backend.sum_squares(m, count)), v_norm = std::sqrt(backend.sum_squares(v, count));
-  const double p_norm = std::sqrt(backend.sum_squares(params, count));
+  const double m_norm = std::sqrt(sums.m), v_norm = std::sqrt(sums.v), p_norm = std::sqrt(sums.param);
   const double m_bound = c.beta1 * m_norm + (1.0 - c.beta1) * g_norm;
   const double v_bound = c.beta2 * v_norm + (1.0 - c.beta2) * g_norm * g_norm;
   const double p_bound = p_norm + lr * (m_bound / (bias_correction1 * c.eps) + c.weight_decay * p_norm);
@@ -42,7 +41,14 @@ void check_update_bound(Backend& backend, const float* params, const float* m, c
 
 OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layout, float* params, float* m, float* v,
                            const float* grads, size_t count, double grad_scale, const OptimizerConfig& c, int64_t step,
-                           Buffer<float>& backup) {
+                           Buffer<float>& backup, std::optional<AdamWSums>& sums) {
+  // Taken out: they hold again only after a completed update (a refused or failed step measures them next time).
+  std::optional<AdamWSums> before;
+  before.swap(sums);
+  if (!before) {
+    before =
+        AdamWSums{backend.sum_squares(params, count), backend.sum_squares(m, count), backend.sum_squares(v, count)};
+  }
   const double grad_norm = std::sqrt(backend.sum_squares(grads, count)) * grad_scale;
   if (!std::isfinite(grad_norm)) {
     throw Error(Error::Kind::kNumeric, "the gradient is not finite (NaN or Inf); the step was not applied");
@@ -51,7 +57,7 @@ OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layou
   if (c.max_grad_norm > 0.0 && grad_norm > c.max_grad_norm) scale *= c.max_grad_norm / (grad_norm + 1e-6);
   const double lr = learning_rate(c, step);
   const double bias_correction1 = 1.0 - std::pow(c.beta1, static_cast<double>(step));
-  check_update_bound(backend, params, m, v, count, grad_norm / grad_scale * scale, lr, bias_correction1, c);
+  check_update_bound(*before, grad_norm / grad_scale * scale, lr, bias_correction1, c);
   AdamWStep s{static_cast<float>(lr),
               static_cast<float>(c.beta1),
               static_cast<float>(c.beta2),
@@ -69,10 +75,11 @@ OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layou
     backend.copy(backup.get() + count, m, count * sizeof(float));
     backend.copy(backup.get() + 2 * count, v, count * sizeof(float));
   }
+  AdamWSums after;
   try {
     for (const ParamSpec& p : layout) {
       s.weight_decay = p.decay ? static_cast<float>(c.weight_decay) : 0.0f;
-      backend.adamw(params + p.offset, m + p.offset, v + p.offset, grads + p.offset, p.size, s);
+      after += backend.adamw(params + p.offset, m + p.offset, v + p.offset, grads + p.offset, p.size, s);
     }
   } catch (const Error&) {
     if (!backed_up) throw;
@@ -81,6 +88,7 @@ OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layou
     backend.copy(v, backup.get() + 2 * count, count * sizeof(float));
     throw;
   }
+  sums = after;
   return {grad_norm, lr};
 }
 

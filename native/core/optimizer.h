@@ -2,6 +2,7 @@
 // applied to a flat parameter buffer with its layout.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "core/backend.h"
@@ -36,9 +37,11 @@ struct OptimizerResult {
 // One AdamW step over every parameter of the layout. grads hold a sum that grad_scale turns into the mean.
 // Throws Error(kNumeric) and changes nothing when the gradient is not finite; a backend failure part-way leaves
 // params, m and v as they were too (on a backend whose ops can fail midway, `backup` grows to 3·count floats to
-// hold them during the step; the caller keeps it from step to step).
+// hold them during the step; the caller keeps it from step to step). `sums`: the squared sums of params, m and v
+// when the caller knows them (the previous step's, with nothing written since), else empty; the step leaves the
+// new ones there, or empties it when it throws.
 OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layout, float* params, float* m, float* v,
                            const float* grads, size_t count, double grad_scale, const OptimizerConfig& config,
-                           int64_t step, Buffer<float>& backup);
+                           int64_t step, Buffer<float>& backup, std::optional<AdamWSums>& sums);
 
 }  // namespace dnft

@@ -322,7 +322,8 @@ void check_activations() {
 }
 
 // The AdamW pass equals adamw_update element by element, bit for bit (vector body and tail, two parameter groups
-// with and without weight decay), and the squared norm equals a float64 sum.
+// with and without weight decay), the squared sums it returns those of its results in float64, and the squared norm
+// equals a float64 sum.
 void check_optimizer_passes() {
   std::mt19937 rng(12);
   const size_t n = 100003;
@@ -332,7 +333,17 @@ void check_optimizer_passes() {
   for (const float decay : {0.0f, 0.01f}) {
     const dnft::AdamWStep step{3e-4f, 0.9f, 0.999f, 1e-8f, decay, 0.271f, 0.0199f, 0.73f};
     std::vector<float> p2 = p, m2 = m, v2 = v;
-    dnft::cpu_backend().adamw(p2.data(), m2.data(), v2.data(), g.data(), n, step);
+    const dnft::AdamWSums sums = dnft::cpu_backend().adamw(p2.data(), m2.data(), v2.data(), g.data(), n, step);
+    dnft::AdamWSums want;
+    for (size_t i = 0; i < n; ++i) {
+      want.param += static_cast<double>(p2[i]) * p2[i];
+      want.m += static_cast<double>(m2[i]) * m2[i];
+      want.v += static_cast<double>(v2[i]) * v2[i];
+    }
+    CHECK(std::abs(sums.param - want.param) <= 1e-12 * want.param && std::abs(sums.m - want.m) <= 1e-12 * want.m &&
+              std::abs(sums.v - want.v) <= 1e-12 * want.v,
+          "weight decay %g: squared sums %.17g %.17g %.17g, float64 %.17g %.17g %.17g", decay, sums.param, sums.m,
+          sums.v, want.param, want.m, want.v);
     size_t mismatches = 0;
     for (size_t i = 0; i < n; ++i) {
       float pi = p[i], mi = m[i], vi = v[i];

@@ -16,6 +16,18 @@ struct AdamWStep {
   float grad_scale;        // multiplies the raw gradient (grad-norm clipping and accumulation averaging)
 };
 
+// Σθ², Σm² and Σv² after an update, in double: the next step's overflow check (core/optimizer.cpp) reads them instead
+// of passing over the three buffers again.
+struct AdamWSums {
+  double param = 0.0, m = 0.0, v = 0.0;
+  AdamWSums& operator+=(const AdamWSums& o) {
+    param += o.param;
+    m += o.m;
+    v += o.v;
+    return *this;
+  }
+};
+
 DNFT_HD void adamw_update(float* param, float* m, float* v, float raw_grad, const AdamWStep& s) {
   const float g = raw_grad * s.grad_scale;
   *m = s.beta1 * *m + (1.0f - s.beta1) * g;
