@@ -20,6 +20,9 @@ interface Launch {
   afterError: number;
 }
 
+/** What the launcher's stderr holds when rank 1 cannot read its base. */
+const RANK1_MISSING_BASE = /^error \(rank 1 of 2\): .*missing\.safetensors/m;
+
 /** The CLI with rank 0's arguments and rank 1's, under Open MPI's mpirun or MPICH's mpiexec. */
 function mpirun(rank0: string[], rank1: string[], launcher: MpmdLauncher, wrap1 = (p: string[]) => p): Promise<Launch> {
   const cli = (args: string[]) => ['node', 'dist/lib/cli.js', ...args];
@@ -126,7 +129,7 @@ describe('the CLI under mpirun -np 2', () => {
         launcher,
       );
       expect(r1.status).not.toBe(0);
-      expect(r1.err, r1.out).toMatch(/^error \(rank 1 of 2\): .*missing\.safetensors/m);
+      expect(r1.err, r1.out).toMatch(RANK1_MISSING_BASE);
       expect(r1.afterError).toBeLessThan(20_000);
       expect(existsSync(join(dir, 'rank1'))).toBe(false);
     },
@@ -149,7 +152,7 @@ describe('the CLI under mpirun -np 2', () => {
         const pair = await Promise.all([launchOnce(i), launchOnce(i + 1)]);
         pair.forEach((r, j) => {
           expect(r.status).not.toBe(0);
-          if (!/^error \(rank 1 of 2\): .*missing\.safetensors/m.test(r.err)) lost.push(`${i + j}: ${r.err}`);
+          if (!RANK1_MISSING_BASE.test(r.err)) lost.push(`${i + j}: ${r.err}`);
           else expect(r.afterError).toBeLessThan(20_000);
         });
       }
@@ -171,7 +174,7 @@ describe('the CLI under mpirun -np 2', () => {
         late,
       );
       expect(r.status).not.toBe(0);
-      expect(r.err, r.out).toMatch(/^error \(rank 1 of 2\): .*missing\.safetensors/m);
+      expect(r.err, r.out).toMatch(RANK1_MISSING_BASE);
     },
     300_000,
   );
