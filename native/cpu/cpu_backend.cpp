@@ -1,6 +1,7 @@
 // The CPU backend's memory: 64-byte aligned host allocations and plain copies.
 #include "cpu/cpu_backend.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -18,6 +19,8 @@ namespace {
 
 // Allocations from this size up are checked against the memory the system has available.
 constexpr size_t kCheckedBytes = size_t{64} << 20;
+// Allocations from this size up are aligned to, and advised onto, transparent huge pages.
+constexpr size_t kHugePageBytes = size_t{2} << 20;
 
 // The memory the system can give without swapping: MemAvailable of /proc/meminfo where there is one, else the
 // physical memory.
@@ -44,9 +47,16 @@ void* CpuBackend::alloc(size_t bytes) {
       throw Error(Error::Kind::kBackend, "out of host memory allocating " + std::to_string(bytes) + " bytes (" +
                                              std::to_string(available) + " available)");
   }
-  // 64-byte alignment for the vector kernels; aligned_alloc needs a multiple of the alignment.
-  void* ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+  // 64-byte alignment for the vector kernels; aligned_alloc needs a multiple of the alignment. Large buffers (the
+  // parameter sets, gradient and moments) go on 2 MiB pages where the kernel allows it: the GEMM's packing walks a
+  // weight matrix's rows thousands of floats apart, one 4 KiB page per row, and missed the TLB on most of them.
+  const size_t align = bytes >= kHugePageBytes ? kHugePageBytes : 64;
+  const size_t size = (bytes + align - 1) / align * align + 64;
+  void* ptr = std::aligned_alloc(align, (size + align - 1) / align * align);
   if (ptr == nullptr) throw Error(Error::Kind::kBackend, "out of host memory allocating " + std::to_string(bytes));
+#if defined(MADV_HUGEPAGE)
+  if (align == kHugePageBytes) madvise(ptr, size, MADV_HUGEPAGE);  // advice only: 4 KiB pages where it is refused
+#endif
   return ptr;
 }
 
