@@ -47,12 +47,13 @@ void* CpuBackend::alloc(size_t bytes) {
       throw Error(Error::Kind::kBackend, "out of host memory allocating " + std::to_string(bytes) + " bytes (" +
                                              std::to_string(available) + " available)");
   }
-  // 64-byte alignment for the vector kernels; aligned_alloc needs a multiple of the alignment. Large buffers (the
-  // parameter sets, gradient and moments) go on 2 MiB pages where the kernel allows it: the GEMM's packing walks a
-  // weight matrix's rows thousands of floats apart, one 4 KiB page per row, and missed the TLB on most of them.
+  // 64-byte alignment for the vector kernels, and 64 bytes to spare; aligned_alloc needs a multiple of the alignment.
+  // Large buffers (the parameter sets, gradient and moments) go on 2 MiB pages where the kernel allows it: the GEMM's
+  // packing walks a weight matrix's rows thousands of floats apart, one 4 KiB page per row, and a config-M step's
+  // passes over these buffers took a fifth less time on 2 MiB pages (bench/NOTES.md).
   const size_t align = bytes >= kHugePageBytes ? kHugePageBytes : 64;
-  const size_t size = (bytes + align - 1) / align * align + 64;
-  void* ptr = std::aligned_alloc(align, (size + align - 1) / align * align);
+  const size_t size = (bytes + 64 + align - 1) / align * align;
+  void* ptr = std::aligned_alloc(align, size);
   if (ptr == nullptr) throw Error(Error::Kind::kBackend, "out of host memory allocating " + std::to_string(bytes));
 #if defined(MADV_HUGEPAGE)
   if (align == kHugePageBytes) madvise(ptr, size, MADV_HUGEPAGE);  // advice only: 4 KiB pages where it is refused
