@@ -45,13 +45,15 @@ OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layou
   // Taken out: they hold again only after a completed update (a refused or failed step measures them next time).
   std::optional<AdamWSums> before;
   before.swap(sums);
-  if (!before) {
-    before =
-        AdamWSums{backend.sum_squares(params, count), backend.sum_squares(m, count), backend.sum_squares(v, count)};
-  }
   const double grad_norm = std::sqrt(backend.sum_squares(grads, count)) * grad_scale;
   if (!std::isfinite(grad_norm)) {
     throw Error(Error::Kind::kNumeric, "the gradient is not finite (NaN or Inf); the step was not applied");
+  }
+  if (!before) {
+    before.emplace();
+    before->m = backend.sum_squares(m, count);
+    before->v = backend.sum_squares(v, count);
+    before->param = backend.sum_squares(params, count);
   }
   double scale = grad_scale;
   if (c.max_grad_norm > 0.0 && grad_norm > c.max_grad_norm) scale *= c.max_grad_norm / (grad_norm + 1e-6);
@@ -75,11 +77,17 @@ OptimizerResult adamw_step(Backend& backend, const std::vector<ParamSpec>& layou
     backend.copy(backup.get() + count, m, count * sizeof(float));
     backend.copy(backup.get() + 2 * count, v, count * sizeof(float));
   }
-  AdamWSums after;
+  std::optional<AdamWSums> after = AdamWSums{};
   try {
     for (const ParamSpec& p : layout) {
       s.weight_decay = p.decay ? static_cast<float>(c.weight_decay) : 0.0f;
-      after += backend.adamw(params + p.offset, m + p.offset, v + p.offset, grads + p.offset, p.size, s);
+      const std::optional<AdamWSums> part =
+          backend.adamw(params + p.offset, m + p.offset, v + p.offset, grads + p.offset, p.size, s);
+      if (part && after) {
+        *after += *part;
+      } else {
+        after.reset();
+      }
     }
   } catch (const Error&) {
     if (!backed_up) throw;

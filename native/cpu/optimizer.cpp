@@ -166,7 +166,8 @@ double CpuBackend::sum_squares(const float* x, size_t n) {
   return total;
 }
 
-AdamWSums CpuBackend::adamw(float* param, float* m, float* v, const float* grad, size_t n, const AdamWStep& step) {
+std::optional<AdamWSums> CpuBackend::adamw(float* param, float* m, float* v, const float* grad, size_t n,
+                                           const AdamWStep& step) {
   std::vector<AdamWSums> partial(static_cast<size_t>(global_pool().size()));
   global_pool().parallel_for(
       static_cast<int64_t>(n),

@@ -502,14 +502,12 @@ void optimizer_pieces() {
   Twin<float> grad(random_vec(m));
   Out p(m, p0), mm(m, m0), vv(m, v0);
   const AdamWStep s{1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1.0f - 0.9f * 0.9f, 1.0f - 0.999f * 0.999f, 0.7f};
-  const AdamWSums sc_sums = cpu().adamw(p.c.get(), mm.c.get(), vv.c.get(), grad.c.get(), m, s);
-  const AdamWSums sg_sums = gpu().adamw(p.g.get(), mm.g.get(), vv.g.get(), grad.g.get(), m, s);
+  cpu().adamw(p.c.get(), mm.c.get(), vv.c.get(), grad.c.get(), m, s);
+  // The GPU leaves the squared sums to the next step's check (cuda/optimizer.cu).
+  CHECK(!gpu().adamw(p.g.get(), mm.g.get(), vv.g.get(), grad.g.get(), m, s), "the GPU's adamw returned squared sums");
   expect_close("adamw param", p, setup->tol_elem);
   expect_close("adamw m", mm, setup->tol_elem);
   expect_close("adamw v", vv, setup->tol_elem);
-  expect_close("adamw squared sum of param", sg_sums.param, sc_sums.param, setup->tol_elem);
-  expect_close("adamw squared sum of m", sg_sums.m, sc_sums.m, setup->tol_elem);
-  expect_close("adamw squared sum of v", sg_sums.v, sc_sums.v, setup->tol_elem);
 }
 
 void memory_and_errors() {
