@@ -16,13 +16,16 @@ namespace {
 
 constexpr int64_t kOptimizerGrain = 32768;
 
-// Adds the squares of param, m and v over [begin, end) to sums (the scalar loops' part).
-void add_squares(AdamWSums& sums, const float* param, const float* m, const float* v, int64_t begin, int64_t end) {
+// adamw_update over [begin, end) and the squares of what it writes: the portable path and the vector paths' tails.
+// The step by value, so that the stores cannot alias it.
+AdamWSums adamw_scalar(float* param, float* m, float* v, const float* grad, int64_t begin, int64_t end, AdamWStep s) {
+  AdamWSums sums;
   for (int64_t i = begin; i < end; ++i) {
-    sums.param += static_cast<double>(param[i]) * param[i];
-    sums.m += static_cast<double>(m[i]) * m[i];
-    sums.v += static_cast<double>(v[i]) * v[i];
+    adamw_update(param + i, m + i, v + i, grad[i], s);
+    sums +=
+        {static_cast<double>(param[i]) * param[i], static_cast<double>(m[i]) * m[i], static_cast<double>(v[i]) * v[i]};
   }
+  return sums;
 }
 
 #if defined(__x86_64__)
@@ -83,12 +86,10 @@ DNFT_AVX2 __attribute__((optimize("fp-contract=off"))) AdamWSums adamw_avx2(floa
     add_squares_avx2(sum_v, vi);
   }
   AdamWSums sums{horizontal_sum(sum_p), horizontal_sum(sum_m), horizontal_sum(sum_v)};
-  for (int64_t j = i; j < end; ++j) adamw_update(param + j, m + j, v + j, grad[j], s);
-  add_squares(sums, param, m, v, i, end);
+  sums += adamw_scalar(param, m, v, grad, i, end, s);
   return sums;
 }
 
-// sum_squares_avx2 and adamw_avx2 sixteen elements at a time, the last group under lanes16's mask (cpu/vec_math.h).
 // Adds x² of the sixteen lanes to sum, in double.
 DNFT_AVX512 inline void add_squares_avx512(__m512d& sum, __m512 x) {
   const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
@@ -96,6 +97,7 @@ DNFT_AVX512 inline void add_squares_avx512(__m512d& sum, __m512 x) {
   sum = _mm512_fmadd_pd(lo, lo, _mm512_fmadd_pd(hi, hi, sum));
 }
 
+// sum_squares_avx2 and adamw_avx2 sixteen elements at a time, the last group under lanes16's mask (cpu/vec_math.h).
 DNFT_AVX512 double sum_squares_avx512(const float* x, int64_t begin, int64_t end) {
   // Two sums, so that the additions of one group need not wait for the previous group's.
   __m512d even = _mm512_setzero_pd(), odd = _mm512_setzero_pd();
@@ -172,20 +174,17 @@ std::optional<AdamWSums> CpuBackend::adamw(float* param, float* m, float* v, con
   global_pool().parallel_for(
       static_cast<int64_t>(n),
       [&](int64_t begin, int64_t end, int worker) {
-        const AdamWStep s = step;  // a local copy: the stores below cannot alias it
-        AdamWSums sums;
 #if defined(__x86_64__)
         if (avx512_enabled()) {
-          sums = adamw_avx512(param, m, v, grad, begin, end, s);
-        } else if (avx2_enabled()) {
-          sums = adamw_avx2(param, m, v, grad, begin, end, s);
-        } else
-#endif
-        {
-          for (int64_t i = begin; i < end; ++i) adamw_update(param + i, m + i, v + i, grad[i], s);
-          add_squares(sums, param, m, v, begin, end);
+          partial[worker] += adamw_avx512(param, m, v, grad, begin, end, step);
+          return;
         }
-        partial[worker] += sums;
+        if (avx2_enabled()) {
+          partial[worker] += adamw_avx2(param, m, v, grad, begin, end, step);
+          return;
+        }
+#endif
+        partial[worker] += adamw_scalar(param, m, v, grad, begin, end, step);
       },
       kOptimizerGrain);
   AdamWSums total;
