@@ -3,7 +3,7 @@
 // agree on), so that what rank 1 writes, if anything, can be seen. Each case under Open MPI (`npm run build:mpi`) and
 // MPICH (`npm run build:mpi:mpich`).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseRecords } from '../lib/metrics/records.js';
@@ -23,18 +23,11 @@ interface Launch {
 /** What the launcher's stderr holds when rank 1 cannot read its base. */
 const RANK1_MISSING_BASE = /^error \(rank 1 of 2\): .*missing\.safetensors/m;
 
-let launches = 0;
 /** The CLI with rank 0's arguments and rank 1's, under Open MPI's mpirun or MPICH's mpiexec. */
 function mpirun(rank0: string[], rank1: string[], launcher: MpmdLauncher, wrap1 = (p: string[]) => p): Promise<Launch> {
   const cli = (args: string[]) => ['node', 'dist/lib/cli.js', ...args];
   const [command, ...args] = launchEach(launcher, [cli(rank0), wrap1(cli(rank1))]);
-  // A session directory of its own for each mpirun: two started at once raced to create the shared
-  // /tmp/ompi.<host>.<uid> ("mkdir … File exists", orte_init failed) in 1 of 24 launches of a CI run.
-  const session = join(dir, `ompi-session-${launches++}`);
-  mkdirSync(session);
-  const child = spawn(command as string, args, {
-    env: { ...LAUNCHERS[launcher].env, OMPI_MCA_orte_tmpdir_base: session },
-  });
+  const child = spawn(command as string, args, { env: LAUNCHERS[launcher].env });
   const launch: Launch = { status: null, out: '', err: '', afterError: Number.NaN };
   let errorAt: number | undefined;
   return new Promise((resolve, reject) => {

@@ -1,5 +1,7 @@
 // The MPI launchers the distributed tests run under (docs/distributed.md), each with the libdnft_mpi.so of its MPI.
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { tempFolder } from './helpers.js';
 
 export const MPICH_LIBRARY = resolve('build/mpi-mpich/libdnft_mpi.so');
 
@@ -15,11 +17,22 @@ interface Launcher {
   killed: RegExp;
 }
 
+// Open MPI's session directories, one per read of its `env`: two mpiruns started at once (a test's launches two at a
+// time, or the CPU and simulated-GPU test passes side by side) raced to create the shared /tmp/ompi.<host>.<uid>
+// ("mkdir … File exists", orte_init failed) in 1 of 24 launches of a CI run.
+const ompiSessions = tempFolder('ompi-sessions');
+let sessions = 0;
+
 export const LAUNCHERS = {
   'Open MPI': {
     command: ['mpirun', '--oversubscribe'],
     ranks: '-np',
-    env: { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' },
+    get env(): NodeJS.ProcessEnv {
+      const session = join(ompiSessions, String(sessions++));
+      mkdirSync(session);
+      const root = { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
+      return { ...process.env, ...root, OMPI_MCA_orte_tmpdir_base: session };
+    },
     killed: /rank 1 .*(signal 9|Killed)/,
   },
   MPICH: {
